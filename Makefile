@@ -1,0 +1,48 @@
+# nanoclaw — the two commands a newcomer needs are `make run` and `make test`
+# (see README.md). Everything they need is installed by this Makefile and
+# scripts/test-env, idempotently.
+
+GO          ?= go
+VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Go 1.26 lives in /usr/local/go on the machines this project targets.
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: build run test test-env unit lint bench clean
+
+## build: compile bin/nanoclaw (host) and bin/nanoclaw-agent (static, in-container)
+build:
+	@$(GO) version >/dev/null || { echo "Go 1.26 is required: https://go.dev/doc/install" >&2; exit 1; }
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nanoclaw ./cmd/nanoclaw
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/nanoclaw-agent ./cmd/nanoclaw-agent
+
+## run: build, then start the daemon in the foreground
+run: build
+	./bin/nanoclaw run
+
+## test: prepare the test machine (runtimes, base image, Claude Code), then run every test
+test: test-env
+	$(GO) test -count=1 ./...
+
+## test-env: install and start what the end-to-end tests need (root on Debian; otherwise they skip)
+test-env:
+	./scripts/test-env
+
+## unit: the tests alone, without preparing the machine (end-to-end tests skip if it is not ready)
+unit:
+	$(GO) test ./...
+
+## lint: formatting, go vet and staticcheck (as CI runs them)
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: benchmarks, reporting figures
+bench: test-env
+	$(GO) test -run '^$$' -bench . ./...
+
+clean:
+	rm -rf bin

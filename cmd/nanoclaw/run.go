@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/host"
+)
+
+const runHelp = `Run the assistant in the foreground until interrupted (Ctrl-C or SIGTERM).
+Logs go to stderr: text on a terminal, JSON otherwise.
+
+Settings (environment variables, or KEY=VALUE lines in $NANOCLAW_CONFIG_DIR/config;
+the environment wins; the file is read literally, without any shell):
+  NANOCLAW_CONFIG_DIR        config dir, never mounted into a container (default ~/.config/nanoclaw)
+`
+
+func (m *Main) runDaemon(ctx context.Context, args []string) error {
+	fs := m.flagSet("run", "[--print-config]", runHelp+config.Help())
+	printConfig := fs.Bool("print-config", false, "print the effective configuration, secrets masked, and exit")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := config.Load(m.Getenv)
+	if err != nil {
+		return err
+	}
+	if *printConfig {
+		cfg.Print(m.Stdout)
+		return nil
+	}
+	if !m.levelFromFlag {
+		m.level.Set(cfg.LogLevel) // LOG_LEVEL may come from the config file
+	}
+	for _, w := range cfg.Warnings {
+		m.Logger.Warn(w)
+	}
+	return host.Run(ctx, cfg, m.Logger)
+}

@@ -1,0 +1,100 @@
+// Package host wires the daemon together: it prepares the data home, opens
+// the store and runs the parts until the context ends.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// Run starts the daemon and blocks until ctx is cancelled.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if err := PrepareHome(cfg); err != nil {
+		return err
+	}
+	unlock, err := lockHome(cfg)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	st, err := OpenStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	log.Info("nanoclaw running", "home", cfg.Home, "assistant", cfg.AssistantName,
+		"database", cfg.DBPath(), "encrypted", st.Encrypted())
+	<-ctx.Done()
+	log.Info("nanoclaw stopping")
+	return nil
+}
+
+// PrepareHome creates the data home's directories, private to the owner.
+func PrepareHome(cfg *config.Config) error {
+	for _, dir := range cfg.DataDirs() {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// lockHome makes sure only one daemon uses a data home: two would answer every
+// message twice. The lock is released by the kernel if the process dies.
+func lockHome(cfg *config.Config) (func(), error) {
+	f, err := os.OpenFile(cfg.LockFile(), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another nanoclaw is already running with data home %s (stop it first, or set NANOCLAW_HOME)", cfg.Home)
+		}
+		return nil, fmt.Errorf("lock %s: %w", cfg.LockFile(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// OpenStore opens the database, encrypted when a key file exists (finding 11).
+func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+	key, err := readKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, cfg.DBPath(), store.Options{Key: key, Logger: log})
+}
+
+// readKey loads the database key. No key file at the default place means an
+// unencrypted database; a key file named explicitly must exist.
+func readKey(cfg *config.Config, log *slog.Logger) ([]byte, error) {
+	data, err := os.ReadFile(cfg.DBKeyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		if cfg.Sources["NANOCLAW_DB_KEY_FILE"] != "default" {
+			return nil, fmt.Errorf("NANOCLAW_DB_KEY_FILE %s does not exist", cfg.DBKeyFile)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read database key: %w", err)
+	}
+	if info, err := os.Stat(cfg.DBKeyFile); err == nil && info.Mode().Perm()&0o077 != 0 {
+		log.Warn("database key file is readable by other users", "file", cfg.DBKeyFile, "fix", "chmod 600 "+filepath.Clean(cfg.DBKeyFile))
+	}
+	key, err := store.ParseKeyFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("database key %s: %w", cfg.DBKeyFile, err)
+	}
+	return key, nil
+}

@@ -1,0 +1,222 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ContainerConfig is a group's container settings, kept as JSON in
+// groups.container_config. A zero field means "use the default".
+type ContainerConfig struct {
+	// TimeoutSeconds bounds one agent run: 0 = default, else 10..86400.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// MemoryMB caps the container's memory: 0 = default, else 64..65536.
+	MemoryMB int `json:"memory_mb,omitempty"`
+	// CPUs caps the container's CPU share: 0 = default, else 0.1..64.
+	CPUs float64 `json:"cpus,omitempty"`
+	// PidsLimit caps the number of processes: 0 = default, else 16..65536.
+	PidsLimit int `json:"pids_limit,omitempty"`
+	// Egress says where the container may connect to.
+	Egress Egress `json:"egress,omitzero"`
+	// AdditionalMounts are extra host directories the group asks for; the
+	// mount allowlist still decides whether each is granted.
+	AdditionalMounts []Mount `json:"additional_mounts,omitempty"`
+}
+
+// EgressMode is a container's network policy.
+type EgressMode string
+
+// The egress modes.
+const (
+	EgressDefault   EgressMode = ""          // the host's default policy
+	EgressNone      EgressMode = "none"      // no network at all
+	EgressAllowlist EgressMode = "allowlist" // only the domains in Allow
+	EgressPublic    EgressMode = "public"    // the public internet
+)
+
+// Egress is a container's network policy.
+type Egress struct {
+	Mode EgressMode `json:"mode,omitempty"`
+	// Allow lists the reachable domains in mode allowlist: lowercase host
+	// names ("example.com") or wildcards of a domain's subdomains
+	// ("*.example.org").
+	Allow []string `json:"allow,omitempty"`
+}
+
+// Mount is an extra host directory requested for a group's container.
+type Mount struct {
+	HostPath      string `json:"host_path"`
+	ContainerPath string `json:"container_path"` // relative, under /workspace/extra
+	ReadOnly      bool   `json:"readonly,omitempty"`
+}
+
+// Limits of ContainerConfig's numeric fields (0 always means default).
+const (
+	MinTimeoutSeconds = 10
+	MaxTimeoutSeconds = 86400
+	MinMemoryMB       = 64
+	MaxMemoryMB       = 65536
+	MinCPUs           = 0.1
+	MaxCPUs           = 64
+	MinPidsLimit      = 16
+	MaxPidsLimit      = 65536
+)
+
+// ParseContainerConfig decodes and validates the JSON of a container config,
+// as read from the database (finding 12) or from a registration request.
+// Unknown fields are an error, so a typo ("memory": 512) is not silently
+// ignored.
+func ParseContainerConfig(data []byte) (ContainerConfig, error) {
+	var c ContainerConfig
+	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || trimmed[0] != '{' {
+		return c, errors.New("container config: not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return ContainerConfig{}, fmt.Errorf("container config: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ContainerConfig{}, errors.New("container config: data after the JSON object")
+	}
+	if err := c.Validate(); err != nil {
+		return ContainerConfig{}, err
+	}
+	return c, nil
+}
+
+// marshal encodes c as the JSON stored in the database.
+func (c ContainerConfig) marshal() (string, error) {
+	b, err := json.Marshal(c)
+	return string(b), err
+}
+
+// Validate checks every field's range and form.
+func (c ContainerConfig) Validate() error {
+	if err := checkRange("timeout_seconds", c.TimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds); err != nil {
+		return err
+	}
+	if err := checkRange("memory_mb", c.MemoryMB, MinMemoryMB, MaxMemoryMB); err != nil {
+		return err
+	}
+	// Written so that NaN fails too.
+	if c.CPUs != 0 && !(c.CPUs >= MinCPUs && c.CPUs <= MaxCPUs) {
+		return fmt.Errorf("container config: cpus %v out of range (0 = default, or %v..%v)", c.CPUs, MinCPUs, MaxCPUs)
+	}
+	if err := checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit); err != nil {
+		return err
+	}
+	if err := c.Egress.validate(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i, m := range c.AdditionalMounts {
+		if err := m.validate(); err != nil {
+			return fmt.Errorf("container config: additional_mounts[%d]: %w", i, err)
+		}
+		if seen[m.ContainerPath] {
+			return fmt.Errorf("container config: additional_mounts[%d]: container_path %q used twice", i, m.ContainerPath)
+		}
+		seen[m.ContainerPath] = true
+	}
+	return nil
+}
+
+func checkRange(name string, v, lo, hi int) error {
+	if v != 0 && (v < lo || v > hi) {
+		return fmt.Errorf("container config: %s %d out of range (0 = default, or %d..%d)", name, v, lo, hi)
+	}
+	return nil
+}
+
+func (e Egress) validate() error {
+	switch e.Mode {
+	case EgressDefault, EgressNone, EgressPublic:
+		if len(e.Allow) > 0 {
+			return fmt.Errorf("container config: egress.allow is only allowed with mode %q (mode is %q)", EgressAllowlist, e.Mode)
+		}
+	case EgressAllowlist:
+		if len(e.Allow) == 0 {
+			return fmt.Errorf("container config: egress mode %q needs at least one domain in egress.allow", EgressAllowlist)
+		}
+		for i, d := range e.Allow {
+			if err := validateDomainPattern(d); err != nil {
+				return fmt.Errorf("container config: egress.allow[%d]: %w", i, err)
+			}
+		}
+	default:
+		return fmt.Errorf("container config: unknown egress mode %q (want %q, %q, %q or empty)", e.Mode, EgressNone, EgressAllowlist, EgressPublic)
+	}
+	return nil
+}
+
+// validateDomainPattern accepts a lowercase host name or "*." followed by one
+// with at least two labels (so "*.com" is refused as far too broad).
+func validateDomainPattern(p string) error {
+	host, wildcard := strings.CutPrefix(p, "*.")
+	if err := validateHostname(host); err != nil {
+		return fmt.Errorf("domain %q: %w", p, err)
+	}
+	if wildcard && !strings.Contains(host, ".") {
+		return fmt.Errorf("domain %q: a wildcard must cover a domain with at least two labels", p)
+	}
+	return nil
+}
+
+// validateHostname accepts lowercase RFC 1123 host names: labels of 1..63
+// letters, digits and inner hyphens, 253 characters at most, no trailing dot.
+func validateHostname(h string) error {
+	if h == "" {
+		return errors.New("empty host name")
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("host name is %d characters, max 253", len(h))
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" {
+			return errors.New("empty label (leading, trailing or double dot)")
+		}
+		if len(label) > 63 {
+			return fmt.Errorf("label %q is longer than 63 characters", label)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("label %q starts or ends with a hyphen", label)
+		}
+		for _, c := range label {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Errorf("character %q not allowed (lowercase letters, digits, '-' and '.' only)", c)
+			}
+		}
+	}
+	return nil
+}
+
+func (m Mount) validate() error {
+	if m.HostPath == "" {
+		return errors.New("host_path is empty")
+	}
+	if strings.ContainsRune(m.HostPath, 0) {
+		return errors.New("host_path contains a NUL byte")
+	}
+	p := m.ContainerPath
+	switch {
+	case p == "":
+		return errors.New("container_path is empty")
+	case strings.ContainsRune(p, 0):
+		return errors.New("container_path contains a NUL byte")
+	case strings.HasPrefix(p, "/"):
+		return fmt.Errorf("container_path %q is absolute; it must be relative (it is mounted under /workspace/extra)", p)
+	case strings.Contains(p, `\`):
+		return fmt.Errorf("container_path %q contains a backslash", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return fmt.Errorf("container_path %q contains a '..' component", p)
+		}
+	}
+	return nil
+}

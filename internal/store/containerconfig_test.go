@@ -1,0 +1,160 @@
+package store
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestContainerConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		config  ContainerConfig
+		wantErr string // "" = valid
+	}{
+		{"zero is all defaults", ContainerConfig{}, ""},
+		{"all set", ContainerConfig{TimeoutSeconds: 600, MemoryMB: 2048, CPUs: 1.5, PidsLimit: 256,
+			Egress:           Egress{Mode: EgressAllowlist, Allow: []string{"api.anthropic.com", "*.example.org", "1.2.3.4"}},
+			AdditionalMounts: []Mount{{HostPath: "/home/me/notes", ContainerPath: "notes", ReadOnly: true}, {HostPath: "~/code", ContainerPath: "src/code"}},
+		}, ""},
+		{"bounds low", ContainerConfig{TimeoutSeconds: 10, MemoryMB: 64, CPUs: 0.1, PidsLimit: 16}, ""},
+		{"bounds high", ContainerConfig{TimeoutSeconds: 86400, MemoryMB: 65536, CPUs: 64, PidsLimit: 65536}, ""},
+		{"timeout too small", ContainerConfig{TimeoutSeconds: 9}, "timeout_seconds 9 out of range"},
+		{"timeout too big", ContainerConfig{TimeoutSeconds: 86401}, "timeout_seconds 86401 out of range"},
+		{"timeout negative", ContainerConfig{TimeoutSeconds: -1}, "timeout_seconds -1 out of range"},
+		{"memory too small", ContainerConfig{MemoryMB: 63}, "memory_mb 63 out of range"},
+		{"memory too big", ContainerConfig{MemoryMB: 65537}, "memory_mb 65537 out of range"},
+		{"cpus too small", ContainerConfig{CPUs: 0.09}, "cpus 0.09 out of range"},
+		{"cpus too big", ContainerConfig{CPUs: 64.5}, "cpus 64.5 out of range"},
+		{"cpus negative", ContainerConfig{CPUs: -1}, "cpus -1 out of range"},
+		{"cpus NaN", ContainerConfig{CPUs: math.NaN()}, "cpus NaN out of range"},
+		{"cpus Inf", ContainerConfig{CPUs: math.Inf(1)}, "out of range"},
+		{"pids too small", ContainerConfig{PidsLimit: 15}, "pids_limit 15 out of range"},
+		{"pids too big", ContainerConfig{PidsLimit: 65537}, "pids_limit 65537 out of range"},
+		{"egress none", ContainerConfig{Egress: Egress{Mode: EgressNone}}, ""},
+		{"egress public", ContainerConfig{Egress: Egress{Mode: EgressPublic}}, ""},
+		{"egress unknown mode", ContainerConfig{Egress: Egress{Mode: "open"}}, `unknown egress mode "open"`},
+		{"egress mode uppercase", ContainerConfig{Egress: Egress{Mode: "NONE"}}, `unknown egress mode "NONE"`},
+		{"allow without mode", ContainerConfig{Egress: Egress{Allow: []string{"example.com"}}}, "egress.allow is only allowed with mode"},
+		{"allow with public", ContainerConfig{Egress: Egress{Mode: EgressPublic, Allow: []string{"example.com"}}}, "egress.allow is only allowed with mode"},
+		{"allow with none", ContainerConfig{Egress: Egress{Mode: EgressNone, Allow: []string{"example.com"}}}, "egress.allow is only allowed with mode"},
+		{"allowlist empty", ContainerConfig{Egress: Egress{Mode: EgressAllowlist}}, "needs at least one domain"},
+		{"domain uppercase", allow("Example.com"), `egress.allow[0]: domain "Example.com": character 'E' not allowed`},
+		{"domain with scheme", allow("https://example.com"), `character ':' not allowed`},
+		{"domain with path", allow("example.com/x"), `character '/' not allowed`},
+		{"domain with port", allow("example.com:443"), `character ':' not allowed`},
+		{"domain trailing dot", allow("example.com."), "empty label"},
+		{"domain double dot", allow("example..com"), "empty label"},
+		{"domain empty", allow(""), "empty host name"},
+		{"domain label hyphen", allow("-example.com"), "starts or ends with a hyphen"},
+		{"domain label too long", allow(strings.Repeat("a", 64) + ".com"), "longer than 63"},
+		{"domain too long", allow(strings.Repeat("abcdefghi.", 26) + "com"), "max 253"},
+		{"domain unicode", allow("ex\u0430mple.com"), `character 'а' not allowed`}, // Cyrillic а
+		{"wildcard too broad", allow("*.com"), "at least two labels"},
+		{"bare wildcard", allow("*"), `character '*' not allowed`},
+		{"wildcard in middle", allow("a.*.example.com"), `character '*' not allowed`},
+		{"wildcard without dot", allow("*example.com"), `character '*' not allowed`},
+		{"second domain bad", allow("example.com", "BAD"), "egress.allow[1]"},
+		{"mount empty host path", mount("", "x"), "additional_mounts[0]: host_path is empty"},
+		{"mount empty container path", mount("/h", ""), "container_path is empty"},
+		{"mount absolute container path", mount("/h", "/etc"), `container_path "/etc" is absolute`},
+		{"mount dotdot", mount("/h", "../escape"), "'..' component"},
+		{"mount inner dotdot", mount("/h", "a/../../b"), "'..' component"},
+		{"mount trailing dotdot", mount("/h", "a/.."), "'..' component"},
+		{"mount dotdot-like name ok", mount("/h", "a..b/..c"), ""},
+		{"mount backslash", mount("/h", `a\..\b`), "backslash"},
+		{"mount NUL", mount("/h", "a\x00b"), "NUL"},
+		{"mount host NUL", mount("/h\x00", "a"), "NUL"},
+		{"mount duplicate container path", ContainerConfig{AdditionalMounts: []Mount{{HostPath: "/a", ContainerPath: "x"}, {HostPath: "/b", ContainerPath: "x"}}}, "additional_mounts[1]: container_path \"x\" used twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.config.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func allow(domains ...string) ContainerConfig {
+	return ContainerConfig{Egress: Egress{Mode: EgressAllowlist, Allow: domains}}
+}
+
+func mount(host, container string) ContainerConfig {
+	return ContainerConfig{AdditionalMounts: []Mount{{HostPath: host, ContainerPath: container}}}
+}
+
+func TestParseContainerConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		json    string
+		want    ContainerConfig
+		wantErr string
+	}{
+		{"empty object", `{}`, ContainerConfig{}, ""},
+		{"full", `{"timeout_seconds": 600, "memory_mb": 1024, "cpus": 2, "pids_limit": 100,
+			"egress": {"mode": "allowlist", "allow": ["example.com"]},
+			"additional_mounts": [{"host_path": "/srv", "container_path": "srv", "readonly": true}]}`,
+			ContainerConfig{TimeoutSeconds: 600, MemoryMB: 1024, CPUs: 2, PidsLimit: 100,
+				Egress:           Egress{Mode: EgressAllowlist, Allow: []string{"example.com"}},
+				AdditionalMounts: []Mount{{HostPath: "/srv", ContainerPath: "srv", ReadOnly: true}}}, ""},
+		{"unknown top-level field", `{"memory": 512}`, ContainerConfig{}, `unknown field "memory"`},
+		{"unknown nested field", `{"egress": {"mode": "none", "ports": [80]}}`, ContainerConfig{}, `unknown field "ports"`},
+		{"unknown mount field", `{"additional_mounts": [{"host_path": "/a", "container_path": "a", "rw": true}]}`, ContainerConfig{}, `unknown field "rw"`},
+		{"wrong type", `{"memory_mb": "512"}`, ContainerConfig{}, "cannot unmarshal"},
+		{"fraction for int", `{"memory_mb": 512.5}`, ContainerConfig{}, "cannot unmarshal"},
+		{"valid JSON, invalid value", `{"memory_mb": 1}`, ContainerConfig{}, "memory_mb 1 out of range"},
+		{"null", `null`, ContainerConfig{}, "not a JSON object"},
+		{"array", `[]`, ContainerConfig{}, "not a JSON object"},
+		{"empty", ``, ContainerConfig{}, "not a JSON object"},
+		{"garbage", `not json at all`, ContainerConfig{}, "not a JSON object"},
+		{"truncated", `{"memory_mb": 128`, ContainerConfig{}, "container config"},
+		{"trailing data", `{} {}`, ContainerConfig{}, "data after the JSON object"},
+		{"trailing garbage", `{}x`, ContainerConfig{}, "data after the JSON object"},
+		{"whitespace around", " \n{}\n ", ContainerConfig{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseContainerConfig([]byte(tc.json))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestContainerConfigMarshal(t *testing.T) {
+	// The zero config is stored as the column default, "{}".
+	if got, err := (ContainerConfig{}).marshal(); err != nil || got != "{}" {
+		t.Fatalf("zero config marshals to %q, %v; want {}", got, err)
+	}
+	c := ContainerConfig{MemoryMB: 512, Egress: Egress{Mode: EgressNone},
+		AdditionalMounts: []Mount{{HostPath: "/a", ContainerPath: "a"}}}
+	data, err := c.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"memory_mb":512,"egress":{"mode":"none"},"additional_mounts":[{"host_path":"/a","container_path":"a"}]}`
+	if data != want {
+		t.Fatalf("marshal = %s, want %s", data, want)
+	}
+	back, err := ParseContainerConfig([]byte(data))
+	if err != nil || !reflect.DeepEqual(back, c) {
+		t.Fatalf("round trip = %+v, %v; want %+v", back, err, c)
+	}
+}

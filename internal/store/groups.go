@@ -1,0 +1,277 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+)
+
+// folderPattern is the whole rule for group folder names; ValidateFolder
+// explains each way of breaking it.
+var folderPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// MaxFolderLen is the longest allowed group folder name.
+const MaxFolderLen = 63
+
+// ReservedFolder is the folder of the global memory, which no group may use.
+const ReservedFolder = "global"
+
+// ValidateFolder checks a group folder name. The folder becomes a directory
+// name, part of container names and of IPC paths, so this is the one check
+// every entry point uses (finding 5): 1..63 characters of lowercase ASCII
+// letters, digits and '-', not starting with '-', and not "global".
+func ValidateFolder(name string) error {
+	if name == "" {
+		return errors.New("invalid group folder: empty name")
+	}
+	for i, r := range name {
+		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-') {
+			return fmt.Errorf("invalid group folder %q: character %q at byte %d is not allowed (use lowercase a-z, 0-9 and '-')", name, r, i)
+		}
+	}
+	if name[0] == '-' {
+		return fmt.Errorf("invalid group folder %q: must start with a letter or digit", name)
+	}
+	if len(name) > MaxFolderLen {
+		return fmt.Errorf("invalid group folder %q: %d characters, at most %d", name, len(name), MaxFolderLen)
+	}
+	if name == ReservedFolder {
+		return fmt.Errorf("invalid group folder %q: reserved for the global memory", name)
+	}
+	if !folderPattern.MatchString(name) { // belt and braces: the rule as one regexp
+		return fmt.Errorf("invalid group folder %q", name)
+	}
+	return nil
+}
+
+// checkJID rejects an empty chat id or one with control characters.
+func checkJID(jid string) error {
+	if jid == "" {
+		return errors.New("empty chat id")
+	}
+	if i := strings.IndexFunc(jid, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("chat id %q contains a control character", jid)
+	}
+	return nil
+}
+
+// Group is a registered group: a folder (memory, container, session) that
+// the assistant answers in, reached from one or more chats.
+type Group struct {
+	Folder          string          // unique; see ValidateFolder
+	Name            string          // display name
+	Trigger         string          // e.g. "@Andy"
+	RequiresTrigger bool            // false: every message is answered
+	IsMain          bool            // the owner's trusted control group; at most one
+	AddedAt         time.Time       // when it was registered
+	Config          ContainerConfig // container settings
+}
+
+// Validate checks every field of g.
+func (g Group) Validate() error {
+	if err := ValidateFolder(g.Folder); err != nil {
+		return err
+	}
+	if strings.TrimSpace(g.Name) == "" {
+		return errors.New("empty name")
+	}
+	if strings.TrimSpace(g.Trigger) == "" {
+		return errors.New("empty trigger")
+	}
+	if err := checkTime("added_at", g.AddedAt); err != nil {
+		return err
+	}
+	return g.Config.Validate()
+}
+
+const groupColumns = `g.folder, g.name, g."trigger", g.requires_trigger, g.is_main, g.added_at, g.container_config`
+
+var groupColumnNames = columns(groupColumns)
+
+func decodeGroup(raw rawRow) (Group, string, error) {
+	d := decoder{row: raw, cols: groupColumnNames}
+	g := Group{
+		Folder:          d.text(0),
+		Name:            d.text(1),
+		Trigger:         d.text(2),
+		RequiresTrigger: d.bool(3),
+		IsMain:          d.bool(4),
+		AddedAt:         d.time(5),
+	}
+	config := d.text(6)
+	if d.err != nil {
+		return Group{}, d.key(0), d.err
+	}
+	c, err := ParseContainerConfig([]byte(config))
+	if err != nil {
+		return Group{}, d.key(0), fmt.Errorf("column container_config: %w", err)
+	}
+	g.Config = c
+	if err := g.Validate(); err != nil {
+		return Group{}, d.key(0), err
+	}
+	return g, g.Folder, nil
+}
+
+// PutGroup registers g, or updates it if its folder exists (keeping the
+// original AddedAt). A zero AddedAt means now. g is validated first and
+// written in one statement, so it is stored whole or not at all.
+func (s *Store) PutGroup(ctx context.Context, g Group) error {
+	if g.AddedAt.IsZero() {
+		g.AddedAt = time.Now()
+	}
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("put group %q: %w", g.Folder, err)
+	}
+	config, err := g.Config.marshal()
+	if err != nil {
+		return fmt.Errorf("put group %q: %w", g.Folder, err)
+	}
+	_, err = s.db.ExecContext(ctx, `
+		INSERT INTO groups (folder, name, "trigger", requires_trigger, is_main, added_at, container_config)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (folder) DO UPDATE SET
+			name = excluded.name,
+			"trigger" = excluded."trigger",
+			requires_trigger = excluded.requires_trigger,
+			is_main = excluded.is_main,
+			container_config = excluded.container_config`,
+		g.Folder, g.Name, g.Trigger, boolInt(g.RequiresTrigger), boolInt(g.IsMain), toMillis(g.AddedAt), config)
+	if isConstraint(err, sqlite3.CONSTRAINT_UNIQUE) {
+		return fmt.Errorf("put group %q: another group is already the main group", g.Folder)
+	}
+	if err != nil {
+		return fmt.Errorf("put group %q: %w", g.Folder, err)
+	}
+	return nil
+}
+
+// GetGroup returns the group in folder; found is false if there is none.
+func (s *Store) GetGroup(ctx context.Context, folder string) (g Group, found bool, err error) {
+	if err := ValidateFolder(folder); err != nil {
+		return Group{}, false, fmt.Errorf("get group: %w", err)
+	}
+	g, found, err = queryOne(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+		`SELECT `+groupColumns+` FROM groups g WHERE g.folder = ?`, folder)
+	if err != nil {
+		return Group{}, false, fmt.Errorf("get group %q: %w", folder, err)
+	}
+	return g, found, nil
+}
+
+// ListGroups returns every valid group, the main group first, then by folder.
+// Invalid rows are skipped and logged.
+func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
+	list, err := queryList(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+		`SELECT `+groupColumns+` FROM groups g ORDER BY g.is_main DESC, g.folder`)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	return list, nil
+}
+
+// MainGroup returns the main group; found is false if none is registered.
+func (s *Store) MainGroup(ctx context.Context) (g Group, found bool, err error) {
+	g, found, err = queryOne(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+		`SELECT `+groupColumns+` FROM groups g WHERE g.is_main = 1`)
+	if err != nil {
+		return Group{}, false, fmt.Errorf("get main group: %w", err)
+	}
+	return g, found, nil
+}
+
+// DeleteGroup unregisters the group in folder, with its chat bindings, its
+// session and its tasks. Its stored messages stay. A missing group is an
+// error wrapping ErrNotFound.
+func (s *Store) DeleteGroup(ctx context.Context, folder string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM groups WHERE folder = ?`, folder)
+	if err != nil {
+		return fmt.Errorf("delete group %q: %w", folder, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete group %q: %w", folder, ErrNotFound)
+	}
+	return nil
+}
+
+// BindChat makes the chat jid reach the group in folder. Binding a chat to
+// the group it is already bound to does nothing; a chat bound to another
+// group must be unbound first, so a registration never silently moves a chat.
+func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
+	if err := checkJID(jid); err != nil {
+		return fmt.Errorf("bind chat %q to group %q: %w", jid, folder, err)
+	}
+	if err := ValidateFolder(folder); err != nil {
+		return fmt.Errorf("bind chat %q: %w", jid, err)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var current string
+		err := tx.QueryRowContext(ctx, `SELECT folder FROM group_chats WHERE jid = ?`, jid).Scan(&current)
+		switch {
+		case err == nil && current == folder:
+			return nil
+		case err == nil:
+			return fmt.Errorf("chat is already bound to group %q", current)
+		case !isNoRows(err):
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO group_chats (jid, folder) VALUES (?, ?)`, jid, folder)
+		if isConstraint(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
+			return fmt.Errorf("no group %q: %w", folder, ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bind chat %q to group %q: %w", jid, folder, err)
+	}
+	return nil
+}
+
+// UnbindChat removes the chat jid from its group. A chat that is not bound
+// is an error wrapping ErrNotFound.
+func (s *Store) UnbindChat(ctx context.Context, jid string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM group_chats WHERE jid = ?`, jid)
+	if err != nil {
+		return fmt.Errorf("unbind chat %q: %w", jid, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("unbind chat %q: %w", jid, ErrNotFound)
+	}
+	return nil
+}
+
+// GroupForChat returns the group the chat jid is bound to; found is false
+// for an unregistered chat.
+func (s *Store) GroupForChat(ctx context.Context, jid string) (g Group, found bool, err error) {
+	g, found, err = queryOne(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+		`SELECT `+groupColumns+` FROM group_chats c JOIN groups g ON g.folder = c.folder WHERE c.jid = ?`, jid)
+	if err != nil {
+		return Group{}, false, fmt.Errorf("group for chat %q: %w", jid, err)
+	}
+	return g, found, nil
+}
+
+// ChatsOfGroup returns the ids of the chats bound to the group in folder,
+// sorted.
+func (s *Store) ChatsOfGroup(ctx context.Context, folder string) ([]string, error) {
+	decode := func(raw rawRow) (string, string, error) {
+		d := decoder{row: raw, cols: []string{"jid"}}
+		jid := d.text(0)
+		if d.err == nil {
+			d.err = checkJID(jid)
+		}
+		return jid, d.key(0), d.err
+	}
+	list, err := queryList(ctx, s, "group_chats", 1, decode,
+		`SELECT jid FROM group_chats WHERE folder = ? ORDER BY jid`, folder)
+	if err != nil {
+		return nil, fmt.Errorf("chats of group %q: %w", folder, err)
+	}
+	return list, nil
+}

@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+func addMsg(t *testing.T, s *Store, m Message) int64 {
+	t.Helper()
+	if m.Timestamp.IsZero() {
+		m.Timestamp = time.Now()
+	}
+	seq, inserted, err := s.AddMessage(context.Background(), m)
+	if err != nil || !inserted {
+		t.Fatalf("AddMessage(%+v) = %d, %v, %v", m, seq, inserted, err)
+	}
+	return seq
+}
+
+func TestAddMessageRoundTripAndDuplicates(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	ts := time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
+	first := Message{ChatJID: "g@g.us", ID: "A1", Sender: "123@s.whatsapp.net", SenderName: "Ann",
+		Content: "hello <b>&</b> \"world\"\nline 2 ✓", Timestamp: ts, FromMe: true}
+	seq1, inserted, err := s.AddMessage(ctx, first)
+	if err != nil || !inserted || seq1 <= 0 {
+		t.Fatalf("AddMessage = %d, %v, %v", seq1, inserted, err)
+	}
+	// Same id in another chat is another message.
+	seqOther := addMsg(t, s, Message{ChatJID: "other@g.us", ID: "A1", Timestamp: ts})
+	// The same (chat, id) again is ignored and reports the first seq.
+	dup := first
+	dup.Content = "changed"
+	seqDup, inserted, err := s.AddMessage(ctx, dup)
+	if err != nil || inserted || seqDup != seq1 {
+		t.Fatalf("duplicate AddMessage = %d, %v, %v; want %d, false, nil", seqDup, inserted, err, seq1)
+	}
+	bot := Message{ChatJID: "g@g.us", ID: "B1", Sender: "bot", SenderName: "Andy", Content: "Andy: hi", Timestamp: ts, IsBot: true}
+	seq2 := addMsg(t, s, bot)
+	if !(seq1 < seqOther && seqOther < seq2) {
+		t.Fatalf("seqs not increasing: %d %d %d", seq1, seqOther, seq2)
+	}
+
+	got, err := s.MessagesAfter(ctx, "g@g.us", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Seq, bot.Seq = seq1, seq2
+	if !reflect.DeepEqual(got, []Message{first, bot}) {
+		t.Fatalf("MessagesAfter = %+v\nwant %+v", got, []Message{first, bot})
+	}
+
+	for _, bad := range []Message{
+		{ID: "x", Timestamp: ts},
+		{ChatJID: "g@g.us", Timestamp: ts},
+		{ChatJID: "g@g.us", ID: "x"}, // zero time
+	} {
+		if _, _, err := s.AddMessage(ctx, bad); err == nil {
+			t.Errorf("AddMessage(%+v) accepted", bad)
+		}
+	}
+}
+
+func TestMessagesAfterCountLatest(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	var seqs []int64
+	same := time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC) // colliding timestamps: seq still orders
+	for i := range 5 {
+		seqs = append(seqs, addMsg(t, s, Message{ChatJID: "g@g.us", ID: fmt.Sprint(i), Content: fmt.Sprint(i), Timestamp: same}))
+		addMsg(t, s, Message{ChatJID: "noise@g.us", ID: fmt.Sprint(i)})
+	}
+	for _, tc := range []struct {
+		after int64
+		limit int
+		want  []int64
+	}{
+		{0, 0, seqs},
+		{0, 2, seqs[:2]},
+		{seqs[1], 0, seqs[2:]},
+		{seqs[1], 2, seqs[2:4]},
+		{seqs[4], 0, nil},
+		{0, -1, seqs},
+	} {
+		got, err := s.MessagesAfter(ctx, "g@g.us", tc.after, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotSeqs []int64
+		for _, m := range got {
+			gotSeqs = append(gotSeqs, m.Seq)
+		}
+		if !slices.Equal(gotSeqs, tc.want) {
+			t.Errorf("MessagesAfter(after %d, limit %d) = %v, want %v", tc.after, tc.limit, gotSeqs, tc.want)
+		}
+		if tc.limit == 0 {
+			n, err := s.CountMessagesAfter(ctx, "g@g.us", tc.after)
+			if err != nil || n != len(tc.want) {
+				t.Errorf("CountMessagesAfter(%d) = %d, %v; want %d", tc.after, n, err, len(tc.want))
+			}
+		}
+	}
+	if seq, err := s.LatestSeq(ctx, "g@g.us"); err != nil || seq != seqs[4] {
+		t.Fatalf("LatestSeq = %d, %v; want %d", seq, err, seqs[4])
+	}
+	if seq, err := s.LatestSeq(ctx, "empty@g.us"); err != nil || seq != 0 {
+		t.Fatalf("LatestSeq(empty) = %d, %v", seq, err)
+	}
+}
+
+func TestMessagesAfterSkipsBadRows(t *testing.T) {
+	ctx := context.Background()
+	s, logs := openTest(t)
+	good := addMsg(t, s, Message{ChatJID: "g@g.us", ID: "ok"})
+	rawExec(t, s, nil, `INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
+		VALUES (1000, 'g@g.us', 'bad', 's', 'S', 'x', 0, 0, 5)`)
+	rawExec(t, s, nil, `INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
+		VALUES (1001, 'g@g.us', 'badtime', 's', 'S', 'x', 'noon', 0, 0)`)
+	got, err := s.MessagesAfter(ctx, "g@g.us", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Seq != good {
+		t.Fatalf("MessagesAfter = %+v, want only seq %d", got, good)
+	}
+	wantSkipLogged(t, logs, "messages", "1000")
+	wantSkipLogged(t, logs, "messages", "1001")
+}
+
+func TestCursorNeverMovesBack(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	if c, err := s.Cursor(ctx, "g@g.us"); err != nil || c != 0 {
+		t.Fatalf("initial Cursor = %d, %v", c, err)
+	}
+	for _, step := range []struct{ advance, want int64 }{
+		{5, 5},
+		{3, 5}, // backwards: ignored
+		{5, 5},
+		{0, 5},
+		{9, 9},
+	} {
+		if err := s.AdvanceCursor(ctx, "g@g.us", step.advance); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.Cursor(ctx, "g@g.us"); err != nil || c != step.want {
+			t.Fatalf("after AdvanceCursor(%d): Cursor = %d, %v; want %d", step.advance, c, err, step.want)
+		}
+	}
+	if err := s.AdvanceCursor(ctx, "g@g.us", -1); err == nil {
+		t.Fatal("negative seq accepted")
+	}
+	if c, _ := s.Cursor(ctx, "other@g.us"); c != 0 {
+		t.Fatalf("cursors leak between chats: %d", c)
+	}
+	rawExec(t, s, nil, `INSERT INTO cursors VALUES ('neg@g.us', -3, 0)`)
+	_, err := s.Cursor(ctx, "neg@g.us")
+	wantBadRow(t, err, "cursors", "neg@g.us")
+}
+
+func TestChatsWithPending(t *testing.T) {
+	ctx := context.Background()
+	s, logs := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	mustPutGroup(t, s, testGroup("work"))
+	bind := func(jid, folder string) {
+		if err := s.BindChat(ctx, jid, folder); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bind("answered@g.us", "family")
+	bind("pending@g.us", "family")
+	bind("botlast@g.us", "work")
+	bind("never@g.us", "work")
+	bind("quiet@g.us", "work")
+	bind("badcursor@g.us", "work")
+
+	a := addMsg(t, s, Message{ChatJID: "answered@g.us", ID: "1"})
+	if err := s.AdvanceCursor(ctx, "answered@g.us", a); err != nil {
+		t.Fatal(err)
+	}
+	p := addMsg(t, s, Message{ChatJID: "pending@g.us", ID: "1"})
+	s.AdvanceCursor(ctx, "pending@g.us", p)
+	addMsg(t, s, Message{ChatJID: "pending@g.us", ID: "2", FromMe: true}) // the owner's own words count
+	b := addMsg(t, s, Message{ChatJID: "botlast@g.us", ID: "1"})
+	s.AdvanceCursor(ctx, "botlast@g.us", b)
+	addMsg(t, s, Message{ChatJID: "botlast@g.us", ID: "2", IsBot: true}) // only the assistant spoke since
+	addMsg(t, s, Message{ChatJID: "never@g.us", ID: "1"})                // no cursor yet
+	addMsg(t, s, Message{ChatJID: "unregistered@g.us", ID: "1"})         // not bound to a group
+	addMsg(t, s, Message{ChatJID: "badcursor@g.us", ID: "1"})
+	rawExec(t, s, nil, `INSERT INTO cursors VALUES ('badcursor@g.us', 'garbage', 0)`)
+
+	got, err := s.ChatsWithPending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"never@g.us", "pending@g.us"}; !slices.Equal(got, want) {
+		t.Fatalf("ChatsWithPending = %v, want %v", got, want)
+	}
+	wantSkipLogged(t, logs, "cursors", "badcursor@g.us")
+
+	// Answering clears it.
+	latest, _ := s.LatestSeq(ctx, "pending@g.us")
+	s.AdvanceCursor(ctx, "pending@g.us", latest)
+	got, _ = s.ChatsWithPending(ctx)
+	if want := []string{"never@g.us"}; !slices.Equal(got, want) {
+		t.Fatalf("after answering: ChatsWithPending = %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,485 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestOpenSetsPragmasOnEveryConnection(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	// Hold several connections at once so the pool must open new ones.
+	var conns []interface{ Close() error }
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 3 {
+		c, err := s.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		for _, p := range []struct{ pragma, want string }{
+			{"journal_mode", "wal"},
+			{"foreign_keys", "1"},
+			{"busy_timeout", fmt.Sprint(busyTimeoutMS)},
+			{"temp_store", "2"}, // 2 = memory
+		} {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != p.want {
+				t.Errorf("connection %d: PRAGMA %s = %q, want %q", i, p.pragma, got, p.want)
+			}
+		}
+	}
+}
+
+func TestOpenPathNeedingEscapes(t *testing.T) {
+	// '?', '#', '%' and spaces would corrupt a naive "file:" URI.
+	dir := filepath.Join(t.TempDir(), "a dir?x=1#frag%41")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "my db?.db")
+	s, _ := openTestAt(t, path, nil)
+	if err := s.UpsertChat(context.Background(), Chat{JID: "c", Channel: "x", LastActivity: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("database not created at the exact path: %v", err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("new database file mode = %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestOpenRejectsBadKeyLength(t *testing.T) {
+	for _, n := range []int{0, 16, 31, 33, 64} {
+		path := filepath.Join(t.TempDir(), "x.db")
+		_, err := Open(context.Background(), path, Options{Key: make([]byte, n)})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("key is %d bytes, want 32", n)) {
+			t.Errorf("key of %d bytes: err = %v", n, err)
+		}
+	}
+}
+
+func TestParseKeyFile(t *testing.T) {
+	hex64 := strings.Repeat("0123456789abcdef", 4)
+	for _, tc := range []struct {
+		name, data string
+		wantErr    string // "" = valid
+	}{
+		{"plain", hex64, ""},
+		{"uppercase", strings.ToUpper(hex64), ""},
+		{"trailing newline", hex64 + "\n", ""},
+		{"surrounding whitespace", " \t\r\n" + hex64 + "\r\n\n", ""},
+		{"empty", "", "file is empty"},
+		{"only whitespace", " \n", "file is empty"},
+		{"too short", hex64[:62], "key is 62 characters, want 64 hex digits"},
+		{"too long", hex64 + "00", "key is 66 characters"},
+		{"non-hex", "g" + hex64[1:], `byte 1 ('g') is not a hex digit`},
+		{"inner space", hex64[:31] + " " + hex64[32:], `byte 32 (' ') is not a hex digit`},
+		{"two lines", hex64[:32] + "\n" + hex64[32:], "key is 65 characters"},
+		{"0x prefix", "0x" + hex64[2:], `byte 2 ('x') is not a hex digit`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, err := ParseKeyFile([]byte(tc.data))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				want, _ := hex.DecodeString(strings.ToLower(strings.TrimSpace(tc.data)))
+				if !bytes.Equal(key, want) || len(key) != KeySize {
+					t.Fatalf("key = %x, want %x", key, want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewKey(t *testing.T) {
+	a, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != KeySize || len(b) != KeySize {
+		t.Fatalf("key lengths %d, %d, want %d", len(a), len(b), KeySize)
+	}
+	if bytes.Equal(a, b) {
+		t.Fatal("two new keys are equal")
+	}
+	// A key written out as a key file reads back.
+	got, err := ParseKeyFile([]byte(hex.EncodeToString(a) + "\n"))
+	if err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("ParseKeyFile(NewKey) = %x, %v", got, err)
+	}
+}
+
+// fileHashes returns the SHA-256 of each existing file among path and its
+// -wal and -shm companions.
+func fileHashes(t *testing.T, path string) map[string]string {
+	t.Helper()
+	h := map[string]string{}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		data, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		h[f] = hex.EncodeToString(sum[:])
+	}
+	return h
+}
+
+// assertNoPlaintext checks the raw bytes of the database and its -wal and
+// -shm files for the marker and the SQLite header; it returns how many files
+// it read.
+func assertNoPlaintext(t *testing.T, path, marker string) int {
+	t.Helper()
+	read := 0
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		data, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		read++
+		if bytes.Contains(data, []byte(marker)) {
+			t.Errorf("%s contains the marker text in plaintext", filepath.Base(f))
+		}
+		if bytes.Contains(data, []byte("SQLite format 3")) {
+			t.Errorf("%s contains the plaintext SQLite header", filepath.Base(f))
+		}
+	}
+	return read
+}
+
+func TestEncryptionAtRest(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "secret.db")
+	key, _ := NewKey()
+	otherKey, _ := NewKey()
+	marker := "MARKER-" + hex.EncodeToString(key[:6]) + "-the-owner's-secret"
+
+	s, _ := openTestAt(t, path, key)
+	if !s.Encrypted() {
+		t.Fatal("Encrypted() = false for a store opened with a key")
+	}
+	mustPutGroup(t, s, testGroup("family"))
+	if err := s.BindChat(ctx, "fam@g.us", "family"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 { // enough to fill several WAL frames
+		if _, _, err := s.AddMessage(ctx, Message{ChatJID: "fam@g.us", ID: fmt.Sprint(i), Sender: "a", SenderName: "A",
+			Content: marker, Timestamp: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While open, the WAL holds the newest pages: it must be encrypted too.
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Fatalf("expected a -wal file while open: %v", err)
+	}
+	if n := assertNoPlaintext(t, path, marker); n < 2 {
+		t.Fatalf("read %d files while open, want the database and its -wal", n)
+	}
+
+	// A wrong key, tried while the right one is still open and the WAL is
+	// hot, must not touch any file.
+	before := fileHashes(t, path)
+	if _, err := Open(ctx, path, Options{Key: otherKey}); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("open with a wrong key while open: err = %v, want ErrWrongKey", err)
+	}
+	if after := fileHashes(t, path); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("wrong-key open changed the files:\nbefore %v\nafter  %v", before, after)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := assertNoPlaintext(t, path, marker); n < 1 {
+		t.Fatal("database file missing after close")
+	}
+
+	before = fileHashes(t, path)
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{
+		{"without a key", nil},
+		{"with a different key", otherKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(ctx, path, Options{Key: tc.key})
+			if !errors.Is(err, ErrWrongKey) {
+				t.Fatalf("err = %v, want ErrWrongKey", err)
+			}
+			msg := err.Error()
+			for _, want := range []string{"open database " + path, "cannot decrypt", "NANOCLAW_DB_KEY_FILE"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not contain %q", msg, want)
+				}
+			}
+			if after := fileHashes(t, path); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Fatalf("failed open changed the files:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+
+	t.Run("with the right key", func(t *testing.T) {
+		s, _ := openTestAt(t, path, key)
+		msgs, err := s.MessagesAfter(ctx, "fam@g.us", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != 50 || msgs[0].Content != marker {
+			t.Fatalf("read back %d messages (first %+v), want 50 with the marker", len(msgs), msgs)
+		}
+		if n := assertNoPlaintext(t, path, marker); n < 1 {
+			t.Fatal("database file missing")
+		}
+	})
+}
+
+func TestPlainDatabaseOpenedWithKeyFails(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "plain.db")
+	s, _ := openTestAt(t, path, nil)
+	if s.Encrypted() {
+		t.Fatal("Encrypted() = true for a store opened without a key")
+	}
+	mustPutGroup(t, s, testGroup("main"))
+	s.Close()
+
+	data, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(data, []byte("SQLite format 3\x00")) {
+		t.Fatalf("an unencrypted database should start with the SQLite header (err %v)", err)
+	}
+	before := fileHashes(t, path)
+	key, _ := NewKey()
+	_, err = Open(ctx, path, Options{Key: key})
+	if !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("err = %v, want ErrWrongKey", err)
+	}
+	if after := fileHashes(t, path); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("open with a key changed the unencrypted file")
+	}
+	// And it still opens without one.
+	s, _ = openTestAt(t, path, nil)
+	if _, found, err := s.GetGroup(ctx, "main"); err != nil || !found {
+		t.Fatalf("GetGroup after failed keyed open: found=%v err=%v", found, err)
+	}
+}
+
+func TestNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "junk.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("this is not sqlite "), 500), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), path, Options{})
+	if !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("err = %v, want ErrWrongKey (cannot tell junk from ciphertext)", err)
+	}
+}
+
+func TestConcurrentWritersOneStore(t *testing.T) {
+	s, _ := openTest(t)
+	concurrentWriters(t, []*Store{s, s})
+}
+
+func TestConcurrentWritersTwoStores(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypted=%v", encrypted), func(t *testing.T) {
+			var key []byte
+			if encrypted {
+				key, _ = NewKey()
+			}
+			path := filepath.Join(t.TempDir(), "shared.db")
+			// Open both at once: a fresh file is migrated exactly once.
+			stores := make([]*Store, 2)
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i := range stores {
+				wg.Go(func() {
+					stores[i], errs[i] = Open(context.Background(), path, Options{Key: key})
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("open store %d: %v", i, err)
+				}
+				t.Cleanup(func() { stores[i].Close() })
+			}
+			var migrated int
+			if err := stores[0].DB().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&migrated); err != nil {
+				t.Fatal(err)
+			}
+			if migrated != SchemaVersion() {
+				t.Fatalf("schema_migrations has %d rows, want %d", migrated, SchemaVersion())
+			}
+			concurrentWriters(t, stores)
+		})
+	}
+}
+
+// concurrentWriters has one goroutine per store add 200 messages, and checks
+// that all of them were stored with distinct seqs.
+func concurrentWriters(t *testing.T, stores []*Store) {
+	t.Helper()
+	const perWriter = 200
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(stores))
+	for w, s := range stores {
+		wg.Go(func() {
+			for i := range perWriter {
+				_, inserted, err := s.AddMessage(ctx, Message{ChatJID: "busy@g.us", ID: fmt.Sprintf("w%d-%d", w, i),
+					Sender: "s", Content: "hello", Timestamp: time.Now()})
+				if err != nil {
+					errs <- fmt.Errorf("writer %d message %d: %w", w, i, err)
+					return
+				}
+				if !inserted {
+					errs <- fmt.Errorf("writer %d message %d: not inserted", w, i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	n, err := stores[0].CountMessagesAfter(ctx, "busy@g.us", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != perWriter*len(stores) {
+		t.Fatalf("stored %d messages, want %d", n, perWriter*len(stores))
+	}
+}
+
+// crashCopy writes messages through a store at a new path, then copies the
+// database and its -wal file while the store is still open, as a crash would
+// leave them: committed transactions that live only in the -wal file.
+func crashCopy(t *testing.T, key []byte, messages int) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "live.db")
+	s, _ := openTestAt(t, path, key)
+	for i := range messages {
+		addMsg(t, s, Message{ChatJID: "c@g.us", ID: fmt.Sprint(i)})
+	}
+	crashed := filepath.Join(dir, "crashed.db")
+	for _, suffix := range []string{"", "-wal"} {
+		data, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatalf("reading %s%s while open: %v", path, suffix, err)
+		}
+		if err := os.WriteFile(crashed+suffix, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return crashed
+}
+
+func TestWrongKeyAfterCrashKeepsWAL(t *testing.T) {
+	ctx := context.Background()
+	right, _ := NewKey()
+	wrong, _ := NewKey()
+	for _, tc := range []struct {
+		name       string
+		key, tried []byte
+	}{
+		{"encrypted, opened with a wrong key", right, wrong},
+		{"encrypted, opened without a key", right, nil},
+		{"unencrypted, opened with a key", nil, wrong},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const messages = 30
+			path := crashCopy(t, tc.key, messages)
+			before := fileHashes(t, path)
+			if len(before) != 2 {
+				t.Fatalf("want a database and a hot -wal, have %v", before)
+			}
+			if _, err := Open(ctx, path, Options{Key: tc.tried}); !errors.Is(err, ErrWrongKey) {
+				t.Fatalf("err = %v, want ErrWrongKey", err)
+			}
+			if after := fileHashes(t, path); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Fatalf("failed open changed the files:\nbefore %v\nafter  %v", before, after)
+			}
+			// The committed messages that lived only in the -wal survive.
+			s, _ := openTestAt(t, path, tc.key)
+			if n, err := s.CountMessagesAfter(ctx, "c@g.us", 0); err != nil || n != messages {
+				t.Fatalf("after recovery: %d messages, %v; want %d", n, err, messages)
+			}
+		})
+	}
+}
+
+func TestOpenEdgeFiles(t *testing.T) {
+	ctx := context.Background()
+	key, _ := NewKey()
+	t.Run("empty existing file becomes an encrypted database", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "empty.db")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := openTestAt(t, path, key)
+		s.Close()
+		if n := assertNoPlaintext(t, path, "\x00never\x00"); n != 1 {
+			t.Fatalf("%d files after close, want 1", n)
+		}
+		if _, err := Open(ctx, path, Options{}); !errors.Is(err, ErrWrongKey) {
+			t.Fatalf("open without key: %v", err)
+		}
+	})
+	t.Run("short junk with a key", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "short.db")
+		if err := os.WriteFile(path, []byte("SQLite format 3\x00 but only 40 bytes..."), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(ctx, path, Options{Key: key}); !errors.Is(err, ErrWrongKey) {
+			t.Fatalf("err = %v, want ErrWrongKey", err)
+		}
+	})
+	t.Run("missing directory", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "no", "such", "dir.db")
+		_, err := Open(ctx, path, Options{})
+		if err == nil || errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("err = %v, want a plain open error naming the path", err)
+		}
+	})
+}

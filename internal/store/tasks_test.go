@@ -1,0 +1,362 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testTask(id, folder string) Task {
+	next := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
+	return Task{
+		ID: id, Folder: folder, ChatJID: folder + "@g.us", Prompt: "Summarise the news",
+		ScheduleType: ScheduleCron, ScheduleValue: "0 8 * * *", Timezone: "Europe/Paris",
+		ContextMode: ContextIsolated, Status: TaskActive, NextRun: &next,
+		CreatedAt: time.Date(2025, 6, 30, 12, 0, 0, 0, time.UTC),
+	}
+}
+
+func timePtr(t time.Time) *time.Time { return &t }
+
+func TestTaskValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func(*Task)
+		wantErr string
+	}{
+		{"valid", func(*Task) {}, ""},
+		{"interval", func(t *Task) { t.ScheduleType, t.ScheduleValue = ScheduleInterval, "3600000" }, ""},
+		{"once", func(t *Task) { t.ScheduleType, t.ScheduleValue = ScheduleOnce, "2025-08-01T10:00:00" }, ""},
+		{"UTC", func(t *Task) { t.Timezone = "UTC" }, ""},
+		{"no next run", func(t *Task) { t.NextRun = nil }, ""},
+		{"empty id", func(t *Task) { t.ID = "" }, "empty task id"},
+		{"empty prompt", func(t *Task) { t.Prompt = "" }, "empty prompt"},
+		{"bad folder", func(t *Task) { t.Folder = "../x" }, "invalid group folder"},
+		{"empty chat", func(t *Task) { t.ChatJID = "" }, "empty chat id"},
+		{"bad schedule type", func(t *Task) { t.ScheduleType = "weekly" }, `unknown schedule type "weekly"`},
+		{"empty schedule value", func(t *Task) { t.ScheduleValue = "" }, "empty schedule value"},
+		{"interval not a number", func(t *Task) { t.ScheduleType, t.ScheduleValue = ScheduleInterval, "1h" }, `interval "1h"`},
+		{"interval zero", func(t *Task) { t.ScheduleType, t.ScheduleValue = ScheduleInterval, "0" }, `interval "0"`},
+		{"interval negative", func(t *Task) { t.ScheduleType, t.ScheduleValue = ScheduleInterval, "-5" }, `interval "-5"`},
+		{"bad context mode", func(t *Task) { t.ContextMode = "shared" }, `unknown context mode "shared"`},
+		{"bad status", func(t *Task) { t.Status = "done" }, `unknown task status "done"`},
+		{"empty status", func(t *Task) { t.Status = "" }, `unknown task status ""`},
+		{"bad time zone", func(t *Task) { t.Timezone = "Mars/Olympus" }, `time zone "Mars/Olympus"`},
+		{"empty time zone", func(t *Task) { t.Timezone = "" }, `time zone ""`},
+		{"Local time zone", func(t *Task) { t.Timezone = "Local" }, `time zone "Local"`},
+		{"path-like time zone", func(t *Task) { t.Timezone = "../../etc/passwd" }, `time zone "../../etc/passwd"`},
+		{"next run before 1970", func(t *Task) { t.NextRun = timePtr(time.Unix(-10, 0)) }, "next_run"},
+		{"zero created", func(t *Task) { t.CreatedAt = time.Time{} }, "created_at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := testTask("t1", "family")
+			tc.edit(&task)
+			err := task.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestTasksRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	mustPutGroup(t, s, testGroup("work"))
+
+	t1 := testTask("t1", "family")
+	t2 := testTask("t2", "work")
+	t2.ScheduleType, t2.ScheduleValue, t2.ContextMode = ScheduleInterval, "60000", ContextGroup
+	t2.CreatedAt = t1.CreatedAt.Add(time.Minute)
+	t2.NextRun = nil
+	t2.LastRun, t2.LastResult = timePtr(time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)), "ok"
+	for _, task := range []Task{t1, t2} {
+		if err := s.CreateTask(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, found, err := s.GetTask(ctx, "t2")
+	if err != nil || !found || !reflect.DeepEqual(got, t2) {
+		t.Fatalf("GetTask = %+v, %v, %v\nwant %+v", got, found, err, t2)
+	}
+	if _, found, err := s.GetTask(ctx, "nope"); found || err != nil {
+		t.Fatalf("GetTask(missing) = %v, %v", found, err)
+	}
+
+	if err := s.CreateTask(ctx, t1); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("duplicate id: err = %v", err)
+	}
+	orphan := testTask("t3", "nobody")
+	if err := s.CreateTask(ctx, orphan); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `no group "nobody"`) {
+		t.Fatalf("task for a missing group: err = %v", err)
+	}
+	bad := testTask("t4", "family")
+	bad.Timezone = "Nowhere/Land"
+	if err := s.CreateTask(ctx, bad); err == nil {
+		t.Fatal("invalid task created")
+	}
+
+	for _, tc := range []struct {
+		folder string
+		want   []string
+	}{
+		{"", []string{"t1", "t2"}},
+		{"family", []string{"t1"}},
+		{"work", []string{"t2"}},
+		{"other", nil},
+	} {
+		list, err := s.ListTasks(ctx, tc.folder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, task := range list {
+			ids = append(ids, task.ID)
+		}
+		if !reflect.DeepEqual(ids, tc.want) {
+			t.Errorf("ListTasks(%q) = %v, want %v", tc.folder, ids, tc.want)
+		}
+	}
+
+	// Status changes.
+	if err := s.SetTaskStatus(ctx, "t1", TaskPaused); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := s.GetTask(ctx, "t1"); got.Status != TaskPaused {
+		t.Fatalf("status = %q, want paused", got.Status)
+	}
+	if err := s.SetTaskStatus(ctx, "t1", "frozen"); err == nil {
+		t.Fatal("unknown status accepted")
+	}
+	if err := s.SetTaskStatus(ctx, "nope", TaskActive); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("status of a missing task: err = %v", err)
+	}
+
+	// UpdateTask changes prompt, schedule and next run only.
+	upd := t1
+	upd.Prompt = "New prompt"
+	upd.ScheduleType, upd.ScheduleValue, upd.Timezone = ScheduleOnce, "2025-09-01T09:00:00", "UTC"
+	upd.NextRun = timePtr(time.Date(2025, 9, 1, 9, 0, 0, 0, time.UTC))
+	upd.Status = TaskCancelled     // ignored
+	upd.ContextMode = ContextGroup // ignored
+	if err := s.UpdateTask(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ = s.GetTask(ctx, "t1")
+	want := upd
+	want.Status, want.ContextMode = TaskPaused, t1.ContextMode
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after UpdateTask = %+v\nwant %+v", got, want)
+	}
+	upd.ScheduleType = "never"
+	if err := s.UpdateTask(ctx, upd); err == nil {
+		t.Fatal("UpdateTask accepted an invalid schedule type")
+	}
+	missing := testTask("nope", "family")
+	if err := s.UpdateTask(ctx, missing); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("UpdateTask(missing) = %v", err)
+	}
+
+	if err := s.SetTaskNextRun(ctx, "t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := s.GetTask(ctx, "t1"); got.NextRun != nil {
+		t.Fatalf("NextRun = %v, want nil", got.NextRun)
+	}
+
+	if err := s.DeleteTask(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := s.GetTask(ctx, "t1"); found {
+		t.Fatal("task still there after DeleteTask")
+	}
+	if err := s.DeleteTask(ctx, "t1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting twice: err = %v", err)
+	}
+}
+
+func TestDueTasks(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	now := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		id     string
+		next   *time.Time
+		status TaskStatus
+	}{
+		{"late", timePtr(now.Add(-time.Hour)), TaskActive},
+		{"exact", timePtr(now), TaskActive},
+		{"later", timePtr(now.Add(time.Millisecond)), TaskActive},
+		{"paused", timePtr(now.Add(-2 * time.Hour)), TaskPaused},
+		{"done", timePtr(now.Add(-2 * time.Hour)), TaskCompleted},
+		{"cancelled", timePtr(now.Add(-2 * time.Hour)), TaskCancelled},
+		{"unscheduled", nil, TaskActive},
+		{"latest", timePtr(now.Add(-3 * time.Hour)), TaskActive},
+	} {
+		task := testTask(tc.id, "family")
+		task.NextRun, task.Status = tc.next, tc.status
+		if err := s.CreateTask(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(list []Task) []string {
+		var out []string
+		for _, task := range list {
+			out = append(out, task.ID)
+		}
+		return out
+	}
+	due, err := s.DueTasks(ctx, now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(due), []string{"latest", "late", "exact"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("DueTasks = %v, want %v", got, want)
+	}
+	due, _ = s.DueTasks(ctx, now, 2)
+	if got, want := ids(due), []string{"latest", "late"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("DueTasks(limit 2) = %v, want %v", got, want)
+	}
+}
+
+func TestTaskRuns(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
+	runs := []TaskRun{
+		{TaskID: "t1", StartedAt: start, Duration: 1500 * time.Millisecond, Status: RunSuccess, Result: "first"},
+		{TaskID: "t1", StartedAt: start.Add(time.Hour), Duration: 0, Status: RunError, Error: "container timed out"},
+		{TaskID: "t1", StartedAt: start.Add(2 * time.Hour), Duration: time.Minute, Status: RunSuccess, Result: "third"},
+	}
+	for i := range runs {
+		id, err := s.AddTaskRun(ctx, runs[i])
+		if err != nil || id <= 0 {
+			t.Fatalf("AddTaskRun = %d, %v", id, err)
+		}
+		runs[i].ID = id
+		task, _, _ := s.GetTask(ctx, "t1")
+		wantResult := runs[i].Result
+		if runs[i].Status == RunError {
+			wantResult = "error: " + runs[i].Error
+		}
+		if task.LastRun == nil || !task.LastRun.Equal(runs[i].StartedAt) || task.LastResult != wantResult {
+			t.Fatalf("after run %d: LastRun %v LastResult %q, want %v %q", i, task.LastRun, task.LastResult, runs[i].StartedAt, wantResult)
+		}
+	}
+	got, err := s.TaskRuns(ctx, "t1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []TaskRun{runs[2], runs[1], runs[0]}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("TaskRuns = %+v\nwant %+v", got, want)
+	}
+	got, _ = s.TaskRuns(ctx, "t1", 1)
+	if len(got) != 1 || got[0].ID != runs[2].ID {
+		t.Fatalf("TaskRuns(limit 1) = %+v", got)
+	}
+
+	for _, bad := range []struct {
+		run     TaskRun
+		wantErr string
+	}{
+		{TaskRun{TaskID: "nope", StartedAt: start, Status: RunSuccess}, "no such task"},
+		{TaskRun{TaskID: "t1", StartedAt: start, Status: "maybe"}, `unknown run status "maybe"`},
+		{TaskRun{TaskID: "t1", StartedAt: start, Status: RunSuccess, Duration: -time.Second}, "negative duration"},
+		{TaskRun{StartedAt: start, Status: RunSuccess}, "empty task id"},
+	} {
+		if _, err := s.AddTaskRun(ctx, bad.run); err == nil || !strings.Contains(err.Error(), bad.wantErr) {
+			t.Errorf("AddTaskRun(%+v) = %v, want %q", bad.run, err, bad.wantErr)
+		}
+	}
+	// A failed AddTaskRun leaves the task's last run alone.
+	if task, _, _ := s.GetTask(ctx, "t1"); !task.LastRun.Equal(runs[2].StartedAt) {
+		t.Fatalf("LastRun changed by a rejected run: %v", task.LastRun)
+	}
+}
+
+func TestTaskBadRows(t *testing.T) {
+	ctx := context.Background()
+	// Each case plants a row the CHECK constraints, foreign keys or the Store's
+	// validation would refuse.
+	insert := `INSERT INTO tasks (id, folder, chat_jid, prompt, schedule_type, schedule_value, timezone, context_mode, status, next_run, last_run, last_result, created_at)
+		VALUES (?, ?, 'c@g.us', 'p', ?, ?, ?, ?, ?, ?, NULL, NULL, 0)`
+	for _, tc := range []struct {
+		name    string
+		args    []any // folder, schedule_type, schedule_value, timezone, context_mode, status, next_run
+		wantErr string
+	}{
+		{"unknown schedule type", []any{"family", "hourly", "x", "UTC", "group", "active", 0}, `unknown schedule type "hourly"`},
+		{"unknown context mode", []any{"family", "cron", "* * * * *", "UTC", "everyone", "active", 0}, `unknown context mode "everyone"`},
+		{"unknown status", []any{"family", "cron", "* * * * *", "UTC", "group", "running", 0}, `unknown task status "running"`},
+		{"invalid time zone", []any{"family", "cron", "* * * * *", "Not/AZone", "group", "active", 0}, `time zone "Not/AZone"`},
+		{"invalid folder", []any{"../../x", "cron", "* * * * *", "UTC", "group", "active", 0}, "invalid group folder"},
+		{"negative next run", []any{"family", "cron", "* * * * *", "UTC", "group", "active", -1}, "column next_run: negative time"},
+		{"next run as text", []any{"family", "cron", "* * * * *", "UTC", "group", "active", "soon"}, "column next_run: want integer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, logs := openTest(t)
+			mustPutGroup(t, s, testGroup("family"))
+			good := testTask("good", "family")
+			good.NextRun = timePtr(time.UnixMilli(0))
+			if err := s.CreateTask(ctx, good); err != nil {
+				t.Fatal(err)
+			}
+			rawExec(t, s, []string{"ignore_check_constraints=ON", "foreign_keys=OFF"}, insert, append([]any{"bad"}, tc.args...)...)
+
+			for name, list := range map[string]func() ([]Task, error){
+				"ListTasks(all)":    func() ([]Task, error) { return s.ListTasks(ctx, "") },
+				"ListTasks(family)": func() ([]Task, error) { return s.ListTasks(ctx, "family") },
+				"DueTasks":          func() ([]Task, error) { return s.DueTasks(ctx, time.Now(), 0) },
+			} {
+				got, err := list()
+				if err != nil {
+					t.Fatalf("%s failed instead of skipping: %v", name, err)
+				}
+				if len(got) != 1 || got[0].ID != "good" {
+					t.Fatalf("%s = %+v, want only the good task", name, got)
+				}
+			}
+			wantSkipLogged(t, logs, "tasks", "bad")
+			_, _, err := s.GetTask(ctx, "bad")
+			wantBadRow(t, err, "tasks", "bad")
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("GetTask error %q does not contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestTaskRunBadRows(t *testing.T) {
+	ctx := context.Background()
+	s, logs := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddTaskRun(ctx, TaskRun{TaskID: "t1", StartedAt: time.UnixMilli(5), Status: RunSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	rawExec(t, s, []string{"ignore_check_constraints=ON"}, `INSERT INTO task_runs VALUES (100, 't1', 10, 0, 'meh', NULL, NULL)`)
+	rawExec(t, s, nil, `INSERT INTO task_runs VALUES (101, 't1', 11, -7, 'success', NULL, NULL)`)
+	runs, err := s.TaskRuns(ctx, "t1", 0)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("TaskRuns = %+v, %v; want the one good run", runs, err)
+	}
+	wantSkipLogged(t, logs, "task_runs", "100")
+	wantSkipLogged(t, logs, "task_runs", "101")
+}

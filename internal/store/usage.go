@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DayLayout is the format of usage days: YYYY-MM-DD.
+const DayLayout = "2006-01-02"
+
+// UsageDay is one group's model usage on one day.
+type UsageDay struct {
+	Folder       string
+	Day          string // YYYY-MM-DD
+	Requests     int64  // agent runs
+	InputTokens  int64
+	OutputTokens int64
+}
+
+// ValidateDay accepts a calendar day written YYYY-MM-DD.
+func ValidateDay(day string) error {
+	t, err := time.Parse(DayLayout, day)
+	if err != nil || t.Format(DayLayout) != day {
+		return fmt.Errorf("day %q is not a date written YYYY-MM-DD", day)
+	}
+	return nil
+}
+
+// Validate checks every field of u.
+func (u UsageDay) Validate() error {
+	if err := ValidateFolder(u.Folder); err != nil {
+		return err
+	}
+	if err := ValidateDay(u.Day); err != nil {
+		return err
+	}
+	if u.Requests < 0 || u.InputTokens < 0 || u.OutputTokens < 0 {
+		return errors.New("negative count")
+	}
+	return nil
+}
+
+// AddUsage counts one request of the group in folder on day, with its
+// tokens, adding to what the day already has.
+func (s *Store) AddUsage(ctx context.Context, folder, day string, inTokens, outTokens int64) error {
+	u := UsageDay{Folder: folder, Day: day, Requests: 1, InputTokens: inTokens, OutputTokens: outTokens}
+	if err := u.Validate(); err != nil {
+		return fmt.Errorf("add usage of group %q on %s: %w", folder, day, err)
+	}
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO usage (folder, day, requests, input_tokens, output_tokens) VALUES (?, ?, 1, ?, ?)
+		ON CONFLICT (folder, day) DO UPDATE SET
+			requests = usage.requests + 1,
+			input_tokens = usage.input_tokens + excluded.input_tokens,
+			output_tokens = usage.output_tokens + excluded.output_tokens`,
+		folder, day, inTokens, outTokens)
+	if err != nil {
+		return fmt.Errorf("add usage of group %q on %s: %w", folder, day, err)
+	}
+	return nil
+}
+
+const usageColumns = `folder, day, requests, input_tokens, output_tokens`
+
+var usageColumnNames = columns(usageColumns)
+
+func decodeUsage(raw rawRow) (UsageDay, string, error) {
+	d := decoder{row: raw, cols: usageColumnNames}
+	u := UsageDay{
+		Folder:       d.text(0),
+		Day:          d.text(1),
+		Requests:     d.count(2),
+		InputTokens:  d.count(3),
+		OutputTokens: d.count(4),
+	}
+	if d.err == nil {
+		d.err = u.Validate()
+	}
+	key := d.key(0) + "/" + d.key(1)
+	if d.err != nil {
+		return UsageDay{}, key, d.err
+	}
+	return u, key, nil
+}
+
+// Usage returns the usage of the group in folder ("" = of all groups) from
+// fromDay to toDay inclusive, by day then folder. Invalid rows are skipped
+// and logged.
+func (s *Store) Usage(ctx context.Context, folder, fromDay, toDay string) ([]UsageDay, error) {
+	for _, d := range []string{fromDay, toDay} {
+		if err := ValidateDay(d); err != nil {
+			return nil, fmt.Errorf("usage of group %q from %s to %s: %w", folder, fromDay, toDay, err)
+		}
+	}
+	list, err := queryList(ctx, s, "usage", len(usageColumnNames), decodeUsage,
+		`SELECT `+usageColumns+` FROM usage
+		WHERE (?1 = '' OR folder = ?1) AND day BETWEEN ?2 AND ?3
+		ORDER BY day, folder`, folder, fromDay, toDay)
+	if err != nil {
+		return nil, fmt.Errorf("usage of group %q from %s to %s: %w", folder, fromDay, toDay, err)
+	}
+	return list, nil
+}

@@ -1,0 +1,88 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// BaseImage is the Debian base image scripts/test-env builds offline and
+// imports into every runtime under this one name.
+const BaseImage = "localhost/debian:bookworm-slim"
+
+// CacheDir is where scripts/test-env keeps what it downloads or builds.
+const CacheDir = "/var/cache/nanoclaw-test"
+
+// Required reports whether missing end-to-end prerequisites are failures
+// (NANOCLAW_E2E=required, as in CI) rather than skips.
+func Required() bool { return os.Getenv("NANOCLAW_E2E") == "required" }
+
+// Missing ends the test because what is missing: a failure when end-to-end
+// tests are required, otherwise a skip with one loud line.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("NANOCLAW_E2E=required, but %s (run `make test` as root on Debian 12 to install it)", what)
+	}
+	msg := fmt.Sprintf("E2E SKIPPED: %s (run `make test` as root on Debian 12 to install it)", what)
+	fmt.Fprintln(os.Stderr, msg)
+	t.Skip(msg)
+}
+
+var (
+	probeMu sync.Mutex
+	probed  = map[string]error{}
+)
+
+// Runtime returns the path of a working container CLI ("podman" or
+// "docker") that has BaseImage, or ends the test through Missing.
+func Runtime(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name+" is not installed")
+		return ""
+	}
+	probeMu.Lock()
+	err, done := probed[name]
+	if !done {
+		err = probe(path)
+		probed[name] = err
+	}
+	probeMu.Unlock()
+	if err != nil {
+		Missing(t, err.Error())
+	}
+	return path
+}
+
+func probe(path string) error {
+	name := filepath.Base(path)
+	if out, err := exec.Command(path, "info").CombinedOutput(); err != nil {
+		return fmt.Errorf("%s is installed but not working (`%s info`: %v: %.200s)", name, name, err, out)
+	}
+	if err := exec.Command(path, "image", "inspect", BaseImage).Run(); err != nil {
+		return fmt.Errorf("%s has no image %s", name, BaseImage)
+	}
+	return nil
+}
+
+// ClaudeBinary returns the path of the real Claude Code binary
+// ($NANOCLAW_TEST_CLAUDE, or the one scripts/test-env installed), resolved
+// through symlinks so it can be bind-mounted, or ends the test through Missing.
+func ClaudeBinary(t testing.TB) string {
+	t.Helper()
+	path := os.Getenv("NANOCLAW_TEST_CLAUDE")
+	if path == "" {
+		path = filepath.Join(CacheDir, "claude")
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		Missing(t, "the Claude Code binary is not at "+path)
+		return ""
+	}
+	return real
+}
