@@ -13,6 +13,10 @@ import (
 // imports into every runtime under this one name.
 const BaseImage = "localhost/debian:bookworm-slim"
 
+// AgentImage is the agent image scripts/test-env builds from BaseImage with
+// container/Dockerfile, in every runtime under this one name.
+const AgentImage = "localhost/nanoclaw-agent:test"
+
 // CacheDir is where scripts/test-env keeps what it downloads or builds.
 const CacheDir = "/var/cache/nanoclaw-test"
 
@@ -86,3 +90,43 @@ func ClaudeBinary(t testing.TB) string {
 	}
 	return real
 }
+
+// Image ends the test through Missing unless the runtime at bin has ref.
+func Image(t testing.TB, bin, ref string) {
+	t.Helper()
+	if err := exec.Command(bin, "image", "inspect", ref).Run(); err != nil {
+		Missing(t, fmt.Sprintf("%s has no image %s", filepath.Base(bin), ref))
+	}
+}
+
+// AgentBinary builds nanoclaw-agent (static, as it ships) once per test
+// binary and returns its path.
+func AgentBinary(t testing.TB) string {
+	t.Helper()
+	agentOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nanoclaw-agent-")
+		if err != nil {
+			agentErr = err
+			return
+		}
+		agentPath = filepath.Join(dir, "nanoclaw-agent")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", agentPath, "github.com/nanoclaw/nanoclaw/cmd/nanoclaw-agent")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			agentErr = fmt.Errorf("build nanoclaw-agent: %v\n%s", err, out)
+			return
+		}
+		// The container user must be able to read and run it.
+		agentErr = os.Chmod(dir, 0o755)
+	})
+	if agentErr != nil {
+		t.Fatal(agentErr)
+	}
+	return agentPath
+}
+
+var (
+	agentOnce sync.Once
+	agentPath string
+	agentErr  error
+)

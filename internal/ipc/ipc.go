@@ -1,0 +1,194 @@
+// Package ipc is the contract between the host and nanoclaw-agent inside a
+// group's container: the names, paths and JSON bodies that travel over the
+// group's gateway socket. Both sides import it, so they cannot drift apart.
+//
+// Everything the container may ask of the host is an HTTP request on that one
+// unix socket. The host knows the caller's group from which socket the request
+// arrived on; nothing in these bodies names a group or chat for
+// authorization, and any such field a caller adds is ignored.
+package ipc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Where things are inside the container.
+const (
+	// SocketName is the gateway socket's file name in the group's ipc dir.
+	SocketName = "gateway.sock"
+	// ContainerIPCDir is where the group's ipc dir is mounted, read-only.
+	ContainerIPCDir = "/workspace/ipc"
+	// ContainerSocket is the gateway socket as the container sees it.
+	ContainerSocket = ContainerIPCDir + "/" + SocketName
+	// ContainerGroupDir is the group's folder, read-write, the working directory.
+	ContainerGroupDir = "/workspace/group"
+	// ContainerGlobalDir is global memory: read-only except for main.
+	ContainerGlobalDir = "/workspace/global"
+	// ContainerExtraDir is where allowed extra mounts appear.
+	ContainerExtraDir = "/workspace/extra"
+	// ContainerHome is the agent user's home (a tmpfs).
+	ContainerHome = "/home/agent"
+	// ContainerClaudeDir is the group's Claude Code state, mounted read-write.
+	ContainerClaudeDir = ContainerHome + "/.claude"
+	// ContainerAgentBinary is where nanoclaw-agent is mounted, read-only.
+	ContainerAgentBinary = "/usr/local/bin/nanoclaw-agent"
+	// ContainerUID and ContainerGID are the agent user when the host runs as
+	// root (Claude Code refuses to bypass permissions as root).
+	ContainerUID, ContainerGID = 1000, 1000
+
+	// ProxyPort is the loopback port inside the container on which
+	// nanoclaw-agent forwards bytes to the gateway socket. Claude Code's API
+	// base URL and HTTP(S)_PROXY both point at it.
+	ProxyPort = 3128
+	// PlaceholderAPIKey is the only credential a container ever holds
+	// (finding 1): the gateway strips it and injects the real one.
+	PlaceholderAPIKey = "nanoclaw-placeholder-key-no-credential-in-this-container"
+)
+
+// Gateway paths besides the API proxy (/v1/...) and the egress proxy
+// (CONNECT and absolute-URI requests).
+const (
+	// PathNext (GET) long-polls for the agent's next input: 200 with an
+	// Input, or 204 when nothing came within the poll time (ask again).
+	PathNext = "/ipc/session/next"
+	// PathOutput (POST) hands the host one Output as soon as it exists.
+	PathOutput = "/ipc/session/output"
+	// PathToolPrefix (POST PathToolPrefix+name) calls a host tool with a JSON
+	// object of arguments; the answer is a ToolResponse.
+	PathToolPrefix = "/ipc/tool/"
+)
+
+// InputKind says what an Input asks of the agent.
+type InputKind string
+
+// The kinds of input.
+const (
+	InputPrompt InputKind = "prompt" // a user turn for Claude Code
+	InputClose  InputKind = "close"  // finish: close Claude Code's input and exit
+)
+
+// Input is one instruction from the host to the agent runner.
+type Input struct {
+	Kind InputKind `json:"kind"`
+	// ID names a prompt; the Output answering it carries the same ID.
+	ID string `json:"id,omitempty"`
+	// Text is the prompt, for InputPrompt.
+	Text string `json:"text,omitempty"`
+}
+
+// MaxPromptBytes bounds one prompt on the wire; the router's caps keep real
+// prompts far smaller (finding 9).
+const MaxPromptBytes = 4 << 20
+
+// Validate checks an Input as the agent receives it.
+func (in Input) Validate() error {
+	switch in.Kind {
+	case InputPrompt:
+		if !validID(in.ID) {
+			return fmt.Errorf("prompt id %q: want 1-64 letters, digits, '-' or '_'", in.ID)
+		}
+		if in.Text == "" || len(in.Text) > MaxPromptBytes || !utf8.ValidString(in.Text) {
+			return fmt.Errorf("prompt %s: text must be non-empty UTF-8 of at most %d bytes", in.ID, MaxPromptBytes)
+		}
+	case InputClose:
+	default:
+		return fmt.Errorf("unknown input kind %q", in.Kind)
+	}
+	return nil
+}
+
+// Usage is what one turn cost, as Claude Code reported it.
+type Usage struct {
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+}
+
+// Output is the agent's answer to one prompt.
+type Output struct {
+	// InputID is the ID of the prompt this answers.
+	InputID string `json:"input_id"`
+	// Result is Claude Code's final text for the turn.
+	Result string `json:"result"`
+	// SessionID is Claude Code's session, to be resumed next time.
+	SessionID string `json:"session_id,omitempty"`
+	// IsError marks a failed turn; Error says why.
+	IsError bool   `json:"is_error,omitempty"`
+	Error   string `json:"error,omitempty"`
+	// DurationMS is how long the turn took inside the container.
+	DurationMS int64 `json:"duration_ms,omitempty"`
+	Usage      Usage `json:"usage"`
+}
+
+// MaxOutputBytes bounds one Output body; the host cuts results further.
+const MaxOutputBytes = 10 << 20
+
+// Validate checks an Output as the host receives it.
+func (o Output) Validate() error {
+	if !validID(o.InputID) {
+		return fmt.Errorf("output: input id %q is not a prompt id", o.InputID)
+	}
+	if o.SessionID != "" && !ValidSessionID(o.SessionID) {
+		return fmt.Errorf("output %s: session id %q has unexpected characters", o.InputID, o.SessionID)
+	}
+	if !utf8.ValidString(o.Result) || !utf8.ValidString(o.Error) {
+		return fmt.Errorf("output %s: result is not valid UTF-8", o.InputID)
+	}
+	if o.Usage.InputTokens < 0 || o.Usage.OutputTokens < 0 || o.DurationMS < 0 {
+		return fmt.Errorf("output %s: negative usage or duration", o.InputID)
+	}
+	return nil
+}
+
+// ToolResponse is the host's answer to a tool call: a result or an error
+// message meant for the model (unknown task, not permitted, invalid value).
+type ToolResponse struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// SendMessageArgs are the arguments of the send_message tool.
+type SendMessageArgs struct {
+	Text string `json:"text"`
+}
+
+// MaxMessageBytes bounds one message the agent sends to a chat.
+const MaxMessageBytes = 64 << 10
+
+// Validate checks send_message's arguments.
+func (a SendMessageArgs) Validate() error {
+	if strings.TrimSpace(a.Text) == "" {
+		return errors.New("text is empty")
+	}
+	if len(a.Text) > MaxMessageBytes || !utf8.ValidString(a.Text) {
+		return fmt.Errorf("text must be UTF-8 of at most %d bytes", MaxMessageBytes)
+	}
+	return nil
+}
+
+// SendMessageResult is what send_message returns to the model.
+type SendMessageResult struct {
+	Delivered bool `json:"delivered"`
+}
+
+func validID(s string) bool { return len(s) <= 64 && idChars(s) }
+
+// ValidSessionID reports whether s may be passed to Claude Code as --resume:
+// its session ids are UUIDs, and nothing that could become a path or a flag
+// is accepted.
+func ValidSessionID(s string) bool { return len(s) <= 128 && idChars(s) && s[0] != '-' }
+
+func idChars(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

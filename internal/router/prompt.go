@@ -1,0 +1,161 @@
+package router
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// PromptMessage is one chat message as the agent reads it.
+type PromptMessage struct {
+	Sender string
+	Time   time.Time
+	Text   string
+}
+
+// Caps bound a prompt (finding 9): a flood of messages, or one huge one,
+// must not become an unbounded prompt.
+type Caps struct {
+	MaxMessages     int // most messages in one prompt; the newest are kept
+	MaxBytes        int // largest prompt in bytes; the newest messages are kept
+	MaxMessageBytes int // longest single message text; longer ones are cut with a marker
+}
+
+// Prompt is a formatted catch-up and how many messages it left out.
+type Prompt struct {
+	Text    string
+	Kept    int // messages in the prompt (the newest)
+	Omitted int // older messages left out by the caps
+}
+
+// FormatPrompt renders the catch-up as
+//
+//	<messages>
+//	<message sender="Name" time="…">text</message>
+//	</messages>
+//
+// with every value escaped (finding 10: & < > " ' and control characters),
+// within caps. Times are shown in loc.
+func FormatPrompt(msgs []PromptMessage, caps Caps, loc *time.Location) Prompt {
+	const open, close = "<messages>\n", "</messages>"
+	lines := make([]string, 0, min(len(msgs), caps.MaxMessages))
+	size := len(open) + len(close) + len(omittedNote(len(msgs)))
+	// Walk from the newest back, so the caps keep the newest messages.
+	for i := len(msgs) - 1; i >= 0 && len(lines) < caps.MaxMessages; i-- {
+		line := formatMessage(msgs[i], caps.MaxMessageBytes, loc)
+		if size+len(line) > caps.MaxBytes && len(lines) > 0 {
+			break
+		}
+		size += len(line)
+		lines = append(lines, line)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	omitted := len(msgs) - len(lines)
+	if omitted > 0 {
+		b.WriteString(omittedNote(omitted))
+	}
+	b.WriteString(open)
+	for i := len(lines) - 1; i >= 0; i-- {
+		b.WriteString(lines[i])
+	}
+	b.WriteString(close)
+	return Prompt{Text: b.String(), Kept: len(lines), Omitted: omitted}
+}
+
+func omittedNote(n int) string {
+	return fmt.Sprintf("[%d older messages were left out of this catch-up]\n", n)
+}
+
+func formatMessage(m PromptMessage, maxText int, loc *time.Location) string {
+	text := clean(m.Text)
+	if len(text) > maxText {
+		cut := truncateUTF8(text, maxText)
+		text = cut + fmt.Sprintf(" …[message truncated, %d bytes left out]", len(text)-len(cut))
+	}
+	return `<message sender="` + escape(clean(m.Sender), true) + `" time="` +
+		m.Time.In(loc).Format(time.RFC3339) + `">` + escape(text, false) + "</message>\n"
+}
+
+// clean makes s valid XML character data: invalid UTF-8 becomes U+FFFD;
+// control characters other than tab, newline and carriage return, and the
+// non-characters U+FFFE and U+FFFF, are removed.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return r
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0xFFFE || r == 0xFFFF:
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// escape escapes the five XML specials. Carriage returns are written as
+// references so parsers do not turn them into newlines; inside attributes
+// tabs and newlines are too, since parsers normalize them to spaces there.
+func escape(s string, attr bool) string {
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/8)
+	for _, r := range s {
+		switch r {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '"':
+			b.WriteString("&quot;")
+		case '\'':
+			b.WriteString("&apos;")
+		case '\r':
+			b.WriteString("&#xD;")
+		case '\n':
+			if attr {
+				b.WriteString("&#xA;")
+			} else {
+				b.WriteRune(r)
+			}
+		case '\t':
+			if attr {
+				b.WriteString("&#x9;")
+			} else {
+				b.WriteRune(r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// Trigger matches a message addressed to the assistant: "@Name" at the
+// start (after spaces), case-insensitive, followed by the end or a
+// character that cannot continue a name ("@Andy hi", "@andy, hi"; not
+// "@Andyx", not "hey @Andy").
+type Trigger struct{ re *regexp.Regexp }
+
+// NewTrigger builds the trigger for a word such as "@Andy"; the word is
+// matched literally (regexp-quoted).
+func NewTrigger(word string) Trigger {
+	return Trigger{regexp.MustCompile(`(?i)^\s*` + regexp.QuoteMeta(word) + `(?:$|[^\p{L}\p{N}_])`)}
+}
+
+// Match reports whether text starts with the trigger.
+func (t Trigger) Match(text string) bool { return t.re.MatchString(text) }
