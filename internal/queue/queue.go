@@ -1,0 +1,166 @@
+// Package queue decides when each group's work runs: one run at a time per
+// group, at most N runs at once across all groups, and waiting groups served
+// in the order they asked, so a busy group cannot starve the others.
+//
+// The queue does not know what the work is. It calls the worker with a
+// group's name; the worker takes everything pending for that group (and
+// keeps taking new work while its container is warm) and returns when done.
+package queue
+
+import (
+	"context"
+	"sync"
+)
+
+// Worker processes a group's pending work. It is never called twice at once
+// for the same group. slot tells it when other groups are waiting for a
+// place, so a warm but idle container can make room early.
+type Worker func(ctx context.Context, group string, slot *Slot)
+
+// Slot is a worker's place in the queue.
+type Slot struct {
+	q *Queue
+}
+
+// Contended reports whether other groups are waiting for a place.
+func (s *Slot) Contended() bool {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	return len(s.q.order) > 0
+}
+
+// Wait returns a channel closed the next time a group starts waiting for a
+// place (or already closed if one is waiting now).
+func (s *Slot) Wait() <-chan struct{} {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	if len(s.q.order) > 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return s.q.contended
+}
+
+// Queue schedules group workers under a global cap.
+type Queue struct {
+	max    int
+	worker Worker
+
+	mu        sync.Mutex
+	ctx       context.Context
+	running   map[string]bool // groups whose worker runs now
+	again     map[string]bool // groups that got work while their worker ran
+	order     []string        // groups waiting for a place, oldest first
+	queued    map[string]bool // members of order
+	contended chan struct{}   // closed when order becomes non-empty
+	wg        sync.WaitGroup
+	peak      int
+}
+
+// New makes a queue running at most max workers at once.
+func New(max int, worker Worker) *Queue {
+	if max < 1 {
+		max = 1
+	}
+	return &Queue{
+		max:       max,
+		worker:    worker,
+		running:   make(map[string]bool),
+		again:     make(map[string]bool),
+		queued:    make(map[string]bool),
+		contended: make(chan struct{}),
+	}
+}
+
+// Run lets the queue start workers until ctx ends, then waits for the
+// running ones to return.
+func (q *Queue) Run(ctx context.Context) {
+	q.mu.Lock()
+	q.ctx = ctx
+	q.fill()
+	q.mu.Unlock()
+	<-ctx.Done()
+	q.wg.Wait()
+}
+
+// Notify says that group has work. If its worker is running, the worker
+// is called again after it returns (unless it took the work itself); if
+// not, the group runs now or waits its turn.
+func (q *Queue) Notify(group string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running[group] {
+		q.again[group] = true
+		return
+	}
+	q.enqueue(group)
+	q.fill()
+}
+
+// Active is the number of workers running now.
+func (q *Queue) Active() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.running)
+}
+
+// Peak is the most workers that ever ran at once.
+func (q *Queue) Peak() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.peak
+}
+
+func (q *Queue) enqueue(group string) {
+	if q.queued[group] {
+		return
+	}
+	q.queued[group] = true
+	q.order = append(q.order, group)
+	if len(q.order) == 1 {
+		close(q.contended)
+	}
+}
+
+// fill starts waiting groups while there is room. Called with q.mu held.
+func (q *Queue) fill() {
+	if q.ctx == nil || q.ctx.Err() != nil {
+		return
+	}
+	for len(q.running) < q.max && len(q.order) > 0 {
+		group := q.order[0]
+		q.order = q.order[1:]
+		delete(q.queued, group)
+		if len(q.order) == 0 {
+			q.contended = make(chan struct{})
+		}
+		q.running[group] = true
+		q.peak = max(q.peak, len(q.running))
+		q.wg.Add(1)
+		go q.work(group)
+	}
+}
+
+func (q *Queue) work(group string) {
+	defer q.wg.Done()
+	q.worker(q.ctx, group, &Slot{q: q})
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.running, group)
+	if q.again[group] {
+		delete(q.again, group)
+		q.enqueue(group) // at the back: the groups already waiting go first
+	}
+	q.fill()
+}
+
+// Taken tells the queue that a running worker is about to read all of its
+// group's pending work, so the Notify calls before now need no extra run.
+// Call it before reading, never after: a Notify that lands between the read
+// and Taken would be lost.
+func (q *Queue) Taken(group string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.again, group)
+}
