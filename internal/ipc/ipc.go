@@ -5,7 +5,7 @@
 // Everything the container may ask of the host is an HTTP request on that one
 // unix socket. The host knows the caller's group from which socket the request
 // arrived on; nothing in these bodies names a group or chat for
-// authorization, and any such field a caller adds is ignored.
+// authorization, and a body with fields it does not define is rejected.
 package ipc
 
 import (

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/nanoclaw/nanoclaw/internal/egress"
 )
 
 // ContainerConfig is a group's container settings, kept as JSON in
@@ -34,16 +36,16 @@ type EgressMode string
 const (
 	EgressDefault   EgressMode = ""          // the host's default policy
 	EgressNone      EgressMode = "none"      // no network at all
-	EgressAllowlist EgressMode = "allowlist" // only the domains in Allow
-	EgressPublic    EgressMode = "public"    // the public internet
+	EgressAllowlist EgressMode = "allowlist" // only what Allow names
+	EgressPublic    EgressMode = "public"    // the public internet, plus what Allow names
 )
 
 // Egress is a container's network policy.
 type Egress struct {
 	Mode EgressMode `json:"mode,omitempty"`
-	// Allow lists the reachable domains in mode allowlist: lowercase host
-	// names ("example.com") or wildcards of a domain's subdomains
-	// ("*.example.org").
+	// Allow lists egress rules (grammar: egress.ParseRule): in mode
+	// allowlist the only reachable destinations, in mode public the private
+	// ones reachable besides the public internet ("192.168.1.10:8080").
 	Allow []string `json:"allow,omitempty"`
 }
 
@@ -133,64 +135,18 @@ func checkRange(name string, v, lo, hi int) error {
 	return nil
 }
 
+// validate checks the policy with the egress package's parser, the one the
+// gateway enforces, so a stored policy is exactly what will be applied.
 func (e Egress) validate() error {
-	switch e.Mode {
-	case EgressDefault, EgressNone, EgressPublic:
+	if e.Mode == EgressDefault {
+		// The host's default policy applies; rules here would be ignored.
 		if len(e.Allow) > 0 {
-			return fmt.Errorf("container config: egress.allow is only allowed with mode %q (mode is %q)", EgressAllowlist, e.Mode)
+			return fmt.Errorf("container config: egress.allow needs a mode (%q or %q); with no mode the host's default policy applies", EgressAllowlist, EgressPublic)
 		}
-	case EgressAllowlist:
-		if len(e.Allow) == 0 {
-			return fmt.Errorf("container config: egress mode %q needs at least one domain in egress.allow", EgressAllowlist)
-		}
-		for i, d := range e.Allow {
-			if err := validateDomainPattern(d); err != nil {
-				return fmt.Errorf("container config: egress.allow[%d]: %w", i, err)
-			}
-		}
-	default:
-		return fmt.Errorf("container config: unknown egress mode %q (want %q, %q, %q or empty)", e.Mode, EgressNone, EgressAllowlist, EgressPublic)
+		return nil
 	}
-	return nil
-}
-
-// validateDomainPattern accepts a lowercase host name or "*." followed by one
-// with at least two labels (so "*.com" is refused as far too broad).
-func validateDomainPattern(p string) error {
-	host, wildcard := strings.CutPrefix(p, "*.")
-	if err := validateHostname(host); err != nil {
-		return fmt.Errorf("domain %q: %w", p, err)
-	}
-	if wildcard && !strings.Contains(host, ".") {
-		return fmt.Errorf("domain %q: a wildcard must cover a domain with at least two labels", p)
-	}
-	return nil
-}
-
-// validateHostname accepts lowercase RFC 1123 host names: labels of 1..63
-// letters, digits and inner hyphens, 253 characters at most, no trailing dot.
-func validateHostname(h string) error {
-	if h == "" {
-		return errors.New("empty host name")
-	}
-	if len(h) > 253 {
-		return fmt.Errorf("host name is %d characters, max 253", len(h))
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" {
-			return errors.New("empty label (leading, trailing or double dot)")
-		}
-		if len(label) > 63 {
-			return fmt.Errorf("label %q is longer than 63 characters", label)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("label %q starts or ends with a hyphen", label)
-		}
-		for _, c := range label {
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-				return fmt.Errorf("character %q not allowed (lowercase letters, digits, '-' and '.' only)", c)
-			}
-		}
+	if _, err := egress.ParsePolicy(string(e.Mode), e.Allow); err != nil {
+		return fmt.Errorf("container config: %w", err)
 	}
 	return nil
 }

@@ -34,28 +34,36 @@ func TestContainerConfigValidate(t *testing.T) {
 		{"pids too big", ContainerConfig{PidsLimit: 65537}, "pids_limit 65537 out of range"},
 		{"egress none", ContainerConfig{Egress: Egress{Mode: EgressNone}}, ""},
 		{"egress public", ContainerConfig{Egress: Egress{Mode: EgressPublic}}, ""},
-		{"egress unknown mode", ContainerConfig{Egress: Egress{Mode: "open"}}, `unknown egress mode "open"`},
-		{"egress mode uppercase", ContainerConfig{Egress: Egress{Mode: "NONE"}}, `unknown egress mode "NONE"`},
-		{"allow without mode", ContainerConfig{Egress: Egress{Allow: []string{"example.com"}}}, "egress.allow is only allowed with mode"},
-		{"allow with public", ContainerConfig{Egress: Egress{Mode: EgressPublic, Allow: []string{"example.com"}}}, "egress.allow is only allowed with mode"},
-		{"allow with none", ContainerConfig{Egress: Egress{Mode: EgressNone, Allow: []string{"example.com"}}}, "egress.allow is only allowed with mode"},
-		{"allowlist empty", ContainerConfig{Egress: Egress{Mode: EgressAllowlist}}, "needs at least one domain"},
-		{"domain uppercase", allow("Example.com"), `egress.allow[0]: domain "Example.com": character 'E' not allowed`},
-		{"domain with scheme", allow("https://example.com"), `character ':' not allowed`},
-		{"domain with path", allow("example.com/x"), `character '/' not allowed`},
-		{"domain with port", allow("example.com:443"), `character ':' not allowed`},
+		{"egress unknown mode", ContainerConfig{Egress: Egress{Mode: "open"}}, `unknown mode "open"`},
+		{"egress mode uppercase", ContainerConfig{Egress: Egress{Mode: "NONE"}}, `unknown mode "NONE"`},
+		{"allow without mode", ContainerConfig{Egress: Egress{Allow: []string{"example.com"}}}, "egress.allow needs a mode"},
+		{"public with exceptions", ContainerConfig{Egress: Egress{Mode: EgressPublic, Allow: []string{"192.168.1.10:8080", "10.0.0.0/24", "nas.lan:5000"}}}, ""},
+		{"public with a bad exception", ContainerConfig{Egress: Egress{Mode: EgressPublic, Allow: []string{"169.254.169.254:80"}}}, "no rule can open"},
+		{"allow with none", ContainerConfig{Egress: Egress{Mode: EgressNone, Allow: []string{"example.com"}}}, "takes no allow list"},
+		{"allowlist empty", ContainerConfig{Egress: Egress{Mode: EgressAllowlist}}, "needs at least one entry"},
+		{"allowlist of every rule kind", allow("example.com", "nas.lan:5000", "git.example.com:*", "*.example.org:8443",
+			"192.168.1.10:8080", "[2001:db8::1]:443", "10.0.0.0/24", "[fd00::/64]:*"), ""},
+		{"domain uppercase", allow("Example.com"), `egress: allow[0]: egress rule "Example.com": character 'E' not allowed`},
+		{"domain with scheme", allow("https://example.com"), "this is a URL"},
+		{"domain with path", allow("example.com/x"), "a path is not allowed"},
+		{"domain with bad port", allow("example.com:0"), `port "0": want 1-65535 or *`},
 		{"domain trailing dot", allow("example.com."), "empty label"},
 		{"domain double dot", allow("example..com"), "empty label"},
-		{"domain empty", allow(""), "empty host name"},
+		{"domain empty", allow(""), "empty"},
 		{"domain label hyphen", allow("-example.com"), "starts or ends with a hyphen"},
 		{"domain label too long", allow(strings.Repeat("a", 64) + ".com"), "longer than 63"},
 		{"domain too long", allow(strings.Repeat("abcdefghi.", 26) + "com"), "max 253"},
 		{"domain unicode", allow("ex\u0430mple.com"), `character 'а' not allowed`}, // Cyrillic а
-		{"wildcard too broad", allow("*.com"), "at least two labels"},
+		{"wildcard too broad", allow("*.com"), "too broad"},
+		{"wildcard registry suffix", allow("*.co.uk"), "registry suffix"},
 		{"bare wildcard", allow("*"), `character '*' not allowed`},
 		{"wildcard in middle", allow("a.*.example.com"), `character '*' not allowed`},
 		{"wildcard without dot", allow("*example.com"), `character '*' not allowed`},
-		{"second domain bad", allow("example.com", "BAD"), "egress.allow[1]"},
+		{"CIDR host bits", allow("10.0.0.1/24"), "did you mean 10.0.0.0/24"},
+		{"CIDR too broad", allow("0.0.0.0/0"), "too broad"},
+		{"localhost", allow("localhost:8080"), "localhost"},
+		{"duplicate rule", allow("example.com", "example.com"), "repeats allow[0]"},
+		{"second domain bad", allow("example.com", "BAD"), "allow[1]"},
 		{"mount empty host path", mount("", "x"), "additional_mounts[0]: host_path is empty"},
 		{"mount empty container path", mount("/h", ""), "container_path is empty"},
 		{"mount absolute container path", mount("/h", "/etc"), `container_path "/etc" is absolute`},
@@ -83,8 +91,8 @@ func TestContainerConfigValidate(t *testing.T) {
 	}
 }
 
-func allow(domains ...string) ContainerConfig {
-	return ContainerConfig{Egress: Egress{Mode: EgressAllowlist, Allow: domains}}
+func allow(rules ...string) ContainerConfig {
+	return ContainerConfig{Egress: Egress{Mode: EgressAllowlist, Allow: rules}}
 }
 
 func mount(host, container string) ContainerConfig {

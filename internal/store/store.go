@@ -3,11 +3,13 @@
 // each chat has been answered, agent sessions, scheduled tasks and their runs,
 // and token usage.
 //
-// It is the bottom layer: it imports no other NanoClaw package. Every row it
-// reads is decoded and validated before it is handed out (finding 12); a row
-// that fails is skipped by list functions (and logged) and reported as a
-// *BadRowError by single-row getters, so a corrupted or tampered database can
-// never crash the host.
+// It is the bottom layer: it imports no other NanoClaw package except leaf
+// packages that import none themselves (egress, to validate stored egress
+// policies with the very parser the gateway enforces). Every row it reads is
+// decoded and validated before it is handed out (finding 12); a row that
+// fails is skipped by list functions (and logged) and reported as a
+// *BadRowError by single-row getters, so a corrupted or tampered database
+// can never crash the host.
 //
 // With a key, the database file and its journal are encrypted at rest through
 // the adiantum VFS (finding 11).

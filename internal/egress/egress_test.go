@@ -1,0 +1,454 @@
+package egress
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseRule(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // canonical String(); "" with wantErr
+		kind Kind
+		port int
+	}{
+		{"example.com", "example.com", Domain, WebPorts},
+		{"api.anthropic.com:443", "api.anthropic.com:443", Domain, 443},
+		{"nas.lan:5000", "nas.lan:5000", Domain, 5000},
+		{"nas:5000", "nas:5000", Domain, 5000},
+		{"git.example.com:*", "git.example.com:*", Domain, AnyPort},
+		{"*.example.org", "*.example.org", Suffix, WebPorts},
+		{"*.example.org:8443", "*.example.org:8443", Suffix, 8443},
+		{"*.co.example", "*.co.example", Suffix, WebPorts},
+		{"*.example.co.uk", "*.example.co.uk", Suffix, WebPorts},
+		{"xn--bcher-kva.example", "xn--bcher-kva.example", Domain, WebPorts},
+		{"1.2.3.4", "1.2.3.4", Address, WebPorts},
+		{"192.168.1.10:8080", "192.168.1.10:8080", Address, 8080},
+		{"127.0.0.1:11434", "127.0.0.1:11434", Address, 11434},
+		{"2001:db8::1", "2001:db8::1", Address, WebPorts},
+		{"[2001:db8::1]", "2001:db8::1", Address, WebPorts},
+		{"[2001:DB8:0::1]:443", "[2001:db8::1]:443", Address, 443},
+		{"[::1]:*", "[::1]:*", Address, AnyPort},
+		{"10.0.0.0/24", "10.0.0.0/24", Network, WebPorts},
+		{"10.0.0.0/8:*", "10.0.0.0/8:*", Network, AnyPort},
+		{"192.168.1.0/24:22", "192.168.1.0/24:22", Network, 22},
+		{"fd00::/64", "fd00::/64", Network, WebPorts},
+		{"[fd00::/64]:8080", "[fd00::/64]:8080", Network, 8080},
+		{"169.254.0.0/16", "169.254.0.0/16", Network, WebPorts}, // metadata inside stays closed
+		{"example.com:65535", "example.com:65535", Domain, 65535},
+		{"example.com:1", "example.com:1", Domain, 1},
+	} {
+		r, err := ParseRule(tc.in)
+		if err != nil {
+			t.Errorf("ParseRule(%q): %v", tc.in, err)
+			continue
+		}
+		if r.String() != tc.want || r.Kind != tc.kind || r.Port != tc.port {
+			t.Errorf("ParseRule(%q) = %q kind %d port %d; want %q kind %d port %d", tc.in, r, r.Kind, r.Port, tc.want, tc.kind, tc.port)
+		}
+		back, err := ParseRule(r.String())
+		if err != nil || back != r {
+			t.Errorf("round trip of %q: %+v, %v; want %+v", r, back, err, r)
+		}
+	}
+}
+
+func TestParseRuleErrors(t *testing.T) {
+	for _, tc := range []struct{ in, wantErr string }{
+		{"", "empty"},
+		{strings.Repeat("a", 301), "max 300"},
+		{"Example.com", `character 'E' not allowed`},
+		{"https://example.com", "this is a URL"},
+		{"example.com/x", "a path is not allowed"},
+		{"10.0.0.0/x", "not a CIDR range"},
+		{"example.com:0", `port "0"`},
+		{"example.com:65536", `port "65536"`},
+		{"example.com:080", `port "080"`},
+		{"example.com:+80", `port "+80"`},
+		{"example.com:", `port ""`},
+		{"example.com:http", `port "http"`},
+		{":443", "no host"},
+		{"example.com.", "empty label"},
+		{"example..com", "empty label"},
+		{"-example.com", "starts or ends with a hyphen"},
+		{strings.Repeat("a", 64) + ".com", "longer than 63"},
+		{strings.Repeat("abcdefghi.", 26) + "com", "max 253"},
+		{"ex\u0430mple.com", `character 'а' not allowed`}, // Cyrillic а
+		{"exa_mple.com", `character '_' not allowed`},
+		{"*.com", "too broad"},
+		{"*.co.uk", "registry suffix"},
+		{"*.com.au", "registry suffix"},
+		{"*", `character '*' not allowed`},
+		{"*.*.example.com", `character '*' not allowed`},
+		{"a.*.example.com", `character '*' not allowed`},
+		{"*example.com", `character '*' not allowed`},
+		{"localhost", "localhost"},
+		{"localhost:8080", "localhost"},
+		{"app.localhost:3000", "localhost"},
+		{"example.123", "numeric label"},
+		{"1.2.3", "not an IP address"},
+		{"1.2.3.4.5", "not an IP address"},
+		{"256.1.1.1", "not an IP address"},
+		{"169.254.169.254", "cloud metadata service, which no rule can open"},
+		{"169.254.169.254:80", "cloud metadata"},
+		{"[fd00:ec2::254]:80", "metadata"},
+		{"0.0.0.0:80", "unspecified"},
+		{"224.0.0.1", "multicast"},
+		{"255.255.255.255", "broadcast"},
+		{"[ff02::1]:80", "multicast"},
+		{"::ffff:10.0.0.1", "write the IPv4-mapped address"},
+		{"fe80::1%eth0", "zone"},
+		{"[2001:db8::1", "'[' without ']'"},
+		{"[example.com]:80", "brackets are only for IPv6"},
+		{"[2001:db8::1]x", `unexpected "x" after ']'`},
+		{"10.0.0.1/24", "did you mean 10.0.0.0/24"},
+		{"0.0.0.0/0", "too broad"},
+		{"10.0.0.0/7", "too broad"},
+		{"::/0", "too broad"},
+		{"2000::/3", "too broad"},
+		{"224.0.0.0/8", "multicast, which no rule can open"},
+		{"0.0.0.0/8", "no rule can open"},
+		{"10.0.0.0/33", "not a CIDR range"},
+		{"example.com:80:90", "not an IP address"},
+	} {
+		_, err := ParseRule(tc.in)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("ParseRule(%q) err = %v; want it to contain %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mode    string
+		allow   []string
+		want    Mode
+		wantErr string
+	}{
+		{"empty is public", "", nil, Public, ""},
+		{"public with exceptions", "public", []string{"192.168.1.10:8080", "10.0.0.0/24"}, Public, ""},
+		{"default with exceptions", "", []string{"nas.lan:5000"}, Public, ""},
+		{"none", "none", nil, None, ""},
+		{"none with rules", "none", []string{"example.com"}, "", "takes no allow list"},
+		{"allowlist", "allowlist", []string{"example.com", "*.example.org"}, Allowlist, ""},
+		{"allowlist empty", "allowlist", nil, "", "needs at least one entry"},
+		{"unknown mode", "open", nil, "", `unknown mode "open"`},
+		{"uppercase mode", "PUBLIC", nil, "", `unknown mode "PUBLIC"`},
+		{"bad rule names its index", "allowlist", []string{"example.com", "BAD"}, "", "allow[1]"},
+		{"duplicate", "allowlist", []string{"example.com:443", "example.com:443"}, "", "allow[1] \"example.com:443\" repeats allow[0]"},
+		{"duplicate after canonical form", "public", []string{"[2001:db8::1]:80", "[2001:DB8::1]:80"}, "", "repeats allow[0]"},
+		{"too many", "allowlist", manyRules(MaxRules + 1), "", "max 256"},
+		{"as many as allowed", "allowlist", manyRules(MaxRules), Allowlist, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePolicy(tc.mode, tc.allow)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Mode != tc.want || len(p.Allow) != len(tc.allow) {
+				t.Fatalf("policy %+v; want mode %q with %d rules", p, tc.want, len(tc.allow))
+			}
+		})
+	}
+}
+
+func manyRules(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "h" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + ".example.com:" + itoa(i+1)
+	}
+	return out
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+func TestForbidden(t *testing.T) {
+	for _, tc := range []struct {
+		ip     string
+		reason string // "" = public
+	}{
+		{"1.1.1.1", ""},
+		{"8.8.8.8", ""},
+		{"93.184.215.14", ""},
+		{"2606:4700:4700::1111", ""},
+		{"2a00:1450:4001:80b::200e", ""},
+		{"127.0.0.1", "loopback"},
+		{"127.255.255.254", "loopback"},
+		{"::1", "loopback"},
+		{"10.1.2.3", "private (RFC 1918)"},
+		{"172.16.0.1", "private (RFC 1918)"},
+		{"172.31.255.255", "private (RFC 1918)"},
+		{"192.168.1.10", "private (RFC 1918)"},
+		{"169.254.169.254", "the cloud metadata service"},
+		{"169.254.170.2", "credentials service"},
+		{"169.254.1.1", "link-local"},
+		{"fe80::1", "link-local"},
+		{"fe80::1%eth0", "link-local"},
+		{"fd00:ec2::254", "AWS IPv6) metadata"},
+		{"100.64.0.1", "CGNAT"},
+		{"100.127.255.255", "CGNAT"},
+		{"100.100.100.200", "Alibaba"},
+		{"224.0.0.1", "multicast"},
+		{"239.255.255.250", "multicast"},
+		{"ff02::1", "multicast"},
+		{"0.0.0.0", "unspecified"},
+		{"::", "unspecified"},
+		{"0.1.2.3", "this network"},
+		{"255.255.255.255", "broadcast"},
+		{"192.0.0.8", "IETF protocol assignments"},
+		{"192.0.0.192", "Oracle"},
+		{"192.0.2.1", "TEST-NET-1"},
+		{"198.51.100.7", "TEST-NET-2"},
+		{"203.0.113.9", "TEST-NET-3"},
+		{"198.18.0.1", "benchmarking"},
+		{"198.19.255.255", "benchmarking"},
+		{"240.0.0.1", "reserved (240.0.0.0/4)"},
+		{"192.88.99.1", "6to4 relay"},
+		{"168.63.129.16", "Azure"},
+		{"fc00::1", "unique local"},
+		{"fd12:3456::1", "unique local"},
+		{"fec0::1", "site-local"},
+		{"2001:db8::1", "documentation"},
+		{"3fff::1", "documentation"},
+		{"100::1", "discard-only"},
+		{"2001:2::1", "benchmarking"},
+		{"2001:10::1", "ORCHID"},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"},
+		{"::ffff:127.0.0.1", "IPv4-mapped address of 127.0.0.1, loopback"},
+		{"::ffff:169.254.169.254", "IPv4-mapped address of 169.254.169.254, the cloud metadata service"},
+		{"::ffff:10.0.0.1", "IPv4-mapped address of 10.0.0.1, private"},
+		{"::ffff:8.8.8.8", ""},
+		{"::127.0.0.1", "IPv4-compatible address of 127.0.0.1, loopback"},
+		{"::8.8.8.8", ""},
+		{"64:ff9b::a9fe:a9fe", "NAT64 address of 169.254.169.254, the cloud metadata service"},
+		{"64:ff9b::0a00:0001", "NAT64 address of 10.0.0.1"},
+		{"64:ff9b::808:808", ""},
+		{"64:ff9b:1::1", "local-use NAT64"},
+		{"2002:7f00:0001::1", "6to4 address of 127.0.0.1, loopback"},
+		{"2002:c0a8:0101::1", "6to4 address of 192.168.1.1"},
+		{"2002:0808:0808::1", ""},
+		{"4000::1", "outside global unicast"},
+		{"::2", "IPv4-compatible address of 0.0.0.2"},
+	} {
+		reason, bad := Forbidden(netip.MustParseAddr(tc.ip))
+		if bad != (tc.reason != "") || !strings.Contains(reason, tc.reason) {
+			t.Errorf("Forbidden(%s) = %q, %v; want %q", tc.ip, reason, bad, tc.reason)
+		}
+	}
+	if _, bad := Forbidden(netip.Addr{}); !bad {
+		t.Error("the zero Addr is not forbidden")
+	}
+}
+
+func policy(t *testing.T, mode string, allow ...string) Policy {
+	t.Helper()
+	p, err := ParsePolicy(mode, allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func TestDecide(t *testing.T) {
+	public := policy(t, "public")
+	homeLab := policy(t, "public", "192.168.1.10:8080", "10.0.0.0/24", "nas.lan:5000", "printer.lan", "127.0.0.1:11434")
+	list := policy(t, "allowlist", "api.example.com", "*.example.org", "nas.lan:5000", "192.168.1.10:8080", "10.0.0.0/24:*", "1.1.1.1:853", "llm.lan:8000")
+	none := policy(t, "none")
+	zero := Policy{}
+
+	for _, tc := range []struct {
+		name   string
+		p      Policy
+		host   string
+		port   int
+		addrs  []netip.Addr
+		allow  bool
+		addr   string // the address to connect to, when allowed
+		reason string // part of the reason
+	}{
+		// public
+		{"public name", public, "example.com", 443, addrs("93.184.215.14"), true, "93.184.215.14", "public address"},
+		{"public, any port", public, "example.com", 22, addrs("93.184.215.14"), true, "93.184.215.14", "public"},
+		{"zero policy is public", zero, "example.com", 443, addrs("93.184.215.14"), true, "93.184.215.14", "public"},
+		{"public literal", public, "8.8.8.8", 53, nil, true, "8.8.8.8", "public"},
+		{"public v6 literal", public, "[2606:4700:4700::1111]", 443, nil, true, "2606:4700:4700::1111", "public"},
+		{"literal ignores addrs", public, "8.8.8.8", 443, addrs("127.0.0.1"), true, "8.8.8.8", "public"},
+		{"public, first of several", public, "example.com", 443, addrs("2606:4700::1", "1.1.1.1"), true, "2606:4700::1", "public"},
+		{"mapped public unmapped", public, "example.com", 443, addrs("::ffff:1.1.1.1"), true, "1.1.1.1", "public"},
+		{"loopback name", public, "evil.example", 80, addrs("127.0.0.1"), false, "", "evil.example resolves to 127.0.0.1: loopback"},
+		{"loopback literal", public, "127.0.0.1", 8080, nil, false, "", "127.0.0.1: loopback"},
+		{"v6 loopback literal", public, "::1", 80, nil, false, "", "loopback"},
+		{"private literal", public, "10.1.2.3", 80, nil, false, "", "private (RFC 1918)"},
+		{"metadata", public, "169.254.169.254", 80, nil, false, "", "metadata service, never allowed"},
+		{"metadata by name", public, "metadata.google.internal", 80, addrs("169.254.169.254"), false, "", "never allowed"},
+		{"mapped metadata", public, "x.example", 80, addrs("::ffff:169.254.169.254"), false, "", "metadata"},
+		{"NAT64 metadata", public, "x.example", 80, addrs("64:ff9b::a9fe:a9fe"), false, "", "metadata"},
+		{"6to4 loopback", public, "x.example", 80, addrs("2002:7f00:1::1"), false, "", "loopback"},
+		{"mixed public and private", public, "rebind.example", 443, addrs("93.184.215.14", "10.0.0.1"), false, "", "10.0.0.1: private"},
+		{"mixed private first", public, "rebind.example", 443, addrs("192.168.0.1", "93.184.215.14"), false, "", "private"},
+		{"no address", public, "example.com", 443, nil, false, "", "no address"},
+		{"zero address", public, "example.com", 443, []netip.Addr{{}}, false, "", "unusable"},
+		{"zoned address", public, "example.com", 443, addrs("fe80::1%eth0"), false, "", "unusable"},
+		{"bad port", public, "example.com", 0, addrs("1.1.1.1"), false, "", "port 0 out of range"},
+		{"port too big", public, "example.com", 65536, addrs("1.1.1.1"), false, "", "out of range"},
+		{"bad host", public, "exa mple.com", 443, addrs("1.1.1.1"), false, "", "invalid host"},
+		{"non-ASCII host", public, "\u212aelvin.example", 443, addrs("1.1.1.1"), false, "", "not ASCII"},
+		{"empty host", public, "", 443, addrs("1.1.1.1"), false, "", "empty host"},
+		{"zoned literal", public, "fe80::1%eth0", 80, nil, false, "", "zone"},
+
+		// public with deliberate exceptions
+		{"named address and port", homeLab, "192.168.1.10", 8080, nil, true, "192.168.1.10", "rule 192.168.1.10:8080"},
+		{"named address, other port", homeLab, "192.168.1.10", 22, nil, false, "", "private"},
+		{"named network, web port", homeLab, "10.0.0.7", 443, nil, true, "10.0.0.7", "rule 10.0.0.0/24"},
+		{"named network, other port", homeLab, "10.0.0.7", 8080, nil, false, "", "private"},
+		{"outside named network", homeLab, "10.0.1.7", 443, nil, false, "", "private"},
+		{"name into named network", homeLab, "wiki.lan", 80, addrs("10.0.0.9"), true, "10.0.0.9", "rule 10.0.0.0/24"},
+		{"exact host:port opens private", homeLab, "nas.lan", 5000, addrs("192.168.1.20"), true, "192.168.1.20", "rule nas.lan:5000"},
+		{"exact host:port, other port", homeLab, "nas.lan", 5001, addrs("192.168.1.20"), false, "", "private"},
+		{"exact host:port never opens loopback", homeLab, "nas.lan", 5000, addrs("127.0.0.1"), false, "", "loopback"},
+		{"exact host:port never opens metadata", homeLab, "nas.lan", 5000, addrs("169.254.169.254"), false, "", "never allowed"},
+		{"domain without port does not open private", homeLab, "printer.lan", 80, addrs("192.168.1.30"), false, "", "private"},
+		{"named loopback service", homeLab, "127.0.0.1", 11434, nil, true, "127.0.0.1", "rule 127.0.0.1:11434"},
+		{"named loopback, other port", homeLab, "127.0.0.1", 11435, nil, false, "", "loopback"},
+		{"exceptions keep public open", homeLab, "example.com", 443, addrs("1.1.1.1"), true, "1.1.1.1", "public"},
+
+		// allowlist
+		{"listed domain", list, "api.example.com", 443, addrs("1.1.1.1"), true, "1.1.1.1", "rule api.example.com"},
+		{"listed domain, uppercase + dot", list, "API.Example.COM.", 80, addrs("1.1.1.1"), true, "1.1.1.1", "rule api.example.com"},
+		{"listed domain, other port", list, "api.example.com", 8443, addrs("1.1.1.1"), false, "", "api.example.com:8443 is not in the group's allow list"},
+		{"unlisted domain", list, "example.net", 443, addrs("1.1.1.1"), false, "", "not in the group's allow list"},
+		{"listed domain is not a suffix", list, "x.api.example.com", 443, addrs("1.1.1.1"), false, "", "not in the"},
+		{"suffix covers subdomain", list, "a.b.example.org", 443, addrs("1.1.1.1"), true, "1.1.1.1", "rule *.example.org"},
+		{"suffix does not cover apex", list, "example.org", 443, addrs("1.1.1.1"), false, "", "not in the"},
+		{"suffix does not cover look-alike", list, "badexample.org", 443, addrs("1.1.1.1"), false, "", "not in the"},
+		{"listed domain to private is denied", list, "api.example.com", 443, addrs("10.9.9.9"), false, "", "10.9.9.9: private"},
+		{"suffix to loopback is denied", list, "x.example.org", 443, addrs("127.0.0.1"), false, "", "loopback"},
+		{"listed domain, mixed answer", list, "api.example.com", 443, addrs("1.1.1.1", "192.168.5.5"), false, "", "private"},
+		{"exact host:port to private", list, "nas.lan", 5000, addrs("192.168.1.20"), true, "192.168.1.20", "rule nas.lan:5000"},
+		{"exact host:port to public", list, "nas.lan", 5000, addrs("1.1.1.1"), true, "1.1.1.1", "rule nas.lan:5000"},
+		{"named address", list, "192.168.1.10", 8080, nil, true, "192.168.1.10", "rule 192.168.1.10:8080"},
+		{"named network any port", list, "10.0.0.200", 6379, nil, true, "10.0.0.200", "rule 10.0.0.0/24:*"},
+		{"named public address", list, "1.1.1.1", 853, nil, true, "1.1.1.1", "rule 1.1.1.1:853"},
+		{"unnamed public address", list, "8.8.8.8", 443, nil, false, "", "8.8.8.8:443 is not in the"},
+		{"unnamed private literal", list, "192.168.1.11", 8080, nil, false, "", "not in the"},
+		{"name into named network needs a name rule", list, "db.lan", 6379, addrs("10.0.0.5"), false, "", "db.lan:6379 is not in the"},
+		{"listed name into named network", list, "llm.lan", 8000, addrs("10.0.0.5"), true, "10.0.0.5", "rule 10.0.0.0/24:*"},
+		{"v6 literal not listed", list, "2606:4700::1", 443, nil, false, "", "[2606:4700::1]:443 is not in the"},
+
+		{"unlisted metadata literal says metadata", list, "169.254.169.254", 80, nil, false, "", "metadata service, never allowed"},
+
+		// none
+		{"none denies public", none, "example.com", 443, addrs("1.1.1.1"), false, "", "mode none"},
+		{"none names metadata", none, "169.254.169.254", 80, nil, false, "", "metadata"},
+		{"none denies literal", none, "1.1.1.1", 443, nil, false, "", "mode none"},
+		{"unknown mode", Policy{Mode: "open"}, "example.com", 443, addrs("1.1.1.1"), false, "", "unknown egress mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(tc.p, tc.host, tc.port, tc.addrs)
+			if d.Allowed != tc.allow || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("Decide(%s, %s:%d, %v) = %+v; want allowed=%v, reason containing %q", tc.p.Mode, tc.host, tc.port, tc.addrs, d, tc.allow, tc.reason)
+			}
+			if tc.allow && d.Addr != netip.MustParseAddr(tc.addr) {
+				t.Fatalf("connect to %v, want %s", d.Addr, tc.addr)
+			}
+			if !tc.allow && d.Addr.IsValid() {
+				t.Fatalf("denied decision carries address %v", d.Addr)
+			}
+		})
+	}
+}
+
+func TestPrescreen(t *testing.T) {
+	list := policy(t, "allowlist", "api.example.com", "10.0.0.0/24:*")
+	for _, tc := range []struct {
+		p    Policy
+		host string
+		port int
+		ok   bool
+	}{
+		{list, "api.example.com", 443, true},
+		{list, "exfil-c2VjcmV0.attacker.example", 443, false}, // never looked up
+		{list, "10.0.0.3", 5432, true},
+		{list, "10.0.1.3", 5432, false},
+		{policy(t, "public"), "anything.example", 1234, true},
+		{policy(t, "public"), "bad_name.example", 443, false},
+		{policy(t, "none"), "api.example.com", 443, false},
+	} {
+		if _, ok := tc.p.Prescreen(tc.host, tc.port); ok != tc.ok {
+			t.Errorf("%s: Prescreen(%s:%d) = %v, want %v", tc.p.Mode, tc.host, tc.port, ok, tc.ok)
+		}
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	for _, tc := range []struct{ in, want, addr string }{
+		{"Example.COM.", "example.com", ""},
+		{"[2001:DB8::1]", "2001:db8::1", "2001:db8::1"},
+		{"::ffff:10.0.0.1", "10.0.0.1", "10.0.0.1"},
+		{"1.1.1.1", "1.1.1.1", "1.1.1.1"},
+	} {
+		h, a, err := CanonicalHost(tc.in)
+		want := netip.Addr{}
+		if tc.addr != "" {
+			want = netip.MustParseAddr(tc.addr)
+		}
+		if err != nil || h != tc.want || a != want {
+			t.Errorf("CanonicalHost(%q) = %q, %v, %v; want %q, %v", tc.in, h, a, err, tc.want, want)
+		}
+	}
+}
+
+// FuzzParseRule checks that ParseRule never panics, that whatever it
+// accepts prints in a canonical form that parses back to the same rule, and
+// that an accepted rule never names an address no rule may open.
+func FuzzParseRule(f *testing.F) {
+	for _, s := range []string{"example.com", "*.example.org:8443", "[2001:db8::1]:443", "10.0.0.0/24:*",
+		"fd00::/64", "1.2.3.4", "::ffff:1.2.3.4", "[", "]:", "*.", "a:b:c", "0.0.0.0/0", "169.254.169.254"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRule(s)
+		if err != nil {
+			if r != (Rule{}) {
+				t.Fatalf("ParseRule(%q) failed but returned %+v", s, r)
+			}
+			return
+		}
+		back, err := ParseRule(r.String())
+		if err != nil {
+			t.Fatalf("ParseRule(%q) = %q, which does not parse: %v", s, r, err)
+		}
+		if back != r || back.String() != r.String() {
+			t.Fatalf("ParseRule(%q) = %+v, round trip %+v", s, r, back)
+		}
+		if r.Kind == Address {
+			if _, c := classify(r.Prefix.Addr()); c == never {
+				t.Fatalf("ParseRule(%q) accepted an address no rule may open", s)
+			}
+		}
+		if r.Port != WebPorts && r.Port != AnyPort && (r.Port < 1 || r.Port > 65535) {
+			t.Fatalf("ParseRule(%q) port %d", s, r.Port)
+		}
+	})
+}

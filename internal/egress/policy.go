@@ -1,0 +1,269 @@
+package egress
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Mode is a group's egress mode.
+type Mode string
+
+// The modes.
+const (
+	// None: no destination at all.
+	None Mode = "none"
+	// Allowlist: only destinations a rule names.
+	Allowlist Mode = "allowlist"
+	// Public: any public internet address, plus private ones a rule names.
+	Public Mode = "public"
+	// DefaultMode is the mode of an empty mode string.
+	DefaultMode = Public
+)
+
+// MaxRules bounds the length of an allow list.
+const MaxRules = 256
+
+// Policy is one group's egress policy. The zero Policy (empty mode) behaves
+// as DefaultMode with no rules.
+type Policy struct {
+	Mode  Mode
+	Allow []Rule
+}
+
+// ParsePolicy builds a Policy from its stored form: a mode ("" means
+// DefaultMode) and the allow list's entries (see ParseRule). Under none no
+// entry is allowed (it would have no effect); allowlist needs at least one;
+// under public entries name the private destinations the group may reach
+// besides the public internet. An entry listed twice is an error.
+func ParsePolicy(mode string, allow []string) (Policy, error) {
+	m := Mode(mode)
+	if m == "" {
+		m = DefaultMode
+	}
+	switch m {
+	case None:
+		if len(allow) > 0 {
+			return Policy{}, fmt.Errorf("egress: mode %q allows nothing, so it takes no allow list (got %d entries)", None, len(allow))
+		}
+	case Allowlist:
+		if len(allow) == 0 {
+			return Policy{}, fmt.Errorf("egress: mode %q needs at least one entry in the allow list", Allowlist)
+		}
+	case Public:
+	default:
+		return Policy{}, fmt.Errorf("egress: unknown mode %q (want %q, %q, %q or empty for %q)", mode, None, Allowlist, Public, DefaultMode)
+	}
+	if len(allow) > MaxRules {
+		return Policy{}, fmt.Errorf("egress: %d allow-list entries, max %d", len(allow), MaxRules)
+	}
+	p := Policy{Mode: m}
+	seen := map[string]int{}
+	for i, s := range allow {
+		r, err := ParseRule(s)
+		if err != nil {
+			return Policy{}, fmt.Errorf("egress: allow[%d]: %w", i, err)
+		}
+		if j, dup := seen[r.String()]; dup {
+			return Policy{}, fmt.Errorf("egress: allow[%d] %q repeats allow[%d]", i, s, j)
+		}
+		seen[r.String()] = i
+		p.Allow = append(p.Allow, r)
+	}
+	return p, nil
+}
+
+// Decision is the verdict on one destination.
+type Decision struct {
+	Allowed bool
+	// Reason says why, in a few words fit for a log line and a 403 body.
+	Reason string
+	// Addr is the address to connect to when Allowed: one of the addresses
+	// that were checked (IPv4-mapped addresses unmapped). Connect to it and
+	// to nothing else, so a second DNS answer cannot change the destination.
+	Addr netip.Addr
+}
+
+func deny(format string, args ...any) Decision {
+	return Decision{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Prescreen decides what can be decided before host is resolved. It says
+// no to invalid hosts and ports, to everything under none, and under
+// allowlist to a name no name rule covers at that port (and to an IP
+// literal no address rule covers): such names are never looked up, so a
+// group cannot leak data through DNS queries for names nothing allows.
+// ok means "resolve host, then ask Decide".
+func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
+	if port < 1 || port > 65535 {
+		return fmt.Sprintf("port %d out of range", port), false
+	}
+	h, lit, err := CanonicalHost(host)
+	if err != nil {
+		return err.Error(), false
+	}
+	if lit.IsValid() {
+		// Say so plainly when a literal is one no policy opens: such
+		// attempts (the metadata service) are worth noticing in the log.
+		if reason, c := classify(lit); c == never {
+			return fmt.Sprintf("%s: %s, never allowed", h, reason), false
+		}
+	}
+	switch p.mode() {
+	case None:
+		return "egress is off for this group (mode none)", false
+	case Public:
+		return "", true
+	case Allowlist:
+		if lit.IsValid() {
+			if p.addrRule(lit, port) != nil {
+				return "", true
+			}
+		} else if p.nameRule(h, port) != nil {
+			return "", true
+		}
+		return fmt.Sprintf("%s is not in the group's allow list", joinHostPort(h, port)), false
+	}
+	return fmt.Sprintf("unknown egress mode %q", p.Mode), false
+}
+
+// Decide decides whether the group with policy p may connect to host:port,
+// which resolved to addrs (every address the resolver returned). If host is
+// an IP literal, that address is the only one considered and addrs is
+// ignored.
+//
+// Every address must pass, so a name resolving to one public and one
+// private address is refused (no mixing): the client could be steered to
+// either. An address passes
+//
+//   - under public: if it is public (see Forbidden), or an Address/Network
+//     rule covers it at port, or a Domain rule names host with this exact
+//     port ("nas.lan:5000") and the address is not loopback;
+//   - under allowlist: after Prescreen passes (a name rule covers
+//     host:port, or an address rule covers the literal), if it is public or
+//     opened as under public. A domain rule without an exact port, and a
+//     suffix rule, never open a private address: whoever controls the
+//     name's DNS decides where it points;
+//   - under none: never.
+//
+// Addresses no rule can open (cloud metadata, multicast, ...) never pass.
+func Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
+	if reason, ok := p.Prescreen(host, port); !ok {
+		return deny("%s", reason)
+	}
+	h, lit, _ := CanonicalHost(host) // valid: Prescreen checked it
+	if lit.IsValid() {
+		addrs = []netip.Addr{lit}
+	}
+	if len(addrs) == 0 {
+		return deny("%s has no address", h)
+	}
+	var exact *Rule
+	if !lit.IsValid() {
+		for i, r := range p.Allow {
+			if r.exactService() && r.namesHost(h, port) {
+				exact = &p.Allow[i]
+				break
+			}
+		}
+	}
+	why := ""
+	for _, a := range addrs {
+		if !a.IsValid() || a.Zone() != "" {
+			return deny("%s resolved to an unusable address %q", h, a)
+		}
+		a = a.Unmap()
+		reason, c := classify(a)
+		dest := a.String()
+		if !lit.IsValid() {
+			dest = h + " resolves to " + dest
+		}
+		switch {
+		case c == never:
+			return deny("%s: %s, never allowed", dest, reason)
+		case p.addrRule(a, port) != nil:
+			if why == "" {
+				why = "allowed by rule " + p.addrRule(a, port).String()
+			}
+		case c == public:
+			if why == "" {
+				why = "public address"
+				if p.mode() == Allowlist {
+					why = "allowed by rule " + p.nameRule(h, port).String()
+				}
+			}
+		case exact != nil && !strings.HasSuffix(reason, "loopback"):
+			if why == "" {
+				why = "allowed by rule " + exact.String()
+			}
+		default:
+			return deny("%s: %s; only a rule naming this address or %s opens it", dest, reason, joinHostPort(h, port))
+		}
+	}
+	return Decision{Allowed: true, Reason: why, Addr: addrs[0].Unmap()}
+}
+
+func (p Policy) mode() Mode {
+	if p.Mode == "" {
+		return DefaultMode
+	}
+	return p.Mode
+}
+
+// nameRule returns the first Domain or Suffix rule covering host:port.
+func (p Policy) nameRule(host string, port int) *Rule {
+	for i, r := range p.Allow {
+		if r.namesHost(host, port) {
+			return &p.Allow[i]
+		}
+	}
+	return nil
+}
+
+// addrRule returns the first Address or Network rule covering addr:port.
+func (p Policy) addrRule(addr netip.Addr, port int) *Rule {
+	for i, r := range p.Allow {
+		if r.namesAddr(addr, port) {
+			return &p.Allow[i]
+		}
+	}
+	return nil
+}
+
+// CanonicalHost is host as Prescreen and Decide see it, and as it should be
+// resolved and logged: lowercased, without one trailing dot, an IPv6
+// literal without brackets. For an IP literal it also returns the address
+// (IPv4-mapped unmapped). It is an error if host is neither a valid ASCII
+// host name nor an address without zone.
+func CanonicalHost(host string) (string, netip.Addr, error) {
+	if host == "" {
+		return "", netip.Addr{}, errors.New("empty host")
+	}
+	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		if ip.Zone() != "" {
+			return "", netip.Addr{}, fmt.Errorf("address %s has a zone", ip)
+		}
+		ip = ip.Unmap()
+		return ip.String(), ip, nil
+	}
+	for i := 0; i < len(host); i++ {
+		// Only ASCII is folded: strings.ToLower would turn the Kelvin sign
+		// into "k" and let a look-alike pass as a listed name.
+		if host[i] >= 0x80 {
+			return "", netip.Addr{}, fmt.Errorf("invalid host %.80q: not ASCII (use punycode)", host)
+		}
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if err := checkHostname(h); err != nil {
+		return "", netip.Addr{}, fmt.Errorf("invalid host %.80q: %w", host, err)
+	}
+	return h, netip.Addr{}, nil
+}
+
+func joinHostPort(host string, port int) string {
+	if strings.Contains(host, ":") {
+		return fmt.Sprintf("[%s]:%d", host, port)
+	}
+	return fmt.Sprintf("%s:%d", host, port)
+}

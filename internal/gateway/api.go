@@ -1,0 +1,200 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+)
+
+// maxAPIBody bounds one request to the API (the Messages API's own limit
+// is 32 MB).
+const maxAPIBody = 64 << 20
+
+// oauthBeta is the beta flag the API requires with an OAuth token.
+const oauthBeta = "oauth-2025-04-20"
+
+// NoCredentialMessage is the API error the agent shows when the host has no
+// credential to inject.
+const NoCredentialMessage = "no API credential configured on the host: set ANTHROPIC_API_KEY " +
+	"(or CLAUDE_CODE_OAUTH_TOKEN) in nanoclaw's config (~/.config/nanoclaw/config) or environment, then restart nanoclaw"
+
+// apiCall is one /v1 request in flight; the proxy's hooks find it in the
+// request's context.
+type apiCall struct {
+	ep     *Endpoint
+	status int
+	meter  *usageMeter // nil when the response carries no usage
+}
+
+type apiCallKey struct{}
+
+// newAPIProxy makes the reverse proxy to the upstream API shared by all
+// endpoints; the endpoint travels in the request context.
+func (gw *Gateway) newAPIProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: gw.rewriteAPI,
+		// Server-sent events go through as they come: no buffering.
+		FlushInterval:  -1,
+		ModifyResponse: gw.meterResponse,
+		ErrorHandler:   gw.apiFailed,
+		ErrorLog:       slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// apiRequest proxies one /v1 request of the endpoint's group upstream.
+func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
+	gw := e.gw
+	switch {
+	case gw.opt.Upstream == nil:
+		apiError(w, http.StatusServiceUnavailable, "api_error", "gateway: no upstream API URL configured on the host")
+		return
+	case gw.opt.APIKey == "" && gw.opt.OAuthToken == "":
+		apiError(w, http.StatusUnauthorized, "authentication_error", NoCredentialMessage)
+		return
+	case r.ContentLength > maxAPIBody:
+		apiError(w, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("gateway: request body of %d bytes exceeds %d", r.ContentLength, maxAPIBody))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+	call := &apiCall{ep: e}
+	start := time.Now()
+	gw.count(e.group.Folder, func(s *Stats) { s.APIRequests++ })
+	// Deferred: the proxy aborts the handler with a panic when the
+	// container goes away mid-stream, and the call is still logged.
+	defer func() {
+		attrs := []any{"group", e.group.Folder, "method", r.Method, "path", r.URL.Path, "status", call.status,
+			"duration_ms", time.Since(start).Milliseconds()}
+		if call.meter != nil {
+			in, out, _ := call.meter.totals()
+			attrs = append(attrs, "input_tokens", in, "output_tokens", out)
+		}
+		gw.log.Info("api", attrs...)
+	}()
+	gw.api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), apiCallKey{}, call)))
+}
+
+// rewriteAPI sends the request to the upstream with the host's credential
+// and none of the container's (finding 1).
+func (gw *Gateway) rewriteAPI(pr *httputil.ProxyRequest) {
+	pr.SetURL(gw.opt.Upstream)
+	h := pr.Out.Header
+	for name := range h {
+		if credentialHeader(name) {
+			h.Del(name)
+		}
+	}
+	// Without Accept-Encoding the transport asks for gzip itself and
+	// decompresses, so the usage meter reads plain text.
+	h.Del("Accept-Encoding")
+	if gw.opt.APIKey != "" {
+		h.Set("X-Api-Key", gw.opt.APIKey)
+		return
+	}
+	h.Set("Authorization", "Bearer "+gw.opt.OAuthToken)
+	var betas []string
+	for _, v := range h.Values("Anthropic-Beta") {
+		for _, b := range strings.Split(v, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				betas = append(betas, b)
+			}
+		}
+	}
+	for _, b := range betas {
+		if b == oauthBeta {
+			return
+		}
+	}
+	h.Set("Anthropic-Beta", strings.Join(append(betas, oauthBeta), ","))
+}
+
+// credentialHeader reports whether a request header may carry a
+// credential: such headers from the container never reach the upstream.
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "cookie2":
+		return true
+	}
+	for _, s := range []string{"auth", "token", "secret", "password", "passwd", "credential", "api-key", "apikey", "cookie"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// meterResponse notes the status and, for responses that carry token
+// usage, reads the body as it passes to the client.
+func (gw *Gateway) meterResponse(resp *http.Response) error {
+	call, _ := resp.Request.Context().Value(apiCallKey{}).(*apiCall)
+	if call == nil {
+		return nil
+	}
+	call.status = resp.StatusCode
+	m := newUsageMeter(resp.Header.Get("Content-Type"))
+	if m == nil {
+		return nil
+	}
+	call.meter = m
+	resp.Body = &meteredBody{ReadCloser: resp.Body, meter: m, done: func() { gw.recordUsage(call) }}
+	return nil
+}
+
+// recordUsage counts and stores the tokens of a finished response, if it
+// reported any. Storing happens in the background so the end of the
+// response is not held up by the database.
+func (gw *Gateway) recordUsage(call *apiCall) {
+	in, out, ok := call.meter.totals()
+	if !ok {
+		return
+	}
+	folder := call.ep.group.Folder
+	gw.count(folder, func(s *Stats) { s.InputTokens += in; s.OutputTokens += out })
+	if gw.opt.Usage == nil {
+		return
+	}
+	day := gw.now().Local().Format("2006-01-02")
+	gw.records.Add(1)
+	go func() {
+		defer gw.records.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.opt.Usage.AddUsage(ctx, folder, day, in, out); err != nil {
+			gw.log.Error("gateway: record usage", "group", folder, "day", day, "input_tokens", in, "output_tokens", out, "err", err)
+		}
+	}()
+}
+
+// apiFailed answers a request the upstream did not.
+func (gw *Gateway) apiFailed(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadGateway
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		status = http.StatusRequestEntityTooLarge
+		apiError(w, status, "request_too_large", fmt.Sprintf("gateway: request body exceeds %d bytes", tooBig.Limit))
+	case r.Context().Err() != nil:
+		// The container went away or the endpoint closed: nobody to answer.
+	default:
+		gw.log.Warn("gateway: upstream API failed", "path", r.URL.Path, "err", err)
+		apiError(w, status, "api_error", "gateway: upstream API unreachable: "+err.Error())
+	}
+	if call, _ := r.Context().Value(apiCallKey{}).(*apiCall); call != nil {
+		call.status = status
+	}
+}
+
+// apiError writes an error in the Anthropic API's shape, which Claude Code
+// shows to the user.
+func apiError(w http.ResponseWriter, status int, typ, msg string) {
+	b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b) //nolint:errcheck // the client went away; nothing to do
+}

@@ -1,0 +1,253 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+// Group is the identity and policy an Endpoint serves with.
+type Group struct {
+	Folder string
+	IsMain bool
+	Egress egress.Policy
+}
+
+// closeWait bounds how long Close waits for requests to end after cutting
+// their connections.
+const closeWait = 5 * time.Second
+
+// Endpoint is one group's socket, served until Close.
+type Endpoint struct {
+	gw    *Gateway
+	group Group
+	path  string
+	ln    net.Listener
+	srv   *http.Server
+	slots chan struct{} // one per open egress connection
+
+	// ctx is every request's base context: Close cancels it, which ends
+	// long polls, streams and hijacked tunnels alike.
+	ctx    context.Context
+	cancel context.CancelFunc
+	served chan struct{} // closed when srv.Serve returned
+
+	mu       sync.Mutex
+	closed   bool
+	handlers sync.WaitGroup
+	once     sync.Once
+	closeErr error
+}
+
+// Open creates dir (0700) and the socket dir/ipc.SocketName (0600) for g
+// and serves it until Close. When the host runs as root and uid, gid are
+// not negative, dir and socket are handed to that user so the container
+// user, and only it, can connect. A stale socket left by an earlier run is
+// removed; any other file in its place is an error. A group has at most one
+// open Endpoint.
+func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
+	if g.Folder == "" || strings.ContainsAny(g.Folder, "/\\\x00") || g.Folder == "." || g.Folder == ".." {
+		return nil, fmt.Errorf("gateway: invalid group folder %q", g.Folder)
+	}
+	e := &Endpoint{gw: gw, group: g, path: filepath.Join(dir, ipc.SocketName),
+		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{})}
+	gw.mu.Lock()
+	if gw.open[g.Folder] != nil {
+		gw.mu.Unlock()
+		return nil, fmt.Errorf("gateway: group %s already has an open socket (%s)", g.Folder, gw.open[g.Folder].path)
+	}
+	gw.open[g.Folder] = e
+	gw.mu.Unlock()
+
+	ln, err := listen(dir, e.path, uid, gid)
+	if err != nil {
+		gw.mu.Lock()
+		delete(gw.open, g.Folder)
+		gw.mu.Unlock()
+		return nil, fmt.Errorf("gateway: open socket of group %s: %w", g.Folder, err)
+	}
+	e.ln = ln
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.srv = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return e.ctx },
+		ErrorLog:          slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		defer close(e.served)
+		e.srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
+	}()
+	gw.log.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(g.Egress.Mode), "rules", len(g.Egress.Allow))
+	return e, nil
+}
+
+// listen makes dir and the socket in it, private to uid:gid (see Open).
+func listen(dir, sock string, uid, gid int) (net.Listener, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory (%s)", dir, st.Mode().Type())
+	}
+	chown := os.Geteuid() == 0 && uid >= 0 && gid >= 0
+	// Until the socket is private, the directory is ours alone: between
+	// bind and chmod the socket briefly has the umask's mode.
+	if chown {
+		if err := os.Lchown(dir, os.Geteuid(), os.Getegid()); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if st, err := os.Lstat(sock); err == nil {
+		if st.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket (%s); not removing it", sock, st.Mode().Type())
+		}
+		if err := os.Remove(sock); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (net.Listener, error) {
+		ln.Close()
+		os.Remove(sock)
+		return nil, err
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		return fail(err)
+	}
+	if chown {
+		if err := os.Lchown(sock, uid, gid); err != nil {
+			return fail(err)
+		}
+		if err := os.Lchown(dir, uid, gid); err != nil {
+			return fail(err)
+		}
+	}
+	return ln, nil
+}
+
+// Path is the socket's path on the host.
+func (e *Endpoint) Path() string { return e.path }
+
+// Group is who this Endpoint serves.
+func (e *Endpoint) Group() Group { return e.group }
+
+// Close stops serving: the listener is closed, every request and egress
+// tunnel in flight is ended, and the socket file is removed. It waits
+// (briefly) for the handlers to return. Calling it again does nothing.
+func (e *Endpoint) Close() error {
+	e.once.Do(func() {
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+		e.cancel()
+		e.closeErr = e.srv.Close()
+		<-e.served
+		done := make(chan struct{})
+		go func() { e.handlers.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+			e.gw.log.Warn("gateway: requests still running after close", "group", e.group.Folder)
+		}
+		if err := os.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) && e.closeErr == nil {
+			e.closeErr = err
+		}
+		e.gw.mu.Lock()
+		if e.gw.open[e.group.Folder] == e {
+			delete(e.gw.open, e.group.Folder)
+		}
+		e.gw.mu.Unlock()
+		e.gw.log.Info("gateway socket closed", "group", e.group.Folder)
+	})
+	return e.closeErr
+}
+
+// enter registers a request, unless the Endpoint is closing.
+func (e *Endpoint) enter() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.handlers.Add(1)
+	return true
+}
+
+// ServeHTTP routes one request from the group's container. The group is
+// e.group, whatever the request says (finding 4).
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !e.enter() {
+		jsonError(w, http.StatusServiceUnavailable, "gateway: closing")
+		return
+	}
+	defer e.handlers.Done()
+	if r.Method == http.MethodConnect {
+		e.connect(w, r)
+		return
+	}
+	if r.URL.Host != "" {
+		if !isSelf(r.URL) {
+			e.forward(w, r)
+			return
+		}
+		// "GET http://127.0.0.1:3128/v1/..." is a client that sends even its
+		// API calls through HTTP_PROXY: it means the gateway itself.
+		r.URL.Scheme, r.URL.Host = "", ""
+	}
+	p := r.URL.Path
+	if p == "" || path.Clean(p) != p && path.Clean(p)+"/" != p {
+		jsonError(w, http.StatusBadRequest, fmt.Sprintf("gateway: path %q is not clean", p))
+		return
+	}
+	switch {
+	case strings.HasPrefix(p, "/v1/"):
+		e.apiRequest(w, r)
+	case strings.HasPrefix(p, "/ipc/"):
+		e.ipcRequest(w, r)
+	default:
+		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: no such endpoint %s %s (the gateway serves /v1/, /ipc/ and proxy requests)", r.Method, p))
+	}
+}
+
+// isSelf reports whether an absolute URL names the gateway as the
+// container sees it: loopback at ipc.ProxyPort.
+func isSelf(u *url.URL) bool {
+	if u.Port() != strconv.Itoa(ipc.ProxyPort) {
+		return false
+	}
+	switch strings.ToLower(u.Hostname()) {
+	case "127.0.0.1", "localhost", "::1":
+		return true
+	}
+	return false
+}

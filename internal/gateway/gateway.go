@@ -1,0 +1,227 @@
+// Package gateway serves each group's unix socket: everything a group's
+// container can reach on the host goes through it, and the host knows the
+// caller's group from which socket a request arrived on, never from
+// anything in the request. IPC is request/response on that socket, not
+// files written, polled and deleted, so the original's TOCTOU window is
+// gone (finding 4).
+//
+// One socket answers three kinds of HTTP requests:
+//
+//   - /v1/... is the Anthropic API, reverse-proxied to the upstream with the
+//     real credential injected; the container holds only a placeholder
+//     (finding 1). Responses stream through unbuffered, and their token
+//     usage is counted per group and day.
+//   - CONNECT host:port and absolute-URI http:// requests are the egress
+//     proxy: the group's egress.Policy decides, on the addresses the host
+//     resolved, and the connection goes to the checked address (finding 2).
+//     Every decision is one log line and is counted.
+//   - /ipc/... is the agent's side of the host: its next input, its output,
+//     and the host's tools, served by a Handler.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+// UsageRecorder stores token usage; *store.Store satisfies it.
+type UsageRecorder interface {
+	// AddUsage counts one API response of the group in folder on day
+	// (YYYY-MM-DD, the host's local date) with its tokens.
+	AddUsage(ctx context.Context, folder, day string, inTokens, outTokens int64) error
+}
+
+// Caller is who made a request: the group the socket belongs to.
+type Caller struct {
+	Folder string
+	IsMain bool
+}
+
+// Handler is the host's side of /ipc. Every method gets the caller's group
+// from the socket the request came in on.
+type Handler interface {
+	// Next waits for the group's next input. It returns false when nothing
+	// came before ctx ended (the gateway bounds the wait and ends it when
+	// the agent goes away); the agent then asks again.
+	Next(ctx context.Context, folder string) (in ipc.Input, ok bool, err error)
+	// Output delivers one validated answer of the group's agent. An error
+	// means the host refused it (no such prompt, no session); the agent
+	// gets 409 with the message.
+	Output(ctx context.Context, folder string, out ipc.Output) error
+	// Tool runs the host tool name for caller with args, a JSON object
+	// (send_message's args are already validated). The result is marshalled
+	// as the answer's result; an error is an answer for the model (unknown
+	// tool, not permitted, invalid value), returned as the answer's error.
+	Tool(ctx context.Context, caller Caller, name string, args json.RawMessage) (any, error)
+}
+
+// Resolver looks up a host's addresses; *net.Resolver satisfies it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// DialFunc opens a connection to an address "ip:port" the egress policy
+// allowed.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// Defaults of the Options limits.
+const (
+	DefaultMaxTunnels  = 32
+	DefaultTunnelIdle  = 5 * time.Minute
+	DefaultPollTimeout = 25 * time.Second
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Upstream is the Messages API base URL, e.g. https://api.anthropic.com;
+	// its path, if any, is kept in front of /v1/....
+	Upstream *url.URL
+	// APIKey and OAuthToken are the real credentials; the API key wins when
+	// both are set (as in Claude Code). With neither, /v1 answers 401.
+	APIKey, OAuthToken string
+	// Usage records tokens per group and day; nil records nothing.
+	Usage UsageRecorder
+	// Handler serves /ipc; nil answers 503 there.
+	Handler Handler
+	// Logger gets one line per egress decision and API call; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Resolver resolves egress destinations; nil means net.DefaultResolver.
+	Resolver Resolver
+	// Dial connects to allowed egress destinations; nil means a net.Dialer.
+	Dial DialFunc
+	// MaxTunnels bounds a group's open egress connections (default
+	// DefaultMaxTunnels); TunnelIdle closes one when neither side sent
+	// anything for that long (default DefaultTunnelIdle).
+	MaxTunnels int
+	TunnelIdle time.Duration
+	// PollTimeout bounds one long poll of ipc.PathNext (default
+	// DefaultPollTimeout).
+	PollTimeout time.Duration
+	// Now is the clock for usage days; nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats are one group's counters since the Gateway was made.
+type Stats struct {
+	APIRequests  int64 // /v1 requests proxied upstream
+	InputTokens  int64 // counted from API responses (see usage.go)
+	OutputTokens int64
+	Allowed      int64 // egress connections allowed
+	Denied       int64 // egress connections denied
+	Active       int64 // egress connections open now
+	BytesUp      int64 // container → destination, of closed connections
+	BytesDown    int64 // destination → container, of closed connections
+}
+
+// Gateway serves the groups' sockets. Make it with New; Open one Endpoint
+// per running group.
+type Gateway struct {
+	opt     Options
+	log     *slog.Logger
+	api     *httputil.ReverseProxy
+	now     func() time.Time
+	records sync.WaitGroup // usage being stored
+
+	mu    sync.Mutex
+	stats map[string]*Stats
+	open  map[string]*Endpoint // by folder
+}
+
+// New makes a Gateway; it serves nothing until Open.
+func New(opt Options) *Gateway {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Resolver == nil {
+		opt.Resolver = net.DefaultResolver
+	}
+	if opt.Dial == nil {
+		opt.Dial = (&net.Dialer{Timeout: dialTimeout}).DialContext
+	}
+	if opt.MaxTunnels <= 0 {
+		opt.MaxTunnels = DefaultMaxTunnels
+	}
+	if opt.TunnelIdle <= 0 {
+		opt.TunnelIdle = DefaultTunnelIdle
+	}
+	if opt.PollTimeout <= 0 {
+		opt.PollTimeout = DefaultPollTimeout
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	g := &Gateway{
+		opt: opt, log: opt.Logger, now: opt.Now,
+		stats: map[string]*Stats{}, open: map[string]*Endpoint{},
+	}
+	g.api = g.newAPIProxy()
+	return g
+}
+
+// Stats returns a copy of every group's counters, by folder.
+func (g *Gateway) Stats() map[string]Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]Stats, len(g.stats))
+	for k, v := range g.stats {
+		out[k] = *v
+	}
+	return out
+}
+
+// count changes the group's counters under the lock.
+func (g *Gateway) count(folder string, f func(*Stats)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.stats[folder]
+	if s == nil {
+		s = &Stats{}
+		g.stats[folder] = s
+	}
+	f(s)
+}
+
+// Close closes every open Endpoint and waits for usage being stored.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	eps := make([]*Endpoint, 0, len(g.open))
+	for _, ep := range g.open {
+		eps = append(eps, ep)
+	}
+	g.mu.Unlock()
+	var first error
+	for _, ep := range eps {
+		if err := ep.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	g.records.Wait()
+	return first
+}
+
+// jsonError writes {"error": msg} (the shape of ipc.ToolResponse) with status.
+func jsonError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ipc.ToolResponse{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(fmt.Sprintf(`{"error":%q}`, "gateway: cannot encode answer: "+err.Error()))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b) //nolint:errcheck // the client went away; nothing to do
+}

@@ -1,0 +1,216 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+// MaxToolBodyBytes bounds the arguments of one tool call (a task's prompt
+// may be as long as a prompt).
+const MaxToolBodyBytes = ipc.MaxPromptBytes + 64<<10
+
+// How /ipc answers:
+//
+//	GET  ipc.PathNext        200 ipc.Input | 204 nothing within the poll time
+//	POST ipc.PathOutput      204 accepted | 400 invalid body | 409 refused by the host
+//	POST ipc.PathToolPrefix+name
+//	                         200 ipc.ToolResponse{Result} or {Error}: a tool's
+//	                             error (also invalid send_message arguments)
+//	                             is an answer for the model
+//	                         400 the body is not one JSON object, or too large
+//	                         404 no such path, or an invalid tool name
+//	405 wrong method, 503 the host serves no IPC, 500 the host failed.
+//
+// Every error body is {"error": "..."}, the shape of ipc.ToolResponse.
+
+// argValidators check the arguments of the tools whose types ipc defines,
+// before the Handler sees them.
+var argValidators = map[string]func(json.RawMessage) error{
+	"send_message": func(raw json.RawMessage) error {
+		var a ipc.SendMessageArgs
+		if err := decodeStrict(raw, &a); err != nil {
+			return err
+		}
+		return a.Validate()
+	},
+}
+
+// ipcRequest serves /ipc/... for the endpoint's group.
+func (e *Endpoint) ipcRequest(w http.ResponseWriter, r *http.Request) {
+	h := e.gw.opt.Handler
+	if h == nil {
+		jsonError(w, http.StatusServiceUnavailable, "gateway: the host serves no IPC")
+		return
+	}
+	p := r.URL.Path
+	method := http.MethodPost
+	if p == ipc.PathNext {
+		method = http.MethodGet
+	}
+	if r.Method != method && (p == ipc.PathNext || p == ipc.PathOutput || strings.HasPrefix(p, ipc.PathToolPrefix)) {
+		w.Header().Set("Allow", method)
+		jsonError(w, http.StatusMethodNotAllowed, fmt.Sprintf("gateway: %s wants %s, not %s", p, method, r.Method))
+		return
+	}
+	switch {
+	case p == ipc.PathNext:
+		e.next(w, r, h)
+	case p == ipc.PathOutput:
+		e.output(w, r, h)
+	case strings.HasPrefix(p, ipc.PathToolPrefix):
+		e.tool(w, r, h, strings.TrimPrefix(p, ipc.PathToolPrefix))
+	default:
+		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: no such IPC endpoint %s", p))
+	}
+}
+
+// next long-polls the Handler for the group's next input, for at most the
+// poll time and only while the agent waits.
+func (e *Endpoint) next(w http.ResponseWriter, r *http.Request, h Handler) {
+	ctx, cancel := context.WithTimeout(r.Context(), e.gw.opt.PollTimeout)
+	defer cancel()
+	in, ok, err := h.Next(ctx, e.group.Folder)
+	switch {
+	case r.Context().Err() != nil:
+		return // the agent went away, or the endpoint closed
+	case err != nil && ctx.Err() != nil, err == nil && !ok:
+		w.WriteHeader(http.StatusNoContent)
+	case err != nil:
+		e.gw.log.Error("gateway: next input", "group", e.group.Folder, "err", err)
+		jsonError(w, http.StatusInternalServerError, "next input: "+err.Error())
+	default:
+		if err := in.Validate(); err != nil {
+			e.gw.log.Error("gateway: host produced an invalid input", "group", e.group.Folder, "err", err)
+			jsonError(w, http.StatusInternalServerError, "next input: "+err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, in)
+	}
+}
+
+// output validates one Output and hands it to the Handler.
+func (e *Endpoint) output(w http.ResponseWriter, r *http.Request, h Handler) {
+	body, err := readBody(r, ipc.MaxOutputBytes)
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, "output: "+err.Error())
+		return
+	}
+	var out ipc.Output
+	if err := decodeStrict(body, &out); err != nil {
+		jsonError(w, http.StatusBadRequest, "output: "+err.Error())
+		return
+	}
+	if err := out.Validate(); err != nil {
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := h.Output(r.Context(), e.group.Folder, out); err != nil {
+		e.gw.log.Warn("gateway: output refused", "group", e.group.Folder, "input_id", out.InputID, "err", err)
+		jsonError(w, http.StatusConflict, fmt.Sprintf("output %s: %v", out.InputID, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// tool runs one host tool for the endpoint's group.
+func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, h Handler, name string) {
+	if !validToolName(name) {
+		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: invalid tool name %q (want a lowercase letter, then up to 63 of a-z, 0-9, '_')", name))
+		return
+	}
+	body, err := readBody(r, MaxToolBodyBytes)
+	if err == nil {
+		err = checkObject(body)
+	}
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, fmt.Sprintf("tool %s: arguments: %v", name, err))
+		return
+	}
+	start := time.Now()
+	caller := Caller{Folder: e.group.Folder, IsMain: e.group.IsMain}
+	var res any
+	if check := argValidators[name]; check != nil {
+		err = check(body)
+		if err != nil {
+			err = fmt.Errorf("invalid arguments: %w", err)
+		}
+	}
+	if err == nil {
+		res, err = h.Tool(r.Context(), caller, name, json.RawMessage(body))
+	}
+	attrs := []any{"group", caller.Folder, "tool", name, "duration_ms", time.Since(start).Milliseconds()}
+	if err != nil {
+		e.gw.log.Info("ipc tool", append(attrs, "ok", false, "err", err.Error())...)
+		writeJSON(w, http.StatusOK, ipc.ToolResponse{Error: err.Error()})
+		return
+	}
+	var result json.RawMessage
+	if res != nil {
+		if result, err = json.Marshal(res); err != nil {
+			e.gw.log.Error("gateway: encode tool result", append(attrs, "err", err)...)
+			jsonError(w, http.StatusInternalServerError, fmt.Sprintf("tool %s: cannot encode result: %v", name, err))
+			return
+		}
+	}
+	e.gw.log.Info("ipc tool", append(attrs, "ok", true)...)
+	writeJSON(w, http.StatusOK, ipc.ToolResponse{Result: result})
+}
+
+func validToolName(s string) bool {
+	if s == "" || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// readBody reads at most max bytes of the request body; more is an error.
+// It reads up to the limit even when Content-Length already says too much,
+// so a client that is still writing gets to read the answer (the server
+// discards a little more after it).
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("body exceeds the limit of %d bytes", max)
+	}
+	return b, nil
+}
+
+// checkObject accepts exactly one JSON object.
+func checkObject(b []byte) error {
+	var m map[string]json.RawMessage
+	return decodeStrict(b, &m)
+}
+
+// decodeStrict decodes exactly one JSON object into v, refusing fields v
+// does not have and anything after the object.
+func decodeStrict(b []byte, v any) error {
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return nil
+}

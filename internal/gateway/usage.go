@@ -1,0 +1,199 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"sync"
+)
+
+// How token usage is read from API responses, as they pass:
+//
+//   - a stream (text/event-stream) is split into lines; only "data:" lines
+//     mentioning message_start or message_delta are decoded.
+//     message_start.message.usage gives the input tokens (and an initial
+//     output count), each message_delta.usage the cumulative counts so far;
+//     a field present in a later event replaces the earlier value.
+//   - a JSON body (application/json) is kept up to maxMeteredJSON and its
+//     top-level "usage" object decoded at the end.
+//
+// Input tokens are input_tokens + cache_creation_input_tokens +
+// cache_read_input_tokens: every prompt token the model processed, cached
+// or not. Output tokens are output_tokens. A response without a usage
+// object (errors, model lists, token counts) records nothing.
+const (
+	maxMeteredLine = 1 << 20  // longer SSE lines are skipped, not buffered
+	maxMeteredJSON = 16 << 20 // larger JSON bodies are not metered
+)
+
+// usageJSON is the usage object of the Messages API.
+type usageJSON struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	OutputTokens             *int64 `json:"output_tokens"`
+}
+
+// usageMeter reads the usage of one response from a copy of its bytes.
+type usageMeter struct {
+	sse      bool
+	buf      []byte // SSE: the line so far; JSON: the body so far
+	skipping bool   // SSE: the current line is too long; JSON: the body is
+	seen     bool   // a usage object was found
+
+	input, cacheCreate, cacheRead, output int64
+}
+
+// newUsageMeter returns a meter for a response of contentType, or nil if
+// such responses carry no usage.
+func newUsageMeter(contentType string) *usageMeter {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case "text/event-stream":
+		return &usageMeter{sse: true}
+	case "application/json":
+		return &usageMeter{}
+	}
+	return nil
+}
+
+// Write takes the next bytes of the body.
+func (m *usageMeter) Write(p []byte) {
+	if !m.sse {
+		if m.skipping {
+			return
+		}
+		if len(m.buf)+len(p) > maxMeteredJSON {
+			m.skipping, m.buf = true, nil
+			return
+		}
+		m.buf = append(m.buf, p...)
+		return
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			m.appendLine(p)
+			return
+		}
+		m.appendLine(p[:i])
+		if !m.skipping {
+			m.line(bytes.TrimSuffix(m.buf, []byte("\r")))
+		}
+		m.buf, m.skipping = m.buf[:0], false
+		p = p[i+1:]
+	}
+}
+
+func (m *usageMeter) appendLine(b []byte) {
+	if m.skipping {
+		return
+	}
+	if len(m.buf)+len(b) > maxMeteredLine {
+		m.skipping, m.buf = true, m.buf[:0]
+		return
+	}
+	m.buf = append(m.buf, b...)
+}
+
+// line handles one complete SSE line.
+func (m *usageMeter) line(l []byte) {
+	data, ok := bytes.CutPrefix(l, []byte("data:"))
+	if !ok || !(bytes.Contains(data, []byte("message_start")) || bytes.Contains(data, []byte("message_delta"))) {
+		return
+	}
+	var ev struct {
+		Type    string `json:"type"`
+		Message struct {
+			Usage *usageJSON `json:"usage"`
+		} `json:"message"`
+		Usage *usageJSON `json:"usage"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return
+	}
+	switch ev.Type {
+	case "message_start":
+		m.merge(ev.Message.Usage)
+	case "message_delta":
+		m.merge(ev.Usage)
+	}
+}
+
+// finish ends the body: a JSON body is decoded now.
+func (m *usageMeter) finish() {
+	if m.sse || m.skipping || len(m.buf) == 0 {
+		return
+	}
+	var body struct {
+		Usage *usageJSON `json:"usage"`
+	}
+	if json.Unmarshal(m.buf, &body) == nil {
+		m.merge(body.Usage)
+	}
+	m.buf = nil
+}
+
+func (m *usageMeter) merge(u *usageJSON) {
+	if u == nil {
+		return
+	}
+	m.seen = true
+	set := func(dst *int64, v *int64) {
+		if v != nil && *v >= 0 {
+			*dst = *v
+		}
+	}
+	set(&m.input, u.InputTokens)
+	set(&m.cacheCreate, u.CacheCreationInputTokens)
+	set(&m.cacheRead, u.CacheReadInputTokens)
+	set(&m.output, u.OutputTokens)
+}
+
+// totals returns the input and output tokens, and whether a usage object
+// was seen at all.
+func (m *usageMeter) totals() (in, out int64, ok bool) {
+	return m.input + m.cacheCreate + m.cacheRead, m.output, m.seen
+}
+
+// meteredBody feeds what the client reads of a response to a meter, and
+// calls done once when the body ends or is closed.
+type meteredBody struct {
+	io.ReadCloser
+	mu    sync.Mutex
+	meter *usageMeter
+	ended bool
+	done  func()
+}
+
+func (b *meteredBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	if n > 0 && !b.ended {
+		b.meter.Write(p[:n])
+	}
+	b.mu.Unlock()
+	if err == io.EOF {
+		b.end()
+	}
+	return n, err
+}
+
+func (b *meteredBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.end()
+	return err
+}
+
+func (b *meteredBody) end() {
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		return
+	}
+	b.ended = true
+	b.meter.finish()
+	b.mu.Unlock()
+	b.done()
+}
