@@ -21,7 +21,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := PrepareHome(cfg); err != nil {
 		return err
 	}
-	unlock, err := lockHome(cfg)
+	unlock, err := LockHome(cfg)
+	if errors.Is(err, ErrHomeInUse) {
+		return fmt.Errorf("another nanoclaw is already running with data home %s (stop it first, or set NANOCLAW_HOME)", cfg.Home)
+	}
 	if err != nil {
 		return err
 	}
@@ -50,9 +53,13 @@ func PrepareHome(cfg *config.Config) error {
 	return nil
 }
 
-// lockHome makes sure only one daemon uses a data home: two would answer every
-// message twice. The lock is released by the kernel if the process dies.
-func lockHome(cfg *config.Config) (func(), error) {
+// ErrHomeInUse reports that another nanoclaw process holds the data home.
+var ErrHomeInUse = errors.New("the data home is in use by another nanoclaw process")
+
+// LockHome makes sure only one process uses a data home: two daemons would
+// answer every message twice, and pairing beside a running daemon would knock
+// its WhatsApp session off. The kernel releases the lock if the process dies.
+func LockHome(cfg *config.Config) (func(), error) {
 	f, err := os.OpenFile(cfg.LockFile(), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
@@ -60,7 +67,7 @@ func lockHome(cfg *config.Config) (func(), error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another nanoclaw is already running with data home %s (stop it first, or set NANOCLAW_HOME)", cfg.Home)
+			return nil, ErrHomeInUse
 		}
 		return nil, fmt.Errorf("lock %s: %w", cfg.LockFile(), err)
 	}

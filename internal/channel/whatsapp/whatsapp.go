@@ -1,0 +1,617 @@
+// Package whatsapp is the WhatsApp channel: a channel.Channel on whatsmeow
+// (go.mau.fi/whatsmeow), linked to the user's own account as a companion
+// device, like WhatsApp Web.
+//
+// Its session (keys, contacts, the LID map) lives in NanoClaw's database,
+// in whatsmeow's own tables (see openDevice). Pairing is done once by
+// Pair (`nanoclaw pair whatsapp`); the daemon then only connects.
+//
+// Durable before acknowledged: whatsmeow calls the event handler
+// synchronously while it handles an incoming message and sends the
+// message's receipt — WhatsApp's acknowledgement, after which the server
+// forgets the message — only after the handler returned success. The
+// channel hands each message to Handler.OnMessage inside that handler and
+// reports failure when OnMessage fails, so an unstored message is not
+// acknowledged; whatsmeow keeps its decrypted text in its event buffer
+// (whatsmeow_event_buffer) and handles it again when the server redelivers.
+//
+// Addresses: WhatsApp names a user by phone number ("15551234567@s.whatsapp.net")
+// or by an opaque LID ("98765@lid"), and the same chat — the account's own
+// self-chat in particular — can arrive under either. The channel maps every
+// user address to its phone-number form where known, so each chat has one
+// id; Self is the self-chat's phone-number id.
+package whatsapp
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nanoclaw/nanoclaw/internal/channel"
+)
+
+// Name is the channel's short name.
+const Name = "whatsapp"
+
+// PairCommand is what the user runs to (re)link NanoClaw to WhatsApp.
+const PairCommand = "nanoclaw pair whatsapp"
+
+// ErrNotPaired reports that no WhatsApp account is linked yet.
+var ErrNotPaired = errors.New("WhatsApp is not paired: run '" + PairCommand + "' first")
+
+// ErrLoggedOut reports that WhatsApp unlinked this device (removed from the
+// phone's "Linked devices", or expired). whatsmeow has deleted the session;
+// it will not reconnect.
+var ErrLoggedOut = errors.New("WhatsApp logged this device out: run '" + PairCommand + "' to pair again, then restart nanoclaw")
+
+// ErrReplaced reports that another client connected with the same session
+// (a second nanoclaw on a copy of the database?); whatsmeow stops
+// reconnecting so that the two do not take turns.
+var ErrReplaced = errors.New("another client connected to WhatsApp with this session, so this one was disconnected: make sure only one nanoclaw runs with this database")
+
+// DefaultGroupSyncInterval is how often group names are refreshed.
+const DefaultGroupSyncInterval = 24 * time.Hour
+
+// minGroupResync keeps a flapping connection from fetching the group list at
+// every reconnect.
+const minGroupResync = time.Hour
+
+// Options configures a Channel.
+type Options struct {
+	// Logger receives the channel's and whatsmeow's logs; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// GroupSyncInterval is how often group names are re-read; 0 means
+	// DefaultGroupSyncInterval. They are also read at (re)connect.
+	GroupSyncInterval time.Duration
+	// HTTPClient carries the WhatsApp websocket; nil means whatsmeow's
+	// default (which honours HTTPS_PROXY). Tests point it at a dead end.
+	HTTPClient *http.Client
+}
+
+// Channel is the WhatsApp connection. Create it with New; it is safe for
+// concurrent use.
+type Channel struct {
+	log          *slog.Logger
+	container    *sqlstore.Container
+	device       *store.Device
+	cli          *whatsmeow.Client
+	syncInterval time.Duration
+
+	// life ends with Close; it bounds handlers and the group-sync goroutine.
+	life   context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	resync chan struct{} // a (re)connect asks for a group sync
+
+	mu         sync.Mutex
+	handler    channel.Handler
+	connected  bool               // logged in since Connect; whatsmeow handles drops
+	waiter     chan error         // the pending Connect's outcome, nil when none
+	connCancel context.CancelFunc // ends the current connection's context
+	syncing    bool               // the group-sync goroutine is running
+	closed     bool
+	fatal      error // a logout or replacement: the channel cannot go on
+}
+
+var _ channel.Channel = (*Channel)(nil)
+
+// New opens the WhatsApp session stored in db (creating or upgrading
+// whatsmeow's tables) without connecting. db is NanoClaw's database, opened
+// by store.Open; the caller keeps ownership of it and closes it after Close.
+func New(ctx context.Context, db *sql.DB, opts Options) (*Channel, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("channel", Name)
+	container, device, err := openDevice(ctx, db, log)
+	if err != nil {
+		return nil, err
+	}
+	interval := opts.GroupSyncInterval
+	if interval <= 0 {
+		interval = DefaultGroupSyncInterval
+	}
+	cli := newClient(device, log, opts.HTTPClient)
+	life, stop := context.WithCancel(context.Background())
+	c := &Channel{
+		log: log, container: container, device: device, cli: cli, syncInterval: interval,
+		life: life, stop: stop, resync: make(chan struct{}, 1),
+	}
+	// Reconnection is whatsmeow's: after a dropped connection it retries
+	// with a growing delay; after a logout or a replaced stream it stops.
+	cli.EnableAutoReconnect = true
+	cli.InitialAutoReconnect = true
+	// Acknowledge a message only after our handler returned (see the package
+	// comment), and keep its plaintext until then so a redelivery can be
+	// decrypted again.
+	cli.SynchronousAck = true
+	cli.EnableDecryptedEventBuffer = true
+	cli.AddEventHandlerWithSuccessStatus(c.handleEvent)
+	return c, nil
+}
+
+// newClient makes a whatsmeow client for device.
+func newClient(device *store.Device, log *slog.Logger, hc *http.Client) *whatsmeow.Client {
+	cli := whatsmeow.NewClient(device, newWALogger(log, "client"))
+	if hc != nil {
+		cli.SetWebsocketHTTPClient(hc)
+		cli.SetPreLoginHTTPClient(hc)
+		cli.SetMediaHTTPClient(hc)
+	}
+	return cli
+}
+
+// Name returns "whatsapp".
+func (c *Channel) Name() string { return Name }
+
+// Owns reports whether jid is a WhatsApp chat id: a phone-number, LID or
+// group address.
+func (c *Channel) Owns(jid string) bool {
+	_, err := ParseChatJID(jid)
+	return err == nil
+}
+
+var (
+	digits  = regexp.MustCompile(`^[0-9]{1,20}$`)
+	groupID = regexp.MustCompile(`^[0-9]{1,20}(-[0-9]{1,20})?$`)
+)
+
+// ParseChatJID validates a chat id NanoClaw may send to: "DIGITS@s.whatsapp.net"
+// (a user by phone number), "DIGITS@lid" (a user by LID) or "ID@g.us" (a
+// group), without a device part.
+func ParseChatJID(s string) (types.JID, error) {
+	user, server, ok := cut(s)
+	if !ok {
+		return types.JID{}, fmt.Errorf("WhatsApp chat id %q: want USER@SERVER", s)
+	}
+	switch server {
+	case types.DefaultUserServer, types.HiddenUserServer:
+		if !digits.MatchString(user) {
+			return types.JID{}, fmt.Errorf("WhatsApp chat id %q: user part must be digits", s)
+		}
+	case types.GroupServer:
+		if !groupID.MatchString(user) {
+			return types.JID{}, fmt.Errorf("WhatsApp chat id %q: not a group id", s)
+		}
+	default:
+		return types.JID{}, fmt.Errorf("WhatsApp chat id %q: server %q is not s.whatsapp.net, lid or g.us", s, server)
+	}
+	return types.NewJID(user, server), nil
+}
+
+func cut(s string) (user, server string, ok bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '@' {
+			return s[:i], s[i+1:], i > 0 && i < len(s)-1
+		}
+	}
+	return "", "", false
+}
+
+// Connect connects to WhatsApp and delivers events to h. It returns once
+// WhatsApp accepted the login; while the network is down whatsmeow keeps
+// retrying, so Connect waits until ctx ends, then gives up ("cannot reach
+// WhatsApp"). It returns ErrNotPaired when no account is linked, and
+// ErrLoggedOut when WhatsApp refuses the session. After a successful
+// Connect, reconnection is whatsmeow's own business; Connect may be called
+// again after it failed.
+func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
+	if h == nil {
+		return errors.New("whatsapp connect: nil handler")
+	}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return errors.New("whatsapp connect: channel is closed")
+	case c.fatal != nil:
+		err := c.fatal
+		c.mu.Unlock()
+		return err
+	case c.waiter != nil:
+		c.mu.Unlock()
+		return errors.New("whatsapp connect: already connecting")
+	case c.connected:
+		c.mu.Unlock()
+		return errors.New("whatsapp connect: already connected")
+	}
+	if c.device.ID == nil {
+		c.mu.Unlock()
+		return ErrNotPaired
+	}
+	c.handler = h
+	waiter := make(chan error, 1)
+	c.waiter = waiter
+	// The connection's context outlives this call: whatsmeow runs the
+	// socket, its handlers and its reconnects under it.
+	connCtx, cancel := context.WithCancel(c.life)
+	c.connCancel = cancel
+	if !c.syncing {
+		c.syncing = true
+		c.wg.Add(1)
+		go c.syncGroups()
+	}
+	c.wg.Add(1) // the connect goroutine below; added under mu so Close waits for it
+	c.mu.Unlock()
+
+	c.cli.BackgroundEventCtx = connCtx
+	started := time.Now()
+	go func() {
+		defer c.wg.Done()
+		// With InitialAutoReconnect, a network error here comes back as nil
+		// and whatsmeow retries in the background; anything else is final.
+		// The dial follows connCtx; whatsmeow's handshake gives up after 20 s.
+		if err := c.cli.ConnectContext(connCtx); err != nil {
+			c.finishConnect(fmt.Errorf("cannot reach WhatsApp: %w", err))
+		}
+	}()
+
+	var err error
+	select {
+	case err = <-waiter:
+	case <-ctx.Done():
+		err = fmt.Errorf("cannot reach WhatsApp: not connected after %s: %w", time.Since(started).Round(time.Second), ctx.Err())
+	}
+	c.mu.Lock()
+	if c.waiter == waiter {
+		c.waiter = nil
+	}
+	c.mu.Unlock()
+	if err != nil {
+		cancel() // aborts a dial in progress and stops whatsmeow's retries
+		c.cli.Disconnect()
+		c.mu.Lock()
+		c.connected = false // a login that raced the deadline is undone too
+		c.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// finishConnect ends a pending Connect with err (nil: connected).
+func (c *Channel) finishConnect(err error) {
+	c.mu.Lock()
+	w := c.waiter
+	c.waiter = nil
+	c.mu.Unlock()
+	if w != nil {
+		w <- err
+	}
+}
+
+// handleEvent is whatsmeow's event handler. It returns false only when a
+// message could not be stored: whatsmeow then does not acknowledge it.
+func (c *Channel) handleEvent(evt any) bool {
+	switch e := evt.(type) {
+	case *events.Message:
+		return c.onMessage(e)
+	case *events.Connected:
+		c.onConnected()
+	case *events.Disconnected:
+		c.log.Warn("disconnected from WhatsApp; reconnecting")
+	case *events.UndecryptableMessage:
+		// whatsmeow has asked the sender to send it again; a success arrives
+		// as an ordinary message.
+		c.log.Warn("could not decrypt a WhatsApp message; the sender was asked to resend it",
+			"chat", e.Info.Chat.String(), "id", e.Info.ID)
+	case *events.KeepAliveTimeout:
+		c.log.Debug("WhatsApp keepalive timed out", "errors", e.ErrorCount)
+	case *events.LoggedOut:
+		c.fail(ErrLoggedOut, "reason", e.Reason.String())
+	case *events.StreamReplaced:
+		c.fail(ErrReplaced)
+	case *events.TemporaryBan:
+		c.fail(fmt.Errorf("WhatsApp temporarily banned this account: %s", e.String()))
+	case *events.ClientOutdated:
+		c.fail(errors.New("WhatsApp refused this client as outdated: upgrade nanoclaw"))
+	case *events.ConnectFailure:
+		c.fail(fmt.Errorf("WhatsApp refused the connection: %s (%s)", e.Reason, e.Message))
+	case *events.CATRefreshError:
+		c.fail(fmt.Errorf("WhatsApp connection failed: %w", e.Error))
+	case *events.PushName:
+		c.onChat(channel.ChatInfo{JID: c.identity().canonical(e.JID, e.JIDAlt).String(), Name: e.NewPushName})
+	case *events.GroupInfo:
+		if e.Name != nil {
+			c.onChat(channel.ChatInfo{JID: e.JID.String(), Name: e.Name.Name, IsGroup: true, LastActivity: e.Timestamp})
+		}
+	case *events.JoinedGroup:
+		c.onChat(channel.ChatInfo{JID: e.JID.String(), Name: e.Name, IsGroup: true})
+	}
+	return true
+}
+
+// onMessage stores one message through the handler, synchronously (see the
+// package comment).
+func (c *Channel) onMessage(evt *events.Message) bool {
+	m, ok := convert(evt, c.identity())
+	if !ok {
+		return true
+	}
+	c.mu.Lock()
+	h := c.handler
+	c.mu.Unlock()
+	if h == nil {
+		c.log.Error("WhatsApp message arrived before a handler was set; not acknowledging it", "chat", m.ChatJID, "id", m.ID)
+		return false
+	}
+	if err := h.OnMessage(c.life, c, m); err != nil {
+		c.log.Error("could not store WhatsApp message; not acknowledging it, WhatsApp will deliver it again",
+			"chat", m.ChatJID, "id", m.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// onConnected marks the channel connected and ends a pending Connect.
+func (c *Channel) onConnected() {
+	id := c.identity()
+	pn, lid := id.pn, id.lid
+	c.mu.Lock()
+	c.connected = true
+	c.mu.Unlock()
+	c.log.Info("connected to WhatsApp", "account", pn.String(), "lid", lid.String())
+	c.finishConnect(nil)
+	// So that WhatsApp relays our typing indicator and shows our name; it
+	// also marks the account online, as WhatsApp Web does while open.
+	if err := c.cli.SendPresence(c.life, types.PresenceAvailable); err != nil {
+		c.log.Debug("could not send WhatsApp presence", "err", err)
+	}
+	select {
+	case c.resync <- struct{}{}:
+	default:
+	}
+	c.onChat(channel.ChatInfo{JID: pn.String(), Name: id.pushName})
+}
+
+// fail logs a failure after which whatsmeow does not reconnect, and ends a
+// pending Connect with it. It never retries: the user must act.
+func (c *Channel) fail(err error, attrs ...any) {
+	c.mu.Lock()
+	c.connected = false
+	if c.fatal == nil {
+		c.fatal = err
+	}
+	c.mu.Unlock()
+	c.log.Error("WhatsApp channel stopped", append([]any{"err", err}, attrs...)...)
+	c.finishConnect(err)
+}
+
+func (c *Channel) onChat(info channel.ChatInfo) {
+	c.mu.Lock()
+	h := c.handler
+	c.mu.Unlock()
+	if h == nil || info.JID == "" {
+		return
+	}
+	info.Name = validText(info.Name)
+	h.OnChat(c.life, c, info)
+}
+
+// identity is the account as whatsmeow's device store knows it now. It is
+// read afresh because whatsmeow learns the LID at the first login, before it
+// reports Connected and possibly after offline messages began to arrive.
+func (c *Channel) identity() identity {
+	return identity{
+		pn:       c.cli.Store.GetJID().ToNonAD(),
+		lid:      c.cli.Store.GetLID().ToNonAD(),
+		pushName: c.cli.Store.PushName,
+		pnForLID: c.lookupPN,
+	}
+}
+
+// lookupPN finds another user's phone number from whatsmeow's LID map.
+func (c *Channel) lookupPN(lid types.JID) types.JID {
+	ctx, cancel := context.WithTimeout(c.life, 5*time.Second)
+	defer cancel()
+	pn, err := c.cli.Store.LIDs.GetPNForLID(ctx, lid)
+	if err != nil {
+		c.log.Debug("LID lookup failed", "lid", lid.String(), "err", err)
+		return types.EmptyJID
+	}
+	return pn
+}
+
+// syncGroups reports the joined groups' names to the handler at each
+// (re)connect (at most hourly) and every sync interval, until Close.
+func (c *Channel) syncGroups() {
+	defer c.wg.Done()
+	ticker := time.NewTicker(c.syncInterval)
+	defer ticker.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-c.life.Done():
+			return
+		case <-c.resync:
+			if !last.IsZero() && time.Since(last) < minGroupResync {
+				continue
+			}
+		case <-ticker.C:
+		}
+		groups, err := c.groups(c.life)
+		if err != nil {
+			c.log.Warn("could not read WhatsApp group names", "err", err)
+			continue
+		}
+		last = time.Now()
+		for _, g := range groups {
+			c.onChat(g)
+		}
+		c.log.Debug("synced WhatsApp group names", "groups", len(groups))
+	}
+}
+
+// groups lists the joined groups.
+func (c *Channel) groups(ctx context.Context) ([]channel.ChatInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	joined, err := c.cli.GetJoinedGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list WhatsApp groups: %w", err)
+	}
+	out := make([]channel.ChatInfo, 0, len(joined))
+	for _, g := range joined {
+		out = append(out, channel.ChatInfo{JID: g.JID.String(), Name: validText(g.Name), IsGroup: true})
+	}
+	return out, nil
+}
+
+// Send sends text to a chat, split into parts of at most MaxMessageRunes,
+// and returns the ids of the parts sent. On an error it returns the ids of
+// the parts already sent along with it.
+func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) {
+	to, err := ParseChatJID(jid)
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp send: %w", err)
+	}
+	parts := SplitText(validText(text), MaxMessageRunes)
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("whatsapp send to %s: empty text", jid)
+	}
+	if err := c.usable(); err != nil {
+		return nil, fmt.Errorf("whatsapp send to %s: %w", jid, err)
+	}
+	ids := make([]string, 0, len(parts))
+	for i, part := range parts {
+		resp, err := c.cli.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(part)})
+		if err != nil {
+			return ids, fmt.Errorf("whatsapp send to %s: part %d of %d: %w", jid, i+1, len(parts), err)
+		}
+		ids = append(ids, resp.ID)
+	}
+	return ids, nil
+}
+
+// SetTyping shows or clears "typing…" in a chat.
+func (c *Channel) SetTyping(ctx context.Context, jid string, typing bool) error {
+	to, err := ParseChatJID(jid)
+	if err != nil {
+		return fmt.Errorf("whatsapp typing: %w", err)
+	}
+	if err := c.usable(); err != nil {
+		return fmt.Errorf("whatsapp typing in %s: %w", jid, err)
+	}
+	state := types.ChatPresencePaused
+	if typing {
+		state = types.ChatPresenceComposing
+	}
+	if err := c.cli.SendChatPresence(ctx, to, state, ""); err != nil {
+		return fmt.Errorf("whatsapp typing in %s: %w", jid, err)
+	}
+	return nil
+}
+
+// Chats lists the joined groups with their names, the self-chat, and the
+// contacts whatsmeow knows (from the address book sync and push names), all
+// read from its local store except the group list.
+func (c *Channel) Chats(ctx context.Context) ([]channel.ChatInfo, error) {
+	if err := c.usable(); err != nil {
+		return nil, fmt.Errorf("whatsapp chats: %w", err)
+	}
+	groups, err := c.groups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := c.identity()
+	byJID := map[string]channel.ChatInfo{}
+	contacts, err := c.cli.Store.Contacts.GetAllContacts(ctx)
+	if err != nil {
+		c.log.Warn("could not read WhatsApp contacts", "err", err)
+	}
+	for jid, info := range contacts {
+		canon := id.canonical(jid, types.EmptyJID)
+		if canon.Server != types.DefaultUserServer {
+			continue // a LID without a known phone number: no chat to name
+		}
+		name := info.FullName
+		for _, n := range []string{info.FirstName, info.PushName, info.BusinessName} {
+			if name == "" {
+				name = n
+			}
+		}
+		if prev, ok := byJID[canon.String()]; ok && prev.Name != "" {
+			continue
+		}
+		byJID[canon.String()] = channel.ChatInfo{JID: canon.String(), Name: validText(name)}
+	}
+	if !id.pn.IsEmpty() {
+		byJID[id.pn.String()] = channel.ChatInfo{JID: id.pn.String(), Name: validText(id.pushName)}
+	}
+	out := groups
+	keys := make([]string, 0, len(byJID))
+	for k := range byJID {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, byJID[k])
+	}
+	return out, nil
+}
+
+// usable reports why the channel cannot talk to WhatsApp, or nil.
+func (c *Channel) usable() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return errors.New("channel is closed")
+	case c.fatal != nil:
+		return c.fatal
+	case !c.connected:
+		return errors.New("not connected")
+	}
+	return nil
+}
+
+// Self returns the self-chat's id — the account's phone-number JID, such as
+// "15551234567@s.whatsapp.net" — once connected, and "" before, after a
+// logout and after Close. The self-chat arrives under this id whether
+// WhatsApp addressed it by phone number or by LID.
+func (c *Channel) Self() string {
+	c.mu.Lock()
+	ok := c.connected && !c.closed && c.fatal == nil
+	c.mu.Unlock()
+	if !ok {
+		return ""
+	}
+	return c.identity().pn.String()
+}
+
+// Close disconnects, stops the channel's goroutines and waits for them. It
+// does not close the database.
+func (c *Channel) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.connected = false
+	cancel := c.connCancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.cli.Disconnect()
+	c.stop()
+	c.wg.Wait()
+	return nil
+}

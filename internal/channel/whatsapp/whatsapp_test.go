@@ -1,0 +1,310 @@
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nanoclaw/nanoclaw/internal/channel"
+)
+
+// recorder is a channel.Handler that keeps what it got and can fail.
+type recorder struct {
+	mu    sync.Mutex
+	msgs  []channel.Message
+	chats []channel.ChatInfo
+	fail  error
+}
+
+func (r *recorder) OnMessage(_ context.Context, _ channel.Channel, m channel.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.msgs = append(r.msgs, m)
+	return nil
+}
+
+func (r *recorder) OnChat(_ context.Context, _ channel.Channel, c channel.ChatInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.chats = append(r.chats, c)
+}
+
+func (r *recorder) messages() []channel.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]channel.Message(nil), r.msgs...)
+}
+
+// deadEnd is an HTTP client whose every connection is refused; it counts the
+// attempts.
+func deadEnd(t *testing.T) (*http.Client, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return redirect(addr)
+}
+
+// blackhole is an HTTP client whose connections are accepted and never
+// answered, like a network that drops packets.
+func blackhole(t *testing.T) (*http.Client, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return redirect(l.Addr().String())
+}
+
+// redirect sends every dial to addr.
+func redirect(addr string) (*http.Client, *atomic.Int32) {
+	var dials atomic.Int32
+	var d net.Dialer
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, "tcp", addr)
+		},
+	}}, &dials
+}
+
+// newPaired returns a channel on a database holding a paired account.
+func newPaired(t *testing.T, hc *http.Client) *Channel {
+	t.Helper()
+	st := openStore(t, filepath.Join(t.TempDir(), "nanoclaw.db"), nil)
+	pairDevice(t, st)
+	c, err := New(context.Background(), st.DB(), Options{Logger: quiet, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestConnectWithoutPairing(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "nanoclaw.db"), nil)
+	c, err := New(context.Background(), st.DB(), Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	err = c.Connect(context.Background(), &recorder{})
+	if !errors.Is(err, ErrNotPaired) || !strings.Contains(err.Error(), "nanoclaw pair whatsapp") {
+		t.Fatalf("Connect = %v, want ErrNotPaired naming the pair command", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("Connect took %s without a session", time.Since(start))
+	}
+	if c.Self() != "" {
+		t.Errorf("Self = %q before connecting", c.Self())
+	}
+}
+
+// Without network, Connect gives up when its context ends, and then nothing
+// keeps retrying behind it.
+func TestConnectGivesUpWhenUnreachable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		net  func(*testing.T) (*http.Client, *atomic.Int32)
+	}{{"refused", deadEnd}, {"blackhole", blackhole}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			hc, dials := tc.net(t)
+			c := newPaired(t, hc)
+			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := c.Connect(ctx, &recorder{})
+			took := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), "cannot reach WhatsApp") {
+				t.Fatalf("Connect = %v, want a 'cannot reach WhatsApp' error", err)
+			}
+			if took > 6*time.Second {
+				t.Errorf("Connect took %s with a 2.5s context", took)
+			}
+			if dials.Load() == 0 {
+				t.Fatal("Connect never dialled: the test network was not used")
+			}
+			if c.Self() != "" {
+				t.Errorf("Self = %q while not connected", c.Self())
+			}
+			// whatsmeow's retry delay grows by 2 s per failure: had a retry
+			// loop survived, it would dial again within 5 s.
+			before := dials.Load()
+			t.Logf("%d dials before Connect gave up after %s", before, took.Round(time.Millisecond))
+			if tc.name == "refused" && before < 2 {
+				t.Errorf("%d dials: whatsmeow's own retry (InitialAutoReconnect) did not run", before)
+			}
+			time.Sleep(5 * time.Second)
+			if after := dials.Load(); after != before {
+				t.Errorf("%d more dials after Connect gave up: something keeps retrying", after-before)
+			}
+			done := make(chan struct{})
+			go func() { c.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close hangs")
+			}
+			if _, err := c.Send(context.Background(), ownPN.String(), "x"); err == nil {
+				t.Error("Send after Close succeeded")
+			}
+		})
+	}
+}
+
+// Messages reach the handler inside whatsmeow's event handler, and a failure
+// to store one is reported back so that whatsmeow does not acknowledge it.
+func TestMessagesAreStoredBeforeTheyAreAcknowledged(t *testing.T) {
+	c := newPaired(t, nil)
+	rec := &recorder{}
+	c.handler = rec
+
+	evt := msgEvent(types.MessageInfo{
+		MessageSource: types.MessageSource{Chat: ownLID, Sender: withDevice(ownLID, 4), IsFromMe: true},
+	}, &waE2E.Message{Conversation: proto.String("what's on today?")})
+	if ack := c.handleEvent(evt); !ack {
+		t.Fatal("stored message not acknowledged")
+	}
+	got := rec.messages() // already there: delivery was synchronous
+	if len(got) != 1 {
+		t.Fatalf("handler got %d messages when the event handler returned", len(got))
+	}
+	if got[0].ChatJID != ownPN.String() || got[0].Sender != ownPN.String() || !got[0].FromMe || got[0].SenderName != "Me" {
+		t.Errorf("self-chat message by LID converted to %+v", got[0])
+	}
+
+	rec.fail = errors.New("disk full")
+	if ack := c.handleEvent(msgEvent(types.MessageInfo{MessageSource: types.MessageSource{Chat: bobPN, Sender: bobPN}, ID: "X2"},
+		&waE2E.Message{Conversation: proto.String("hi")})); ack {
+		t.Error("message acknowledged although storing it failed")
+	}
+	rec.fail = nil
+
+	if ack := c.handleEvent(msgEvent(types.MessageInfo{MessageSource: types.MessageSource{Chat: bobPN, Sender: bobPN}},
+		&waE2E.Message{StickerMessage: &waE2E.StickerMessage{}})); !ack {
+		t.Error("ignored sticker not acknowledged: WhatsApp would redeliver it forever")
+	}
+	if n := len(rec.messages()); n != 1 {
+		t.Errorf("handler has %d messages, want 1 (the sticker ignored)", n)
+	}
+
+	c.handler = nil
+	if ack := c.handleEvent(evt); ack {
+		t.Error("message acknowledged with no handler to store it")
+	}
+}
+
+func TestChatNamesReachTheHandler(t *testing.T) {
+	c := newPaired(t, nil)
+	rec := &recorder{}
+	c.handler = rec
+	c.handleEvent(&events.PushName{JID: bobLID, JIDAlt: bobPN, NewPushName: "Bob"})
+	c.handleEvent(&events.GroupInfo{JID: group, Name: &types.GroupName{Name: "Family"}})
+	c.handleEvent(&events.GroupInfo{JID: group}) // a topic change: no name
+	c.handleEvent(&events.JoinedGroup{GroupInfo: types.GroupInfo{JID: types.NewJID("1203", types.GroupServer), GroupName: types.GroupName{Name: "Book club"}}})
+	want := []channel.ChatInfo{
+		{JID: "4915112345678@s.whatsapp.net", Name: "Bob"},
+		{JID: "120363025246125486@g.us", Name: "Family", IsGroup: true},
+		{JID: "1203@g.us", Name: "Book club", IsGroup: true},
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.chats) != len(want) {
+		t.Fatalf("chats %+v, want %+v", rec.chats, want)
+	}
+	for i := range want {
+		if rec.chats[i] != want[i] {
+			t.Errorf("chat %d: %+v, want %+v", i, rec.chats[i], want[i])
+		}
+	}
+}
+
+// A logout is final: clear errors naming the pair command, no retry.
+func TestLoggedOutStops(t *testing.T) {
+	c := newPaired(t, nil)
+	c.handler = &recorder{}
+	c.mu.Lock()
+	c.connected = true
+	c.mu.Unlock()
+	if c.Self() != ownPN.String() {
+		t.Fatalf("Self = %q when connected, want %s", c.Self(), ownPN)
+	}
+	c.handleEvent(&events.LoggedOut{OnConnect: true, Reason: events.ConnectFailureLoggedOut})
+	if c.Self() != "" {
+		t.Errorf("Self = %q after logout", c.Self())
+	}
+	_, err := c.Send(context.Background(), ownPN.String(), "hello")
+	if !errors.Is(err, ErrLoggedOut) || !strings.Contains(err.Error(), "nanoclaw pair whatsapp") {
+		t.Errorf("Send after logout = %v", err)
+	}
+	start := time.Now()
+	if err := c.Connect(context.Background(), &recorder{}); !errors.Is(err, ErrLoggedOut) {
+		t.Errorf("Connect after logout = %v", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Error("Connect after logout did not fail at once")
+	}
+}
+
+func TestSendValidates(t *testing.T) {
+	c := newPaired(t, nil)
+	ctx := context.Background()
+	for _, tc := range []struct{ jid, text, want string }{
+		{"local:main", "hi", "USER@SERVER"},
+		{"1555:2@s.whatsapp.net", "hi", "digits"},
+		{ownPN.String(), " \n", "empty text"},
+		{ownPN.String(), "hi", "not connected"},
+	} {
+		ids, err := c.Send(ctx, tc.jid, tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || ids != nil {
+			t.Errorf("Send(%q, %q) = %v, %v; want error containing %q", tc.jid, tc.text, ids, err, tc.want)
+		}
+	}
+	if err := c.SetTyping(ctx, "nope", true); err == nil {
+		t.Error("SetTyping accepted a bad id")
+	}
+	if _, err := c.Chats(ctx); err == nil || !strings.Contains(err.Error(), "not connected") {
+		t.Errorf("Chats while not connected = %v", err)
+	}
+}
