@@ -53,14 +53,14 @@ type command struct {
 var commands = []command{
 	{"run", "run the assistant (the daemon, in the foreground)", (*Main).runDaemon},
 	{"setup", "first-time set-up: check the machine, build the agent image", notYet("setup")},
-	{"pair", "pair a chat channel (WhatsApp)", notYet("pair")},
+	{"pair", "pair a chat channel (WhatsApp)", (*Main).runPair},
 	{"chat", "chat with the assistant in this terminal", notYet("chat")},
 	{"send", "send one message to a group, optionally wait for the reply", notYet("send")},
 	{"groups", "list, add, remove and configure groups", notYet("groups")},
 	{"tasks", "list and manage scheduled tasks", notYet("tasks")},
 	{"status", "show what the daemon is doing", notYet("status")},
 	{"doctor", "check the installation and say what to fix", notYet("doctor")},
-	{"image", "build the agent container image", notYet("image")},
+	{"image", "build the agent container image", (*Main).runImage},
 	{"version", "print the version", (*Main).runVersion},
 }
 

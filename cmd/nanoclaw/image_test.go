@@ -1,0 +1,74 @@
+package main
+
+import (
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/nanoclaw/nanoclaw/container"
+)
+
+func TestImageUsage(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no runtime can be found: nothing is built by accident
+	cases := []struct {
+		args   []string
+		env    map[string]string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"image", "--help"}, nil, exitOK, "Usage: nanoclaw image <subcommand>", ""},
+		{[]string{"help", "image"}, nil, exitOK, "build    build the image", ""},
+		{[]string{"image", "build", "--help"}, nil, exitOK, "Usage: nanoclaw image build [--base IMAGE] [--tag IMAGE]", ""},
+		{[]string{"image"}, nil, exitUsage, "", "nanoclaw image: missing subcommand (build)"},
+		{[]string{"image", "push"}, nil, exitUsage, "", `unknown subcommand "push"`},
+		{[]string{"image", "--bogus"}, nil, exitUsage, "", "flag provided but not defined: -bogus"},
+		{[]string{"image", "build", "extra"}, nil, exitUsage, "", `unexpected argument "extra"`},
+		{[]string{"image", "build", "--bogus"}, nil, exitUsage, "", "flag provided but not defined"},
+		{[]string{"image", "build", "--base", "--privileged"}, nil, exitUsage, "", `--base: invalid image reference "--privileged"`},
+		{[]string{"image", "build", "--tag", "a b"}, nil, exitUsage, "", `--tag: invalid image reference "a b"`},
+		{[]string{"image", "build", "--base"}, nil, exitUsage, "", "flag needs an argument: -base"},
+		// Past the usage checks: a bad setting or no runtime is a failure (exit 1).
+		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "lxc"}, exitFailure, "", "NANOCLAW_RUNTIME"},
+		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "docker"}, exitFailure, "",
+			"container runtime docker is not usable: docker: not installed"},
+		{[]string{"image", "build"}, nil, exitFailure, "", "no working container runtime"},
+	}
+	for _, tc := range cases {
+		code, out, errOut := run(t, tc.env, tc.args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, tc.code, errOut)
+		}
+		if !strings.Contains(out, tc.stdout) || (tc.stdout == "" && out != "") {
+			t.Errorf("%v: stdout %q, want %q", tc.args, out, tc.stdout)
+		}
+		if !strings.Contains(errOut, tc.stderr) || (tc.stderr == "" && errOut != "") {
+			t.Errorf("%v: stderr %q, want %q", tc.args, errOut, tc.stderr)
+		}
+	}
+}
+
+// What `image build` asks the runtime for: scripts/test-env relies on the
+// labels, and the Dockerfile on the build arguments.
+func TestImageBuildOptions(t *testing.T) {
+	o := imageBuildOptions("/tmp/ctx", "localhost/debian:bookworm-slim", "localhost/nanoclaw-agent:test", "linux-x64")
+	if o.ContextDir != "/tmp/ctx" || o.Dockerfile != "/tmp/ctx/Dockerfile" || o.Tag != "localhost/nanoclaw-agent:test" {
+		t.Errorf("options %+v", o)
+	}
+	wantArgs := map[string]string{"BASE": "localhost/debian:bookworm-slim", "CLAUDE_CODE_PLATFORM": "linux-x64"}
+	if !maps.Equal(o.BuildArgs, wantArgs) {
+		t.Errorf("build args %v, want %v", o.BuildArgs, wantArgs)
+	}
+	wantLabels := map[string]string{
+		"org.nanoclaw.dockerfile.sha256": container.DockerfileDigest(),
+		"org.nanoclaw.base":              "localhost/debian:bookworm-slim",
+	}
+	if !maps.Equal(o.Labels, wantLabels) {
+		t.Errorf("labels %v, want %v", o.Labels, wantLabels)
+	}
+	// Without --base the Dockerfile's own default applies: no BASE argument.
+	o = imageBuildOptions("/tmp/ctx", "", "x", "linux-arm64")
+	if _, ok := o.BuildArgs["BASE"]; ok || o.BuildArgs["CLAUDE_CODE_PLATFORM"] != "linux-arm64" || o.Labels["org.nanoclaw.base"] != "" {
+		t.Errorf("without --base: %+v", o)
+	}
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/mdp/qrterminal/v3"
+
+	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/host"
+)
+
+const pairHelp = `Link nanoclaw to a chat account. Only WhatsApp can be paired.
+
+nanoclaw becomes a linked device of your WhatsApp account, like WhatsApp Web.
+By default it shows QR codes: on the phone open WhatsApp, Settings, Linked
+devices, Link a device, and scan the code. With --phone it prints an
+8-character code instead: on the phone choose "Link with phone number instead"
+and type it.
+
+The session is kept in nanoclaw's database (encrypted when the database is).
+Stop the daemon ('nanoclaw run') before pairing: both would use one session.
+Your own chat with yourself ("Message yourself") becomes the main group.`
+
+// pairHTTPClient replaces whatsmeow's HTTP client in tests, which point it
+// at a dead end; nil in the real command.
+var pairHTTPClient *http.Client
+
+// runPair is 'nanoclaw pair whatsapp': it links the data home's database to a
+// WhatsApp account, by QR code or by phone-number code.
+func (m *Main) runPair(ctx context.Context, args []string) error {
+	fs := m.flagSet("pair", "whatsapp [--phone NUMBER] [--timeout DURATION] [--replace]", pairHelp)
+	phone := fs.String("phone", "", "pair by a code typed on the phone: the account's number with country code, like +14155550123")
+	timeout := fs.Duration("timeout", whatsapp.DefaultConnectTimeout, "give up when WhatsApp cannot be reached within this time")
+	replace := fs.Bool("replace", false, "forget an account already paired here and pair anew")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	// The channel name comes first ("pair whatsapp --phone …"), and the
+	// flag package stops at it: parse what follows it too.
+	if fs.NArg() == 0 {
+		return usagef("name the channel to pair: 'nanoclaw pair whatsapp'")
+	}
+	name := fs.Arg(0)
+	if err := m.parse(fs, fs.Args()[1:]); err != nil {
+		return err
+	}
+	if name != whatsapp.Name {
+		return usagef("cannot pair %q: only 'whatsapp' can be paired", name)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *timeout <= 0 {
+		return usagef("--timeout must be positive, got %s", *timeout)
+	}
+	if *phone != "" {
+		if _, err := whatsapp.ParsePhone(*phone); err != nil {
+			return usagef("--phone: %v", err)
+		}
+	}
+
+	cfg, err := config.Load(m.Getenv)
+	if err != nil {
+		return err
+	}
+	if !m.levelFromFlag {
+		m.level.Set(cfg.LogLevel)
+	}
+	for _, w := range cfg.Warnings {
+		m.Logger.Warn(w)
+	}
+	if err := host.PrepareHome(cfg); err != nil {
+		return err
+	}
+	// The daemon uses the same WhatsApp session: two clients on one session
+	// knock each other off.
+	unlock, err := host.LockHome(cfg)
+	if errors.Is(err, host.ErrHomeInUse) {
+		return fmt.Errorf("nanoclaw is running with data home %s: stop it first, then pair", cfg.Home)
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := host.OpenStore(ctx, cfg, m.Logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	say := func(msg string) { fmt.Fprintln(m.Stderr, msg) }
+	acct, err := whatsapp.Pair(ctx, st.DB(), whatsapp.PairOptions{
+		Phone:          *phone,
+		Replace:        *replace,
+		ConnectTimeout: *timeout,
+		Logger:         m.Logger,
+		HTTPClient:     pairHTTPClient,
+		Progress:       say,
+		QR: func(code string, validFor time.Duration) {
+			say("\nScan this QR code with WhatsApp (Settings > Linked devices > Link a device):")
+			qrterminal.GenerateHalfBlock(code, qrterminal.L, m.Stderr)
+			say(fmt.Sprintf("Waiting… (a new code follows in %s)", validFor.Round(time.Second)))
+		},
+		PairingCode: func(code string) {
+			say(fmt.Sprintf("\nYour pairing code: %s\n", code))
+			say("On the phone: WhatsApp > Settings > Linked devices > Link a device >")
+			say(`"Link with phone number instead", then type the code. Waiting…`)
+		},
+	})
+	var already *whatsapp.AlreadyPairedError
+	if errors.As(err, &already) {
+		return fmt.Errorf("%v; to pair again, run 'nanoclaw pair whatsapp --replace'", err)
+	}
+	if err != nil {
+		return err
+	}
+	who := acct.Phone()
+	if acct.PushName != "" {
+		who += " (" + acct.PushName + ")"
+	}
+	fmt.Fprintf(m.Stdout, "Paired with WhatsApp account %s.\n", who)
+	fmt.Fprintf(m.Stdout, "Its self-chat %s is the main group. Start nanoclaw with 'nanoclaw run'.\n", acct.JID)
+	return nil
+}

@@ -1,0 +1,47 @@
+// Package container holds the agent image's Dockerfile, embedded so that an
+// installed nanoclaw binary can build the image without the source tree.
+package container
+
+import (
+	"crypto/sha256"
+	_ "embed" // the Dockerfile
+	"encoding/hex"
+	"fmt"
+)
+
+//go:embed Dockerfile
+var dockerfile string
+
+// Labels `nanoclaw image build` puts on the image, so a caller can tell
+// whether an image is current (scripts/test-env reads them).
+const (
+	// LabelDockerfile is the SHA-256 (hex) of the Dockerfile the image was
+	// built from; the pinned Claude Code version is part of that file.
+	LabelDockerfile = "org.nanoclaw.dockerfile.sha256"
+	// LabelBase is the base image given with --base ("" for the default).
+	LabelBase = "org.nanoclaw.base"
+)
+
+// Dockerfile returns container/Dockerfile.
+func Dockerfile() []byte { return []byte(dockerfile) }
+
+// DockerfileDigest is the hex SHA-256 of the Dockerfile.
+func DockerfileDigest() string {
+	sum := sha256.Sum256([]byte(dockerfile))
+	return hex.EncodeToString(sum[:])
+}
+
+// ClaudeCodePlatform is the Dockerfile's CLAUDE_CODE_PLATFORM for a Go
+// architecture: the npm package of Claude Code's native Linux program. The
+// image's architecture is the host's (Linux, Docker Desktop and Apple's
+// container all run native guests).
+func ClaudeCodePlatform(goarch string) (string, error) {
+	switch goarch {
+	case "amd64":
+		return "linux-x64", nil
+	case "arm64":
+		return "linux-arm64", nil
+	default:
+		return "", fmt.Errorf("no Linux build of Claude Code for architecture %s (only amd64 and arm64)", goarch)
+	}
+}

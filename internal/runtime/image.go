@@ -1,0 +1,155 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// ImageExists reports whether the image is present locally. Nothing is
+// pulled: a missing image is (false, nil); an error means the CLI failed.
+func (r *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
+	if err := ValidateImage(ref); err != nil {
+		return false, err
+	}
+	if r.Kind == Podman {
+		_, err := r.run(ctx, "image", "exists", ref)
+		var ee *exec.ExitError
+		var ce *CLIError
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.As(err, &ee) && ee.ExitCode() == 1 && errors.As(err, &ce) && ce.Stderr == "":
+			return false, nil // podman: a silent exit 1 is "no such image"; errors say why
+		default:
+			return false, fmt.Errorf("check image %s: %w", ref, err)
+		}
+	}
+	_, err := r.run(ctx, "image", "inspect", ref)
+	switch {
+	case err == nil:
+		return true, nil
+	case isNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("check image %s: %w", ref, err)
+	}
+}
+
+// BuildOptions is one image build.
+type BuildOptions struct {
+	ContextDir string            // absolute path of the build context
+	Dockerfile string            // absolute path of the Dockerfile
+	Tag        string            // the image reference to build
+	BuildArgs  map[string]string // --build-arg KEY=VALUE
+	Labels     map[string]string // --label KEY=VALUE
+}
+
+var labelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
+
+func (o *BuildOptions) validate() error {
+	var errs []error
+	for what, p := range map[string]string{"build context": o.ContextDir, "Dockerfile": o.Dockerfile} {
+		if err := checkArgPath(what, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := ValidateImage(o.Tag); err != nil {
+		errs = append(errs, err)
+	}
+	for k, v := range o.BuildArgs {
+		if !envKey.MatchString(k) {
+			errs = append(errs, fmt.Errorf("build argument name %q is invalid", k))
+		}
+		if strings.ContainsAny(v, "\x00\n\r") {
+			errs = append(errs, fmt.Errorf("build argument %s contains a NUL or line break", k))
+		}
+	}
+	for k, v := range o.Labels {
+		if !labelKey.MatchString(k) {
+			errs = append(errs, fmt.Errorf("label name %q is invalid", k))
+		}
+		if strings.ContainsAny(v, "\x00\n\r") {
+			errs = append(errs, fmt.Errorf("label %s contains a NUL or line break", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkArgPath validates a path that is a whole argument of its own:
+// absolute (so never read as a flag), clean, without control characters.
+func checkArgPath(what, p string) error {
+	if p == "" || p[0] != '/' {
+		return fmt.Errorf("%s %q is not an absolute path", what, p)
+	}
+	for i, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s %q has a control character at byte %d", what, p, i)
+		}
+	}
+	return nil
+}
+
+// BuildArgs returns the arguments (after the program name) that build the
+// image. It has no side effects; hostNetwork adds docker's --network host.
+func (r *Runtime) BuildArgs(o BuildOptions, hostNetwork bool) ([]string, error) {
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("build %s: %w", o.Tag, err)
+	}
+	a := []string{"build"}
+	switch r.Kind {
+	case Docker:
+		if hostNetwork {
+			a = append(a, "--network", "host")
+		}
+	case Apple:
+		a = append(a, "--progress", "plain") // readable in a log, not a terminal UI
+	}
+	a = append(a, "--file", o.Dockerfile, "--tag", o.Tag)
+	for _, k := range sortedKeys(o.BuildArgs) {
+		a = append(a, "--build-arg", k+"="+o.BuildArgs[k])
+	}
+	for _, k := range sortedKeys(o.Labels) {
+		a = append(a, "--label", k+"="+o.Labels[k])
+	}
+	return append(a, o.ContextDir), nil
+}
+
+// Build builds an image, streaming the CLI's output to progress (which may
+// be nil).
+func (r *Runtime) Build(ctx context.Context, o BuildOptions, progress io.Writer) error {
+	hostNetwork := false
+	if r.Kind == Docker {
+		// A daemon without a default bridge (dockerd --bridge=none) gives RUN
+		// steps no network at all; the host's network is then the only one.
+		_, err := r.run(ctx, "network", "inspect", "bridge")
+		hostNetwork = err != nil
+	}
+	args, err := r.BuildArgs(o, hostNetwork)
+	if err != nil {
+		return err
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	cmd := exec.CommandContext(ctx, r.Bin, args...)
+	cmd.Stdout, cmd.Stderr = progress, progress
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s build of %s failed: %w", r.Kind, o.Tag, err)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

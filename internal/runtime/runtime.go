@@ -1,0 +1,203 @@
+// Package runtime drives the container CLIs — docker, podman and Apple's
+// container — behind one type. It turns a Spec into the hardened `run`
+// command line of each CLI, and starts, stops, lists and removes containers
+// and builds images.
+//
+// Every program is started with an argument vector, never through a shell,
+// and every value that becomes an argument is validated first (findings 6
+// and 7): container names, image references, paths, environment variables.
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	goruntime "runtime"
+	"strings"
+	"time"
+)
+
+// Kind names a container CLI.
+type Kind string
+
+// The container CLIs nanoclaw knows.
+const (
+	Docker Kind = "docker"
+	Podman Kind = "podman"
+	Apple  Kind = "container" // Apple's container CLI: one lightweight VM per container
+)
+
+// Runtime is one installed, working container CLI.
+type Runtime struct {
+	Kind Kind
+	Bin  string // absolute path of the CLI program
+	// Instance, when set, labels every container this host starts
+	// (nanoclaw.instance=Instance), and List and RemoveStale then see only
+	// those: two hosts on one machine (two users, or parallel tests) never
+	// remove each other's containers. Lowercase letters and digits, ≤ 32.
+	Instance string
+}
+
+// instanceLabel is the label key that ties a container to its host.
+const instanceLabel = "nanoclaw.instance"
+
+var instancePattern = regexp.MustCompile(`^[a-z0-9]{1,32}$`)
+
+// labelArgs are the run flags that mark a container as this host's.
+func (r *Runtime) labelArgs() ([]string, error) {
+	if r.Instance == "" {
+		return nil, nil
+	}
+	if !instancePattern.MatchString(r.Instance) {
+		return nil, fmt.Errorf("invalid runtime instance %q: want 1-32 lowercase letters or digits", r.Instance)
+	}
+	return []string{"--label", instanceLabel + "=" + r.Instance}, nil
+}
+
+// probeTimeout bounds the check that a CLI works (a stuck daemon must not
+// hang start-up).
+const probeTimeout = 20 * time.Second
+
+// probeArgs is the cheapest command that fails when the CLI cannot run
+// containers (daemon down, podman machine stopped, container system stopped).
+func probeArgs(k Kind) []string {
+	switch k {
+	case Docker:
+		return []string{"version", "--format", "{{.Server.Version}}"}
+	case Podman:
+		return []string{"info", "--format", "{{.Host.Arch}}"}
+	default:
+		return []string{"system", "status"}
+	}
+}
+
+// fixHint says how to make a CLI work.
+func fixHint(k Kind) string {
+	switch k {
+	case Docker:
+		return "start the Docker daemon (e.g. `sudo systemctl start docker`, or Docker Desktop) and make sure your user may use it"
+	case Podman:
+		return "run `podman info` to see what is wrong (on macOS: `podman machine start`)"
+	default:
+		return "run `container system start`"
+	}
+}
+
+// installHint says where to get a CLI.
+func installHint(k Kind) string {
+	switch k {
+	case Docker:
+		return "install Docker: https://docs.docker.com/engine/install/"
+	case Podman:
+		return "install podman: https://podman.io/docs/installation (Debian/Ubuntu: apt-get install podman)"
+	default:
+		return "install Apple's container (macOS on Apple silicon): https://github.com/apple/container/releases"
+	}
+}
+
+// autoOrder is the order in which auto detection tries the CLIs: Apple's
+// container first on macOS (a VM per container), podman (daemonless) before
+// docker elsewhere.
+func autoOrder(goos string) []Kind {
+	if goos == "darwin" {
+		return []Kind{Apple, Docker, Podman}
+	}
+	return []Kind{Podman, Docker}
+}
+
+// Detect finds the container CLI to use. want is "auto" (or empty): the
+// first installed and working one; or "docker", "podman" or "container":
+// exactly that one. The error names every CLI tried, what went wrong with
+// each, and how to fix it.
+func Detect(ctx context.Context, want string) (*Runtime, error) {
+	var kinds []Kind
+	switch want {
+	case "", "auto":
+		kinds = autoOrder(goruntime.GOOS)
+	case string(Docker), string(Podman), string(Apple):
+		kinds = []Kind{Kind(want)}
+	default:
+		return nil, fmt.Errorf("unknown container runtime %q: use auto, docker, podman or container", want)
+	}
+	var problems []string
+	for _, k := range kinds {
+		r, err := detectOne(ctx, k)
+		if err == nil {
+			return r, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("detect container runtime: %w", ctx.Err())
+		}
+		problems = append(problems, err.Error())
+	}
+	if len(kinds) == 1 {
+		return nil, fmt.Errorf("container runtime %s is not usable: %s", want, problems[0])
+	}
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = string(k)
+	}
+	return nil, fmt.Errorf("no working container runtime (tried %s):\n  %s\nInstall one, or fix it, or choose one with NANOCLAW_RUNTIME",
+		strings.Join(names, ", "), strings.Join(problems, "\n  "))
+}
+
+func detectOne(ctx context.Context, k Kind) (*Runtime, error) {
+	bin, err := exec.LookPath(string(k))
+	if err != nil {
+		return nil, fmt.Errorf("%s: not installed (not found in PATH); %s", k, installHint(k))
+	}
+	r := &Runtime{Kind: k, Bin: bin}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if _, err := r.run(pctx, probeArgs(k)...); err != nil {
+		return nil, fmt.Errorf("%s: installed at %s but not working (%v); %s", k, bin, err, fixHint(k))
+	}
+	return r, nil
+}
+
+// run runs the CLI with args and returns its stdout. A failure carries the
+// command and the first line of its stderr.
+func (r *Runtime) run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, r.Bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), &CLIError{Args: args, Err: err, Stderr: firstLine(stderr.String())}
+	}
+	return stdout.Bytes(), nil
+}
+
+// CLIError is a container CLI command that failed.
+type CLIError struct {
+	Args   []string // the arguments after the program name
+	Err    error    // usually an *exec.ExitError
+	Stderr string   // the first line of what the CLI printed on stderr
+}
+
+// Error says which command failed, how, and what the CLI said.
+func (e *CLIError) Error() string {
+	cmd := strings.Join(e.Args, " ")
+	if len(cmd) > 80 {
+		cmd = cmd[:80] + "…"
+	}
+	if e.Stderr == "" {
+		return fmt.Sprintf("`%s` failed: %v", cmd, e.Err)
+	}
+	return fmt.Sprintf("`%s` failed: %v: %s", cmd, e.Err, e.Stderr)
+}
+
+// Unwrap returns the underlying error, usually an *exec.ExitError.
+func (e *CLIError) Unwrap() error { return e.Err }
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
