@@ -3,16 +3,23 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/host"
+	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 var binary string
@@ -224,4 +231,69 @@ func TestLogsAreJSONWhenNotATerminal(t *testing.T) {
 			t.Errorf("stderr line is not JSON: %q", line)
 		}
 	}
+}
+
+// Containers a killed earlier run of this host left behind are removed at
+// the next start; another host's are not.
+func TestDaemonRemovesLeftoverContainers(t *testing.T) {
+	for _, name := range []string{"podman", "docker"} {
+		t.Run(name, func(t *testing.T) {
+			bin := testenv.Runtime(t, name)
+			env, home := homeEnv(t)
+			env = append(env, "NANOCLAW_RUNTIME="+name)
+			mine := &runtime.Runtime{Kind: runtime.Kind(name), Bin: bin,
+				Instance: host.Instance(&config.Config{Home: filepath.Join(home, ".nanoclaw")})}
+			other := &runtime.Runtime{Kind: runtime.Kind(name), Bin: bin, Instance: "someoneelse"}
+			leftover := leftoverContainer(t, mine, "family")
+			foreign := leftoverContainer(t, other, "family")
+
+			d := startDaemon(t, env)
+			d.waitLog(t, "nanoclaw running")
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			d.wait(t)
+			ctx := context.Background()
+			if left, _ := mine.List(ctx, "nanoclaw-"); slices.Contains(left, leftover) {
+				t.Errorf("leftover %s still runs after a restart", leftover)
+			}
+			if left, _ := other.List(ctx, "nanoclaw-"); !slices.Contains(left, foreign) {
+				t.Errorf("another host's container %s was removed", foreign)
+			}
+		})
+	}
+}
+
+// leftoverContainer starts a sleeping container as a host would, then kills
+// the host's side of it, as a crash would.
+func leftoverContainer(t *testing.T, rt *runtime.Runtime, folder string) string {
+	t.Helper()
+	name, _ := runtime.ContainerName(folder, time.Now())
+	cmd, err := rt.Command(context.Background(), runtime.Spec{
+		Name: name, Image: testenv.BaseImage, User: runtime.ContainerUser(),
+		MemoryMB: 64, CPUs: 0.5, PidsLimit: 16, Cmd: []string{"sleep", "300"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		rt.Stop(context.Background(), name, time.Second)
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if names, _ := rt.List(context.Background(), "nanoclaw-"+folder+"-"); slices.Contains(names, name) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s did not start", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if names, _ := rt.List(context.Background(), "nanoclaw-"+folder+"-"); !slices.Contains(names, name) {
+		t.Fatalf("container %s did not outlive its host side; the test would prove nothing", name)
+	}
+	return name
 }

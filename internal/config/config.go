@@ -68,6 +68,7 @@ type Config struct {
 	UpstreamURL   *url.URL // where the gateway forwards the agent's API calls
 	Runtime       Runtime
 	Image         string
+	AgentBinary   string // nanoclaw-agent (static linux build) mounted into containers
 
 	MaxConcurrentContainers int
 	ContainerTimeout        time.Duration // hard limit of one agent run
@@ -160,6 +161,15 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { c.Runtime = Runtime(v); return validRuntime(v) }},
 	{Name: "NANOCLAW_IMAGE", Default: "localhost/nanoclaw-agent:latest", Help: "agent container image",
 		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) }},
+	{Name: "NANOCLAW_AGENT_BINARY", Help: "the static nanoclaw-agent mounted into containers (default: beside the nanoclaw binary)",
+		apply: func(c *Config, v string) (err error) {
+			if v == "" {
+				c.AgentBinary = besideExecutable("nanoclaw-agent")
+				return nil
+			}
+			c.AgentBinary, err = absPath(v)
+			return err
+		}},
 	{Name: "MAX_CONCURRENT_CONTAINERS", Default: "3", Help: "agent containers running at once, all groups together",
 		apply: func(c *Config, v string) (err error) { c.MaxConcurrentContainers, err = intIn(v, 1, 64); return err }},
 	{Name: "CONTAINER_TIMEOUT", Default: "5m", Help: "longest agent run (Go duration, or milliseconds)",
@@ -248,7 +258,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		if ev := getenv(s.Name); ev != "" {
 			v, src = ev, "environment"
 		}
-		if s.Name == "NANOCLAW_HOME" || s.Name == "NANOCLAW_DB_KEY_FILE" {
+		if s.Name == "NANOCLAW_HOME" || s.Name == "NANOCLAW_DB_KEY_FILE" || s.Name == "NANOCLAW_AGENT_BINARY" {
 			if v, err = expandHome(v, home); err != nil {
 				errs = append(errs, fmt.Errorf("%s (from %s): %w", s.Name, src, err))
 				continue
@@ -331,6 +341,8 @@ func (c *Config) value(s setting) string {
 		return string(c.Runtime)
 	case "NANOCLAW_IMAGE":
 		return c.Image
+	case "NANOCLAW_AGENT_BINARY":
+		return c.AgentBinary
 	case "MAX_CONCURRENT_CONTAINERS":
 		return strconv.Itoa(c.MaxConcurrentContainers)
 	case "CONTAINER_TIMEOUT":
@@ -523,6 +535,19 @@ func loadZone(v string) (*time.Location, error) {
 		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as Europe/Berlin)", v)
 	}
 	return loc, nil
+}
+
+// besideExecutable is name in the directory of the running binary (make
+// build puts nanoclaw and nanoclaw-agent side by side in bin/).
+func besideExecutable(name string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return name
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return filepath.Join(filepath.Dir(exe), name)
 }
 
 // hostZone finds the IANA name of the host's zone: scheduled tasks store it,

@@ -4,6 +4,8 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/runtime"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -36,11 +39,53 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 
+	rt := prepareRuntime(ctx, cfg, log)
+
 	log.Info("nanoclaw running", "home", cfg.Home, "assistant", cfg.AssistantName,
-		"database", cfg.DBPath(), "encrypted", st.Encrypted())
+		"database", cfg.DBPath(), "encrypted", st.Encrypted(), "runtime", runtimeName(rt))
 	<-ctx.Done()
 	log.Info("nanoclaw stopping")
 	return nil
+}
+
+// prepareRuntime finds the container runtime and removes the containers a
+// killed earlier run of this host left behind. Without a runtime the daemon
+// still runs (messages are stored); agent runs then fail with this reason.
+func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *runtime.Runtime {
+	rt, err := runtime.Detect(ctx, string(cfg.Runtime))
+	if err != nil {
+		log.Error("no container runtime: the assistant cannot answer until one works", "err", err)
+		return nil
+	}
+	rt.Instance = Instance(cfg)
+	removed, err := rt.RemoveStale(ctx, "nanoclaw-")
+	if err != nil {
+		log.Warn("could not remove leftover containers", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed leftover containers of an earlier run", "containers", removed)
+	}
+	if ok, err := rt.ImageExists(ctx, cfg.Image); err == nil && !ok {
+		log.Error("agent image missing: run 'nanoclaw image build'", "image", cfg.Image)
+	}
+	if _, err := os.Stat(cfg.AgentBinary); err != nil {
+		log.Error("nanoclaw-agent binary missing: run 'make build' or set NANOCLAW_AGENT_BINARY", "path", cfg.AgentBinary)
+	}
+	return rt
+}
+
+// Instance names this host's containers: derived from the data home, so a
+// restarted host recognises what its earlier run left, and two hosts with
+// different data homes never touch each other's containers.
+func Instance(cfg *config.Config) string {
+	sum := sha256.Sum256([]byte(cfg.Home))
+	return hex.EncodeToString(sum[:6])
+}
+
+func runtimeName(rt *runtime.Runtime) string {
+	if rt == nil {
+		return "none"
+	}
+	return string(rt.Kind)
 }
 
 // PrepareHome creates the data home's directories, private to the owner.
