@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+
+	"github.com/nanoclaw/nanoclaw/internal/agentrun"
+	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
+	"github.com/nanoclaw/nanoclaw/internal/agentrun/mcpserver"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+func (m *Main) runMCP(ctx context.Context, args []string) error {
+	fs := m.flagSet("mcp", "[options]",
+		"Serve the nanoclaw MCP tools (send_message, …) over stdin/stdout. Claude Code starts this\n"+
+			"itself, as configured by 'nanoclaw-agent run'; each tool call is forwarded to the host\n"+
+			"over the gateway socket.")
+	socket := fs.String("socket", "", "the gateway socket (default $"+agentrun.EnvSocket+", else "+ipc.ContainerSocket+")")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	log, err := m.logger(*level, "mcp")
+	if err != nil {
+		return err
+	}
+	path := *socket
+	if path == "" {
+		path = m.Getenv(agentrun.EnvSocket)
+	}
+	if path == "" {
+		path = ipc.ContainerSocket
+	}
+	client := hostclient.New(path, log)
+	defer client.Close()
+	log.Info("mcp server starting", "socket", path)
+	return mcpserver.Serve(ctx, client, log)
+}

@@ -1,0 +1,224 @@
+// Package agent runs a group's agent: it starts the group's hardened
+// container with exactly the mounts it may have, opens the group's gateway
+// socket, feeds prompts to the warm container and collects the answers,
+// keeps the group's Claude Code session, and stops the container on
+// timeout, on idle or when asked.
+//
+// The host side of the session protocol (internal/ipc) lives here: the
+// gateway hands every /ipc request to the Runner together with the identity
+// of the socket it came in on.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// Options configure a Runner. Paths are the host's.
+type Options struct {
+	Runtime     *runtime.Runtime
+	Image       string
+	AgentBinary string // static nanoclaw-agent, mounted read-only into every container
+
+	GroupsDir   string // groups/<folder> and groups/global
+	SessionsDir string // sessions/<folder>/.claude
+	IPCDir      string // ipc/<folder>/gateway.sock
+
+	Timeout     time.Duration // longest turn before the container is stopped
+	IdleTimeout time.Duration // how long a warm container waits for a follow-up
+	StopGrace   time.Duration // between the graceful stop and the kill
+	MemoryMB    int
+	CPUs        float64
+	PidsLimit   int
+	LogCap      int64 // bytes of container output kept in a run's log
+
+	// DefaultEgress applies to groups whose config does not choose.
+	DefaultEgress egress.Policy
+
+	Gateway gateway.Options // Handler is set by NewRunner
+	Store   *store.Store
+	Tools   Tools
+	Logger  *slog.Logger
+	Debug   bool // run logs may include prompt text
+}
+
+// Tools are the host's answers to the agent's tool calls. Each gets the
+// caller's identity from the socket, never from the arguments.
+type Tools interface {
+	Call(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error)
+}
+
+// Group is what the runner needs to know of a group.
+type Group struct {
+	Folder string
+	IsMain bool
+	Config store.ContainerConfig
+}
+
+// Runner owns the running agent containers, at most one per group.
+type Runner struct {
+	opt Options
+	gw  *gateway.Gateway
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*Session // by folder
+}
+
+// NewRunner makes a Runner; it serves the gateway's /ipc requests itself.
+func NewRunner(opt Options) *Runner {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.StopGrace == 0 {
+		opt.StopGrace = 5 * time.Second
+	}
+	if opt.LogCap == 0 {
+		opt.LogCap = 10 << 20
+	}
+	r := &Runner{opt: opt, log: opt.Logger, sessions: make(map[string]*Session)}
+	gopt := opt.Gateway
+	gopt.Handler = r
+	gopt.Logger = opt.Logger
+	if opt.Store != nil && gopt.Usage == nil {
+		gopt.Usage = opt.Store
+	}
+	r.gw = gateway.New(gopt)
+	return r
+}
+
+// Gateway is the runner's gateway (for its statistics).
+func (r *Runner) Gateway() *gateway.Gateway { return r.gw }
+
+// Session returns the group's warm container, if one is running.
+func (r *Runner) Session(folder string) *Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[folder]
+}
+
+// Start starts the group's container and returns its session.
+func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session, error) {
+	if err := store.ValidateFolder(g.Folder); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err) // finding 5
+	}
+	if r.opt.Runtime == nil {
+		return nil, errors.New("start agent: no container runtime (install podman or docker, or set NANOCLAW_RUNTIME)")
+	}
+	if opt.SessionID != "" && !ipc.ValidSessionID(opt.SessionID) {
+		return nil, fmt.Errorf("start agent %s: stored session id %q is invalid", g.Folder, opt.SessionID)
+	}
+	r.mu.Lock()
+	if _, busy := r.sessions[g.Folder]; busy {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("start agent %s: a container is already running for this group", g.Folder)
+	}
+	s := newSession(r, g)
+	r.sessions[g.Folder] = s
+	r.mu.Unlock()
+
+	if err := s.start(ctx, opt); err != nil {
+		r.forget(s)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (r *Runner) forget(s *Session) {
+	r.mu.Lock()
+	if r.sessions[s.group.Folder] == s {
+		delete(r.sessions, s.group.Folder)
+	}
+	r.mu.Unlock()
+}
+
+// Close stops every running container.
+func (r *Runner) Close(ctx context.Context) {
+	r.mu.Lock()
+	all := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Close(ctx) }()
+	}
+	wg.Wait()
+}
+
+// Next implements gateway.Handler: the agent's long poll for input.
+func (r *Runner) Next(ctx context.Context, folder string) (ipc.Input, bool, error) {
+	s := r.Session(folder)
+	if s == nil {
+		return ipc.Input{Kind: ipc.InputClose}, true, nil
+	}
+	return s.next(ctx)
+}
+
+// Output implements gateway.Handler: one answer from the agent.
+func (r *Runner) Output(_ context.Context, folder string, out ipc.Output) error {
+	s := r.Session(folder)
+	if s == nil {
+		return fmt.Errorf("no agent session is running for group %s", folder)
+	}
+	return s.deliver(out)
+}
+
+// Tool implements gateway.Handler: a tool call from the agent.
+func (r *Runner) Tool(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error) {
+	if r.opt.Tools == nil {
+		return nil, fmt.Errorf("tool %s is not available", name)
+	}
+	return r.opt.Tools.Call(ctx, caller, name, args)
+}
+
+// newID makes a prompt id.
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ensureDir creates dir and, when the host runs as root, hands it to the
+// container user so the agent can write where it should.
+func ensureDir(dir string, mode os.FileMode, chown bool) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	if chown && os.Geteuid() == 0 {
+		return os.Chown(dir, ipc.ContainerUID, ipc.ContainerGID)
+	}
+	return nil
+}
+
+// groupPaths are a group's host directories.
+type groupPaths struct {
+	group, global, claude, ipc, logs string
+}
+
+func (r *Runner) paths(folder string) groupPaths {
+	return groupPaths{
+		group:  filepath.Join(r.opt.GroupsDir, folder),
+		global: filepath.Join(r.opt.GroupsDir, "global"),
+		claude: filepath.Join(r.opt.SessionsDir, folder, ".claude"),
+		ipc:    filepath.Join(r.opt.IPCDir, folder),
+		logs:   filepath.Join(r.opt.GroupsDir, folder, "logs"),
+	}
+}

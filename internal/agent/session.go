@@ -1,0 +1,405 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/runtime"
+)
+
+// ErrTimeout reports a turn that took longer than the group's timeout; its
+// container has been stopped.
+var ErrTimeout = errors.New("agent timed out")
+
+// pollWindow bounds one long poll of the agent for input.
+const pollWindow = 25 * time.Second
+
+// maxResultBytes caps one result the host passes on (a chat message cannot
+// usefully be longer); the rest is cut with a note.
+const maxResultBytes = 1 << 20
+
+// Session is one running container of a group: a warm Claude Code that
+// answers prompts until it is closed, idles out or times out.
+type Session struct {
+	r     *Runner
+	group Group
+	name  string // container name
+	save  bool   // keep Claude Code's session id as the group's
+
+	ep      *gateway.Endpoint
+	cmd     *exec.Cmd
+	logFile *os.File
+	started time.Time
+
+	inputs  chan ipc.Input
+	closeCh chan struct{} // closed: the agent's next poll gets "close"
+	done    chan struct{} // closed when the container process has exited
+	exitErr error
+
+	mu        sync.Mutex
+	waiting   map[string]chan ipc.Output
+	sessionID string
+	idle      *time.Timer
+	closeOnce sync.Once
+	stopOnce  sync.Once
+}
+
+// StartOptions choose how a container starts.
+type StartOptions struct {
+	// SessionID is the Claude Code session to resume; "" starts fresh.
+	SessionID string
+	// Isolated runs keep their session to themselves: its id is not saved
+	// as the group's (scheduled tasks with context_mode isolated).
+	Isolated bool
+}
+
+func newSession(r *Runner, g Group) *Session {
+	return &Session{
+		r:       r,
+		group:   g,
+		inputs:  make(chan ipc.Input, 16),
+		closeCh: make(chan struct{}),
+		done:    make(chan struct{}),
+		waiting: make(map[string]chan ipc.Output),
+	}
+}
+
+// Name is the container's name.
+func (s *Session) Name() string { return s.name }
+
+// SessionID is the Claude Code session of the last answer.
+func (s *Session) SessionID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessionID
+}
+
+// Done is closed when the container has exited.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+func (s *Session) start(ctx context.Context, opt StartOptions) error {
+	r := s.r
+	g := s.group
+	s.save = !opt.Isolated
+	s.sessionID = opt.SessionID
+	p := r.paths(g.Folder)
+	// The agent writes as the container user; when the host runs as root
+	// these directories are handed to that user (global only for main,
+	// which alone may write it).
+	for _, d := range []struct {
+		dir   string
+		chown bool
+	}{{p.group, true}, {p.global, g.IsMain}, {p.claude, true}, {p.logs, false}} {
+		if err := ensureDir(d.dir, 0o755, d.chown); err != nil {
+			return fmt.Errorf("start agent %s: %w", g.Folder, err)
+		}
+	}
+	if err := ensureDir(filepath.Dir(p.claude), 0o700, false); err != nil {
+		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+	}
+
+	policy := r.opt.DefaultEgress
+	if g.Config.Egress.Mode != "" {
+		var err error
+		if policy, err = egress.ParsePolicy(string(g.Config.Egress.Mode), g.Config.Egress.Allow); err != nil {
+			return fmt.Errorf("start agent %s: egress policy: %w", g.Folder, err)
+		}
+	}
+	uid, gid := -1, -1
+	if os.Geteuid() == 0 {
+		uid, gid = ipc.ContainerUID, ipc.ContainerGID
+	}
+	ep, err := r.gw.Open(gateway.Group{Folder: g.Folder, IsMain: g.IsMain, Egress: policy}, p.ipc, uid, gid)
+	if err != nil {
+		return fmt.Errorf("start agent %s: open gateway: %w", g.Folder, err)
+	}
+	s.ep = ep
+
+	s.started = time.Now()
+	if s.name, err = runtime.ContainerName(g.Folder, s.started); err != nil {
+		ep.Close()
+		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+	}
+	spec := s.spec(p, opt.SessionID)
+	// The container's life is not the caller's request: it is ended by
+	// Close, the idle timer or the timeout, through the runtime's stop.
+	cmd, err := r.opt.Runtime.Command(context.WithoutCancel(ctx), spec)
+	if err != nil {
+		ep.Close()
+		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+	}
+	s.logFile, err = os.OpenFile(filepath.Join(p.logs, s.started.UTC().Format("20060102T150405.000Z")+"-"+s.name+".log"),
+		os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		ep.Close()
+		return fmt.Errorf("start agent %s: run log: %w", g.Folder, err)
+	}
+	fmt.Fprintf(s.logFile, "container %s\nimage %s\nstarted %s\nresume %q\nmain %v\n\n",
+		s.name, spec.Image, s.started.Format(time.RFC3339Nano), opt.SessionID, g.IsMain)
+	out := &cappedWriter{w: s.logFile, left: r.opt.LogCap}
+	cmd.Stdout, cmd.Stderr = out, out
+	s.cmd = cmd
+	if err := cmd.Start(); err != nil {
+		ep.Close()
+		s.logFile.Close()
+		return fmt.Errorf("start agent %s: %s run: %w", g.Folder, r.opt.Runtime.Kind, err)
+	}
+	r.log.Info("agent started", "group", g.Folder, "container", s.name, "resume", opt.SessionID != "")
+	go s.wait()
+	return nil
+}
+
+// spec is the container for this run: the hardened flags come from the
+// runtime; the mounts are exactly these, nothing else (finding 3: no project
+// root, no data home, no store, no config dir).
+func (s *Session) spec(p groupPaths, sessionID string) runtime.Spec {
+	o := s.r.opt
+	c := s.group.Config
+	mounts := []runtime.Mount{
+		{Source: p.group, Target: ipc.ContainerGroupDir},
+		{Source: p.global, Target: ipc.ContainerGlobalDir, ReadOnly: !s.group.IsMain},
+		{Source: p.claude, Target: ipc.ContainerClaudeDir},
+		{Source: p.ipc, Target: ipc.ContainerIPCDir, ReadOnly: true},
+		{Source: o.AgentBinary, Target: ipc.ContainerAgentBinary, ReadOnly: true},
+	}
+	cmd := []string{ipc.ContainerAgentBinary, "run", "--idle", (o.IdleTimeout + time.Minute).String()}
+	if sessionID != "" {
+		cmd = append(cmd, "--session", sessionID)
+	}
+	if s.group.IsMain {
+		cmd = append(cmd, "--main")
+	}
+	return runtime.Spec{
+		Name:    s.name,
+		Image:   o.Image,
+		User:    runtime.ContainerUser(),
+		Workdir: ipc.ContainerGroupDir,
+		Mounts:  mounts,
+		Tmpfs: []runtime.Tmpfs{
+			{Target: "/tmp", SizeMB: 512},
+			{Target: ipc.ContainerHome, SizeMB: 256, Private: true},
+		},
+		MemoryMB:  orInt(c.MemoryMB, o.MemoryMB),
+		CPUs:      orFloat(c.CPUs, o.CPUs),
+		PidsLimit: orInt(c.PidsLimit, o.PidsLimit),
+		Cmd:       cmd,
+	}
+}
+
+func (s *Session) timeout() time.Duration {
+	if t := s.group.Config.TimeoutSeconds; t > 0 {
+		return time.Duration(t) * time.Second
+	}
+	return s.r.opt.Timeout
+}
+
+// Prompt gives the warm agent one prompt and waits for its answer. The turn
+// is bounded by the group's timeout: past it the container is stopped and
+// ErrTimeout returned.
+func (s *Session) Prompt(ctx context.Context, text string) (ipc.Output, error) {
+	in := ipc.Input{Kind: ipc.InputPrompt, ID: newID(), Text: text}
+	if err := in.Validate(); err != nil {
+		return ipc.Output{}, err
+	}
+	ch := make(chan ipc.Output, 1)
+	s.mu.Lock()
+	s.waiting[in.ID] = ch
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiting, in.ID)
+		s.mu.Unlock()
+	}()
+
+	select {
+	case s.inputs <- in:
+	case <-s.closeCh:
+		return ipc.Output{}, fmt.Errorf("agent %s is closing", s.group.Folder)
+	case <-s.done:
+		return ipc.Output{}, s.exited()
+	case <-ctx.Done():
+		return ipc.Output{}, ctx.Err()
+	}
+	timer := time.NewTimer(s.timeout())
+	defer timer.Stop()
+	select {
+	case out := <-ch:
+		s.armIdle()
+		return out, nil
+	case <-timer.C:
+		s.r.log.Warn("agent timed out; stopping its container", "group", s.group.Folder, "container", s.name, "timeout", s.timeout())
+		s.stop(context.WithoutCancel(ctx))
+		return ipc.Output{}, fmt.Errorf("%w after %v (group %s); its container was stopped", ErrTimeout, s.timeout(), s.group.Folder)
+	case <-s.done:
+		return ipc.Output{}, s.exited()
+	case <-ctx.Done():
+		return ipc.Output{}, ctx.Err()
+	}
+}
+
+func (s *Session) exited() error {
+	<-s.done
+	if s.exitErr != nil {
+		return fmt.Errorf("agent container %s ended before answering: %v (see the run log in groups/%s/logs)", s.name, s.exitErr, s.group.Folder)
+	}
+	return fmt.Errorf("agent container %s ended before answering (see the run log in groups/%s/logs)", s.name, s.group.Folder)
+}
+
+// armIdle closes the session after the idle timeout unless another prompt
+// comes first.
+func (s *Session) armIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.waiting) > 1 { // another prompt is still in flight (ours is deleted after return)
+		return
+	}
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	s.idle = time.AfterFunc(s.r.opt.IdleTimeout, func() {
+		s.r.log.Info("agent idle; closing", "group", s.group.Folder, "container", s.name)
+		s.Close(context.Background())
+	})
+}
+
+func (s *Session) next(ctx context.Context) (ipc.Input, bool, error) {
+	t := time.NewTimer(pollWindow)
+	defer t.Stop()
+	select {
+	case in := <-s.inputs:
+		return in, true, nil
+	case <-s.closeCh:
+		return ipc.Input{Kind: ipc.InputClose}, true, nil
+	case <-t.C:
+		return ipc.Input{}, false, nil
+	case <-ctx.Done():
+		return ipc.Input{}, false, ctx.Err()
+	}
+}
+
+func (s *Session) deliver(out ipc.Output) error {
+	if len(out.Result) > maxResultBytes {
+		cut := len(out.Result) - maxResultBytes
+		out.Result = out.Result[:maxResultBytes] + fmt.Sprintf("\n[nanoclaw: output truncated, %d bytes left out]", cut)
+	}
+	s.mu.Lock()
+	ch, ok := s.waiting[out.InputID]
+	if out.SessionID != "" {
+		s.sessionID = out.SessionID
+	}
+	s.mu.Unlock()
+	if out.SessionID != "" && s.save && s.r.opt.Store != nil {
+		if err := s.r.opt.Store.SetSession(context.Background(), s.group.Folder, out.SessionID); err != nil {
+			s.r.log.Error("save session", "group", s.group.Folder, "err", err)
+		}
+	}
+	if !ok {
+		return fmt.Errorf("no prompt %q is waiting for an answer", out.InputID)
+	}
+	ch <- out
+	return nil
+}
+
+// Close asks the agent to finish, waits a little for it, then stops the
+// container if it is still there. It returns when the container is gone.
+func (s *Session) Close(ctx context.Context) {
+	s.closeOnce.Do(func() { close(s.closeCh) })
+	select {
+	case <-s.done:
+	case <-time.After(s.r.opt.StopGrace):
+		s.stop(ctx)
+	}
+	<-s.done
+}
+
+// stop ends the container now: graceful stop, then kill.
+func (s *Session) stop(ctx context.Context) {
+	s.stopOnce.Do(func() {
+		s.closeOnce.Do(func() { close(s.closeCh) })
+		if err := s.r.opt.Runtime.Stop(ctx, s.name, s.r.opt.StopGrace); err != nil {
+			s.r.log.Error("stop agent container", "container", s.name, "err", err)
+		}
+		if s.cmd.Process != nil {
+			select {
+			case <-s.done:
+			case <-time.After(s.r.opt.StopGrace + 5*time.Second):
+				s.cmd.Process.Kill() // the runtime client; the container is gone by now
+			}
+		}
+	})
+}
+
+func (s *Session) wait() {
+	s.exitErr = s.cmd.Wait()
+	s.ep.Close()
+	code := -1
+	if s.cmd.ProcessState != nil {
+		code = s.cmd.ProcessState.ExitCode()
+	}
+	fmt.Fprintf(s.logFile, "\nexited %s after %v, code %s\n", time.Now().Format(time.RFC3339Nano),
+		time.Since(s.started).Round(time.Millisecond), strconv.Itoa(code))
+	s.logFile.Close()
+	s.mu.Lock()
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	s.mu.Unlock()
+	s.r.forget(s)
+	s.r.log.Info("agent exited", "group", s.group.Folder, "container", s.name, "code", code)
+	close(s.done)
+}
+
+// cappedWriter keeps at most left bytes, then notes what was cut.
+type cappedWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	left int64
+	cut  bool
+}
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(p)
+	if c.left <= 0 {
+		if !c.cut {
+			c.cut = true
+			io.WriteString(c.w, "\n[nanoclaw: output cap reached; the rest of this run's output is not kept]\n")
+		}
+		return n, nil
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	c.left -= int64(len(p))
+	c.w.Write(p)
+	return n, nil
+}
+
+func orInt(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func orFloat(v, def float64) float64 {
+	if v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,388 @@
+package agentrun
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+// AllowedTools is what Claude Code may use without asking: its own file,
+// shell and web tools, ToolSearch (MCP tools are deferred: the model loads
+// their schemas through it), and every tool of the nanoclaw MCP server. With
+// --dangerously-skip-permissions nothing would ask anyway; the list keeps
+// the set explicit should the permission mode ever change.
+var AllowedTools = []string{
+	"Bash", "Read", "Write", "Edit", "Glob", "Grep", "WebSearch", "WebFetch",
+	"ToolSearch", "mcp__nanoclaw__*",
+}
+
+// ClaudeArgs is Claude Code's argument vector (without the program name).
+// Values that come from outside (session id, memory text, file name) are
+// attached with "=" so none can be read as a flag of its own.
+func ClaudeArgs(sessionID, mcpConfig, memory string) []string {
+	args := []string{
+		"-p",
+		"--input-format", "stream-json",
+		"--output-format", "stream-json",
+		"--verbose", // stream-json output requires it with -p
+		// Claude Code refuses this as root; the container never runs as
+		// root, and the container is the boundary (finding 1: it holds no
+		// credential; finding 2: it has no network but the gateway).
+		"--dangerously-skip-permissions",
+		// Render the system prompt afresh on every request: by default a
+		// resumed session reuses the prompt recorded on its first request,
+		// which would freeze global memory at that day's text (checked with
+		// the real binary: an --append-system-prompt passed on --resume is
+		// ignored unless this is off).
+		"--system-prompt-snapshot", "off",
+		// Only our MCP server: never one from a .mcp.json the agent wrote.
+		"--strict-mcp-config",
+		"--mcp-config=" + mcpConfig,
+		"--allowedTools=" + strings.Join(AllowedTools, ","),
+	}
+	if sessionID != "" {
+		args = append(args, "--resume="+sessionID)
+	}
+	if memory != "" {
+		args = append(args, "--append-system-prompt="+memory)
+	}
+	return args
+}
+
+// ClaudeEnv is Claude Code's whole environment: nothing is inherited. proxy
+// is the forwarder's address (127.0.0.1:port).
+func ClaudeEnv(cfg Config, proxy string) []string {
+	url := "http://" + proxy
+	env := []string{
+		"PATH=" + cfg.Path,
+		"HOME=" + cfg.Home,
+		// Session transcripts and .claude.json go here, the one directory
+		// the host keeps between containers, so --resume works next time.
+		"CLAUDE_CONFIG_DIR=" + cfg.ClaudeDir,
+		"LANG=C.UTF-8",
+		"ANTHROPIC_BASE_URL=" + url,
+		// finding 1: the only credential in the container is a placeholder;
+		// the gateway replaces it with the real one.
+		"ANTHROPIC_API_KEY=" + ipc.PlaceholderAPIKey,
+		// Everything else leaves through the gateway's egress proxy
+		// (finding 2), including what Claude Code's tools start.
+		"HTTPS_PROXY=" + url, "HTTP_PROXY=" + url,
+		"https_proxy=" + url, "http_proxy=" + url,
+		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost",
+		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+		"DISABLE_AUTOUPDATER=1",
+	}
+	if cfg.TZ != "" {
+		env = append(env, "TZ="+cfg.TZ)
+	}
+	return env
+}
+
+// MaxMemoryBytes caps the global memory passed on the command line (one
+// argument may not exceed 128 KiB on Linux).
+const MaxMemoryBytes = 64 << 10
+
+// GlobalMemory reads dir/CLAUDE.md and frames it for --append-system-prompt:
+// Claude Code reads CLAUDE.md only from the working directory and its
+// parents, and the global folder is neither. It returns "" when there is no
+// such file or it is empty. Longer files are cut at MaxMemoryBytes.
+func GlobalMemory(dir string, main bool) (string, error) {
+	path := dir + "/CLAUDE.md"
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("global memory: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxMemoryBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("global memory %s: %w", path, err)
+	}
+	cut := len(b) > MaxMemoryBytes
+	if cut {
+		b = b[:MaxMemoryBytes]
+	}
+	text := strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
+	if text == "" {
+		return "", nil
+	}
+	var sb strings.Builder
+	sb.WriteString("# Global memory\n\nThe following is " + path + ", memory shared by every group of this assistant. ")
+	if main {
+		sb.WriteString("You may edit that file to change what every group knows; edits apply from each group's next session.")
+	} else {
+		sb.WriteString("It is read-only here; your own memory is CLAUDE.md in your working directory.")
+	}
+	sb.WriteString("\n\n")
+	sb.WriteString(text)
+	if cut {
+		fmt.Fprintf(&sb, "\n\n[global memory cut at %d bytes]", MaxMemoryBytes)
+	}
+	return sb.String(), nil
+}
+
+// stderrTailBytes is how much of Claude Code's last stderr output an error
+// Output carries.
+const stderrTailBytes = 2048
+
+// claudeProc is one running Claude Code. Its goroutines (stdout and stderr
+// readers, the waiter) end when the process and everything it started in
+// its process group are gone; stop makes sure of that.
+type claudeProc struct {
+	cmd        *exec.Cmd
+	pid        int
+	stdin      *os.File
+	events     chan Event    // closed at the end of stdout
+	stdoutDone chan struct{} // closed at the end of stdout, after events
+	exited     chan struct{} // closed once the process was waited for
+	log        *slog.Logger
+
+	mu      sync.Mutex
+	waitErr error
+	tail    []byte // last stderr bytes
+	closed  bool   // stdin closed
+	wg      sync.WaitGroup
+}
+
+// startClaude starts Claude Code in its own process group with pipes that
+// are plain files (no copying goroutines inside exec.Cmd): the process's
+// lifetime and its output's end are watched separately.
+func startClaude(bin string, args, env []string, dir string, log *slog.Logger) (*claudeProc, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	// Own process group, so stop can end Claude Code's children (our MCP
+	// server, shells) with it; SIGKILL if we die first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start claude code %s: %w", bin, err)
+	}
+	p := &claudeProc{cmd: cmd, pid: cmd.Process.Pid, stdin: inW, events: make(chan Event, 16),
+		stdoutDone: make(chan struct{}), exited: make(chan struct{}), log: log}
+	p.wg.Add(3)
+	go p.readStdout(outR)
+	go p.readStderr(errR)
+	go p.wait()
+	return p, nil
+}
+
+func (p *claudeProc) readStdout(r *os.File) {
+	defer p.wg.Done()
+	defer close(p.stdoutDone)
+	defer close(p.events)
+	defer r.Close()
+	lr := newLineReader(r, MaxLineBytes)
+	for {
+		line, err := lr.next()
+		if errors.Is(err, errLineTooLong) {
+			p.log.Warn("claude code wrote a line over the limit; skipped", "limit", MaxLineBytes)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+				p.log.Warn("reading claude code's output", "err", err)
+			}
+			return
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		ev, err := ParseEvent(line)
+		if err != nil {
+			// Never ours to interpret: log it and go on.
+			p.log.Warn("claude code wrote a line that is not stream-json", "err", err)
+			continue
+		}
+		p.events <- ev
+	}
+}
+
+// readStderr turns Claude Code's stderr into log records (it is not JSON)
+// and keeps its tail for error outputs.
+func (p *claudeProc) readStderr(r *os.File) {
+	defer p.wg.Done()
+	defer r.Close()
+	lr := newLineReader(r, 64<<10)
+	for {
+		line, err := lr.next()
+		if errors.Is(err, errLineTooLong) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		s := strings.ToValidUTF8(string(line), "?")
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		p.log.Warn("claude code stderr", "line", clipString(s, 2048))
+		p.mu.Lock()
+		p.tail = append(p.tail, line...)
+		p.tail = append(p.tail, '\n')
+		if len(p.tail) > stderrTailBytes {
+			p.tail = p.tail[len(p.tail)-stderrTailBytes:]
+		}
+		p.mu.Unlock()
+	}
+}
+
+// wait reaps the process; if something it started still holds stdout open
+// after a moment, the rest of its process group is killed so the readers
+// end.
+func (p *claudeProc) wait() {
+	defer p.wg.Done()
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.waitErr = err
+	p.mu.Unlock()
+	close(p.exited)
+	p.log.Info("claude code exited", "pid", p.pid, "status", exitStatus(err))
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		syscall.Kill(-p.pid, syscall.SIGKILL) //nolint:errcheck // the group may be gone already
+	case <-p.stdoutDone:
+	}
+}
+
+// send writes one prompt to Claude Code's stdin. A write that cannot
+// finish within the deadline means Claude Code stopped reading.
+func (p *claudeProc) send(text string) error {
+	p.stdin.SetWriteDeadline(time.Now().Add(30 * time.Second)) //nolint:errcheck // a pipe supports deadlines
+	if _, err := p.stdin.Write(UserMessage(text)); err != nil {
+		return fmt.Errorf("writing the prompt to claude code: %w", err)
+	}
+	return nil
+}
+
+// closeInput closes stdin: Claude Code finishes the turn it is in, then
+// exits.
+func (p *claudeProc) closeInput() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		p.stdin.Close()
+	}
+}
+
+// deathStatus is called once stdout has ended unasked: it waits (briefly)
+// for the process to be gone, ending it if it lingers without output, and
+// says how it ended.
+func (p *claudeProc) deathStatus() string {
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-p.pid, syscall.SIGKILL) //nolint:errcheck // may be gone
+		<-p.exited
+	}
+	return p.status()
+}
+
+// status is how the process ended plus the tail of its stderr, for errors.
+func (p *claudeProc) status() string {
+	select {
+	case <-p.exited:
+	default:
+		return "still running"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := exitStatus(p.waitErr)
+	if t := strings.TrimSpace(strings.ToValidUTF8(string(p.tail), "?")); t != "" {
+		s += "; stderr: " + t
+	}
+	return s
+}
+
+// stop closes stdin, gives Claude Code grace to exit, then ends its whole
+// process group, and returns once every goroutine of p is done.
+func (p *claudeProc) stop(grace time.Duration) {
+	p.closeInput()
+	t := time.NewTimer(grace)
+	select {
+	case <-p.exited:
+		t.Stop()
+	case <-t.C:
+		p.log.Warn("claude code did not exit after its input closed; terminating", "pid", p.pid, "grace", grace)
+		syscall.Kill(-p.pid, syscall.SIGTERM) //nolint:errcheck // may be gone
+		select {
+		case <-p.exited:
+		case <-time.After(3 * time.Second):
+			syscall.Kill(-p.pid, syscall.SIGKILL) //nolint:errcheck // may be gone
+			<-p.exited
+		}
+	}
+	// Drain what is left so readStdout can finish.
+	go func() {
+		for range p.events { //nolint:revive // discard
+		}
+	}()
+	p.wg.Wait()
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exit status 0"
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed by signal " + strconv.Itoa(int(ws.Signal())) + " (" + ws.Signal().String() + ")"
+		}
+		return ee.Error()
+	default:
+		return err.Error()
+	}
+}
+
+func clipString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

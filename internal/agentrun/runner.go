@@ -1,0 +1,482 @@
+// Package agentrun drives Claude Code inside a group's container: it
+// forwards Claude Code's loopback traffic to the gateway socket, keeps one
+// Claude Code process warm across prompts, feeds it the prompts the host
+// hands out, and posts each turn's result back to the host as soon as it
+// exists. It holds no credential (finding 1).
+package agentrun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
+	"github.com/nanoclaw/nanoclaw/internal/agentrun/mcpserver"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+// EnvSocket is the environment variable through which the MCP server
+// (nanoclaw-agent mcp, started by Claude Code) learns the gateway socket.
+const EnvSocket = "NANOCLAW_SOCKET"
+
+// Defaults of a run.
+const (
+	DefaultIdle = 30 * time.Minute
+	// DefaultStopGrace is how long Claude Code may take to finish after its
+	// input is closed (it completes the turn it is in).
+	DefaultStopGrace = 15 * time.Second
+	// DefaultPath is Claude Code's PATH: the image's programs only.
+	DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+	// MaxResultBytes caps one turn's result text sent to the host, so the
+	// Output stays within ipc.MaxOutputBytes even when JSON escaping takes
+	// six bytes for each byte of the text.
+	MaxResultBytes = ipc.MaxOutputBytes / 8
+)
+
+// Config is one run. DefaultConfig fills in the container's paths; the
+// path fields exist so the run can be tested and debugged on a host
+// (nanoclaw-agent run's --workdir, --global-dir, --home, --claude-dir,
+// --tmp and --listen).
+type Config struct {
+	Socket    string        // the gateway socket
+	Claude    string        // the Claude Code program
+	SessionID string        // resume this session ("" for a new one)
+	Main      bool          // the main group (may edit global memory)
+	Idle      time.Duration // end after this long without input
+	StopGrace time.Duration // see DefaultStopGrace
+
+	Listen    string // the forwarder's loopback address, e.g. 127.0.0.1:3128
+	WorkDir   string // Claude Code's working directory (the group folder)
+	GlobalDir string // global memory's folder
+	Home      string // HOME
+	ClaudeDir string // CLAUDE_CONFIG_DIR: Claude Code's state, kept by the host
+	TempDir   string // where the MCP config file is written
+	Path      string // PATH for Claude Code
+	TZ        string // TZ for Claude Code ("" leaves it unset)
+	Self      string // this program, started by Claude Code as the MCP server
+
+	Logger *slog.Logger
+}
+
+// DefaultConfig is a run inside the container.
+func DefaultConfig() Config {
+	return Config{
+		Socket:    ipc.ContainerSocket,
+		Claude:    "claude",
+		Idle:      DefaultIdle,
+		StopGrace: DefaultStopGrace,
+		Listen:    net.JoinHostPort("127.0.0.1", strconv.Itoa(ipc.ProxyPort)),
+		WorkDir:   ipc.ContainerGroupDir,
+		GlobalDir: ipc.ContainerGlobalDir,
+		Home:      ipc.ContainerHome,
+		ClaudeDir: ipc.ContainerClaudeDir,
+		TempDir:   "/tmp",
+		Path:      DefaultPath,
+		Self:      ipc.ContainerAgentBinary,
+	}
+}
+
+// Validate checks a Config before anything starts.
+func (c Config) Validate() error {
+	if c.SessionID != "" && !ipc.ValidSessionID(c.SessionID) {
+		return fmt.Errorf("session id %q: want letters, digits, '-' or '_', not starting with '-'", c.SessionID)
+	}
+	if c.Idle <= 0 {
+		return fmt.Errorf("idle timeout %v: must be positive", c.Idle)
+	}
+	if c.StopGrace <= 0 {
+		return fmt.Errorf("stop grace %v: must be positive", c.StopGrace)
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", c.Listen, err)
+	}
+	// finding 2: the forwarder hands out the gateway; it must never be
+	// reachable from anything but this container's loopback.
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("listen address %q: must be a loopback IP", c.Listen)
+	}
+	for name, p := range map[string]string{"socket": c.Socket, "workdir": c.WorkDir, "global dir": c.GlobalDir,
+		"home": c.Home, "claude dir": c.ClaudeDir, "temp dir": c.TempDir, "agent binary": c.Self} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%s %q: must be an absolute path", name, p)
+		}
+	}
+	if c.Claude == "" || c.Path == "" {
+		return errors.New("claude program and PATH must be set")
+	}
+	return nil
+}
+
+// ErrClaudeDied is returned by Run when Claude Code exited on its own.
+var ErrClaudeDied = errors.New("claude code exited unexpectedly")
+
+// ErrSessionNotFound is returned by Run (wrapped together with
+// ErrClaudeDied) when Claude Code could not resume the session it was
+// given: the host should forget that session and start a new one. Claude
+// Code 2.1.332 reports this at once, before reading any prompt, with
+// "No conversation found with session ID: …" and exit status 1.
+var ErrSessionNotFound = errors.New("the session to resume does not exist")
+
+// Run runs the agent until the host sends close, the idle timeout passes,
+// or ctx ends (SIGTERM): all three end Claude Code gracefully and return
+// nil. It returns an error when Claude Code dies (after posting an error
+// Output for the prompt in flight, if any), or when the host cannot be
+// reached.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	claudeBin := cfg.Claude
+	if !strings.Contains(claudeBin, "/") {
+		// Looked up in Claude Code's own PATH, not in whatever we inherited.
+		p, err := lookPath(claudeBin, cfg.Path)
+		if err != nil {
+			return err
+		}
+		claudeBin = p
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("forwarder: %w", err)
+	}
+	fwd := NewForwarder(ln, cfg.Socket, 0, log.With("part", "forwarder"))
+	fctx, stopFwd := context.WithCancel(context.Background())
+	var fwdDone sync.WaitGroup
+	fwdDone.Add(1)
+	go func() {
+		defer fwdDone.Done()
+		if err := fwd.Run(fctx); err != nil {
+			log.Error("forwarder stopped", "err", err)
+		}
+	}()
+	defer fwdDone.Wait()
+	defer stopFwd()
+
+	tmp, err := os.MkdirTemp(cfg.TempDir, "nanoclaw-agent-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	mcpConfig := filepath.Join(tmp, "mcp.json")
+	if err := writeMCPConfig(mcpConfig, cfg.Self, cfg.Socket); err != nil {
+		return err
+	}
+	memory, err := GlobalMemory(cfg.GlobalDir, cfg.Main)
+	if err != nil {
+		log.Warn("global memory left out", "err", err)
+		memory = ""
+	}
+
+	args := ClaudeArgs(cfg.SessionID, mcpConfig, memory)
+	start := time.Now()
+	p, err := startClaude(claudeBin, args, ClaudeEnv(cfg, fwd.Addr().String()), cfg.WorkDir, log.With("part", "claude"))
+	if err != nil {
+		return err
+	}
+	log.Info("claude code started", "pid", p.pid, "resume", cfg.SessionID, "main", cfg.Main,
+		"global_memory_bytes", len(memory), "proxy", fwd.Addr().String())
+
+	client := hostclient.New(cfg.Socket, log.With("part", "hostclient"))
+	defer client.Close()
+	r := &runner{cfg: cfg, log: log, client: client, p: p, sessionID: cfg.SessionID, started: start}
+	runErr := r.loop(ctx)
+	p.stop(cfg.StopGrace)
+	log.Info("agent done", "turns", r.turns, "err", runErr)
+	return runErr
+}
+
+// runner is the state of one Run.
+type runner struct {
+	cfg       Config
+	log       *slog.Logger
+	client    *hostclient.Client
+	p         *claudeProc
+	sessionID string
+	started   time.Time
+	turns     int    // prompts handed to Claude Code
+	answered  int    // turns that ended without error
+	stray     string // error of a result line that came outside a turn
+}
+
+type pollResult struct {
+	in  ipc.Input
+	ok  bool
+	err error
+}
+
+// loop polls for inputs and runs turns until a reason to stop.
+func (r *runner) loop(ctx context.Context) error {
+	polls := make(chan pollResult, 1)
+	var wg sync.WaitGroup
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	// The poll in flight is abandoned and waited for on every way out.
+	defer wg.Wait()
+	defer cancelPoll()
+	polling := false
+	badInputs := 0
+
+	idle := time.NewTimer(r.cfg.Idle)
+	defer idle.Stop()
+	for {
+		if !polling {
+			polling = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				in, ok, err := r.client.Next(pollCtx)
+				polls <- pollResult{in, ok, err}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Info("stopping: signal")
+			return nil
+		case <-idle.C:
+			r.log.Info("stopping: idle", "idle", r.cfg.Idle)
+			return nil
+		case ev, ok := <-r.p.events:
+			if !ok {
+				return r.died("while waiting for input", r.p.deathStatus())
+			}
+			r.note(ev)
+			if ev.Type == "result" && ev.IsError {
+				// Claude Code failed before any prompt (a resume that
+				// cannot be done): keep why, for the error that follows.
+				r.stray = ev.ErrorText()
+				r.log.Error("claude code reported an error outside a turn", "error", clipString(r.stray, 2048))
+				continue
+			}
+			r.log.Debug("claude code output between turns", "type", ev.Type, "subtype", ev.Subtype)
+		case pr := <-polls:
+			polling = false
+			switch {
+			case pr.err != nil && ctx.Err() != nil:
+				return nil
+			case errors.Is(pr.err, hostclient.ErrInvalidInput):
+				// The host handed something we cannot answer (it has no
+				// valid id): log it, and do not spin if it keeps doing so.
+				badInputs++
+				r.log.Error("invalid input from the host; ignored", "err", pr.err)
+				if badInputs > 10 {
+					return fmt.Errorf("the host keeps sending invalid input: %w", pr.err)
+				}
+				continue
+			case pr.err != nil:
+				return fmt.Errorf("asking the host for input: %w", pr.err)
+			case !pr.ok:
+				continue
+			}
+			badInputs = 0
+			if pr.in.Kind == ipc.InputClose {
+				r.log.Info("stopping: the host closed the session")
+				return nil
+			}
+			if err := r.turn(ctx, pr.in); err != nil {
+				return err
+			}
+			if !idle.Stop() {
+				select {
+				case <-idle.C:
+				default:
+				}
+			}
+			idle.Reset(r.cfg.Idle)
+			if ctx.Err() != nil {
+				r.log.Info("stopping: signal")
+				return nil
+			}
+		}
+	}
+}
+
+// note keeps the session id Claude Code reports.
+func (r *runner) note(ev Event) {
+	if ev.SessionID != "" && ev.SessionID != r.sessionID {
+		if !ipc.ValidSessionID(ev.SessionID) {
+			r.log.Warn("claude code reported a session id we will not pass on", "session_id", clipString(ev.SessionID, 200))
+			return
+		}
+		r.log.Info("session", "session_id", ev.SessionID)
+		r.sessionID = ev.SessionID
+	}
+}
+
+// turn hands Claude Code one prompt and posts its result. A stop (ctx)
+// during the turn closes Claude Code's input, which lets the turn finish
+// within the stop grace. It returns an error only when the run cannot go
+// on.
+func (r *runner) turn(ctx context.Context, in ipc.Input) error {
+	r.turns++
+	start := time.Now()
+	log := r.log.With("input_id", in.ID)
+	log.Info("turn started", "prompt_bytes", len(in.Text), "since_start_ms", time.Since(r.started).Milliseconds())
+	if err := r.p.send(in.Text); err != nil {
+		r.post(log, r.errorOutput(in.ID, start, err.Error()))
+		return r.died("when handed prompt "+in.ID, err.Error()+" ("+r.p.status()+")")
+	}
+	var graceC <-chan time.Time
+	stopping := ctx.Done()
+	for {
+		select {
+		case ev, ok := <-r.p.events:
+			if !ok {
+				status := r.p.deathStatus()
+				r.post(log, r.errorOutput(in.ID, start, "claude code exited during the turn: "+status))
+				if graceC != nil {
+					return nil // we closed its input: a stop, not a death
+				}
+				return r.died("during turn "+in.ID, status)
+			}
+			r.note(ev)
+			if ev.Type != "result" {
+				log.Debug("claude code", "type", ev.Type, "subtype", ev.Subtype)
+				continue
+			}
+			out := r.output(in.ID, start, ev)
+			if !out.IsError {
+				r.answered++
+			}
+			log.Info("turn done", "is_error", out.IsError, "duration_ms", out.DurationMS,
+				"claude_duration_ms", ev.DurationMS, "result_bytes", len(out.Result),
+				"input_tokens", out.Usage.InputTokens, "output_tokens", out.Usage.OutputTokens)
+			return r.post(log, out)
+		case <-stopping:
+			stopping = nil
+			log.Info("stop requested during a turn; letting it finish", "grace", r.cfg.StopGrace)
+			r.p.closeInput()
+			t := time.NewTimer(r.cfg.StopGrace)
+			defer t.Stop()
+			graceC = t.C
+		case <-graceC:
+			r.post(log, r.errorOutput(in.ID, start, "the agent was stopped before the turn finished"))
+			return nil
+		}
+	}
+}
+
+// died is the error for Claude Code's unasked exit; status says how it
+// ended. A resumed session that never answered and whose failure says the
+// conversation was not found is ErrSessionNotFound.
+func (r *runner) died(when, status string) error {
+	if r.cfg.SessionID != "" && r.answered == 0 && strings.Contains(r.stray+" "+status, "No conversation found") {
+		return fmt.Errorf("%w: %w: session %s (%s)", ErrSessionNotFound, ErrClaudeDied, r.cfg.SessionID, status)
+	}
+	if r.stray != "" {
+		status += "; it had reported: " + clipString(r.stray, 2048)
+	}
+	return fmt.Errorf("%w %s: %s", ErrClaudeDied, when, status)
+}
+
+// output turns a result line into the host's Output.
+func (r *runner) output(id string, start time.Time, ev Event) ipc.Output {
+	out := ipc.Output{
+		InputID:    id,
+		Result:     clipUTF8(ev.Result, MaxResultBytes),
+		SessionID:  r.validSession(),
+		IsError:    ev.IsError || strings.HasPrefix(ev.Subtype, "error"),
+		DurationMS: time.Since(start).Milliseconds(),
+		Usage:      ipc.Usage{InputTokens: max(ev.Usage.InputTokens, 0), OutputTokens: max(ev.Usage.OutputTokens, 0)},
+	}
+	if out.IsError {
+		out.Error = clipUTF8(ev.ErrorText(), 64<<10)
+	}
+	return out
+}
+
+func (r *runner) errorOutput(id string, start time.Time, msg string) ipc.Output {
+	return ipc.Output{InputID: id, SessionID: r.validSession(), IsError: true,
+		Error: clipUTF8(msg, 64<<10), DurationMS: time.Since(start).Milliseconds()}
+}
+
+func (r *runner) validSession() string {
+	if ipc.ValidSessionID(r.sessionID) {
+		return r.sessionID
+	}
+	return ""
+}
+
+// post sends an Output with its own deadline: it must go out even when the
+// run is being stopped.
+func (r *runner) post(log *slog.Logger, out ipc.Output) error {
+	ctx, cancel := context.WithTimeout(context.Background(), hostclient.RetryFor+hostclient.CallTimeout)
+	defer cancel()
+	err := r.client.PostOutput(ctx, out)
+	if errors.Is(err, hostclient.ErrRefused) {
+		// The host has it and does not want it (a turn it no longer
+		// waits for): nothing to retry, and no reason to stop.
+		log.Warn("the host refused the output", "err", err)
+		return nil
+	}
+	if err != nil {
+		log.Error("posting the output failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// clipUTF8 makes s valid UTF-8 of at most n bytes, marking a cut.
+func clipUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	const mark = "\n[cut]"
+	n -= len(mark)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + mark
+}
+
+// mcpConfigFile is Claude Code's --mcp-config: the nanoclaw server is this
+// program's `mcp` command, told the socket through its environment.
+type mcpConfigFile struct {
+	MCPServers map[string]mcpServerEntry `json:"mcpServers"`
+}
+
+type mcpServerEntry struct {
+	Type    string            `json:"type"`
+	Command string            `json:"command"`
+	Args    []string          `json:"args"`
+	Env     map[string]string `json:"env"`
+}
+
+func writeMCPConfig(path, self, socket string) error {
+	b, err := json.MarshalIndent(mcpConfigFile{MCPServers: map[string]mcpServerEntry{
+		mcpserver.ServerName: {Type: "stdio", Command: self, Args: []string{"mcp"}, Env: map[string]string{EnvSocket: socket}},
+	}}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("mcp config: %w", err)
+	}
+	return nil
+}
+
+// lookPath finds name in the directories of path (Claude Code's PATH).
+func lookPath(name, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("claude code: %q not found in %s", name, path)
+}

@@ -1,0 +1,603 @@
+package agentrun
+
+// Tests of Run against a fake gateway and a fake Claude Code: this test
+// binary itself, started as "claude -p …" (see TestMain and fakeClaude).
+// They cover what the real binary cannot be made to do on cue (die in a
+// turn, ignore its closed input, write garbage); the real Claude Code is
+// driven by cmd/nanoclaw-agent's end-to-end test.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/agentrun/fakegateway"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "-p" {
+		os.Exit(fakeClaude())
+	}
+	os.Exit(m.Run())
+}
+
+// fakeRecord is what the fake Claude Code writes to its working directory
+// when it starts: how it was started.
+type fakeRecord struct {
+	PID       int      `json:"pid"`
+	Args      []string `json:"args"`
+	Env       []string `json:"env"`
+	Dir       string   `json:"dir"`
+	MCPConfig string   `json:"mcp_config"`
+}
+
+// fakeClaude speaks Claude Code's stream-json protocol. Each prompt's text
+// picks what it does:
+//
+//	die         write to stderr and exit 3 in the turn
+//	exit-after  answer, then exit 5
+//	garbage     write a non-JSON line and a line over MaxLineBytes, then answer
+//	slow        answer after 400 ms
+//	api         GET /v1/models at ANTHROPIC_BASE_URL with the key from the environment
+//	ignore-eof  answer; later ignore the end of input and SIGTERM
+//	anything else: answer "echo <text> #<n>"
+func fakeClaude() int {
+	rec := fakeRecord{PID: os.Getpid(), Args: os.Args[1:], Env: os.Environ()}
+	rec.Dir, _ = os.Getwd()
+	sid := "fake-session-1"
+	for _, a := range rec.Args {
+		if v, ok := strings.CutPrefix(a, "--mcp-config="); ok {
+			b, _ := os.ReadFile(v)
+			rec.MCPConfig = string(b)
+		}
+		if v, ok := strings.CutPrefix(a, "--resume="); ok {
+			sid = v
+		}
+	}
+	b, _ := json.Marshal(rec)
+	os.WriteFile(fmt.Sprintf("fake-claude-%d.json", rec.PID), b, 0o600)
+	if sid == "missing-session" {
+		// What Claude Code 2.1.332 does, at once, for an unknown session.
+		fmt.Fprintln(os.Stderr, "No conversation found with session ID: missing-session")
+		fmt.Println(`{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":0,` +
+			`"session_id":"missing-session","errors":["No conversation found with session ID: missing-session"]}`)
+		return 1
+	}
+
+	out := bufio.NewWriter(os.Stdout)
+	emit := func(v map[string]any) {
+		b, _ := json.Marshal(v)
+		out.Write(append(b, '\n'))
+		out.Flush()
+	}
+	result := func(text string) {
+		// "type" last, as the real binary writes it.
+		emit(map[string]any{"subtype": "success", "is_error": false, "result": text, "session_id": sid,
+			"duration_ms": 7, "usage": map[string]int{"input_tokens": 11, "output_tokens": 2}, "type": "result"})
+	}
+	ignoreEOF := false
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(nil, 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		var msg userLine
+		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil || msg.Type != "user" || len(msg.Message.Content) != 1 {
+			fmt.Fprintf(os.Stderr, "fake claude: bad input line %q\n", sc.Bytes())
+			return 9
+		}
+		text := msg.Message.Content[0].Text
+		emit(map[string]any{"type": "system", "subtype": "init", "session_id": sid, "cwd": rec.Dir})
+		switch text {
+		case "die":
+			fmt.Fprintln(os.Stderr, "boom marker-stderr")
+			return 3
+		case "exit-after":
+			result("bye")
+			return 5
+		case "garbage":
+			out.WriteString("this is not json\n")
+			out.WriteString(strings.Repeat("x", MaxLineBytes+10) + "\n")
+			result("survived")
+		case "slow":
+			time.Sleep(400 * time.Millisecond)
+			result("slow done")
+		case "api":
+			req, _ := http.NewRequest(http.MethodGet, os.Getenv("ANTHROPIC_BASE_URL")+"/v1/models", nil)
+			req.Header.Set("X-Api-Key", os.Getenv("ANTHROPIC_API_KEY"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				result("api error " + err.Error())
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			result(fmt.Sprintf("api status %d %s", resp.StatusCode, body))
+		case "ignore-eof":
+			ignoreEOF = true
+			signal.Ignore(syscall.SIGTERM)
+			result("ok")
+		default:
+			result(fmt.Sprintf("echo %s #%d", text, n))
+		}
+	}
+	if ignoreEOF {
+		time.Sleep(time.Minute)
+	}
+	return 0
+}
+
+// harness is one Run against a fake gateway.
+type harness struct {
+	cfg    Config
+	gw     *fakegateway.Gateway
+	errc   chan error
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	keys   []string // x-api-key of every API request the gateway saw
+}
+
+func newHarness(t *testing.T, edit func(*Config)) *harness {
+	t.Helper()
+	// Short paths: a unix socket path may not exceed 107 bytes.
+	base, err := os.MkdirTemp("", "agentrun-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Socket = filepath.Join(base, "gw.sock")
+	cfg.Claude = self
+	cfg.Listen = "127.0.0.1:0"
+	cfg.WorkDir = filepath.Join(base, "group")
+	cfg.GlobalDir = filepath.Join(base, "global")
+	cfg.Home = filepath.Join(base, "home")
+	cfg.ClaudeDir = filepath.Join(cfg.Home, ".claude")
+	cfg.TempDir = base
+	cfg.Self = "/opt/test/nanoclaw-agent"
+	cfg.Idle = time.Minute
+	cfg.StopGrace = 5 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, d := range []string{cfg.WorkDir, cfg.GlobalDir, cfg.ClaudeDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h := &harness{cfg: cfg, errc: make(chan error, 1)}
+	h.gw, err = fakegateway.New(cfg.Socket, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.keys = append(h.keys, r.Header.Get("X-Api-Key"))
+		h.mu.Unlock()
+		io.WriteString(w, `{"data":[]}`)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.gw.PollWait = 200 * time.Millisecond
+	t.Cleanup(h.gw.Close)
+	return h
+}
+
+func (h *harness) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.errc <- Run(ctx, h.cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.errc:
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+}
+
+// result waits for Run to return.
+func (h *harness) result(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-h.errc:
+		h.errc <- err // for the cleanup
+		return err
+	case <-time.After(within):
+		t.Fatalf("Run did not return within %v", within)
+		return nil
+	}
+}
+
+func (h *harness) output(t *testing.T) ipc.Output {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o, err := h.gw.Output(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// records returns what each fake Claude Code wrote when it started.
+func (h *harness) records(t *testing.T) []fakeRecord {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(h.cfg.WorkDir, "fake-claude-*.json"))
+	var out []fakeRecord
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r fakeRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestRunServesPromptsWithOneWarmProcess(t *testing.T) {
+	t.Setenv("NANOCLAW_CANARY", "must-not-reach-claude")
+	h := newHarness(t, nil)
+	h.start(t)
+	h.gw.Prompt("p1", "hello")
+	h.gw.Prompt("p2", "garbage")
+	h.gw.Prompt("p3", "api")
+
+	o := h.output(t)
+	if o.InputID != "p1" || o.Result != "echo hello #1" || o.IsError || o.SessionID != "fake-session-1" ||
+		o.Usage != (ipc.Usage{InputTokens: 11, OutputTokens: 2}) {
+		t.Errorf("output 1: %+v", o)
+	}
+	// A non-JSON line and an over-long line are skipped, not fatal.
+	if o := h.output(t); o.InputID != "p2" || o.Result != "survived" || o.IsError {
+		t.Errorf("output 2: %+v", o)
+	}
+	// Claude Code's API traffic goes through the forwarder to the socket,
+	// with the placeholder key.
+	if o := h.output(t); o.InputID != "p3" || o.Result != `api status 200 {"data":[]}` {
+		t.Errorf("output 3: %+v", o)
+	}
+	h.gw.Send(ipc.Input{Kind: ipc.InputClose})
+	if err := h.result(t, 10*time.Second); err != nil {
+		t.Fatalf("Run after close: %v", err)
+	}
+	h.mu.Lock()
+	keys := h.keys
+	h.mu.Unlock()
+	if len(keys) != 1 || keys[0] != ipc.PlaceholderAPIKey {
+		t.Errorf("API keys seen at the gateway: %q", keys)
+	}
+	recs := h.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d Claude Code processes started, want 1", len(recs))
+	}
+	r := recs[0]
+	if r.Dir != h.cfg.WorkDir {
+		t.Errorf("working directory %q, want %q", r.Dir, h.cfg.WorkDir)
+	}
+
+	// The environment is exactly ours: nothing inherited.
+	env := map[string]string{}
+	for _, kv := range r.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	var port string
+	if u, ok := strings.CutPrefix(env["ANTHROPIC_BASE_URL"], "http://127.0.0.1:"); ok {
+		port = u
+	} else {
+		t.Fatalf("ANTHROPIC_BASE_URL %q is not the loopback forwarder", env["ANTHROPIC_BASE_URL"])
+	}
+	proxy := "http://127.0.0.1:" + port
+	want := map[string]string{
+		"PATH": DefaultPath, "HOME": h.cfg.Home, "CLAUDE_CONFIG_DIR": h.cfg.ClaudeDir, "LANG": "C.UTF-8",
+		"ANTHROPIC_BASE_URL": proxy, "ANTHROPIC_API_KEY": ipc.PlaceholderAPIKey,
+		"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
+		"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("env %s=%q, want %q", k, env[k], v)
+		}
+	}
+	for k := range env {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected env %s=%q in Claude Code's environment", k, env[k])
+		}
+	}
+
+	// The argument vector, and the MCP config it names.
+	var mcpPath string
+	for _, a := range r.Args {
+		if v, ok := strings.CutPrefix(a, "--mcp-config="); ok {
+			mcpPath = v
+		}
+	}
+	if wantArgs := ClaudeArgs("", mcpPath, ""); !slices.Equal(r.Args, wantArgs) {
+		t.Errorf("args %q\nwant %q", r.Args, wantArgs)
+	}
+	for _, a := range []string{"--dangerously-skip-permissions", "--input-format", "--strict-mcp-config"} {
+		if !slices.Contains(r.Args, a) {
+			t.Errorf("args lack %s", a)
+		}
+	}
+	var mc mcpConfigFile
+	if err := json.Unmarshal([]byte(r.MCPConfig), &mc); err != nil {
+		t.Fatalf("mcp config %q: %v", r.MCPConfig, err)
+	}
+	ns := mc.MCPServers["nanoclaw"]
+	if len(mc.MCPServers) != 1 || ns.Command != h.cfg.Self || !slices.Equal(ns.Args, []string{"mcp"}) ||
+		ns.Env[EnvSocket] != h.cfg.Socket || ns.Type != "stdio" {
+		t.Errorf("mcp config %+v", mc)
+	}
+	if _, err := os.Stat(mcpPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("mcp config %s left behind after the run (%v)", mcpPath, err)
+	}
+	if v := h.gw.Violations(); len(v) != 0 {
+		t.Errorf("protocol violations: %v", v)
+	}
+}
+
+func TestRunResumesWithGlobalMemory(t *testing.T) {
+	for _, main := range []bool{false, true} {
+		t.Run(fmt.Sprintf("main=%v", main), func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.SessionID = "0b5c7a52-6a43-4d4e-9a53-2c1f0e7d9a10"
+				c.Main = main
+			})
+			if err := os.WriteFile(filepath.Join(h.cfg.GlobalDir, "CLAUDE.md"), []byte("- global marker-g\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h.start(t)
+			h.gw.Prompt("p1", "hi")
+			if o := h.output(t); o.SessionID != h.cfg.SessionID || o.Result != "echo hi #1" {
+				t.Errorf("output %+v; want the resumed session", o)
+			}
+			h.gw.Send(ipc.Input{Kind: ipc.InputClose})
+			if err := h.result(t, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			recs := h.records(t)
+			if len(recs) != 1 {
+				t.Fatalf("%d processes", len(recs))
+			}
+			args := recs[0].Args
+			if !slices.Contains(args, "--resume="+h.cfg.SessionID) {
+				t.Errorf("args %q lack --resume=%s", args, h.cfg.SessionID)
+			}
+			var mem string
+			for _, a := range args {
+				if v, ok := strings.CutPrefix(a, "--append-system-prompt="); ok {
+					mem = v
+				}
+			}
+			if !strings.Contains(mem, "- global marker-g") || strings.Contains(mem, "You may edit") != main {
+				t.Errorf("global memory argument %q (main %v)", mem, main)
+			}
+		})
+	}
+}
+
+func TestGlobalMemory(t *testing.T) {
+	dir := t.TempDir()
+	if m, err := GlobalMemory(dir, false); m != "" || err != nil {
+		t.Errorf("no file: %q, %v", m, err)
+	}
+	os.WriteFile(filepath.Join(dir, "CLAUDE.md"), []byte(" \n\t\n"), 0o644)
+	if m, err := GlobalMemory(dir, false); m != "" || err != nil {
+		t.Errorf("blank file: %q, %v", m, err)
+	}
+	os.WriteFile(filepath.Join(dir, "CLAUDE.md"), []byte(strings.Repeat("ab\n", MaxMemoryBytes)), 0o644)
+	m, err := GlobalMemory(dir, false)
+	if err != nil || len(m) > MaxMemoryBytes+1024 || !strings.Contains(m, "[global memory cut at") || !strings.Contains(m, "read-only") {
+		t.Errorf("big file: %d bytes, %v", len(m), err)
+	}
+	os.Remove(filepath.Join(dir, "CLAUDE.md"))
+	os.Mkdir(filepath.Join(dir, "CLAUDE.md"), 0o700) // unreadable as a file
+	if _, err := GlobalMemory(dir, false); err == nil {
+		t.Error("a directory named CLAUDE.md read as memory")
+	}
+}
+
+func TestRunClaudeDiesDuringTurn(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start(t)
+	h.gw.Prompt("p1", "die")
+	o := h.output(t)
+	if o.InputID != "p1" || !o.IsError || !strings.Contains(o.Error, "exit status 3") || !strings.Contains(o.Error, "boom marker-stderr") {
+		t.Errorf("output %+v; want an error naming the exit and stderr", o)
+	}
+	if err := h.result(t, 10*time.Second); !errors.Is(err, ErrClaudeDied) {
+		t.Errorf("Run = %v, want ErrClaudeDied", err)
+	}
+}
+
+// A session that cannot be resumed is told apart, whether or not a prompt
+// was already handed over.
+func TestRunSessionNotFound(t *testing.T) {
+	for _, prompt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prompt=%v", prompt), func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.SessionID = "missing-session" })
+			if prompt {
+				h.gw.Prompt("p1", "hello")
+			}
+			h.start(t)
+			err := h.result(t, 10*time.Second)
+			if !errors.Is(err, ErrSessionNotFound) || !errors.Is(err, ErrClaudeDied) {
+				t.Errorf("Run = %v; want ErrSessionNotFound", err)
+			}
+			if !prompt {
+				return
+			}
+			// If the prompt got to Claude Code, it is answered with the error.
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if o, err := h.gw.Output(ctx); err == nil && (!o.IsError || !strings.Contains(o.Error, "No conversation found")) {
+				t.Errorf("output %+v; want the resume error", o)
+			}
+		})
+	}
+}
+
+func TestRunClaudeDiesWhileIdle(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start(t)
+	h.gw.Prompt("p1", "exit-after")
+	if o := h.output(t); o.Result != "bye" || o.IsError {
+		t.Errorf("output %+v", o)
+	}
+	err := h.result(t, 10*time.Second)
+	if !errors.Is(err, ErrClaudeDied) || !strings.Contains(err.Error(), "exit status 5") {
+		t.Errorf("Run = %v, want ErrClaudeDied with exit status 5", err)
+	}
+}
+
+// A stop (SIGTERM) during a turn lets the turn finish and posts it.
+func TestRunStopDuringTurnFinishesTheTurn(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start(t)
+	h.gw.Prompt("p1", "slow")
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.records(t)) == 0 || h.gw.Polls() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the turn did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // inside the 400 ms turn
+	h.cancel()
+	if o := h.output(t); o.InputID != "p1" || o.Result != "slow done" || o.IsError {
+		t.Errorf("output %+v; want the finished turn", o)
+	}
+	if err := h.result(t, 10*time.Second); err != nil {
+		t.Errorf("Run after a stop = %v, want nil", err)
+	}
+}
+
+func TestRunIdleTimeout(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Idle = 300 * time.Millisecond })
+	start := time.Now()
+	h.start(t)
+	if err := h.result(t, 10*time.Second); err != nil {
+		t.Errorf("Run after idle = %v, want nil", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("idle stop after %v, want about 300ms", d)
+	}
+}
+
+// Claude Code that ignores its closed input and SIGTERM is killed after the
+// stop grace: the run is bounded.
+func TestRunStopIsBounded(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.StopGrace = 300 * time.Millisecond })
+	h.start(t)
+	h.gw.Prompt("p1", "ignore-eof")
+	h.output(t)
+	start := time.Now()
+	h.gw.Send(ipc.Input{Kind: ipc.InputClose})
+	if err := h.result(t, 15*time.Second); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if d := time.Since(start); d > 6*time.Second {
+		t.Errorf("stop took %v", d)
+	}
+	for _, r := range h.records(t) {
+		if err := syscall.Kill(r.PID, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("fake claude %d still exists after Run (%v)", r.PID, err)
+		}
+	}
+}
+
+// An input that does not validate is not answered (it has no usable id);
+// the agent goes on with the next.
+func TestRunIgnoresInvalidInput(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start(t)
+	h.gw.Send(ipc.Input{Kind: ipc.InputPrompt, ID: "bad id!", Text: "x"})
+	h.gw.Send(ipc.Input{Kind: "shutdown-everything"})
+	h.gw.Prompt("p2", "after")
+	if o := h.output(t); o.InputID != "p2" || o.Result != "echo after #1" {
+		t.Errorf("output %+v; want p2 answered as the first turn", o)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := DefaultConfig()
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	cases := map[string]func(*Config){
+		"session flag":      func(c *Config) { c.SessionID = "--dangerous" },
+		"session path":      func(c *Config) { c.SessionID = "../x" },
+		"public listen":     func(c *Config) { c.Listen = "0.0.0.0:3128" },
+		"host name listen":  func(c *Config) { c.Listen = "localhost:3128" },
+		"no port":           func(c *Config) { c.Listen = "127.0.0.1" },
+		"relative workdir":  func(c *Config) { c.WorkDir = "group" },
+		"relative socket":   func(c *Config) { c.Socket = "gw.sock" },
+		"zero idle":         func(c *Config) { c.Idle = 0 },
+		"no claude program": func(c *Config) { c.Claude = "" },
+	}
+	for name, edit := range cases {
+		c := DefaultConfig()
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestRunFailsWhenClaudeIsMissing(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Claude = "no-such-claude"; c.Path = t.TempDir() })
+	err := Run(context.Background(), h.cfg)
+	if err == nil || !strings.Contains(err.Error(), "no-such-claude") {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+// The listener is freed when Run ends, so a later run can take the port.
+func TestRunReleasesTheListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	for i := range 2 {
+		h := newHarness(t, func(c *Config) { c.Listen = addr })
+		h.start(t)
+		h.gw.Send(ipc.Input{Kind: ipc.InputClose})
+		if err := h.result(t, 10*time.Second); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+}
