@@ -42,7 +42,7 @@ lint:
 
 ## bench: benchmarks, reporting figures
 bench: test-env
-	$(GO) test -run '^$$' -bench . ./...
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./...
 
 clean:
 	rm -rf bin

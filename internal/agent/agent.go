@@ -78,6 +78,7 @@ type Runner struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by folder
+	imageOK  bool                // the image was seen once; it is not looked up again
 }
 
 // NewRunner makes a Runner; it serves the gateway's /ipc requests itself.
@@ -120,6 +121,13 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 	if r.opt.Runtime == nil {
 		return nil, errors.New("start agent: no container runtime (install podman or docker, or set NANOCLAW_RUNTIME)")
 	}
+	if r.opt.Gateway.APIKey == "" && r.opt.Gateway.OAuthToken == "" {
+		// Claude Code would retry the gateway's refusal for minutes: say it now.
+		return nil, errors.New("start agent: no API credential on the host: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in ~/.config/nanoclaw/config")
+	}
+	if err := r.checkImage(ctx); err != nil {
+		return nil, err
+	}
 	if opt.SessionID != "" && !ipc.ValidSessionID(opt.SessionID) {
 		return nil, fmt.Errorf("start agent %s: stored session id %q is invalid", g.Folder, opt.SessionID)
 	}
@@ -137,6 +145,28 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkImage fails clearly when the agent image is missing, instead of
+// letting the container start fail with the runtime's own words.
+func (r *Runner) checkImage(ctx context.Context) error {
+	r.mu.Lock()
+	ok := r.imageOK
+	r.mu.Unlock()
+	if ok {
+		return nil
+	}
+	exists, err := r.opt.Runtime.ImageExists(ctx, r.opt.Image)
+	if err != nil {
+		return fmt.Errorf("start agent: look up image %s: %w", r.opt.Image, err)
+	}
+	if !exists {
+		return fmt.Errorf("start agent: the agent image %s does not exist in %s: run 'nanoclaw image build'", r.opt.Image, r.opt.Runtime.Kind)
+	}
+	r.mu.Lock()
+	r.imageOK = true
+	r.mu.Unlock()
+	return nil
 }
 
 func (r *Runner) forget(s *Session) {

@@ -32,7 +32,7 @@ const keyMarker = "NANOCLAWSECRET"
 // harness is a real host side (runner, gateway, store) on a real runtime,
 // with the real Claude Code in the agent image and the fake model upstream.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	rt     *runtime.Runtime
 	fake   *fakeapi.Server
 	runner *Runner
@@ -84,7 +84,7 @@ func runtimes(t *testing.T, f func(t *testing.T, rtName string)) {
 	}
 }
 
-func newHarness(t *testing.T, rtName string, tweak func(*Options)) *harness {
+func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 	t.Helper()
 	bin := testenv.Runtime(t, rtName)
 	testenv.Image(t, bin, testenv.AgentImage)
@@ -205,7 +205,7 @@ func (h *harness) containers(prefix string) []string {
 	return names
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -440,4 +440,28 @@ func TestTimeoutStopsTheContainer(t *testing.T) {
 			t.Errorf("containers left after timeout: %v", n)
 		}
 	})
+}
+
+func TestStartSaysWhatIsMissing(t *testing.T) {
+	cases := []struct {
+		name  string
+		tweak func(*Options)
+		want  string
+	}{
+		{"no credential", func(o *Options) { o.Gateway.APIKey = "" }, "no API credential on the host"},
+		{"no image", func(o *Options) { o.Image = "localhost/nanoclaw-agent:missing" }, "run 'nanoclaw image build'"},
+		{"no runtime", func(o *Options) { o.Runtime = nil }, "no container runtime"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "podman", tc.tweak)
+			_, err := h.runner.Start(context.Background(), h.group("nothing", false, store.ContainerConfig{}), StartOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to say %q", err, tc.want)
+			}
+			if h.runner.Session("nothing") != nil {
+				t.Error("a failed start left a session behind")
+			}
+		})
+	}
 }
