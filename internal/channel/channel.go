@@ -73,3 +73,15 @@ type Channel interface {
 	// Close disconnects.
 	Close() error
 }
+
+// Observer is implemented by channels that show the host's progress to
+// their user (the local terminal): the router tells them when a message was
+// stored and whether it will be answered, and when a run for the chat ended.
+type Observer interface {
+	// Stored: message id of chat jid is stored at position seq; willAnswer
+	// says whether it triggers a run (false: stored for later catch-up).
+	Stored(jid, id string, seq int64, willAnswer bool)
+	// RunDone: a run answered chat jid's messages up to position upTo, or
+	// failed with err (then nothing was marked answered).
+	RunDone(jid string, upTo int64, err error)
+}
