@@ -108,6 +108,20 @@ CREATE TABLE usage (
 	PRIMARY KEY (folder, day)
 );
 `,
+	// v2: the outbox. A reply is written here in the same transaction that
+	// moves its chat's cursor, then sent; a restart sends what is unsent. So
+	// a crash can neither lose an answer nor answer the same messages twice.
+	`
+CREATE TABLE outbox (
+	id         TEXT PRIMARY KEY,
+	chat_jid   TEXT NOT NULL,
+	folder     TEXT NOT NULL,
+	content    TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	sent_at    INTEGER
+);
+CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
+`,
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this
