@@ -103,6 +103,10 @@ func NewRunner(opt Options) *Runner {
 	return r
 }
 
+// SetTools sets who answers the agents' tool calls (the router, which in
+// turn starts agents through this runner). Call before the first Start.
+func (r *Runner) SetTools(t Tools) { r.opt.Tools = t }
+
 // Gateway is the runner's gateway (for its statistics).
 func (r *Runner) Gateway() *gateway.Gateway { return r.gw }
 

@@ -19,7 +19,16 @@ type Worker func(ctx context.Context, group string, slot *Slot)
 
 // Slot is a worker's place in the queue.
 type Slot struct {
-	q *Queue
+	q     *Queue
+	group string
+}
+
+// Woken returns a channel closed when new work is notified for the slot's
+// group after the last Taken: a warm worker takes it instead of returning.
+func (s *Slot) Woken() <-chan struct{} {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	return s.q.wake[s.group]
 }
 
 // Contended reports whether other groups are waiting for a place.
@@ -49,11 +58,12 @@ type Queue struct {
 
 	mu        sync.Mutex
 	ctx       context.Context
-	running   map[string]bool // groups whose worker runs now
-	again     map[string]bool // groups that got work while their worker ran
-	order     []string        // groups waiting for a place, oldest first
-	queued    map[string]bool // members of order
-	contended chan struct{}   // closed when order becomes non-empty
+	running   map[string]bool          // groups whose worker runs now
+	again     map[string]bool          // groups that got work while their worker ran
+	wake      map[string]chan struct{} // per running group: closed by Notify
+	order     []string                 // groups waiting for a place, oldest first
+	queued    map[string]bool          // members of order
+	contended chan struct{}            // closed when order becomes non-empty
 	wg        sync.WaitGroup
 	peak      int
 }
@@ -68,6 +78,7 @@ func New(max int, worker Worker) *Queue {
 		worker:    worker,
 		running:   make(map[string]bool),
 		again:     make(map[string]bool),
+		wake:      make(map[string]chan struct{}),
 		queued:    make(map[string]bool),
 		contended: make(chan struct{}),
 	}
@@ -91,6 +102,9 @@ func (q *Queue) Notify(group string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.running[group] {
+		if !q.again[group] {
+			close(q.wake[group])
+		}
 		q.again[group] = true
 		return
 	}
@@ -136,6 +150,7 @@ func (q *Queue) fill() {
 			q.contended = make(chan struct{})
 		}
 		q.running[group] = true
+		q.wake[group] = make(chan struct{})
 		q.peak = max(q.peak, len(q.running))
 		q.wg.Add(1)
 		go q.work(group)
@@ -144,10 +159,11 @@ func (q *Queue) fill() {
 
 func (q *Queue) work(group string) {
 	defer q.wg.Done()
-	q.worker(q.ctx, group, &Slot{q: q})
+	q.worker(q.ctx, group, &Slot{q: q, group: group})
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	delete(q.running, group)
+	delete(q.wake, group)
 	if q.again[group] {
 		delete(q.again, group)
 		q.enqueue(group) // at the back: the groups already waiting go first
@@ -162,5 +178,8 @@ func (q *Queue) work(group string) {
 func (q *Queue) Taken(group string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	delete(q.again, group)
+	if q.again[group] {
+		delete(q.again, group)
+		q.wake[group] = make(chan struct{})
+	}
 }

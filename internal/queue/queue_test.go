@@ -150,3 +150,39 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestWokenWhileWarm(t *testing.T) {
+	var q *Queue
+	rounds := make(chan int, 10)
+	q = New(1, func(ctx context.Context, g string, s *Slot) {
+		n := 0
+		for {
+			q.Taken(g)
+			n++
+			rounds <- n
+			select {
+			case <-s.Woken():
+			case <-time.After(200 * time.Millisecond):
+				return // idle
+			}
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	q.Notify("g")
+	if n := <-rounds; n != 1 {
+		t.Fatalf("first round %d", n)
+	}
+	q.Notify("g") // while warm: the same worker takes it
+	q.Notify("g") // coalesced with the one before
+	if n := <-rounds; n != 2 {
+		t.Fatalf("second round %d, want 2 (same worker)", n)
+	}
+	waitFor(t, func() bool { return q.Active() == 0 })
+	select {
+	case n := <-rounds:
+		t.Errorf("an extra round %d ran after the worker took the work", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
