@@ -20,7 +20,15 @@ import (
 
 // Agents starts a group's agent (internal/agent's Runner in production).
 type Agents interface {
-	Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (*agent.Session, error)
+	Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Session, error)
+}
+
+// Session is a group's running agent (internal/agent's *Session): it
+// answers prompts until it is closed or ends.
+type Session interface {
+	Prompt(ctx context.Context, text string) (ipc.Output, error)
+	Done() <-chan struct{}
+	Close(ctx context.Context)
 }
 
 // Options configure a Router.
@@ -180,7 +188,7 @@ type chatWork struct {
 // group with unanswered, triggered messages, and keeps the container warm
 // for more until it idles out or another group needs the place.
 func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
-	var sess *agent.Session
+	var sess Session
 	defer func() {
 		if sess != nil {
 			sess.Close(context.WithoutCancel(ctx))
@@ -233,7 +241,7 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 	}
 }
 
-func (r *Router) start(ctx context.Context, g store.Group) (*agent.Session, error) {
+func (r *Router) start(ctx context.Context, g store.Group) (Session, error) {
 	session, err := r.st.Session(ctx, g.Folder)
 	if err != nil {
 		r.log.Warn("stored session unreadable; starting a fresh one", "group", g.Folder, "err", err)
@@ -279,7 +287,7 @@ func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error)
 
 // answer runs one prompt and delivers its reply. The chat's cursor moves, in
 // the same transaction that keeps the reply, only after the agent answered.
-func (r *Router) answer(ctx context.Context, g store.Group, sess *agent.Session, w chatWork) error {
+func (r *Router) answer(ctx context.Context, g store.Group, sess Session, w chatWork) error {
 	r.setCurrent(g.Folder, w.chat)
 	ch := r.channelFor(w.chat)
 	if ch != nil {
