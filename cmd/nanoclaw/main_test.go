@@ -66,7 +66,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "--bogus"}, exitUsage, "nanoclaw run: flag provided but not defined: -bogus", true},
 		{[]string{"run", "extra"}, exitUsage, `unexpected argument "extra"`, true},
 		{[]string{"version", "x"}, exitUsage, `unexpected argument "x"`, true},
-		{[]string{"chat"}, exitFailure, "nanoclaw chat: not yet available", true},
+		{[]string{"chat"}, exitFailure, "nanoclaw chat: nanoclaw is not running", true},
 		{[]string{"doctor"}, exitFailure, "nanoclaw doctor: not yet available", true},
 		{[]string{"version"}, exitOK, "", false},
 	}

@@ -12,11 +12,21 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/agent"
+	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/control"
+	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/templates"
 )
 
 // Run starts the daemon and blocks until ctx is cancelled.
@@ -40,12 +50,164 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer st.Close()
 
 	rt := prepareRuntime(ctx, cfg, log)
+	if err := ensureMainGroup(ctx, cfg, st); err != nil {
+		return err
+	}
+
+	runner := agent.NewRunner(agent.Options{
+		Runtime:       rt,
+		Image:         cfg.Image,
+		AgentBinary:   cfg.AgentBinary,
+		GroupsDir:     cfg.GroupsDir(),
+		SessionsDir:   cfg.SessionsDir(),
+		IPCDir:        cfg.IPCDir(),
+		Timeout:       cfg.ContainerTimeout,
+		IdleTimeout:   cfg.IdleTimeout,
+		MemoryMB:      cfg.ContainerMemoryMB,
+		CPUs:          cfg.ContainerCPUs,
+		PidsLimit:     cfg.ContainerPidsLimit,
+		DefaultEgress: egress.Policy{Mode: egress.DefaultMode},
+		Gateway: gateway.Options{
+			Upstream:   cfg.UpstreamURL,
+			APIKey:     cfg.APIKey.Reveal(),
+			OAuthToken: cfg.OAuthToken.Reveal(),
+		},
+		Store:  st,
+		Logger: log,
+		Debug:  cfg.LogLevel <= slog.LevelDebug,
+	})
+	rtr := router.New(router.Options{
+		Store:         st,
+		Agents:        agents{runner},
+		AssistantName: cfg.AssistantName,
+		Caps:          router.Caps{MaxMessages: cfg.PromptMaxMessages, MaxBytes: cfg.PromptMaxBytes, MaxMessageBytes: cfg.MessageMaxBytes},
+		Location:      cfg.Timezone,
+		MaxConcurrent: cfg.MaxConcurrentContainers,
+		IdleTimeout:   cfg.IdleTimeout,
+		Logger:        log,
+	})
+	runner.SetTools(rtr)
+
+	loc := local.New(log)
+	rtr.AddChannel(loc)
+	loc.Connect(ctx, rtr)
+	wa, err := whatsapp.New(ctx, st.DB(), whatsapp.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("open WhatsApp session: %w", err)
+	}
+	defer wa.Close()
+	rtr.AddChannel(wa)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		connectWhatsApp(ctx, wa, rtr, st, log)
+	}()
+	srv := control.NewServer(control.Options{Local: loc, Logger: log,
+		Registered: func(ctx context.Context, jid string) (bool, error) {
+			_, ok, err := st.GroupForChat(ctx, jid)
+			return ok, err
+		}})
+	controlErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		controlErr <- srv.Serve(ctx, cfg.ControlSocket())
+	}()
 
 	log.Info("nanoclaw running", "home", cfg.Home, "assistant", cfg.AssistantName,
 		"database", cfg.DBPath(), "encrypted", st.Encrypted(), "runtime", runtimeName(rt))
-	<-ctx.Done()
+	routerErr := make(chan error, 1)
+	go func() { routerErr <- rtr.Run(ctx) }()
+	select {
+	case err = <-controlErr:
+		err = fmt.Errorf("control socket: %w", err)
+	case err = <-routerErr:
+	case <-ctx.Done():
+	}
+	cancel()
 	log.Info("nanoclaw stopping")
-	return nil
+	<-routerErr
+	stopCtx, stopCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer stopCancel()
+	runner.Close(stopCtx)
+	return err
+}
+
+// agents adapts the agent runner to what the router needs.
+type agents struct{ *agent.Runner }
+
+func (a agents) Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (router.Session, error) {
+	s, err := a.Runner.Start(ctx, g, opt)
+	if err != nil {
+		return nil, err // not a typed nil in an interface
+	}
+	return s, nil
+}
+
+// connectWhatsApp connects the paired account once; whatsmeow reconnects by
+// itself after that. Not paired is normal (the local channel still works).
+func connectWhatsApp(ctx context.Context, wa *whatsapp.Channel, rtr *router.Router, st *store.Store, log *slog.Logger) {
+	err := wa.Connect(ctx, rtr)
+	switch {
+	case errors.Is(err, whatsapp.ErrNotPaired):
+		log.Info("WhatsApp is not paired; the local chat works ('nanoclaw chat'); run 'nanoclaw pair whatsapp' to add WhatsApp")
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error("WhatsApp unavailable", "err", err)
+		}
+		return
+	}
+	self := wa.Self()
+	main, found, err := st.MainGroup(ctx)
+	if err != nil || !found || self == "" {
+		return
+	}
+	if g, bound, _ := st.GroupForChat(ctx, self); bound {
+		if g.Folder != main.Folder {
+			log.Warn("the WhatsApp self-chat is bound to another group, not main", "group", g.Folder)
+		}
+		return
+	}
+	if err := st.BindChat(ctx, self, main.Folder); err != nil {
+		log.Error("bind the WhatsApp self-chat to main", "err", err)
+		return
+	}
+	log.Info("the WhatsApp self-chat reaches the main group", "chat", self)
+}
+
+// mainFolder and mainChat are the main group made on first start.
+const (
+	mainFolder = "main"
+	mainChat   = "local:main"
+)
+
+// ensureMainGroup registers local:main as the main group when there is no
+// main group yet, and writes the memory templates that are missing.
+func ensureMainGroup(ctx context.Context, cfg *config.Config, st *store.Store) error {
+	main, found, err := st.MainGroup(ctx)
+	if err != nil {
+		return fmt.Errorf("read main group: %w", err)
+	}
+	if !found {
+		main = store.Group{Folder: mainFolder, Name: "Main", Trigger: cfg.Trigger(), RequiresTrigger: false,
+			IsMain: true, AddedAt: time.Now()}
+		if err := st.PutGroup(ctx, main); err != nil {
+			return fmt.Errorf("register the main group: %w", err)
+		}
+		if err := st.BindChat(ctx, mainChat, mainFolder); err != nil {
+			return fmt.Errorf("register the main group: %w", err)
+		}
+	}
+	if err := templates.WriteMemory(filepath.Join(cfg.GroupsDir(), "global"), templates.Global, cfg.AssistantName, cfg.Trigger()); err != nil {
+		return err
+	}
+	return templates.WriteMemory(filepath.Join(cfg.GroupsDir(), main.Folder), templates.Main, cfg.AssistantName, cfg.Trigger())
 }
 
 // prepareRuntime finds the container runtime and removes the containers a

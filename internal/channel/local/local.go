@@ -1,0 +1,550 @@
+// Package local is the local terminal channel: the embedded default, so the
+// assistant can be used with no phone at all. `nanoclaw send` and
+// `nanoclaw chat` reach it through the daemon's control socket.
+//
+// A local chat's id is "local:<folder>" ("local:main"); the folder is a group
+// folder name (store.ValidateFolder). Messages come in through Deliver (or
+// Inject), which hands them to the host's Handler synchronously, so when it
+// returns without error the message is stored (durable before acknowledged).
+// The handler is expected to report a message it stored through
+// Observer.Stored before its OnMessage returns, as the router does; Deliver
+// tells its caller whether it did.
+//
+// Everything the host does in a local chat — message stored, typing, reply,
+// run finished — becomes an Event published to the chat's subscribers.
+// Publishing never blocks: a subscriber whose buffer is full is sent a final
+// "lagged" event and its channel is closed (see Subscribe). Replies sent while
+// nobody is subscribed are not kept by the channel.
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// Name is the channel's short name.
+const Name = "local"
+
+// Prefix starts every local chat id.
+const Prefix = "local:"
+
+// MainChat is the local main group's chat id, the channel's Self.
+const MainChat = Prefix + "main"
+
+// MaxTextBytes is the longest message Inject accepts (finding 9: input is
+// capped at the boundary, before it is stored).
+const MaxTextBytes = 64 << 10
+
+// MaxSenderRunes is the longest sender name.
+const MaxSenderRunes = 64
+
+// MaxIDBytes is the longest message id a client may choose.
+const MaxIDBytes = 64
+
+// SubscriberBuffer is how many events a subscriber may fall behind before it
+// is cut off.
+const SubscriberBuffer = 256
+
+// Event types.
+const (
+	EventStored = "stored" // a message was stored (Observer.Stored)
+	EventReply  = "reply"  // the assistant sent text (Send)
+	EventTyping = "typing" // typing started or stopped (SetTyping)
+	EventDone   = "done"   // a run for the chat ended (Observer.RunDone)
+	// EventLagged is the last event of a subscriber that fell behind: its
+	// channel is closed right after it.
+	EventLagged = "lagged"
+)
+
+// Event is one thing that happened in a local chat. Fields that do not apply
+// to the type are left out of the JSON (absent means zero or false).
+type Event struct {
+	Type string `json:"type"`
+	Chat string `json:"chat"`
+	// ID is the stored message's id (stored) or the reply's id (reply).
+	ID string `json:"id,omitempty"`
+	// Seq is the stored message's position in the chat (stored).
+	Seq int64 `json:"seq,omitempty"`
+	// WillAnswer says whether the stored message starts a run (stored).
+	WillAnswer bool `json:"will_answer,omitempty"`
+	// Duplicate marks a stored event for a message whose id was stored
+	// before, so nothing new was stored (only in control streams: the
+	// channel itself publishes no event then).
+	Duplicate bool `json:"duplicate,omitempty"`
+	// UpTo is the position the run answered up to (done).
+	UpTo int64 `json:"up_to,omitempty"`
+	// Text is the reply's text, as sent (reply).
+	Text string `json:"text,omitempty"`
+	// Typing says whether typing started or stopped (typing).
+	Typing bool `json:"typing,omitempty"`
+	// Error is why the run failed (done), or why the stream ends (lagged).
+	Error string    `json:"error,omitempty"`
+	Time  time.Time `json:"time"`
+}
+
+// Covers reports whether done event e ends the wait for the message at
+// position seq: a run that answered up to it or past it, or a failed run
+// that could not say what it covered (UpTo 0).
+func (e Event) Covers(seq int64) bool {
+	return e.Type == EventDone && (e.UpTo >= seq || e.Error != "" && e.UpTo == 0)
+}
+
+// ErrNotConnected reports an Inject before Connect gave the channel a handler.
+var ErrNotConnected = errors.New("the local channel is not connected to the host yet")
+
+// ErrClosed reports use of a closed channel.
+var ErrClosed = errors.New("the local channel is closed")
+
+// ErrInProgress reports a Deliver of a message id that another Deliver of
+// the same chat is storing at this moment.
+var ErrInProgress = errors.New("a message with this id is being stored right now")
+
+// Draft is a message typed at the terminal, before the host stores it.
+type Draft struct {
+	Chat   string // "local:<folder>"
+	Sender string // display name; DefaultSender when empty
+	Text   string
+	// ID is the message id; empty means a new random one. A client that
+	// retries after a failure (the daemon was killed, say) gives the same
+	// id each time, so a message the first attempt stored is not stored
+	// twice: the store ignores a second message with the same id.
+	ID string
+}
+
+// Delivered is what became of a delivered Draft.
+type Delivered struct {
+	Message channel.Message
+	// Reported says whether the handler reported the message stored
+	// (Observer.Stored) while handling it; Seq and WillAnswer are set then.
+	// When false it stored nothing new: a message with this id was already
+	// stored, or the chat is not a registered group (with a random id,
+	// only the latter).
+	Reported   bool
+	Seq        int64
+	WillAnswer bool
+}
+
+// Channel is the local terminal channel. Create it with New; it is safe for
+// concurrent use.
+type Channel struct {
+	log *slog.Logger
+
+	// life is handed to the handler instead of Inject's ctx: the router may
+	// tie work started by a message to it, and a client that hangs up must
+	// not cancel that. It ends with Close.
+	life context.Context
+	stop context.CancelFunc
+
+	mu      sync.Mutex
+	handler channel.Handler
+	closed  bool
+	chats   map[string]time.Time // chat id → last activity
+	subs    map[string]map[*subscriber]struct{}
+	// pending are the messages being delivered, by pendingKey: Stored
+	// fills in what the handler reports.
+	pending map[string]*Delivered
+}
+
+type subscriber struct{ ch chan Event }
+
+var (
+	_ channel.Channel  = (*Channel)(nil)
+	_ channel.Observer = (*Channel)(nil)
+)
+
+// New makes a local channel; logger nil means slog.Default().
+func New(logger *slog.Logger) *Channel {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	life, stop := context.WithCancel(context.Background())
+	return &Channel{
+		log:     logger.With("channel", Name),
+		life:    life,
+		stop:    stop,
+		chats:   make(map[string]time.Time),
+		subs:    make(map[string]map[*subscriber]struct{}),
+		pending: make(map[string]*Delivered),
+	}
+}
+
+// JID is the chat id of a group folder's local chat.
+func JID(folder string) string { return Prefix + folder }
+
+// ParseChat checks a local chat id and returns its folder.
+func ParseChat(jid string) (folder string, err error) {
+	folder, ok := strings.CutPrefix(jid, Prefix)
+	if !ok {
+		return "", fmt.Errorf("chat %q is not a local chat (want %s<folder>, like %s)", jid, Prefix, MainChat)
+	}
+	if err := store.ValidateFolder(folder); err != nil { // finding 5
+		return "", fmt.Errorf("chat %q: %w", jid, err)
+	}
+	return folder, nil
+}
+
+// ValidateSender checks a sender's display name: 1-64 printable characters
+// of valid UTF-8, no newline or other control character, no space at either
+// end. It goes into the prompt as the message's author.
+func ValidateSender(name string) error {
+	if name == "" {
+		return errors.New("empty sender name")
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("sender name %q is not valid UTF-8", name)
+	}
+	if n := utf8.RuneCountInString(name); n > MaxSenderRunes {
+		return fmt.Errorf("sender name of %d characters: at most %d", n, MaxSenderRunes)
+	}
+	for i, r := range name {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("sender name %q: character %q at byte %d is not printable", name, r, i)
+		}
+	}
+	if strings.TrimSpace(name) != name {
+		return fmt.Errorf("sender name %q starts or ends with a space", name)
+	}
+	return nil
+}
+
+// ValidateText checks a message text: valid UTF-8, not blank, no NUL byte,
+// at most MaxTextBytes bytes (finding 9).
+func ValidateText(text string) error {
+	if len(text) > MaxTextBytes {
+		return fmt.Errorf("message of %d bytes: at most %d (64 KiB)", len(text), MaxTextBytes)
+	}
+	if !utf8.ValidString(text) {
+		return errors.New("message is not valid UTF-8")
+	}
+	if strings.IndexByte(text, 0) >= 0 {
+		return errors.New("message contains a NUL byte")
+	}
+	if strings.TrimSpace(text) == "" {
+		return errors.New("empty message")
+	}
+	return nil
+}
+
+// ValidateID checks a client-chosen message id: 1-64 ASCII letters, digits,
+// '.', '_', ':' or '-'.
+func ValidateID(id string) error {
+	if id == "" {
+		return errors.New("empty message id")
+	}
+	if len(id) > MaxIDBytes {
+		return fmt.Errorf("message id of %d bytes: at most %d", len(id), MaxIDBytes)
+	}
+	for i, r := range id {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._:-", r)) {
+			return fmt.Errorf("message id %q: character %q at byte %d is not allowed (use letters, digits, '.', '_', ':' and '-')", id, r, i)
+		}
+	}
+	return nil
+}
+
+// DefaultSender is the name of the user running this process, the sender
+// name when none is given; "user" when it cannot be found or is unusable.
+func DefaultSender() string {
+	var name string
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if ValidateSender(name) != nil {
+		name = os.Getenv("USER")
+	}
+	if ValidateSender(name) != nil {
+		name = "user"
+	}
+	return name
+}
+
+// Name returns "local".
+func (c *Channel) Name() string { return Name }
+
+// Owns reports whether jid is a local chat id.
+func (c *Channel) Owns(jid string) bool { return strings.HasPrefix(jid, Prefix) }
+
+// Connect keeps h as the receiver of injected messages and announces the
+// main chat to it. It returns at once.
+func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
+	if h == nil {
+		return errors.New("local channel: nil handler")
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.handler = h
+	c.chats[MainChat] = time.Now()
+	c.mu.Unlock()
+	h.OnChat(c.life, c, chatInfo(MainChat, time.Now()))
+	return nil
+}
+
+// Inject delivers one message from the terminal user (see Deliver) and
+// returns it once stored.
+func (c *Channel) Inject(ctx context.Context, chat, sender, text string) (channel.Message, error) {
+	d, err := c.Deliver(ctx, Draft{Chat: chat, Sender: sender, Text: text})
+	return d.Message, err
+}
+
+// Deliver hands one message from the terminal user to the handler and
+// returns when the handler is done with it: stored, unless Reported is
+// false. A chat seen for the first time is announced to the handler
+// (OnChat) first. The handler gets the channel's own context, not ctx: the
+// router may tie work the message starts to it, and a client that hangs up
+// must not cancel that.
+func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
+	if _, err := ParseChat(d.Chat); err != nil {
+		return Delivered{}, err
+	}
+	if d.Sender == "" {
+		d.Sender = DefaultSender()
+	}
+	if err := ValidateSender(d.Sender); err != nil {
+		return Delivered{}, err
+	}
+	if err := ValidateText(d.Text); err != nil {
+		return Delivered{}, err
+	}
+	if d.ID == "" {
+		d.ID = newID()
+	} else if err := ValidateID(d.ID); err != nil {
+		return Delivered{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Delivered{}, err
+	}
+	now := time.Now()
+	out := &Delivered{Message: channel.Message{
+		ChatJID:    d.Chat,
+		ID:         d.ID,
+		Sender:     Prefix + d.Sender,
+		SenderName: d.Sender,
+		Text:       d.Text,
+		Timestamp:  now,
+		IsGroup:    true,
+	}}
+	key := pendingKey(d.Chat, d.ID)
+
+	c.mu.Lock()
+	h, closed := c.handler, c.closed
+	_, seen := c.chats[d.Chat]
+	_, busy := c.pending[key]
+	ok := h != nil && !closed && !busy
+	if ok {
+		c.chats[d.Chat] = now
+		c.pending[key] = out
+	}
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return Delivered{}, ErrClosed
+	case h == nil:
+		return Delivered{}, ErrNotConnected
+	case busy:
+		return Delivered{}, fmt.Errorf("message %s in %s: %w", d.ID, d.Chat, ErrInProgress)
+	}
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, key)
+		c.mu.Unlock()
+	}()
+	if !seen {
+		h.OnChat(c.life, c, chatInfo(d.Chat, now))
+	}
+	if err := h.OnMessage(c.life, c, out.Message); err != nil {
+		return Delivered{}, fmt.Errorf("store message %s in %s: %w", d.ID, d.Chat, err)
+	}
+	c.mu.Lock()
+	res := *out
+	c.mu.Unlock()
+	c.log.Debug("local message delivered", "chat", d.Chat, "id", d.ID, "sender", d.Sender,
+		"bytes", len(d.Text), "stored", res.Reported, "seq", res.Seq)
+	return res, nil
+}
+
+// Send publishes a reply event to the chat's subscribers and returns its id.
+func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) {
+	if _, err := ParseChat(jid); err != nil {
+		return nil, err
+	}
+	id := newID()
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.chats[jid] = time.Now()
+	}
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	n := c.publish(Event{Type: EventReply, Chat: jid, ID: id, Text: text})
+	if n == 0 {
+		c.log.Debug("local reply has no viewer", "chat", jid, "id", id)
+	}
+	return []string{id}, nil
+}
+
+// SetTyping publishes a typing event to the chat's subscribers.
+func (c *Channel) SetTyping(ctx context.Context, jid string, typing bool) error {
+	if _, err := ParseChat(jid); err != nil {
+		return err
+	}
+	c.publish(Event{Type: EventTyping, Chat: jid, Typing: typing})
+	return nil
+}
+
+// Stored implements channel.Observer: it tells a Deliver in progress, and
+// publishes a stored event.
+func (c *Channel) Stored(jid, id string, seq int64, willAnswer bool) {
+	c.mu.Lock()
+	if d := c.pending[pendingKey(jid, id)]; d != nil {
+		d.Reported, d.Seq, d.WillAnswer = true, seq, willAnswer
+	}
+	c.mu.Unlock()
+	c.publish(Event{Type: EventStored, Chat: jid, ID: id, Seq: seq, WillAnswer: willAnswer})
+}
+
+func pendingKey(chat, id string) string { return chat + "\x00" + id }
+
+// RunDone implements channel.Observer: it publishes a done event.
+func (c *Channel) RunDone(jid string, upTo int64, err error) {
+	ev := Event{Type: EventDone, Chat: jid, UpTo: upTo}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	c.publish(ev)
+}
+
+// Chats lists the local chats seen since the channel was made, by id.
+func (c *Channel) Chats(ctx context.Context) ([]channel.ChatInfo, error) {
+	c.mu.Lock()
+	out := make([]channel.ChatInfo, 0, len(c.chats))
+	for jid, t := range c.chats {
+		out = append(out, chatInfo(jid, t))
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].JID < out[j].JID })
+	return out, nil
+}
+
+// Self returns the main chat's id, "local:main".
+func (c *Channel) Self() string { return MainChat }
+
+// Close drops the handler and ends every subscription (their channels close
+// without a further event). It is idempotent.
+func (c *Channel) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.handler = nil
+	c.stop()
+	for jid, set := range c.subs {
+		for s := range set {
+			close(s.ch)
+		}
+		delete(c.subs, jid)
+	}
+	return nil
+}
+
+// Subscribe returns the events of chat jid from now on, and cancel, which
+// ends the subscription and closes the channel (calling it again is
+// harmless). A subscriber that lets SubscriberBuffer events pile up is cut
+// off rather than allowed to slow the host down: it receives a final
+// EventLagged and its channel is closed. After Close, the channel returned is
+// already closed.
+func (c *Channel) Subscribe(jid string) (<-chan Event, func()) {
+	// One slot more than the buffer, kept free for the lagged event.
+	s := &subscriber{ch: make(chan Event, SubscriberBuffer+1)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	set := c.subs[jid]
+	if set == nil {
+		set = make(map[*subscriber]struct{})
+		c.subs[jid] = set
+	}
+	set[s] = struct{}{}
+	return s.ch, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.remove(jid, s)
+	}
+}
+
+// Subscribers counts the current subscribers of chat jid.
+func (c *Channel) Subscribers(jid string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.subs[jid])
+}
+
+// remove ends subscription s if it is still live; c.mu is held.
+func (c *Channel) remove(jid string, s *subscriber) {
+	set := c.subs[jid]
+	if _, ok := set[s]; !ok {
+		return
+	}
+	delete(set, s)
+	if len(set) == 0 {
+		delete(c.subs, jid)
+	}
+	close(s.ch)
+}
+
+// publish hands ev to every subscriber of its chat without blocking and
+// returns how many got it. Sends happen under c.mu, and only publish sends,
+// so a buffer seen with a free slot still has it when the send happens.
+func (c *Channel) publish(ev Event) int {
+	ev.Time = time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for s := range c.subs[ev.Chat] {
+		if len(s.ch) >= SubscriberBuffer {
+			s.ch <- Event{Type: EventLagged, Chat: ev.Chat, Time: ev.Time,
+				Error: fmt.Sprintf("fell more than %d events behind; the event stream was closed", SubscriberBuffer)}
+			c.remove(ev.Chat, s)
+			c.log.Warn("local event subscriber fell behind; cut off", "chat", ev.Chat)
+			continue
+		}
+		s.ch <- ev
+		n++
+	}
+	return n
+}
+
+func chatInfo(jid string, t time.Time) channel.ChatInfo {
+	return channel.ChatInfo{JID: jid, Name: strings.TrimPrefix(jid, Prefix), IsGroup: true, LastActivity: t}
+}
+
+// newID is a random 16-hex-digit message id.
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand's documented contract since Go 1.24)
+	return hex.EncodeToString(b[:])
+}

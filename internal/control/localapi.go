@@ -1,0 +1,215 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+)
+
+// maxMessageBody bounds a message post: the text's 64 KiB may grow six-fold
+// when every byte is JSON-escaped (\u0001), plus the other fields.
+const maxMessageBody = 6*local.MaxTextBytes + 4096
+
+// MessageRequest is the body of POST /v1/local/messages.
+type MessageRequest struct {
+	// Chat is the local chat, "local:<folder>".
+	Chat string `json:"chat"`
+	// Sender is the display name; empty means the daemon's user name.
+	Sender string `json:"sender,omitempty"`
+	// Text is the message, at most local.MaxTextBytes bytes.
+	Text string `json:"text"`
+	// ID is a message id chosen by the client (local.ValidateID), so that
+	// a retry after a failure cannot store the message twice; empty means
+	// a new random one.
+	ID string `json:"id,omitempty"`
+	// Wait asks for an NDJSON stream of the message's events up to the end
+	// of the run that answers it, instead of a Receipt.
+	Wait bool `json:"wait,omitempty"`
+}
+
+// Receipt answers POST /v1/local/messages without wait: the message is
+// stored at position Seq of Chat. Duplicate means a message with this ID was
+// stored before and nothing new was (Seq is 0 then).
+type Receipt struct {
+	Chat       string `json:"chat"`
+	ID         string `json:"id"`
+	Seq        int64  `json:"seq"`
+	WillAnswer bool   `json:"will_answer"`
+	Duplicate  bool   `json:"duplicate,omitempty"`
+}
+
+// validate checks a message request; the error is the 400's message.
+func (q *MessageRequest) validate() error {
+	if q.Chat == "" {
+		return fmt.Errorf("chat: required, like %q", local.MainChat)
+	}
+	if _, err := local.ParseChat(q.Chat); err != nil {
+		return fmt.Errorf("chat: %v", err)
+	}
+	if q.Sender != "" {
+		if err := local.ValidateSender(q.Sender); err != nil {
+			return fmt.Errorf("sender: %v", err)
+		}
+	}
+	if err := local.ValidateText(q.Text); err != nil {
+		return fmt.Errorf("text: %v", err)
+	}
+	if q.ID != "" {
+		if err := local.ValidateID(q.ID); err != nil {
+			return fmt.Errorf("id: %v", err)
+		}
+	}
+	return nil
+}
+
+// notRegistered is the 404 of a message to a chat no group is bound to.
+func notRegistered(w http.ResponseWriter, chat string) {
+	folder, _ := local.ParseChat(chat)
+	writeError(w, http.StatusNotFound, "%s is not a registered group, so the message was not stored: register the group %q first", chat, folder)
+}
+
+// postLocalMessage is POST /v1/local/messages: it delivers one message to a
+// local chat and answers once the message is stored — with a Receipt, or,
+// when wait is set, with an NDJSON stream: the message's stored event, then
+// every typing and reply event of the chat, ending after the done event of
+// the run that covered the message (right after the stored event when the
+// message starts no run or is a duplicate).
+func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
+	if s.local == nil {
+		writeError(w, http.StatusServiceUnavailable, "the local channel is not enabled in this daemon")
+		return
+	}
+	var q MessageRequest
+	if err := decodeBody(w, r, maxMessageBody, &q); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := q.validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	ctx := r.Context()
+	if s.registered != nil {
+		ok, err := s.registered(ctx, q.Chat)
+		if err != nil {
+			s.log.Warn("look up local chat", "chat", q.Chat, "err", err)
+			writeError(w, http.StatusInternalServerError, "look up %s: %v", q.Chat, err)
+			return
+		}
+		if !ok {
+			notRegistered(w, q.Chat)
+			return
+		}
+	}
+
+	// Subscribe before delivering: with a fast agent even the reply may be
+	// published before Deliver returns.
+	events, cancel := s.local.Subscribe(q.Chat)
+	defer cancel()
+	d, err := s.local.Deliver(ctx, local.Draft{Chat: q.Chat, Sender: q.Sender, Text: q.Text, ID: q.ID})
+	if err != nil {
+		status := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, local.ErrNotConnected), errors.Is(err, local.ErrClosed):
+			status = http.StatusServiceUnavailable
+		case errors.Is(err, local.ErrInProgress):
+			status = http.StatusConflict
+		}
+		s.log.Warn("local message not stored", "chat", q.Chat, "err", err)
+		writeError(w, status, "%v", err)
+		return
+	}
+	stored := local.Event{Type: local.EventStored, Chat: q.Chat, ID: d.Message.ID, Seq: d.Seq, WillAnswer: d.WillAnswer, Time: d.Message.Timestamp}
+	if !d.Reported {
+		// Nothing new stored. A fresh random id cannot have been stored
+		// before, so the router dropped the message: no group is bound to
+		// the chat. A client's id may be a retry of a stored message; with
+		// Registered checked above it surely is.
+		if q.ID == "" {
+			notRegistered(w, q.Chat)
+			return
+		}
+		stored.Duplicate = true
+	}
+	if !q.Wait {
+		writeJSON(w, http.StatusOK, Receipt{Chat: q.Chat, ID: d.Message.ID, Seq: d.Seq, WillAnswer: d.WillAnswer, Duplicate: stored.Duplicate})
+		return
+	}
+
+	out, err := startNDJSON(w)
+	if err == nil {
+		err = out.send(stored)
+	}
+	if err != nil || !stored.WillAnswer {
+		return
+	}
+	for {
+		var ev local.Event
+		var ok bool
+		select {
+		case <-ctx.Done(): // client gone, or the daemon stopping
+			return
+		case ev, ok = <-events:
+		}
+		if !ok {
+			return // channel closed: the daemon is stopping
+		}
+		switch ev.Type {
+		case local.EventReply, local.EventTyping, local.EventLagged:
+		case local.EventDone:
+			if !ev.Covers(stored.Seq) {
+				continue // an earlier run ended; ours is still to come
+			}
+		default:
+			continue // stored events: this message's was sent first
+		}
+		if out.send(ev) != nil || ev.Type == local.EventDone || ev.Type == local.EventLagged {
+			return
+		}
+	}
+}
+
+// getLocalEvents is GET /v1/local/events?chat=local:<folder>: an NDJSON
+// stream of every event of the chat until the client hangs up. The 200 and
+// its headers are flushed once the subscription is in place, so events of a
+// message posted after that are not missed.
+func (s *Server) getLocalEvents(w http.ResponseWriter, r *http.Request) {
+	if s.local == nil {
+		writeError(w, http.StatusServiceUnavailable, "the local channel is not enabled in this daemon")
+		return
+	}
+	q := r.URL.Query()
+	for k := range q {
+		if k != "chat" {
+			writeError(w, http.StatusBadRequest, "unknown query parameter %q (only chat)", k)
+			return
+		}
+	}
+	if len(q["chat"]) != 1 {
+		writeError(w, http.StatusBadRequest, "chat: required once, like ?chat=%s", local.MainChat)
+		return
+	}
+	chat := q.Get("chat")
+	if _, err := local.ParseChat(chat); err != nil {
+		writeError(w, http.StatusBadRequest, "chat: %v", err)
+		return
+	}
+	events, cancel := s.local.Subscribe(chat)
+	defer cancel()
+	out, err := startNDJSON(w)
+	if err != nil {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-events:
+			if !ok || out.send(ev) != nil || ev.Type == local.EventLagged {
+				return
+			}
+		}
+	}
+}
