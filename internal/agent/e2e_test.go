@@ -88,7 +88,9 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 	t.Helper()
 	bin := testenv.Runtime(t, rtName)
 	testenv.Image(t, bin, testenv.AgentImage)
-	rt := &runtime.Runtime{Kind: runtime.Kind(rtName), Bin: bin}
+	// Its own instance label: clean-up here must never touch the containers
+	// of tests running in parallel in other packages.
+	rt := &runtime.Runtime{Kind: runtime.Kind(rtName), Bin: bin, Instance: "agenttest" + newID()[:8]}
 
 	h := &harness{t: t, rt: rt, fake: fakeapi.New(), tools: &recordingTools{}}
 	t.Cleanup(h.fake.Close)
