@@ -3,6 +3,7 @@ module github.com/nanoclaw/nanoclaw
 go 1.26.0
 
 require (
+	github.com/adhocore/gronx v1.20.4
 	github.com/ncruces/go-sqlite3 v0.37.0
 	lukechampine.com/adiantum v1.1.1
 )

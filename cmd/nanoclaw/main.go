@@ -57,7 +57,7 @@ var commands = []command{
 	{"chat", "chat with the assistant in this terminal", (*Main).runChat},
 	{"send", "send one message to a group, optionally wait for the reply", (*Main).runSend},
 	{"groups", "list, add, remove and configure groups", notYet("groups")},
-	{"tasks", "list and manage scheduled tasks", notYet("tasks")},
+	{"tasks", "list and manage scheduled tasks", (*Main).runTasks},
 	{"status", "show what the daemon is doing", notYet("status")},
 	{"doctor", "check the installation and say what to fix", notYet("doctor")},
 	{"image", "build the agent container image", (*Main).runImage},

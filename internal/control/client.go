@@ -114,6 +114,17 @@ func (c *Client) Events(ctx context.Context, chat string) (*EventStream, error) 
 	return newEventStream(resp), nil
 }
 
+// TaskTool calls a task tool (list_tasks, get_task, pause_task, resume_task,
+// cancel_task) with the owner's rights and decodes its answer into out.
+func (c *Client) TaskTool(ctx context.Context, tool string, args, out any) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/tasks/"+tool, args)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
 // do sends one request; a status other than 200 becomes an *APIError.
 func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader

@@ -60,6 +60,9 @@ type Options struct {
 	// is refused (404) before it is delivered, and a message with a
 	// client-chosen id that stores nothing new is surely a duplicate.
 	Registered func(ctx context.Context, jid string) (bool, error)
+	// Tasks answers the task tools (list_tasks, get_task, pause_task, …)
+	// with the owner's (main group's) rights; nil disables /v1/tasks.
+	Tasks func(ctx context.Context, tool string, args json.RawMessage) (any, error)
 	// Logger receives request errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -69,6 +72,7 @@ type Options struct {
 type Server struct {
 	local      *local.Channel
 	registered func(ctx context.Context, jid string) (bool, error)
+	tasks      func(ctx context.Context, tool string, args json.RawMessage) (any, error)
 	log        *slog.Logger
 	mux        *http.ServeMux
 }
@@ -79,7 +83,7 @@ func NewServer(opts Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{local: opts.Local, registered: opts.Registered, log: log.With("component", "control"), mux: http.NewServeMux()}
+	s := &Server{local: opts.Local, registered: opts.Registered, tasks: opts.Tasks, log: log.With("component", "control"), mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -88,6 +92,30 @@ func NewServer(opts Options) *Server {
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/local/messages", s.postLocalMessage)
 	s.mux.HandleFunc("GET /v1/local/events", s.getLocalEvents)
+	s.mux.HandleFunc("POST /v1/tasks/{tool}", s.postTaskTool)
+}
+
+// taskTools are the task tools the CLI may call through /v1/tasks/{tool}.
+var taskTools = map[string]bool{"list_tasks": true, "get_task": true, "pause_task": true, "resume_task": true, "cancel_task": true}
+
+// postTaskTool runs one task tool for the CLI. A refusal of the tool (not
+// found, invalid value) is a 422 with its message.
+func (s *Server) postTaskTool(w http.ResponseWriter, r *http.Request) {
+	tool := r.PathValue("tool")
+	if s.tasks == nil || !taskTools[tool] {
+		writeError(w, http.StatusNotFound, "no task command %q", tool)
+		return
+	}
+	var args json.RawMessage
+	if err := decodeBody(w, r, 64<<10, &args); err != nil {
+		return
+	}
+	res, err := s.tasks(r.Context(), tool, args)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // ServeHTTP serves one request.

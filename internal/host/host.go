@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,6 +26,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/templates"
 )
@@ -76,6 +78,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Logger: log,
 		Debug:  cfg.LogLevel <= slog.LevelDebug,
 	})
+	var engine *scheduler.Engine // set below: the router and the engine call each other
 	rtr := router.New(router.Options{
 		Store:         st,
 		Agents:        agents{runner},
@@ -84,9 +87,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Location:      cfg.Timezone,
 		MaxConcurrent: cfg.MaxConcurrentContainers,
 		IdleTimeout:   cfg.IdleTimeout,
-		Logger:        log,
+		TasksChanged:  func() { engine.Changed() },
+		RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
+			return engine.RecordRun(ctx, t, start, result, err)
+		},
+		Logger: log,
 	})
 	runner.SetTools(rtr)
+	engine = scheduler.New(scheduler.Options{Store: st, Dispatch: rtr.RunTask, Logger: log})
 
 	loc := local.New(log)
 	rtr.AddChannel(loc)
@@ -108,6 +116,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		connectWhatsApp(ctx, wa, rtr, st, log)
 	}()
 	srv := control.NewServer(control.Options{Local: loc, Logger: log,
+		Tasks: func(ctx context.Context, tool string, args json.RawMessage) (any, error) {
+			main, found, err := st.MainGroup(ctx)
+			if err != nil || !found {
+				return nil, errors.New("no main group")
+			}
+			return rtr.Call(ctx, gateway.Caller{Folder: main.Folder, IsMain: true}, tool, args)
+		},
 		Registered: func(ctx context.Context, jid string) (bool, error) {
 			_, ok, err := st.GroupForChat(ctx, jid)
 			return ok, err
@@ -123,6 +138,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		"database", cfg.DBPath(), "encrypted", st.Encrypted(), "runtime", runtimeName(rt))
 	routerErr := make(chan error, 1)
 	go func() { routerErr <- rtr.Run(ctx) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := engine.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("scheduler stopped", "err", err)
+		}
+	}()
 	select {
 	case err = <-controlErr:
 		err = fmt.Errorf("control socket: %w", err)

@@ -413,3 +413,159 @@ func (s *Store) TaskRuns(ctx context.Context, taskID string, limit int) ([]TaskR
 	}
 	return list, nil
 }
+
+// ClaimedTask is a due run that ClaimDue claimed for its caller alone.
+type ClaimedTask struct {
+	Task           // as stored after the claim: NextRun moved on; Status completed if there is no further run
+	Due  time.Time // the next run that was claimed
+}
+
+// maxStoredMillis is the end of year 9999: next runs are below it, so the
+// comparisons below also keep out values of the wrong type (SQLite orders
+// text after every number).
+const maxStoredMillis = 253402300799999
+
+// ClaimDue claims up to limit active tasks due at now (next_run <= now), the
+// most overdue first (limit <= 0: all), and returns them. For each, next
+// says when it runs next, given the task as stored (nil: never again, and the
+// task is marked completed); it must be after now.
+//
+// The claim moves next_run on in the store, so a run is claimed once only:
+// everything happens in one immediate (write-locked) transaction, and each
+// task is updated by compare-and-set on its id, status and the next_run that
+// was read, checking that exactly one row changed. A second engine, in this
+// process or another one on the same file, sees the moved next_run and
+// cannot claim that run again; a crash before the commit claims nothing.
+//
+// A row that does not decode (finding 12), or whose next run next cannot
+// compute, is never claimed; its next_run is cleared (and a valid task with
+// a broken schedule is paused, the reason in its last result) so that it
+// cannot keep waking the scheduler. Both are logged.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, next func(Task) (*time.Time, error)) ([]ClaimedTask, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var claimed []ClaimedTask
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		claimed = nil
+		due, err := dueRows(ctx, tx, now, limit)
+		if err != nil {
+			return err
+		}
+		for _, raw := range due {
+			rowid := raw[0].(int64)
+			t, key, err := decodeTask(raw[1:])
+			if err != nil {
+				s.log.Warn("not running invalid task row; its next run is cleared", "table", "tasks", "key", key, "err", err)
+				if _, err := tx.ExecContext(ctx, `UPDATE tasks SET next_run = NULL WHERE rowid = ?`, rowid); err != nil {
+					return err
+				}
+				continue
+			}
+			n, err := next(t)
+			if err == nil && n != nil && !n.After(now) {
+				err = fmt.Errorf("next run %s is not after now (%s)", n.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+			}
+			if err == nil && n != nil {
+				err = checkTime("next run", *n)
+			}
+			if err != nil {
+				s.log.Warn("cannot schedule task; pausing it", "task", t.ID, "err", err)
+				if _, err := tx.ExecContext(ctx, `UPDATE tasks SET status = 'paused', next_run = NULL, last_result = ? WHERE rowid = ?`,
+					"error: cannot schedule: "+err.Error(), rowid); err != nil {
+					return err
+				}
+				continue
+			}
+			due := *t.NextRun
+			t.NextRun = n
+			if n == nil {
+				t.Status = TaskCompleted
+			}
+			res, err := tx.ExecContext(ctx, `
+				UPDATE tasks SET next_run = ?, status = ?
+				WHERE id = ? AND status = 'active' AND next_run = ?`,
+				nullMillis(n), string(t.Status), t.ID, toMillis(due))
+			if err != nil {
+				return err
+			}
+			if rows, err := res.RowsAffected(); err != nil || rows != 1 {
+				continue // claimed by someone else after all
+			}
+			claimed = append(claimed, ClaimedTask{Task: t, Due: due})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim tasks due at %s: %w", now.Format(time.RFC3339Nano), err)
+	}
+	return claimed, nil
+}
+
+// dueRows reads the raw rows (rowid first) of the active tasks due at now.
+func dueRows(ctx context.Context, tx *sql.Tx, now time.Time, limit int) ([]rawRow, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT rowid, `+taskColumns+` FROM tasks
+		WHERE status = 'active' AND next_run <= ? ORDER BY next_run, id LIMIT ?`, toMillis(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var list []rawRow
+	for rows.Next() {
+		raw, err := scanRaw(rows, 1+len(taskColumnNames))
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := raw[0].(int64); !ok {
+			return nil, fmt.Errorf("rowid is %s", describe(raw[0]))
+		}
+		list = append(list, raw)
+	}
+	return list, rows.Err()
+}
+
+// inWriteTx is inTx with the write lock taken at BEGIN (BEGIN IMMEDIATE), so
+// the transaction's reads cannot go stale before its writes: another writer
+// waits (busy timeout) instead of interleaving.
+func (s *Store) inWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable}) // the driver's "immediate"
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// nextDueQuery is NextDue's query; a test checks its plan.
+const nextDueQuery = `SELECT next_run FROM tasks
+	WHERE status = 'active' AND next_run IS NOT NULL AND next_run <= ?
+	ORDER BY next_run LIMIT 1`
+
+// NextDue returns the earliest next run of the active tasks (nil: none is
+// scheduled). It reads one entry of the tasks_due index, however many tasks
+// there are. A stored value that is not a valid time is returned as it is
+// read (a negative one is in the past), so the scheduler wakes, and ClaimDue
+// then clears it.
+func (s *Store) NextDue(ctx context.Context) (*time.Time, error) {
+	var v any
+	err := s.db.QueryRowContext(ctx, nextDueQuery, maxStoredMillis).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("earliest next run: %w", err)
+	}
+	var t time.Time
+	switch v := v.(type) {
+	case int64:
+		t = fromMillis(v)
+	case float64:
+		t = fromMillis(int64(v))
+	default:
+		return nil, fmt.Errorf("earliest next run: stored as %s", describe(v))
+	}
+	return &t, nil
+}

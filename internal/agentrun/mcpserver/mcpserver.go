@@ -130,6 +130,35 @@ var Tools = []Tool{
 		map[string]string{
 			"text": "The message text, as the chat should show it (plain text; WhatsApp-style *bold* and _italics_ work).",
 		}),
+	Forward[ipc.ScheduleTaskArgs]("schedule_task",
+		"Schedule work for later: the prompt runs as a full agent in this group's container at the "+
+			"scheduled times. Its final output is only logged; to tell the chat anything, the task "+
+			"must call send_message. Write the prompt so it stands on its own.",
+		map[string]string{
+			"prompt":         "What the agent should do when the task runs.",
+			"schedule_type":  "cron, interval or once.",
+			"schedule_value": "cron: 5 fields (minute hour day month weekday), e.g. \"0 9 * * 1-5\"; interval: milliseconds, e.g. \"3600000\"; once: local time \"2026-12-01T09:00:00\" or RFC 3339 with zone.",
+			"context_mode":   "group (default): run in this group's conversation, with its history; isolated: a fresh session (the prompt must carry all context).",
+			"target_group":   "Main group only: the folder of the group to schedule for.",
+		}),
+	Forward[ipc.ListTasksArgs]("list_tasks",
+		"List scheduled tasks: this group's own; the main group sees every group's.",
+		map[string]string{"group": "Main group only: list just this group folder's tasks."}),
+	Forward[ipc.TaskIDArgs]("get_task", "Show one task with its recent runs.",
+		map[string]string{"task_id": "The task's id, as list_tasks shows it."}),
+	Forward[ipc.UpdateTaskArgs]("update_task", "Change a task's prompt and/or schedule; its next run is recomputed.",
+		map[string]string{
+			"task_id":        "The task's id.",
+			"prompt":         "The new prompt, if it changes.",
+			"schedule_type":  "The new schedule type (cron, interval, once), if it changes; give schedule_value with it.",
+			"schedule_value": "The new schedule value, if it changes.",
+		}),
+	Forward[ipc.TaskIDArgs]("pause_task", "Pause a task: it does not run until resumed.",
+		map[string]string{"task_id": "The task's id."}),
+	Forward[ipc.TaskIDArgs]("resume_task", "Resume a paused task; its next run is recomputed from now.",
+		map[string]string{"task_id": "The task's id."}),
+	Forward[ipc.TaskIDArgs]("cancel_task", "Cancel a task for good.",
+		map[string]string{"task_id": "The task's id."}),
 }
 
 // New returns the MCP server with the given tools forwarding to c. A nil

@@ -82,10 +82,16 @@ func TestToolsList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Tools) != 1 {
-		t.Fatalf("tools %v; want send_message only", res.Tools)
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
 	}
-	tool := res.Tools[0]
+	slices.Sort(names)
+	want := []string{"cancel_task", "get_task", "list_tasks", "pause_task", "resume_task", "schedule_task", "send_message", "update_task"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("tools %v; want %v", names, want)
+	}
+	tool := res.Tools[slices.IndexFunc(res.Tools, func(tl *mcp.Tool) bool { return tl.Name == "send_message" })]
 	if tool.Name != "send_message" || !strings.Contains(tool.Description, "Scheduled tasks must use it") {
 		t.Errorf("tool %q: description %q", tool.Name, tool.Description)
 	}
@@ -298,5 +304,29 @@ func TestCallThroughTheGatewaySocket(t *testing.T) {
 	calls := gw.ToolCalls()
 	if len(calls) != 2 || calls[0].Name != "send_message" || string(calls[0].Args) != `{"text":"hello"}` {
 		t.Errorf("gateway saw %+v", calls)
+	}
+}
+
+// Optional arguments are optional in the schema the model sees.
+func TestOptionalArgumentsAreNotRequired(t *testing.T) {
+	cs := connect(t, &fakeCaller{}, Tools)
+	res, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range res.Tools {
+		if tl.Name != "schedule_task" && tl.Name != "update_task" {
+			continue
+		}
+		b, _ := json.Marshal(tl.InputSchema)
+		var schema struct {
+			Required []string `json:"required"`
+		}
+		json.Unmarshal(b, &schema)
+		slices.Sort(schema.Required)
+		want := map[string][]string{"schedule_task": {"prompt", "schedule_type", "schedule_value"}, "update_task": {"task_id"}}[tl.Name]
+		if !slices.Equal(schema.Required, want) {
+			t.Errorf("%s requires %v, want %v", tl.Name, schema.Required, want)
+		}
 	}
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/control"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/host"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/router"
+)
+
+const tasksHelp = `List and manage scheduled tasks, with the owner's rights (every group's tasks).
+
+  nanoclaw tasks list [--group FOLDER] [--all]   active and paused tasks (--all: also completed, cancelled)
+  nanoclaw tasks show ID                         one task with its recent runs
+  nanoclaw tasks pause ID | resume ID | cancel ID
+
+It talks to the running daemon; when the daemon is down it reads and changes
+the database directly (and says so).`
+
+func (m *Main) runTasks(ctx context.Context, args []string) error {
+	fs := m.flagSet("tasks", "list|show|pause|resume|cancel [ID] [options]", tasksHelp)
+	group := fs.String("group", "", "list: only this group's tasks")
+	all := fs.Bool("all", false, "list: include completed and cancelled tasks")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usagef("which tasks command? list, show, pause, resume or cancel")
+	}
+	verb, rest := rest[0], rest[1:]
+	// Flags may also follow the verb.
+	if err := m.parse(fs, rest); err != nil {
+		return err
+	}
+	rest = fs.Args()
+	cfg, err := config.Load(m.Getenv)
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "list":
+		if len(rest) > 0 {
+			return usagef("list takes no arguments, got %q", rest[0])
+		}
+		var tasks []ipc.TaskInfo
+		if err := m.taskTool(ctx, cfg, "list_tasks", ipc.ListTasksArgs{Group: *group}, &tasks); err != nil {
+			return err
+		}
+		m.printTasks(tasks, *all, cfg.Timezone)
+		return nil
+	case "show", "pause", "resume", "cancel":
+		if len(rest) != 1 {
+			return usagef("%s needs one task id", verb)
+		}
+		tool := map[string]string{"show": "get_task", "pause": "pause_task", "resume": "resume_task", "cancel": "cancel_task"}[verb]
+		var t ipc.TaskInfo
+		if err := m.taskTool(ctx, cfg, tool, ipc.TaskIDArgs{TaskID: rest[0]}, &t); err != nil {
+			return err
+		}
+		m.printTask(t, cfg.Timezone)
+		return nil
+	}
+	return usagef("unknown tasks command %q (list, show, pause, resume, cancel)", verb)
+}
+
+// taskTool runs a task tool through the daemon, or on the database itself
+// when the daemon is down — the same code either way (the router's).
+func (m *Main) taskTool(ctx context.Context, cfg *config.Config, tool string, args, out any) error {
+	err := control.Dial(cfg.ControlSocket()).TaskTool(ctx, tool, args, out)
+	var apiErr *control.APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &apiErr):
+		return errors.New(apiErr.Message)
+	case !errors.Is(err, control.ErrNotRunning):
+		return err
+	}
+	fmt.Fprintln(m.Stderr, "note: nanoclaw is not running; using the database directly")
+	if err := host.PrepareHome(cfg); err != nil {
+		return err
+	}
+	unlock, err := host.LockHome(cfg)
+	if err != nil {
+		return fmt.Errorf("the daemon holds the data home but its control socket does not answer: %w", err)
+	}
+	defer unlock()
+	st, err := host.OpenStore(ctx, cfg, m.Logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	main, found, err := st.MainGroup(ctx)
+	if err != nil || !found {
+		return errors.New("no main group yet: start nanoclaw once ('nanoclaw run')")
+	}
+	raw, _ := json.Marshal(args)
+	rtr := router.New(router.Options{Store: st, Location: cfg.Timezone, AssistantName: cfg.AssistantName, MaxConcurrent: 1, Logger: m.Logger})
+	res, err := rtr.Call(ctx, gateway.Caller{Folder: main.Folder, IsMain: true}, tool, raw)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(res)
+	return json.Unmarshal(b, out)
+}
+
+func (m *Main) printTasks(tasks []ipc.TaskInfo, all bool, loc *time.Location) {
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tGROUP\tSTATUS\tSCHEDULE\tNEXT RUN\tPROMPT")
+	shown := 0
+	for _, t := range tasks {
+		if !all && (t.Status == "completed" || t.Status == "cancelled") {
+			continue
+		}
+		shown++
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\n", t.ID, t.Group, t.Status, t.ScheduleType, t.ScheduleValue,
+			when(t.NextRun, loc), oneLine(t.Prompt, 50))
+	}
+	tw.Flush()
+	if shown == 0 {
+		fmt.Fprintln(m.Stderr, "no tasks")
+	}
+}
+
+func (m *Main) printTask(t ipc.TaskInfo, loc *time.Location) {
+	fmt.Fprintf(m.Stdout, "id:        %s\ngroup:     %s\nstatus:    %s\nschedule:  %s %s (%s)\ncontext:   %s\nnext run:  %s\nlast run:  %s\nprompt:    %s\n",
+		t.ID, t.Group, t.Status, t.ScheduleType, t.ScheduleValue, t.Timezone, t.ContextMode, when(t.NextRun, loc), when(t.LastRun, loc), t.Prompt)
+	if t.LastResult != "" {
+		fmt.Fprintf(m.Stdout, "last result: %s\n", oneLine(t.LastResult, 200))
+	}
+	for _, r := range t.Runs {
+		detail := r.Result
+		if r.Error != "" {
+			detail = r.Error
+		}
+		fmt.Fprintf(m.Stdout, "  run %s  %-7s %6d ms  %s\n", r.StartedAt.In(loc).Format("2006-01-02 15:04:05"), r.Status, r.DurationMS, oneLine(detail, 80))
+	}
+}
+
+func when(t *time.Time, loc *time.Location) string {
+	if t == nil {
+		return "-"
+	}
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,203 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// DefaultMaxSleep caps one sleep of the Engine. The timer counts monotonic
+// time, which does not follow the wall clock: if the clock is set forward,
+// or the machine was suspended (Linux's monotonic clock stops then), a task
+// can be due before the timer fires. Waking at least this often bounds that
+// lateness; it is not a poll for work, which Changed and the timer announce.
+const DefaultMaxSleep = 15 * time.Minute
+
+// DefaultBatch is how many tasks one claim transaction takes at most.
+const DefaultBatch = 100
+
+// MaxRecordBytes is the most of a run's result or error that is kept in the
+// run log and as the task's last result.
+const MaxRecordBytes = 4 << 10
+
+// retryDelay is the pause after a failed store call, or after a due task
+// could be neither claimed nor cleared, so a fault cannot spin the engine.
+const retryDelay = time.Second
+
+// Options configure an Engine.
+type Options struct {
+	Store *store.Store
+	// Dispatch hands a claimed task to the host, which queues it in its
+	// group's queue, runs it and calls RecordRun. The task is as stored after
+	// the claim (its NextRun is already the following run). It is called from
+	// Run's goroutine and must not block.
+	Dispatch func(store.Task)
+	MaxSleep time.Duration    // the longest single sleep; 0: DefaultMaxSleep
+	Batch    int              // tasks claimed per transaction; 0: DefaultBatch
+	Logger   *slog.Logger     // nil: slog.Default()
+	Clock    func() time.Time // the wall clock; nil: time.Now (tests move it)
+}
+
+// Engine starts scheduled tasks when they are due. It sleeps on one timer set
+// to the earliest next run in the store, reset by Changed; there is no fixed
+// poll. Due tasks are claimed in the store (store.ClaimDue) before they are
+// dispatched, so several engines on one database, restarts and clock jumps
+// never start the same run twice.
+//
+// Exactly-once has one price: a run is claimed before it is dispatched, so
+// if the host dies between the claim and the end of the run, that run is lost
+// (the task runs next at its following time; a once task stays completed
+// without a run in its log). The other choice, claiming after the run, would
+// repeat a run after every such crash — the failure NanoClaw had.
+type Engine struct {
+	opt     Options
+	log     *slog.Logger
+	changed chan struct{}
+	rounds  atomic.Uint64
+}
+
+// New makes an Engine; Run starts it.
+func New(opt Options) *Engine {
+	if opt.MaxSleep <= 0 {
+		opt.MaxSleep = DefaultMaxSleep
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = DefaultBatch
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Clock == nil {
+		opt.Clock = time.Now
+	}
+	return &Engine{opt: opt, log: opt.Logger, changed: make(chan struct{}, 1)}
+}
+
+// Changed tells the engine that tasks were created, changed, paused or
+// resumed, so it looks for the earliest next run again. It never blocks.
+func (e *Engine) Changed() {
+	select {
+	case e.changed <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// Rounds returns how many times the engine has looked for due tasks: once
+// at start, then once per timer expiry or Changed.
+func (e *Engine) Rounds() uint64 { return e.rounds.Load() }
+
+// Run runs the engine until ctx ends. It first claims every task that came
+// due while the host was down — each once, however many of its runs were
+// missed — then sleeps until the next one.
+func (e *Engine) Run(ctx context.Context) error {
+	if e.opt.Store == nil || e.opt.Dispatch == nil {
+		return errors.New("scheduler: Options.Store and Options.Dispatch are required")
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-e.changed:
+		}
+		// Since Go 1.23 Reset also discards a tick not yet received.
+		timer.Reset(e.round(ctx))
+	}
+}
+
+// round claims and dispatches what is due and returns how long to sleep.
+func (e *Engine) round(ctx context.Context) time.Duration {
+	e.rounds.Add(1)
+	var now time.Time
+	for {
+		now = e.opt.Clock()
+		claimed, err := e.opt.Store.ClaimDue(ctx, now, e.opt.Batch, func(t store.Task) (*time.Time, error) {
+			return NextRun(t, now)
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error("claim due tasks", "err", err)
+			}
+			return retryDelay
+		}
+		for _, c := range claimed {
+			e.log.Info("task due", "task", c.ID, "group", c.Folder, "due", c.Due, "late_ms", now.Sub(c.Due).Milliseconds(), "next_run", c.NextRun)
+			e.opt.Dispatch(c.Task)
+		}
+		if len(claimed) < e.opt.Batch {
+			break
+		}
+	}
+	next, err := e.opt.Store.NextDue(ctx)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			e.log.Error("find the next due task", "err", err)
+		}
+		return retryDelay
+	case next == nil:
+		return e.opt.MaxSleep
+	case !next.After(now):
+		// Due when we claimed, yet neither claimed nor cleared: only more
+		// than a batch of unreadable rows (cleared a batch at a time) or a
+		// fault gets here. Do not spin on it.
+		e.log.Warn("a due task could not be claimed; retrying", "next_run", *next)
+		return retryDelay
+	}
+	return min(max(next.Sub(e.opt.Clock()), 0), e.opt.MaxSleep)
+}
+
+// RecordRun logs a run of task that started at start and ended now, with
+// the agent's result or the error that ended it (each truncated to
+// MaxRecordBytes), and records it as the task's last run and result. A once
+// task that was not claimed through the engine (its status still active) is
+// marked completed. A task deleted while it ran is an error wrapping
+// store.ErrNotFound.
+func (e *Engine) RecordRun(ctx context.Context, task store.Task, start time.Time, result string, runErr error) error {
+	run := store.TaskRun{
+		TaskID:    task.ID,
+		StartedAt: start,
+		Duration:  max(e.opt.Clock().Sub(start), 0),
+		Status:    store.RunSuccess,
+		Result:    truncate(result, MaxRecordBytes),
+	}
+	if runErr != nil {
+		msg := runErr.Error()
+		if msg == "" {
+			msg = "unknown error"
+		}
+		run.Status, run.Result, run.Error = store.RunError, "", truncate(msg, MaxRecordBytes)
+	}
+	if _, err := e.opt.Store.AddTaskRun(ctx, run); err != nil {
+		return err
+	}
+	if task.ScheduleType == store.ScheduleOnce && task.Status == store.TaskActive {
+		if err := e.opt.Store.SetTaskStatus(ctx, task.ID, store.TaskCompleted); err != nil {
+			return fmt.Errorf("complete once task %s: %w", task.ID, err)
+		}
+	}
+	e.log.Info("task ran", "task", task.ID, "group", task.Folder, "status", run.Status, "duration_ms", run.Duration.Milliseconds())
+	return nil
+}
+
+// truncate cuts s to at most n bytes, on a character boundary, saying how
+// long it was.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	note := fmt.Sprintf("… [truncated, %d bytes in all]", len(s))
+	cut := max(n-len(note), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + note
+}
