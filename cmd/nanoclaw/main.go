@@ -56,7 +56,7 @@ var commands = []command{
 	{"pair", "pair a chat channel (WhatsApp)", (*Main).runPair},
 	{"chat", "chat with the assistant in this terminal", (*Main).runChat},
 	{"send", "send one message to a group, optionally wait for the reply", (*Main).runSend},
-	{"groups", "list, add, remove and configure groups", notYet("groups")},
+	{"groups", "list, add, remove and configure groups", (*Main).runGroups},
 	{"tasks", "list and manage scheduled tasks", (*Main).runTasks},
 	{"status", "show what the daemon is doing", notYet("status")},
 	{"doctor", "check the installation and say what to fix", notYet("doctor")},

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
@@ -53,7 +54,7 @@ func (m *Main) runTasks(ctx context.Context, args []string) error {
 			return usagef("list takes no arguments, got %q", rest[0])
 		}
 		var tasks []ipc.TaskInfo
-		if err := m.taskTool(ctx, cfg, "list_tasks", ipc.ListTasksArgs{Group: *group}, &tasks); err != nil {
+		if err := m.ownerTool(ctx, cfg, "list_tasks", ipc.ListTasksArgs{Group: *group}, &tasks); err != nil {
 			return err
 		}
 		m.printTasks(tasks, *all, cfg.Timezone)
@@ -64,7 +65,7 @@ func (m *Main) runTasks(ctx context.Context, args []string) error {
 		}
 		tool := map[string]string{"show": "get_task", "pause": "pause_task", "resume": "resume_task", "cancel": "cancel_task"}[verb]
 		var t ipc.TaskInfo
-		if err := m.taskTool(ctx, cfg, tool, ipc.TaskIDArgs{TaskID: rest[0]}, &t); err != nil {
+		if err := m.ownerTool(ctx, cfg, tool, ipc.TaskIDArgs{TaskID: rest[0]}, &t); err != nil {
 			return err
 		}
 		m.printTask(t, cfg.Timezone)
@@ -73,10 +74,11 @@ func (m *Main) runTasks(ctx context.Context, args []string) error {
 	return usagef("unknown tasks command %q (list, show, pause, resume, cancel)", verb)
 }
 
-// taskTool runs a task tool through the daemon, or on the database itself
-// when the daemon is down — the same code either way (the router's).
-func (m *Main) taskTool(ctx context.Context, cfg *config.Config, tool string, args, out any) error {
-	err := control.Dial(cfg.ControlSocket()).TaskTool(ctx, tool, args, out)
+// ownerTool runs a task or group tool with the owner's rights through the
+// daemon, or on the database itself when the daemon is down — the same code
+// either way (the router's).
+func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, args, out any) error {
+	err := control.Dial(cfg.ControlSocket()).Tool(ctx, tool, args, out)
 	var apiErr *control.APIError
 	switch {
 	case err == nil:
@@ -105,7 +107,9 @@ func (m *Main) taskTool(ctx context.Context, cfg *config.Config, tool string, ar
 		return errors.New("no main group yet: start nanoclaw once ('nanoclaw run')")
 	}
 	raw, _ := json.Marshal(args)
-	rtr := router.New(router.Options{Store: st, Location: cfg.Timezone, AssistantName: cfg.AssistantName, MaxConcurrent: 1, Logger: m.Logger})
+	rtr := router.New(router.Options{Store: st, Location: cfg.Timezone, AssistantName: cfg.AssistantName, MaxConcurrent: 1,
+		GroupsDir: cfg.GroupsDir(), Logger: m.Logger})
+	rtr.AddChannel(local.New(m.Logger)) // local chats can be registered offline too
 	res, err := rtr.Call(ctx, gateway.Caller{Folder: main.Folder, IsMain: true}, tool, raw)
 	if err != nil {
 		return err

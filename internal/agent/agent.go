@@ -50,6 +50,10 @@ type Options struct {
 	// DefaultEgress applies to groups whose config does not choose.
 	DefaultEgress egress.Policy
 
+	// AllowlistPath is the mount allowlist, read afresh at every run; no
+	// file means no extra mounts. It is never mounted itself.
+	AllowlistPath string
+
 	Gateway gateway.Options // Handler is set by NewRunner
 	Store   *store.Store
 	Tools   Tools
@@ -230,14 +234,21 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ensureDir creates dir and, when the host runs as root, hands it to the
-// container user so the agent can write where it should.
+// ensureDir creates dir and, when the host runs as root, hands it and its
+// CLAUDE.md (written by the host from a template) to the container user, so
+// the agent can write where it should: its memory included.
 func ensureDir(dir string, mode os.FileMode, chown bool) error {
 	if err := os.MkdirAll(dir, mode); err != nil {
 		return err
 	}
-	if chown && os.Geteuid() == 0 {
-		return os.Chown(dir, ipc.ContainerUID, ipc.ContainerGID)
+	if !chown || os.Geteuid() != 0 {
+		return nil
+	}
+	if err := os.Chown(dir, ipc.ContainerUID, ipc.ContainerGID); err != nil {
+		return err
+	}
+	if err := os.Lchown(filepath.Join(dir, "CLAUDE.md"), ipc.ContainerUID, ipc.ContainerGID); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }

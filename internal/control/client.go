@@ -114,10 +114,10 @@ func (c *Client) Events(ctx context.Context, chat string) (*EventStream, error) 
 	return newEventStream(resp), nil
 }
 
-// TaskTool calls a task tool (list_tasks, get_task, pause_task, resume_task,
-// cancel_task) with the owner's rights and decodes its answer into out.
-func (c *Client) TaskTool(ctx context.Context, tool string, args, out any) error {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/tasks/"+tool, args)
+// Tool calls an owner tool (a task or group tool, with the main group's
+// rights) and decodes its answer into out.
+func (c *Client) Tool(ctx context.Context, tool string, args, out any) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/tools/"+tool, args)
 	if err != nil {
 		return err
 	}

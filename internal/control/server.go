@@ -60,9 +60,9 @@ type Options struct {
 	// is refused (404) before it is delivered, and a message with a
 	// client-chosen id that stores nothing new is surely a duplicate.
 	Registered func(ctx context.Context, jid string) (bool, error)
-	// Tasks answers the task tools (list_tasks, get_task, pause_task, …)
-	// with the owner's (main group's) rights; nil disables /v1/tasks.
-	Tasks func(ctx context.Context, tool string, args json.RawMessage) (any, error)
+	// Tools answers the owner's commands (the task and group tools, with
+	// the main group's rights); nil disables /v1/tools.
+	Tools func(ctx context.Context, tool string, args json.RawMessage) (any, error)
 	// Logger receives request errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -72,7 +72,7 @@ type Options struct {
 type Server struct {
 	local      *local.Channel
 	registered func(ctx context.Context, jid string) (bool, error)
-	tasks      func(ctx context.Context, tool string, args json.RawMessage) (any, error)
+	tools      func(ctx context.Context, tool string, args json.RawMessage) (any, error)
 	log        *slog.Logger
 	mux        *http.ServeMux
 }
@@ -83,7 +83,7 @@ func NewServer(opts Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{local: opts.Local, registered: opts.Registered, tasks: opts.Tasks, log: log.With("component", "control"), mux: http.NewServeMux()}
+	s := &Server{local: opts.Local, registered: opts.Registered, tools: opts.Tools, log: log.With("component", "control"), mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -92,25 +92,29 @@ func NewServer(opts Options) *Server {
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/local/messages", s.postLocalMessage)
 	s.mux.HandleFunc("GET /v1/local/events", s.getLocalEvents)
-	s.mux.HandleFunc("POST /v1/tasks/{tool}", s.postTaskTool)
+	s.mux.HandleFunc("POST /v1/tools/{tool}", s.postTool)
 }
 
-// taskTools are the task tools the CLI may call through /v1/tasks/{tool}.
-var taskTools = map[string]bool{"list_tasks": true, "get_task": true, "pause_task": true, "resume_task": true, "cancel_task": true}
+// ownerTools are the tools the CLI may call through /v1/tools/{tool}.
+var ownerTools = map[string]bool{
+	"list_tasks": true, "get_task": true, "pause_task": true, "resume_task": true, "cancel_task": true,
+	"list_groups": true, "get_group": true, "register_group": true, "configure_group": true,
+	"unregister_group": true, "list_available_groups": true, "refresh_groups": true,
+}
 
-// postTaskTool runs one task tool for the CLI. A refusal of the tool (not
+// postTool runs one owner tool for the CLI. A refusal of the tool (not
 // found, invalid value) is a 422 with its message.
-func (s *Server) postTaskTool(w http.ResponseWriter, r *http.Request) {
+func (s *Server) postTool(w http.ResponseWriter, r *http.Request) {
 	tool := r.PathValue("tool")
-	if s.tasks == nil || !taskTools[tool] {
-		writeError(w, http.StatusNotFound, "no task command %q", tool)
+	if s.tools == nil || !ownerTools[tool] {
+		writeError(w, http.StatusNotFound, "no command %q", tool)
 		return
 	}
 	var args json.RawMessage
 	if err := decodeBody(w, r, 64<<10, &args); err != nil {
 		return
 	}
-	res, err := s.tasks(r.Context(), tool, args)
+	res, err := s.tools(r.Context(), tool, args)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
 		return

@@ -87,6 +87,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Location:      cfg.Timezone,
 		MaxConcurrent: cfg.MaxConcurrentContainers,
 		IdleTimeout:   cfg.IdleTimeout,
+		GroupsDir:     cfg.GroupsDir(),
 		TasksChanged:  func() { engine.Changed() },
 		RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
 			return engine.RecordRun(ctx, t, start, result, err)
@@ -116,7 +117,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		connectWhatsApp(ctx, wa, rtr, st, log)
 	}()
 	srv := control.NewServer(control.Options{Local: loc, Logger: log,
-		Tasks: func(ctx context.Context, tool string, args json.RawMessage) (any, error) {
+		Tools: func(ctx context.Context, tool string, args json.RawMessage) (any, error) {
 			main, found, err := st.MainGroup(ctx)
 			if err != nil || !found {
 				return nil, errors.New("no main group")

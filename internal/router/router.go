@@ -41,6 +41,7 @@ type Options struct {
 	MaxConcurrent int            // agent containers at once, all groups together
 	IdleTimeout   time.Duration  // how long a warm container waits for more messages
 	MinInterval   time.Duration  // shortest interval a scheduled task may have
+	GroupsDir     string         // where group folders live (new groups get one)
 	TasksChanged  func()         // tells the scheduler to look at the tasks again
 	// RecordRun logs a scheduled task's run (the scheduler's RecordRun).
 	RecordRun func(ctx context.Context, t store.Task, start time.Time, result string, err error) error
@@ -467,6 +468,9 @@ func (r *Router) Call(ctx context.Context, caller gateway.Caller, name string, a
 		return r.sendMessage(ctx, caller.Folder, a.Text)
 	case "schedule_task", "list_tasks", "get_task", "update_task", "pause_task", "resume_task", "cancel_task":
 		return r.taskTool(ctx, caller, name, args)
+	}
+	if groupTools[name] {
+		return r.groupTool(ctx, caller, name, args)
 	}
 	return nil, fmt.Errorf("unknown tool %q", name)
 }

@@ -159,6 +159,37 @@ var Tools = []Tool{
 		map[string]string{"task_id": "The task's id."}),
 	Forward[ipc.TaskIDArgs]("cancel_task", "Cancel a task for good.",
 		map[string]string{"task_id": "The task's id."}),
+	Forward[ipc.NoArgs]("list_available_groups",
+		"Main group only: list every chat the account is in (from all channels), with its name, "+
+			"last activity and whether it is already a registered group.", map[string]string{}),
+	Forward[ipc.NoArgs]("refresh_groups",
+		"Main group only: ask the channels for their current chats and names, then list them as list_available_groups does.",
+		map[string]string{}),
+	Forward[ipc.RegisterGroupArgs]("register_group",
+		"Main group only: start answering in another chat. The chat becomes a group with its own folder, "+
+			"memory and sandbox; by default it answers only messages that start with the trigger.",
+		map[string]string{
+			"jid":              "The chat's id, as list_available_groups shows it.",
+			"name":             "A display name for the group.",
+			"folder":           "The group's folder name: lowercase letters, digits and '-', e.g. \"family\".",
+			"trigger":          "The trigger word, default @ plus the assistant's name.",
+			"requires_trigger": "false: answer every message in this chat, not only those starting with the trigger.",
+		}),
+	Forward[ipc.ConfigureGroupArgs]("configure_group",
+		"Main group only: change a group's settings; only the fields given change, and all are validated.",
+		map[string]string{
+			"folder":            "The group's folder.",
+			"name":              "New display name.",
+			"trigger":           "New trigger word.",
+			"requires_trigger":  "Whether messages must start with the trigger.",
+			"timeout_seconds":   "Longest agent run in seconds (0: the default).",
+			"memory_mb":         "Memory limit of the group's container in MiB (0: the default).",
+			"cpus":              "CPU limit of the group's container (0: the default).",
+			"pids_limit":        "Process limit of the group's container (0: the default).",
+			"egress_mode":       "Network policy: none, allowlist or public.",
+			"egress_allow":      "The allow list: domains, *.suffixes, host:port, IP or CIDR.",
+			"additional_mounts": "Extra host directories [{host_path, container_path, readonly}]; the host's mount allowlist still decides.",
+		}),
 }
 
 // New returns the MCP server with the given tools forwarding to c. A nil

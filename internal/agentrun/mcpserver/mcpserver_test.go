@@ -87,7 +87,8 @@ func TestToolsList(t *testing.T) {
 		names = append(names, tl.Name)
 	}
 	slices.Sort(names)
-	want := []string{"cancel_task", "get_task", "list_tasks", "pause_task", "resume_task", "schedule_task", "send_message", "update_task"}
+	want := []string{"cancel_task", "configure_group", "get_task", "list_available_groups", "list_tasks", "pause_task",
+		"refresh_groups", "register_group", "resume_task", "schedule_task", "send_message", "update_task"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tools %v; want %v", names, want)
 	}

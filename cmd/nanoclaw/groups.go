@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+const groupsHelp = `List, add, remove and configure groups (the owner's rights, like the main group's tools).
+
+  nanoclaw groups list                          registered groups
+  nanoclaw groups available [--refresh]         every chat the channels know, registered or not
+  nanoclaw groups show FOLDER                   one group's settings
+  nanoclaw groups add FOLDER [--jid JID] [--name NAME] [--trigger WORD] [--no-trigger]
+                                                register a chat (default local:FOLDER) as a group
+  nanoclaw groups remove FOLDER                 unregister; the folder and its files are kept
+  nanoclaw groups set FOLDER KEY=VALUE...       change settings: name, trigger, requires_trigger,
+                                                timeout (seconds), memory_mb, cpus, pids_limit,
+                                                egress (none|allowlist|public), allow (comma list),
+                                                mounts (JSON list of {host_path, container_path, readonly})
+
+Folder names: lowercase letters, digits and '-', at most 63, not "global".
+It talks to the running daemon; when the daemon is down it uses the database directly.`
+
+func (m *Main) runGroups(ctx context.Context, args []string) error {
+	fs := m.flagSet("groups", "list|available|show|add|remove|set [FOLDER] [options]", groupsHelp)
+	jid := fs.String("jid", "", "add: the chat to register (default local:FOLDER)")
+	name := fs.String("name", "", "add: display name (default: the folder)")
+	trigger := fs.String("trigger", "", "add: trigger word (default @NAME of the assistant)")
+	noTrigger := fs.Bool("no-trigger", false, "add: answer every message, not only those with the trigger")
+	refresh := fs.Bool("refresh", false, "available: ask the channels for their chats first")
+	var rest []string
+	for remaining := args; ; {
+		if err := m.parse(fs, remaining); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		remaining = fs.Args()[1:]
+	}
+	if len(rest) == 0 {
+		return usagef("which groups command? list, available, show, add, remove or set")
+	}
+	cfg, err := config.Load(m.Getenv)
+	if err != nil {
+		return err
+	}
+	verb, rest := rest[0], rest[1:]
+	needFolder := func() (string, error) {
+		if len(rest) == 0 {
+			return "", usagef("%s needs a group folder", verb)
+		}
+		return rest[0], nil
+	}
+	switch verb {
+	case "list":
+		var groups []ipc.GroupInfo
+		if err := m.ownerTool(ctx, cfg, "list_groups", ipc.NoArgs{}, &groups); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "FOLDER\tNAME\tTRIGGER\tCHATS")
+		for _, g := range groups {
+			trig := g.Trigger
+			if g.IsMain {
+				trig = "(main: every message)"
+			} else if !g.RequiresTrigger {
+				trig = "(every message)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Folder, g.Name, trig, strings.Join(g.Chats, ", "))
+		}
+		return tw.Flush()
+	case "available":
+		tool := "list_available_groups"
+		if *refresh {
+			tool = "refresh_groups"
+		}
+		var chats []ipc.AvailableChat
+		if err := m.ownerTool(ctx, cfg, tool, ipc.NoArgs{}, &chats); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHAT\tNAME\tCHANNEL\tLAST ACTIVITY\tGROUP")
+		for _, c := range chats {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.JID, c.Name, c.Channel, c.LastActivity.In(cfg.Timezone).Format("2006-01-02 15:04"), c.Folder)
+		}
+		return tw.Flush()
+	case "show":
+		folder, err := needFolder()
+		if err != nil {
+			return err
+		}
+		var g ipc.GroupInfo
+		if err := m.ownerTool(ctx, cfg, "get_group", ipc.FolderArgs{Folder: folder}, &g); err != nil {
+			return err
+		}
+		m.printGroup(g)
+		return nil
+	case "add":
+		folder, err := needFolder()
+		if err != nil {
+			return err
+		}
+		a := ipc.RegisterGroupArgs{JID: *jid, Name: *name, Folder: folder, Trigger: *trigger}
+		if a.JID == "" {
+			a.JID = "local:" + folder
+		}
+		if *noTrigger {
+			f := false
+			a.RequiresTrigger = &f
+		}
+		var g ipc.GroupInfo
+		if err := m.ownerTool(ctx, cfg, "register_group", a, &g); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "registered %s (%s) as group %q\n", a.JID, g.Name, g.Folder)
+		return nil
+	case "remove":
+		folder, err := needFolder()
+		if err != nil {
+			return err
+		}
+		var g ipc.GroupInfo
+		if err := m.ownerTool(ctx, cfg, "unregister_group", ipc.FolderArgs{Folder: folder}, &g); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "group %q %s\n", folder, g.Note)
+		return nil
+	case "set":
+		folder, err := needFolder()
+		if err != nil {
+			return err
+		}
+		if len(rest) < 2 {
+			return usagef("set needs KEY=VALUE settings after the folder")
+		}
+		a, err := parseSettings(folder, rest[1:])
+		if err != nil {
+			return err
+		}
+		var g ipc.GroupInfo
+		if err := m.ownerTool(ctx, cfg, "configure_group", a, &g); err != nil {
+			return err
+		}
+		m.printGroup(g)
+		return nil
+	}
+	return usagef("unknown groups command %q (list, available, show, add, remove, set)", verb)
+}
+
+// parseSettings turns KEY=VALUE words into configure_group's arguments.
+func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error) {
+	a := ipc.ConfigureGroupArgs{Folder: folder}
+	for _, w := range words {
+		key, value, ok := strings.Cut(w, "=")
+		if !ok {
+			return a, usagef("setting %q is not KEY=VALUE", w)
+		}
+		num := func() (int, error) {
+			n, err := strconv.Atoi(value)
+			if err != nil {
+				return 0, usagef("%s: %q is not a whole number", key, value)
+			}
+			return n, nil
+		}
+		switch key {
+		case "name":
+			a.Name = &value
+		case "trigger":
+			a.Trigger = &value
+		case "requires_trigger":
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				return a, usagef("requires_trigger: %q is not true or false", value)
+			}
+			a.RequiresTrigger = &b
+		case "timeout", "memory_mb", "pids_limit":
+			n, err := num()
+			if err != nil {
+				return a, err
+			}
+			map[string]func(){"timeout": func() { a.TimeoutSeconds = &n }, "memory_mb": func() { a.MemoryMB = &n }, "pids_limit": func() { a.PidsLimit = &n }}[key]()
+		case "cpus":
+			f, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				return a, usagef("cpus: %q is not a number", value)
+			}
+			a.CPUs = &f
+		case "egress":
+			a.EgressMode = &value
+		case "allow":
+			list := []string{}
+			for _, item := range strings.Split(value, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					list = append(list, item)
+				}
+			}
+			a.EgressAllow = &list
+		case "mounts":
+			var mounts []ipc.ExtraMount
+			dec := json.NewDecoder(strings.NewReader(value))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&mounts); err != nil {
+				return a, usagef("mounts: want a JSON list of {host_path, container_path, readonly}: %v", err)
+			}
+			a.AdditionalMounts = &mounts
+		default:
+			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts)", key)
+		}
+	}
+	return a, nil
+}
+
+func (m *Main) printGroup(g ipc.GroupInfo) {
+	w := m.Stdout
+	fmt.Fprintf(w, "folder:    %s\nname:      %s\nmain:      %v\ntrigger:   %s (required: %v)\nchats:     %s\nadded:     %s\n",
+		g.Folder, g.Name, g.IsMain, g.Trigger, g.RequiresTrigger, strings.Join(g.Chats, ", "), g.AddedAt.Format("2006-01-02"))
+	orDefault := func(v any, zero bool) string {
+		if zero {
+			return "default"
+		}
+		return fmt.Sprint(v)
+	}
+	fmt.Fprintf(w, "timeout:   %s s\nmemory:    %s MiB\ncpus:      %s\npids:      %s\n",
+		orDefault(g.TimeoutSeconds, g.TimeoutSeconds == 0), orDefault(g.MemoryMB, g.MemoryMB == 0),
+		orDefault(g.CPUs, g.CPUs == 0), orDefault(g.PidsLimit, g.PidsLimit == 0))
+	mode := g.EgressMode
+	if mode == "" {
+		mode = "default (public)"
+	}
+	fmt.Fprintf(w, "egress:    %s %s\n", mode, strings.Join(g.EgressAllow, ", "))
+	for _, mt := range g.AdditionalMounts {
+		fmt.Fprintf(w, "mount:     %s -> %s (readonly requested: %v)\n", mt.HostPath, mt.ContainerPath, mt.ReadOnly)
+	}
+}

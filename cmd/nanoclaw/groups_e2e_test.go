@@ -1,0 +1,104 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
+)
+
+// groupModel reacts to what it is asked, through the real MCP tools and
+// Bash, and answers every tool result with "done: <the result>".
+func groupModel() fakeapi.Turn {
+	return fakeapi.React(func(r *fakeapi.Request) fakeapi.Turn {
+		if res := r.ToolResults(); len(res) > 0 {
+			return fakeapi.Text("done: " + res[0].Content)
+		}
+		text := r.LastUserText()
+		switch {
+		case strings.Contains(text, "list chats"):
+			return fakeapi.ToolUse("mcp__nanoclaw__list_available_groups", map[string]any{})
+		case strings.Contains(text, "register family"):
+			return fakeapi.ToolUse("mcp__nanoclaw__register_group", map[string]any{"jid": "local:family", "name": "Family", "folder": "family"})
+		case strings.Contains(text, "register evil"):
+			return fakeapi.ToolUse("mcp__nanoclaw__register_group", map[string]any{"jid": "local:evil", "name": "Evil", "folder": "evil"})
+		case strings.Contains(text, "write global memory as main"):
+			return fakeapi.ToolUse("Bash", map[string]any{"command": "echo GLOBAL-BY-main >> /workspace/global/CLAUDE.md && echo WROTE || echo DENIED"})
+		case strings.Contains(text, "write global memory as family"):
+			return fakeapi.ToolUse("Bash", map[string]any{"command": "echo GLOBAL-BY-family >> /workspace/global/CLAUDE.md && echo WROTE || echo DENIED"})
+		}
+		return fakeapi.Text("hi from the agent")
+	})
+}
+
+func TestMainRegistersGroupsAndOwnsGlobalMemory(t *testing.T) {
+	w := newWorld(t, "podman", "IDLE_TIMEOUT=2s")
+	turns := make([]fakeapi.Turn, 100)
+	for i := range turns {
+		turns[i] = groupModel()
+	}
+	w.fake.Script(turns...)
+	w.start()
+	defer w.stop()
+	ask := func(group, text string) string {
+		t.Helper()
+		out, errOut, code := w.nanoclaw("send", "--group", group, "--wait=2m", text)
+		if code != 0 {
+			t.Fatalf("send to %s: exit %d: %s", group, code, errOut)
+		}
+		return out
+	}
+
+	if out := ask("main", "list chats please"); !strings.Contains(out, `"jid":"local:main"`) || !strings.Contains(out, `"registered":true`) {
+		t.Errorf("list_available_groups: %q", out)
+	}
+	if out := ask("main", "register family please"); !strings.Contains(out, `"folder":"family"`) {
+		t.Fatalf("register_group: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(w.home, ".nanoclaw", "groups", "family", "CLAUDE.md")); err != nil {
+		t.Errorf("the new group has no CLAUDE.md: %v", err)
+	}
+	if out := ask("family", "@Andy hello"); !strings.Contains(out, "Andy: hi from the agent") {
+		t.Errorf("the new group's triggered message: %q", out)
+	}
+	// The group's own CLAUDE.md reached the model.
+	last := w.fake.MainRequests()[len(w.fake.MainRequests())-1]
+	if !strings.Contains(last.AllText(), "answering in this chat when a message starts") {
+		t.Error("the family group's CLAUDE.md did not reach the model")
+	}
+
+	// A non-main group may not register groups; nothing changes.
+	if out := ask("family", "@Andy register evil now"); !strings.Contains(out, "not permitted") {
+		t.Errorf("non-main register_group: %q", out)
+	}
+	if out, _, _ := w.nanoclaw("groups", "list"); strings.Contains(out, "evil") || !strings.Contains(out, "family") {
+		t.Errorf("groups after the refused registration:\n%s", out)
+	}
+
+	// Global memory: main may write it, the others may not.
+	global := filepath.Join(w.home, ".nanoclaw", "groups", "global", "CLAUDE.md")
+	if out := ask("family", "@Andy write global memory as family"); !strings.Contains(out, "DENIED") {
+		t.Errorf("a non-main group wrote global memory: %q", out)
+	}
+	if out := ask("main", "write global memory as main"); !strings.Contains(out, "WROTE") {
+		t.Errorf("main could not write global memory: %q", out)
+	}
+	data, _ := os.ReadFile(global)
+	if !strings.Contains(string(data), "GLOBAL-BY-main") || strings.Contains(string(data), "GLOBAL-BY-family") {
+		t.Errorf("global CLAUDE.md after the writes:\n%s", data)
+	}
+
+	// The CLI: remove keeps the folder.
+	out, errOut, code := w.nanoclaw("groups", "remove", "family")
+	if code != 0 || !strings.Contains(out, "kept") {
+		t.Errorf("groups remove: exit %d %q %q", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(w.home, ".nanoclaw", "groups", "family")); err != nil {
+		t.Errorf("the removed group's folder is gone: %v", err)
+	}
+	if _, errOut, code := w.nanoclaw("groups", "add", "../escape"); code != 1 || !strings.Contains(errOut, "folder") {
+		t.Errorf("groups add ../escape: exit %d, %s", code, errOut)
+	}
+}

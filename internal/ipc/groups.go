@@ -1,0 +1,75 @@
+package ipc
+
+import "time"
+
+// The group tools: main only. Their arguments never decide who may call
+// them; the socket does.
+
+// RegisterGroupArgs are the arguments of register_group.
+type RegisterGroupArgs struct {
+	JID             string `json:"jid"`
+	Name            string `json:"name"`
+	Folder          string `json:"folder"`
+	Trigger         string `json:"trigger,omitempty"`
+	RequiresTrigger *bool  `json:"requires_trigger,omitempty"`
+}
+
+// FolderArgs name one group (get_group, unregister_group).
+type FolderArgs struct {
+	Folder string `json:"folder"`
+}
+
+// NoArgs is the argument object of tools that take none.
+type NoArgs struct{}
+
+// ExtraMount is an additional host directory asked for a group.
+type ExtraMount struct {
+	HostPath      string `json:"host_path"`
+	ContainerPath string `json:"container_path"`
+	ReadOnly      bool   `json:"readonly,omitempty"`
+}
+
+// ConfigureGroupArgs change a group's settings; absent fields stay.
+type ConfigureGroupArgs struct {
+	Folder           string        `json:"folder"`
+	Name             *string       `json:"name,omitempty"`
+	Trigger          *string       `json:"trigger,omitempty"`
+	RequiresTrigger  *bool         `json:"requires_trigger,omitempty"`
+	TimeoutSeconds   *int          `json:"timeout_seconds,omitempty"`
+	MemoryMB         *int          `json:"memory_mb,omitempty"`
+	CPUs             *float64      `json:"cpus,omitempty"`
+	PidsLimit        *int          `json:"pids_limit,omitempty"`
+	EgressMode       *string       `json:"egress_mode,omitempty"`
+	EgressAllow      *[]string     `json:"egress_allow,omitempty"`
+	AdditionalMounts *[]ExtraMount `json:"additional_mounts,omitempty"`
+}
+
+// GroupInfo is a registered group as the tools show it.
+type GroupInfo struct {
+	Folder           string       `json:"folder"`
+	Name             string       `json:"name"`
+	Trigger          string       `json:"trigger"`
+	RequiresTrigger  bool         `json:"requires_trigger"`
+	IsMain           bool         `json:"is_main"`
+	Chats            []string     `json:"chats"`
+	AddedAt          time.Time    `json:"added_at"`
+	TimeoutSeconds   int          `json:"timeout_seconds,omitempty"`
+	MemoryMB         int          `json:"memory_mb,omitempty"`
+	CPUs             float64      `json:"cpus,omitempty"`
+	PidsLimit        int          `json:"pids_limit,omitempty"`
+	EgressMode       string       `json:"egress_mode,omitempty"`
+	EgressAllow      []string     `json:"egress_allow,omitempty"`
+	AdditionalMounts []ExtraMount `json:"additional_mounts,omitempty"`
+	Note             string       `json:"note,omitempty"`
+}
+
+// AvailableChat is a chat a channel knows, for registration.
+type AvailableChat struct {
+	JID          string    `json:"jid"`
+	Name         string    `json:"name"`
+	Channel      string    `json:"channel"`
+	IsGroup      bool      `json:"is_group"`
+	LastActivity time.Time `json:"last_activity"`
+	Registered   bool      `json:"registered"`
+	Folder       string    `json:"folder,omitempty"`
+}
