@@ -53,6 +53,7 @@ type command struct {
 var commands = []command{
 	{"run", "drive Claude Code for the group: prompts from the host, results back", (*Main).runRun},
 	{"mcp", "serve the nanoclaw MCP tools on stdin/stdout (started by Claude Code)", (*Main).runMCP},
+	{"hook", "run a Claude Code hook (precompact: archive the transcript; started by Claude Code)", (*Main).runHook},
 	{"version", "print the version", (*Main).runVersion},
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/mounts"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 const groupsHelp = `List, add, remove and configure groups (the owner's rights, like the main group's tools).
@@ -103,6 +105,17 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 			return err
 		}
 		m.printGroup(g)
+		// Each extra mount's verdict, as the next run will see it.
+		if len(g.AdditionalMounts) > 0 {
+			al, err := mounts.LoadAllowlist(cfg.AllowlistPath())
+			if err != nil {
+				return err
+			}
+			for _, mt := range g.AdditionalMounts {
+				v := al.Check(store.Mount{HostPath: mt.HostPath, ContainerPath: mt.ContainerPath, ReadOnly: mt.ReadOnly}, g.IsMain, protectedPaths(cfg)...)
+				fmt.Fprintf(m.Stdout, "verdict:   %s\n", mounts.Describe(v))
+			}
+		}
 		return nil
 	case "add":
 		folder, err := needFolder()

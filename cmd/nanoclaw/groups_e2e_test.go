@@ -90,6 +90,17 @@ func TestMainRegistersGroupsAndOwnsGlobalMemory(t *testing.T) {
 		t.Errorf("global CLAUDE.md after the writes:\n%s", data)
 	}
 
+	// Settings from the CLI, validated; each extra mount shows its verdict.
+	if _, errOut, code := w.nanoclaw("groups", "set", "family", "memory_mb=1", "cpus=1"); code != 1 || !strings.Contains(errOut, "memory") {
+		t.Errorf("an invalid setting: exit %d, %s", code, errOut)
+	}
+	if out, errOut, code := w.nanoclaw("groups", "set", "family", `mounts=[{"host_path":"/root/.ssh","container_path":"keys"}]`, "egress=none"); code != 0 || !strings.Contains(out, "egress:    none") {
+		t.Errorf("groups set: exit %d, %s%s", code, out, errOut)
+	}
+	if out, _, code := w.nanoclaw("groups", "show", "family"); code != 0 || !strings.Contains(out, "verdict:   rejected") {
+		t.Errorf("groups show does not give the mount's verdict:\n%s", out)
+	}
+
 	// The CLI: remove keeps the folder.
 	out, errOut, code := w.nanoclaw("groups", "remove", "family")
 	if code != 0 || !strings.Contains(out, "kept") {

@@ -61,6 +61,7 @@ var commands = []command{
 	{"status", "show what the daemon is doing", notYet("status")},
 	{"doctor", "check the installation and say what to fix", notYet("doctor")},
 	{"image", "build the agent container image", (*Main).runImage},
+	{"mounts", "check the mount allowlist and print verdicts", (*Main).runMounts},
 	{"version", "print the version", (*Main).runVersion},
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
 )
 
@@ -173,6 +174,7 @@ func (s *Session) spec(p groupPaths, sessionID string) runtime.Spec {
 		{Source: p.ipc, Target: ipc.ContainerIPCDir, ReadOnly: true},
 		{Source: o.AgentBinary, Target: ipc.ContainerAgentBinary, ReadOnly: true},
 	}
+	mounts = append(mounts, s.extraMounts()...)
 	cmd := []string{ipc.ContainerAgentBinary, "run", "--idle", (o.IdleTimeout + time.Minute).String()}
 	if sessionID != "" {
 		cmd = append(cmd, "--session", sessionID)
@@ -195,6 +197,42 @@ func (s *Session) spec(p groupPaths, sessionID string) runtime.Spec {
 		PidsLimit: orInt(c.PidsLimit, o.PidsLimit),
 		Cmd:       cmd,
 	}
+}
+
+// extraMounts are the group's additional mounts that the allowlist grants.
+// The allowlist is read at every run so edits apply without a restart; a
+// rejected mount is skipped with a warning saying why (finding 3: nothing is
+// mounted that the allowlist, which no container sees, does not allow, and
+// never nanoclaw's own data home or config dir).
+func (s *Session) extraMounts() []runtime.Mount {
+	o := s.r.opt
+	g := s.group
+	if len(g.Config.AdditionalMounts) == 0 {
+		return nil
+	}
+	al, err := mounts.LoadAllowlist(o.AllowlistPath)
+	if err != nil {
+		s.r.log.Error("mount allowlist unreadable; no extra mounts for this run", "group", g.Folder, "err", err)
+		return nil
+	}
+	protected := []string{o.GroupsDir, o.SessionsDir, o.IPCDir,
+		filepath.Dir(o.GroupsDir), filepath.Dir(o.SessionsDir), filepath.Dir(o.IPCDir)}
+	if o.AllowlistPath != "" {
+		protected = append(protected, o.AllowlistPath, filepath.Dir(o.AllowlistPath))
+	}
+	var out []runtime.Mount
+	for _, m := range g.Config.AdditionalMounts {
+		v := al.Check(m, g.IsMain, protected...)
+		if !v.Allowed {
+			s.r.log.Warn("extra mount skipped", "group", g.Folder, "host_path", m.HostPath, "container_path", m.ContainerPath, "reason", v.Reason)
+			continue
+		}
+		if v.Reason != "" {
+			s.r.log.Warn("extra mount made read-only", "group", g.Folder, "host_path", m.HostPath, "container_path", m.ContainerPath, "reason", v.Reason)
+		}
+		out = append(out, runtime.Mount{Source: v.HostPath, Target: v.ContainerPath, ReadOnly: v.ReadOnly})
+	}
+	return out
 }
 
 func (s *Session) timeout() time.Duration {

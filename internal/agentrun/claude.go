@@ -51,6 +51,10 @@ func ClaudeArgs(sessionID, mcpConfig, memory string) []string {
 		"--strict-mcp-config",
 		"--mcp-config=" + mcpConfig,
 		"--allowedTools=" + strings.Join(AllowedTools, ","),
+		// The PreCompact hook archives the transcript before a compaction
+		// (archive.go); passed per run, so nothing is written into the
+		// image or the group's state for it.
+		"--settings=" + HookSettings(),
 	}
 	if sessionID != "" {
 		args = append(args, "--resume="+sessionID)
@@ -83,6 +87,8 @@ func ClaudeEnv(cfg Config, proxy string) []string {
 		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost",
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
 		"DISABLE_AUTOUPDATER=1",
+		// Where the PreCompact hook writes its archive.
+		EnvGroupDir + "=" + cfg.WorkDir,
 	}
 	if cfg.TZ != "" {
 		env = append(env, "TZ="+cfg.TZ)

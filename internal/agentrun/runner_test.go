@@ -324,6 +324,7 @@ func TestRunServesPromptsWithOneWarmProcess(t *testing.T) {
 		"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
 		"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+		EnvGroupDir: h.cfg.WorkDir, // where the PreCompact hook archives
 	}
 	for k, v := range want {
 		if env[k] != v {

@@ -69,6 +69,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		CPUs:          cfg.ContainerCPUs,
 		PidsLimit:     cfg.ContainerPidsLimit,
 		DefaultEgress: egress.Policy{Mode: egress.DefaultMode},
+		AllowlistPath: cfg.AllowlistPath(),
 		Gateway: gateway.Options{
 			Upstream:   cfg.UpstreamURL,
 			APIKey:     cfg.APIKey.Reveal(),
