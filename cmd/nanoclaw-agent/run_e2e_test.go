@@ -360,6 +360,15 @@ func TestRunWithRealClaudeCode(t *testing.T) {
 		t.Errorf("agent exit code %d for an unknown session; want %d\nstderr:\n%s", code, exitNoSession, c.stderr)
 	}
 
+	// Claude Code's own schedulers are not offered to the model: tasks go
+	// through the host's schedule_task.
+	for _, r := range api.MainRequests() {
+		if body := string(r.Body); strings.Contains(body, "CronCreate") || strings.Contains(body, "ScheduleWakeup") {
+			t.Errorf("request %d offers Claude Code's own scheduler tools", r.Seq)
+			break
+		}
+	}
+
 	// finding 1: nothing but the placeholder ever reached the API.
 	for _, r := range api.Requests() {
 		if got := r.Header.Get("X-Api-Key"); got != ipc.PlaceholderAPIKey {

@@ -28,6 +28,12 @@ var AllowedTools = []string{
 	"ToolSearch", "mcp__nanoclaw__*",
 }
 
+// DisallowedTools are Claude Code's own schedulers and remote triggers: they
+// live inside one process and die with the container, and would compete with
+// the host's schedule_task, which survives restarts and is authorized by the
+// group's socket.
+var DisallowedTools = []string{"CronCreate", "CronDelete", "CronList", "ScheduleWakeup", "RemoteTrigger"}
+
 // ClaudeArgs is Claude Code's argument vector (without the program name).
 // Values that come from outside (session id, memory text, file name) are
 // attached with "=" so none can be read as a flag of its own.
@@ -51,6 +57,7 @@ func ClaudeArgs(sessionID, mcpConfig, memory string) []string {
 		"--strict-mcp-config",
 		"--mcp-config=" + mcpConfig,
 		"--allowedTools=" + strings.Join(AllowedTools, ","),
+		"--disallowedTools=" + strings.Join(DisallowedTools, ","),
 		// The PreCompact hook archives the transcript before a compaction
 		// (archive.go); passed per run, so nothing is written into the
 		// image or the group's state for it.
