@@ -58,7 +58,6 @@ type Options struct {
 	Store   *store.Store
 	Tools   Tools
 	Logger  *slog.Logger
-	Debug   bool // run logs may include prompt text
 }
 
 // Tools are the host's answers to the agent's tool calls. Each gets the

@@ -139,7 +139,9 @@ type setting struct {
 	Default string
 	Help    string
 	Secret  bool
+	path    bool // a path: "~/" is expanded before apply
 	apply   func(c *Config, v string) error
+	show    func(c *Config) string // the effective value, secrets masked
 }
 
 // defaultUpstream is the public Anthropic API.
@@ -147,21 +149,28 @@ const defaultUpstream = "https://api.anthropic.com"
 
 // settings is the table of every knob; Load, Print and the README follow it.
 var settings = []setting{
-	{Name: "NANOCLAW_HOME", Default: "~/.nanoclaw", Help: "data home: groups, sessions, gateway sockets, database, logs",
-		apply: func(c *Config, v string) (err error) { c.Home, err = absPath(v); return err }},
+	{Name: "NANOCLAW_HOME", path: true, Default: "~/.nanoclaw", Help: "data home: groups, sessions, gateway sockets, database, logs",
+		apply: func(c *Config, v string) (err error) { c.Home, err = absPath(v); return err },
+		show:  func(c *Config) string { return c.Home }},
 	{Name: "ASSISTANT_NAME", Default: "Andy", Help: "the assistant's name; the trigger is @NAME",
-		apply: func(c *Config, v string) error { c.AssistantName = v; return validName(v) }},
+		apply: func(c *Config, v string) error { c.AssistantName = v; return validName(v) },
+		show:  func(c *Config) string { return c.AssistantName }},
 	{Name: "ANTHROPIC_API_KEY", Secret: true, Help: "API key; stays on the host, injected by the gateway",
-		apply: func(c *Config, v string) error { c.APIKey = Secret(v); return validSecret(v) }},
+		apply: func(c *Config, v string) error { c.APIKey = Secret(v); return validSecret(v) },
+		show:  func(c *Config) string { return c.APIKey.String() }},
 	{Name: "CLAUDE_CODE_OAUTH_TOKEN", Secret: true, Help: "OAuth token (alternative to the API key); stays on the host",
-		apply: func(c *Config, v string) error { c.OAuthToken = Secret(v); return validSecret(v) }},
+		apply: func(c *Config, v string) error { c.OAuthToken = Secret(v); return validSecret(v) },
+		show:  func(c *Config) string { return c.OAuthToken.String() }},
 	{Name: "ANTHROPIC_BASE_URL", Default: defaultUpstream, Help: "upstream Messages API the gateway forwards to",
-		apply: func(c *Config, v string) (err error) { c.UpstreamURL, err = parseUpstream(v); return err }},
+		apply: func(c *Config, v string) (err error) { c.UpstreamURL, err = parseUpstream(v); return err },
+		show:  func(c *Config) string { return c.UpstreamURL.String() }},
 	{Name: "NANOCLAW_RUNTIME", Default: "auto", Help: "container runtime: auto, docker, podman or container",
-		apply: func(c *Config, v string) error { c.Runtime = Runtime(v); return validRuntime(v) }},
+		apply: func(c *Config, v string) error { c.Runtime = Runtime(v); return validRuntime(v) },
+		show:  func(c *Config) string { return string(c.Runtime) }},
 	{Name: "NANOCLAW_IMAGE", Default: "localhost/nanoclaw-agent:latest", Help: "agent container image",
-		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) }},
-	{Name: "NANOCLAW_AGENT_BINARY", Help: "the static nanoclaw-agent mounted into containers (default: beside the nanoclaw binary)",
+		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) },
+		show:  func(c *Config) string { return c.Image }},
+	{Name: "NANOCLAW_AGENT_BINARY", path: true, Help: "the static nanoclaw-agent mounted into containers (default: beside the nanoclaw binary)",
 		apply: func(c *Config, v string) (err error) {
 			if v == "" {
 				c.AgentBinary = besideExecutable("nanoclaw-agent")
@@ -169,31 +178,42 @@ var settings = []setting{
 			}
 			c.AgentBinary, err = absPath(v)
 			return err
-		}},
+		},
+		show: func(c *Config) string { return c.AgentBinary }},
 	{Name: "MAX_CONCURRENT_CONTAINERS", Default: "3", Help: "agent containers running at once, all groups together",
-		apply: func(c *Config, v string) (err error) { c.MaxConcurrentContainers, err = intIn(v, 1, 64); return err }},
+		apply: func(c *Config, v string) (err error) { c.MaxConcurrentContainers, err = intIn(v, 1, 64); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.MaxConcurrentContainers) }},
 	{Name: "CONTAINER_TIMEOUT", Default: "5m", Help: "longest agent run (Go duration, or milliseconds)",
 		apply: func(c *Config, v string) (err error) {
 			c.ContainerTimeout, err = durationIn(v, 10*time.Second, 24*time.Hour)
 			return err
-		}},
+		},
+		show: func(c *Config) string { return c.ContainerTimeout.String() }},
 	{Name: "IDLE_TIMEOUT", Default: "30m", Help: "how long a finished agent stays warm for follow-up messages",
-		apply: func(c *Config, v string) (err error) { c.IdleTimeout, err = durationIn(v, 0, 24*time.Hour); return err }},
+		apply: func(c *Config, v string) (err error) { c.IdleTimeout, err = durationIn(v, 0, 24*time.Hour); return err },
+		show:  func(c *Config) string { return c.IdleTimeout.String() }},
 	{Name: "CONTAINER_MEMORY_MB", Default: "2048", Help: "memory limit of an agent container, MiB",
-		apply: func(c *Config, v string) (err error) { c.ContainerMemoryMB, err = intIn(v, 64, 1<<16); return err }},
+		apply: func(c *Config, v string) (err error) { c.ContainerMemoryMB, err = intIn(v, 64, 1<<16); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.ContainerMemoryMB) }},
 	{Name: "CONTAINER_CPUS", Default: "2", Help: "CPU limit of an agent container",
-		apply: func(c *Config, v string) (err error) { c.ContainerCPUs, err = floatIn(v, 0.1, 64); return err }},
+		apply: func(c *Config, v string) (err error) { c.ContainerCPUs, err = floatIn(v, 0.1, 64); return err },
+		show:  func(c *Config) string { return strconv.FormatFloat(c.ContainerCPUs, 'f', -1, 64) }},
 	{Name: "CONTAINER_PIDS_LIMIT", Default: "512", Help: "process limit of an agent container",
-		apply: func(c *Config, v string) (err error) { c.ContainerPidsLimit, err = intIn(v, 16, 1<<16); return err }},
+		apply: func(c *Config, v string) (err error) { c.ContainerPidsLimit, err = intIn(v, 16, 1<<16); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.ContainerPidsLimit) }},
 	{Name: "PROMPT_MAX_MESSAGES", Default: "50", Help: "most messages in one prompt (newest kept)",
-		apply: func(c *Config, v string) (err error) { c.PromptMaxMessages, err = intIn(v, 1, 10000); return err }},
+		apply: func(c *Config, v string) (err error) { c.PromptMaxMessages, err = intIn(v, 1, 10000); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.PromptMaxMessages) }},
 	{Name: "PROMPT_MAX_BYTES", Default: "32768", Help: "largest prompt in bytes (newest messages kept)",
-		apply: func(c *Config, v string) (err error) { c.PromptMaxBytes, err = intIn(v, 1024, 8<<20); return err }},
+		apply: func(c *Config, v string) (err error) { c.PromptMaxBytes, err = intIn(v, 1024, 8<<20); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.PromptMaxBytes) }},
 	{Name: "MESSAGE_MAX_BYTES", Default: "4096", Help: "longest single message in a prompt; longer ones are cut with a marker",
-		apply: func(c *Config, v string) (err error) { c.MessageMaxBytes, err = intIn(v, 256, 8<<20); return err }},
+		apply: func(c *Config, v string) (err error) { c.MessageMaxBytes, err = intIn(v, 256, 8<<20); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.MessageMaxBytes) }},
 	{Name: "TZ", Help: "time zone for schedules (IANA name); default: the host's",
-		apply: func(c *Config, v string) (err error) { c.Timezone, err = loadZone(v); return err }},
-	{Name: "NANOCLAW_DB_KEY_FILE", Help: "database key file; when it exists the database is encrypted (default: CONFIG_DIR/db.key)",
+		apply: func(c *Config, v string) (err error) { c.Timezone, err = loadZone(v); return err },
+		show:  func(c *Config) string { return c.Timezone.String() }},
+	{Name: "NANOCLAW_DB_KEY_FILE", path: true, Help: "database key file; when it exists the database is encrypted (default: CONFIG_DIR/db.key)",
 		apply: func(c *Config, v string) (err error) {
 			if v == "" {
 				c.DBKeyFile = filepath.Join(c.ConfigDir, "db.key")
@@ -201,9 +221,11 @@ var settings = []setting{
 			}
 			c.DBKeyFile, err = absPath(v)
 			return err
-		}},
+		},
+		show: func(c *Config) string { return c.DBKeyFile }},
 	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
-		apply: func(c *Config, v string) (err error) { c.LogLevel, err = ParseLevel(v); return err }},
+		apply: func(c *Config, v string) (err error) { c.LogLevel, err = ParseLevel(v); return err },
+		show:  func(c *Config) string { return strings.ToLower(c.LogLevel.String()) }},
 }
 
 // Load builds the effective configuration from defaults, the config file and
@@ -258,7 +280,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		if ev := getenv(s.Name); ev != "" {
 			v, src = ev, "environment"
 		}
-		if s.Name == "NANOCLAW_HOME" || s.Name == "NANOCLAW_DB_KEY_FILE" || s.Name == "NANOCLAW_AGENT_BINARY" {
+		if s.path {
 			if v, err = expandHome(v, home); err != nil {
 				errs = append(errs, fmt.Errorf("%s (from %s): %w", s.Name, src, err))
 				continue
@@ -313,7 +335,7 @@ func (c *Config) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "# config file: %s\n", file)
 	for _, s := range settings {
-		c.printLine(w, s.Name, c.value(s), c.Sources[s.Name])
+		c.printLine(w, s.Name, s.show(c), c.Sources[s.Name])
 	}
 }
 
@@ -322,53 +344,6 @@ func (c *Config) printLine(w io.Writer, name, value, src string) {
 		fmt.Fprintf(w, "# %s from %s\n", name, src)
 	}
 	fmt.Fprintf(w, "%s=%s\n", name, value)
-}
-
-// value renders a setting's effective value; secrets come out masked.
-func (c *Config) value(s setting) string {
-	switch s.Name {
-	case "NANOCLAW_HOME":
-		return c.Home
-	case "ASSISTANT_NAME":
-		return c.AssistantName
-	case "ANTHROPIC_API_KEY":
-		return c.APIKey.String()
-	case "CLAUDE_CODE_OAUTH_TOKEN":
-		return c.OAuthToken.String()
-	case "ANTHROPIC_BASE_URL":
-		return c.UpstreamURL.String()
-	case "NANOCLAW_RUNTIME":
-		return string(c.Runtime)
-	case "NANOCLAW_IMAGE":
-		return c.Image
-	case "NANOCLAW_AGENT_BINARY":
-		return c.AgentBinary
-	case "MAX_CONCURRENT_CONTAINERS":
-		return strconv.Itoa(c.MaxConcurrentContainers)
-	case "CONTAINER_TIMEOUT":
-		return c.ContainerTimeout.String()
-	case "IDLE_TIMEOUT":
-		return c.IdleTimeout.String()
-	case "CONTAINER_MEMORY_MB":
-		return strconv.Itoa(c.ContainerMemoryMB)
-	case "CONTAINER_CPUS":
-		return strconv.FormatFloat(c.ContainerCPUs, 'f', -1, 64)
-	case "CONTAINER_PIDS_LIMIT":
-		return strconv.Itoa(c.ContainerPidsLimit)
-	case "PROMPT_MAX_MESSAGES":
-		return strconv.Itoa(c.PromptMaxMessages)
-	case "PROMPT_MAX_BYTES":
-		return strconv.Itoa(c.PromptMaxBytes)
-	case "MESSAGE_MAX_BYTES":
-		return strconv.Itoa(c.MessageMaxBytes)
-	case "TZ":
-		return c.Timezone.String()
-	case "NANOCLAW_DB_KEY_FILE":
-		return c.DBKeyFile
-	case "LOG_LEVEL":
-		return strings.ToLower(c.LogLevel.String())
-	}
-	panic("config: no printer for setting " + s.Name)
 }
 
 // Help lists every setting with its default, for --help texts and docs.

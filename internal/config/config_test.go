@@ -312,7 +312,7 @@ func TestPrintCoversEverySetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	c.Print(&out) // panics on a setting without a printer
+	c.Print(&out) // panics on a setting without show
 	for _, s := range settings {
 		if !strings.Contains(out.String(), "\n"+s.Name+"=") {
 			t.Errorf("%s missing from print-config", s.Name)

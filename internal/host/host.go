@@ -77,7 +77,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		},
 		Store:  st,
 		Logger: log,
-		Debug:  cfg.LogLevel <= slog.LevelDebug,
 	})
 	var engine *scheduler.Engine // set below: the router and the engine call each other
 	rtr := router.New(router.Options{

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -477,15 +476,9 @@ func (r *Router) Call(ctx context.Context, caller gateway.Caller, name string, a
 
 // sendMessage sends text to the chat the group's current work came from.
 func (r *Router) sendMessage(ctx context.Context, folder, text string) (ipc.SendMessageResult, error) {
-	r.mu.Lock()
-	chat := r.current[folder]
-	r.mu.Unlock()
-	if chat == "" {
-		chats, err := r.st.ChatsOfGroup(ctx, folder)
-		if err != nil || len(chats) == 0 {
-			return ipc.SendMessageResult{}, errors.New("this group has no chat to send to")
-		}
-		chat = chats[0]
+	chat, err := r.chatOf(ctx, folder)
+	if err != nil {
+		return ipc.SendMessageResult{}, err
 	}
 	o := store.NewOutgoing(chat, folder, r.prefix+text)
 	if err := r.st.Enqueue(ctx, o); err != nil {

@@ -298,23 +298,6 @@ func (s *Store) updateOne(ctx context.Context, what, query string, args ...any) 
 	return nil
 }
 
-// DueTasks returns up to limit active tasks whose next run is at or before
-// now, the most overdue first (limit <= 0: all). Invalid rows are skipped and
-// logged.
-func (s *Store) DueTasks(ctx context.Context, now time.Time, limit int) ([]Task, error) {
-	if limit <= 0 {
-		limit = -1
-	}
-	list, err := queryList(ctx, s, "tasks", len(taskColumnNames), decodeTask,
-		`SELECT `+taskColumns+` FROM tasks
-		WHERE status = 'active' AND next_run IS NOT NULL AND next_run <= ?
-		ORDER BY next_run, id LIMIT ?`, toMillis(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("due tasks at %s: %w", now.Format(time.RFC3339), err)
-	}
-	return list, nil
-}
-
 // TaskRun is the log entry of one run of a task.
 type TaskRun struct {
 	ID        int64 // assigned by AddTaskRun

@@ -187,51 +187,6 @@ func TestTasksRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDueTasks(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTest(t)
-	mustPutGroup(t, s, testGroup("family"))
-	now := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		id     string
-		next   *time.Time
-		status TaskStatus
-	}{
-		{"late", timePtr(now.Add(-time.Hour)), TaskActive},
-		{"exact", timePtr(now), TaskActive},
-		{"later", timePtr(now.Add(time.Millisecond)), TaskActive},
-		{"paused", timePtr(now.Add(-2 * time.Hour)), TaskPaused},
-		{"done", timePtr(now.Add(-2 * time.Hour)), TaskCompleted},
-		{"cancelled", timePtr(now.Add(-2 * time.Hour)), TaskCancelled},
-		{"unscheduled", nil, TaskActive},
-		{"latest", timePtr(now.Add(-3 * time.Hour)), TaskActive},
-	} {
-		task := testTask(tc.id, "family")
-		task.NextRun, task.Status = tc.next, tc.status
-		if err := s.CreateTask(ctx, task); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ids := func(list []Task) []string {
-		var out []string
-		for _, task := range list {
-			out = append(out, task.ID)
-		}
-		return out
-	}
-	due, err := s.DueTasks(ctx, now, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := ids(due), []string{"latest", "late", "exact"}; !reflect.DeepEqual(got, want) {
-		t.Fatalf("DueTasks = %v, want %v", got, want)
-	}
-	due, _ = s.DueTasks(ctx, now, 2)
-	if got, want := ids(due), []string{"latest", "late"}; !reflect.DeepEqual(got, want) {
-		t.Fatalf("DueTasks(limit 2) = %v, want %v", got, want)
-	}
-}
-
 func TestTaskRuns(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
@@ -323,7 +278,6 @@ func TestTaskBadRows(t *testing.T) {
 			for name, list := range map[string]func() ([]Task, error){
 				"ListTasks(all)":    func() ([]Task, error) { return s.ListTasks(ctx, "") },
 				"ListTasks(family)": func() ([]Task, error) { return s.ListTasks(ctx, "family") },
-				"DueTasks":          func() ([]Task, error) { return s.DueTasks(ctx, time.Now(), 0) },
 			} {
 				got, err := list()
 				if err != nil {
