@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,41 +25,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/agentrun"
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
-// forwarder listens on 127.0.0.1 and copies every connection to the unix
-// socket at path: the container side's loopback forwarder, in miniature.
+// forwarder runs the container side's own loopback forwarder in front of
+// the socket at path and returns its address.
 func forwarder(t *testing.T, path string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("unix", path)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				done := make(chan struct{}, 2)
-				go func() { io.Copy(u, c); u.(*net.UnixConn).CloseWrite(); done <- struct{}{} }()
-				go func() { io.Copy(c, u); c.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-				<-done
-				<-done
-			}()
-		}
-	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := agentrun.NewForwarder(ln, path, 16, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()
 }
 
