@@ -1,6 +1,11 @@
 package egress
 
-import "net/netip"
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+)
 
 // class is how an address may be reached.
 type class uint8
@@ -94,18 +99,33 @@ var globalUnicast = p("2000::/3")
 //
 // Decide lets a rule that names a forbidden address open it, except for the
 // ones no rule can open: cloud metadata and platform endpoints, unspecified,
-// "this network", broadcast, multicast, reserved and Teredo addresses.
+// "this network", broadcast, multicast, reserved and Teredo addresses, and
+// (known only to Decide, which reads them) the host's own addresses.
 func Forbidden(ip netip.Addr) (reason string, bad bool) {
 	reason, c := classify(ip)
 	return reason, c != public
 }
 
 // classify says how ip may be reached and, if it is not public, why.
-func classify(ip netip.Addr) (string, class) {
+func classify(ip netip.Addr) (string, class) { return classifyOn(ip, nil) }
+
+// hostReason is why an address of the host's own interfaces is refused.
+const hostReason = "an address of this host"
+
+// classifyOn is classify on a host whose interfaces have the addresses
+// self: each of them, in any encoding, is never reachable.
+func classifyOn(ip netip.Addr, self []netip.Addr) (string, class) {
 	if !ip.IsValid() {
 		return "invalid address", never
 	}
 	ip = ip.WithZone("")
+	// R4: the host's own addresses reach every service bound to 0.0.0.0
+	// or ::, and a broad rule ("10.0.0.0/8:*") would open them by accident.
+	// Loopback stays as it was: closed unless a rule names it, the owner's
+	// deliberate way to one host service ("127.0.0.1:11434").
+	if !ip.IsLoopback() && slices.Contains(self, ip) {
+		return hostReason, never
+	}
 	for _, s := range specials {
 		if !s.prefix.Contains(ip) {
 			continue
@@ -114,7 +134,7 @@ func classify(ip netip.Addr) (string, class) {
 			return s.reason, s.class
 		}
 		v4 := embedded(ip, s.embed)
-		reason, c := classify(v4)
+		reason, c := classifyOn(v4, self)
 		if c == public {
 			return "", public
 		}
@@ -133,4 +153,30 @@ func embedded(ip netip.Addr, off int) netip.Addr {
 	var v4 [4]byte
 	copy(v4[:], b[off/8:off/8+4])
 	return netip.AddrFrom4(v4)
+}
+
+// InterfaceAddrs returns every address of every network interface of this
+// host, whatever its scope or state, read afresh from the kernel so that an
+// address added a moment ago counts. It is Decider's default HostAddrs.
+func InterfaceAddrs() ([]netip.Addr, error) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list this host's interface addresses: %w", err)
+	}
+	out := make([]netip.Addr, 0, len(as))
+	for _, a := range as {
+		var ip net.IP
+		switch a := a.(type) {
+		case *net.IPNet:
+			ip = a.IP
+		case *net.IPAddr:
+			ip = a.IP
+		}
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return nil, fmt.Errorf("list this host's interface addresses: cannot read %q", a)
+		}
+		out = append(out, addr.Unmap())
+	}
+	return out, nil
 }

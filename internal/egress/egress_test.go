@@ -289,9 +289,11 @@ func TestDecide(t *testing.T) {
 	}{
 		// public
 		{"public name", public, "example.com", 443, addrs("93.184.215.14"), true, "93.184.215.14", "public address"},
-		{"public, any port", public, "example.com", 22, addrs("93.184.215.14"), true, "93.184.215.14", "public"},
+		{"public, web port 80", public, "example.com", 80, addrs("93.184.215.14"), true, "93.184.215.14", "public"},
+		{"public, SSH refused", public, "example.com", 22, addrs("93.184.215.14"), false, "", `example.com resolves to 93.184.215.14: port 22 is not a web port (only 80 and 443 are open by default); the owner can open it with the egress rule "example.com:22"`},
 		{"zero policy is public", zero, "example.com", 443, addrs("93.184.215.14"), true, "93.184.215.14", "public"},
-		{"public literal", public, "8.8.8.8", 53, nil, true, "8.8.8.8", "public"},
+		{"public literal", public, "8.8.8.8", 443, nil, true, "8.8.8.8", "public"},
+		{"public literal, DNS port refused", public, "8.8.8.8", 53, nil, false, "", `8.8.8.8: port 53 is not a web port`},
 		{"public v6 literal", public, "[2606:4700:4700::1111]", 443, nil, true, "2606:4700:4700::1111", "public"},
 		{"literal ignores addrs", public, "8.8.8.8", 443, addrs("127.0.0.1"), true, "8.8.8.8", "public"},
 		{"public, first of several", public, "example.com", 443, addrs("2606:4700::1", "1.1.1.1"), true, "2606:4700::1", "public"},
@@ -365,7 +367,7 @@ func TestDecide(t *testing.T) {
 		{"unknown mode", Policy{Mode: "open"}, "example.com", 443, addrs("1.1.1.1"), false, "", "unknown egress mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Decide(tc.p, tc.host, tc.port, tc.addrs)
+			d := noHost.Decide(tc.p, tc.host, tc.port, tc.addrs)
 			if d.Allowed != tc.allow || !strings.Contains(d.Reason, tc.reason) {
 				t.Fatalf("Decide(%s, %s:%d, %v) = %+v; want allowed=%v, reason containing %q", tc.p.Mode, tc.host, tc.port, tc.addrs, d, tc.allow, tc.reason)
 			}
@@ -374,6 +376,61 @@ func TestDecide(t *testing.T) {
 			}
 			if !tc.allow && d.Addr.IsValid() {
 				t.Fatalf("denied decision carries address %v", d.Addr)
+			}
+		})
+	}
+}
+
+// R4: under public only the web ports of public addresses are open; SMTP
+// and every other port need a rule naming the host or the address.
+func TestDecidePublicOpensOnlyWebPorts(t *testing.T) {
+	public := policy(t, "public")
+	rules := policy(t, "public", "smtp.example.com:587", "*.mail.example:*", "93.184.215.14:25", "81.2.0.0/16:8443", "[2a00:1450::/32]:22")
+	list := policy(t, "allowlist", "api.example.com:8443", "*.example.org")
+	pub, pub2, pub6 := addrs("93.184.215.14"), addrs("81.2.69.160"), addrs("2a00:1450:4001:80b::200e")
+
+	for _, tc := range []struct {
+		name  string
+		p     Policy
+		host  string
+		port  int
+		addrs []netip.Addr
+		want  string // "" = allowed; otherwise part of the reason
+	}{
+		{"SMTP by name", public, "smtp.example.com", 25, pub, `port 25 is not a web port (only 80 and 443 are open by default); the owner can open it with the egress rule "smtp.example.com:25"`},
+		{"SMTP by address", public, "93.184.215.14", 25, nil, `93.184.215.14: port 25 is not a web port`},
+		{"SMTP by IPv6 address", public, "2a00:1450:4001:80b::200e", 25, nil, `rule "[2a00:1450:4001:80b::200e]:25"`},
+		{"submission port", public, "smtp.example.com", 587, pub, "port 587 is not a web port"},
+		{"SSH", public, "git.example.com", 22, pub, "port 22 is not a web port"},
+		{"port 8080", public, "example.com", 8080, pub, "port 8080 is not a web port"},
+		{"highest port", public, "example.com", 65535, pub, "port 65535 is not a web port"},
+		{"HTTPS by name", public, "example.com", 443, pub, ""},
+		{"HTTP by name", public, "example.com", 80, pub, ""},
+		{"HTTPS by address", public, "93.184.215.14", 443, nil, ""},
+		{"HTTP by IPv6 address", public, "2a00:1450:4001:80b::200e", 80, nil, ""},
+
+		{"domain rule opens its port", rules, "smtp.example.com", 587, pub, ""},
+		{"domain rule, other port", rules, "smtp.example.com", 25, pub2, "port 25 is not a web port"},
+		{"domain rule, other host", rules, "smtp.example.net", 587, pub, "port 587 is not a web port"},
+		{"suffix rule any port", rules, "in.mail.example", 2525, pub, ""},
+		{"suffix rule, apex", rules, "mail.example", 2525, pub, "port 2525 is not a web port"},
+		{"address rule by literal", rules, "93.184.215.14", 25, nil, ""},
+		{"address rule by name", rules, "mx.example.net", 25, pub, ""},
+		{"address rule, other address", rules, "mx.example.net", 25, pub2, "port 25 is not a web port"},
+		{"network rule", rules, "81.2.69.160", 8443, nil, ""},
+		{"network rule, other port", rules, "81.2.69.160", 8444, nil, "port 8444 is not a web port"},
+		{"IPv6 network rule", rules, "code.example", 22, pub6, ""},
+		{"mixed answer, one closed", rules, "mx.example.net", 25, addrs("93.184.215.14", "81.2.69.160"), "81.2.69.160: port 25 is not a web port"},
+		{"rules keep web ports open", rules, "example.com", 443, pub2, ""},
+
+		{"allowlist port rule", list, "api.example.com", 8443, pub, ""},
+		{"allowlist web ports", list, "www.example.org", 443, pub, ""},
+		{"allowlist unlisted port", list, "www.example.org", 25, pub, "not in the group's allow list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := noHost.Decide(tc.p, tc.host, tc.port, tc.addrs)
+			if d.Allowed != (tc.want == "") || !strings.Contains(d.Reason, tc.want) {
+				t.Fatalf("Decide(%s:%d, %v) = %+v; want allowed=%v, reason containing %q", tc.host, tc.port, tc.addrs, d, tc.want == "", tc.want)
 			}
 		})
 	}

@@ -16,7 +16,8 @@ const (
 	None Mode = "none"
 	// Allowlist: only destinations a rule names.
 	Allowlist Mode = "allowlist"
-	// Public: any public internet address, plus private ones a rule names.
+	// Public: any public internet address on the web ports (80 and 443),
+	// plus the other ports and private addresses rules name.
 	Public Mode = "public"
 	// DefaultMode is the mode of an empty mode string.
 	DefaultMode = Public
@@ -35,8 +36,9 @@ type Policy struct {
 // ParsePolicy builds a Policy from its stored form: a mode ("" means
 // DefaultMode) and the allow list's entries (see ParseRule). Under none no
 // entry is allowed (it would have no effect); allowlist needs at least one;
-// under public entries name the private destinations the group may reach
-// besides the public internet. An entry listed twice is an error.
+// under public entries name what the group may reach besides the web ports
+// of the public internet: other ports ("smtp.example.com:587") and private
+// destinations ("192.168.1.10:8080"). An entry listed twice is an error.
 func ParsePolicy(mode string, allow []string) (Policy, error) {
 	m := Mode(mode)
 	if m == "" {
@@ -114,6 +116,8 @@ func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
 	case None:
 		return "egress is off for this group (mode none)", false
 	case Public:
+		// Every name may be looked up here (at 443 anyway); Decide then
+		// says why a closed port or a private address is refused.
 		return "", true
 	case Allowlist:
 		if lit.IsValid() {
@@ -128,6 +132,31 @@ func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
 	return fmt.Sprintf("unknown egress mode %q", p.Mode), false
 }
 
+// webPort reports whether port is one the default policy opens on the
+// public internet.
+func webPort(port int) bool { return port == 80 || port == 443 }
+
+// closedPort is why a public destination on a port other than 80 and 443
+// is refused under public: what the container sees says how to open it.
+func closedPort(dest string, port int) string {
+	return fmt.Sprintf("port %d is not a web port (only 80 and 443 are open by default); the owner can open it with the egress rule %q", port, joinHostPort(dest, port))
+}
+
+// Decide is Decider{}.Decide: it judges against this host's real
+// interface addresses.
+func Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
+	return Decider{}.Decide(p, host, port, addrs)
+}
+
+// Decider judges destinations on one host. The zero Decider reads the
+// host's interface addresses afresh at every decision.
+type Decider struct {
+	// HostAddrs lists the addresses of the host's own interfaces, none of
+	// which is ever reachable; nil means InterfaceAddrs. Tests give a
+	// fixed list.
+	HostAddrs func() ([]netip.Addr, error)
+}
+
 // Decide decides whether the group with policy p may connect to host:port,
 // which resolved to addrs (every address the resolver returned). If host is
 // an IP literal, that address is the only one considered and addrs is
@@ -137,9 +166,11 @@ func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
 // private address is refused (no mixing): the client could be steered to
 // either. An address passes
 //
-//   - under public: if it is public (see Forbidden), or an Address/Network
-//     rule covers it at port, or a Domain rule names host with this exact
-//     port ("nas.lan:5000") and the address is not loopback;
+//   - under public: if it is public (see Forbidden) and port is 80 or 443,
+//     or an Address/Network rule covers it at port, or a Domain/Suffix rule
+//     covers host at port and the address is public, or a Domain rule names
+//     host with this exact port ("nas.lan:5000") and the address is not
+//     loopback;
 //   - under allowlist: after Prescreen passes (a name rule covers
 //     host:port, or an address rule covers the literal), if it is public or
 //     opened as under public. A domain rule without an exact port, and a
@@ -147,8 +178,11 @@ func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
 //     name's DNS decides where it points;
 //   - under none: never.
 //
-// Addresses no rule can open (cloud metadata, multicast, ...) never pass.
-func Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
+// Addresses no rule can open (cloud metadata, multicast, ...) never pass,
+// nor does any address of the host's own interfaces except loopback, in
+// any encoding (IPv4-mapped, NAT64, ...). If the host's addresses cannot be
+// read, nothing passes.
+func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
 	if reason, ok := p.Prescreen(host, port); !ok {
 		return deny("%s", reason)
 	}
@@ -159,8 +193,15 @@ func Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
 	if len(addrs) == 0 {
 		return deny("%s has no address", h)
 	}
-	var exact *Rule
+	self, err := d.hostAddrs()
+	if err != nil {
+		// R4: without the host's own addresses no destination is known to
+		// be elsewhere.
+		return deny("cannot tell whether %s is this host (%v); nothing is allowed until it can", h, err)
+	}
+	var named, exact *Rule
 	if !lit.IsValid() {
+		named = p.nameRule(h, port)
 		for i, r := range p.Allow {
 			if r.exactService() && r.namesHost(h, port) {
 				exact = &p.Allow[i]
@@ -168,40 +209,64 @@ func Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
 			}
 		}
 	}
-	why := ""
+	dest := func(a netip.Addr) string {
+		if lit.IsValid() {
+			return a.String()
+		}
+		return h + " resolves to " + a.String()
+	}
+	// First what no rule opens, so that the log names it even when another
+	// address of the answer is refused too.
 	for _, a := range addrs {
 		if !a.IsValid() || a.Zone() != "" {
 			return deny("%s resolved to an unusable address %q", h, a)
 		}
-		a = a.Unmap()
-		reason, c := classify(a)
-		dest := a.String()
-		if !lit.IsValid() {
-			dest = h + " resolves to " + dest
+		if reason, c := classifyOn(a.Unmap(), self); c == never {
+			return deny("%s: %s, never allowed", dest(a.Unmap()), reason)
 		}
-		switch {
-		case c == never:
-			return deny("%s: %s, never allowed", dest, reason)
-		case p.addrRule(a, port) != nil:
-			if why == "" {
-				why = "allowed by rule " + p.addrRule(a, port).String()
-			}
+	}
+	why := ""
+	for _, a := range addrs {
+		a = a.Unmap()
+		reason, c := classifyOn(a, self)
+		var by string
+		switch r := p.addrRule(a, port); {
+		case r != nil:
+			by = "allowed by rule " + r.String()
+		case c == public && named != nil:
+			by = "allowed by rule " + named.String()
+		case c == public && p.mode() == Public && webPort(port):
+			by = "public address"
 		case c == public:
-			if why == "" {
-				why = "public address"
-				if p.mode() == Allowlist {
-					why = "allowed by rule " + p.nameRule(h, port).String()
-				}
-			}
+			// R4: only reachable under public, on a port no rule opens.
+			return deny("%s: %s", dest(a), closedPort(h, port))
 		case exact != nil && !strings.HasSuffix(reason, "loopback"):
-			if why == "" {
-				why = "allowed by rule " + exact.String()
-			}
+			by = "allowed by rule " + exact.String()
 		default:
-			return deny("%s: %s; only a rule naming this address or %s opens it", dest, reason, joinHostPort(h, port))
+			return deny("%s: %s; only a rule naming this address or %s opens it", dest(a), reason, joinHostPort(h, port))
+		}
+		if why == "" {
+			why = by
 		}
 	}
 	return Decision{Allowed: true, Reason: why, Addr: addrs[0].Unmap()}
+}
+
+// hostAddrs returns the host's own addresses, unmapped and without zones.
+func (d Decider) hostAddrs() ([]netip.Addr, error) {
+	list := d.HostAddrs
+	if list == nil {
+		list = InterfaceAddrs
+	}
+	self, err := list()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(self))
+	for _, a := range self {
+		out = append(out, a.Unmap().WithZone(""))
+	}
+	return out, nil
 }
 
 func (p Policy) mode() Mode {
