@@ -19,7 +19,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/store"
@@ -182,8 +181,11 @@ type Verdict struct {
 }
 
 // Check decides one mount for a group. protected are paths no mount may
-// overlap, in either direction (nanoclaw's data home and config dir: mounting
-// them, or a parent of them, would undo finding 3).
+// overlap, in either direction (nanoclaw's data home, config dir and the
+// directories of its binaries, see OwnDirs: mounting them, or a parent of
+// them, would undo finding 3). Overlap is decided by file identity as well
+// as by name (R7), so a bind mount, a case-insensitive spelling or any other
+// alias of a protected directory is refused like the directory itself.
 func (a *Allowlist) Check(m store.Mount, isMain bool, protected ...string) Verdict {
 	v := Verdict{Mount: m}
 	reject := func(format string, args ...any) Verdict {
@@ -197,8 +199,8 @@ func (a *Allowlist) Check(m store.Mount, isMain bool, protected ...string) Verdi
 	}
 	v.ContainerPath = cp
 
-	if m.HostPath == "" {
-		return reject("host_path is empty")
+	if err := store.ValidateHostPath(m.HostPath); err != nil {
+		return reject("%v", err)
 	}
 	hp, err := expand(m.HostPath)
 	if err != nil {
@@ -214,11 +216,15 @@ func (a *Allowlist) Check(m store.Mount, isMain bool, protected ...string) Verdi
 		return reject("host path %s cannot be resolved: %v", hp, unwrapPath(err))
 	}
 	v.HostPath = res
-	if err := mountable(res); err != nil {
-		return reject("host path %s: %v", res, err)
+	if err := store.ValidateHostPath(res); err != nil {
+		return reject("host path %s (resolved from %s): %v", res, hp, err)
 	}
 	if pat, comp, ok := a.blocked(res); ok {
 		return reject("host path %s (resolved from %s): component %q matches blocked pattern %q", res, hp, comp, pat)
+	}
+	var table []mountEntry
+	if len(protected) > 0 {
+		table = readMountTable()
 	}
 	for _, p := range protected {
 		if p == "" {
@@ -230,6 +236,9 @@ func (a *Allowlist) Check(m store.Mount, isMain bool, protected ...string) Verdi
 		}
 		if within(res, pp) || within(pp, res) {
 			return reject("host path %s overlaps nanoclaw's own %s", res, pp)
+		}
+		if why := sameTree(res, pp, table); why != "" {
+			return reject("host path %s overlaps nanoclaw's own %s: %s", res, pp, why)
 		}
 	}
 	if !a.Exists {
@@ -263,45 +272,51 @@ func (a *Allowlist) Check(m store.Mount, isMain bool, protected ...string) Verdi
 	return v
 }
 
-// ContainerPath checks a requested container path (relative, non-empty,
-// clean, no '..', nothing the runtime's mount syntax cannot carry) and
-// returns where it is mounted inside the container.
-func ContainerPath(p string) (string, error) {
-	switch {
-	case p == "":
-		return "", errors.New("container_path is empty")
-	case strings.HasPrefix(p, "/"):
-		return "", fmt.Errorf("container_path %q is absolute; it must be relative to %s", p, ipc.ContainerExtraDir)
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("container_path %q contains a '..' component", p)
-		}
-	}
-	if c := path.Clean(p); c != p || c == "." {
-		return "", fmt.Errorf("container_path %q is not clean (no '.', '//' or trailing '/')", p)
-	}
-	if err := mountable(p); err != nil {
-		return "", fmt.Errorf("container_path %q: %v", p, err)
-	}
-	return ipc.ContainerExtraDir + "/" + p, nil
+// Guard judges extra mounts as a run would: with the allowlist as the file
+// is now and nanoclaw's own directories protected. A setting is judged
+// with it when it is made (R14: refused whole, nothing stored); each run
+// judges it again, as the allowlist may have changed since.
+type Guard struct {
+	// AllowlistPath is the allowlist file; "" or no file allows nothing.
+	AllowlistPath string
+	// Protected are the paths no mount may overlap (see OwnDirs).
+	Protected []string
 }
 
-// mountable refuses what the runtimes' --mount syntax cannot carry (the
-// runtime package would refuse the whole container otherwise).
-func mountable(p string) error {
-	if !utf8.ValidString(p) {
-		return errors.New("not valid UTF-8")
+// CheckAll judges each of a group's mounts. The error names the first
+// refused mount and the verdict's reason, or says why the allowlist could
+// not be read; the verdicts say how the others would be mounted.
+func (g Guard) CheckAll(ms []store.Mount, isMain bool) ([]Verdict, error) {
+	if len(ms) == 0 {
+		return nil, nil
 	}
-	for i, r := range p {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return fmt.Errorf("control character at byte %d", i)
-		}
-		if strings.ContainsRune(`,:="\`, r) {
-			return fmt.Errorf("%q at byte %d cannot be mounted", r, i)
-		}
+	file := g.AllowlistPath
+	if file == "" {
+		return nil, errors.New("no mount allowlist is configured, so no extra mounts are allowed")
 	}
-	return nil
+	al, err := LoadAllowlist(file)
+	if err != nil {
+		return nil, fmt.Errorf("%w: fix it, then check it with 'nanoclaw mounts check'", err)
+	}
+	var out []Verdict
+	for i, m := range ms {
+		v := al.Check(m, isMain, g.Protected...)
+		if !v.Allowed {
+			return nil, fmt.Errorf("mount %d (%s -> %s) refused: %s", i+1, m.HostPath, m.ContainerPath, v.Reason)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// ContainerPath checks a requested container path (store.ValidateContainerPath,
+// the rule the store applies too) and returns where it is mounted inside the
+// container.
+func ContainerPath(p string) (string, error) {
+	if err := store.ValidateContainerPath(p); err != nil {
+		return "", err
+	}
+	return ipc.ContainerExtraDir + "/" + p, nil
 }
 
 // blocked reports the first component of p matching a blocked pattern. A

@@ -143,7 +143,7 @@ func TestCheck(t *testing.T) {
 		{"comma in host path", store.Mount{HostPath: "BASE/allowed/odd,name", ContainerPath: "o"}, true,
 			want{false, true, "", "", "cannot be mounted"}},
 		{"relative host path", store.Mount{HostPath: "allowed/proj", ContainerPath: "o"}, true,
-			want{false, true, "", "", "not absolute"}},
+			want{false, true, "", "", "is relative"}},
 		{"tilde user", store.Mount{HostPath: "~root/x", ContainerPath: "o"}, true,
 			want{false, true, "", "", "~user"}},
 	}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 )
@@ -152,13 +154,39 @@ func (e Egress) validate() error {
 }
 
 func (m Mount) validate() error {
-	if m.HostPath == "" {
+	if err := ValidateHostPath(m.HostPath); err != nil {
+		return err
+	}
+	return ValidateContainerPath(m.ContainerPath)
+}
+
+// ValidateHostPath checks the form of a mount's host path: absolute, or
+// "~" / "~/..." for the host user's home; not "~user", nothing relative,
+// nothing the runtimes' mount syntax cannot carry (R14). Whether the path
+// may be mounted is the mount allowlist's decision (package mounts).
+func ValidateHostPath(p string) error {
+	switch {
+	case p == "":
 		return errors.New("host_path is empty")
-	}
-	if strings.ContainsRune(m.HostPath, 0) {
+	case strings.ContainsRune(p, 0):
 		return errors.New("host_path contains a NUL byte")
+	case p == "~" || strings.HasPrefix(p, "~/"):
+	case strings.HasPrefix(p, "~"):
+		return fmt.Errorf("host_path %q: only ~ and ~/ are expanded, not ~user; write the absolute path", p)
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("host_path %q is relative; write an absolute path (or ~/...)", p)
 	}
-	p := m.ContainerPath
+	if err := mountable(p); err != nil {
+		return fmt.Errorf("host_path %q: %w", p, err)
+	}
+	return nil
+}
+
+// ValidateContainerPath checks a mount's container path: relative (it is
+// mounted under /workspace/extra), clean, no '..', nothing the runtimes'
+// mount syntax cannot carry. It is the one rule of the store and of the
+// run-time check (R14), so a stored path is one a run accepts.
+func ValidateContainerPath(p string) error {
 	switch {
 	case p == "":
 		return errors.New("container_path is empty")
@@ -172,6 +200,30 @@ func (m Mount) validate() error {
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
 			return fmt.Errorf("container_path %q contains a '..' component", p)
+		}
+	}
+	if c := path.Clean(p); c != p || c == "." {
+		return fmt.Errorf("container_path %q is not clean (no '.', '//' or trailing '/')", p)
+	}
+	if err := mountable(p); err != nil {
+		return fmt.Errorf("container_path %q: %w", p, err)
+	}
+	return nil
+}
+
+// mountable refuses what the runtimes' --mount syntax cannot carry: invalid
+// UTF-8, control characters and the syntax's own separators (the runtime
+// package would refuse the whole container otherwise).
+func mountable(p string) error {
+	if !utf8.ValidString(p) {
+		return errors.New("not valid UTF-8")
+	}
+	for i, r := range p {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("control character at byte %d", i)
+		}
+		if strings.ContainsRune(`,:="\`, r) {
+			return fmt.Errorf("%q at byte %d cannot be mounted", r, i)
 		}
 	}
 	return nil

@@ -74,6 +74,17 @@ func TestContainerConfigValidate(t *testing.T) {
 		{"mount backslash", mount("/h", `a\..\b`), "backslash"},
 		{"mount NUL", mount("/h", "a\x00b"), "NUL"},
 		{"mount host NUL", mount("/h\x00", "a"), "NUL"},
+		// R14: what the run-time check refuses is refused when stored.
+		{"mount dot container path", mount("/h", "."), "not clean"},
+		{"mount colon container path", mount("/h", "a:b"), `':' at byte 1 cannot be mounted`},
+		{"mount comma container path", mount("/h", "a,b"), "cannot be mounted"},
+		{"mount trailing slash container path", mount("/h", "a/"), "not clean"},
+		{"mount relative host path", mount("projects", "p"), `host_path "projects" is relative`},
+		{"mount dot-relative host path", mount("./projects", "p"), "is relative"},
+		{"mount tilde user host path", mount("~root/x", "p"), "not ~user"},
+		{"mount tilde host path ok", mount("~/projects", "p"), ""},
+		{"mount control char host path", mount("/h[0m", "p"), "control character"},
+		{"mount colon host path", mount("/a:b", "p"), "cannot be mounted"},
 		{"mount duplicate container path", ContainerConfig{AdditionalMounts: []Mount{{HostPath: "/a", ContainerPath: "x"}, {HostPath: "/b", ContainerPath: "x"}}}, "additional_mounts[1]: container_path \"x\" used twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

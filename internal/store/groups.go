@@ -50,6 +50,74 @@ func ValidateFolder(name string) error {
 	return nil
 }
 
+// LocalChatPrefix begins the ids of the local terminal channel's chats:
+// "local:<folder>".
+const LocalChatPrefix = "local:"
+
+// The WhatsApp servers of the chats nanoclaw answers in.
+const (
+	whatsAppUser  = "s.whatsapp.net" // a person, by phone number
+	whatsAppLID   = "lid"            // a person, by linked id
+	whatsAppGroup = "g.us"           // a group
+)
+
+// ValidateChatID checks a chat id by the grammar of the channel it belongs
+// to, one function per channel kind (R14): what can be registered as a
+// group is exactly what a channel could ever report.
+func ValidateChatID(jid string) error {
+	if err := checkJID(jid); err != nil {
+		return err
+	}
+	if name, ok := strings.CutPrefix(jid, LocalChatPrefix); ok {
+		return validateLocalChat(jid, name)
+	}
+	if strings.Contains(jid, "@") {
+		return validateWhatsAppChat(jid)
+	}
+	return fmt.Errorf("chat id %q is neither a local chat (%s<folder>) nor a WhatsApp chat (NUMBER@%s, NUMBER@%s, ID@%s)",
+		jid, LocalChatPrefix, whatsAppUser, whatsAppLID, whatsAppGroup)
+}
+
+// validateLocalChat: a local chat is named like the folder it reaches.
+func validateLocalChat(jid, name string) error {
+	if err := ValidateFolder(name); err != nil {
+		return fmt.Errorf("local chat %q: %w", jid, err)
+	}
+	return nil
+}
+
+// validateWhatsAppChat: "DIGITS@s.whatsapp.net", "DIGITS@lid" or
+// "DIGITS[-DIGITS]@g.us", with no device or agent part — the chats the
+// WhatsApp channel sends to (whatsapp.ParseChatJID).
+func validateWhatsAppChat(jid string) error {
+	user, server, _ := strings.Cut(jid, "@")
+	digits := func(s string) bool {
+		if s == "" || len(s) > 20 {
+			return false
+		}
+		for _, r := range s {
+			if r < '0' || r > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	switch server {
+	case whatsAppUser, whatsAppLID:
+		if !digits(user) {
+			return fmt.Errorf("WhatsApp chat %q: the part before @ must be 1-20 digits", jid)
+		}
+	case whatsAppGroup:
+		creator, stamp, hyphen := strings.Cut(user, "-")
+		if !digits(creator) || hyphen && !digits(stamp) {
+			return fmt.Errorf("WhatsApp chat %q: not a group id (digits, or digits-digits)", jid)
+		}
+	default:
+		return fmt.Errorf("WhatsApp chat %q: server %q is not %s, %s or %s", jid, server, whatsAppUser, whatsAppLID, whatsAppGroup)
+	}
+	return nil
+}
+
 // checkJID rejects an empty chat id or one with control characters.
 func checkJID(jid string) error {
 	if jid == "" {
