@@ -13,7 +13,9 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/queue"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -45,6 +47,13 @@ type Options struct {
 	// RecordRun logs a scheduled task's run (the scheduler's RecordRun).
 	RecordRun func(ctx context.Context, t store.Task, start time.Time, result string, err error) error
 	Logger    *slog.Logger
+
+	// Mounts judges a group's extra mounts when the owner sets them (R14);
+	// the zero Guard allows none.
+	Mounts mounts.Guard
+	// Defaults are the limits in force where a group's config says 0 (the
+	// runner's): main's tools may lower a limit, never raise it (R6).
+	Defaults store.ContainerConfig
 }
 
 // Router turns stored chat messages into agent runs and their answers into
@@ -326,7 +335,8 @@ func (r *Router) start(ctx context.Context, g store.Group) (Session, error) {
 }
 
 // pending collects, per chat of the group, the messages since the chat's
-// cursor, if they ask for an answer.
+// cursor, if they ask for an answer. Only the newest messages the prompt can
+// hold are loaded; the older ones are counted (R11).
 func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error) {
 	chats, err := r.st.ChatsOfGroup(ctx, g.Folder)
 	if err != nil {
@@ -338,23 +348,33 @@ func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error)
 		if err != nil {
 			return nil, err
 		}
-		msgs, err := r.st.MessagesAfter(ctx, chat, cursor, 0)
+		// The assistant's own words are never input: Backlog leaves them out.
+		b, err := r.st.Backlog(ctx, chat, cursor, r.opt.Caps.MaxMessages)
 		if err != nil {
 			return nil, err
 		}
-		var input []PromptMessage
-		asked := false
-		for _, m := range msgs {
-			if m.IsBot {
-				continue // the assistant's own words are never input
-			}
-			input = append(input, PromptMessage{Sender: m.SenderName, Time: m.Timestamp, Text: m.Content})
-			asked = asked || r.asks(g, m.Content)
-		}
-		if len(input) == 0 || !asked {
+		if len(b.Messages) == 0 {
 			continue
 		}
-		work = append(work, chatWork{chat: chat, prompt: FormatPrompt(input, r.opt.Caps, r.opt.Location), upTo: msgs[len(msgs)-1].Seq})
+		input := make([]PromptMessage, 0, len(b.Messages))
+		asked := false
+		for _, m := range b.Messages {
+			input = append(input, PromptMessage{Sender: m.SenderName, SenderID: m.Sender, FromOwner: m.FromMe,
+				Time: m.Timestamp, Text: m.Content})
+			asked = asked || r.asks(g, m.Content)
+		}
+		if !asked && b.Older > 0 {
+			// A trigger said before the newest messages still asks for an answer.
+			t := r.trigger(g)
+			if asked, err = r.st.AnyStart(ctx, chat, cursor, b.Messages[0].Seq, t.Len(), t.Match); err != nil {
+				return nil, err
+			}
+		}
+		if !asked {
+			continue
+		}
+		work = append(work, chatWork{chat: chat, prompt: FormatPrompt(input, b.Older, r.opt.Caps, r.opt.Location),
+			upTo: b.Messages[len(b.Messages)-1].Seq})
 	}
 	return work, nil
 }
@@ -493,7 +513,7 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	if len(s) > 300 {
-		s = truncateUTF8(s, 300) + "…"
+		s = sanitize.Truncate(s, 300) + "…"
 	}
 	return s
 }
