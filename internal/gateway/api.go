@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxAPIBody bounds one request to the API (the Messages API's own limit
@@ -47,9 +48,50 @@ func (gw *Gateway) newAPIProxy() *httputil.ReverseProxy {
 	}
 }
 
-// apiRequest proxies one /v1 request of the endpoint's group upstream.
+// apiAllowed are the API calls the proxy forwards, as "METHOD target"
+// exactly as the request line has them (path and query, no other
+// spelling). R5: only the API calls Claude Code makes go upstream with the
+// real key. Claude Code 2.1.332, run against the fake API through agent
+// turns, tools, subagents, /compact and /context, sent nothing but
+// POST /v1/messages?beta=true and POST /v1/messages/count_tokens?beta=true
+// (GET /v1/models only with CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY,
+// which the agent does not set). The Files, Batches, Models, Skills, admin
+// and every other API stay out of a container's reach.
+var apiAllowed = map[string]bool{
+	"POST /v1/messages":                        true,
+	"POST /v1/messages?beta=true":              true,
+	"POST /v1/messages/count_tokens":           true,
+	"POST /v1/messages/count_tokens?beta=true": true,
+}
+
+// apiAllowedText names the allowed calls in the refusal.
+const apiAllowedText = "POST /v1/messages and POST /v1/messages/count_tokens"
+
+// maxLoggedTarget bounds how much of a refused request's target is logged
+// and answered: it is the container's text.
+const maxLoggedTarget = 256
+
+// apiTarget is the request's path and query as the container wrote them.
+func apiTarget(r *http.Request) string {
+	t := r.URL.EscapedPath()
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		t += "?" + r.URL.RawQuery
+	}
+	return t
+}
+
+// apiRequest proxies one API request of the endpoint's group upstream, if
+// it is one Claude Code makes; anything else is refused with 403 and one
+// log line.
 func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	gw := e.gw
+	if target := apiTarget(r); !apiAllowed[r.Method+" "+target] {
+		method, target := clipText(r.Method, 32), clipText(target, maxLoggedTarget)
+		gw.log.Warn("api refused", "group", e.group.Folder, "method", method, "target", target)
+		apiError(w, http.StatusForbidden, "permission_error", fmt.Sprintf(
+			"gateway: %s %q is not an API call nanoclaw forwards; only %s reach the API", method, target, apiAllowedText))
+		return
+	}
 	switch {
 	case gw.opt.Upstream == nil:
 		apiError(w, http.StatusServiceUnavailable, "api_error", "gateway: no upstream API URL configured on the host")
@@ -188,6 +230,19 @@ func (gw *Gateway) apiFailed(w http.ResponseWriter, r *http.Request, err error) 
 	if call, _ := r.Context().Value(apiCallKey{}).(*apiCall); call != nil {
 		call.status = status
 	}
+}
+
+// clipText makes s valid UTF-8 of at most n bytes, marking a cut: for
+// container-supplied text in logs and answers.
+func clipText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // apiError writes an error in the Anthropic API's shape, which Claude Code

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,12 +60,8 @@ func TestAPICredentialReplaced(t *testing.T) {
 	ep := e.open(t, "family", false, egress.Policy{})
 
 	fake.Script(fakeapi.Text("one"), fakeapi.Text("two"))
-	for i, path := range []string{"/v1/messages?beta=true", "/v1/messages?beta=true", "/v1/models"} {
-		method, body := http.MethodPost, streamBody
-		if strings.HasPrefix(path, "/v1/models") {
-			method, body = http.MethodGet, ""
-		}
-		status, got, _ := do(t, ep, method, path, body, containerHeaders...)
+	for i, path := range []string{"/v1/messages?beta=true", "/v1/messages?beta=true", "/v1/messages/count_tokens?beta=true"} {
+		status, got, _ := do(t, ep, http.MethodPost, path, streamBody, containerHeaders...)
 		if status != http.StatusOK {
 			t.Fatalf("call %d %s: status %d: %s", i, path, status, got)
 		}
@@ -93,7 +90,7 @@ func TestAPICredentialReplaced(t *testing.T) {
 			t.Errorf("request %d: anthropic-version not passed on: %v", r.Seq, r.Header)
 		}
 	}
-	if reqs[0].Path != "/v1/messages" || reqs[0].Query.Get("beta") != "true" || reqs[2].Path != "/v1/models" {
+	if reqs[0].Path != "/v1/messages" || reqs[0].Query.Get("beta") != "true" || reqs[2].Path != "/v1/messages/count_tokens" {
 		t.Errorf("paths/queries not kept: %s", fake.Summary())
 	}
 	if st := e.gw.Stats()["family"]; st.APIRequests != 3 {
@@ -162,40 +159,130 @@ func TestAPINoCredential(t *testing.T) {
 	}
 }
 
-// Only /v1/ reaches the upstream; absolute URLs naming the gateway itself
-// (a client that sends API calls through HTTP_PROXY) count as /v1 too.
-func TestAPIOnlyV1(t *testing.T) {
+// R5: only the API calls Claude Code makes reach the upstream, spelled
+// exactly as it spells them; every other method, path, query or encoding
+// is refused with 403 in the API's error shape and one log line, and the
+// upstream never sees it.
+func TestAPIAllowlist(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.RequestURI)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"input_tokens":1}`)
+	}))
+	defer upstream.Close()
+	e := newEnv(t, Options{Upstream: mustURL(t, upstream.URL), APIKey: realKey})
+	ep := e.open(t, "g", false, egress.Policy{})
+	self := fmt.Sprintf("http://127.0.0.1:%d", ipc.ProxyPort)
+
+	allowed := []string{
+		"POST /v1/messages?beta=true",
+		"POST /v1/messages",
+		"POST /v1/messages/count_tokens?beta=true",
+		"POST /v1/messages/count_tokens",
+		"POST " + self + "/v1/messages?beta=true", // a client that sends API calls through HTTP_PROXY
+	}
+	refused := []string{
+		// Other APIs under the same key (finding of the review: all of
+		// these reached the upstream with the real key).
+		"GET /v1/files", "GET /v1/files?beta=true", "POST /v1/files", "DELETE /v1/files/x",
+		"GET /v1/files/x/content", "POST /v1/messages/batches", "POST /v1/messages/batches?beta=true",
+		"GET /v1/messages/batches", "GET /v1/messages/batches/b1/results", "POST /v1/messages/batches/b1/cancel",
+		"GET /v1/models", "GET /v1/models?beta=true", "GET /v1/models/claude-x", "POST /v1/complete",
+		"GET /v1/skills", "GET /v1/organizations/me", "POST /v1/messages/cache_touch",
+		// Other methods on the allowed paths.
+		"TRACE /v1/messages", "GET /v1/messages", "PUT /v1/messages", "DELETE /v1/messages", "PATCH /v1/messages",
+		"OPTIONS /v1/messages", "HEAD /v1/messages", "GET /v1/messages/count_tokens", "post /v1/messages",
+		"PROPFIND /v1/messages",
+		// Other spellings of paths: dot segments, encodings, slashes, case.
+		"POST /v1/messages/../files", "POST /v1/messages/%2e%2e/files", "POST /v1/%2e%2e/v1/files",
+		"POST /v1/messages/%2E%2E/batches", "POST /v1/messages/count_tokens/../../files",
+		"POST /v1/./messages", "POST /v1/messages/.", "POST /v1//messages", "POST //v1/messages",
+		"POST /v1/messages/", "POST /V1/messages", "POST /v1/Messages", "POST /v1/%6Dessages",
+		"POST /v1/messages%2fbatches", "POST /v1/messages%2Fbatches", "POST /%76%31/messages",
+		"POST /v1/messages;x", "POST /v1/messages%00", "POST /v1/messages#frag", "POST /v1/messages\\..\\files",
+		// Other queries.
+		"POST /v1/messages?", "POST /v1/messages?beta=false", "POST /v1/messages?beta=true&x=1",
+		"POST /v1/messages?BETA=true", "POST /v1/messages?beta=true%26limit=1000", "POST /v1/messages/count_tokens?beta",
+		// Not the API at all.
+		"GET /", "HEAD /api/hello", "GET /v1", "POST /v1", "GET /v2/models", "POST /api/oauth/token",
+		"GET /ipc", "POST " + self + "/v1/files", "GET " + self + "/v1/models",
+	}
+	request := func(line string) *http.Response {
+		t.Helper()
+		_, _, resp := rawRequest(t, ep, fmt.Sprintf("%s HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			line, ipc.PlaceholderAPIKey, len(jsonBody), jsonBody))
+		return resp
+	}
+	for _, line := range refused {
+		resp := request(line)
+		if strings.HasPrefix(line, "HEAD ") {
+			// The answer to HEAD has no body.
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%q: status %d, want 403", line, resp.StatusCode)
+			}
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		var got struct {
+			Type  string
+			Error struct{ Type, Message string }
+		}
+		json.Unmarshal(b, &got)
+		if resp.StatusCode != http.StatusForbidden || got.Type != "error" || got.Error.Type != "permission_error" ||
+			!strings.Contains(got.Error.Message, "only POST /v1/messages and POST /v1/messages/count_tokens reach the API") {
+			t.Errorf("%q: status %d %s; want 403 permission_error naming the allowed calls", line, resp.StatusCode, b)
+		}
+	}
+	if lines := e.log.lines(t, "api refused"); len(lines) != len(refused) {
+		t.Errorf("%d \"api refused\" log lines for %d refusals:\n%s", len(lines), len(refused), e.log)
+	} else if lines[0]["group"] != "g" || lines[0]["method"] != "GET" || lines[0]["target"] != "/v1/files" {
+		t.Errorf("first refusal logged as %v", lines[0])
+	}
+	mu.Lock()
+	if len(seen) != 0 {
+		t.Errorf("the upstream saw refused requests: %q", seen)
+	}
+	mu.Unlock()
+
+	for _, line := range allowed {
+		if resp := request(line); resp.StatusCode != http.StatusOK {
+			t.Errorf("%q: status %d, want 200", line, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"POST /v1/messages?beta=true", "POST /v1/messages", "POST /v1/messages/count_tokens?beta=true",
+		"POST /v1/messages/count_tokens", "POST /v1/messages?beta=true"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("upstream saw %q, want %q", seen, want)
+	}
+	if st := e.gw.Stats()["g"]; st.APIRequests != int64(len(allowed)) {
+		t.Errorf("stats count %d API requests, want %d (refusals are not API requests)", st.APIRequests, len(allowed))
+	}
+}
+
+// IPC paths must be clean: a dot segment or an encoding never reaches
+// the API through /ipc/.
+func TestIPCPathNotClean(t *testing.T) {
 	fake := fakeapi.New()
 	defer fake.Close()
 	e := newEnv(t, Options{Upstream: mustURL(t, fake.URL()), APIKey: realKey})
 	ep := e.open(t, "g", false, egress.Policy{})
-	for _, tc := range []struct {
-		raw    string
-		status int
-	}{
-		{"HEAD /api/hello HTTP/1.1\r\nHost: x\r\n\r\n", 404},
-		{"GET /v1 HTTP/1.1\r\nHost: x\r\n\r\n", 404},
-		{"GET /v2/models HTTP/1.1\r\nHost: x\r\n\r\n", 404},
-		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 404},
-		{"GET /v1/../admin HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-		{"GET /v1/%2e%2e/admin HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-		{"GET /v1//models HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-		{"GET /ipc/../v1/models HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-	} {
-		_, _, resp := rawRequest(t, ep, tc.raw)
-		if resp.StatusCode != tc.status {
-			t.Errorf("%q: status %d, want %d", strings.SplitN(tc.raw, "\r\n", 2)[0], resp.StatusCode, tc.status)
+	for _, line := range []string{"GET /ipc/../v1/models", "POST /ipc/%2e%2e/v1/files", "POST /ipc/tool/send%5Fmessage", "GET /ipc/session//next"} {
+		_, _, resp := rawRequest(t, ep, line+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q: status %d, want 400", line, resp.StatusCode)
 		}
 	}
-	if n := len(fake.Requests()); n != 0 {
-		t.Fatalf("upstream saw %d requests:\n%s", n, fake.Summary())
-	}
-	_, _, resp := rawRequest(t, ep, fmt.Sprintf("GET http://127.0.0.1:%d/v1/models HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Api-Key: %s\r\n\r\n", ipc.ProxyPort, ipc.ProxyPort, ipc.PlaceholderAPIKey))
-	if resp.StatusCode != 200 {
-		t.Fatalf("absolute URL to the gateway itself: status %d", resp.StatusCode)
-	}
-	if r := fake.Requests(); len(r) != 1 || r[0].Path != "/v1/models" || r[0].Header.Get("X-Api-Key") != realKey {
-		t.Fatalf("upstream saw:\n%s", fake.Summary())
+	if n := len(fake.Requests()); n != 0 || len(e.handler.recorded()) != 0 {
+		t.Fatalf("upstream saw %d requests, the handler %q", n, e.handler.recorded())
 	}
 }
 

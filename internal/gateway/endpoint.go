@@ -224,19 +224,17 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// API calls through HTTP_PROXY: it means the gateway itself.
 		r.URL.Scheme, r.URL.Host = "", ""
 	}
-	p := r.URL.Path
-	if p == "" || path.Clean(p) != p && path.Clean(p)+"/" != p {
-		jsonError(w, http.StatusBadRequest, fmt.Sprintf("gateway: path %q is not clean", p))
+	if p := r.URL.Path; strings.HasPrefix(p, "/ipc/") {
+		if r.URL.RawPath != "" || path.Clean(p) != p && path.Clean(p)+"/" != p {
+			jsonError(w, http.StatusBadRequest, fmt.Sprintf("gateway: path %q is not clean", clipText(r.URL.EscapedPath(), maxLoggedTarget)))
+			return
+		}
+		e.ipcRequest(w, r)
 		return
 	}
-	switch {
-	case strings.HasPrefix(p, "/v1/"):
-		e.apiRequest(w, r)
-	case strings.HasPrefix(p, "/ipc/"):
-		e.ipcRequest(w, r)
-	default:
-		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: no such endpoint %s %s (the gateway serves /v1/, /ipc/ and proxy requests)", r.Method, p))
-	}
+	// Anything else is for the API, which refuses all but the calls
+	// Claude Code makes (apiAllowed).
+	e.apiRequest(w, r)
 }
 
 // isSelf reports whether an absolute URL names the gateway as the

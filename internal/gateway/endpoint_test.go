@@ -58,7 +58,7 @@ func TestOpenReplacesStaleSocketOnly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open over a stale socket: %v", err)
 	}
-	if s, _, _ := do(t, ep, "GET", "/nothing", ""); s != 404 {
+	if s, _, _ := do(t, ep, "GET", "/nothing", ""); s != 403 {
 		t.Fatalf("new socket answers %d", s)
 	}
 	checkMode(t, dir, os.ModeDir|0o700, os.Geteuid()) // tightened from 0755
@@ -113,8 +113,8 @@ func TestSocketOwnerAsRoot(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := run(ipc.ContainerUID); err != nil || out != "404" {
-		t.Fatalf("uid %d: %s %v; want to reach the gateway (404)", ipc.ContainerUID, out, err)
+	if out, err := run(ipc.ContainerUID); err != nil || out != "403" {
+		t.Fatalf("uid %d: %s %v; want to reach the gateway (403: not an API call it forwards)", ipc.ContainerUID, out, err)
 	}
 	// curl exits 7 ("couldn't connect") when connect(2) on the socket
 	// fails with EACCES.
