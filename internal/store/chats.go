@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // Chat is the metadata of a chat the account has seen, registered or not;
 // the main group uses it to discover chats to register.
 type Chat struct {
 	JID          string    // the channel's chat id, e.g. "123@g.us" or "local:main"
-	Name         string    // display name; may be unknown ("")
+	Name         string    // display name, chosen by others (a push name, a group subject); may be unknown ("")
 	Channel      string    // the channel it came from, e.g. "whatsapp"
 	IsGroup      bool      // a group chat rather than a one-to-one chat
 	LastActivity time.Time // the newest message or event seen
@@ -36,7 +38,7 @@ func decodeChat(raw rawRow) (Chat, string, error) {
 	d := decoder{row: raw, cols: chatColumnNames}
 	c := Chat{
 		JID:          d.text(0),
-		Name:         d.text(1),
+		Name:         sanitize.Name(d.text(1)), // R19: rows stored before names were cleaned
 		Channel:      d.text(2),
 		IsGroup:      d.bool(3),
 		LastActivity: d.time(4),
@@ -52,11 +54,14 @@ func decodeChat(raw rawRow) (Chat, string, error) {
 
 // UpsertChat records c. For a known chat the name is only replaced by a
 // non-empty one (events often come without it), and LastActivity only moves
-// forward.
+// forward. The name is stored cleaned (sanitize.Name).
 func (s *Store) UpsertChat(ctx context.Context, c Chat) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("upsert chat %q: %w", c.JID, err)
 	}
+	// R19: names of strangers' chats reach main's model (list_available_groups):
+	// capped, one line, nothing that could read as markup or reorder text.
+	c.Name = sanitize.Name(c.Name)
 	_, err := s.db.ExecContext(ctx, `
 		INSERT INTO chats (jid, name, channel, is_group, last_activity) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (jid) DO UPDATE SET

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // Message is a stored chat message. Only messages of registered chats are
@@ -13,11 +16,11 @@ type Message struct {
 	Seq        int64     // set by AddMessage; orders a chat's messages and is the cursor unit
 	ChatJID    string    // the chat it was sent in
 	ID         string    // the channel's message id, unique within the chat
-	Sender     string    // the sender's id
-	SenderName string    // the sender's display name
-	Content    string    // the text, with captions and quoted replies folded in
+	Sender     string    // the sender's id, as the channel knows it (no participant chooses it)
+	SenderName string    // the sender's display name (chosen by the sender; cleaned by AddMessage)
+	Content    string    // the text, with captions folded in
 	Timestamp  time.Time // when it was sent
-	FromMe     bool      // sent from the owner's own account
+	FromMe     bool      // written by the owner: from the owner's own account, or at the local terminal
 	IsBot      bool      // sent by the assistant; never fed back to it as input
 }
 
@@ -62,11 +65,13 @@ func decodeMessage(raw rawRow) (Message, string, error) {
 }
 
 // AddMessage stores m and returns its seq. A second delivery of the same
-// (chat, id) is ignored: inserted is false and seq is the first one's.
+// (chat, id) is ignored: inserted is false and seq is the first one's. The
+// sender's display name is stored cleaned (sanitize.Name).
 func (s *Store) AddMessage(ctx context.Context, m Message) (seq int64, inserted bool, err error) {
 	if err := m.Validate(); err != nil {
 		return 0, false, fmt.Errorf("add message %q in chat %q: %w", m.ID, m.ChatJID, err)
 	}
+	m.SenderName = sanitize.Name(m.SenderName) // R19: a stranger's name is one short line
 	err = s.db.QueryRowContext(ctx, `
 		INSERT INTO messages (chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -102,6 +107,70 @@ func (s *Store) MessagesAfter(ctx context.Context, chatJID string, afterSeq int6
 		return nil, fmt.Errorf("messages of chat %q after %d: %w", chatJID, afterSeq, err)
 	}
 	return list, nil
+}
+
+// Backlog is what a prompt needs of a chat's unanswered messages (R11): the
+// newest ones, loaded, and how many came before them, counted.
+type Backlog struct {
+	Messages []Message // the newest messages the assistant did not send, oldest first
+	Older    int       // messages before those (the assistant's not counted), left out
+}
+
+// Backlog returns the newest limit (at least 1) messages of the chat with
+// seq > afterSeq that the assistant did not send, oldest first, and counts
+// the earlier ones. The query itself is limited (R11): a backlog of any size
+// loads at most limit rows. Invalid rows are skipped and logged.
+func (s *Store) Backlog(ctx context.Context, chatJID string, afterSeq int64, limit int) (Backlog, error) {
+	limit = max(limit, 1)
+	list, err := queryList(ctx, s, "messages", len(messageColumnNames), decodeMessage, `
+		SELECT `+messageColumns+` FROM (
+			SELECT `+messageColumns+` FROM messages
+			WHERE chat_jid = ? AND seq > ? AND is_bot = 0 ORDER BY seq DESC LIMIT ?
+		) ORDER BY seq`,
+		chatJID, afterSeq, limit)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("unanswered messages of chat %q after %d: %w", chatJID, afterSeq, err)
+	}
+	b := Backlog{Messages: list}
+	if len(list) == 0 {
+		return b, nil
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE chat_jid = ? AND seq > ? AND seq < ? AND is_bot = 0`,
+		chatJID, afterSeq, list[0].Seq).Scan(&b.Older)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("count unanswered messages of chat %q after %d: %w", chatJID, afterSeq, err)
+	}
+	return b, nil
+}
+
+// AnyStart reports whether match accepts the start of a message of the chat
+// with afterSeq < seq < beforeSeq that the assistant did not send. match
+// sees the message's first n characters after leading white space (space,
+// tab, newline, form feed, carriage return); messages are tried newest
+// first, one row at a time, and the first match ends the search — so a
+// large backlog is never held in memory (R11).
+func (s *Store) AnyStart(ctx context.Context, chatJID string, afterSeq, beforeSeq int64, n int, match func(start string) bool) (bool, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT substr(ltrim(content, ' '||char(9, 10, 12, 13)), 1, ?) FROM messages
+		WHERE chat_jid = ? AND seq > ? AND seq < ? AND is_bot = 0 ORDER BY seq DESC`,
+		max(n, 1), chatJID, afterSeq, beforeSeq)
+	if err != nil {
+		return false, fmt.Errorf("search messages of chat %q: %w", chatJID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var start sql.NullString
+		if err := rows.Scan(&start); err != nil {
+			return false, fmt.Errorf("search messages of chat %q: %w", chatJID, err)
+		}
+		if match(start.String) {
+			return true, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("search messages of chat %q: %w", chatJID, err)
+	}
+	return false, nil
 }
 
 // CountMessagesAfter returns how many messages (the assistant's included) the

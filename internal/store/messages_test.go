@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 func addMsg(t *testing.T, s *Store, m Message) int64 {
@@ -210,5 +214,104 @@ func TestChatsWithPending(t *testing.T) {
 	got, _ = s.ChatsWithPending(ctx)
 	if want := []string{"never@g.us"}; !slices.Equal(got, want) {
 		t.Fatalf("after answering: ChatsWithPending = %v, want %v", got, want)
+	}
+}
+
+// R11: a backlog of 50 000 unanswered messages costs one page of rows. The
+// planted bad row among the old messages shows they were never decoded: a
+// query that loaded them would have logged it as skipped.
+func TestBacklogLoadsOnlyTheNewest(t *testing.T) {
+	ctx := context.Background()
+	s, logs := openTest(t)
+	const total, limit = 50000, 50
+	// Every tenth message is the assistant's; seq 7 is a row no decoder accepts.
+	rawExec(t, s, nil, `
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
+		SELECT i, 'big@g.us', 'm' || i, 's@s.whatsapp.net', 'S', 'message ' || i,
+			CASE WHEN i = 7 THEN 'noon' ELSE 1700000000000 + i END, 0, i % 10 = 0 FROM n`, total)
+	addMsg(t, s, Message{ChatJID: "other@g.us", ID: "x", Content: "elsewhere"})
+
+	const cursor = 5
+	isBot := func(seq int) bool { return seq%10 == 0 }
+	// What a full load would have given: the newest limit messages not the
+	// assistant's, and how many of those after the cursor come before them.
+	var newest []int64
+	older := 0
+	for seq := total; seq > cursor; seq-- {
+		switch {
+		case isBot(seq):
+		case len(newest) < limit:
+			newest = append([]int64{int64(seq)}, newest...)
+		default:
+			older++
+		}
+	}
+
+	b, err := s.Backlog(ctx, "big@g.us", cursor, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, m := range b.Messages {
+		got = append(got, m.Seq)
+	}
+	if !slices.Equal(got, newest) {
+		t.Fatalf("Backlog loaded seqs %v, want the newest %d not the assistant's, oldest first: %v", got, limit, newest)
+	}
+	if b.Messages[limit-1].Content != "message 49999" {
+		t.Errorf("newest content %q", b.Messages[limit-1].Content)
+	}
+	if b.Older != older {
+		t.Errorf("Older = %d, want %d", b.Older, older)
+	}
+	if strings.Contains(logs.String(), "skipping invalid row") {
+		t.Errorf("rows before the newest %d were decoded:\n%s", limit, logs.String())
+	}
+
+	if b, err := s.Backlog(ctx, "big@g.us", total, limit); err != nil || len(b.Messages) != 0 || b.Older != 0 {
+		t.Errorf("Backlog after the newest = %+v, %v; want nothing", b, err)
+	}
+
+	// AnyStart sees each message's start after white space, newest first,
+	// and stops at the first match.
+	const asking = 23
+	rawExec(t, s, nil, `UPDATE messages SET content = ' '||char(10, 9)||'  @Andy, are you there? '||content WHERE seq = ?`, asking)
+	before := newest[0]
+	var seen int
+	found, err := s.AnyStart(ctx, "big@g.us", cursor, before, 6, func(start string) bool {
+		seen++
+		return start == "@Andy,"
+	})
+	if err != nil || !found {
+		t.Fatalf("AnyStart = %v, %v; want the message at seq %d found", found, err, asking)
+	}
+	want := 0
+	for seq := int(before) - 1; seq >= asking; seq-- {
+		if !isBot(seq) {
+			want++
+		}
+	}
+	if seen != want {
+		t.Errorf("AnyStart looked at %d messages, want %d (newest first, none after the match)", seen, want)
+	}
+	if found, _ := s.AnyStart(ctx, "big@g.us", asking, before, 6, func(start string) bool { return start == "@Andy," }); found {
+		t.Error("AnyStart looked at a message outside its range")
+	}
+}
+
+// R19: a sender's display name is stored as one short line.
+func TestAddMessageCleansSenderName(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	addMsg(t, s, Message{ChatJID: "g@g.us", ID: "1", Sender: "1@s.whatsapp.net",
+		SenderName: "Andy\n\u202E<owner>" + strings.Repeat("x", 5000), Content: "hi"})
+	got, err := s.MessagesAfter(ctx, "g@g.us", 0, 0)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("MessagesAfter = %+v, %v", got, err)
+	}
+	name := got[0].SenderName
+	if strings.ContainsAny(name, "\n\u202E<>") || utf8.RuneCountInString(name) != sanitize.MaxNameRunes || !strings.HasPrefix(name, "Andy owner") {
+		t.Errorf("stored sender name %q", name)
 	}
 }
