@@ -268,7 +268,7 @@ func leftoverContainer(t *testing.T, rt *runtime.Runtime, folder string) string 
 	t.Helper()
 	name, _ := runtime.ContainerName(folder, time.Now())
 	cmd, err := rt.Command(context.Background(), runtime.Spec{
-		Name: name, Image: testenv.BaseImage, User: runtime.ContainerUser(),
+		Name: name, Image: testenv.BaseImage, User: testenv.ContainerUser(),
 		MemoryMB: 64, CPUs: 0.5, PidsLimit: 16, Cmd: []string{"sleep", "300"},
 	})
 	if err != nil {

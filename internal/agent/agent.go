@@ -37,7 +37,11 @@ type Options struct {
 
 	GroupsDir   string // groups/<folder> and groups/global
 	SessionsDir string // sessions/<folder>/.claude
-	IPCDir      string // ipc/<folder>/gateway.sock
+	IPCDir      string // ipc/<run>/gateway.sock: a directory per run
+	LogsDir     string // logs/<folder>/<start>-<container>.log: the host's own, never mounted
+	// EtcDir holds the host's passwd, group, subuid and subgid files, whose
+	// ids a root daemon's containers never use (default /etc).
+	EtcDir string
 
 	Timeout     time.Duration // longest turn before the container is stopped
 	IdleTimeout time.Duration // how long a warm container waits for a follow-up
@@ -95,6 +99,9 @@ func NewRunner(opt Options) *Runner {
 	if opt.LogCap == 0 {
 		opt.LogCap = 10 << 20
 	}
+	if opt.EtcDir == "" {
+		opt.EtcDir = "/etc"
+	}
 	r := &Runner{opt: opt, log: opt.Logger, sessions: make(map[string]*Session)}
 	gopt := opt.Gateway
 	gopt.Handler = r
@@ -135,9 +142,7 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 	if err := r.checkImage(ctx); err != nil {
 		return nil, err
 	}
-	if opt.SessionID != "" && !ipc.ValidSessionID(opt.SessionID) {
-		return nil, fmt.Errorf("start agent %s: stored session id %q is invalid", g.Folder, opt.SessionID)
-	}
+	opt.SessionID = r.resumable(ctx, g.Folder, opt.SessionID)
 	r.mu.Lock()
 	if _, busy := r.sessions[g.Folder]; busy {
 		r.mu.Unlock()
@@ -152,6 +157,52 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 		return nil, err
 	}
 	return s, nil
+}
+
+// resumable returns id if the group's Claude state holds that session's
+// transcript, and otherwise clears the stored session and returns "": a
+// session id is the container's word, and a missing or bogus one must not
+// make every later start fail (R17).
+func (r *Runner) resumable(ctx context.Context, folder, id string) string {
+	if id == "" {
+		return ""
+	}
+	why := "its id is invalid"
+	if ipc.ValidSessionID(id) {
+		if r.transcriptExists(folder, id) {
+			return id
+		}
+		why = "its transcript is missing"
+	}
+	r.log.Warn("the group's stored session cannot be resumed; starting a fresh one", "group", folder, "session", id, "reason", why)
+	r.clearSession(ctx, folder)
+	return ""
+}
+
+// transcriptExists looks for Claude Code's transcript of session id (a
+// container-writable tree: through os.Root, without following a link at
+// its end).
+func (r *Runner) transcriptExists(folder, id string) bool {
+	root, err := os.OpenRoot(filepath.Join(r.opt.SessionsDir, folder, ".claude"))
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	st, err := root.Lstat(claudeProjectDir + "/" + id + ".jsonl")
+	return err == nil && st.Mode().IsRegular()
+}
+
+// claudeProjectDir is where Claude Code keeps the transcripts of sessions
+// run in ipc.ContainerGroupDir, relative to its state directory.
+const claudeProjectDir = "projects/-workspace-group"
+
+func (r *Runner) clearSession(ctx context.Context, folder string) {
+	if r.opt.Store == nil {
+		return
+	}
+	if err := r.opt.Store.ClearSession(context.WithoutCancel(ctx), folder); err != nil {
+		r.log.Error("clear the group's session", "group", folder, "err", err)
+	}
 }
 
 // checkImage fails clearly when the agent image is missing, instead of
@@ -231,38 +282,4 @@ func newID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// ensureDir creates dir and, when the host runs as root, hands it and its
-// CLAUDE.md (written by the host from a template) to the container user, so
-// the agent can write where it should: its memory included.
-func ensureDir(dir string, mode os.FileMode, chown bool) error {
-	if err := os.MkdirAll(dir, mode); err != nil {
-		return err
-	}
-	if !chown || os.Geteuid() != 0 {
-		return nil
-	}
-	if err := os.Chown(dir, ipc.ContainerUID, ipc.ContainerGID); err != nil {
-		return err
-	}
-	if err := os.Lchown(filepath.Join(dir, "CLAUDE.md"), ipc.ContainerUID, ipc.ContainerGID); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// groupPaths are a group's host directories.
-type groupPaths struct {
-	group, global, claude, ipc, logs string
-}
-
-func (r *Runner) paths(folder string) groupPaths {
-	return groupPaths{
-		group:  filepath.Join(r.opt.GroupsDir, folder),
-		global: filepath.Join(r.opt.GroupsDir, "global"),
-		claude: filepath.Join(r.opt.SessionsDir, folder, ".claude"),
-		ipc:    filepath.Join(r.opt.IPCDir, folder),
-		logs:   filepath.Join(r.opt.GroupsDir, folder, "logs"),
-	}
 }

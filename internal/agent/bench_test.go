@@ -15,6 +15,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 // BenchmarkColdVsBare alternates two runs and reports the time until the
@@ -55,7 +56,7 @@ func BenchmarkColdVsBare(b *testing.B) {
 // returns the time until its result line.
 func (h *harness) bareRun(b *testing.B) time.Duration {
 	spec := runtime.Spec{
-		Image: h.runner.opt.Image, User: runtime.ContainerUser(), Workdir: "/tmp",
+		Image: h.runner.opt.Image, User: testenv.ContainerUser(), Workdir: "/tmp",
 		MemoryMB: h.runner.opt.MemoryMB, CPUs: h.runner.opt.CPUs, PidsLimit: h.runner.opt.PidsLimit,
 		Tmpfs: []runtime.Tmpfs{{Target: "/tmp", SizeMB: 512}, {Target: ipc.ContainerHome, SizeMB: 256, Private: true}},
 		Env: []string{"ANTHROPIC_BASE_URL=" + h.fake.URL(), "ANTHROPIC_API_KEY=bench", "HOME=" + ipc.ContainerHome,

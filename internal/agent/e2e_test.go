@@ -111,6 +111,7 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 		GroupsDir:     filepath.Join(h.home, "groups"),
 		SessionsDir:   filepath.Join(h.home, "sessions"),
 		IPCDir:        filepath.Join(h.home, "ipc"),
+		LogsDir:       filepath.Join(h.home, "logs"),
 		Timeout:       90 * time.Second,
 		IdleTimeout:   time.Minute,
 		StopGrace:     2 * time.Second,
@@ -189,7 +190,7 @@ func (h *harness) bash(s *Session, command string) string {
 }
 
 func (h *harness) runLog(s *Session) string {
-	logs, _ := filepath.Glob(filepath.Join(h.runner.paths(s.group.Folder).logs, "*.log"))
+	logs, _ := filepath.Glob(filepath.Join(h.runner.opt.LogsDir, s.group.Folder, "*.log"))
 	var b strings.Builder
 	for _, l := range logs {
 		data, _ := os.ReadFile(l)
@@ -357,7 +358,7 @@ func TestIsolation(t *testing.T) {
 		os.MkdirAll(filepath.Join(h.home, "groups", "global"), 0o755)
 		os.WriteFile(filepath.Join(h.home, "groups", "global", "CLAUDE.md"), []byte("GLOBAL-MEMORY-MARKER\n"), 0o644)
 		s := h.start(g, StartOptions{})
-		hostPaths := []string{h.home, filepath.Join(h.home, "test.db"), filepath.Join(h.home, "ipc", "other"), "/root/.config/nanoclaw", h.runner.opt.IPCDir}
+		hostPaths := []string{h.home, filepath.Join(h.home, "test.db"), so.runDir, "/root/.config/nanoclaw", h.runner.opt.IPCDir}
 		out := h.bash(s, "touch /workspace/global/x 2>/dev/null && echo GLOBAL-WRITABLE || echo GLOBAL-READONLY; "+
 			"touch /workspace/group/mine && echo GROUP-WRITABLE; "+
 			"ls /workspace/ipc; for p in "+strings.Join(hostPaths, " ")+"; do test -e \"$p\" && echo \"HOST-PATH-VISIBLE $p\"; done; echo END-OF-CHECK")

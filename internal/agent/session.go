@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
@@ -22,6 +24,10 @@ import (
 // ErrTimeout reports a turn that took longer than the group's timeout; its
 // container has been stopped.
 var ErrTimeout = errors.New("agent timed out")
+
+// exitSessionNotFound is nanoclaw-agent's exit code when the session it
+// was told to resume does not exist.
+const exitSessionNotFound = 3
 
 // pollWindow bounds one long poll of the agent for input.
 const pollWindow = 25 * time.Second
@@ -37,10 +43,16 @@ type Session struct {
 	group Group
 	name  string // container name
 	save  bool   // keep Claude Code's session id as the group's
+	// resumed: started with a stored session id; answered: an answer was
+	// accepted (a resume that ends before one says the session is gone).
+	resumed  bool
+	answered bool
 
 	ep      *gateway.Endpoint
 	cmd     *exec.Cmd
 	logFile *os.File
+	logPath string
+	runDir  string // ipc/<random>: this run's socket directory
 	started time.Time
 
 	inputs  chan ipc.Input
@@ -93,85 +105,90 @@ func (s *Session) start(ctx context.Context, opt StartOptions) error {
 	r := s.r
 	g := s.group
 	s.save = !opt.Isolated
-	s.sessionID = opt.SessionID
-	p := r.paths(g.Folder)
-	// The agent writes as the container user; when the host runs as root
-	// these directories are handed to that user (global only for main,
-	// which alone may write it).
-	for _, d := range []struct {
-		dir   string
-		chown bool
-	}{{p.group, true}, {p.global, g.IsMain}, {p.claude, true}, {p.logs, false}} {
-		if err := ensureDir(d.dir, 0o755, d.chown); err != nil {
-			return fmt.Errorf("start agent %s: %w", g.Folder, err)
-		}
-	}
-	if err := ensureDir(filepath.Dir(p.claude), 0o700, false); err != nil {
+	s.resumed = opt.SessionID != ""
+	s.started = time.Now()
+	var err error
+	if s.name, err = runtime.ContainerName(g.Folder, s.started); err != nil {
 		return fmt.Errorf("start agent %s: %w", g.Folder, err)
 	}
+	id, err := r.identity(ctx, g.Folder)
+	if err != nil {
+		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+	}
+	p, err := r.prepareDirs(g, id)
+	if err != nil {
+		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+	}
+	s.runDir = p.run
 
 	policy := r.opt.DefaultEgress
 	if g.Config.Egress.Mode != "" {
-		var err error
 		if policy, err = egress.ParsePolicy(string(g.Config.Egress.Mode), g.Config.Egress.Allow); err != nil {
 			return fmt.Errorf("start agent %s: egress policy: %w", g.Folder, err)
 		}
 	}
-	uid, gid := -1, -1
-	if os.Geteuid() == 0 {
-		uid, gid = ipc.ContainerUID, ipc.ContainerGID
-	}
-	ep, err := r.gw.Open(gateway.Group{Folder: g.Folder, IsMain: g.IsMain, Egress: policy}, p.ipc, uid, gid)
+	// R13: each run has its own socket directory, and only that directory
+	// is mounted: a container of an earlier run (one a killed daemon left
+	// behind) holds the old directory, and can never reach this socket.
+	ep, err := r.gw.Open(gateway.Group{Folder: g.Folder, IsMain: g.IsMain, Egress: policy}, p.run, id.uid, id.gid)
 	if err != nil {
+		s.removeRunDir()
 		return fmt.Errorf("start agent %s: open gateway: %w", g.Folder, err)
 	}
 	s.ep = ep
-
-	s.started = time.Now()
-	if s.name, err = runtime.ContainerName(g.Folder, s.started); err != nil {
+	fail := func(err error) error {
 		ep.Close()
+		s.removeRunDir()
 		return fmt.Errorf("start agent %s: %w", g.Folder, err)
 	}
-	spec := s.spec(p, opt.SessionID)
+
+	spec := s.spec(p, id, opt.SessionID)
 	// The container's life is not the caller's request: it is ended by
 	// Close, the idle timer or the timeout, through the runtime's stop.
 	cmd, err := r.opt.Runtime.Command(context.WithoutCancel(ctx), spec)
 	if err != nil {
-		ep.Close()
-		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+		return fail(err)
 	}
-	s.logFile, err = os.OpenFile(filepath.Join(p.logs, s.started.UTC().Format("20060102T150405.000Z")+"-"+s.name+".log"),
-		os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	// R1: the run log is the host's, in the host's own logs/<folder>, made
+	// new (never an existing file, never through a link).
+	s.logPath = filepath.Join(p.logs, s.started.UTC().Format("20060102T150405.000Z")+"-"+s.name+".log")
+	s.logFile, err = os.OpenFile(s.logPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		ep.Close()
-		return fmt.Errorf("start agent %s: run log: %w", g.Folder, err)
+		return fail(fmt.Errorf("run log: %w", err))
 	}
-	fmt.Fprintf(s.logFile, "container %s\nimage %s\nstarted %s\nresume %q\nmain %v\n\n",
-		s.name, spec.Image, s.started.Format(time.RFC3339Nano), opt.SessionID, g.IsMain)
+	fmt.Fprintf(s.logFile, "container %s\nimage %s\nuser %s\nstarted %s\nresume %q\nmain %v\n\n",
+		s.name, spec.Image, spec.User, s.started.Format(time.RFC3339Nano), opt.SessionID, g.IsMain)
 	out := &cappedWriter{w: s.logFile, left: r.opt.LogCap}
 	cmd.Stdout, cmd.Stderr = out, out
 	s.cmd = cmd
 	if err := cmd.Start(); err != nil {
-		ep.Close()
 		s.logFile.Close()
-		return fmt.Errorf("start agent %s: %s run: %w", g.Folder, r.opt.Runtime.Kind, err)
+		return fail(fmt.Errorf("%s run: %w", r.opt.Runtime.Kind, err))
 	}
-	r.log.Info("agent started", "group", g.Folder, "container", s.name, "resume", opt.SessionID != "")
+	r.log.Info("agent started", "group", g.Folder, "container", s.name, "user", spec.User, "resume", opt.SessionID != "")
 	go s.wait()
 	return nil
+}
+
+// removeRunDir removes this run's socket directory (the socket is gone by
+// then); the host alone writes there.
+func (s *Session) removeRunDir() {
+	if err := os.Remove(s.runDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.r.log.Warn("remove the run's socket directory", "group", s.group.Folder, "dir", s.runDir, "err", err)
+	}
 }
 
 // spec is the container for this run: the hardened flags come from the
 // runtime; the mounts are exactly these, nothing else (finding 3: no project
 // root, no data home, no store, no config dir).
-func (s *Session) spec(p groupPaths, sessionID string) runtime.Spec {
+func (s *Session) spec(p groupPaths, id identity, sessionID string) runtime.Spec {
 	o := s.r.opt
 	c := s.group.Config
 	mounts := []runtime.Mount{
 		{Source: p.group, Target: ipc.ContainerGroupDir},
 		{Source: p.global, Target: ipc.ContainerGlobalDir, ReadOnly: !s.group.IsMain},
 		{Source: p.claude, Target: ipc.ContainerClaudeDir},
-		{Source: p.ipc, Target: ipc.ContainerIPCDir, ReadOnly: true},
+		{Source: p.run, Target: ipc.ContainerIPCDir, ReadOnly: true},
 		{Source: o.AgentBinary, Target: ipc.ContainerAgentBinary, ReadOnly: true},
 	}
 	mounts = append(mounts, s.extraMounts()...)
@@ -185,7 +202,7 @@ func (s *Session) spec(p groupPaths, sessionID string) runtime.Spec {
 	return runtime.Spec{
 		Name:    s.name,
 		Image:   o.Image,
-		User:    runtime.ContainerUser(),
+		User:    id.user(),
 		Workdir: ipc.ContainerGroupDir,
 		Mounts:  mounts,
 		Tmpfs: []runtime.Tmpfs{
@@ -292,9 +309,9 @@ func (s *Session) Prompt(ctx context.Context, text string) (ipc.Output, error) {
 func (s *Session) exited() error {
 	<-s.done
 	if s.exitErr != nil {
-		return fmt.Errorf("agent container %s ended before answering: %v (see the run log in groups/%s/logs)", s.name, s.exitErr, s.group.Folder)
+		return fmt.Errorf("agent container %s ended before answering: %v (see its run log %s)", s.name, s.exitErr, s.logPath)
 	}
-	return fmt.Errorf("agent container %s ended before answering (see the run log in groups/%s/logs)", s.name, s.group.Folder)
+	return fmt.Errorf("agent container %s ended before answering (see its run log %s)", s.name, s.logPath)
 }
 
 // armIdle closes the session after the idle timeout unless another prompt
@@ -302,7 +319,7 @@ func (s *Session) exited() error {
 func (s *Session) armIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.waiting) > 1 { // another prompt is still in flight (ours is deleted after return)
+	if len(s.waiting) > 0 { // another prompt is still in flight (deliver took ours out)
 		return
 	}
 	if s.idle != nil {
@@ -329,26 +346,35 @@ func (s *Session) next(ctx context.Context) (ipc.Input, bool, error) {
 	}
 }
 
+// deliver hands one answer to the prompt waiting for it. R15: the first
+// answer to a prompt wins — taken out of the waiting set under the lock, so
+// a container that posts many answers cannot pin a goroutine or its body;
+// the rest are refused at once. R17: only an accepted answer's session id
+// is kept.
 func (s *Session) deliver(out ipc.Output) error {
+	s.mu.Lock()
+	ch, ok := s.waiting[out.InputID]
+	if ok {
+		delete(s.waiting, out.InputID)
+		s.answered = true
+		if out.SessionID != "" {
+			s.sessionID = out.SessionID
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no prompt %q is waiting for an answer", out.InputID)
+	}
 	if len(out.Result) > maxResultBytes {
 		cut := len(out.Result) - maxResultBytes
 		out.Result = out.Result[:maxResultBytes] + fmt.Sprintf("\n[nanoclaw: output truncated, %d bytes left out]", cut)
 	}
-	s.mu.Lock()
-	ch, ok := s.waiting[out.InputID]
-	if out.SessionID != "" {
-		s.sessionID = out.SessionID
-	}
-	s.mu.Unlock()
 	if out.SessionID != "" && s.save && s.r.opt.Store != nil {
 		if err := s.r.opt.Store.SetSession(context.Background(), s.group.Folder, out.SessionID); err != nil {
 			s.r.log.Error("save session", "group", s.group.Folder, "err", err)
 		}
 	}
-	if !ok {
-		return fmt.Errorf("no prompt %q is waiting for an answer", out.InputID)
-	}
-	ch <- out
+	ch <- out // buffered for one, and this is its only sender
 	return nil
 }
 
@@ -384,9 +410,19 @@ func (s *Session) stop(ctx context.Context) {
 func (s *Session) wait() {
 	s.exitErr = s.cmd.Wait()
 	s.ep.Close()
+	s.removeRunDir()
 	code := -1
 	if s.cmd.ProcessState != nil {
 		code = s.cmd.ProcessState.ExitCode()
+	}
+	s.mu.Lock()
+	gone := s.resumed && !s.answered && code == exitSessionNotFound
+	s.mu.Unlock()
+	if gone {
+		// R17: Claude Code could not resume the stored session; the next
+		// start is a fresh one rather than the same failure for good.
+		s.r.log.Warn("the group's session could not be resumed; cleared, the next run starts fresh", "group", s.group.Folder, "container", s.name)
+		s.r.clearSession(context.Background(), s.group.Folder)
 	}
 	fmt.Fprintf(s.logFile, "\nexited %s after %v, code %s\n", time.Now().Format(time.RFC3339Nano),
 		time.Since(s.started).Round(time.Millisecond), strconv.Itoa(code))

@@ -63,6 +63,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		GroupsDir:     cfg.GroupsDir(),
 		SessionsDir:   cfg.SessionsDir(),
 		IPCDir:        cfg.IPCDir(),
+		LogsDir:       cfg.LogsDir(),
 		Timeout:       cfg.ContainerTimeout,
 		IdleTimeout:   cfg.IdleTimeout,
 		MemoryMB:      cfg.ContainerMemoryMB,

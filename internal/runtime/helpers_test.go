@@ -153,7 +153,7 @@ func newHardenedFixture(t *testing.T, folder, image string, cmd ...string) harde
 			t.Fatal(err)
 		}
 	}
-	user := ContainerUser()
+	user := testenv.ContainerUser()
 	var uid, gid int
 	if _, err := fmt.Sscanf(user, "%d:%d", &uid, &gid); err != nil {
 		t.Fatal(err)

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 // ContainerName is the name of a group's container started at t:
@@ -28,22 +25,6 @@ func ContainerName(folder string, t time.Time) (string, error) {
 	}
 	name := "nanoclaw-" + folder + "-" + strconv.FormatInt(ms, 10)
 	return name, ValidateName(name)
-}
-
-// ContainerUser is the uid:gid containers run as: the host user's own, so
-// files the agent writes into mounted folders belong to that user — except
-// when the host runs as root, where it is ipc.ContainerUID:ContainerGID
-// (never root in a container; Claude Code also refuses to bypass permissions
-// as root).
-func ContainerUser() string {
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid <= 0 {
-		return fmt.Sprintf("%d:%d", ipc.ContainerUID, ipc.ContainerGID)
-	}
-	if gid <= 0 {
-		gid = ipc.ContainerGID // a user whose primary group is root: not root's group inside
-	}
-	return fmt.Sprintf("%d:%d", uid, gid)
 }
 
 // removeTimeout bounds the forced removal Command does when its context ends.

@@ -36,7 +36,7 @@ type Tmpfs struct {
 type Spec struct {
 	Name        string   // see ContainerName
 	Image       string   // an image reference, e.g. localhost/nanoclaw-agent:latest
-	User        string   // "uid:gid", never 0 (see ContainerUser)
+	User        string   // "uid:gid", never 0 (the agent gives each group its own)
 	Workdir     string   // absolute; empty: the image's WORKDIR
 	Env         []string // KEY=VALUE
 	Mounts      []Mount

@@ -130,3 +130,18 @@ var (
 	agentPath string
 	agentErr  error
 )
+
+// TestContainerID is the uid and gid that tests run ad-hoc containers as
+// when they run as root: like a group's own id, it is no account of the
+// host (see agent.FirstContainerID; this one sits just below that range).
+const TestContainerID = 0x70000100
+
+// ContainerUser is the --user of an ad-hoc test container: the test's own
+// uid:gid, or TestContainerID when the test runs as root.
+func ContainerUser() string {
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		return fmt.Sprintf("%d:%d", TestContainerID, TestContainerID)
+	}
+	return fmt.Sprintf("%d:%d", uid, gid)
+}
