@@ -14,10 +14,6 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
-// MaxToolBodyBytes bounds the arguments of one tool call (a task's prompt
-// may be as long as a prompt).
-const MaxToolBodyBytes = ipc.MaxPromptBytes + 64<<10
-
 // How /ipc answers:
 //
 //	GET  ipc.PathNext        200 ipc.Input | 204 nothing within the poll time
@@ -127,7 +123,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, h Handler, name 
 		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: invalid tool name %q (want a lowercase letter, then up to 63 of a-z, 0-9, '_')", name))
 		return
 	}
-	body, err := readBody(r, MaxToolBodyBytes)
+	body, err := readBody(r, ipc.MaxToolBodyBytes)
 	if err == nil {
 		err = checkObject(body)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ func TestIPCToolAnswers(t *testing.T) {
 		{"array", tool, "POST", `["hi"]`, 400, "not a JSON object", false},
 		{"empty body", tool, "POST", ``, 400, "not a JSON object", false},
 		{"trailing data", tool, "POST", `{"text":"hi"} {}`, 400, "data after the JSON object", false},
-		{"too large", ipc.PathToolPrefix + "other", "POST", `{"a":"` + strings.Repeat("x", MaxToolBodyBytes) + `"}`, 400, "exceeds the limit", false},
+		{"too large", ipc.PathToolPrefix + "other", "POST", `{"a":"` + strings.Repeat("x", ipc.MaxToolBodyBytes) + `"}`, 400, "exceeds the limit", false},
 		{"bad tool name", ipc.PathToolPrefix + "Send-Message", "POST", `{}`, 404, "invalid tool name", false},
 		{"no tool name", ipc.PathToolPrefix, "POST", `{}`, 404, "invalid tool name", false},
 		{"GET a tool", tool, "GET", ``, 405, "wants POST", false},
@@ -121,7 +122,10 @@ func TestIPCOutputValidation(t *testing.T) {
 		{"wrong type", `{"input_id":1}`, 400, "invalid JSON"},
 		{"not an object", `"p1"`, 400, "not a JSON object"},
 		{"trailing data", `{"input_id":"p1"}x`, 400, "data after the JSON object"},
-		{"too large", `{"input_id":"p1","result":"` + strings.Repeat("x", ipc.MaxOutputBytes) + `"}`, 400, "exceeds the limit of 10485760"},
+		{"too large", `{"input_id":"p1","result":"` + strings.Repeat("x", ipc.MaxOutputBytes) + `"}`, 400, fmt.Sprintf("exceeds the limit of %d", ipc.MaxOutputBytes)},
+		// R15: every field is capped, within the body's limit too.
+		{"result too long", `{"input_id":"p1","result":"` + strings.Repeat("x", ipc.MaxResultBytes+1) + `"}`, 400, "result must be UTF-8 of at most 1048576 bytes"},
+		{"error too long", `{"input_id":"p1","is_error":true,"error":"` + strings.Repeat("x", ipc.MaxErrorBytes+1) + `"}`, 400, "error must be UTF-8 of at most 65536 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, body, _ := do(t, ep, "POST", ipc.PathOutput, tc.body)

@@ -123,8 +123,25 @@ type Output struct {
 	Usage      Usage `json:"usage"`
 }
 
-// MaxOutputBytes bounds one Output body; the host cuts results further.
-const MaxOutputBytes = 10 << 20
+// Caps of an Output's fields (R15): everything in an Output comes from the
+// container and is held by the host, so every field is bounded. The ids
+// are bounded by their grammar (64 and 128 bytes).
+const (
+	// MaxResultBytes bounds Output.Result: the host passes on no more of a
+	// turn's text than this.
+	MaxResultBytes = 1 << 20
+	// MaxErrorBytes bounds Output.Error, a message for the log and the user.
+	MaxErrorBytes = 64 << 10
+	// MaxTurnTokens bounds each token count of one turn's Usage, far above
+	// any model's context, so sums over turns cannot overflow.
+	MaxTurnTokens = 1 << 40
+	// MaxTurnDurationMS bounds Output.DurationMS: a week.
+	MaxTurnDurationMS = 7 * 24 * 60 * 60 * 1000
+)
+
+// MaxOutputBytes bounds one Output body on the wire: JSON escaping may take
+// six bytes for each byte of Result and Error, and the rest is small.
+const MaxOutputBytes = 6*(MaxResultBytes+MaxErrorBytes) + 4<<10
 
 // Validate checks an Output as the host receives it.
 func (o Output) Validate() error {
@@ -134,11 +151,20 @@ func (o Output) Validate() error {
 	if o.SessionID != "" && !ValidSessionID(o.SessionID) {
 		return fmt.Errorf("output %s: session id %q has unexpected characters", o.InputID, o.SessionID)
 	}
-	if !utf8.ValidString(o.Result) || !utf8.ValidString(o.Error) {
-		return fmt.Errorf("output %s: result is not valid UTF-8", o.InputID)
+	if len(o.Result) > MaxResultBytes || !utf8.ValidString(o.Result) {
+		return fmt.Errorf("output %s: result must be UTF-8 of at most %d bytes (got %d bytes)", o.InputID, MaxResultBytes, len(o.Result))
+	}
+	if len(o.Error) > MaxErrorBytes || !utf8.ValidString(o.Error) {
+		return fmt.Errorf("output %s: error must be UTF-8 of at most %d bytes (got %d bytes)", o.InputID, MaxErrorBytes, len(o.Error))
 	}
 	if o.Usage.InputTokens < 0 || o.Usage.OutputTokens < 0 || o.DurationMS < 0 {
 		return fmt.Errorf("output %s: negative usage or duration", o.InputID)
+	}
+	if o.Usage.InputTokens > MaxTurnTokens || o.Usage.OutputTokens > MaxTurnTokens {
+		return fmt.Errorf("output %s: usage of %d input and %d output tokens is over the limit of %d", o.InputID, o.Usage.InputTokens, o.Usage.OutputTokens, int64(MaxTurnTokens))
+	}
+	if o.DurationMS > MaxTurnDurationMS {
+		return fmt.Errorf("output %s: duration of %d ms is over the limit of %d", o.InputID, o.DurationMS, MaxTurnDurationMS)
 	}
 	return nil
 }
@@ -157,6 +183,11 @@ type SendMessageArgs struct {
 
 // MaxMessageBytes bounds one message the agent sends to a chat.
 const MaxMessageBytes = 64 << 10
+
+// MaxToolBodyBytes bounds the JSON arguments of one tool call on the wire.
+// The longest argument is a message (MaxMessageBytes; a task's prompt is
+// shorter), which JSON escaping may make six times as long.
+const MaxToolBodyBytes = 6*MaxMessageBytes + 16<<10
 
 // Validate checks send_message's arguments.
 func (a SendMessageArgs) Validate() error {
