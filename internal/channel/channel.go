@@ -19,15 +19,20 @@ type Message struct {
 	ChatJID string
 	// ID is the message id, unique within the chat; a redelivery carries
 	// the same id, so the store can ignore it.
-	ID         string
-	Sender     string // sender's id
-	SenderName string // display name, or the id when none is known
+	ID string
+	// Sender is the sender's id as the service authenticated it
+	// ("4915112345678@s.whatsapp.net"): no participant can choose another's.
+	Sender string
+	// SenderName is the display name the sender chose, or the id when none
+	// is known: anyone can call themselves anything.
+	SenderName string
 	// Text includes image/video captions, and a quoted message as a short
 	// "> quoted" preface where the service has one.
 	Text      string
 	Timestamp time.Time
-	// FromMe marks messages the account itself sent (from another device,
-	// or the assistant's own replies echoed back).
+	// FromMe marks messages the owner sent: from the account itself
+	// (another device, or the assistant's own replies echoed back), or
+	// typed at the owner's local terminal. No participant can set it.
 	FromMe  bool
 	IsGroup bool
 }

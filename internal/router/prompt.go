@@ -6,13 +6,17 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // PromptMessage is one chat message as the agent reads it.
 type PromptMessage struct {
-	Sender string
-	Time   time.Time
-	Text   string
+	Sender    string // the display name the sender chose: anyone can pick any name
+	SenderID  string // the sender's id as the channel knows it: no participant chooses it
+	FromOwner bool   // written by the owner (their own account, or the local terminal)
+	Time      time.Time
+	Text      string
 }
 
 // Caps bound a prompt (finding 9): a flood of messages, or one huge one,
@@ -33,15 +37,22 @@ type Prompt struct {
 // FormatPrompt renders the catch-up as
 //
 //	<messages>
-//	<message sender="Name" time="…">text</message>
+//	<message sender="Name" sender_id="…" time="…">text</message>
+//	<message sender="Owner" sender_id="…" from_owner="true" time="…">text</message>
 //	</messages>
 //
 // with every value escaped (finding 10: & < > " ' and control characters),
-// within caps. Times are shown in loc.
-func FormatPrompt(msgs []PromptMessage, caps Caps, loc *time.Location) Prompt {
+// within caps. older is how many messages before msgs were left out
+// unloaded (R11); the note in front counts them with those the caps cut.
+// Times are shown in loc.
+//
+// R18: a display name is the sender's own choice, so every message also
+// carries the sender's id, and the owner's messages a marker no participant
+// can set; the CLAUDE.md templates tell the model to go by those.
+func FormatPrompt(msgs []PromptMessage, older int, caps Caps, loc *time.Location) Prompt {
 	const open, close = "<messages>\n", "</messages>"
 	lines := make([]string, 0, min(len(msgs), caps.MaxMessages))
-	size := len(open) + len(close) + len(omittedNote(len(msgs)))
+	size := len(open) + len(close) + len(omittedNote(older+len(msgs)))
 	// Walk from the newest back, so the caps keep the newest messages.
 	for i := len(msgs) - 1; i >= 0 && len(lines) < caps.MaxMessages; i-- {
 		line := formatMessage(msgs[i], caps.MaxMessageBytes, loc)
@@ -53,7 +64,7 @@ func FormatPrompt(msgs []PromptMessage, caps Caps, loc *time.Location) Prompt {
 	}
 	var b strings.Builder
 	b.Grow(size)
-	omitted := len(msgs) - len(lines)
+	omitted := older + len(msgs) - len(lines)
 	if omitted > 0 {
 		b.WriteString(omittedNote(omitted))
 	}
@@ -72,11 +83,15 @@ func omittedNote(n int) string {
 func formatMessage(m PromptMessage, maxText int, loc *time.Location) string {
 	text := clean(m.Text)
 	if len(text) > maxText {
-		cut := truncateUTF8(text, maxText)
+		cut := sanitize.Truncate(text, maxText)
 		text = cut + fmt.Sprintf(" …[message truncated, %d bytes left out]", len(text)-len(cut))
 	}
-	return `<message sender="` + escape(clean(m.Sender), true) + `" time="` +
-		m.Time.In(loc).Format(time.RFC3339) + `">` + escape(text, false) + "</message>\n"
+	owner := ""
+	if m.FromOwner {
+		owner = ` from_owner="true"`
+	}
+	return `<message sender="` + escape(clean(m.Sender), true) + `" sender_id="` + escape(clean(m.SenderID), true) + `"` +
+		owner + ` time="` + m.Time.In(loc).Format(time.RFC3339) + `">` + escape(text, false) + "</message>\n"
 }
 
 // clean makes s valid XML character data: invalid UTF-8 becomes U+FFFD;
@@ -134,28 +149,28 @@ func escape(s string, attr bool) string {
 	return b.String()
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // Trigger matches a message addressed to the assistant: "@Name" at the
 // start (after spaces), case-insensitive, followed by the end or a
 // character that cannot continue a name ("@Andy hi", "@andy, hi"; not
 // "@Andyx", not "hey @Andy").
-type Trigger struct{ re *regexp.Regexp }
+type Trigger struct {
+	re    *regexp.Regexp
+	runes int // characters Match needs to see after leading white space
+}
 
 // NewTrigger builds the trigger for a word such as "@Andy"; the word is
 // matched literally (regexp-quoted).
 func NewTrigger(word string) Trigger {
-	return Trigger{regexp.MustCompile(`(?i)^\s*` + regexp.QuoteMeta(word) + `(?:$|[^\p{L}\p{N}_])`)}
+	return Trigger{
+		re:    regexp.MustCompile(`(?i)^\s*` + regexp.QuoteMeta(word) + `(?:$|[^\p{L}\p{N}_])`),
+		runes: utf8.RuneCountInString(word) + 1, // the word and the character after it
+	}
 }
 
 // Match reports whether text starts with the trigger.
 func (t Trigger) Match(text string) bool { return t.re.MatchString(text) }
+
+// Len is how many characters of a text, after its leading white space,
+// Match needs to decide: a text's start that long matches as the whole
+// text would.
+func (t Trigger) Len() int { return t.runes }

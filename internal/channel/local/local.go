@@ -339,7 +339,10 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
 		SenderName: d.Sender,
 		Text:       d.Text,
 		Timestamp:  now,
-		IsGroup:    true,
+		// Only the owner reaches the local channel (the control socket is
+		// theirs alone), so every message here is the owner's (R18).
+		FromMe:  true,
+		IsGroup: true,
 	}}
 	key := pendingKey(d.Chat, d.ID)
 

@@ -71,7 +71,7 @@ func TestInjectStoresSynchronously(t *testing.T) {
 		t.Errorf("id %q is not 16 hex digits", m.ID)
 	}
 	if m.ChatJID != "local:main" || m.Sender != "local:alice" || m.SenderName != "alice" ||
-		m.Text != "hello there" || !m.IsGroup || m.FromMe || m.Timestamp.Before(before) || time.Since(m.Timestamp) > time.Minute {
+		m.Text != "hello there" || !m.IsGroup || !m.FromMe || m.Timestamp.Before(before) || time.Since(m.Timestamp) > time.Minute {
 		t.Errorf("message %+v", m)
 	}
 	// The Observer call inside OnMessage reached the subscriber before Inject returned.
