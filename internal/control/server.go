@@ -60,8 +60,8 @@ type Options struct {
 	// is refused (404) before it is delivered, and a message with a
 	// client-chosen id that stores nothing new is surely a duplicate.
 	Registered func(ctx context.Context, jid string) (bool, error)
-	// Tools answers the owner's commands (the task and group tools, with
-	// the main group's rights); nil disables /v1/tools.
+	// Tools answers the owner's commands (the task and group tools with
+	// the owner's rights: router.OwnerCall); nil disables /v1/tools.
 	Tools func(ctx context.Context, tool string, args json.RawMessage) (any, error)
 	// Logger receives request errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -95,11 +95,14 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/tools/{tool}", s.postTool)
 }
 
-// ownerTools are the tools the CLI may call through /v1/tools/{tool}.
+// ownerTools are the tools the CLI may call through /v1/tools/{tool}. They
+// run with the owner's rights (Options.Tools), which are more than main's
+// model has: only the owner widens a sandbox (R6).
 var ownerTools = map[string]bool{
 	"list_tasks": true, "get_task": true, "pause_task": true, "resume_task": true, "cancel_task": true,
 	"list_groups": true, "get_group": true, "register_group": true, "configure_group": true,
 	"unregister_group": true, "list_available_groups": true, "refresh_groups": true,
+	"reset_session": true,
 }
 
 // postTool runs one owner tool for the CLI. A refusal of the tool (not

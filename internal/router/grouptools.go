@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/store"
@@ -24,9 +27,44 @@ var groupTools = map[string]bool{
 	"list_groups": true, "get_group": true, "configure_group": true, "unregister_group": true,
 }
 
+// ownerOnlyTools are commands of the owner that no model may call, not even
+// main's.
+var ownerOnlyTools = map[string]bool{"reset_session": true}
+
+// OwnerCall answers the owner's commands — the CLI, through the control
+// socket or on the database when the daemon is down: every tool with the
+// main group's rights, and besides what no model may do (R6): widen a
+// group's sandbox, bind a chat no channel has reported, reset a group's
+// session. No gateway socket leads here; a container's calls come in
+// through Call.
+func (r *Router) OwnerCall(ctx context.Context, name string, args json.RawMessage) (any, error) {
+	main, found, err := r.st.MainGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, errors.New("no main group yet: start nanoclaw once ('nanoclaw run')")
+	}
+	caller := gateway.Caller{Folder: main.Folder, IsMain: true}
+	if groupTools[name] || ownerOnlyTools[name] {
+		return r.groupToolBy(ctx, caller, true, name, args)
+	}
+	return r.Call(ctx, caller, name, args)
+}
+
+// groupTool is a model's group tool call, from the group of caller.
 func (r *Router) groupTool(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error) {
+	return r.groupToolBy(ctx, caller, false, name, args)
+}
+
+// groupToolBy runs a group tool for main's model, or for the owner when
+// owner is set.
+func (r *Router) groupToolBy(ctx context.Context, caller gateway.Caller, owner bool, name string, args json.RawMessage) (any, error) {
 	if !caller.IsMain {
 		return nil, errors.New("not permitted: only the main group manages groups")
+	}
+	if ownerOnlyTools[name] && !owner {
+		return nil, fmt.Errorf("unknown tool %q", name)
 	}
 	switch name {
 	case "register_group":
@@ -34,7 +72,7 @@ func (r *Router) groupTool(ctx context.Context, caller gateway.Caller, name stri
 		if err := decodeArgs(args, &a); err != nil {
 			return nil, err
 		}
-		return r.registerGroup(ctx, a)
+		return r.registerGroup(ctx, a, owner)
 	case "list_available_groups":
 		if err := decodeArgs(args, &ipc.NoArgs{}); err != nil {
 			return nil, err
@@ -75,20 +113,44 @@ func (r *Router) groupTool(ctx context.Context, caller gateway.Caller, name stri
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("no registered group %q", a.Folder)
+		return nil, fmt.Errorf("no registered group %q (list_groups, or 'nanoclaw groups list', shows them)", a.Folder)
 	}
 	switch name {
 	case "get_group":
 		return r.groupInfo(ctx, g), nil
 	case "configure_group":
+		before := g.Config
 		if err := applyConfig(&g, c); err != nil {
 			return nil, err
+		}
+		if !owner {
+			// R6: main's model acts within sandboxes; it may tighten
+			// one, never loosen it.
+			if what := widening(before, g.Config, r.opt.Defaults); what != "" {
+				return nil, fmt.Errorf("not permitted: %s, which would widen the sandbox of group %q; only the owner can do that, on the host: %s",
+					what, g.Folder, setCommand(c))
+			}
+		}
+		if c.AdditionalMounts != nil {
+			// R14: a mount is judged when it is set, as a run would judge
+			// it, so nothing is stored that the next run refuses.
+			if _, err := r.opt.Mounts.CheckAll(g.Config.AdditionalMounts, g.IsMain); err != nil {
+				return nil, fmt.Errorf("group %q not changed: %w", g.Folder, err)
+			}
 		}
 		if err := r.st.PutGroup(ctx, g); err != nil {
 			return nil, err
 		}
-		r.log.Info("group configured", "group", g.Folder)
+		r.log.Info("group configured", "group", g.Folder, "by", by(owner))
 		return r.groupInfo(ctx, g), nil
+	case "reset_session":
+		if err := r.st.ClearSession(ctx, g.Folder); err != nil {
+			return nil, err
+		}
+		info := r.groupInfo(ctx, g)
+		info.Note = "session cleared: the group's next container starts a new Claude Code conversation (a container still running keeps its own until it ends)"
+		r.log.Info("group session reset", "group", g.Folder, "by", by(owner))
+		return info, nil
 	case "unregister_group":
 		if g.IsMain {
 			return nil, errors.New("the main group cannot be unregistered")
@@ -105,13 +167,27 @@ func (r *Router) groupTool(ctx context.Context, caller gateway.Caller, name stri
 }
 
 // registerGroup registers a chat as a new group with its own folder, or
-// changes nothing (never half-applied).
-func (r *Router) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs) (ipc.GroupInfo, error) {
+// changes nothing (never half-applied). Main's model may bind only a chat
+// a channel has reported (R6); the owner any chat a channel serves.
+func (r *Router) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, owner bool) (ipc.GroupInfo, error) {
 	if err := r.checkFolder(a.Folder); err != nil {
+		return ipc.GroupInfo{}, err
+	}
+	if err := store.ValidateChatID(a.JID); err != nil { // R14
 		return ipc.GroupInfo{}, err
 	}
 	if r.channelFor(a.JID) == nil {
 		return ipc.GroupInfo{}, fmt.Errorf("no channel serves chat %q (list_available_groups shows the chats there are)", a.JID)
+	}
+	if !owner {
+		_, reported, err := r.st.GetChat(ctx, a.JID)
+		if err != nil {
+			return ipc.GroupInfo{}, err
+		}
+		if !reported {
+			return ipc.GroupInfo{}, fmt.Errorf("not permitted: no channel has reported chat %q (list_available_groups shows the chats there are); the owner can register any chat, on the host: nanoclaw groups add %s --jid %s",
+				a.JID, shellWord(a.Folder), shellWord(a.JID))
+		}
 	}
 	if _, found, _ := r.st.GetGroup(ctx, a.Folder); found {
 		return ipc.GroupInfo{}, fmt.Errorf("folder %q is already a registered group", a.Folder)
@@ -147,7 +223,7 @@ func (r *Router) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs) (ip
 			r.log.Warn("write the new group's CLAUDE.md", "group", a.Folder, "err", err)
 		}
 	}
-	r.log.Info("group registered", "group", a.Folder, "chat", a.JID)
+	r.log.Info("group registered", "group", a.Folder, "chat", a.JID, "by", by(owner))
 	return r.groupInfo(ctx, g), nil
 }
 
@@ -262,4 +338,158 @@ func applyConfig(g *store.Group, c ipc.ConfigureGroupArgs) error {
 		}
 	}
 	return g.Validate()
+}
+
+// by names who made a change, for the log.
+func by(owner bool) string {
+	if owner {
+		return "owner"
+	}
+	return "main"
+}
+
+// widening says what in next gives a group more than cur does, "" when
+// nothing (R6): a limit above the one in force (0 is defaults'), an egress
+// mode or rule that reaches more, a mount that is new or newly
+// read-write. Whatever cannot be shown to narrow counts as widening.
+func widening(cur, next, defaults store.ContainerConfig) string {
+	limits := []struct {
+		name           string
+		cur, next, def float64
+	}{
+		{"timeout_seconds", float64(cur.TimeoutSeconds), float64(next.TimeoutSeconds), float64(defaults.TimeoutSeconds)},
+		{"memory_mb", float64(cur.MemoryMB), float64(next.MemoryMB), float64(defaults.MemoryMB)},
+		{"cpus", cur.CPUs, next.CPUs, defaults.CPUs},
+		{"pids_limit", float64(cur.PidsLimit), float64(next.PidsLimit), float64(defaults.PidsLimit)},
+	}
+	for _, l := range limits {
+		if l.next == l.cur {
+			continue
+		}
+		inForce := func(v float64) float64 {
+			if v == 0 {
+				return l.def
+			}
+			return v
+		}
+		switch {
+		case inForce(l.next) == 0 || inForce(l.cur) == 0:
+			return fmt.Sprintf("%s %v cannot be compared with the default in force", l.name, l.next)
+		case l.next == 0 && inForce(l.next) > l.cur:
+			return fmt.Sprintf("%s 0 means the default %v, above the %v in force", l.name, l.def, l.cur)
+		case inForce(l.next) > inForce(l.cur):
+			return fmt.Sprintf("%s %v is above the %v in force", l.name, l.next, inForce(l.cur))
+		}
+	}
+	if what := egressWidening(cur.Egress, next.Egress); what != "" {
+		return what
+	}
+	for _, m := range next.AdditionalMounts {
+		i := slices.IndexFunc(cur.AdditionalMounts, func(c store.Mount) bool {
+			return c.HostPath == m.HostPath && c.ContainerPath == m.ContainerPath
+		})
+		switch {
+		case i < 0:
+			return fmt.Sprintf("mount %s -> %s is new", m.HostPath, m.ContainerPath)
+		case cur.AdditionalMounts[i].ReadOnly && !m.ReadOnly:
+			return fmt.Sprintf("mount %s -> %s would become read-write", m.HostPath, m.ContainerPath)
+		}
+	}
+	return ""
+}
+
+// egressReach orders the egress modes by how much they reach; the default
+// policy counts below an explicit public one, so a change between them
+// is judged the careful way.
+var egressReach = map[store.EgressMode]int{
+	store.EgressNone: 0, store.EgressAllowlist: 1, store.EgressDefault: 2, store.EgressPublic: 3,
+}
+
+// egressWidening says what in next reaches more than cur, "" when nothing.
+// Mode none always narrows. Otherwise the mode may not reach further, and
+// every rule must be one cur has already — or, when an allowlist replaces
+// the public internet, a name rule on the web ports, which opens only
+// public addresses (egress.Decide) that cur reaches anyway.
+func egressWidening(cur, next store.Egress) string {
+	if next.Mode == store.EgressNone {
+		return ""
+	}
+	if egressReach[next.Mode] > egressReach[cur.Mode] {
+		return fmt.Sprintf("egress mode %q reaches more than %q", modeName(next.Mode), modeName(cur.Mode))
+	}
+	have := map[string]bool{}
+	for _, s := range cur.Allow {
+		if r, err := egress.ParseRule(s); err == nil {
+			have[r.String()] = true
+		}
+	}
+	for _, s := range next.Allow {
+		r, err := egress.ParseRule(s)
+		if err != nil {
+			return fmt.Sprintf("egress rule %q: %v", s, err)
+		}
+		if have[r.String()] {
+			continue
+		}
+		publicWeb := (r.Kind == egress.Domain || r.Kind == egress.Suffix) && r.Port == egress.WebPorts
+		if next.Mode == store.EgressAllowlist && egressReach[cur.Mode] >= egressReach[store.EgressDefault] && publicWeb {
+			continue
+		}
+		return fmt.Sprintf("egress rule %q is not in the group's current policy", s)
+	}
+	return ""
+}
+
+func modeName(m store.EgressMode) string {
+	if m == store.EgressDefault {
+		return "default"
+	}
+	return string(m)
+}
+
+// setCommand is the owner's command line that asks for the settings c
+// (the inverse of the CLI's parser), for a refusal to show.
+func setCommand(c ipc.ConfigureGroupArgs) string {
+	words := []string{"nanoclaw", "groups", "set", shellWord(c.Folder)}
+	add := func(key string, v any) { words = append(words, shellWord(key+"="+fmt.Sprint(v))) }
+	if c.Name != nil {
+		add("name", *c.Name)
+	}
+	if c.Trigger != nil {
+		add("trigger", *c.Trigger)
+	}
+	if c.RequiresTrigger != nil {
+		add("requires_trigger", *c.RequiresTrigger)
+	}
+	if c.TimeoutSeconds != nil {
+		add("timeout", *c.TimeoutSeconds)
+	}
+	if c.MemoryMB != nil {
+		add("memory_mb", *c.MemoryMB)
+	}
+	if c.CPUs != nil {
+		add("cpus", strconv.FormatFloat(*c.CPUs, 'f', -1, 64))
+	}
+	if c.PidsLimit != nil {
+		add("pids_limit", *c.PidsLimit)
+	}
+	if c.EgressMode != nil {
+		add("egress", *c.EgressMode)
+	}
+	if c.EgressAllow != nil {
+		add("allow", strings.Join(*c.EgressAllow, ","))
+	}
+	if c.AdditionalMounts != nil {
+		b, _ := json.Marshal(*c.AdditionalMounts)
+		add("mounts", string(b))
+	}
+	return strings.Join(words, " ")
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_=.,:/@%+-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

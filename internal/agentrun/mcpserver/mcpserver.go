@@ -167,28 +167,32 @@ var Tools = []Tool{
 		map[string]string{}),
 	Forward[ipc.RegisterGroupArgs]("register_group",
 		"Main group only: start answering in another chat. The chat becomes a group with its own folder, "+
-			"memory and sandbox; by default it answers only messages that start with the trigger.",
+			"memory and sandbox; by default it answers only messages that start with the trigger. "+
+			"Only chats that list_available_groups shows can be registered.",
 		map[string]string{
-			"jid":              "The chat's id, as list_available_groups shows it.",
+			"jid":              "The chat's id, exactly as list_available_groups shows it.",
 			"name":             "A display name for the group.",
 			"folder":           "The group's folder name: lowercase letters, digits and '-', e.g. \"family\".",
 			"trigger":          "The trigger word, default @ plus the assistant's name.",
 			"requires_trigger": "false: answer every message in this chat, not only those starting with the trigger.",
 		}),
 	Forward[ipc.ConfigureGroupArgs]("configure_group",
-		"Main group only: change a group's settings; only the fields given change, and all are validated.",
+		"Main group only: change a group's settings; only the fields given change, and all are validated. "+
+			"A sandbox can only be narrowed here: lower limits, egress mode none, fewer egress rules, fewer mounts "+
+			"or read-only ones. Anything that gives a group more (a higher limit, a new egress rule or a wider mode, "+
+			"a new or read-write mount) is refused with the command the owner can run on the host instead.",
 		map[string]string{
 			"folder":            "The group's folder.",
 			"name":              "New display name.",
 			"trigger":           "New trigger word.",
 			"requires_trigger":  "Whether messages must start with the trigger.",
-			"timeout_seconds":   "Longest agent run in seconds (0: the default).",
-			"memory_mb":         "Memory limit of the group's container in MiB (0: the default).",
-			"cpus":              "CPU limit of the group's container (0: the default).",
-			"pids_limit":        "Process limit of the group's container (0: the default).",
-			"egress_mode":       "Network policy: none, allowlist or public.",
-			"egress_allow":      "The allow list: domains, *.suffixes, host:port, IP or CIDR.",
-			"additional_mounts": "Extra host directories [{host_path, container_path, readonly}]; the host's mount allowlist still decides.",
+			"timeout_seconds":   "Longest agent run in seconds; at most the one in force (0: the default).",
+			"memory_mb":         "Memory limit of the group's container in MiB; at most the one in force (0: the default).",
+			"cpus":              "CPU limit of the group's container; at most the one in force (0: the default).",
+			"pids_limit":        "Process limit of the group's container; at most the one in force (0: the default).",
+			"egress_mode":       "Network policy: none, or allowlist (only the rules given) where the group had more.",
+			"egress_allow":      "The allow list: rules the group has already, or (with egress_mode allowlist) web host names and *.suffixes.",
+			"additional_mounts": "The group's extra host directories [{host_path, container_path, readonly}]: a subset of its current ones.",
 		}),
 }
 
