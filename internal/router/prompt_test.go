@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/templates"
 )
 
 var bigCaps = Caps{MaxMessages: 1000, MaxBytes: 1 << 20, MaxMessageBytes: 1 << 20}
@@ -164,5 +166,21 @@ func TestTrigger(t *testing.T) {
 	dot := NewTrigger("@A.y")
 	if dot.Match("@Axy hi") || !dot.Match("@a.y hi") {
 		t.Error("a '.' in the name acted as a pattern")
+	}
+}
+
+// R18: the templates teach the model the very attributes the prompt uses
+// to tell the owner and each sender apart.
+func TestTemplatesExplainTheIdentityAttributes(t *testing.T) {
+	owner := formatMessage(PromptMessage{Sender: "Sam", SenderID: "1@s.whatsapp.net", FromOwner: true, Time: time.Unix(0, 0)}, 100, time.UTC)
+	for _, attr := range []string{` sender_id="`, ` from_owner="true"`} {
+		if !strings.Contains(owner, attr) {
+			t.Fatalf("the prompt no longer writes %s: %s", attr, owner)
+		}
+		for _, k := range []templates.Kind{templates.Main, templates.Group} {
+			if text := templates.Render(k, "Andy", "@Andy"); !strings.Contains(text, strings.TrimSpace(strings.TrimSuffix(attr, `"`))) {
+				t.Errorf("template %d does not explain %s", k, attr)
+			}
+		}
 	}
 }
