@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
@@ -26,12 +28,18 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
                                                 timeout (seconds), memory_mb, cpus, pids_limit,
                                                 egress (none|allowlist|public), allow (comma list),
                                                 mounts (JSON list of {host_path, container_path, readonly})
+  nanoclaw groups reset-session FOLDER          forget the group's Claude Code session: its next
+                                                container starts a new conversation
 
 Folder names: lowercase letters, digits and '-', at most 63, not "global".
+Chat ids: local:FOLDER, or WhatsApp's NUMBER@s.whatsapp.net, NUMBER@lid, ID@g.us.
+Only here can a sandbox be widened (egress rules, mounts, limits above the
+defaults): the main group's tools may only narrow one. Each mount is checked
+against the mount allowlist when it is set, and again at every run.
 It talks to the running daemon; when the daemon is down it uses the database directly.`
 
 func (m *Main) runGroups(ctx context.Context, args []string) error {
-	fs := m.flagSet("groups", "list|available|show|add|remove|set [FOLDER] [options]", groupsHelp)
+	fs := m.flagSet("groups", "list|available|show|add|remove|set|reset-session [FOLDER] [options]", groupsHelp)
 	jid := fs.String("jid", "", "add: the chat to register (default local:FOLDER)")
 	name := fs.String("name", "", "add: display name (default: the folder)")
 	trigger := fs.String("trigger", "", "add: trigger word (default @NAME of the assistant)")
@@ -49,7 +57,7 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		remaining = fs.Args()[1:]
 	}
 	if len(rest) == 0 {
-		return usagef("which groups command? list, available, show, add, remove or set")
+		return usagef("which groups command? list, available, show, add, remove, set or reset-session")
 	}
 	cfg, err := config.Load(m.Getenv)
 	if err != nil {
@@ -165,8 +173,19 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		}
 		m.printGroup(g)
 		return nil
+	case "reset-session":
+		folder, err := needFolder()
+		if err != nil {
+			return err
+		}
+		var g ipc.GroupInfo
+		if err := m.ownerTool(ctx, cfg, "reset_session", ipc.FolderArgs{Folder: folder}, &g); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "group %q: %s\n", folder, g.Note)
+		return nil
 	}
-	return usagef("unknown groups command %q (list, available, show, add, remove, set)", verb)
+	return usagef("unknown groups command %q (list, available, show, add, remove, set, reset-session)", verb)
 }
 
 // parseSettings turns KEY=VALUE words into configure_group's arguments.
@@ -224,6 +243,9 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			if err := dec.Decode(&mounts); err != nil {
 				return a, usagef("mounts: want a JSON list of {host_path, container_path, readonly}: %v", err)
 			}
+			if _, err := dec.Token(); err != io.EOF { // R14: nothing may follow the list
+				return a, usagef("mounts: data after the JSON list (at byte %d of %q)", dec.InputOffset(), value)
+			}
 			a.AdditionalMounts = &mounts
 		default:
 			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts)", key)
@@ -253,4 +275,11 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 	for _, mt := range g.AdditionalMounts {
 		fmt.Fprintf(w, "mount:     %s -> %s (readonly requested: %v)\n", mt.HostPath, mt.ContainerPath, mt.ReadOnly)
 	}
+}
+
+// limitDefaults are the container limits in force where a group's config
+// says 0: main's tools may lower a limit from them, never raise it (R6).
+func limitDefaults(cfg *config.Config) store.ContainerConfig {
+	return store.ContainerConfig{TimeoutSeconds: int(cfg.ContainerTimeout / time.Second), MemoryMB: cfg.ContainerMemoryMB,
+		CPUs: cfg.ContainerCPUs, PidsLimit: cfg.ContainerPidsLimit}
 }

@@ -94,8 +94,14 @@ func (m *Main) runMounts(ctx context.Context, args []string) error {
 	return nil
 }
 
-// protectedPaths are what no extra mount may overlap: the data home and the
-// config dir (the runner protects the same, from its own options).
+// protectedPaths are what no extra mount may overlap: the data home, the
+// config dir and the binaries' directories (R7; the runner protects the
+// same, from its own options).
 func protectedPaths(cfg *config.Config) []string {
-	return []string{cfg.Home, cfg.ConfigDir}
+	return mounts.OwnDirs(cfg.Home, cfg.ConfigDir, cfg.AgentBinary)
+}
+
+// mountGuard judges mounts when the owner sets them (R14), as a run will.
+func mountGuard(cfg *config.Config) mounts.Guard {
+	return mounts.Guard{AllowlistPath: cfg.AllowlistPath(), Protected: protectedPaths(cfg)}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
-	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/host"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/router"
@@ -102,15 +101,11 @@ func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, a
 		return err
 	}
 	defer st.Close()
-	main, found, err := st.MainGroup(ctx)
-	if err != nil || !found {
-		return errors.New("no main group yet: start nanoclaw once ('nanoclaw run')")
-	}
 	raw, _ := json.Marshal(args)
 	rtr := router.New(router.Options{Store: st, Location: cfg.Timezone, AssistantName: cfg.AssistantName, MaxConcurrent: 1,
-		GroupsDir: cfg.GroupsDir(), Logger: m.Logger})
+		GroupsDir: cfg.GroupsDir(), Logger: m.Logger, Mounts: mountGuard(cfg), Defaults: limitDefaults(cfg)})
 	rtr.AddChannel(local.New(m.Logger)) // local chats can be registered offline too
-	res, err := rtr.Call(ctx, gateway.Caller{Folder: main.Folder, IsMain: true}, tool, raw)
+	res, err := rtr.OwnerCall(ctx, tool, raw)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +23,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/control"
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
@@ -89,7 +89,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MaxConcurrent: cfg.MaxConcurrentContainers,
 		IdleTimeout:   cfg.IdleTimeout,
 		GroupsDir:     cfg.GroupsDir(),
-		TasksChanged:  func() { engine.Changed() },
+		// R6, R14: mounts are judged when set; the model only narrows.
+		Mounts: mounts.Guard{AllowlistPath: cfg.AllowlistPath(), Protected: mounts.OwnDirs(cfg.Home, cfg.ConfigDir, cfg.AgentBinary)},
+		Defaults: store.ContainerConfig{TimeoutSeconds: int(cfg.ContainerTimeout / time.Second), MemoryMB: cfg.ContainerMemoryMB,
+			CPUs: cfg.ContainerCPUs, PidsLimit: cfg.ContainerPidsLimit},
+		TasksChanged: func() { engine.Changed() },
 		RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
 			return engine.RecordRun(ctx, t, start, result, err)
 		},
@@ -118,13 +122,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		connectWhatsApp(ctx, wa, rtr, st, log)
 	}()
 	srv := control.NewServer(control.Options{Local: loc, Logger: log,
-		Tools: func(ctx context.Context, tool string, args json.RawMessage) (any, error) {
-			main, found, err := st.MainGroup(ctx)
-			if err != nil || !found {
-				return nil, errors.New("no main group")
-			}
-			return rtr.Call(ctx, gateway.Caller{Folder: main.Folder, IsMain: true}, tool, args)
-		},
+		Tools: rtr.OwnerCall, // the owner's rights, which no model has (R6)
 		Registered: func(ctx context.Context, jid string) (bool, error) {
 			_, ok, err := st.GroupForChat(ctx, jid)
 			return ok, err
