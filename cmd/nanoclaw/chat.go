@@ -12,6 +12,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 const chatHelp = `Chat with the assistant in this terminal, in a group's local chat
@@ -192,7 +193,7 @@ func (c *chatSession) post(ctx context.Context, line string) error {
 	var apiErr *control.APIError
 	if errors.As(err, &apiErr) { // the daemon answered: the chat goes on
 		c.clearStatus()
-		fmt.Fprintf(c.m.Stderr, "not sent: %v\n", err)
+		fmt.Fprintf(c.m.Stderr, "not sent: %s\n", sanitize.Terminal(err.Error()))
 		c.notSent++
 		return nil
 	}
@@ -225,14 +226,14 @@ func (c *chatSession) show(ev local.Event) error {
 		c.clearStatus()
 		if ev.Error != "" {
 			c.failures++
-			fmt.Fprintf(c.m.Stderr, "the assistant's run failed: %s\n", ev.Error)
+			fmt.Fprintf(c.m.Stderr, "the assistant's run failed: %s\n", sanitize.Terminal(ev.Error)) // R10
 		}
 		if c.pending > 0 && ev.Covers(c.pending) {
 			c.pending = 0
 		}
 	case local.EventLagged:
 		c.clearStatus()
-		return fmt.Errorf("lost events: %s; start 'nanoclaw chat' again", ev.Error)
+		return fmt.Errorf("lost events: %s; start 'nanoclaw chat' again", sanitize.Terminal(ev.Error))
 	}
 	return nil
 }

@@ -149,3 +149,18 @@ func TestChatLineTooLong(t *testing.T) {
 		t.Errorf("exit %d stdout %q stderr %q", code, out, errOut)
 	}
 }
+
+// R10: replies and run errors in the chat reach the terminal without the
+// model's escape sequences (OSC 52 clipboard write, CSI screen control).
+func TestChatStripsEscapeSequences(t *testing.T) {
+	var errb, out bytes.Buffer
+	c := &chatSession{m: &Main{Stdout: &out, Stderr: &errb}, cfg: &config.Config{AssistantName: "Andy"}}
+	c.show(local.Event{Type: local.EventReply, Text: "Andy: \x1b]52;c;cm0gLXJmIH4K\x07done\x1b[2J\x1b[H\n"})
+	c.show(local.Event{Type: local.EventDone, UpTo: 1, Error: "the agent failed: \x1b]0;title\x1b\\boom\r\u202Eok"})
+	if out.String() != "Andy: done\n" {
+		t.Errorf("stdout %q", out.String())
+	}
+	if errb.String() != "the assistant's run failed: the agent failed: boomok\n" {
+		t.Errorf("stderr %q", errb.String())
+	}
+}

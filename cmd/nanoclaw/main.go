@@ -16,6 +16,7 @@ import (
 	_ "time/tzdata" // schedules need IANA zones even on hosts without tzdata
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // Exit codes.
@@ -134,7 +135,8 @@ func (m *Main) exit(name string, err error) int {
 		fmt.Fprintf(m.Stderr, "nanoclaw %s: %v\nRun 'nanoclaw %s --help' for usage.\n", name, err, name)
 		return exitUsage
 	default:
-		fmt.Fprintf(m.Stderr, "nanoclaw %s: %v\n", name, err)
+		// R10: an error may carry the agent's or a chat's text.
+		fmt.Fprintf(m.Stderr, "nanoclaw %s: %s\n", name, sanitize.Terminal(err.Error()))
 		return exitFailure
 	}
 }

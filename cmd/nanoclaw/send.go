@@ -12,6 +12,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -167,11 +168,11 @@ func (m *Main) runSend(ctx context.Context, args []string) error {
 			printReply(m.Stdout, ev.Text)
 		case local.EventDone:
 			if ev.Error != "" {
-				return fmt.Errorf("the assistant's run failed: %s", ev.Error)
+				return fmt.Errorf("the assistant's run failed: %s", sanitize.Terminal(ev.Error))
 			}
 			return nil
 		case local.EventLagged:
-			return fmt.Errorf("lost replies: %s", ev.Error)
+			return fmt.Errorf("lost replies: %s", sanitize.Terminal(ev.Error))
 		}
 	}
 }
@@ -235,9 +236,10 @@ func duplicateNote(id, chat string) string {
 }
 
 // printReply writes a reply as sent (it carries the assistant's name), ending
-// with one newline.
+// with one newline. R10: the model wrote it, so escape sequences and other
+// controls are taken out before it reaches the terminal.
 func printReply(w io.Writer, text string) {
-	io.WriteString(w, strings.TrimRight(text, "\n")+"\n")
+	io.WriteString(w, strings.TrimRight(sanitize.Terminal(text), "\n")+"\n")
 }
 
 // isTerminal reports whether r or w is a terminal.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -205,5 +206,35 @@ func TestSendToUnregisteredGroup(t *testing.T) {
 		if code != exitFailure || out != "" || !strings.Contains(errOut, want) {
 			t.Errorf("%q: exit %d stdout %q stderr %q", args, code, out, errOut)
 		}
+	}
+}
+
+// R10: a reply that carries an OSC 52 clipboard write, a screen clear and a
+// carriage-return overwrite reaches the terminal as plain text.
+func TestSendWaitStripsEscapeSequences(t *testing.T) {
+	d := controltest.Start(t)
+	text := "look \x1b]52;c;cm0gLXJmIH4K\x07here \x1b[2J\x1b[31mred\x1b[0m\rfake \u202Eevil"
+	code, out, errOut := runWith(t, d.Home, nil, "send", "--wait", text)
+	if code != exitOK {
+		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+	if d.Router.Messages()[0].Text != text {
+		t.Errorf("the message itself was changed: %q", d.Router.Messages()[0].Text)
+	}
+	if want := "Andy: echo look here redfake evil\n"; out != want {
+		t.Errorf("stdout %q, want %q", out, want)
+	}
+}
+
+// R10: errors, which may carry the agent's or a chat's text, are printed
+// without their control characters.
+func TestErrorsReachTheTerminalStripped(t *testing.T) {
+	var errb bytes.Buffer
+	m := &Main{Stdout: io.Discard, Stderr: &errb}
+	if code := m.exit("send", errors.New("the agent failed: \x1b]0;owned\x07ok\x1b[1A\u009b2J")); code != exitFailure {
+		t.Fatalf("exit code %d", code)
+	}
+	if got := errb.String(); got != "nanoclaw send: the agent failed: ok\n" {
+		t.Errorf("stderr %q", got)
 	}
 }
