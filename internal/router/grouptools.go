@@ -49,6 +49,9 @@ func (r *Router) OwnerCall(ctx context.Context, name string, args json.RawMessag
 	if groupTools[name] || ownerOnlyTools[name] {
 		return r.groupToolBy(ctx, caller, true, name, args)
 	}
+	if taskTools[name] { // R20: the owner's pauses are the owner's
+		return r.taskToolBy(ctx, caller, store.ActorOwner, name, args)
+	}
 	return r.Call(ctx, caller, name, args)
 }
 

@@ -41,7 +41,7 @@ type Options struct {
 	Location      *time.Location // times in prompts
 	MaxConcurrent int            // agent containers at once, all groups together
 	IdleTimeout   time.Duration  // how long a warm container waits for more messages
-	MinInterval   time.Duration  // shortest interval a scheduled task may have
+	Tasks         TaskLimits     // what the agents may schedule (R9)
 	GroupsDir     string         // where group folders live (new groups get one)
 	TasksChanged  func()         // tells the scheduler to look at the tasks again
 	// RecordRun logs a scheduled task's run (the scheduler's RecordRun).
@@ -69,7 +69,7 @@ type Router struct {
 	channels []channel.Channel
 	current  map[string]string // folder → chat of the prompt being answered
 	triggers map[string]Trigger
-	tasks    map[string][]store.Task // folder → claimed tasks waiting for the group's turn
+	tasks    taskRuns // claimed tasks waiting for their group's turn (taskrun.go)
 }
 
 // New makes a Router.
@@ -87,7 +87,6 @@ func New(opt Options) *Router {
 		prefix:   opt.AssistantName + ": ",
 		current:  make(map[string]string),
 		triggers: make(map[string]Trigger),
-		tasks:    make(map[string][]store.Task),
 	}
 	r.q = queue.New(opt.MaxConcurrent, r.work)
 	return r
@@ -259,71 +258,6 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 	}
 }
 
-// RunTask queues a claimed scheduled task: it runs in its group's turn, like
-// messages (the scheduler's Dispatch). It does not block.
-func (r *Router) RunTask(t store.Task) {
-	r.mu.Lock()
-	r.tasks[t.Folder] = append(r.tasks[t.Folder], t)
-	r.mu.Unlock()
-	r.q.Notify(t.Folder)
-}
-
-func (r *Router) takeTasks(folder string) []store.Task {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	tasks := r.tasks[folder]
-	delete(r.tasks, folder)
-	return tasks
-}
-
-// runTask runs a scheduled task in the group's container: in the group's
-// session (context_mode group) or a fresh one that is not kept (isolated).
-// Its output is only logged; the task speaks to the chat through
-// send_message. It returns the group's warm session (nil if none).
-func (r *Router) runTask(ctx context.Context, g store.Group, sess Session, t store.Task) Session {
-	start := time.Now()
-	r.setCurrent(g.Folder, t.ChatJID)
-	prompt := fmt.Sprintf("[Scheduled task %s. No one is waiting for your answer: your final output is only logged. "+
-		"To tell the chat anything, use the send_message tool.]\n\n%s", t.ID, t.Prompt)
-	var out ipc.Output
-	var err error
-	if t.ContextMode == store.ContextIsolated {
-		if sess != nil { // one container per group: the warm one makes way
-			sess.Close(context.WithoutCancel(ctx))
-			sess = nil
-		}
-		var iso Session
-		iso, err = r.opt.Agents.Start(ctx, agent.Group{Folder: g.Folder, IsMain: g.IsMain, Config: g.Config},
-			agent.StartOptions{Isolated: true})
-		if err == nil {
-			out, err = iso.Prompt(ctx, prompt)
-			iso.Close(context.WithoutCancel(ctx))
-		}
-	} else {
-		if sess == nil {
-			sess, err = r.start(ctx, g)
-		}
-		if err == nil {
-			out, err = sess.Prompt(ctx, prompt)
-			select {
-			case <-sess.Done():
-				sess = nil
-			default:
-			}
-		}
-	}
-	if err == nil && out.IsError {
-		err = fmt.Errorf("the agent failed: %s", firstLine(out.Error+" "+out.Result))
-	}
-	r.log.Info("task ran", "group", g.Folder, "task", t.ID, "duration_ms", time.Since(start).Milliseconds(), "ok", err == nil)
-	if r.opt.RecordRun != nil {
-		if rerr := r.opt.RecordRun(context.WithoutCancel(ctx), t, start, out.Result, err); rerr != nil {
-			r.log.Error("record task run", "task", t.ID, "err", rerr)
-		}
-	}
-	return sess
-}
-
 func (r *Router) start(ctx context.Context, g store.Group) (Session, error) {
 	session, err := r.st.Session(ctx, g.Folder)
 	if err != nil {
@@ -485,7 +419,8 @@ func (r *Router) Call(ctx context.Context, caller gateway.Caller, name string, a
 			return nil, fmt.Errorf("send_message: %w", err)
 		}
 		return r.sendMessage(ctx, caller.Folder, a.Text)
-	case "schedule_task", "list_tasks", "get_task", "update_task", "pause_task", "resume_task", "cancel_task":
+	}
+	if taskTools[name] {
 		return r.taskTool(ctx, caller, name, args)
 	}
 	if groupTools[name] {

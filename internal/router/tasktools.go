@@ -17,12 +17,44 @@ import (
 // errNotPermitted answers a non-main group that reaches for another group.
 var errNotPermitted = errors.New("not permitted: only the main group can act for other groups")
 
-// taskTool answers the task tools. The caller is the socket's group: a
+// configHint says where the owner changes a setting.
+const configHint = "the nanoclaw config file (~/.config/nanoclaw/config, KEY=VALUE lines), then restart nanoclaw"
+
+// TaskLimits bound what the agents may schedule (R9): every run starts a
+// container and spends tokens, so a prompt-injected agent must not be able
+// to schedule without end. Main's agent and the owner have their own, higher
+// limits.
+type TaskLimits struct {
+	MaxActive       int           // most active or paused tasks of a non-main group, scheduled by its agent; 0: no limit
+	MaxActiveMain   int           // the same, per group, for what main's agent or the owner schedules; 0: no limit
+	MinInterval     time.Duration // shortest interval (or cron frequency) a non-main group's agent may schedule; 0: the scheduler's minimum
+	MinIntervalMain time.Duration // the same for main's agent and the owner; 0: the scheduler's minimum
+}
+
+// taskTools are the tools taskTool answers.
+var taskTools = map[string]bool{
+	"schedule_task": true, "list_tasks": true, "get_task": true, "update_task": true,
+	"pause_task": true, "resume_task": true, "cancel_task": true,
+}
+
+// taskTool answers a model's task tools, as its group.
+func (r *Router) taskTool(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error) {
+	actor := store.ActorGroup
+	if caller.IsMain {
+		actor = store.ActorMain
+	}
+	return r.taskToolBy(ctx, caller, actor, name, args)
+}
+
+// taskToolBy answers the task tools. The caller is the socket's group: a
 // non-main group sees and manages only its own tasks, and a task of another
 // group is "not found" to it exactly like a task that does not exist, so
-// nothing leaks about other groups.
-func (r *Router) taskTool(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error) {
+// nothing leaks about other groups. actor is who acts (the group, main's
+// agent, or the owner through OwnerCall), which decides whose pause it may
+// lift (R20) and which limits apply (R9).
+func (r *Router) taskToolBy(ctx context.Context, caller gateway.Caller, actor store.TaskActor, name string, args json.RawMessage) (any, error) {
 	now := time.Now()
+	minInterval := r.minInterval(actor)
 	switch name {
 	case "schedule_task":
 		var a ipc.ScheduleTaskArgs
@@ -44,13 +76,17 @@ func (r *Router) taskTool(ctx context.Context, caller gateway.Caller, name strin
 			return nil, err
 		}
 		t, err := scheduler.NewTask(scheduler.TaskRequest{Prompt: a.Prompt, ScheduleType: a.ScheduleType,
-			ScheduleValue: a.ScheduleValue, ContextMode: a.ContextMode, MinInterval: r.opt.MinInterval},
+			ScheduleValue: a.ScheduleValue, ContextMode: a.ContextMode, MinInterval: minInterval},
 			folder, chat, now, r.opt.Location)
 		if err != nil {
-			return nil, err
+			return nil, r.limitHint(actor, err)
 		}
-		if err := r.st.CreateTask(ctx, t); err != nil {
-			return nil, err
+		limit := r.opt.Tasks.MaxActive
+		if actor != store.ActorGroup {
+			limit = r.opt.Tasks.MaxActiveMain
+		}
+		if err := r.st.CreateTaskWithin(ctx, t, limit); err != nil {
+			return nil, r.limitHint(actor, err)
 		}
 		r.tasksChanged()
 		r.log.Info("task scheduled", "group", folder, "task", t.ID, "type", t.ScheduleType, "next_run", t.NextRun)
@@ -97,6 +133,9 @@ func (r *Router) taskTool(ctx context.Context, caller gateway.Caller, name strin
 	if err != nil {
 		return nil, err
 	}
+	if err := mayChange(t, actor, name); err != nil {
+		return nil, err
+	}
 	switch name {
 	case "get_task":
 		runs, err := r.st.TaskRuns(ctx, t.ID, 10)
@@ -106,18 +145,20 @@ func (r *Router) taskTool(ctx context.Context, caller gateway.Caller, name strin
 		return taskInfo(t, runs), nil
 	case "update_task":
 		t, err = scheduler.Update(t, scheduler.TaskEdit{Prompt: edit.Prompt, ScheduleType: edit.ScheduleType,
-			ScheduleValue: edit.ScheduleValue, MinInterval: r.opt.MinInterval}, now)
+			ScheduleValue: edit.ScheduleValue, MinInterval: minInterval}, now)
 		if err != nil {
-			return nil, err
+			return nil, r.limitHint(actor, err)
 		}
-		if err := r.st.UpdateTask(ctx, t); err != nil {
-			return nil, err
+		if err := r.st.UpdateTask(ctx, t, actor); err != nil {
+			return nil, r.lockedNow(ctx, t.ID, actor, name, err)
 		}
 	case "pause_task":
-		if err := r.st.SetTaskStatus(ctx, t.ID, store.TaskPaused); err != nil {
+		if err := r.st.PauseTask(ctx, t.ID, actor); err != nil {
+			return nil, r.lockedNow(ctx, t.ID, actor, name, err)
+		}
+		if t, _, err = r.st.GetTask(ctx, t.ID); err != nil {
 			return nil, err
 		}
-		t.Status = store.TaskPaused
 	case "resume_task":
 		next, err := scheduler.NextRun(store.Task{ID: t.ID, ScheduleType: t.ScheduleType, ScheduleValue: t.ScheduleValue, Timezone: t.Timezone}, now)
 		if err != nil {
@@ -126,24 +167,101 @@ func (r *Router) taskTool(ctx context.Context, caller gateway.Caller, name strin
 		if next == nil {
 			return nil, fmt.Errorf("task %s has no further run to resume (its once time has passed)", t.ID)
 		}
-		if err := r.st.SetTaskNextRun(ctx, t.ID, next); err != nil {
-			return nil, err
+		if err := r.st.ResumeTask(ctx, t.ID, *next, actor); err != nil {
+			return nil, r.lockedNow(ctx, t.ID, actor, name, err)
 		}
-		if err := r.st.SetTaskStatus(ctx, t.ID, store.TaskActive); err != nil {
-			return nil, err
-		}
-		t.Status, t.NextRun = store.TaskActive, next
+		t.Status, t.PausedBy, t.NextRun = store.TaskActive, "", next
 	case "cancel_task":
 		if err := r.st.SetTaskStatus(ctx, t.ID, store.TaskCancelled); err != nil {
 			return nil, err
 		}
-		t.Status = store.TaskCancelled
+		t.Status, t.PausedBy = store.TaskCancelled, ""
 	default:
 		return nil, fmt.Errorf("unknown tool %q", name)
 	}
 	r.tasksChanged()
-	r.log.Info("task changed", "group", t.Folder, "task", t.ID, "tool", name)
+	r.log.Info("task changed", "group", t.Folder, "task", t.ID, "tool", name, "by", actor)
 	return taskInfo(t, nil), nil
+}
+
+// mayChange says whether actor may use tool on t as it was read. R20: a
+// cancelled task stays cancelled, for everyone; a task paused by main or the
+// owner is resumed or edited only by main or the owner. Cancelling is always
+// allowed: it only narrows what runs. The store checks the same again when
+// it writes, so a change in between cannot slip through.
+func mayChange(t store.Task, actor store.TaskActor, tool string) error {
+	switch tool {
+	case "get_task", "cancel_task":
+		return nil
+	}
+	if t.Status == store.TaskCancelled {
+		return fmt.Errorf("task %s was cancelled, and a cancelled task stays cancelled: schedule a new task with schedule_task instead", t.ID)
+	}
+	if tool == "pause_task" {
+		if t.Status == store.TaskCompleted {
+			return fmt.Errorf("task %s is completed: there is nothing to pause", t.ID)
+		}
+		return nil
+	}
+	if t.Status == store.TaskPaused && !actor.MayLift(t.PausedBy) {
+		return fmt.Errorf("task %s was paused by %s; only the main group or the owner can resume or change it (the owner, on the host: nanoclaw tasks resume %s)",
+			t.ID, pauserName(t.PausedBy), t.ID)
+	}
+	return nil
+}
+
+func pauserName(a store.TaskActor) string {
+	switch a {
+	case store.ActorOwner:
+		return "the owner"
+	case store.ActorMain:
+		return "the main group"
+	case store.ActorScheduler:
+		return "nanoclaw (its schedule could not be computed)"
+	}
+	return "its group"
+}
+
+// lockedNow turns the store's refusal of a change that mayChange allowed
+// (the task changed in between) into mayChange's answer for the task as it
+// is now.
+func (r *Router) lockedNow(ctx context.Context, id string, actor store.TaskActor, tool string, err error) error {
+	if !errors.Is(err, store.ErrTaskLocked) {
+		return err
+	}
+	if t, found, gerr := r.st.GetTask(ctx, id); gerr == nil && found {
+		if merr := mayChange(t, actor, tool); merr != nil {
+			return merr
+		}
+	}
+	return err
+}
+
+func (r *Router) minInterval(actor store.TaskActor) time.Duration {
+	if actor == store.ActorGroup {
+		return r.opt.Tasks.MinInterval
+	}
+	return r.opt.Tasks.MinIntervalMain
+}
+
+// limitHint adds to an error of a limit (R9) what the limit is and how the
+// owner changes it; other errors are returned as they are.
+func (r *Router) limitHint(actor store.TaskActor, err error) error {
+	var full *store.TaskLimitError
+	var often *scheduler.TooFrequentError
+	switch {
+	case errors.As(err, &full):
+		setting, who := "TASK_MAX_ACTIVE", "a non-main group's agent"
+		if actor != store.ActorGroup {
+			setting, who = "TASK_MAX_ACTIVE_MAIN", "the main group's agent"
+		}
+		return fmt.Errorf("not scheduled: %w, the most %s may schedule (%s=%d). Cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
+			err, who, setting, full.Limit, setting, configHint)
+	case errors.As(err, &often) && actor == store.ActorGroup && often.Min == r.opt.Tasks.MinInterval && r.opt.Tasks.MinInterval > 0:
+		return fmt.Errorf("not scheduled: %w, the shortest a non-main group may schedule (TASK_MIN_INTERVAL=%v). Choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
+			err, often.Min, configHint)
+	}
+	return err
 }
 
 // ownTask finds a task the caller may see: its own group's, or any for main.

@@ -99,3 +99,190 @@ func TestTaskToolsAuthorizeBySocket(t *testing.T) {
 		t.Error("an unknown field was ignored")
 	}
 }
+
+// taskToolWorld is a router on a real store with main, alpha and beta.
+type taskToolWorld struct {
+	t  *testing.T
+	st *store.Store
+	r  *Router
+}
+
+func newTaskToolWorld(t *testing.T, limits TaskLimits) *taskToolWorld {
+	ctx := context.Background()
+	st := openStore(t)
+	for _, g := range []store.Group{
+		{Folder: "main", Name: "Main", Trigger: "@Andy", IsMain: true, AddedAt: time.Now()},
+		{Folder: "alpha", Name: "A", Trigger: "@Andy", RequiresTrigger: true, AddedAt: time.Now()},
+		{Folder: "beta", Name: "B", Trigger: "@Andy", RequiresTrigger: true, AddedAt: time.Now()},
+	} {
+		st.PutGroup(ctx, g)
+		st.BindChat(ctx, "local:"+g.Folder, g.Folder)
+	}
+	return &taskToolWorld{t: t, st: st, r: New(Options{Store: st, Location: time.UTC, MaxConcurrent: 1, Tasks: limits})}
+}
+
+// call runs a tool as who: "owner" (OwnerCall), "main", or a group's folder.
+func (w *taskToolWorld) call(who, tool string, args any) (ipc.TaskInfo, error) {
+	w.t.Helper()
+	raw, _ := json.Marshal(args)
+	var res any
+	var err error
+	if who == "owner" {
+		res, err = w.r.OwnerCall(context.Background(), tool, raw)
+	} else {
+		res, err = w.r.Call(context.Background(), gateway.Caller{Folder: who, IsMain: who == "main"}, tool, raw)
+	}
+	if err != nil {
+		return ipc.TaskInfo{}, err
+	}
+	b, _ := json.Marshal(res)
+	var info ipc.TaskInfo
+	json.Unmarshal(b, &info)
+	return info, nil
+}
+
+// R20: for each who pauses and who tries to undo it, with resume_task and
+// update_task; and cancelled is final for everyone.
+func TestTaskToolsPauseRights(t *testing.T) {
+	prompt := "changed prompt"
+	for _, tc := range []struct {
+		pauser, lifter string
+		lift           bool
+	}{
+		{"alpha", "alpha", true},
+		{"alpha", "main", true},
+		{"alpha", "owner", true},
+		{"main", "alpha", false},
+		{"main", "main", true},
+		{"main", "owner", true},
+		{"owner", "alpha", false},
+		{"owner", "main", true},
+		{"owner", "owner", true},
+	} {
+		for _, tool := range []string{"resume_task", "update_task"} {
+			t.Run(tc.pauser+" pauses, "+tc.lifter+" "+tool, func(t *testing.T) {
+				w := newTaskToolWorld(t, TaskLimits{})
+				task, err := w.call("alpha", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: "3600000"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.call(tc.pauser, "pause_task", ipc.TaskIDArgs{TaskID: task.ID}); err != nil {
+					t.Fatal(err)
+				}
+				// The group pausing again does not make the pause its own.
+				if _, err := w.call("alpha", "pause_task", ipc.TaskIDArgs{TaskID: task.ID}); err != nil {
+					t.Fatal(err)
+				}
+				var args any = ipc.TaskIDArgs{TaskID: task.ID}
+				if tool == "update_task" {
+					args = ipc.UpdateTaskArgs{TaskID: task.ID, Prompt: &prompt}
+				}
+				_, err = w.call(tc.lifter, tool, args)
+				stored, _, _ := w.st.GetTask(context.Background(), task.ID)
+				if tc.lift {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				want := map[string]string{"main": "paused by the main group", "owner": "paused by the owner"}[tc.pauser]
+				if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "nanoclaw tasks resume "+task.ID) {
+					t.Fatalf("err = %v, want a refusal saying %q and how the owner resumes it", err, want)
+				}
+				if stored.Status != store.TaskPaused || stored.Prompt != "p" {
+					t.Fatalf("stored %s with prompt %q after a refused %s", stored.Status, stored.Prompt, tool)
+				}
+			})
+		}
+	}
+
+	w := newTaskToolWorld(t, TaskLimits{})
+	for _, canceller := range []string{"alpha", "main", "owner"} {
+		task, err := w.call("alpha", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: "3600000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.call(canceller, "cancel_task", ipc.TaskIDArgs{TaskID: task.ID}); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []string{"alpha", "main", "owner"} {
+			for tool, args := range map[string]any{
+				"resume_task": ipc.TaskIDArgs{TaskID: task.ID},
+				"pause_task":  ipc.TaskIDArgs{TaskID: task.ID},
+				"update_task": ipc.UpdateTaskArgs{TaskID: task.ID, Prompt: &prompt},
+			} {
+				if _, err := w.call(who, tool, args); err == nil || !strings.Contains(err.Error(), "a cancelled task stays cancelled") {
+					t.Errorf("%s of a task %s cancelled: %v, want refused", tool, canceller, err)
+				}
+			}
+		}
+		if stored, _, _ := w.st.GetTask(context.Background(), task.ID); stored.Status != store.TaskCancelled || stored.Prompt != "p" {
+			t.Errorf("cancelled task is now %s, prompt %q", stored.Status, stored.Prompt)
+		}
+	}
+}
+
+// R9: a non-main group's agent is held to its cap of active or paused tasks
+// and to the shortest interval (cron included); main and the owner to theirs.
+func TestTaskToolsLimits(t *testing.T) {
+	w := newTaskToolWorld(t, TaskLimits{MaxActive: 3, MaxActiveMain: 5, MinInterval: 5 * time.Minute})
+	hourly := ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: "3600000"}
+	for range 3 {
+		if _, err := w.call("alpha", "schedule_task", hourly); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := w.call("alpha", "schedule_task", hourly)
+	for _, want := range []string{"not scheduled", "group alpha already has 3 scheduled tasks", "TASK_MAX_ACTIVE=3", "cancel_task", "~/.config/nanoclaw/config"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("fourth task: %v, want it to say %q", err, want)
+		}
+	}
+	if list, _ := w.st.ListTasks(context.Background(), "alpha"); len(list) != 3 {
+		t.Fatalf("%d tasks stored, want 3", len(list))
+	}
+	// Another group has its own count; main may add to alpha up to its own cap.
+	if _, err := w.call("beta", "schedule_task", hourly); err != nil {
+		t.Errorf("beta: %v", err)
+	}
+	forAlpha := hourly
+	forAlpha.TargetGroup = "alpha"
+	for i := range 3 {
+		_, err := w.call("main", "schedule_task", forAlpha)
+		if i < 2 && err != nil {
+			t.Fatalf("main's task %d for alpha: %v", i, err)
+		}
+		if i == 2 && (err == nil || !strings.Contains(err.Error(), "TASK_MAX_ACTIVE_MAIN=5")) {
+			t.Fatalf("main's sixth task for alpha: %v, want the main cap", err)
+		}
+	}
+
+	// The shortest interval, for intervals and cron expressions alike.
+	for _, args := range []ipc.ScheduleTaskArgs{
+		{Prompt: "p", ScheduleType: "interval", ScheduleValue: "60000"},
+		{Prompt: "p", ScheduleType: "interval", ScheduleValue: "299999"},
+		{Prompt: "p", ScheduleType: "cron", ScheduleValue: "* * * * *"},
+		{Prompt: "p", ScheduleType: "cron", ScheduleValue: "*/2 9 * * *"},
+	} {
+		_, err := w.call("beta", "schedule_task", args)
+		for _, want := range []string{"not scheduled", "5m0s", "TASK_MIN_INTERVAL", "~/.config/nanoclaw/config"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("beta schedules %s %s: %v, want it to say %q", args.ScheduleType, args.ScheduleValue, err, want)
+			}
+		}
+	}
+	if _, err := w.call("beta", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "cron", ScheduleValue: "*/5 * * * *"}); err != nil {
+		t.Errorf("every 5 minutes: %v", err)
+	}
+	// A group cannot shorten an existing task below the limit either.
+	task, _ := w.call("main", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: "3600000", TargetGroup: "beta"})
+	every := "* * * * *"
+	cron := "cron"
+	if _, err := w.call("beta", "update_task", ipc.UpdateTaskArgs{TaskID: task.ID, ScheduleType: &cron, ScheduleValue: &every}); err == nil || !strings.Contains(err.Error(), "TASK_MIN_INTERVAL") {
+		t.Errorf("beta making its task every minute: %v", err)
+	}
+	// Main may: its floor is the scheduler's minute.
+	if _, err := w.call("main", "update_task", ipc.UpdateTaskArgs{TaskID: task.ID, ScheduleType: &cron, ScheduleValue: &every}); err != nil {
+		t.Errorf("main making beta's task every minute: %v", err)
+	}
+}

@@ -170,7 +170,7 @@ func TestClaimAcrossDST(t *testing.T) {
 		}
 		var claims []time.Time
 		for now := start; now.Before(end); now = now.Add(time.Minute) {
-			claimed, err := st.ClaimDue(ctx, now, 0, func(t store.Task) (*time.Time, error) { return NextRun(t, now) })
+			claimed, err := st.ClaimDue(ctx, now, 0, DefaultRunLease, func(t store.Task) (*time.Time, error) { return NextRun(t, now) })
 			if err != nil {
 				t.Fatal(err)
 			}

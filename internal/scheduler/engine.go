@@ -26,6 +26,17 @@ const DefaultBatch = 100
 // run log and as the task's last result.
 const MaxRecordBytes = 4 << 10
 
+// DefaultRunLease is how long a claimed run may take, from its claim to its
+// record, before the engine takes it as lost with a host that stopped
+// mid-run (see store.ClaimDue). It must exceed the longest run, queueing
+// included; the host sets it from its container timeout.
+const DefaultRunLease = time.Hour
+
+// ErrSkipped, wrapped in the error given to RecordRun, records a claimed run
+// that did not start: the task was paused, cancelled or deleted after the
+// claim (R16). The run is logged as skipped, not as the task's last run.
+var ErrSkipped = errors.New("skipped")
+
 // retryDelay is the pause after a failed store call, or after a due task
 // could be neither claimed nor cleared, so a fault cannot spin the engine.
 const retryDelay = time.Second
@@ -39,6 +50,7 @@ type Options struct {
 	// Run's goroutine and must not block.
 	Dispatch func(store.Task)
 	MaxSleep time.Duration    // the longest single sleep; 0: DefaultMaxSleep
+	RunLease time.Duration    // see DefaultRunLease; 0: DefaultRunLease
 	Batch    int              // tasks claimed per transaction; 0: DefaultBatch
 	Logger   *slog.Logger     // nil: slog.Default()
 	Clock    func() time.Time // the wall clock; nil: time.Now (tests move it)
@@ -50,11 +62,17 @@ type Options struct {
 // dispatched, so several engines on one database, restarts and clock jumps
 // never start the same run twice.
 //
+// A task has at most one run pending or running (R16): the claim stays on the
+// task until RecordRun, and a due time that comes meanwhile is logged as
+// skipped, not queued behind the run, so a task slower than its interval
+// cannot pile up copies.
+//
 // Exactly-once has one price: a run is claimed before it is dispatched, so
 // if the host dies between the claim and the end of the run, that run is lost
-// (the task runs next at its following time; a once task stays completed
-// without a run in its log). The other choice, claiming after the run, would
-// repeat a run after every such crash — the failure NanoClaw had.
+// (logged as such once its lease has passed; the task then runs at its
+// following time; a once task stays completed). The other choice, claiming
+// after the run, would repeat a run after every such crash — the failure
+// NanoClaw had.
 type Engine struct {
 	opt     Options
 	log     *slog.Logger
@@ -69,6 +87,9 @@ func New(opt Options) *Engine {
 	}
 	if opt.Batch <= 0 {
 		opt.Batch = DefaultBatch
+	}
+	if opt.RunLease <= 0 {
+		opt.RunLease = DefaultRunLease
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -119,7 +140,7 @@ func (e *Engine) round(ctx context.Context) time.Duration {
 	var now time.Time
 	for {
 		now = e.opt.Clock()
-		claimed, err := e.opt.Store.ClaimDue(ctx, now, e.opt.Batch, func(t store.Task) (*time.Time, error) {
+		claimed, err := e.opt.Store.ClaimDue(ctx, now, e.opt.Batch, e.opt.RunLease, func(t store.Task) (*time.Time, error) {
 			return NextRun(t, now)
 		})
 		if err != nil {
@@ -157,10 +178,11 @@ func (e *Engine) round(ctx context.Context) time.Duration {
 
 // RecordRun logs a run of task that started at start and ended now, with
 // the agent's result or the error that ended it (each truncated to
-// MaxRecordBytes), and records it as the task's last run and result. A once
-// task that was not claimed through the engine (its status still active) is
-// marked completed. A task deleted while it ran is an error wrapping
-// store.ErrNotFound.
+// MaxRecordBytes), and records it as the task's last run and result; either
+// way the task's claim ends, so its next due run can be claimed. An error
+// wrapping ErrSkipped logs a run that did not start. A once task that was not
+// claimed through the engine (its status still active) is marked completed.
+// A task deleted while it ran is an error wrapping store.ErrNotFound.
 func (e *Engine) RecordRun(ctx context.Context, task store.Task, start time.Time, result string, runErr error) error {
 	run := store.TaskRun{
 		TaskID:    task.ID,
@@ -175,11 +197,14 @@ func (e *Engine) RecordRun(ctx context.Context, task store.Task, start time.Time
 			msg = "unknown error"
 		}
 		run.Status, run.Result, run.Error = store.RunError, "", truncate(msg, MaxRecordBytes)
+		if errors.Is(runErr, ErrSkipped) {
+			run.Status, run.Duration = store.RunSkipped, 0
+		}
 	}
 	if _, err := e.opt.Store.AddTaskRun(ctx, run); err != nil {
 		return err
 	}
-	if task.ScheduleType == store.ScheduleOnce && task.Status == store.TaskActive {
+	if task.ScheduleType == store.ScheduleOnce && task.Status == store.TaskActive && run.Status != store.RunSkipped {
 		if err := e.opt.Store.SetTaskStatus(ctx, task.ID, store.TaskCompleted); err != nil {
 			return fmt.Errorf("complete once task %s: %w", task.ID, err)
 		}

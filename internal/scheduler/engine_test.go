@@ -362,8 +362,16 @@ func TestTwoEnginesRunEachTaskOnce(t *testing.T) {
 	da, db := newDispatches(), newDispatches()
 	// Handing a task over takes a moment, as in the host; between two claim
 	// transactions of one engine the other gets the lock, so they interleave.
+	// The run is recorded at once, ending its claim, as the host does at the
+	// end of a run.
 	slow := func(d *dispatches) func(store.Task) {
-		return func(t store.Task) { time.Sleep(2 * time.Millisecond); d.dispatch(t) }
+		return func(task store.Task) {
+			time.Sleep(2 * time.Millisecond)
+			d.dispatch(task)
+			if _, err := a.AddTaskRun(ctx, store.TaskRun{TaskID: task.ID, StartedAt: time.Now(), Status: store.RunSuccess}); err != nil {
+				t.Error(err)
+			}
+		}
 	}
 	ea := New(Options{Store: a, Dispatch: slow(da), Logger: quietLogger(), Batch: 5})
 	eb := New(Options{Store: b, Dispatch: slow(db), Logger: quietLogger(), Batch: 5})
@@ -413,7 +421,7 @@ func TestCrashAfterClaimNeverRunsTwice(t *testing.T) {
 		addTask(t, crashed, fmt.Sprintf("t%d", i), store.ScheduleInterval, "3600000", due)
 	}
 	now := time.Now()
-	claimed, err := crashed.ClaimDue(ctx, now, 0, func(t store.Task) (*time.Time, error) { return NextRun(t, now) })
+	claimed, err := crashed.ClaimDue(ctx, now, 0, DefaultRunLease, func(t store.Task) (*time.Time, error) { return NextRun(t, now) })
 	if err != nil || len(claimed) != 10 {
 		t.Fatalf("claim = %d tasks, %v", len(claimed), err)
 	}

@@ -59,7 +59,7 @@ func TestSchedulerChildProcess(t *testing.T) {
 		os.Exit(0)
 	case childCrashMidClaim:
 		n := 0
-		st.ClaimDue(ctx, now, 0, func(task store.Task) (*time.Time, error) {
+		st.ClaimDue(ctx, now, 0, DefaultRunLease, func(task store.Task) (*time.Time, error) {
 			if n++; n > 25 {
 				os.Exit(3) // the transaction holds 25 updates, uncommitted
 			}
@@ -67,7 +67,7 @@ func TestSchedulerChildProcess(t *testing.T) {
 		})
 		os.Exit(1) // not reached when there are more than 25 due tasks
 	case childCrashAfterClaim:
-		claimed, err := st.ClaimDue(ctx, now, 20, func(task store.Task) (*time.Time, error) { return NextRun(task, now) })
+		claimed, err := st.ClaimDue(ctx, now, 20, DefaultRunLease, func(task store.Task) (*time.Time, error) { return NextRun(task, now) })
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)

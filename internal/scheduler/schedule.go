@@ -78,11 +78,29 @@ type Schedule struct {
 	loc      *time.Location // cron, once: the zone wall-clock times are read in
 }
 
+// TooFrequentError is ParseSchedule's refusal of an interval, or of a cron
+// expression, that runs more often than the shortest interval allowed.
+type TooFrequentError struct {
+	Kind  store.ScheduleType // interval or cron
+	Value string             // as given
+	Every time.Duration      // the shortest time between two runs
+	Min   time.Duration      // the shortest allowed
+}
+
+func (e *TooFrequentError) Error() string {
+	if e.Kind == store.ScheduleInterval {
+		return fmt.Sprintf("interval must be at least %d ms (%v), got %s", e.Min.Milliseconds(), e.Min, e.Value)
+	}
+	return fmt.Sprintf("cron expression %q runs as often as every %v; the shortest allowed interval is %v", e.Value, e.Every, e.Min)
+}
+
 // ParseSchedule parses and validates a schedule as a user or the agent gives
 // it, for a task in zone loc: kind is "cron", "interval" or "once"; value is
-// a 5-field cron expression, a period in milliseconds (at least minInterval;
-// <= 0 means DefaultMinInterval), or a time ("2026-01-02T15:04[:05]" in loc,
-// or RFC 3339 with a zone) that must be after now.
+// a 5-field cron expression, a period in milliseconds, or a time
+// ("2026-01-02T15:04[:05]" in loc, or RFC 3339 with a zone) that must be
+// after now. An interval, or a cron expression at its most frequent, must be
+// at least minInterval apart (<= 0 means DefaultMinInterval); else the error
+// is a *TooFrequentError.
 func ParseSchedule(kind, value string, loc *time.Location, now time.Time, minInterval time.Duration) (Schedule, error) {
 	if minInterval <= 0 {
 		minInterval = DefaultMinInterval
@@ -94,7 +112,7 @@ func ParseSchedule(kind, value string, loc *time.Location, now time.Time, minInt
 	switch s.kind {
 	case store.ScheduleInterval:
 		if s.interval < minInterval {
-			return Schedule{}, fmt.Errorf("interval must be at least %d ms (%v), got %s", minInterval.Milliseconds(), minInterval, value)
+			return Schedule{}, &TooFrequentError{Kind: s.kind, Value: value, Every: s.interval, Min: minInterval}
 		}
 	case store.ScheduleOnce:
 		if !s.at.After(now) {
@@ -103,6 +121,10 @@ func ParseSchedule(kind, value string, loc *time.Location, now time.Time, minInt
 	case store.ScheduleCron:
 		if _, ok := s.Next(now); !ok {
 			return Schedule{}, fmt.Errorf("cron expression %q never fires", value)
+		}
+		// R9: "* * * * *" is as frequent as a one-minute interval.
+		if every := cronMinGap(s.cron); every < minInterval {
+			return Schedule{}, &TooFrequentError{Kind: s.kind, Value: value, Every: every, Min: minInterval}
 		}
 	}
 	return s, nil
@@ -166,6 +188,82 @@ func parseCron(value string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("cron expression %q is not valid", value)
+}
+
+// cronMinGap is the shortest time between two runs of a valid 5-field cron
+// expression, never more: it is exact within a day and assumes that any day
+// may follow any other (the day fields only ever make runs rarer). A minute
+// or hour field it cannot expand counts as '*'.
+func cronMinGap(expr string) time.Duration {
+	fields := strings.Fields(expr)
+	minutes := cronValues(fields[0], 0, 59)
+	hours := cronValues(fields[1], 0, 23)
+	gap := 24 * 60 // minutes
+	for i := 1; i < len(minutes); i++ {
+		gap = min(gap, minutes[i]-minutes[i-1])
+	}
+	hourGap := 24 // to the next run hour, on the same day or the next
+	for i := range hours {
+		next := hours[0] + 24
+		if i+1 < len(hours) {
+			next = hours[i+1]
+		}
+		hourGap = min(hourGap, next-hours[i])
+	}
+	gap = min(gap, hourGap*60-minutes[len(minutes)-1]+minutes[0])
+	return time.Duration(gap) * time.Minute
+}
+
+// cronValues expands a minute or hour field (lists of *, n, a-b, each with an
+// optional /step) into its sorted values in [lo, hi]. What it does not know
+// is taken as every value, the most frequent reading.
+func cronValues(field string, lo, hi int) []int {
+	set := make([]bool, hi+1)
+	all := func() []int {
+		var v []int
+		for i := lo; i <= hi; i++ {
+			v = append(v, i)
+		}
+		return v
+	}
+	for part := range strings.SplitSeq(field, ",") {
+		rng, step := part, 1
+		if r, st, ok := strings.Cut(part, "/"); ok {
+			n, err := strconv.Atoi(st)
+			if err != nil || n <= 0 {
+				return all()
+			}
+			rng, step = r, n
+		}
+		from, to := lo, hi
+		if rng != "*" {
+			a, b, isRange := strings.Cut(rng, "-")
+			var err1, err2 error
+			from, err1 = strconv.Atoi(a)
+			to, err2 = from, nil
+			if isRange {
+				to, err2 = strconv.Atoi(b)
+			} else if step > 1 {
+				to = hi // "5/15" is 5-hi/15
+			}
+			if err1 != nil || err2 != nil || from < lo || to > hi || from > to {
+				return all()
+			}
+		}
+		for v := from; v <= to; v += step {
+			set[v] = true
+		}
+	}
+	var values []int
+	for v := lo; v <= hi; v++ {
+		if set[v] {
+			values = append(values, v)
+		}
+	}
+	if len(values) == 0 {
+		return all()
+	}
+	return values
 }
 
 func parseInterval(value string) (time.Duration, error) {

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,49 @@ func TestTruncate(t *testing.T) {
 	for i := range len(got) {
 		if got[i] == 0xc3 && i+1 < len(got) && got[i+1] != 0xa9 {
 			t.Fatalf("truncate split a character at byte %d", i)
+		}
+	}
+}
+
+// R9: the shortest interval holds for cron expressions too, at their most
+// frequent; day fields never make a cron expression look rarer than it is.
+func TestCronMinimumInterval(t *testing.T) {
+	now := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		expr  string
+		every time.Duration
+	}{
+		{"* * * * *", time.Minute},
+		{"*/5 * * * *", 5 * time.Minute},
+		{"*/7 * * * *", 4 * time.Minute}, // :56 then :00
+		{"0,1 9 * * *", time.Minute},
+		{"0-4 9 1 1 *", time.Minute}, // a burst once a year is still a burst
+		{"5/20 * * * *", 20 * time.Minute},
+		{"0 * * * *", time.Hour},
+		{"@hourly", time.Hour},
+		{"59 8 * * *", 24 * time.Hour},
+		{"59 8,9 * * *", time.Hour},
+		{"59 23 * * *", 24 * time.Hour},
+		{"58 23,0 * * *", time.Hour},
+		{"0,58 0,23 * * 1", 2 * time.Minute}, // 23:58, then 00:00 of a possible next day
+		{"30 9 * * 1-5", 24 * time.Hour},
+		{"@daily", 24 * time.Hour},
+	} {
+		s, err := ParseSchedule("cron", tc.expr, time.UTC, now, time.Minute)
+		if err != nil {
+			t.Errorf("%q: %v", tc.expr, err)
+			continue
+		}
+		if got := cronMinGap(s.cron); got != tc.every {
+			t.Errorf("%q runs at most every %v, want %v", tc.expr, got, tc.every)
+		}
+		_, err = ParseSchedule("cron", tc.expr, time.UTC, now, tc.every+time.Minute)
+		var tooFrequent *TooFrequentError
+		if !errors.As(err, &tooFrequent) || tooFrequent.Every != tc.every || !strings.Contains(err.Error(), "the shortest allowed interval is") {
+			t.Errorf("%q with a minimum above %v: %v, want a TooFrequentError", tc.expr, tc.every, err)
+		}
+		if _, err := ParseSchedule("cron", tc.expr, time.UTC, now, tc.every); err != nil {
+			t.Errorf("%q with a minimum of exactly %v: %v", tc.expr, tc.every, err)
 		}
 	}
 }

@@ -122,6 +122,9 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 `,
+	// Who paused a task, the claim of its pending run, skipped runs (R16,
+	// R20): see migrationTaskClaims.
+	migrationTaskClaims,
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this

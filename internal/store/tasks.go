@@ -52,7 +52,60 @@ type RunStatus string
 const (
 	RunSuccess RunStatus = "success"
 	RunError   RunStatus = "error"
+	// RunSkipped is a due time that did not run: the task's previous run had
+	// not finished, or the task was paused or cancelled after the claim.
+	RunSkipped RunStatus = "skipped"
 )
+
+// TaskActor is who paused a task. R20: a pause is lifted only by someone at
+// least as strong as the one who made it, so a group cannot undo what main
+// or the owner decided.
+type TaskActor string
+
+// The actors, weakest first.
+const (
+	ActorScheduler TaskActor = "scheduler" // the engine, for a schedule it cannot compute
+	ActorGroup     TaskActor = "group"     // the task's own (non-main) group
+	ActorMain      TaskActor = "main"      // the main group's agent
+	ActorOwner     TaskActor = "owner"     // the owner: the CLI and the control socket
+)
+
+// Validate reports whether a is a known actor.
+func (a TaskActor) Validate() error {
+	switch a {
+	case ActorScheduler, ActorGroup, ActorMain, ActorOwner:
+		return nil
+	}
+	return fmt.Errorf("unknown task actor %q (want scheduler, group, main or owner)", string(a))
+}
+
+// rank orders the actors: main and the owner are equals.
+func (a TaskActor) rank() int {
+	switch a {
+	case ActorGroup:
+		return 1
+	case ActorMain, ActorOwner:
+		return 2
+	}
+	return 0
+}
+
+// MayLift reports whether a may resume or edit a task that by paused.
+func (a TaskActor) MayLift(by TaskActor) bool { return a.rank() >= by.rank() }
+
+// liftable lists the pausers a may override, for SQL "paused_by IN (...)".
+func (a TaskActor) liftable() []any {
+	var list []any
+	for _, by := range []TaskActor{ActorScheduler, ActorGroup, ActorMain, ActorOwner} {
+		if a.MayLift(by) {
+			list = append(list, string(by))
+		}
+	}
+	for len(list) < 4 { // a fixed number of placeholders; repeats change nothing
+		list = append(list, list[0])
+	}
+	return list
+}
 
 // Task is a scheduled prompt that runs as the agent of a group.
 type Task struct {
@@ -69,6 +122,10 @@ type Task struct {
 	LastRun       *time.Time // nil: never run
 	LastResult    string     // the last run's result or error
 	CreatedAt     time.Time
+	PausedBy      TaskActor // who paused it; set exactly when Status is paused
+	// ClaimedAt is when the engine claimed the run now pending or running
+	// (nil: none). R16: while it is set, no further run is claimed.
+	ClaimedAt *time.Time
 }
 
 // Validate checks every field of t: required text, the enums, the time zone
@@ -105,6 +162,19 @@ func (t Task) Validate() error {
 	}
 	if err := t.Status.Validate(); err != nil {
 		return err
+	}
+	if (t.Status == TaskPaused) != (t.PausedBy != "") {
+		return fmt.Errorf("status %s with paused_by %q: a task records who paused it exactly while it is paused", t.Status, string(t.PausedBy))
+	}
+	if t.PausedBy != "" {
+		if err := t.PausedBy.Validate(); err != nil {
+			return err
+		}
+	}
+	if t.ClaimedAt != nil {
+		if err := checkTime("claimed_at", *t.ClaimedAt); err != nil {
+			return err
+		}
 	}
 	if t.NextRun != nil {
 		if err := checkTime("next_run", *t.NextRun); err != nil {
@@ -149,10 +219,10 @@ func (st TaskStatus) Validate() error {
 // Validate reports whether st is a known run outcome.
 func (st RunStatus) Validate() error {
 	switch st {
-	case RunSuccess, RunError:
+	case RunSuccess, RunError, RunSkipped:
 		return nil
 	}
-	return fmt.Errorf("unknown run status %q (want success or error)", string(st))
+	return fmt.Errorf("unknown run status %q (want success, error or skipped)", string(st))
 }
 
 // ValidateTimezone accepts an IANA time zone name ("UTC", "Europe/Paris").
@@ -167,7 +237,7 @@ func ValidateTimezone(tz string) error {
 	return nil
 }
 
-const taskColumns = `id, folder, chat_jid, prompt, schedule_type, schedule_value, timezone, context_mode, status, next_run, last_run, last_result, created_at`
+const taskColumns = `id, folder, chat_jid, prompt, schedule_type, schedule_value, timezone, context_mode, status, next_run, last_run, last_result, created_at, paused_by, claimed_at`
 
 var taskColumnNames = columns(taskColumns)
 
@@ -187,6 +257,8 @@ func decodeTask(raw rawRow) (Task, string, error) {
 		LastRun:       d.nullTime(10),
 		LastResult:    d.nullText(11),
 		CreatedAt:     d.time(12),
+		PausedBy:      TaskActor(d.nullText(13)),
+		ClaimedAt:     d.nullTime(14),
 	}
 	if d.err == nil {
 		d.err = t.Validate()
@@ -200,17 +272,41 @@ func decodeTask(raw rawRow) (Task, string, error) {
 // CreateTask stores a new task. A zero CreatedAt means now. An existing id,
 // or a folder with no group, is an error.
 func (s *Store) CreateTask(ctx context.Context, t Task) error {
+	return s.CreateTaskWithin(ctx, t, 0)
+}
+
+// TaskLimitError is CreateTaskWithin's refusal: the group already has Limit
+// scheduled (active or paused) tasks.
+type TaskLimitError struct {
+	Folder string
+	Limit  int
+}
+
+func (e *TaskLimitError) Error() string {
+	return fmt.Sprintf("group %s already has %d scheduled tasks (active or paused)", e.Folder, e.Limit)
+}
+
+// CreateTaskWithin is CreateTask, refused with a *TaskLimitError when the
+// group already has limit or more tasks that are active or paused (limit <= 0:
+// no limit). R9: the count and the insert are one statement, so concurrent
+// calls cannot together pass the limit.
+func (s *Store) CreateTaskWithin(ctx context.Context, t Task, limit int) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
 	}
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("create task %q: %w", t.ID, err)
 	}
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if limit <= 0 {
+		limit = -1
+	}
+	res, err := s.db.ExecContext(ctx, `
+		INSERT INTO tasks (`+taskColumns+`) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		WHERE ? < 0 OR (SELECT count(*) FROM tasks WHERE folder = ? AND status IN ('active', 'paused')) < ?`,
 		t.ID, t.Folder, t.ChatJID, t.Prompt, string(t.ScheduleType), t.ScheduleValue, t.Timezone,
 		string(t.ContextMode), string(t.Status), nullMillis(t.NextRun), nullMillis(t.LastRun),
-		nullString(t.LastResult), toMillis(t.CreatedAt))
+		nullString(t.LastResult), toMillis(t.CreatedAt), nullString(string(t.PausedBy)), nullMillis(t.ClaimedAt),
+		limit, t.Folder, limit)
 	switch {
 	case isConstraint(err, sqlite3.CONSTRAINT_PRIMARYKEY):
 		return fmt.Errorf("create task %q: a task with this id already exists", t.ID)
@@ -218,6 +314,9 @@ func (s *Store) CreateTask(ctx context.Context, t Task) error {
 		return fmt.Errorf("create task %q: no group %q: %w", t.ID, t.Folder, ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("create task %q: %w", t.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return &TaskLimitError{Folder: t.Folder, Limit: limit}
 	}
 	return nil
 }
@@ -243,28 +342,102 @@ func (s *Store) ListTasks(ctx context.Context, folder string) ([]Task, error) {
 	return list, nil
 }
 
-// SetTaskStatus changes a task's status (pause, resume, cancel, complete).
-// A missing task is an error wrapping ErrNotFound.
+// ErrTaskLocked is wrapped by the errors of PauseTask, ResumeTask and
+// UpdateTask when the task's state forbids the change to this actor: it is
+// cancelled (final for everyone), or paused by a stronger actor (R20).
+var ErrTaskLocked = errors.New("task locked")
+
+// SetTaskStatus marks a task completed or cancelled; pausing and resuming
+// record who did it (PauseTask, ResumeTask). A cancelled task stays
+// cancelled. A missing task is an error wrapping ErrNotFound.
 func (s *Store) SetTaskStatus(ctx context.Context, id string, status TaskStatus) error {
-	if err := status.Validate(); err != nil {
-		return fmt.Errorf("set status of task %q: %w", id, err)
+	what := fmt.Sprintf("set status of task %q to %s", id, status)
+	if status != TaskCompleted && status != TaskCancelled {
+		return fmt.Errorf("%s: use PauseTask or ResumeTask (want completed or cancelled)", what)
 	}
-	return s.updateOne(ctx, fmt.Sprintf("set status of task %q to %s", id, status),
-		`UPDATE tasks SET status = ? WHERE id = ?`, string(status), id)
+	return s.guardedUpdate(ctx, what, id,
+		`UPDATE tasks SET status = ?, paused_by = NULL WHERE id = ? AND (status != 'cancelled' OR ? = 'cancelled')`,
+		string(status), id, string(status))
+}
+
+// PauseTask pauses a task on behalf of by. Pausing a paused task again keeps
+// the stronger of the two pausers, so a group cannot turn main's pause into
+// its own and then lift it. A cancelled or completed task cannot be paused
+// (an error wrapping ErrTaskLocked).
+func (s *Store) PauseTask(ctx context.Context, id string, by TaskActor) error {
+	what := fmt.Sprintf("pause task %q", id)
+	if err := by.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	lift := by.liftable()
+	return s.guardedUpdate(ctx, what, id, `
+		UPDATE tasks SET status = 'paused',
+			paused_by = CASE WHEN status = 'paused' AND paused_by NOT IN (?, ?, ?, ?) THEN paused_by ELSE ? END
+		WHERE id = ? AND status IN ('active', 'paused')`,
+		lift[0], lift[1], lift[2], lift[3], string(by), id)
+}
+
+// ResumeTask makes a task active again with next as its next run, on behalf
+// of by. R20: a cancelled task stays cancelled, and a task paused by a
+// stronger actor stays paused (errors wrapping ErrTaskLocked).
+func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by TaskActor) error {
+	what := fmt.Sprintf("resume task %q", id)
+	if err := by.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := checkTime("next_run", next); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	lift := by.liftable()
+	return s.guardedUpdate(ctx, what, id, `
+		UPDATE tasks SET status = 'active', paused_by = NULL, next_run = ?
+		WHERE id = ? AND status != 'cancelled' AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))`,
+		toMillis(next), id, lift[0], lift[1], lift[2], lift[3])
 }
 
 // UpdateTask replaces a task's prompt, schedule (type, value, time zone) and
-// next run with t's, in one statement; t.ID names the task and t as a whole
-// must be valid. Other fields (status, last run) are left alone. A missing
-// task is an error wrapping ErrNotFound.
-func (s *Store) UpdateTask(ctx context.Context, t Task) error {
+// next run with t's, in one statement, on behalf of by; t.ID names the task
+// and t as a whole must be valid. Other fields (status, last run) are left
+// alone. R20: a cancelled task, or one paused by a stronger actor, is not
+// changed (an error wrapping ErrTaskLocked). A missing task is an error
+// wrapping ErrNotFound.
+func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor) error {
+	what := fmt.Sprintf("update task %q", t.ID)
 	if err := t.Validate(); err != nil {
-		return fmt.Errorf("update task %q: %w", t.ID, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return s.updateOne(ctx, fmt.Sprintf("update task %q", t.ID), `
+	if err := by.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	lift := by.liftable()
+	return s.guardedUpdate(ctx, what, t.ID, `
 		UPDATE tasks SET prompt = ?, schedule_type = ?, schedule_value = ?, timezone = ?, next_run = ?
-		WHERE id = ?`,
-		t.Prompt, string(t.ScheduleType), t.ScheduleValue, t.Timezone, nullMillis(t.NextRun), t.ID)
+		WHERE id = ? AND status != 'cancelled' AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))`,
+		t.Prompt, string(t.ScheduleType), t.ScheduleValue, t.Timezone, nullMillis(t.NextRun), t.ID,
+		lift[0], lift[1], lift[2], lift[3])
+}
+
+// guardedUpdate runs a statement on task id whose WHERE clause guards the
+// change. When no row changed it says why: no such task (ErrNotFound), or
+// the state that the guard refused (ErrTaskLocked).
+func (s *Store) guardedUpdate(ctx context.Context, what, id, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	t, found, err := s.GetTask(ctx, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	case !found:
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	case t.Status == TaskPaused:
+		return fmt.Errorf("%s: it was paused by %s: %w", what, t.PausedBy, ErrTaskLocked)
+	}
+	return fmt.Errorf("%s: it is %s: %w", what, t.Status, ErrTaskLocked)
 }
 
 // SetTaskNextRun sets when a task runs next (nil: not scheduled), as the
@@ -348,8 +521,9 @@ func decodeTaskRun(raw rawRow) (TaskRun, string, error) {
 }
 
 // AddTaskRun logs a run and, in the same transaction, records it on the task
-// as its last run and last result (the result, or "error: " and the error).
-// It returns the run's id.
+// as its last run and last result (the result, or "error: " and the error)
+// and ends the task's claim, so its next due run can be claimed. A skipped
+// run ends the claim but is not the task's last run. It returns the run's id.
 func (s *Store) AddTaskRun(ctx context.Context, r TaskRun) (int64, error) {
 	if err := r.Validate(); err != nil {
 		return 0, fmt.Errorf("add run of task %q: %w", r.TaskID, err)
@@ -372,7 +546,11 @@ func (s *Store) AddTaskRun(ctx context.Context, r TaskRun) (int64, error) {
 		if id, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE tasks SET last_run = ?, last_result = ? WHERE id = ?`,
+		if r.Status == RunSkipped {
+			_, err = tx.ExecContext(ctx, `UPDATE tasks SET claimed_at = NULL WHERE id = ?`, r.TaskID)
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET last_run = ?, last_result = ?, claimed_at = NULL WHERE id = ?`,
 			toMillis(r.StartedAt), lastResult, r.TaskID)
 		return err
 	})
@@ -413,6 +591,15 @@ const maxStoredMillis = 253402300799999
 // says when it runs next, given the task as stored (nil: never again, and the
 // task is marked completed); it must be after now.
 //
+// R16: a task has at most one run pending or running. A claim stays on the
+// task (ClaimedAt) until its run is recorded (AddTaskRun). A task that comes
+// due while it holds a claim younger than lease is not claimed again: the
+// due time is logged as a skipped run and the task moves on to its next run,
+// as a run missed while the host was down would. A claim older than lease
+// is taken to be lost with a host that stopped mid-run: it is logged as a
+// failed run and the task is claimed afresh, so a crash cannot block a task
+// for good. lease must be longer than any run.
+//
 // The claim moves next_run on in the store, so a run is claimed once only:
 // everything happens in one immediate (write-locked) transaction, and each
 // task is updated by compare-and-set on its id, status and the next_run that
@@ -424,7 +611,7 @@ const maxStoredMillis = 253402300799999
 // compute, is never claimed; its next_run is cleared (and a valid task with
 // a broken schedule is paused, the reason in its last result) so that it
 // cannot keep waking the scheduler. Both are logged.
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, next func(Task) (*time.Time, error)) ([]ClaimedTask, error) {
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration, next func(Task) (*time.Time, error)) ([]ClaimedTask, error) {
 	if limit <= 0 {
 		limit = -1
 	}
@@ -454,28 +641,48 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, next fun
 			}
 			if err != nil {
 				s.log.Warn("cannot schedule task; pausing it", "task", t.ID, "err", err)
-				if _, err := tx.ExecContext(ctx, `UPDATE tasks SET status = 'paused', next_run = NULL, last_result = ? WHERE rowid = ?`,
+				if _, err := tx.ExecContext(ctx, `UPDATE tasks SET status = 'paused', paused_by = 'scheduler', next_run = NULL, last_result = ? WHERE rowid = ?`,
 					"error: cannot schedule: "+err.Error(), rowid); err != nil {
 					return err
 				}
 				continue
 			}
-			due := *t.NextRun
+			due, claim := *t.NextRun, t.ClaimedAt
+			busy := claim != nil && now.Before(claim.Add(lease))
 			t.NextRun = n
 			if n == nil {
 				t.Status = TaskCompleted
 			}
+			if !busy {
+				at := fromMillis(toMillis(now)) // as stored
+				t.ClaimedAt = &at
+			}
 			res, err := tx.ExecContext(ctx, `
-				UPDATE tasks SET next_run = ?, status = ?
-				WHERE id = ? AND status = 'active' AND next_run = ?`,
-				nullMillis(n), string(t.Status), t.ID, toMillis(due))
+				UPDATE tasks SET next_run = ?, status = ?, claimed_at = ?
+				WHERE id = ? AND status = 'active' AND next_run = ? AND claimed_at IS ?`,
+				nullMillis(n), string(t.Status), nullMillis(t.ClaimedAt), t.ID, toMillis(due), nullMillis(claim))
 			if err != nil {
 				return err
 			}
 			if rows, err := res.RowsAffected(); err != nil || rows != 1 {
 				continue // claimed by someone else after all
 			}
-			claimed = append(claimed, ClaimedTask{Task: t, Due: due})
+			switch {
+			case busy:
+				s.log.Info("task due while its previous run has not finished; skipped", "task", t.ID, "due", due, "claimed_at", *claim)
+				err = insertRun(ctx, tx, TaskRun{TaskID: t.ID, StartedAt: due, Status: RunSkipped,
+					Error: "skipped: the run claimed at " + claim.Format(time.RFC3339) + " had not finished"})
+			case claim != nil:
+				s.log.Warn("a claimed run of the task never finished; taking it as lost", "task", t.ID, "claimed_at", *claim)
+				err = insertRun(ctx, tx, TaskRun{TaskID: t.ID, StartedAt: *claim, Status: RunError,
+					Error: fmt.Sprintf("no result: the run claimed at %s had not finished after %v (did nanoclaw stop during it?)", claim.Format(time.RFC3339), lease)})
+			}
+			if err != nil {
+				return err
+			}
+			if !busy {
+				claimed = append(claimed, ClaimedTask{Task: t, Due: due})
+			}
 		}
 		return nil
 	})
@@ -483,6 +690,17 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, next fun
 		return nil, fmt.Errorf("claim tasks due at %s: %w", now.Format(time.RFC3339Nano), err)
 	}
 	return claimed, nil
+}
+
+// insertRun adds a run to the log alone; the task's last run is not changed.
+func insertRun(ctx context.Context, tx *sql.Tx, r TaskRun) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO task_runs (task_id, started_at, duration_ms, status, result, error) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.TaskID, toMillis(r.StartedAt), r.Duration.Milliseconds(), string(r.Status), nullString(r.Result), nullString(r.Error))
+	return err
 }
 
 // dueRows reads the raw rows (rowid first) of the active tasks due at now.
@@ -552,3 +770,52 @@ func (s *Store) NextDue(ctx context.Context) (*time.Time, error) {
 	}
 	return &t, nil
 }
+
+// migrationTaskClaims is schema step v3, for R16 and R20. Tasks record who
+// paused them (paused_by, exactly while paused: the database enforces it) and
+// the claim of their pending run (claimed_at); runs may be "skipped". SQLite
+// cannot change a CHECK in place, so both tables are rebuilt. The runs are
+// copied first into a table that refers to the new tasks table, because
+// dropping the old tasks table would cascade to every row that refers to it.
+// A pause from before v3 is taken to be the owner's: the strictest reading.
+const migrationTaskClaims = `
+CREATE TABLE tasks_v3 (
+	id             TEXT PRIMARY KEY,
+	folder         TEXT NOT NULL REFERENCES groups(folder) ON DELETE CASCADE,
+	chat_jid       TEXT NOT NULL,
+	prompt         TEXT NOT NULL,
+	schedule_type  TEXT NOT NULL CHECK (schedule_type IN ('cron', 'interval', 'once')),
+	schedule_value TEXT NOT NULL,
+	timezone       TEXT NOT NULL,
+	context_mode   TEXT NOT NULL CHECK (context_mode IN ('group', 'isolated')),
+	status         TEXT NOT NULL CHECK (status IN ('active', 'paused', 'completed', 'cancelled')),
+	next_run       INTEGER,
+	last_run       INTEGER,
+	last_result    TEXT,
+	created_at     INTEGER NOT NULL,
+	paused_by      TEXT CHECK (paused_by IN ('scheduler', 'group', 'main', 'owner')),
+	claimed_at     INTEGER,
+	CHECK ((status = 'paused') = (paused_by IS NOT NULL))
+);
+INSERT INTO tasks_v3 SELECT id, folder, chat_jid, prompt, schedule_type, schedule_value, timezone, context_mode,
+	status, next_run, last_run, last_result, created_at, CASE WHEN status = 'paused' THEN 'owner' END, NULL FROM tasks;
+
+CREATE TABLE task_runs_v3 (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	task_id     TEXT NOT NULL REFERENCES tasks_v3(id) ON DELETE CASCADE,
+	started_at  INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	status      TEXT NOT NULL CHECK (status IN ('success', 'error', 'skipped')),
+	result      TEXT,
+	error       TEXT
+);
+INSERT INTO task_runs_v3 SELECT id, task_id, started_at, duration_ms, status, result, error FROM task_runs;
+
+DROP TABLE task_runs;
+DROP TABLE tasks;
+ALTER TABLE tasks_v3 RENAME TO tasks;
+ALTER TABLE task_runs_v3 RENAME TO task_runs;
+CREATE INDEX tasks_due ON tasks(status, next_run);
+CREATE INDEX tasks_folder ON tasks(folder);
+CREATE INDEX task_runs_task ON task_runs(task_id, started_at);
+`

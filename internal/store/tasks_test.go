@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -131,16 +132,18 @@ func TestTasksRoundTrip(t *testing.T) {
 	}
 
 	// Status changes.
-	if err := s.SetTaskStatus(ctx, "t1", TaskPaused); err != nil {
+	if err := s.PauseTask(ctx, "t1", ActorGroup); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := s.GetTask(ctx, "t1"); got.Status != TaskPaused {
-		t.Fatalf("status = %q, want paused", got.Status)
+	if got, _, _ := s.GetTask(ctx, "t1"); got.Status != TaskPaused || got.PausedBy != ActorGroup {
+		t.Fatalf("status = %q paused by %q, want paused by group", got.Status, got.PausedBy)
 	}
-	if err := s.SetTaskStatus(ctx, "t1", "frozen"); err == nil {
-		t.Fatal("unknown status accepted")
+	for _, st := range []TaskStatus{"frozen", TaskPaused, TaskActive} {
+		if err := s.SetTaskStatus(ctx, "t1", st); err == nil {
+			t.Fatalf("SetTaskStatus(%s) accepted", st)
+		}
 	}
-	if err := s.SetTaskStatus(ctx, "nope", TaskActive); !errors.Is(err, ErrNotFound) {
+	if err := s.SetTaskStatus(ctx, "nope", TaskCompleted); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("status of a missing task: err = %v", err)
 	}
 
@@ -151,21 +154,21 @@ func TestTasksRoundTrip(t *testing.T) {
 	upd.NextRun = timePtr(time.Date(2025, 9, 1, 9, 0, 0, 0, time.UTC))
 	upd.Status = TaskCancelled     // ignored
 	upd.ContextMode = ContextGroup // ignored
-	if err := s.UpdateTask(ctx, upd); err != nil {
+	if err := s.UpdateTask(ctx, upd, ActorGroup); err != nil {
 		t.Fatal(err)
 	}
 	got, _, _ = s.GetTask(ctx, "t1")
 	want := upd
-	want.Status, want.ContextMode = TaskPaused, t1.ContextMode
+	want.Status, want.PausedBy, want.ContextMode = TaskPaused, ActorGroup, t1.ContextMode
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("after UpdateTask = %+v\nwant %+v", got, want)
 	}
 	upd.ScheduleType = "never"
-	if err := s.UpdateTask(ctx, upd); err == nil {
+	if err := s.UpdateTask(ctx, upd, ActorGroup); err == nil {
 		t.Fatal("UpdateTask accepted an invalid schedule type")
 	}
 	missing := testTask("nope", "family")
-	if err := s.UpdateTask(ctx, missing); !errors.Is(err, ErrNotFound) {
+	if err := s.UpdateTask(ctx, missing, ActorMain); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("UpdateTask(missing) = %v", err)
 	}
 
@@ -337,6 +340,9 @@ func TestClaimDue(t *testing.T) {
 	} {
 		task := testTask(tc.id, "family")
 		task.NextRun, task.Status, task.ScheduleType = tc.next, tc.status, tc.kind
+		if tc.status == TaskPaused {
+			task.PausedBy = ActorGroup
+		}
 		task.ScheduleValue = map[ScheduleType]string{ScheduleCron: "0 * * * *", ScheduleInterval: "60000", ScheduleOnce: "2025-07-01T11:59:00Z"}[tc.kind]
 		if err := s.CreateTask(ctx, task); err != nil {
 			t.Fatal(err)
@@ -351,7 +357,7 @@ func TestClaimDue(t *testing.T) {
 		}
 		return &later, nil
 	}
-	claimed, err := s.ClaimDue(ctx, now, 2, next)
+	claimed, err := s.ClaimDue(ctx, now, 2, time.Hour, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,12 +374,12 @@ func TestClaimDue(t *testing.T) {
 	if c := claimed[1]; c.NextRun != nil || c.Status != TaskCompleted {
 		t.Fatalf("claimed once = next %v status %s, want nil, completed", c.NextRun, c.Status)
 	}
-	claimed, err = s.ClaimDue(ctx, now, 0, next)
+	claimed, err = s.ClaimDue(ctx, now, 0, time.Hour, next)
 	if err != nil || len(claimed) != 1 || claimed[0].ID != "exact" {
 		t.Fatalf("second ClaimDue = %+v, %v; want only exact", claimed, err)
 	}
 	// Everything due has been claimed once: nothing is left to claim at now.
-	if claimed, err := s.ClaimDue(ctx, now, 0, next); err != nil || len(claimed) != 0 {
+	if claimed, err := s.ClaimDue(ctx, now, 0, time.Hour, next); err != nil || len(claimed) != 0 {
 		t.Fatalf("third ClaimDue = %+v, %v; want nothing", claimed, err)
 	}
 	if want := []string{"late", "once", "exact"}; !reflect.DeepEqual(asked, want) {
@@ -417,7 +423,7 @@ func TestClaimDueUnschedulable(t *testing.T) {
 		VALUES ('bad', 'family', 'c@g.us', 'p', 'cron', '* * * * *', 'Mars/Base', 'group', 'active', 5, 0)`)
 
 	later := now.Add(time.Hour)
-	claimed, err := s.ClaimDue(ctx, now, 0, func(task Task) (*time.Time, error) {
+	claimed, err := s.ClaimDue(ctx, now, 0, time.Hour, func(task Task) (*time.Time, error) {
 		switch task.ID {
 		case "broken":
 			return nil, errors.New("cron expression is garbage")
@@ -472,7 +478,7 @@ func TestClaimDueTwoStoresRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 20 {
-				claimed, err := s.ClaimDue(ctx, now, 3, next)
+				claimed, err := s.ClaimDue(ctx, now, 3, time.Hour, next)
 				if err != nil {
 					t.Error(err)
 					return
@@ -517,6 +523,9 @@ func TestNextDue(t *testing.T) {
 	} {
 		task := testTask(tc.id, "family")
 		task.NextRun, task.Status = tc.next, tc.status
+		if tc.status == TaskPaused {
+			task.PausedBy = ActorMain
+		}
 		if err := s.CreateTask(ctx, task); err != nil {
 			t.Fatal(err)
 		}
@@ -569,10 +578,10 @@ func TestClaimDueIsolated(t *testing.T) {
 	var inner []ClaimedTask
 	var innerErr error
 	calls := 0
-	claimed, err := a.ClaimDue(ctx, now, 0, func(task Task) (*time.Time, error) {
+	claimed, err := a.ClaimDue(ctx, now, 0, time.Hour, func(task Task) (*time.Time, error) {
 		if calls++; calls == 3 { // a has read the due tasks and claimed two of them
 			bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			inner, innerErr = b.ClaimDue(bctx, now, 0, next)
+			inner, innerErr = b.ClaimDue(bctx, now, 0, time.Hour, next)
 			cancel()
 		}
 		return next(task)
@@ -583,7 +592,306 @@ func TestClaimDueIsolated(t *testing.T) {
 	if len(inner) != 0 || innerErr == nil {
 		t.Fatalf("a claim during another claim got %d tasks, err %v; want none and a lock timeout", len(inner), innerErr)
 	}
-	if again, err := b.ClaimDue(ctx, now, 0, next); err != nil || len(again) != 0 {
+	if again, err := b.ClaimDue(ctx, now, 0, time.Hour, next); err != nil || len(again) != 0 {
 		t.Fatalf("claim after the other's commit = %d tasks, %v; want none", len(again), err)
+	}
+}
+
+// R16: a task holds at most one claim. A due time that comes while its run
+// is pending is logged as skipped and passed, not claimed; recording the run
+// ends the claim; a claim older than the lease (its host died mid-run) is
+// logged as lost, and the task runs again.
+func TestClaimDueOneRunAtATime(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	t0 := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
+	task := testTask("slow", "family")
+	task.ScheduleType, task.ScheduleValue, task.NextRun = ScheduleInterval, "60000", &t0
+	if err := s.CreateTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	const lease = time.Hour
+	claimAt := func(now time.Time) []ClaimedTask {
+		t.Helper()
+		claimed, err := s.ClaimDue(ctx, now, 0, lease, func(task Task) (*time.Time, error) {
+			n := now.Truncate(time.Minute).Add(time.Minute)
+			return &n, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return claimed
+	}
+	runs := func() []TaskRun {
+		t.Helper()
+		list, err := s.TaskRuns(ctx, "slow", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+
+	claimed := claimAt(t0)
+	if len(claimed) != 1 || claimed[0].ClaimedAt == nil || !claimed[0].ClaimedAt.Equal(t0) {
+		t.Fatalf("first claim = %+v, want the task, claimed at %v", claimed, t0)
+	}
+	// Its run takes ten minutes: every due time meanwhile is skipped.
+	for i := 1; i <= 10; i++ {
+		now := t0.Add(time.Duration(i) * time.Minute)
+		if c := claimAt(now); len(c) != 0 {
+			t.Fatalf("minute %d: claimed %d more copies while the first run is pending", i, len(c))
+		}
+		got, _, _ := s.GetTask(ctx, "slow")
+		if got.NextRun == nil || !got.NextRun.After(now) || got.ClaimedAt == nil || !got.ClaimedAt.Equal(t0) {
+			t.Fatalf("minute %d: stored next %v claimed %v; want moved past now, the first claim kept", i, got.NextRun, got.ClaimedAt)
+		}
+	}
+	if list := runs(); len(list) != 10 || list[0].Status != RunSkipped || !strings.Contains(list[0].Error, "had not finished") {
+		t.Fatalf("runs while busy = %+v, want 10 skipped", list)
+	}
+	// The run ends: the task is claimable again, and its last run is the real one.
+	if _, err := s.AddTaskRun(ctx, TaskRun{TaskID: "slow", StartedAt: t0, Duration: 10 * time.Minute, Status: RunSuccess, Result: "done"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := s.GetTask(ctx, "slow"); got.ClaimedAt != nil || got.LastResult != "done" {
+		t.Fatalf("after the run: claimed %v last result %q", got.ClaimedAt, got.LastResult)
+	}
+	t11 := t0.Add(11 * time.Minute)
+	if c := claimAt(t11); len(c) != 1 {
+		t.Fatalf("after the run ended: claimed %d, want 1", len(c))
+	}
+	// A skipped run (the task was cancelled before it started) ends the
+	// claim too, without becoming the last run.
+	if _, err := s.AddTaskRun(ctx, TaskRun{TaskID: "slow", StartedAt: t11, Status: RunSkipped, Error: "skipped: cancelled"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := s.GetTask(ctx, "slow"); got.ClaimedAt != nil || got.LastResult != "done" || !got.LastRun.Equal(t0) {
+		t.Fatalf("after a skipped run: claimed %v last %v %q", got.ClaimedAt, got.LastRun, got.LastResult)
+	}
+
+	// The host dies mid-run: the claim blocks the task for the lease, no longer.
+	t12 := t0.Add(12 * time.Minute)
+	if c := claimAt(t12); len(c) != 1 {
+		t.Fatalf("claim at 12 min: %d", len(c))
+	}
+	if c := claimAt(t12.Add(lease - time.Minute)); len(c) != 0 {
+		t.Fatal("claimed again inside the lease")
+	}
+	after := t12.Add(lease + time.Minute)
+	if c := claimAt(after); len(c) != 1 || !c[0].ClaimedAt.Equal(after) {
+		t.Fatalf("after the lease: claimed %+v, want the task afresh", c)
+	}
+	var lost []TaskRun
+	for _, r := range runs() {
+		if r.Status == RunError {
+			lost = append(lost, r)
+		}
+	}
+	if len(lost) != 1 || !strings.Contains(lost[0].Error, "did nanoclaw stop") || !lost[0].StartedAt.Equal(t12) {
+		t.Fatalf("lost run logged as %+v, want one error run started at %v", lost, t12)
+	}
+}
+
+// R20: who paused a task decides who may lift the pause; cancelled is final.
+func TestTaskPauseRights(t *testing.T) {
+	ctx := context.Background()
+	next := time.Date(2025, 7, 2, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		pausedBy TaskActor
+		by       TaskActor
+		lift     bool
+	}{
+		{ActorGroup, ActorGroup, true},
+		{ActorGroup, ActorMain, true},
+		{ActorGroup, ActorOwner, true},
+		{ActorMain, ActorGroup, false},
+		{ActorMain, ActorMain, true},
+		{ActorMain, ActorOwner, true},
+		{ActorOwner, ActorGroup, false},
+		{ActorOwner, ActorMain, true},
+		{ActorOwner, ActorOwner, true},
+		{ActorScheduler, ActorGroup, true},
+	} {
+		t.Run(fmt.Sprintf("paused by %s, lifted by %s", tc.pausedBy, tc.by), func(t *testing.T) {
+			s, _ := openTest(t)
+			mustPutGroup(t, s, testGroup("family"))
+			if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+				t.Fatal(err)
+			}
+			if tc.pausedBy == ActorScheduler {
+				rawExec(t, s, nil, `UPDATE tasks SET status = 'paused', paused_by = 'scheduler' WHERE id = 't1'`)
+			} else if err := s.PauseTask(ctx, "t1", tc.pausedBy); err != nil {
+				t.Fatal(err)
+			}
+			// Pausing again never weakens the pause.
+			if err := s.PauseTask(ctx, "t1", ActorGroup); err != nil {
+				t.Fatal(err)
+			}
+			wantBy := ActorGroup
+			if tc.pausedBy == ActorMain || tc.pausedBy == ActorOwner {
+				wantBy = tc.pausedBy
+			}
+			if got, _, _ := s.GetTask(ctx, "t1"); got.PausedBy != wantBy {
+				t.Fatalf("paused by %s after the group paused again, want %s", got.PausedBy, wantBy)
+			}
+			edit := testTask("t1", "family")
+			edit.Prompt = "changed"
+			errEdit := s.UpdateTask(ctx, edit, tc.by)
+			errResume := s.ResumeTask(ctx, "t1", next, tc.by)
+			got, _, _ := s.GetTask(ctx, "t1")
+			if tc.lift {
+				if errEdit != nil || errResume != nil || got.Status != TaskActive || got.PausedBy != "" || got.Prompt != "changed" {
+					t.Fatalf("edit %v resume %v: stored %s by %q prompt %q; want active, changed", errEdit, errResume, got.Status, got.PausedBy, got.Prompt)
+				}
+				return
+			}
+			for _, err := range []error{errEdit, errResume} {
+				if !errors.Is(err, ErrTaskLocked) || !strings.Contains(err.Error(), "paused by "+string(wantBy)) {
+					t.Errorf("err = %v, want locked: paused by %s", err, wantBy)
+				}
+			}
+			if got.Status != TaskPaused || got.PausedBy != wantBy || got.Prompt == "changed" {
+				t.Fatalf("stored %s by %q prompt %q; want unchanged", got.Status, got.PausedBy, got.Prompt)
+			}
+		})
+	}
+
+	// Cancelled is final, for everyone.
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTaskStatus(ctx, "t1", TaskCancelled); err != nil {
+		t.Fatal(err)
+	}
+	for _, by := range []TaskActor{ActorGroup, ActorMain, ActorOwner} {
+		edit := testTask("t1", "family")
+		for name, err := range map[string]error{
+			"resume":   s.ResumeTask(ctx, "t1", next, by),
+			"update":   s.UpdateTask(ctx, edit, by),
+			"pause":    s.PauseTask(ctx, "t1", by),
+			"complete": s.SetTaskStatus(ctx, "t1", TaskCompleted),
+		} {
+			if !errors.Is(err, ErrTaskLocked) || !strings.Contains(err.Error(), "it is cancelled") {
+				t.Errorf("%s by %s of a cancelled task: %v", name, by, err)
+			}
+		}
+	}
+	if got, _, _ := s.GetTask(ctx, "t1"); got.Status != TaskCancelled {
+		t.Fatalf("cancelled task is now %s", got.Status)
+	}
+	// The database itself refuses a paused task without its pauser.
+	if _, err := s.DB().Exec(`UPDATE tasks SET status = 'paused' WHERE id = 't1'`); err == nil {
+		t.Fatal("a paused task without paused_by was stored")
+	}
+	if _, err := s.DB().Exec(`UPDATE tasks SET status = 'paused', paused_by = 'someone' WHERE id = 't1'`); err == nil {
+		t.Fatal("an unknown pauser was stored")
+	}
+}
+
+// R9: a group's scheduled tasks are capped, atomically; finished ones do not count.
+func TestCreateTaskWithinLimit(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	mustPutGroup(t, s, testGroup("work"))
+	for i := range 3 {
+		if err := s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("t%d", i), "family"), 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var limit *TaskLimitError
+	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), 3); !errors.As(err, &limit) || limit.Limit != 3 || limit.Folder != "family" {
+		t.Fatalf("fourth task: %v, want a TaskLimitError of 3", err)
+	}
+	if _, found, _ := s.GetTask(ctx, "t3"); found {
+		t.Fatal("the refused task was stored")
+	}
+	if err := s.CreateTaskWithin(ctx, testTask("w0", "work"), 3); err != nil {
+		t.Fatalf("another group's cap: %v", err)
+	}
+	if err := s.PauseTask(ctx, "t0", ActorGroup); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), 3); !errors.As(err, &limit) {
+		t.Fatalf("a paused task still counts: %v", err)
+	}
+	if err := s.SetTaskStatus(ctx, "t0", TaskCancelled); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), 3); err != nil {
+		t.Fatalf("after a cancel: %v", err)
+	}
+
+	// Concurrent creations cannot together pass the cap.
+	mustPutGroup(t, s, testGroup("race"))
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() { s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("r%02d", i), "race"), 5) })
+	}
+	wg.Wait()
+	if list, _ := s.ListTasks(ctx, "race"); len(list) != 5 {
+		t.Fatalf("%d tasks after 20 concurrent creations under a cap of 5", len(list))
+	}
+}
+
+// The v3 tasks step rebuilds tasks and task_runs: every row survives, a pause
+// of unknown origin becomes the owner's, and runs still belong to their task.
+func TestMigrationTaskClaimsKeepsData(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	step := slices.Index(migrations, migrationTaskClaims) + 1
+	if step == 0 {
+		t.Fatal("migrationTaskClaims is not a migration step")
+	}
+	// Back to the tables as they were before the step, with data in them.
+	for _, q := range []string{
+		`DROP TABLE task_runs`, `DROP TABLE tasks`,
+		`CREATE TABLE tasks (
+			id TEXT PRIMARY KEY, folder TEXT NOT NULL REFERENCES groups(folder) ON DELETE CASCADE,
+			chat_jid TEXT NOT NULL, prompt TEXT NOT NULL,
+			schedule_type TEXT NOT NULL CHECK (schedule_type IN ('cron', 'interval', 'once')),
+			schedule_value TEXT NOT NULL, timezone TEXT NOT NULL,
+			context_mode TEXT NOT NULL CHECK (context_mode IN ('group', 'isolated')),
+			status TEXT NOT NULL CHECK (status IN ('active', 'paused', 'completed', 'cancelled')),
+			next_run INTEGER, last_run INTEGER, last_result TEXT, created_at INTEGER NOT NULL)`,
+		`CREATE TABLE task_runs (
+			id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+			started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+			status TEXT NOT NULL CHECK (status IN ('success', 'error')), result TEXT, error TEXT)`,
+		`INSERT INTO tasks VALUES ('a', 'family', 'c@g.us', 'p', 'cron', '0 8 * * *', 'UTC', 'group', 'active', 5000, NULL, NULL, 1)`,
+		`INSERT INTO tasks VALUES ('p', 'family', 'c@g.us', 'p', 'cron', '0 8 * * *', 'UTC', 'group', 'paused', 5000, 4000, 'ok', 1)`,
+		`INSERT INTO task_runs VALUES (7, 'p', 4000, 12, 'success', 'ok', NULL)`,
+		`INSERT INTO task_runs VALUES (8, 'a', 4500, 0, 'error', NULL, 'boom')`,
+		fmt.Sprintf(`DELETE FROM schema_migrations WHERE version >= %d`, step),
+	} {
+		rawExec(t, s, nil, q)
+	}
+	if err := s.migrateTo(ctx, migrations); err != nil {
+		t.Fatal(err)
+	}
+	p, found, err := s.GetTask(ctx, "p")
+	if err != nil || !found || p.Status != TaskPaused || p.PausedBy != ActorOwner || p.LastResult != "ok" || p.ClaimedAt != nil {
+		t.Fatalf("paused task after the step: %+v, %v, %v", p, found, err)
+	}
+	if a, _, err := s.GetTask(ctx, "a"); err != nil || a.Status != TaskActive || a.PausedBy != "" {
+		t.Fatalf("active task after the step: %+v, %v", a, err)
+	}
+	if runs, err := s.TaskRuns(ctx, "p", 0); err != nil || len(runs) != 1 || runs[0].ID != 7 || runs[0].Result != "ok" {
+		t.Fatalf("runs of p after the step: %+v, %v", runs, err)
+	}
+	if id, err := s.AddTaskRun(ctx, TaskRun{TaskID: "a", StartedAt: time.UnixMilli(6000), Status: RunSkipped, Error: "skipped"}); err != nil || id != 9 {
+		t.Fatalf("a skipped run after the step: id %d, %v; want 9", id, err)
+	}
+	// The runs still cascade with their task.
+	if err := s.DeleteTask(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM task_runs WHERE task_id = 'a'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d runs of a deleted task left (%v)", left, err)
 	}
 }
