@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,10 @@ func groupModel() fakeapi.Turn {
 			return fakeapi.ToolUse("mcp__nanoclaw__list_available_groups", map[string]any{})
 		case strings.Contains(text, "register family"):
 			return fakeapi.ToolUse("mcp__nanoclaw__register_group", map[string]any{"jid": "local:family", "name": "Family", "folder": "family"})
+		case strings.Contains(text, "widen family"):
+			return fakeapi.ToolUse("mcp__nanoclaw__configure_group", map[string]any{"folder": "family", "egress_mode": "public", "egress_allow": []string{"127.0.0.1:*"}, "memory_mb": 8192})
+		case strings.Contains(text, "narrow family"):
+			return fakeapi.ToolUse("mcp__nanoclaw__configure_group", map[string]any{"folder": "family", "egress_mode": "none", "memory_mb": 512})
 		case strings.Contains(text, "register evil"):
 			return fakeapi.ToolUse("mcp__nanoclaw__register_group", map[string]any{"jid": "local:evil", "name": "Evil", "folder": "evil"})
 		case strings.Contains(text, "write global memory as main"):
@@ -54,8 +59,16 @@ func TestMainRegistersGroupsAndOwnsGlobalMemory(t *testing.T) {
 	if out := ask("main", "list chats please"); !strings.Contains(out, `"jid":"local:main"`) || !strings.Contains(out, `"registered":true`) {
 		t.Errorf("list_available_groups: %q", out)
 	}
-	if out := ask("main", "register family please"); !strings.Contains(out, `"folder":"family"`) {
-		t.Fatalf("register_group: %q", out)
+	// R6: main's model binds only chats a channel reported; local:family
+	// is not one, so the owner registers it.
+	if out := ask("main", "register family please"); !strings.Contains(out, "not permitted") || !strings.Contains(out, "nanoclaw groups add family --jid local:family") {
+		t.Fatalf("register_group of an unreported chat: %q", out)
+	}
+	if out, errOut, code := w.nanoclaw("groups", "list"); code != 0 || strings.Contains(out, "family") {
+		t.Fatalf("groups after the refused registration: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := w.nanoclaw("groups", "add", "family", "--name", "Family"); code != 0 || !strings.Contains(out, `as group "family"`) {
+		t.Fatalf("groups add family: exit %d, %s%s", code, out, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(w.home, ".nanoclaw", "groups", "family", "CLAUDE.md")); err != nil {
 		t.Errorf("the new group has no CLAUDE.md: %v", err)
@@ -90,15 +103,50 @@ func TestMainRegistersGroupsAndOwnsGlobalMemory(t *testing.T) {
 		t.Errorf("global CLAUDE.md after the writes:\n%s", data)
 	}
 
-	// Settings from the CLI, validated; each extra mount shows its verdict.
+	// R6, through the real tool: main's model may narrow a sandbox but not
+	// widen it; the refusal names the owner's command; the owner may.
+	if out := ask("main", "widen family now"); !strings.Contains(out, "not permitted") || !strings.Contains(out, "nanoclaw groups set family") {
+		t.Errorf("main's model widening family: %q", out)
+	}
+	if out, _, _ := w.nanoclaw("groups", "show", "family"); !strings.Contains(out, "memory:    default") || strings.Contains(out, "127.0.0.1") {
+		t.Errorf("the refused widening was stored:\n%s", out)
+	}
+	if out := ask("main", "narrow family now"); strings.Contains(out, "not permitted") || !strings.Contains(out, `"egress_mode":"none"`) {
+		t.Errorf("main's model narrowing family: %q", out)
+	}
+	if out, errOut, code := w.nanoclaw("groups", "set", "family", "memory_mb=8192", "egress=public", "allow=192.168.1.10:8080"); code != 0 || !strings.Contains(out, "memory:    8192 MiB") {
+		t.Errorf("the owner widening family: exit %d, %s%s", code, out, errOut)
+	}
+
+	// Settings from the CLI, validated when made (R14): a refused mount
+	// stores nothing, and says why.
 	if _, errOut, code := w.nanoclaw("groups", "set", "family", "memory_mb=1", "cpus=1"); code != 1 || !strings.Contains(errOut, "memory") {
 		t.Errorf("an invalid setting: exit %d, %s", code, errOut)
 	}
-	if out, errOut, code := w.nanoclaw("groups", "set", "family", `mounts=[{"host_path":"/root/.ssh","container_path":"keys"}]`, "egress=none"); code != 0 || !strings.Contains(out, "egress:    none") {
-		t.Errorf("groups set: exit %d, %s%s", code, out, errOut)
+	if out, errOut, code := w.nanoclaw("groups", "set", "family", `mounts=[{"host_path":"/root/.ssh","container_path":"keys"}]`, "egress=none"); code != 1 || !strings.Contains(errOut, "blocked pattern") {
+		t.Errorf("groups set of a blocked mount: exit %d, %s%s", code, out, errOut)
 	}
-	if out, _, code := w.nanoclaw("groups", "show", "family"); code != 0 || !strings.Contains(out, "verdict:   rejected") {
-		t.Errorf("groups show does not give the mount's verdict:\n%s", out)
+	if out, _, code := w.nanoclaw("groups", "show", "family"); code != 0 || strings.Contains(out, "mount:") || !strings.Contains(out, "egress:    public") {
+		t.Errorf("the refused setting was stored, in part or whole:\n%s", out)
+	}
+
+	// R17: the owner resets a group's session through the running daemon.
+	if st := w.openStore(); st != nil {
+		id, _ := st.Session(context.Background(), "family")
+		st.Close()
+		if id == "" {
+			t.Error("family has no session to reset after its run")
+		}
+	}
+	if out, errOut, code := w.nanoclaw("groups", "reset-session", "family"); code != 0 || !strings.Contains(out, "session cleared") {
+		t.Errorf("groups reset-session: exit %d, %s%s", code, out, errOut)
+	}
+	if st := w.openStore(); st != nil {
+		id, err := st.Session(context.Background(), "family")
+		st.Close()
+		if err != nil || id != "" {
+			t.Errorf("family's session after the reset: %q, %v", id, err)
+		}
 	}
 
 	// The CLI: remove keeps the folder.
