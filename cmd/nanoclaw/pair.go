@@ -74,7 +74,7 @@ func (m *Main) runPair(ctx context.Context, args []string) error {
 	for _, w := range cfg.Warnings {
 		m.Logger.Warn(w)
 	}
-	if err := host.PrepareHome(cfg); err != nil {
+	if err := host.PrepareHome(cfg, m.Logger); err != nil {
 		return err
 	}
 	// The daemon uses the same WhatsApp session: two clients on one session

@@ -88,7 +88,7 @@ func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, a
 		return err
 	}
 	fmt.Fprintln(m.Stderr, "note: nanoclaw is not running; using the database directly")
-	if err := host.PrepareHome(cfg); err != nil {
+	if err := host.PrepareHome(cfg, m.Logger); err != nil {
 		return err
 	}
 	unlock, err := host.LockHome(cfg)

@@ -33,7 +33,7 @@ import (
 
 // Run starts the daemon and blocks until ctx is cancelled.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if err := PrepareHome(cfg); err != nil {
+	if err := PrepareHome(cfg, log); err != nil {
 		return err
 	}
 	unlock, err := LockHome(cfg)
@@ -226,10 +226,10 @@ func ensureMainGroup(ctx context.Context, cfg *config.Config, st *store.Store) e
 			return fmt.Errorf("register the main group: %w", err)
 		}
 	}
-	if err := templates.WriteMemory(filepath.Join(cfg.GroupsDir(), "global"), templates.Global, cfg.AssistantName, cfg.Trigger()); err != nil {
+	if err := templates.WriteMemory(cfg.GroupsDir(), "global", templates.Global, cfg.AssistantName, cfg.Trigger()); err != nil {
 		return err
 	}
-	return templates.WriteMemory(filepath.Join(cfg.GroupsDir(), main.Folder), templates.Main, cfg.AssistantName, cfg.Trigger())
+	return templates.WriteMemory(cfg.GroupsDir(), main.Folder, templates.Main, cfg.AssistantName, cfg.Trigger())
 }
 
 // prepareRuntime finds the container runtime and removes the containers a
@@ -244,9 +244,20 @@ func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *
 	rt.Instance = Instance(cfg)
 	removed, err := rt.RemoveStale(ctx, "nanoclaw-")
 	if err != nil {
-		log.Warn("could not remove leftover containers", "err", err)
-	} else if len(removed) > 0 {
+		// R13: a leftover container must be gone before its group runs again.
+		log.Error("leftover containers of an earlier run could not be removed: no agent runs until they are; remove them, then restart nanoclaw", "err", err)
+		return nil
+	}
+	if len(removed) > 0 {
 		log.Info("removed leftover containers of an earlier run", "containers", removed)
+	}
+	// Their socket directories go too (each run makes its own).
+	if entries, err := os.ReadDir(cfg.IPCDir()); err == nil {
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(cfg.IPCDir(), e.Name())); err != nil {
+				log.Warn("remove a leftover socket directory", "dir", e.Name(), "err", err)
+			}
+		}
 	}
 	if ok, err := rt.ImageExists(ctx, cfg.Image); err == nil && !ok {
 		log.Error("agent image missing: run 'nanoclaw image build'", "image", cfg.Image)
@@ -273,11 +284,54 @@ func runtimeName(rt *runtime.Runtime) string {
 }
 
 // PrepareHome creates the data home's directories, private to the owner.
-func PrepareHome(cfg *config.Config) error {
+// R12: an existing one with looser modes (a data home made by hand, or by
+// an older version) is tightened to 0700, saying so; nanoclaw refuses to
+// run with a data home it cannot make private, or that another user owns.
+// R21: from here on every file the process creates is private too (umask
+// 077: SQLite's -wal and -shm files among them), and the store's existing
+// files are checked.
+func PrepareHome(cfg *config.Config, log *slog.Logger) error {
+	syscall.Umask(0o077)
 	for _, dir := range cfg.DataDirs() {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}
+		if err := private(dir, 0o700, log); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(cfg.StoreDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := private(filepath.Join(cfg.StoreDir(), e.Name()), 0o600, log); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// private makes sure path belongs to this process's user and has no
+// permission bits beyond mode.
+func private(path string, mode os.FileMode, log *slog.Logger) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to this user (uid %d): nanoclaw keeps its data private; use a data home of your own (NANOCLAW_HOME)", path, sys.Uid, os.Geteuid())
+	}
+	if st.Mode().Perm()&^mode == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, st.Mode().Perm()&mode); err != nil {
+		return fmt.Errorf("%s has mode %v and cannot be made private: %w (fix it with chmod %o %s)", path, st.Mode().Perm(), err, mode, path)
+	}
+	if log != nil {
+		log.Warn("tightened the permissions of a data file other users could read", "path", path, "was", st.Mode().Perm().String(), "now", (st.Mode().Perm() & mode).String())
 	}
 	return nil
 }

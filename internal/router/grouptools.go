@@ -222,7 +222,7 @@ func (r *Router) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, own
 		return ipc.GroupInfo{}, err
 	}
 	if r.opt.GroupsDir != "" {
-		if err := templates.WriteMemory(filepath.Join(r.opt.GroupsDir, a.Folder), templates.Group, r.opt.AssistantName, trigger); err != nil {
+		if err := templates.WriteMemory(r.opt.GroupsDir, a.Folder, templates.Group, r.opt.AssistantName, trigger); err != nil {
 			r.log.Warn("write the new group's CLAUDE.md", "group", a.Folder, "err", err)
 		}
 	}

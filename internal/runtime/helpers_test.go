@@ -65,6 +65,10 @@ func tool(t testing.TB, name string) string {
 // fakeCLIs makes a directory holding the fake CLI under each of names, for
 // use as PATH. Set NANOCLAW_FAKE_<NAME> to choose how each behaves (see
 // testdata/fakecli).
+// The fake CLI is configured through NANOCLAW_FAKE_* variables, which the
+// explicit CLI environment (cliEnv) would otherwise leave out.
+func init() { passEnvPrefix = "NANOCLAW_FAKE_" }
+
 func fakeCLIs(t *testing.T, names ...string) string {
 	t.Helper()
 	fake := tool(t, "fakecli")

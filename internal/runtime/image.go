@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -138,6 +139,7 @@ func (r *Runtime) Build(ctx context.Context, o BuildOptions, progress io.Writer)
 		progress = io.Discard
 	}
 	cmd := exec.CommandContext(ctx, r.Bin, args...)
+	cmd.Env = cliEnv(os.Getenv, true)
 	cmd.Stdout, cmd.Stderr = progress, progress
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s build of %s failed: %w", r.Kind, o.Tag, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -44,6 +45,7 @@ func (r *Runtime) Command(ctx context.Context, s Spec) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, r.Bin, args...)
+	cmd.Env = cliEnv(os.Getenv, false)
 	name := s.Name
 	cmd.Cancel = func() error {
 		rctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
@@ -115,6 +117,15 @@ func (r *Runtime) RemoveStale(ctx context.Context, prefix string) ([]string, err
 	// finding 6: the names go to the CLI as separate arguments, never through a shell.
 	if _, err := r.run(ctx, r.removeArgs(names...)...); err != nil {
 		return nil, fmt.Errorf("remove stale containers %s: %w", strings.Join(names, ", "), err)
+	}
+	// R13: confirmed gone, not only asked to go: the caller opens those
+	// groups' sockets again next.
+	left, err := r.names(ctx, true, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("check that stale containers are gone: %w", err)
+	}
+	if len(left) > 0 {
+		return nil, fmt.Errorf("stale containers still there after removal: %s (remove them with `%s rm --force %s`)", strings.Join(left, ", "), r.Kind, strings.Join(left, " "))
 	}
 	return names, nil
 }

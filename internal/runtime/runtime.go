@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	goruntime "runtime"
@@ -55,6 +56,52 @@ func (r *Runtime) labelArgs() ([]string, error) {
 	}
 	return []string{"--label", instanceLabel + "=" + r.Instance}, nil
 }
+
+// cliEnvNames are the variables a container CLI may get from the daemon's
+// environment: where to find its daemon, configuration and storage, and
+// nothing else. R8: the CLIs do not inherit the daemon's environment — no
+// credential (ANTHROPIC_API_KEY may be set there), and no proxy settings,
+// which podman would copy into every container.
+var cliEnvNames = []string{
+	"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "DBUS_SESSION_BUS_ADDRESS",
+	"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_API_VERSION",
+	"CONTAINER_HOST", "CONTAINER_CONNECTION", "CONTAINER_SSHKEY", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF",
+}
+
+// proxyEnvNames reach only image builds, which fetch from the network
+// through the host's proxy.
+var proxyEnvNames = []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+
+// cliEnv is the explicit environment of a container CLI: the variables of
+// cliEnvNames that are set (proxyEnvNames too when build is true), and a
+// PATH in any case.
+func cliEnv(getenv func(string) string, build bool) []string {
+	names := cliEnvNames
+	if build {
+		names = append(append([]string(nil), cliEnvNames...), proxyEnvNames...)
+	}
+	var env []string
+	for _, n := range names {
+		if v := getenv(n); v != "" {
+			env = append(env, n+"="+v)
+		}
+	}
+	if passEnvPrefix != "" {
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, passEnvPrefix) {
+				env = append(env, kv)
+			}
+		}
+	}
+	if getenv("PATH") == "" {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	return env
+}
+
+// passEnvPrefix, set only by this package's tests, lets variables with
+// that prefix through to the CLI (the fake CLI is configured by them).
+var passEnvPrefix string
 
 // probeTimeout bounds the check that a CLI works (a stuck daemon must not
 // hang start-up).
@@ -161,6 +208,7 @@ func detectOne(ctx context.Context, k Kind) (*Runtime, error) {
 // command and the first line of its stderr.
 func (r *Runtime) run(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, r.Bin, args...)
+	cmd.Env = cliEnv(os.Getenv, false)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -268,7 +268,9 @@ func (r *Runtime) linuxArgs(s Spec, cpus float64) []string {
 	if r.Kind == Podman {
 		// podman's --read-only otherwise adds writable tmpfs on /run, /tmp and
 		// /var/tmp; docker adds none. Only the Spec's tmpfs mounts, on both.
-		a = append(a, "--read-only-tmpfs=false")
+		// R8: and podman would copy the host's HTTP(S)_PROXY (credentials
+		// and all) into the container.
+		a = append(a, "--read-only-tmpfs=false", "--http-proxy=false")
 	}
 	for _, t := range s.Tmpfs {
 		// exec: docker's tmpfs default is noexec, podman's is exec; agents run

@@ -64,7 +64,7 @@ func TestRunArgsPerRuntime(t *testing.T) {
 				"--tmpfs", "/home/agent:rw,exec,nosuid,nodev,size=128m,mode=0700,uid=1000,gid=1000"},
 			limits, tail)},
 		{Podman, concat(head,
-			[]string{"--read-only-tmpfs=false",
+			[]string{"--read-only-tmpfs=false", "--http-proxy=false",
 				"--tmpfs", "/tmp:rw,exec,nosuid,nodev,size=256m,mode=1777,notmpcopyup",
 				"--tmpfs", "/home/agent:rw,exec,nosuid,nodev,size=128m,mode=0700,U,notmpcopyup"},
 			limits, tail)},
@@ -339,5 +339,34 @@ func TestRunArgsLabelsTheInstance(t *testing.T) {
 		if _, err := r.RunArgs(fullSpec()); err == nil {
 			t.Errorf("%s: an invalid instance was accepted", k)
 		}
+	}
+}
+
+// R8: a container CLI gets where its daemon and configuration are, never
+// the daemon's credential or (outside image builds) its proxy settings.
+func TestCLIEnvIsExplicit(t *testing.T) {
+	host := map[string]string{
+		"PATH": "/usr/bin", "HOME": "/root", "XDG_RUNTIME_DIR": "/run/user/0", "DOCKER_HOST": "unix:///x.sock",
+		"ANTHROPIC_API_KEY": "sk-secret", "CLAUDE_CODE_OAUTH_TOKEN": "tok", "HTTPS_PROXY": "http://user:pw@proxy:3128",
+		"http_proxy": "http://user:pw@proxy:3128", "LD_PRELOAD": "/tmp/evil.so", "AWS_SECRET_ACCESS_KEY": "x",
+	}
+	getenv := func(k string) string { return host[k] }
+	run := strings.Join(cliEnv(getenv, false), " ")
+	for _, want := range []string{"PATH=/usr/bin", "HOME=/root", "XDG_RUNTIME_DIR=/run/user/0", "DOCKER_HOST=unix:///x.sock"} {
+		if !strings.Contains(run, want) {
+			t.Errorf("run environment lacks %s: %s", want, run)
+		}
+	}
+	for _, bad := range []string{"sk-secret", "tok", "proxy", "LD_PRELOAD", "AWS"} {
+		if strings.Contains(run, bad) {
+			t.Errorf("run environment carries %s: %s", bad, run)
+		}
+	}
+	build := strings.Join(cliEnv(getenv, true), " ")
+	if !strings.Contains(build, "HTTPS_PROXY=") || strings.Contains(build, "sk-secret") {
+		t.Errorf("build environment: %s", build)
+	}
+	if env := cliEnv(func(string) string { return "" }, false); len(env) != 1 || !strings.HasPrefix(env[0], "PATH=") {
+		t.Errorf("empty host environment gives %v; want only a PATH", env)
 	}
 }

@@ -37,14 +37,36 @@ func Render(k Kind, name, trigger string) string {
 	return strings.NewReplacer("{{NAME}}", name, "{{TRIGGER}}", trigger).Replace(t)
 }
 
-// WriteMemory writes dir/CLAUDE.md from the template unless the file
-// exists: the user's and the agent's edits are never overwritten.
-func WriteMemory(dir string, k Kind, name, trigger string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// WriteMemory writes groupsDir/folder/CLAUDE.md from the template unless
+// the file exists: the user's and the agent's edits are never overwritten.
+// The folder is a container's to write, so it is reached only through
+// os.Root from groupsDir (the host's own), and the file is made new, never
+// through a link the agent left there (R1).
+func WriteMemory(groupsDir, folder string, k Kind, name, trigger string) error {
+	if folder == "" || strings.ContainsAny(folder, "/\\") || folder == "." || folder == ".." {
+		return fmt.Errorf("write memory: invalid folder %q", folder)
+	}
+	path := filepath.Join(groupsDir, folder, "CLAUDE.md")
+	if err := os.MkdirAll(groupsDir, 0o700); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "CLAUDE.md")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	parent, err := os.OpenRoot(groupsDir)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	if err := parent.Mkdir(folder, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if st, err := parent.Lstat(folder); err != nil || !st.IsDir() {
+		return fmt.Errorf("write %s: %s is not a directory", path, filepath.Join(groupsDir, folder))
+	}
+	dir, err := parent.OpenRoot(folder)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer dir.Close()
+	f, err := dir.OpenFile("CLAUDE.md", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}

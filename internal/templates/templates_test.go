@@ -8,8 +8,9 @@ import (
 )
 
 func TestWriteMemoryKeepsEdits(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "family")
-	if err := WriteMemory(dir, Group, "Jarvis", "@Jarvis"); err != nil {
+	groups := t.TempDir()
+	dir := filepath.Join(groups, "family")
+	if err := WriteMemory(groups, "family", Group, "Jarvis", "@Jarvis"); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(filepath.Join(dir, "CLAUDE.md"))
@@ -17,11 +18,45 @@ func TestWriteMemoryKeepsEdits(t *testing.T) {
 		t.Errorf("rendered template:\n%s", got)
 	}
 	os.WriteFile(filepath.Join(dir, "CLAUDE.md"), []byte("edited"), 0o644)
-	if err := WriteMemory(dir, Group, "Jarvis", "@Jarvis"); err != nil {
+	if err := WriteMemory(groups, "family", Group, "Jarvis", "@Jarvis"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "CLAUDE.md")); string(got) != "edited" {
 		t.Errorf("an edited CLAUDE.md was overwritten: %q", got)
+	}
+}
+
+// R1: the folder is the agent's to write; a link it left in place of
+// CLAUDE.md, or of the folder itself, is never written through.
+func TestWriteMemoryNeverFollowsALink(t *testing.T) {
+	outside := t.TempDir()
+	target := filepath.Join(outside, "victim")
+	os.WriteFile(target, []byte("host file"), 0o644)
+
+	groups := t.TempDir()
+	os.Mkdir(filepath.Join(groups, "family"), 0o700)
+	os.Symlink(target, filepath.Join(groups, "family", "CLAUDE.md"))       // to an existing file
+	os.Symlink(filepath.Join(outside, "new"), filepath.Join(groups, "g2")) // a folder that is a link
+	os.Mkdir(filepath.Join(groups, "g3"), 0o700)
+	os.Symlink(filepath.Join(outside, "created"), filepath.Join(groups, "g3", "CLAUDE.md")) // dangling
+
+	if err := WriteMemory(groups, "family", Group, "Jarvis", "@Jarvis"); err != nil {
+		t.Fatal(err) // the link is "a CLAUDE.md that exists": kept, not written through
+	}
+	if err := WriteMemory(groups, "g2", Group, "Jarvis", "@Jarvis"); err == nil {
+		t.Error("a folder that is a symlink was written into")
+	}
+	WriteMemory(groups, "g3", Group, "Jarvis", "@Jarvis")
+	if got, _ := os.ReadFile(target); string(got) != "host file" {
+		t.Errorf("the file behind the link changed: %q", got)
+	}
+	for _, p := range []string{"new", "created"} {
+		if _, err := os.Lstat(filepath.Join(outside, p)); err == nil {
+			t.Errorf("%s was created outside the groups directory", p)
+		}
+	}
+	if err := WriteMemory(groups, "../x", Group, "Jarvis", "@Jarvis"); err == nil {
+		t.Error("a folder name with a path separator was accepted")
 	}
 }
 
