@@ -103,7 +103,8 @@ func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, a
 	defer st.Close()
 	raw, _ := json.Marshal(args)
 	rtr := router.New(router.Options{Store: st, Location: cfg.Timezone, AssistantName: cfg.AssistantName, MaxConcurrent: 1,
-		GroupsDir: cfg.GroupsDir(), Logger: m.Logger, Mounts: mountGuard(cfg), Defaults: limitDefaults(cfg)})
+		GroupsDir: cfg.GroupsDir(), Logger: m.Logger, Mounts: mountGuard(cfg), Defaults: limitDefaults(cfg),
+		Tasks: host.TaskLimits(cfg)})
 	rtr.AddChannel(local.New(m.Logger)) // local chats can be registered offline too
 	res, err := rtr.OwnerCall(ctx, tool, raw)
 	if err != nil {

@@ -81,6 +81,12 @@ type Config struct {
 	PromptMaxBytes    int
 	MessageMaxBytes   int
 
+	// R9: what the agents may schedule. Main's agent and the owner have a
+	// higher cap and the scheduler's one-minute floor.
+	TaskMaxActive     int           // active or paused tasks a non-main group's agent may have
+	TaskMaxActiveMain int           // the same, per group, for what main's agent schedules
+	TaskMinInterval   time.Duration // shortest interval (or cron frequency) for a non-main group's agent
+
 	Timezone  *time.Location
 	DBKeyFile string
 	LogLevel  slog.Level
@@ -210,6 +216,18 @@ var settings = []setting{
 	{Name: "MESSAGE_MAX_BYTES", Default: "4096", Help: "longest single message in a prompt; longer ones are cut with a marker",
 		apply: func(c *Config, v string) (err error) { c.MessageMaxBytes, err = intIn(v, 256, 8<<20); return err },
 		show:  func(c *Config) string { return strconv.Itoa(c.MessageMaxBytes) }},
+	{Name: "TASK_MAX_ACTIVE", Default: "20", Help: "most active or paused scheduled tasks a non-main group's agent may have",
+		apply: func(c *Config, v string) (err error) { c.TaskMaxActive, err = intIn(v, 1, 10000); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.TaskMaxActive) }},
+	{Name: "TASK_MAX_ACTIVE_MAIN", Default: "200", Help: "the same per group, for tasks the main group's agent schedules",
+		apply: func(c *Config, v string) (err error) { c.TaskMaxActiveMain, err = intIn(v, 1, 100000); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.TaskMaxActiveMain) }},
+	{Name: "TASK_MIN_INTERVAL", Default: "5m", Help: "shortest interval, or cron frequency, a non-main group's agent may schedule (main: 1m)",
+		apply: func(c *Config, v string) (err error) {
+			c.TaskMinInterval, err = durationIn(v, time.Minute, 24*time.Hour)
+			return err
+		},
+		show: func(c *Config) string { return c.TaskMinInterval.String() }},
 	{Name: "TZ", Help: "time zone for schedules (IANA name); default: the host's",
 		apply: func(c *Config, v string) (err error) { c.Timezone, err = loadZone(v); return err },
 		show:  func(c *Config) string { return c.Timezone.String() }},

@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Mounts: mounts.Guard{AllowlistPath: cfg.AllowlistPath(), Protected: mounts.OwnDirs(cfg.Home, cfg.ConfigDir, cfg.AgentBinary)},
 		Defaults: store.ContainerConfig{TimeoutSeconds: int(cfg.ContainerTimeout / time.Second), MemoryMB: cfg.ContainerMemoryMB,
 			CPUs: cfg.ContainerCPUs, PidsLimit: cfg.ContainerPidsLimit},
+		Tasks:        TaskLimits(cfg),
 		TasksChanged: func() { engine.Changed() },
 		RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
 			return engine.RecordRun(ctx, t, start, result, err)
@@ -100,7 +101,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Logger: log,
 	})
 	runner.SetTools(rtr)
-	engine = scheduler.New(scheduler.Options{Store: st, Dispatch: rtr.RunTask, Logger: log})
+	// R16: a claimed run may wait for its group's turn behind a few runs,
+	// each at most the container timeout, before its own.
+	engine = scheduler.New(scheduler.Options{Store: st, Dispatch: rtr.RunTask, Logger: log,
+		RunLease: max(scheduler.DefaultRunLease, 4*cfg.ContainerTimeout)})
 
 	loc := local.New(log)
 	rtr.AddChannel(loc)
@@ -158,6 +162,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer stopCancel()
 	runner.Close(stopCtx)
 	return err
+}
+
+// TaskLimits are the configured limits on what the agents may schedule (R9).
+func TaskLimits(cfg *config.Config) router.TaskLimits {
+	return router.TaskLimits{MaxActive: cfg.TaskMaxActive, MaxActiveMain: cfg.TaskMaxActiveMain, MinInterval: cfg.TaskMinInterval}
 }
 
 // agents adapts the agent runner to what the router needs.
