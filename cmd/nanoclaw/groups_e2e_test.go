@@ -123,10 +123,10 @@ func TestMainRegistersGroupsAndOwnsGlobalMemory(t *testing.T) {
 	if _, errOut, code := w.nanoclaw("groups", "set", "family", "memory_mb=1", "cpus=1"); code != 1 || !strings.Contains(errOut, "memory") {
 		t.Errorf("an invalid setting: exit %d, %s", code, errOut)
 	}
-	if out, errOut, code := w.nanoclaw("groups", "set", "family", `mounts=[{"host_path":"/root/.ssh","container_path":"keys"}]`, "egress=none"); code != 1 || !strings.Contains(errOut, "blocked pattern") {
+	if out, errOut, code := w.nanoclaw("groups", "set", "family", `mounts=[{"host_path":"/root/.ssh","container_path":"keys"}]`, "cpus=1"); code != 1 || !strings.Contains(errOut, "blocked pattern") {
 		t.Errorf("groups set of a blocked mount: exit %d, %s%s", code, out, errOut)
 	}
-	if out, _, code := w.nanoclaw("groups", "show", "family"); code != 0 || strings.Contains(out, "mount:") || !strings.Contains(out, "egress:    public") {
+	if out, _, code := w.nanoclaw("groups", "show", "family"); code != 0 || strings.Contains(out, "mount:") || !strings.Contains(out, "cpus:      default") {
 		t.Errorf("the refused setting was stored, in part or whole:\n%s", out)
 	}
 
