@@ -133,7 +133,8 @@ var Tools = []Tool{
 	Forward[ipc.ScheduleTaskArgs]("schedule_task",
 		"Schedule work for later: the prompt runs as a full agent in this group's container at the "+
 			"scheduled times. Its final output is only logged; to tell the chat anything, the task "+
-			"must call send_message. Write the prompt so it stands on its own.",
+			"must call send_message. Write the prompt so it stands on its own. A group may have only "+
+			"so many tasks, running only so often; a refusal says the limit.",
 		map[string]string{
 			"prompt":         "What the agent should do when the task runs.",
 			"schedule_type":  "cron, interval or once.",
@@ -155,9 +156,9 @@ var Tools = []Tool{
 		}),
 	Forward[ipc.TaskIDArgs]("pause_task", "Pause a task: it does not run until resumed.",
 		map[string]string{"task_id": "The task's id."}),
-	Forward[ipc.TaskIDArgs]("resume_task", "Resume a paused task; its next run is recomputed from now.",
+	Forward[ipc.TaskIDArgs]("resume_task", "Resume a paused task; its next run is recomputed from now. A task paused by the main group or the owner is theirs to resume.",
 		map[string]string{"task_id": "The task's id."}),
-	Forward[ipc.TaskIDArgs]("cancel_task", "Cancel a task for good.",
+	Forward[ipc.TaskIDArgs]("cancel_task", "Cancel a task for good: a cancelled task can never run again.",
 		map[string]string{"task_id": "The task's id."}),
 	Forward[ipc.NoArgs]("list_available_groups",
 		"Main group only: list every chat the account is in (from all channels), with its name, "+
