@@ -81,6 +81,9 @@ type Config struct {
 	PromptMaxBytes    int
 	MessageMaxBytes   int
 
+	SendPerMinute int // R9: messages a minute to one chat, all senders together
+	SendBurst     int // R9: messages at once to one chat before the pace applies
+
 	// R9: what the agents may schedule. Main's agent and the owner have a
 	// higher cap and the scheduler's one-minute floor.
 	TaskMaxActive     int           // active or paused tasks a non-main group's agent may have
@@ -228,6 +231,12 @@ var settings = []setting{
 			return err
 		},
 		show: func(c *Config) string { return c.TaskMinInterval.String() }},
+	{Name: "SEND_PER_MINUTE", Default: "20", Help: "messages a minute nanoclaw sends to one WhatsApp chat (replies, send_message and tasks together)",
+		apply: func(c *Config, v string) (err error) { c.SendPerMinute, err = intIn(v, 1, 600); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.SendPerMinute) }},
+	{Name: "SEND_BURST", Default: "5", Help: "messages nanoclaw may send to one WhatsApp chat at once before SEND_PER_MINUTE paces them",
+		apply: func(c *Config, v string) (err error) { c.SendBurst, err = intIn(v, 1, 100); return err },
+		show:  func(c *Config) string { return strconv.Itoa(c.SendBurst) }},
 	{Name: "TZ", Help: "time zone for schedules (IANA name); default: the host's",
 		apply: func(c *Config, v string) (err error) { c.Timezone, err = loadZone(v); return err },
 		show:  func(c *Config) string { return c.Timezone.String() }},

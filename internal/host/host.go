@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
+	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
@@ -109,7 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	loc := local.New(log)
 	rtr.AddChannel(loc)
 	loc.Connect(ctx, rtr)
-	wa, err := whatsapp.New(ctx, st.DB(), whatsapp.Options{Logger: log})
+	wa, err := whatsapp.New(ctx, st.DB(), whatsapp.Options{Logger: log, SendLimit: channel.NewSendLimit(cfg.SendPerMinute, cfg.SendBurst)})
 	if err != nil {
 		return fmt.Errorf("open WhatsApp session: %w", err)
 	}

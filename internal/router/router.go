@@ -435,6 +435,15 @@ func (r *Router) sendMessage(ctx context.Context, folder, text string) (ipc.Send
 	if err != nil {
 		return ipc.SendMessageResult{}, err
 	}
+	// R9: over the chat's send limit the call is refused, before anything
+	// is kept, and the model is told to wait; replies are never refused,
+	// they wait for their turn in the channel's Send.
+	if l, ok := r.channelFor(chat).(channel.Limited); ok {
+		if err := l.CheckSend(chat); err != nil {
+			r.log.Warn("send_message refused: the chat's send limit is reached", "group", folder, "chat", chat)
+			return ipc.SendMessageResult{}, fmt.Errorf("send_message: not sent: %w; or put it in your final answer", err)
+		}
+	}
 	o := store.NewOutgoing(chat, folder, r.prefix+text)
 	if err := r.st.Enqueue(ctx, o); err != nil {
 		return ipc.SendMessageResult{}, err

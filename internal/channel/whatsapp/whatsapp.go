@@ -82,6 +82,9 @@ type Options struct {
 	// HTTPClient carries the WhatsApp websocket; nil means whatsmeow's
 	// default (which honours HTTPS_PROXY). Tests point it at a dead end.
 	HTTPClient *http.Client
+	// SendLimit paces the messages sent to each chat (R9); nil means
+	// channel's defaults.
+	SendLimit *channel.SendLimit
 }
 
 // Channel is the WhatsApp connection. Create it with New; it is safe for
@@ -92,6 +95,9 @@ type Channel struct {
 	device       *store.Device
 	cli          *whatsmeow.Client
 	syncInterval time.Duration
+	limit        *channel.SendLimit
+	// send sends one message (cli.SendMessage; tests replace it).
+	send func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error)
 
 	// life ends with Close; it bounds handlers and the group-sync goroutine.
 	life   context.Context
@@ -109,7 +115,10 @@ type Channel struct {
 	fatal      error // a logout or replacement: the channel cannot go on
 }
 
-var _ channel.Channel = (*Channel)(nil)
+var (
+	_ channel.Channel = (*Channel)(nil)
+	_ channel.Limited = (*Channel)(nil)
+)
 
 // New opens the WhatsApp session stored in db (creating or upgrading
 // whatsmeow's tables) without connecting. db is NanoClaw's database, opened
@@ -130,8 +139,15 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Channel, error) {
 	}
 	cli := newClient(device, log, opts.HTTPClient)
 	life, stop := context.WithCancel(context.Background())
+	limit := opts.SendLimit
+	if limit == nil {
+		limit = channel.NewSendLimit(0, 0)
+	}
 	c := &Channel{
-		log: log, container: container, device: device, cli: cli, syncInterval: interval,
+		log: log, container: container, device: device, cli: cli, syncInterval: interval, limit: limit,
+		send: func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error) {
+			return cli.SendMessage(ctx, to, msg)
+		},
 		life: life, stop: stop, resync: make(chan struct{}, 1),
 	}
 	// Reconnection is whatsmeow's: after a dropped connection it retries
@@ -475,7 +491,9 @@ func (c *Channel) groups(ctx context.Context) ([]channel.ChatInfo, error) {
 
 // Send sends text to a chat, split into parts of at most MaxMessageRunes,
 // and returns the ids of the parts sent. On an error it returns the ids of
-// the parts already sent along with it.
+// the parts already sent along with it. Each part waits for its turn in the
+// chat's send limit (R9): a flood is slowed down, never dropped; ctx bounds
+// the wait.
 func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) {
 	to, err := ParseChatJID(jid)
 	if err != nil {
@@ -490,7 +508,10 @@ func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) 
 	}
 	ids := make([]string, 0, len(parts))
 	for i, part := range parts {
-		resp, err := c.cli.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String(part)})
+		if err := c.limit.Wait(ctx, jid); err != nil {
+			return ids, fmt.Errorf("whatsapp send to %s: part %d of %d: waiting for the chat's send limit (%s): %w", jid, i+1, len(parts), c.limit, err)
+		}
+		resp, err := c.send(ctx, to, &waE2E.Message{Conversation: proto.String(part)})
 		if err != nil {
 			return ids, fmt.Errorf("whatsapp send to %s: part %d of %d: %w", jid, i+1, len(parts), err)
 		}
@@ -498,6 +519,10 @@ func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) 
 	}
 	return ids, nil
 }
+
+// CheckSend reports whether a message to chat jid may go now under the
+// chat's send limit: nil, or a *channel.RateLimitError (R9).
+func (c *Channel) CheckSend(jid string) error { return c.limit.Check(jid) }
 
 // SetTyping shows or clears "typing…" in a chat.
 func (c *Channel) SetTyping(ctx context.Context, jid string, typing bool) error {
