@@ -237,6 +237,7 @@ func (s *Session) extraMounts() []runtime.Mount {
 	if o.AllowlistPath != "" {
 		protected = append(protected, o.AllowlistPath, filepath.Dir(o.AllowlistPath))
 	}
+	protected = append(protected, mounts.BinaryDirs(o.AgentBinary)...) // R7: nor the programs every container runs
 	var out []runtime.Mount
 	for _, m := range g.Config.AdditionalMounts {
 		v := al.Check(m, g.IsMain, protected...)
