@@ -145,3 +145,77 @@ func TestScheduledTaskRunsOnTimeInItsGroup(t *testing.T) {
 		t.Errorf("tasks pause of an unknown id: exit %d, %s", code, errOut)
 	}
 }
+
+// R9 end to end: a non-main group's agent — the real Claude Code, scripted
+// by the fake model — asks for an every-minute task (as an interval and as a
+// cron expression) and for more tasks than its cap. Each refusal reaches the
+// model word for word as an error tool result, and nothing is stored.
+func TestNonMainGroupTaskLimitsReachTheModel(t *testing.T) {
+	w := newWorld(t, "podman", "IDLE_TIMEOUT=3s", "TASK_MAX_ACTIVE=2")
+	w.register("alpha", false)
+	model := fakeapi.React(func(r *fakeapi.Request) fakeapi.Turn {
+		if res := r.ToolResults(); len(res) > 0 {
+			return fakeapi.Text("done: " + res[0].Content)
+		}
+		args := map[string]any{"prompt": "limit-marker", "schedule_type": "interval", "schedule_value": "3600000", "context_mode": "isolated"}
+		text := r.LastUserText()
+		switch {
+		case strings.Contains(text, "every minute"):
+			args["schedule_value"] = "60000"
+		case strings.Contains(text, "cron minute"):
+			args["schedule_type"], args["schedule_value"] = "cron", "* * * * *"
+		case !strings.Contains(text, "hourly"):
+			return fakeapi.Text("hello")
+		}
+		return fakeapi.ToolUse("mcp__nanoclaw__schedule_task", args)
+	})
+	turns := make([]fakeapi.Turn, 40)
+	for i := range turns {
+		turns[i] = model
+	}
+	w.fake.Script(turns...)
+	w.start()
+
+	const hint = "the nanoclaw config file (~/.config/nanoclaw/config, KEY=VALUE lines), then restart nanoclaw"
+	tooOften := ". A non-main group's tasks may run at most every 5m0s (TASK_MIN_INTERVAL=5m0s): choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in " + hint
+	for _, tc := range []struct{ ask, want string }{
+		{"every minute please", "not scheduled: interval must be at least 300000 ms (5m0s), got 60000" + tooOften},
+		{"cron minute please", `not scheduled: cron expression "* * * * *" runs as often as every 1m0s; the shortest allowed interval is 5m0s` + tooOften},
+		{"hourly one", ""},
+		{"hourly two", ""},
+		{"hourly three", "not scheduled: group alpha already has 2 scheduled tasks (active or paused), the most a non-main group's agent may schedule (TASK_MAX_ACTIVE=2). " +
+			"Cancel a task that is no longer needed (cancel_task), or ask the owner to raise TASK_MAX_ACTIVE in " + hint},
+	} {
+		before := len(w.fake.MainRequests())
+		out, errOut, code := w.nanoclaw("send", "--group", "alpha", "--wait=2m", tc.ask)
+		if code != 0 {
+			t.Fatalf("send %q: exit %d: %s", tc.ask, code, errOut)
+		}
+		// The tool result Claude Code sent back to the model.
+		var results []fakeapi.ToolResult
+		for _, r := range w.fake.MainRequests()[before:] {
+			results = append(results, r.ToolResults()...)
+		}
+		if len(results) != 1 {
+			t.Fatalf("%q: %d tool results reached the model, want 1\n%s", tc.ask, len(results), w.fake.Summary())
+		}
+		res := results[0]
+		if tc.want == "" {
+			if res.IsError || !strings.Contains(res.Content, `"status":"active"`) {
+				t.Errorf("%q: tool result %+v, want the scheduled task", tc.ask, res)
+			}
+			continue
+		}
+		if !res.IsError || !strings.Contains(res.Content, tc.want) {
+			t.Errorf("%q: the model got\n  %q (error %v)\nwant the host's refusal\n  %q", tc.ask, res.Content, res.IsError, tc.want)
+		}
+		if !strings.Contains(out, "not scheduled") {
+			t.Errorf("%q: the reply does not pass the refusal on: %q", tc.ask, out)
+		}
+	}
+	st := w.openStore()
+	defer st.Close()
+	if tasks, _ := st.ListTasks(context.Background(), "alpha"); len(tasks) != 2 {
+		t.Errorf("%d tasks stored for alpha, want the 2 within its cap", len(tasks))
+	}
+}

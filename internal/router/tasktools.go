@@ -258,8 +258,8 @@ func (r *Router) limitHint(actor store.TaskActor, err error) error {
 		return fmt.Errorf("not scheduled: %w, the most %s may schedule (%s=%d). Cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
 			err, who, setting, full.Limit, setting, configHint)
 	case errors.As(err, &often) && actor == store.ActorGroup && often.Min == r.opt.Tasks.MinInterval && r.opt.Tasks.MinInterval > 0:
-		return fmt.Errorf("not scheduled: %w, the shortest a non-main group may schedule (TASK_MIN_INTERVAL=%v). Choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
-			err, often.Min, configHint)
+		return fmt.Errorf("not scheduled: %w. A non-main group's tasks may run at most every %v (TASK_MIN_INTERVAL=%v): choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
+			err, often.Min, often.Min, configHint)
 	}
 	return err
 }
