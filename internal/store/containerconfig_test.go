@@ -83,7 +83,7 @@ func TestContainerConfigValidate(t *testing.T) {
 		{"mount dot-relative host path", mount("./projects", "p"), "is relative"},
 		{"mount tilde user host path", mount("~root/x", "p"), "not ~user"},
 		{"mount tilde host path ok", mount("~/projects", "p"), ""},
-		{"mount control char host path", mount("/h[0m", "p"), "control character"},
+		{"mount control char host path", mount("/h\x1b[0m", "p"), "control character"},
 		{"mount colon host path", mount("/a:b", "p"), "cannot be mounted"},
 		{"mount duplicate container path", ContainerConfig{AdditionalMounts: []Mount{{HostPath: "/a", ContainerPath: "x"}, {HostPath: "/b", ContainerPath: "x"}}}, "additional_mounts[1]: container_path \"x\" used twice"},
 	} {
