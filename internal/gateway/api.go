@@ -29,6 +29,7 @@ const NoCredentialMessage = "no API credential configured on the host: set ANTHR
 // request's context.
 type apiCall struct {
 	ep     *Endpoint
+	body   *deadlineBody // nil when the request has none
 	status int
 	meter  *usageMeter // nil when the response carries no usage
 }
@@ -103,8 +104,8 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("gateway: request body of %d bytes exceeds %d", r.ContentLength, maxAPIBody))
 		return
 	}
+	call := &apiCall{ep: e, body: e.limitBody(w, r)}
 	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
-	call := &apiCall{ep: e}
 	start := time.Now()
 	gw.count(e.group.Folder, func(s *Stats) { s.APIRequests++ })
 	// Deferred: the proxy aborts the handler with a panic when the
@@ -216,18 +217,23 @@ func (gw *Gateway) recordUsage(call *apiCall) {
 // apiFailed answers a request the upstream did not.
 func (gw *Gateway) apiFailed(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusBadGateway
+	call, _ := r.Context().Value(apiCallKey{}).(*apiCall)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		status = http.StatusRequestEntityTooLarge
 		apiError(w, status, "request_too_large", fmt.Sprintf("gateway: request body exceeds %d bytes", tooBig.Limit))
+	case call != nil && call.body.timedOut():
+		// R3: the container did not finish its body within BodyTimeout.
+		status = http.StatusRequestTimeout
+		apiError(w, status, "timeout_error", fmt.Sprintf("gateway: request body not complete within %v", gw.opt.BodyTimeout))
 	case r.Context().Err() != nil:
 		// The container went away or the endpoint closed: nobody to answer.
 	default:
 		gw.log.Warn("gateway: upstream API failed", "path", r.URL.Path, "err", err)
 		apiError(w, status, "api_error", "gateway: upstream API unreachable: "+err.Error())
 	}
-	if call, _ := r.Context().Value(apiCallKey{}).(*apiCall); call != nil {
+	if call != nil {
 		call.status = status
 	}
 }

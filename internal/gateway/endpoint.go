@@ -41,6 +41,11 @@ type Endpoint struct {
 	srv   *http.Server
 	slots chan struct{} // one per open egress connection
 
+	// R3: what the socket's container can make the host hold is bounded
+	// (limits.go).
+	bodies  bodyBudget
+	refused refusals
+
 	// ctx is every request's base context: Close cancels it, which ends
 	// long polls, streams and hijacked tunnels alike.
 	ctx    context.Context
@@ -66,6 +71,8 @@ func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
 	}
 	e := &Endpoint{gw: gw, group: g, path: filepath.Join(dir, ipc.SocketName),
 		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{})}
+	e.bodies.free = maxBufferedBodies
+	e.refused.e = e
 	gw.mu.Lock()
 	if gw.open[g.Folder] != nil {
 		gw.mu.Unlock()
@@ -81,7 +88,7 @@ func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
 		gw.mu.Unlock()
 		return nil, fmt.Errorf("gateway: open socket of group %s: %w", g.Folder, err)
 	}
-	e.ln = ln
+	e.ln = newCapListener(ln, gw.opt.MaxConns, &e.refused)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.srv = &http.Server{
 		Handler:           e,
@@ -93,7 +100,7 @@ func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
 	}
 	go func() {
 		defer close(e.served)
-		e.srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
+		e.srv.Serve(e.ln) //nolint:errcheck // returns ErrServerClosed on Close
 	}()
 	gw.log.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(g.Egress.Mode), "rules", len(g.Egress.Allow))
 	return e, nil

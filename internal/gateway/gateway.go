@@ -80,6 +80,13 @@ const (
 	DefaultMaxTunnels  = 32
 	DefaultTunnelIdle  = 5 * time.Minute
 	DefaultPollTimeout = 25 * time.Second
+	// DefaultMaxConns is what one agent needs with room to spare: the
+	// in-container forwarder pipes at most agentrun.MaxForwardedConns (64)
+	// connections (Claude Code's API streams and the egress tunnels, which
+	// have their own cap), and nanoclaw-agent's own client holds the long
+	// poll, an output and a few tool calls of the MCP server.
+	DefaultMaxConns    = 96
+	DefaultBodyTimeout = 30 * time.Second
 )
 
 // Options configure a Gateway.
@@ -109,6 +116,12 @@ type Options struct {
 	// PollTimeout bounds one long poll of ipc.PathNext (default
 	// DefaultPollTimeout).
 	PollTimeout time.Duration
+	// MaxConns bounds the connections open at once on one group's socket
+	// (default DefaultMaxConns); one more is answered 503 and closed
+	// without reading it. BodyTimeout bounds reading one request's body
+	// (default DefaultBodyTimeout): a body not complete by then is cut.
+	MaxConns    int
+	BodyTimeout time.Duration
 	// Now is the clock for usage days; nil means time.Now.
 	Now func() time.Time
 }
@@ -123,6 +136,7 @@ type Stats struct {
 	Active       int64 // egress connections open now
 	BytesUp      int64 // container → destination, of closed connections
 	BytesDown    int64 // destination → container, of closed connections
+	Refused      int64 // connections and requests refused at the socket's caps
 }
 
 // Gateway serves the groups' sockets. Make it with New; Open one Endpoint
@@ -158,6 +172,12 @@ func New(opt Options) *Gateway {
 	}
 	if opt.PollTimeout <= 0 {
 		opt.PollTimeout = DefaultPollTimeout
+	}
+	if opt.MaxConns <= 0 {
+		opt.MaxConns = DefaultMaxConns
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = DefaultBodyTimeout
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now

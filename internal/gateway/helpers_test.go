@@ -307,6 +307,11 @@ type testHandler struct {
 	outErr  error
 	toolRes any
 	toolErr error
+	// Calls of the tool named slowTool wait for slowGate to close, each
+	// first sending on slowArrived (if not nil).
+	slowTool    string
+	slowGate    chan struct{}
+	slowArrived chan struct{}
 }
 
 func newTestHandler() *testHandler {
@@ -348,6 +353,13 @@ func (h *testHandler) Tool(_ context.Context, c Caller, name string, args json.R
 	role := "other"
 	if c.IsMain {
 		role = "main"
+	}
+	if name == h.slowTool && h.slowTool != "" {
+		if h.slowArrived != nil {
+			h.slowArrived <- struct{}{}
+		}
+		<-h.slowGate
+		return nil, nil
 	}
 	h.record(fmt.Sprintf("tool %s/%s %s %s", c.Folder, role, name, args))
 	return h.toolRes, h.toolErr

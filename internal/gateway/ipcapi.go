@@ -57,6 +57,7 @@ func (e *Endpoint) ipcRequest(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusMethodNotAllowed, fmt.Sprintf("gateway: %s wants %s, not %s", p, method, r.Method))
 		return
 	}
+	e.limitBody(w, r)
 	switch {
 	case p == ipc.PathNext:
 		e.next(w, r, h)
@@ -95,11 +96,12 @@ func (e *Endpoint) next(w http.ResponseWriter, r *http.Request, h Handler) {
 
 // output validates one Output and hands it to the Handler.
 func (e *Endpoint) output(w http.ResponseWriter, r *http.Request, h Handler) {
-	body, err := readBody(r, ipc.MaxOutputBytes)
+	body, release, status, err := e.readBody(r, ipc.MaxOutputBytes)
 	if err != nil {
-		jsonError(w, http.StatusBadRequest, "output: "+err.Error())
+		jsonError(w, status, "output: "+err.Error())
 		return
 	}
+	defer release()
 	var out ipc.Output
 	if err := decodeStrict(body, &out); err != nil {
 		jsonError(w, http.StatusBadRequest, "output: "+err.Error())
@@ -123,11 +125,13 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, h Handler, name 
 		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: invalid tool name %q (want a lowercase letter, then up to 63 of a-z, 0-9, '_')", name))
 		return
 	}
-	body, err := readBody(r, ipc.MaxToolBodyBytes)
-	if err == nil {
-		err = checkObject(body)
-	}
+	body, release, status, err := e.readBody(r, ipc.MaxToolBodyBytes)
 	if err != nil {
+		jsonError(w, status, fmt.Sprintf("tool %s: arguments: %v", name, err))
+		return
+	}
+	defer release()
+	if err := checkObject(body); err != nil {
 		jsonError(w, http.StatusBadRequest, fmt.Sprintf("tool %s: arguments: %v", name, err))
 		return
 	}
@@ -171,21 +175,6 @@ func validToolName(s string) bool {
 		}
 	}
 	return true
-}
-
-// readBody reads at most max bytes of the request body; more is an error.
-// It reads up to the limit even when Content-Length already says too much,
-// so a client that is still writing gets to read the answer (the server
-// discards a little more after it).
-func readBody(r *http.Request, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("body exceeds the limit of %d bytes", max)
-	}
-	return b, nil
 }
 
 // checkObject accepts exactly one JSON object.

@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+)
+
+// How one socket bounds what its container can make the host hold (R3):
+//
+//   - connections: at most Options.MaxConns open at once. One more is
+//     answered 503 at once and closed unread, by the accept loop itself:
+//     no goroutine, no buffer (capListener).
+//   - headers: ReadHeaderTimeout and MaxHeaderBytes of the http.Server.
+//   - bodies: every body must be complete within Options.BodyTimeout
+//     (deadlineBody). /v1 bodies stream upstream and are never held;
+//     /ipc bodies are read into memory, at most ipc.MaxOutputBytes or
+//     ipc.MaxToolBodyBytes each and maxBufferedBodies bytes for the whole
+//     socket at once (bodyBudget); a request over that is answered 503
+//     before its body is read.
+//
+// So the heap one socket can pin is about maxBufferedBodies plus
+// MaxConns times a connection's buffers and header, whatever the
+// container sends, and a flood on one socket leaves the others alone.
+
+// maxBufferedBodies bounds the /ipc body bytes one socket holds at once:
+// one output at its limit and a few tool calls beside it.
+const maxBufferedBodies = ipc.MaxOutputBytes + 4*ipc.MaxToolBodyBytes
+
+// refusalLogEvery bounds how often a socket at its caps logs: a flood is
+// one line per interval with the count, not one per connection.
+const refusalLogEvery = 10 * time.Second
+
+// refusals counts what a socket refused at its caps and logs it now and
+// then.
+type refusals struct {
+	e       *Endpoint
+	count   atomic.Int64
+	logged  atomic.Int64 // count at the last log line
+	lastLog atomic.Int64 // unix nanoseconds of the last log line
+}
+
+// add counts one refusal, in the group's stats and, at most every
+// refusalLogEvery, in a log line.
+func (r *refusals) add(what string) {
+	n := r.count.Add(1)
+	r.e.gw.count(r.e.group.Folder, func(s *Stats) { s.Refused++ })
+	now := time.Now().UnixNano()
+	last := r.lastLog.Load()
+	if now-last < int64(refusalLogEvery) || !r.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	since := n - r.logged.Swap(n)
+	r.e.gw.log.Warn("gateway: socket at its caps, refusing", "group", r.e.group.Folder, "what", what,
+		"refused", since, "max_conns", r.e.gw.opt.MaxConns, "max_buffered_body_bytes", maxBufferedBodies)
+}
+
+// capListener accepts at most cap(slots) connections at once; the slot is
+// freed when the connection is closed.
+type capListener struct {
+	net.Listener
+	slots   chan struct{}
+	refused *refusals
+	answer  []byte // the whole 503 response to a connection over the cap
+
+	lingering atomic.Int32 // refused connections not closed yet
+}
+
+// How long, and how many, refused connections stay half-closed so their
+// clients can read the answer (see linger).
+const (
+	lingerRefused = time.Second
+	maxLingering  = 16
+)
+
+func newCapListener(ln net.Listener, max int, refused *refusals) *capListener {
+	body := fmt.Sprintf(`{"error":"gateway: too many connections on this socket (at most %d at once); retry shortly"}`, max)
+	answer := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"+
+		"Connection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	return &capListener{Listener: ln, slots: make(chan struct{}, max), refused: refused, answer: []byte(answer)}
+}
+
+// Accept returns the next connection within the cap; those over it are
+// answered and closed here, without reading what they sent.
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &slotConn{Conn: c, free: func() { <-l.slots }}, nil
+		default:
+		}
+		l.refused.add("connection")
+		// A fresh socket's send buffer takes the short answer at once; the
+		// deadline only keeps the accept loop from ever waiting on it.
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)) //nolint:errcheck // a failed write is fine: it is closed anyway
+		c.Write(l.answer)                                          //nolint:errcheck // as above
+		l.linger(c)
+	}
+}
+
+// linger closes a refused connection. Closed at once, a client still
+// writing its request would fail on the write before reading the answer;
+// so the answer is followed by a half-close and the connection is closed
+// a moment later, without a goroutine or a buffer of the host's — unless
+// maxLingering refused connections linger already (a flood), which are
+// closed at once.
+func (l *capListener) linger(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || l.lingering.Add(1) > maxLingering {
+		if ok {
+			l.lingering.Add(-1)
+		}
+		c.Close()
+		return
+	}
+	cw.CloseWrite() //nolint:errcheck // closed below anyway
+	time.AfterFunc(lingerRefused, func() {
+		c.Close()
+		l.lingering.Add(-1)
+	})
+}
+
+// slotConn gives its listener slot back when closed (once).
+type slotConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.free)
+	return err
+}
+
+// CloseWrite passes a half-close on (the egress tunnel and the server use
+// it), where the connection has one.
+func (c *slotConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("gateway: connection cannot half-close")
+}
+
+// bodyBudget bounds the body bytes a socket's /ipc requests hold at once.
+type bodyBudget struct {
+	mu   sync.Mutex
+	free int64
+}
+
+// take reserves n bytes, or reports false if they are not free now.
+func (b *bodyBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.free {
+		return false
+	}
+	b.free -= n
+	return true
+}
+
+func (b *bodyBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free += n
+}
+
+// errBodyBusy means the socket holds as many bodies as it may: retry.
+var errBodyBusy = errors.New("too many requests in flight on this socket; retry shortly")
+
+// readBody reads the whole body of an /ipc request, at most max bytes,
+// within the socket's budget. The caller calls release once it no longer
+// holds the body. An error is errBodyBusy, a body over max, or a read
+// failure (a body not complete within BodyTimeout among them); status is
+// the answer for it.
+func (e *Endpoint) readBody(r *http.Request, max int64) (body []byte, release func(), status int, err error) {
+	// A declared length within max is reserved exactly; otherwise the
+	// read stops at max.
+	n := max
+	if r.ContentLength >= 0 && r.ContentLength <= max {
+		n = r.ContentLength
+	}
+	if !e.bodies.take(n) {
+		e.refused.add("body")
+		return nil, nil, http.StatusServiceUnavailable, errBodyBusy
+	}
+	release = func() { e.bodies.give(n) }
+	// It reads up to the limit even when Content-Length already says too
+	// much, so a client that is still writing gets to read the answer. A
+	// declared length is read into a buffer of its size, allocated once.
+	var b []byte
+	if n == r.ContentLength {
+		b, err = readAllInto(make([]byte, 0, n+1), r.Body)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, max+1))
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		release()
+		return nil, nil, http.StatusRequestTimeout, fmt.Errorf("body not complete within %v", e.gw.opt.BodyTimeout)
+	case err != nil:
+		release()
+		return nil, nil, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
+	case int64(len(b)) > max:
+		release()
+		return nil, nil, http.StatusBadRequest, fmt.Errorf("body exceeds the limit of %d bytes", max)
+	}
+	return b, release, 0, nil
+}
+
+// readAllInto is io.ReadAll into buf, which has room for the whole body
+// and one byte more to see its end.
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			return buf, errors.New("body longer than its Content-Length")
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// deadlineBody lifts the connection's read deadline once the body has
+// been read to its end: the deadline bounds the body only, not an API
+// stream or a tool call that follows it, which the server would otherwise
+// cancel when its background read hits the deadline.
+type deadlineBody struct {
+	io.ReadCloser
+	once    sync.Once
+	clear   func()
+	expired atomic.Bool // a read hit the deadline
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		b.once.Do(b.clear)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		b.expired.Store(true)
+	}
+	return n, err
+}
+
+// timedOut reports whether b is a body that was cut at its deadline; the
+// server cancels the request's context then, so the error that reaches a
+// handler may say only that.
+func (b *deadlineBody) timedOut() bool { return b != nil && b.expired.Load() }
+
+// limitBody puts the body of r under the BodyTimeout (R3): a body sent
+// slowly or never finished is cut then, whoever reads it. It returns the
+// body now in r, or nil if r has none.
+func (e *Endpoint) limitBody(w http.ResponseWriter, r *http.Request) *deadlineBody {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(e.gw.opt.BodyTimeout)); err != nil {
+		return nil
+	}
+	b := &deadlineBody{ReadCloser: r.Body, clear: func() { rc.SetReadDeadline(time.Time{}) }} //nolint:errcheck // the connection is gone then
+	r.Body = b
+	return b
+}
