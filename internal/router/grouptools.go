@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,6 +158,12 @@ func (r *Router) groupToolBy(ctx context.Context, caller gateway.Caller, owner b
 	case "unregister_group":
 		if g.IsMain {
 			return nil, errors.New("the main group cannot be unregistered")
+		}
+		if !owner && !reflect.DeepEqual(g.Config, store.ContainerConfig{}) {
+			// R6: registering the chat again would give it the default
+			// sandbox, undoing the group's own settings.
+			return nil, fmt.Errorf("not permitted: group %q has its own sandbox settings, which registering its chat again would drop; only the owner can unregister it, on the host: nanoclaw groups remove %s",
+				g.Folder, shellWord(g.Folder))
 		}
 		if err := r.st.DeleteGroup(ctx, g.Folder); err != nil {
 			return nil, err

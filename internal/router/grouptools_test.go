@@ -205,6 +205,26 @@ func TestRegisterGroupOnlyReportedChatsForTheModel(t *testing.T) {
 	}
 }
 
+// R6: main's model cannot drop a group's own sandbox by unregistering it and
+// registering its chat again; a group with the defaults it may unregister.
+func TestModelCannotUnregisterARestrictedGroup(t *testing.T) {
+	w := newGroupWorld(t)
+	_, err := w.model("unregister_group", ipc.FolderArgs{Folder: "family"})
+	if err == nil || !strings.Contains(err.Error(), "not permitted") || !strings.Contains(err.Error(), "nanoclaw groups remove family") {
+		t.Fatalf("unregistering a group with its own settings: %v", err)
+	}
+	w.group(t, "family") // still there
+	if _, err := w.owner("register_group", ipc.RegisterGroupArgs{JID: "local:plain", Folder: "plain"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.model("unregister_group", ipc.FolderArgs{Folder: "plain"}); err != nil {
+		t.Errorf("unregistering a group with the defaults: %v", err)
+	}
+	if _, err := w.owner("unregister_group", ipc.FolderArgs{Folder: "family"}); err != nil {
+		t.Errorf("the owner unregistering family: %v", err)
+	}
+}
+
 // R14: chat ids are checked by their channel's grammar when registered.
 func TestRegisterGroupRejectsBadChatIDs(t *testing.T) {
 	w := newGroupWorld(t)
