@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// unitSession is a Session with no container, for the host-side protocol.
+func unitSession(t *testing.T) (*Session, *store.Store) {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.PutGroup(context.Background(), store.Group{Folder: "g", Name: "g", Trigger: "@Andy", AddedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(Options{Store: st, SessionsDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	s := newSession(r, Group{Folder: "g"})
+	s.save = true
+	return s, st
+}
+
+// R15: a container that posts many answers to one prompt gets the first
+// accepted and every other refused at once: no deliver blocks, nothing is
+// held after the prompt is answered.
+func TestDeliverFirstAnswerWins(t *testing.T) {
+	s, _ := unitSession(t)
+	ch := make(chan ipc.Output, 1)
+	s.waiting["p1"] = ch
+	big := strings.Repeat("x", 1<<20)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.deliver(ipc.Output{InputID: "p1", Result: big}) == nil {
+				mu.Lock()
+				accepted++
+				mu.Unlock()
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("deliver blocked: goroutines pinned by a container's extra answers")
+	}
+	if accepted != 1 || len(ch) != 1 || len(s.waiting) != 0 {
+		t.Errorf("accepted %d answers, %d queued, %d prompts still waiting; want 1, 1, 0", accepted, len(ch), len(s.waiting))
+	}
+}
+
+// R17: a session id is kept only with an accepted answer to a waiting
+// prompt; one posted without a prompt (or to another prompt) is not.
+func TestDeliverKeepsOnlyAnAnsweredSession(t *testing.T) {
+	s, st := unitSession(t)
+	const forged, real = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+	if err := s.deliver(ipc.Output{InputID: "nobody-asked", SessionID: forged}); err == nil {
+		t.Error("an answer to no prompt was accepted")
+	}
+	if id, _ := st.Session(context.Background(), "g"); id != "" || s.SessionID() != "" {
+		t.Errorf("an unasked answer's session id was kept: store %q, session %q", id, s.SessionID())
+	}
+	s.waiting["p"] = make(chan ipc.Output, 1)
+	if err := s.deliver(ipc.Output{InputID: "p", SessionID: real}); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := st.Session(context.Background(), "g"); id != real {
+		t.Errorf("stored session %q, want %q", id, real)
+	}
+}
+
+// R17: a stored session whose transcript is missing, or whose id is not
+// one, is cleared and the start goes fresh rather than failing for good.
+func TestResumableClearsABogusSession(t *testing.T) {
+	s, st := unitSession(t)
+	r := s.r
+	ctx := context.Background()
+	const id = "33333333-3333-4333-8333-333333333333"
+	st.SetSession(ctx, "g", id)
+	if got := r.resumable(ctx, "g", id); got != "" {
+		t.Errorf("resumable(no transcript) = %q", got)
+	}
+	if got, _ := st.Session(ctx, "g"); got != "" {
+		t.Errorf("the bogus session is still stored: %q", got)
+	}
+	dir := filepath.Join(r.opt.SessionsDir, "g", ".claude", claudeProjectDir)
+	writeFile(t, filepath.Join(dir, id+".jsonl"), "{}\n", 0o600)
+	if got := r.resumable(ctx, "g", id); got != id {
+		t.Errorf("resumable(with transcript) = %q, want %q", got, id)
+	}
+	if got := r.resumable(ctx, "g", "../../etc/passwd"); got != "" {
+		t.Errorf("resumable(invalid id) = %q", got)
+	}
+}
