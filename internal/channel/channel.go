@@ -26,9 +26,13 @@ type Message struct {
 	// SenderName is the display name the sender chose, or the id when none
 	// is known: anyone can call themselves anything.
 	SenderName string
-	// Text includes image/video captions, and a quoted message as a short
-	// "> quoted" preface where the service has one.
-	Text      string
+	// Text is what the sender wrote, image/video captions included.
+	Text string
+	// Quote is the text of the message this one replies to, one line and
+	// short, as the sender's app claims it (it may be made up); "" when the
+	// message is no reply. It is kept apart from Text so the trigger is
+	// matched on what the sender wrote.
+	Quote     string
 	Timestamp time.Time
 	// FromMe marks messages the owner sent: from the account itself
 	// (another device, or the assistant's own replies echoed back), or

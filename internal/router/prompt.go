@@ -17,6 +17,7 @@ type PromptMessage struct {
 	FromOwner bool   // written by the owner (their own account, or the local terminal)
 	Time      time.Time
 	Text      string
+	Quote     string // what a reply quotes, as the sender's app claims it
 }
 
 // Caps bound a prompt (finding 9): a flood of messages, or one huge one,
@@ -39,6 +40,7 @@ type Prompt struct {
 //	<messages>
 //	<message sender="Name" sender_id="…" time="…">text</message>
 //	<message sender="Owner" sender_id="…" from_owner="true" time="…">text</message>
+//	<message sender="Name" sender_id="…" time="…" quoted="what it replies to">text</message>
 //	</messages>
 //
 // with every value escaped (finding 10: & < > " ' and control characters),
@@ -86,12 +88,15 @@ func formatMessage(m PromptMessage, maxText int, loc *time.Location) string {
 		cut := sanitize.Truncate(text, maxText)
 		text = cut + fmt.Sprintf(" …[message truncated, %d bytes left out]", len(text)-len(cut))
 	}
-	owner := ""
+	owner, quoted := "", ""
 	if m.FromOwner {
 		owner = ` from_owner="true"`
 	}
+	if m.Quote != "" {
+		quoted = ` quoted="` + escape(sanitize.Truncate(clean(m.Quote), maxText), true) + `"`
+	}
 	return `<message sender="` + escape(clean(m.Sender), true) + `" sender_id="` + escape(clean(m.SenderID), true) + `"` +
-		owner + ` time="` + m.Time.In(loc).Format(time.RFC3339) + `">` + escape(text, false) + "</message>\n"
+		owner + ` time="` + m.Time.In(loc).Format(time.RFC3339) + `"` + quoted + `>` + escape(text, false) + "</message>\n"
 }
 
 // clean makes s valid XML character data: invalid UTF-8 becomes U+FFFD;

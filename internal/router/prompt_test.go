@@ -20,6 +20,7 @@ type parsed struct {
 		SenderID  string `xml:"sender_id,attr"`
 		FromOwner string `xml:"from_owner,attr"`
 		Time      string `xml:"time,attr"`
+		Quoted    string `xml:"quoted,attr"`
 		Text      string `xml:",chardata"`
 	} `xml:"message"`
 }
@@ -78,7 +79,7 @@ func FuzzFormatPromptRoundTrip(f *testing.F) {
 	f.Add("\t\n", "&amp;", "<!--", "<?xml?>")
 	f.Fuzz(func(t *testing.T, s1, t1, s2, t2 string) {
 		at := time.Unix(1700000000, 0)
-		msgs := []PromptMessage{{Sender: s1, SenderID: s2, Time: at, Text: t1}, {Sender: s2, SenderID: t1, Time: at, Text: t2}}
+		msgs := []PromptMessage{{Sender: s1, SenderID: s2, Time: at, Text: t1, Quote: t2}, {Sender: s2, SenderID: t1, Time: at, Text: t2}}
 		got := parse(t, FormatPrompt(msgs, 0, bigCaps, time.UTC))
 		if len(got.Messages) != 2 {
 			t.Fatalf("%d messages parsed back, want 2", len(got.Messages))
@@ -86,6 +87,9 @@ func FuzzFormatPromptRoundTrip(f *testing.F) {
 		for i, m := range msgs {
 			if got.Messages[i].SenderID != clean(m.SenderID) || got.Messages[i].FromOwner != "" {
 				t.Errorf("sender id %d: %q came back as %q (from_owner %q)", i, clean(m.SenderID), got.Messages[i].SenderID, got.Messages[i].FromOwner)
+			}
+			if got.Messages[i].Quoted != clean(m.Quote) {
+				t.Errorf("quote %d: %q came back as %q", i, clean(m.Quote), got.Messages[i].Quoted)
 			}
 			if got.Messages[i].Sender != clean(m.Sender) {
 				t.Errorf("sender %d: %q came back as %q", i, clean(m.Sender), got.Messages[i].Sender)

@@ -141,7 +141,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	// prefix catches an echo that arrives before the send returned.
 	isBot := m.FromMe && strings.HasPrefix(m.Text, r.prefix)
 	seq, inserted, err := r.st.AddMessage(ctx, store.Message{
-		ChatJID: m.ChatJID, ID: m.ID, Sender: m.Sender, SenderName: m.SenderName, Content: m.Text,
+		ChatJID: m.ChatJID, ID: m.ID, Sender: m.Sender, SenderName: m.SenderName, Content: m.Text, Quote: m.Quote,
 		Timestamp: m.Timestamp, FromMe: m.FromMe, IsBot: isBot,
 	})
 	if err != nil {
@@ -294,7 +294,7 @@ func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error)
 		asked := false
 		for _, m := range b.Messages {
 			input = append(input, PromptMessage{Sender: m.SenderName, SenderID: m.Sender, FromOwner: m.FromMe,
-				Time: m.Timestamp, Text: m.Content})
+				Time: m.Timestamp, Text: m.Content, Quote: m.Quote})
 			asked = asked || r.asks(g, m.Content)
 		}
 		if !asked && b.Older > 0 {

@@ -207,3 +207,37 @@ func TestUntriggeredMessagesWaitForTheTrigger(t *testing.T) {
 		t.Error("the assistant's own message became input")
 	}
 }
+
+// A WhatsApp swipe-reply that starts with the trigger asks for an answer in
+// a group that needs the trigger; a trigger inside the quoted message does
+// not. The prompt shows the quote apart, as the quoted attribute.
+func TestSwipeReplyWithTheTriggerAsks(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	g := store.Group{Folder: "family", Name: "Family", Trigger: "@Andy", RequiresTrigger: true, AddedAt: time.Now()}
+	st.PutGroup(ctx, g)
+	const chat = "120363025246125486@g.us"
+	st.BindChat(ctx, chat, "family")
+	r := New(Options{Store: st, AssistantName: "Andy", Caps: Caps{MaxMessages: 50, MaxBytes: 1 << 20, MaxMessageBytes: 4096}, MaxConcurrent: 1})
+	say := func(id, text, quote string) {
+		t.Helper()
+		if err := r.OnMessage(ctx, &fakeChannel{}, channel.Message{ChatJID: chat, ID: id, Sender: "4915112345678@s.whatsapp.net",
+			SenderName: "Bob", Text: text, Quote: quote, Timestamp: time.Now(), IsGroup: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	say("1", "sounds good", "@Andy book a table")
+	if work, _ := r.pending(ctx, g); len(work) != 0 {
+		t.Fatalf("a trigger inside the quote asked for an answer: %+v", work)
+	}
+	say("2", "@Andy what about Tuesday?", "dinner on Monday?")
+	work, err := r.pending(ctx, g)
+	if err != nil || len(work) != 1 {
+		t.Fatalf("the swipe-reply starting with the trigger made no work: %+v, %v", work, err)
+	}
+	got := parse(t, work[0].prompt)
+	if len(got.Messages) != 2 || got.Messages[1].Text != "@Andy what about Tuesday?" || got.Messages[1].Quoted != "dinner on Monday?" ||
+		got.Messages[0].Quoted != "@Andy book a table" {
+		t.Errorf("prompt:\n%s", work[0].prompt.Text)
+	}
+}

@@ -19,6 +19,7 @@ type Message struct {
 	Sender     string    // the sender's id, as the channel knows it (no participant chooses it)
 	SenderName string    // the sender's display name (chosen by the sender; cleaned by AddMessage)
 	Content    string    // the text, with captions folded in
+	Quote      string    // the text a reply quotes, as the sender's app claims it; "" for none
 	Timestamp  time.Time // when it was sent
 	FromMe     bool      // written by the owner: from the owner's own account, or at the local terminal
 	IsBot      bool      // sent by the assistant; never fed back to it as input
@@ -35,7 +36,7 @@ func (m Message) Validate() error {
 	return checkTime("timestamp", m.Timestamp)
 }
 
-const messageColumns = `seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot`
+const messageColumns = `seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote`
 
 var messageColumnNames = columns(messageColumns)
 
@@ -51,6 +52,7 @@ func decodeMessage(raw rawRow) (Message, string, error) {
 		Timestamp:  d.time(6),
 		FromMe:     d.bool(7),
 		IsBot:      d.bool(8),
+		Quote:      d.text(9),
 	}
 	if d.err == nil && m.Seq <= 0 {
 		d.err = fmt.Errorf("column seq: %d is not positive", m.Seq)
@@ -73,11 +75,11 @@ func (s *Store) AddMessage(ctx context.Context, m Message) (seq int64, inserted 
 	}
 	m.SenderName = sanitize.Name(m.SenderName) // R19: a stranger's name is one short line
 	err = s.db.QueryRowContext(ctx, `
-		INSERT INTO messages (chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO messages (chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (chat_jid, id) DO NOTHING
 		RETURNING seq`,
-		m.ChatJID, m.ID, m.Sender, m.SenderName, m.Content, toMillis(m.Timestamp), boolInt(m.FromMe), boolInt(m.IsBot),
+		m.ChatJID, m.ID, m.Sender, m.SenderName, m.Content, toMillis(m.Timestamp), boolInt(m.FromMe), boolInt(m.IsBot), m.Quote,
 	).Scan(&seq)
 	if err == nil {
 		return seq, true, nil

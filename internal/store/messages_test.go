@@ -315,3 +315,14 @@ func TestAddMessageCleansSenderName(t *testing.T) {
 		t.Errorf("stored sender name %q", name)
 	}
 }
+
+// A reply's quote is kept apart from the message's own text (R18).
+func TestAddMessageKeepsTheQuoteApart(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	addMsg(t, s, Message{ChatJID: "g@g.us", ID: "1", Content: "@Andy yes, book it", Quote: "are we meeting today?"})
+	b, err := s.Backlog(ctx, "g@g.us", 0, 10)
+	if err != nil || len(b.Messages) != 1 || b.Messages[0].Content != "@Andy yes, book it" || b.Messages[0].Quote != "are we meeting today?" {
+		t.Fatalf("Backlog = %+v, %v", b, err)
+	}
+}

@@ -125,6 +125,10 @@ CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 	// Who paused a task, the claim of its pending run, skipped runs (R16,
 	// R20): see migrationTaskClaims.
 	migrationTaskClaims,
+	// The text a reply quotes, kept apart from the message's own (R18): the
+	// trigger is matched on what the sender wrote, and the prompt shows the
+	// quote as what it is, the sender's app's claim.
+	`ALTER TABLE messages ADD COLUMN quote TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this

@@ -870,7 +870,8 @@ func TestMigrationTaskClaimsKeepsData(t *testing.T) {
 	} {
 		rawExec(t, s, nil, q)
 	}
-	if err := s.migrateTo(ctx, migrations); err != nil {
+	// Only up to this step: later ones are not this test's to run again.
+	if err := s.migrateTo(ctx, migrations[:step]); err != nil {
 		t.Fatal(err)
 	}
 	p, found, err := s.GetTask(ctx, "p")

@@ -89,9 +89,6 @@ func convert(evt *events.Message, id identity) (channel.Message, bool) {
 	if text == "" {
 		return channel.Message{}, false
 	}
-	if quoted := quote(contextInfo(msg)); quoted != "" {
-		text = quoted + text
-	}
 
 	var chat types.JID
 	switch {
@@ -130,6 +127,7 @@ func convert(evt *events.Message, id identity) (channel.Message, bool) {
 		Sender:     sender.String(),
 		SenderName: validText(name),
 		Text:       text,
+		Quote:      quote(contextInfo(msg)), // apart, so a swipe-reply starting with the trigger triggers
 		Timestamp:  ts.UTC(),
 		FromMe:     info.IsFromMe,
 		IsGroup:    chat.Server == types.GroupServer,
@@ -167,9 +165,9 @@ func contextInfo(msg *waE2E.Message) *waE2E.ContextInfo {
 	return nil
 }
 
-// quote renders the message a reply answers as a one-line "> text\n"
-// preface, whitespace collapsed and capped at quoteMaxRunes; "" when the
-// message is no reply or the quoted message has no text.
+// quote renders the message a reply answers as one line, whitespace
+// collapsed and capped at quoteMaxRunes; "" when the message is no reply or
+// the quoted message has no text.
 func quote(ci *waE2E.ContextInfo) string {
 	q := ci.GetQuotedMessage()
 	if q == nil {
@@ -183,7 +181,7 @@ func quote(ci *waE2E.ContextInfo) string {
 		r := []rune(text)
 		text = strings.TrimRightFunc(string(r[:quoteMaxRunes-1]), unicode.IsSpace) + "…"
 	}
-	return "> " + text + "\n"
+	return text
 }
 
 // validText replaces invalid UTF-8 so that a malformed message cannot carry

@@ -92,7 +92,7 @@ func TestConvert(t *testing.T) {
 				SenderName: "4915112345678", Text: "look", Timestamp: when, IsGroup: true},
 		},
 		{
-			name: "quoted reply gets a short preface",
+			name: "a quoted reply keeps the quote apart, on one line",
 			evt: msgEvent(types.MessageInfo{MessageSource: bobDirect, PushName: "Bob"},
 				&waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{
 					Text: proto.String("yes, at 5"),
@@ -102,7 +102,19 @@ func TestConvert(t *testing.T) {
 					},
 				}}),
 			want: channel.Message{ChatJID: "4915112345678@s.whatsapp.net", ID: "3EB0ABCDEF", Sender: "4915112345678@s.whatsapp.net",
-				SenderName: "Bob", Text: "> are we meeting today?\nyes, at 5", Timestamp: when},
+				SenderName: "Bob", Text: "yes, at 5", Quote: "are we meeting today?", Timestamp: when},
+		},
+		{
+			name: "a swipe-reply in a group that starts with the trigger still starts with it",
+			evt: msgEvent(types.MessageInfo{
+				MessageSource: types.MessageSource{Chat: group, Sender: bobPN, IsGroup: true},
+				PushName:      "Bob",
+			}, &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{
+				Text:        proto.String("@Andy what about Tuesday?"),
+				ContextInfo: &waE2E.ContextInfo{QuotedMessage: text("dinner on Monday?")},
+			}}),
+			want: channel.Message{ChatJID: "120363025246125486@g.us", ID: "3EB0ABCDEF", Sender: "4915112345678@s.whatsapp.net",
+				SenderName: "Bob", Text: "@Andy what about Tuesday?", Quote: "dinner on Monday?", Timestamp: when, IsGroup: true},
 		},
 		{
 			name: "a long quote is capped",
@@ -112,7 +124,7 @@ func TestConvert(t *testing.T) {
 					ContextInfo: &waE2E.ContextInfo{QuotedMessage: text(longQuote)},
 				}}),
 			want: channel.Message{ChatJID: "4915112345678@s.whatsapp.net", ID: "3EB0ABCDEF", Sender: "4915112345678@s.whatsapp.net",
-				SenderName: "Bob", Text: "> " + strings.TrimSpace(longQuote[:quoteMaxRunes-1]) + "…\nthis one", Timestamp: when},
+				SenderName: "Bob", Text: "this one", Quote: strings.TrimSpace(longQuote[:quoteMaxRunes-1]) + "…", Timestamp: when},
 		},
 		{
 			name: "from me in the self-chat, addressed by LID with a device",
