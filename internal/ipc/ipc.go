@@ -36,8 +36,10 @@ const (
 	ContainerClaudeDir = ContainerHome + "/.claude"
 	// ContainerAgentBinary is where nanoclaw-agent is mounted, read-only.
 	ContainerAgentBinary = "/usr/local/bin/nanoclaw-agent"
-	// ContainerUID and ContainerGID are the agent user when the host runs as
-	// root (Claude Code refuses to bypass permissions as root).
+	// ContainerUID and ContainerGID are the image's own user (its USER
+	// line). nanoclaw always passes --user: a root daemon runs each group as
+	// its own id (see agent.FirstContainerID), an ordinary user's daemon as
+	// that user.
 	ContainerUID, ContainerGID = 1000, 1000
 
 	// ProxyPort is the loopback port inside the container on which

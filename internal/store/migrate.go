@@ -122,6 +122,15 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 `,
+	// v3: the host-side uid each group's containers run as when the daemon
+	// runs as root (R2). It stays with the folder name when a group is
+	// removed, so a group added again under that name owns its files again.
+	`
+CREATE TABLE container_ids (
+	folder TEXT PRIMARY KEY,
+	uid    INTEGER NOT NULL UNIQUE CHECK (uid >= 65536 AND uid < 2147483647)
+) STRICT;
+`,
 	// Who paused a task, the claim of its pending run, skipped runs (R16,
 	// R20): see migrationTaskClaims.
 	migrationTaskClaims,
