@@ -156,6 +156,12 @@ func (c *Client) CallTool(ctx context.Context, name string, args json.RawMessage
 	if len(bytes.TrimSpace(args)) == 0 || bytes.TrimSpace(args)[0] != '{' {
 		return ipc.ToolResponse{}, fmt.Errorf("tool %s: arguments must be a JSON object", name)
 	}
+	// The host refuses larger bodies unread; saying so here names the
+	// limit for the model.
+	if len(args) > ipc.MaxToolBodyBytes {
+		return ipc.ToolResponse{}, fmt.Errorf("tool %s: arguments of %d bytes are over the host's limit of %d bytes: send less at once",
+			name, len(args), ipc.MaxToolBodyBytes)
+	}
 	path := ipc.PathToolPrefix + name
 	status, body, err := c.do(ctx, http.MethodPost, path, args, CallTimeout, MaxToolResponseBytes, false)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -233,6 +234,12 @@ func TestCallTool(t *testing.T) {
 	}
 	if _, err := c.CallTool(ctx, "x", json.RawMessage(`[1]`)); err == nil {
 		t.Error("non-object arguments accepted")
+	}
+	gotBody = ""
+	big := `{"text":"` + strings.Repeat("x", ipc.MaxToolBodyBytes) + `"}`
+	if _, err := c.CallTool(ctx, "send_message", json.RawMessage(big)); err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("over the host's limit of %d bytes", ipc.MaxToolBodyBytes)) || gotBody != "" {
+		t.Errorf("arguments over the host's limit: %v (host saw %d bytes)", err, len(gotBody))
 	}
 }
 
