@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 // The host-side ids that containers run as when the daemon runs as root
@@ -132,6 +134,10 @@ func hostIDs(etc string) (usedIDs, error) {
 	return u, nil
 }
 
+// maxSocketPath is the longest path a unix socket can be bound at on
+// Linux (sun_path is 108 bytes, one for the terminating NUL).
+const maxSocketPath = 107
+
 // groupPaths are a group's host directories for one run.
 type groupPaths struct {
 	group, global, claude string // container-writable: reached only through os.Root
@@ -153,8 +159,8 @@ func (r *Runner) prepareDirs(g Group, id identity) (groupPaths, error) {
 		group:  filepath.Join(o.GroupsDir, g.Folder),
 		global: filepath.Join(o.GroupsDir, "global"),
 		claude: filepath.Join(o.SessionsDir, g.Folder, ".claude"),
-		run:    filepath.Join(o.IPCDir, newID()),
-		logs:   filepath.Join(o.LogsDir, g.Folder),
+
+		logs: filepath.Join(o.LogsDir, g.Folder),
 	}
 	// The host's own directories: the parents of everything below.
 	for _, d := range []string{o.GroupsDir, filepath.Join(o.SessionsDir, g.Folder), o.IPCDir, p.logs} {
@@ -176,6 +182,20 @@ func (r *Runner) prepareDirs(g Group, id identity) (groupPaths, error) {
 	}
 	if err := sandboxDir(o.GroupsDir, "global", gid, 0o755); err != nil {
 		return p, err
+	}
+	// This run's socket directory: new, never one another run holds.
+	for {
+		p.run = filepath.Join(o.IPCDir, newID()[:8])
+		if len(p.run)+1+len(ipc.SocketName) > maxSocketPath {
+			return p, fmt.Errorf("the gateway socket path %s is longer than a unix socket allows (%d bytes): choose a shorter data home (NANOCLAW_HOME)", filepath.Join(p.run, ipc.SocketName), maxSocketPath)
+		}
+		err := os.Mkdir(p.run, 0o700)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return p, err
+		}
 	}
 	return p, nil
 }
