@@ -13,6 +13,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -85,7 +86,7 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 			} else if !g.RequiresTrigger {
 				trig = "(every message)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Folder, g.Name, trig, strings.Join(g.Chats, ", "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Folder, sanitize.Name(g.Name), sanitize.Name(trig), strings.Join(g.Chats, ", "))
 		}
 		return tw.Flush()
 	case "available":
@@ -100,7 +101,7 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CHAT\tNAME\tCHANNEL\tLAST ACTIVITY\tGROUP")
 		for _, c := range chats {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.JID, c.Name, c.Channel, c.LastActivity.In(cfg.Timezone).Format("2006-01-02 15:04"), c.Folder)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", sanitize.Name(c.JID), sanitize.Name(c.Name), c.Channel, c.LastActivity.In(cfg.Timezone).Format("2006-01-02 15:04"), c.Folder)
 		}
 		return tw.Flush()
 	case "show":
@@ -257,7 +258,7 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 func (m *Main) printGroup(g ipc.GroupInfo) {
 	w := m.Stdout
 	fmt.Fprintf(w, "folder:    %s\nname:      %s\nmain:      %v\ntrigger:   %s (required: %v)\nchats:     %s\nadded:     %s\n",
-		g.Folder, g.Name, g.IsMain, g.Trigger, g.RequiresTrigger, strings.Join(g.Chats, ", "), g.AddedAt.Format("2006-01-02"))
+		g.Folder, sanitize.Name(g.Name), g.IsMain, sanitize.Name(g.Trigger), g.RequiresTrigger, strings.Join(g.Chats, ", "), g.AddedAt.Format("2006-01-02"))
 	orDefault := func(v any, zero bool) string {
 		if zero {
 			return "default"

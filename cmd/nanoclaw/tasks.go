@@ -15,6 +15,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/host"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/router"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 const tasksHelp = `List and manage scheduled tasks, with the owner's rights (every group's tasks).
@@ -134,7 +135,7 @@ func (m *Main) printTasks(tasks []ipc.TaskInfo, all bool, loc *time.Location) {
 
 func (m *Main) printTask(t ipc.TaskInfo, loc *time.Location) {
 	fmt.Fprintf(m.Stdout, "id:        %s\ngroup:     %s\nstatus:    %s\nschedule:  %s %s (%s)\ncontext:   %s\nnext run:  %s\nlast run:  %s\nprompt:    %s\n",
-		t.ID, t.Group, t.Status, t.ScheduleType, t.ScheduleValue, t.Timezone, t.ContextMode, when(t.NextRun, loc), when(t.LastRun, loc), t.Prompt)
+		t.ID, t.Group, t.Status, t.ScheduleType, t.ScheduleValue, t.Timezone, t.ContextMode, when(t.NextRun, loc), when(t.LastRun, loc), sanitize.Terminal(t.Prompt))
 	if t.LastResult != "" {
 		fmt.Fprintf(m.Stdout, "last result: %s\n", oneLine(t.LastResult, 200))
 	}
@@ -155,7 +156,7 @@ func when(t *time.Time, loc *time.Location) string {
 }
 
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(sanitize.Terminal(s)), " ") // R10: an agent wrote it
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}
