@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Go 1.26 lives in /usr/local/go on the machines this project targets.
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build run test test-env unit lint bench clean
+.PHONY: build run test test-env unit lint bench fuzz clean
 
 ## build: compile bin/nanoclaw (host) and bin/nanoclaw-agent (static, in-container)
 build:
@@ -22,9 +22,10 @@ build:
 run: build
 	./bin/nanoclaw run
 
-## test: prepare the test machine (runtimes, base image, Claude Code), then run every test
+## test: prepare the test machine (runtimes, base image, Claude Code), then run every test, then the fuzz targets briefly
 test: test-env
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
 
 ## test-env: install and start what the end-to-end tests need (root on Debian; otherwise they skip)
 test-env:
@@ -39,6 +40,22 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# Fuzz targets of the boundaries (SECURITY.md): package:Target.
+FUZZ_TARGETS := \
+	internal/gateway:FuzzAPIAllowlist internal/gateway:FuzzIPCRouting \
+	internal/gateway:FuzzOutputBody internal/gateway:FuzzToolBody \
+	internal/egress:FuzzParseRule internal/egress:FuzzParsePolicy \
+	internal/egress:FuzzCanonicalHost internal/egress:FuzzDecide \
+	internal/router:FuzzFormatPromptRoundTrip internal/sanitize:FuzzTerminal
+FUZZTIME ?= 4s
+
+## fuzz: each fuzz target for FUZZTIME (default 4s), from its committed seeds
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
+	done
 
 ## bench: benchmarks, reporting figures
 bench: test-env
