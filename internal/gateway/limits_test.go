@@ -279,25 +279,3 @@ func TestSocketBodyTimeout(t *testing.T) {
 		t.Errorf("slow tool: %s; want 200 {}", got)
 	}
 }
-
-// tryTool sends a send_message call on a fresh connection and returns the
-// answer's status code, or "closed" if the connection ended before one.
-func tryTool(t *testing.T, ep *Endpoint) string {
-	t.Helper()
-	c, err := net.Dial("unix", ep.Path())
-	if err != nil {
-		return "closed"
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	const body = `{"text":"x"}`
-	fmt.Fprintf(c, "POST %ssend_message HTTP/1.1\r\nHost: g\r\nContent-Length: %d\r\n\r\n%s", ipc.PathToolPrefix, len(body), body)
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil && line == "" {
-		return "closed"
-	}
-	if f := strings.Fields(line); len(f) > 1 {
-		return f[1]
-	}
-	return line
-}
