@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -13,9 +15,8 @@ import (
 	"unicode/utf8"
 )
 
-// maxAPIBody bounds one request to the API (the Messages API's own limit
-// is 32 MB).
-const maxAPIBody = 64 << 20
+// maxAPIBody bounds one request to the API: the Messages API's own limit.
+const maxAPIBody = 32 << 20
 
 // oauthBeta is the beta flag the API requires with an OAuth token.
 const oauthBeta = "oauth-2025-04-20"
@@ -105,7 +106,31 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call := &apiCall{ep: e, body: e.limitBody(w, r)}
-	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+	// R5: the body is read and checked before anything goes upstream.
+	body, release, status, err := e.readBody(r, maxAPIBody, &e.apiBodies)
+	if err != nil {
+		typ, msg := "invalid_request_error", "gateway: "+err.Error()
+		switch status {
+		case http.StatusServiceUnavailable:
+			typ = "overloaded_error"
+		case http.StatusRequestTimeout:
+			typ, msg = "timeout_error", "gateway: request "+err.Error()
+		case http.StatusBadRequest:
+			if r.ContentLength > maxAPIBody || strings.Contains(err.Error(), "exceeds") {
+				status, typ = http.StatusRequestEntityTooLarge, "request_too_large"
+			}
+		}
+		apiError(w, status, typ, msg)
+		return
+	}
+	defer release()
+	if err := checkMessagesBody(body, e.group.Egress.Mode); err != nil {
+		gw.log.Warn("api refused", "group", e.group.Folder, "method", r.Method, "target", apiTarget(r), "reason", err.Error())
+		apiError(w, http.StatusForbidden, "permission_error", "gateway: "+err.Error())
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
 	start := time.Now()
 	gw.count(e.group.Folder, func(s *Stats) { s.APIRequests++ })
 	// Deferred: the proxy aborts the handler with a panic when the

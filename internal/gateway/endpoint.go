@@ -43,8 +43,9 @@ type Endpoint struct {
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
-	bodies  bodyBudget
-	refused refusals
+	bodies    bodyBudget // /ipc bodies
+	apiBodies bodyBudget // /v1 bodies being checked
+	refused   refusals
 
 	// ctx is every request's base context: Close cancels it, which ends
 	// long polls, streams and hijacked tunnels alike.
@@ -72,6 +73,7 @@ func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
 	e := &Endpoint{gw: gw, group: g, path: filepath.Join(dir, ipc.SocketName),
 		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{})}
 	e.bodies.free = maxBufferedBodies
+	e.apiBodies.free = maxBufferedAPIBodies
 	e.refused.e = e
 	gw.mu.Lock()
 	if gw.open[g.Folder] != nil {

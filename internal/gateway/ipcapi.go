@@ -96,7 +96,7 @@ func (e *Endpoint) next(w http.ResponseWriter, r *http.Request, h Handler) {
 
 // output validates one Output and hands it to the Handler.
 func (e *Endpoint) output(w http.ResponseWriter, r *http.Request, h Handler) {
-	body, release, status, err := e.readBody(r, ipc.MaxOutputBytes)
+	body, release, status, err := e.readBody(r, ipc.MaxOutputBytes, &e.bodies)
 	if err != nil {
 		jsonError(w, status, "output: "+err.Error())
 		return
@@ -125,7 +125,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, h Handler, name 
 		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: invalid tool name %q (want a lowercase letter, then up to 63 of a-z, 0-9, '_')", name))
 		return
 	}
-	body, release, status, err := e.readBody(r, ipc.MaxToolBodyBytes)
+	body, release, status, err := e.readBody(r, ipc.MaxToolBodyBytes, &e.bodies)
 	if err != nil {
 		jsonError(w, status, fmt.Sprintf("tool %s: arguments: %v", name, err))
 		return

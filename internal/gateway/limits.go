@@ -21,19 +21,25 @@ import (
 //     no goroutine, no buffer (capListener).
 //   - headers: ReadHeaderTimeout and MaxHeaderBytes of the http.Server.
 //   - bodies: every body must be complete within Options.BodyTimeout
-//     (deadlineBody). /v1 bodies stream upstream and are never held;
-//     /ipc bodies are read into memory, at most ipc.MaxOutputBytes or
-//     ipc.MaxToolBodyBytes each and maxBufferedBodies bytes for the whole
-//     socket at once (bodyBudget); a request over that is answered 503
-//     before its body is read.
+//     (deadlineBody). /ipc bodies are read into memory, at most
+//     ipc.MaxOutputBytes or ipc.MaxToolBodyBytes each and
+//     maxBufferedBodies bytes for the whole socket at once (bodyBudget);
+//     /v1 bodies are read to be checked (apibody.go), at most maxAPIBody
+//     each and maxBufferedAPIBodies at once. A request over its budget is
+//     answered 503 before its body is read.
 //
-// So the heap one socket can pin is about maxBufferedBodies plus
+// So the heap one socket can pin is about the two budgets plus
 // MaxConns times a connection's buffers and header, whatever the
 // container sends, and a flood on one socket leaves the others alone.
 
 // maxBufferedBodies bounds the /ipc body bytes one socket holds at once:
 // one output at its limit and a few tool calls beside it.
 const maxBufferedBodies = ipc.MaxOutputBytes + 4*ipc.MaxToolBodyBytes
+
+// maxBufferedAPIBodies bounds the /v1 body bytes one socket holds at once
+// while they are checked (apibody.go): one request at the API's limit and
+// room for a few ordinary ones beside it.
+const maxBufferedAPIBodies = maxAPIBody + 8<<20
 
 // refusalLogEvery bounds how often a socket at its caps logs: a flood is
 // one line per interval with the count, not one per connection.
@@ -185,18 +191,18 @@ var errBodyBusy = errors.New("too many requests in flight on this socket; retry 
 // holds the body. An error is errBodyBusy, a body over max, or a read
 // failure (a body not complete within BodyTimeout among them); status is
 // the answer for it.
-func (e *Endpoint) readBody(r *http.Request, max int64) (body []byte, release func(), status int, err error) {
+func (e *Endpoint) readBody(r *http.Request, max int64, budget *bodyBudget) (body []byte, release func(), status int, err error) {
 	// A declared length within max is reserved exactly; otherwise the
 	// read stops at max.
 	n := max
 	if r.ContentLength >= 0 && r.ContentLength <= max {
 		n = r.ContentLength
 	}
-	if !e.bodies.take(n) {
+	if !budget.take(n) {
 		e.refused.add("body")
 		return nil, nil, http.StatusServiceUnavailable, errBodyBusy
 	}
-	release = func() { e.bodies.give(n) }
+	release = func() { budget.give(n) }
 	// It reads up to the limit even when Content-Length already says too
 	// much, so a client that is still writing gets to read the answer. A
 	// declared length is read into a buffer of its size, allocated once.

@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nanoclaw/nanoclaw/internal/egress"
+)
+
+// The Messages API can itself reach out on a request's behalf: MCP
+// connectors (mcp_servers) and server tools (web fetch, web search, code
+// execution) make Anthropic's servers connect elsewhere, url sources make
+// them fetch, and file sources (and a code-execution container) read
+// Files-API objects shared by everyone who uses the key. So the gateway
+// reads each /v1/messages body before it goes upstream (R5):
+//
+//   - mcp_servers, container, file sources and container uploads are
+//     refused for every group: nanoclaw's agents use none of them, and
+//     the Files API belongs to the key, not to a group;
+//   - web search and web fetch server tools, and url sources, are
+//     egress: allowed only to a group whose egress mode is public, like
+//     its own connections to the web;
+//   - any other server tool type is refused, so a new one is closed until
+//     it is looked at.
+
+// messagesBody is what the check reads of a request; the rest (text,
+// tool inputs, schemas) is skipped, not decoded.
+type messagesBody struct {
+	MCPServers json.RawMessage `json:"mcp_servers"`
+	Container  json.RawMessage `json:"container"`
+	Tools      []struct {
+		Type string `json:"type"`
+		Name string `json:"name"`
+	} `json:"tools"`
+	System   json.RawMessage `json:"system"`
+	Messages []struct {
+		Content json.RawMessage `json:"content"`
+	} `json:"messages"`
+}
+
+// contentBlock is what the check reads of a content block.
+type contentBlock struct {
+	Type   string `json:"type"`
+	Source *struct {
+		Type    string          `json:"type"`
+		Content json.RawMessage `json:"content"` // a document made of blocks
+	} `json:"source"`
+	Content json.RawMessage `json:"content"` // a tool result's blocks
+}
+
+// clientToolTypes are tool types the client (Claude Code) runs itself;
+// they reach nothing through the API.
+var clientToolTypes = []string{"custom", "bash_", "text_editor_", "computer_", "memory_", "tool_search_tool_"}
+
+// webServerTools reach the web from Anthropic's servers.
+var webServerTools = []string{"web_search_", "web_fetch_"}
+
+// maxBlockDepth bounds how deep content nests (a tool result holding a
+// document holding blocks): the API nests two levels.
+const maxBlockDepth = 4
+
+// checkMessagesBody reports why a /v1/messages (or count_tokens) body may
+// not go upstream for a group with egress mode mode, or nil.
+func checkMessagesBody(body []byte, mode egress.Mode) error {
+	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
+		return errors.New("the body is not a JSON object")
+	}
+	var b messagesBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return fmt.Errorf("the body is not a Messages API request: %v", err)
+	}
+	if mode == "" {
+		mode = egress.DefaultMode
+	}
+	web := mode == egress.Public
+	if present(b.MCPServers) {
+		return errors.New("MCP connectors (mcp_servers) would let the API connect elsewhere for this group")
+	}
+	if present(b.Container) {
+		return errors.New("a code-execution container would reach the Files API of the key")
+	}
+	for _, t := range b.Tools {
+		switch {
+		case t.Type == "" || hasPrefix(t.Type, clientToolTypes):
+		case hasPrefix(t.Type, webServerTools):
+			if !web {
+				return fmt.Errorf("the server tool %q reaches the web, which this group's egress mode %q does not allow", clip(t.Type), mode)
+			}
+		default:
+			return fmt.Errorf("the server tool %q (%q) is not one nanoclaw forwards", clip(t.Type), clip(t.Name))
+		}
+	}
+	if err := checkBlocks(b.System, web, 0); err != nil {
+		return err
+	}
+	for _, m := range b.Messages {
+		if err := checkBlocks(m.Content, web, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkBlocks checks content: a string, or an array of blocks.
+func checkBlocks(raw json.RawMessage, web bool, depth int) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil // a string, or nothing
+	}
+	if depth > maxBlockDepth {
+		return errors.New("content nests too deeply")
+	}
+	var blocks []contentBlock
+	if err := json.Unmarshal(raw, &blocks); err != nil {
+		return fmt.Errorf("content: %v", err)
+	}
+	for _, bl := range blocks {
+		switch bl.Type {
+		case "container_upload":
+			return errors.New("a container upload reads the Files API of the key")
+		case "mcp_tool_use", "mcp_tool_result":
+			return errors.New("MCP connector blocks are not forwarded")
+		}
+		if s := bl.Source; s != nil {
+			switch s.Type {
+			case "file":
+				return fmt.Errorf("a %s from the Files API (file source) belongs to the key, not to this group", clip(bl.Type))
+			case "url":
+				if !web {
+					return fmt.Errorf("a %s from a URL makes the API fetch it, which this group's egress mode does not allow", clip(bl.Type))
+				}
+			}
+			if err := checkBlocks(s.Content, web, depth+1); err != nil {
+				return err
+			}
+		}
+		if err := checkBlocks(bl.Content, web, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func present(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && !bytes.Equal(t, []byte("null"))
+}
+
+func hasPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if s == p || strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// clip bounds a container-supplied value quoted in an error.
+func clip(s string) string { return clipText(s, 64) }
