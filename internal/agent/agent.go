@@ -85,6 +85,7 @@ type Runner struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by folder
+	failures map[string]int      // by folder: resumed runs in a row without a good answer
 	imageOK  bool                // the image was seen once; it is not looked up again
 }
 
@@ -102,7 +103,7 @@ func NewRunner(opt Options) *Runner {
 	if opt.EtcDir == "" {
 		opt.EtcDir = "/etc"
 	}
-	r := &Runner{opt: opt, log: opt.Logger, sessions: make(map[string]*Session)}
+	r := &Runner{opt: opt, log: opt.Logger, sessions: make(map[string]*Session), failures: make(map[string]int)}
 	gopt := opt.Gateway
 	gopt.Handler = r
 	gopt.Logger = opt.Logger
@@ -172,7 +173,7 @@ func (r *Runner) resumable(ctx context.Context, folder, id string) string {
 		if r.transcriptExists(folder, id) {
 			return id
 		}
-		why = "its transcript is missing"
+		why = "its transcript is missing, unreadable or too large"
 	}
 	r.log.Warn("the group's stored session cannot be resumed; starting a fresh one", "group", folder, "session", id, "reason", why)
 	r.clearSession(ctx, folder)
@@ -189,12 +190,31 @@ func (r *Runner) transcriptExists(folder, id string) bool {
 	}
 	defer root.Close()
 	st, err := root.Lstat(claudeProjectDir + "/" + id + ".jsonl")
-	return err == nil && st.Mode().IsRegular()
+	// Readable by its owner, and not so large that loading it would take
+	// the container's memory (a sparse file costs the agent no disk).
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o400 != 0 && st.Size() <= maxTranscriptBytes
 }
+
+// maxTranscriptBytes is the largest transcript a run resumes; a larger one
+// starts a fresh session.
+const maxTranscriptBytes = 256 << 20
 
 // claudeProjectDir is where Claude Code keeps the transcripts of sessions
 // run in ipc.ContainerGroupDir, relative to its state directory.
 const claudeProjectDir = "projects/-workspace-group"
+
+// resumeFailures counts one more resumed run of folder without a good
+// answer (failed), or starts the count again; it returns the count.
+func (r *Runner) resumeFailures(folder string, failed bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !failed {
+		delete(r.failures, folder)
+		return 0
+	}
+	r.failures[folder]++
+	return r.failures[folder]
+}
 
 func (r *Runner) clearSession(ctx context.Context, folder string) {
 	if r.opt.Store == nil {

@@ -244,3 +244,36 @@ func TestHostileLeftoverCannotReachTheNextRun(t *testing.T) {
 		exec.Command(h.rt.Bin, "rm", "--force", old.name).Run()
 	})
 }
+
+// R17: the agent makes its own transcript unusable — huge (sparse, so it
+// costs no disk) or unreadable — to wedge its group: every later start
+// would fail to resume. The host starts it afresh instead.
+func TestHostileSessionWedge(t *testing.T) {
+	runtimes(t, func(t *testing.T, rtName string) {
+		h := newHarness(t, rtName, nil)
+		g := h.group("wedge", false, store.ContainerConfig{})
+		for _, attack := range []string{"truncate -s 3G", "chmod 000"} {
+			s := h.start(g, StartOptions{})
+			h.fake.Script(fakeapi.Text("first"))
+			h.prompt(s, "hello")
+			out := h.bash(s, "for f in /home/agent/.claude/projects/-workspace-group/*.jsonl; do "+attack+" \"$f\"; done; ls -la /home/agent/.claude/projects/-workspace-group; echo WEDGED")
+			if !strings.Contains(out, "WEDGED") {
+				t.Fatalf("%s: %s", attack, out)
+			}
+			s.Close(context.Background())
+			stored, _ := h.st.Session(context.Background(), "wedge")
+			if stored == "" {
+				t.Fatalf("%s: no session stored after a good answer", attack)
+			}
+			s2 := h.start(g, StartOptions{SessionID: stored})
+			h.fake.Script(fakeapi.Text("fresh answer"))
+			if o := h.prompt(s2, "are you there?"); o.Result != "fresh answer" {
+				t.Errorf("%s: answer %q", attack, o.Result)
+			}
+			s2.Close(context.Background())
+			if now, _ := h.st.Session(context.Background(), "wedge"); now == stored || now == "" {
+				t.Errorf("%s: stored session %q after the attack on %q; want a fresh one", attack, now, stored)
+			}
+		}
+	})
+}

@@ -25,6 +25,10 @@ import (
 // container has been stopped.
 var ErrTimeout = errors.New("agent timed out")
 
+// maxResumeFailures is how many resumed runs in a row may end without a
+// good answer before the group's session is cleared.
+const maxResumeFailures = 2
+
 // exitSessionNotFound is nanoclaw-agent's exit code when the session it
 // was told to resume does not exist.
 const exitSessionNotFound = 3
@@ -45,8 +49,9 @@ type Session struct {
 	save  bool   // keep Claude Code's session id as the group's
 	// resumed: started with a stored session id; answered: an answer was
 	// accepted (a resume that ends before one says the session is gone).
-	resumed  bool
-	answered bool
+	resumed     bool
+	answered    bool
+	hostStopped bool // the host ended it (timeout, or a close that had to stop it)
 
 	ep      *gateway.Endpoint
 	cmd     *exec.Cmd
@@ -350,15 +355,18 @@ func (s *Session) next(ctx context.Context) (ipc.Input, bool, error) {
 // deliver hands one answer to the prompt waiting for it. R15: the first
 // answer to a prompt wins — taken out of the waiting set under the lock, so
 // a container that posts many answers cannot pin a goroutine or its body;
-// the rest are refused at once. R17: only an accepted answer's session id
-// is kept.
+// the rest are refused at once. R17: only the session id of an accepted,
+// successful answer is kept.
 func (s *Session) deliver(out ipc.Output) error {
 	s.mu.Lock()
 	ch, ok := s.waiting[out.InputID]
+	keep := ok && !out.IsError && out.SessionID != ""
 	if ok {
 		delete(s.waiting, out.InputID)
-		s.answered = true
-		if out.SessionID != "" {
+		if !out.IsError {
+			s.answered = true
+		}
+		if keep {
 			s.sessionID = out.SessionID
 		}
 	}
@@ -370,7 +378,7 @@ func (s *Session) deliver(out ipc.Output) error {
 		cut := len(out.Result) - maxResultBytes
 		out.Result = out.Result[:maxResultBytes] + fmt.Sprintf("\n[nanoclaw: output truncated, %d bytes left out]", cut)
 	}
-	if out.SessionID != "" && s.save && s.r.opt.Store != nil {
+	if keep && s.save && s.r.opt.Store != nil {
 		if err := s.r.opt.Store.SetSession(context.Background(), s.group.Folder, out.SessionID); err != nil {
 			s.r.log.Error("save session", "group", s.group.Folder, "err", err)
 		}
@@ -394,6 +402,9 @@ func (s *Session) Close(ctx context.Context) {
 // stop ends the container now: graceful stop, then kill.
 func (s *Session) stop(ctx context.Context) {
 	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.hostStopped = true
+		s.mu.Unlock()
 		s.closeOnce.Do(func() { close(s.closeCh) })
 		if err := s.r.opt.Runtime.Stop(ctx, s.name, s.r.opt.StopGrace); err != nil {
 			s.r.log.Error("stop agent container", "container", s.name, "err", err)
@@ -416,15 +427,7 @@ func (s *Session) wait() {
 	if s.cmd.ProcessState != nil {
 		code = s.cmd.ProcessState.ExitCode()
 	}
-	s.mu.Lock()
-	gone := s.resumed && !s.answered && code == exitSessionNotFound
-	s.mu.Unlock()
-	if gone {
-		// R17: Claude Code could not resume the stored session; the next
-		// start is a fresh one rather than the same failure for good.
-		s.r.log.Warn("the group's session could not be resumed; cleared, the next run starts fresh", "group", s.group.Folder, "container", s.name)
-		s.r.clearSession(context.Background(), s.group.Folder)
-	}
+	s.settleResume(code)
 	fmt.Fprintf(s.logFile, "\nexited %s after %v, code %s\n", time.Now().Format(time.RFC3339Nano),
 		time.Since(s.started).Round(time.Millisecond), strconv.Itoa(code))
 	s.logFile.Close()
@@ -436,6 +439,27 @@ func (s *Session) wait() {
 	s.r.forget(s)
 	s.r.log.Info("agent exited", "group", s.group.Folder, "container", s.name, "code", code)
 	close(s.done)
+}
+
+// settleResume decides, when a container has ended with code, whether the
+// group's stored session is still one to resume. R17: a stored session
+// that cannot be resumed — Claude Code says it does not exist, or resumed
+// runs end without one good answer maxResumeFailures times in a row (a
+// transcript the agent made unreadable or huge) — is cleared, so the next
+// start is a fresh one rather than the same failure for good. Runs the
+// host stopped itself (a timeout) do not count.
+func (s *Session) settleResume(code int) {
+	s.mu.Lock()
+	failed := s.resumed && !s.answered && !s.hostStopped
+	answered := s.answered
+	s.mu.Unlock()
+	if answered || !s.resumed {
+		s.r.resumeFailures(s.group.Folder, false)
+	} else if failed && (code == exitSessionNotFound || s.r.resumeFailures(s.group.Folder, true) >= maxResumeFailures) {
+		s.r.log.Warn("the group's session could not be resumed; cleared, the next run starts fresh", "group", s.group.Folder, "container", s.name, "code", code)
+		s.r.clearSession(context.Background(), s.group.Folder)
+		s.r.resumeFailures(s.group.Folder, false)
+	}
 }
 
 // cappedWriter keeps at most left bytes, then notes what was cut.

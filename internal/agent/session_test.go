@@ -107,3 +107,52 @@ func TestResumableClearsABogusSession(t *testing.T) {
 		t.Errorf("resumable(invalid id) = %q", got)
 	}
 }
+
+// R17: an error answer's session id is not kept (the agent's error output
+// for a failed resume carries the old id).
+func TestDeliverKeepsNoErrorSession(t *testing.T) {
+	s, st := unitSession(t)
+	const id = "44444444-4444-4444-8444-444444444444"
+	s.waiting["p"] = make(chan ipc.Output, 1)
+	if err := s.deliver(ipc.Output{InputID: "p", SessionID: id, IsError: true, Error: "No conversation found"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Session(context.Background(), "g"); got != "" || s.answered {
+		t.Errorf("an error answer counted: stored %q, answered %v", got, s.answered)
+	}
+}
+
+// R17: resumed runs that end without a good answer clear the stored
+// session the second time in a row, at once when Claude Code says the
+// session does not exist, and never when the host stopped the run itself.
+func TestSettleResume(t *testing.T) {
+	ctx := context.Background()
+	const id = "55555555-5555-4555-8555-555555555555"
+	run := func(s *Session, answered, hostStopped bool, code int) {
+		s.resumed, s.answered, s.hostStopped = true, answered, hostStopped
+		s.settleResume(code)
+	}
+	s, st := unitSession(t)
+	st.SetSession(ctx, "g", id)
+	stored := func() string { got, _ := st.Session(ctx, "g"); return got }
+
+	run(s, false, false, 1)
+	if stored() != id {
+		t.Fatal("one failed resume cleared the session")
+	}
+	run(s, true, false, 0) // a good answer starts the count again
+	run(s, false, true, 137)
+	run(s, false, false, 1)
+	if stored() != id {
+		t.Fatal("a good answer, a host stop and one failure cleared the session")
+	}
+	run(s, false, false, 0)
+	if stored() != "" {
+		t.Error("two failed resumes in a row left the session stored")
+	}
+	st.SetSession(ctx, "g", id)
+	run(s, false, false, exitSessionNotFound)
+	if stored() != "" {
+		t.Error("a session Claude Code does not know is still stored")
+	}
+}

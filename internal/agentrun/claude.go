@@ -37,7 +37,7 @@ var DisallowedTools = []string{"CronCreate", "CronDelete", "CronList", "Schedule
 // ClaudeArgs is Claude Code's argument vector (without the program name).
 // Values that come from outside (session id, memory text, file name) are
 // attached with "=" so none can be read as a flag of its own.
-func ClaudeArgs(sessionID, mcpConfig, memory string) []string {
+func ClaudeArgs(sessionID, mcpConfig, memoryFile string) []string {
 	args := []string{
 		"-p",
 		"--input-format", "stream-json",
@@ -66,8 +66,11 @@ func ClaudeArgs(sessionID, mcpConfig, memory string) []string {
 	if sessionID != "" {
 		args = append(args, "--resume="+sessionID)
 	}
-	if memory != "" {
-		args = append(args, "--append-system-prompt="+memory)
+	if memoryFile != "" {
+		// A file on the container's private scratch space, not the text
+		// itself: a process's arguments are readable by every user of the
+		// host in /proc/<pid>/cmdline, and global memory is private.
+		args = append(args, "--append-system-prompt-file="+memoryFile)
 	}
 	return args
 }
@@ -103,8 +106,7 @@ func ClaudeEnv(cfg Config, proxy string) []string {
 	return env
 }
 
-// MaxMemoryBytes caps the global memory passed on the command line (one
-// argument may not exceed 128 KiB on Linux).
+// MaxMemoryBytes caps the global memory handed to Claude Code.
 const MaxMemoryBytes = 64 << 10
 
 // GlobalMemory reads dir/CLAUDE.md and frames it for --append-system-prompt:
@@ -113,7 +115,10 @@ const MaxMemoryBytes = 64 << 10
 // such file or it is empty. Longer files are cut at MaxMemoryBytes.
 func GlobalMemory(dir string, main bool) (string, error) {
 	path := dir + "/CLAUDE.md"
-	f, err := os.Open(path)
+	// Main's agent writes this file and every group reads it: a FIFO must
+	// not hang them, a link must not lead elsewhere (O_NONBLOCK, O_NOFOLLOW;
+	// then only a regular file is read).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -121,6 +126,9 @@ func GlobalMemory(dir string, main bool) (string, error) {
 		return "", fmt.Errorf("global memory: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("global memory: %s is not a regular file", path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxMemoryBytes+1))
 	if err != nil {
 		return "", fmt.Errorf("global memory %s: %w", path, err)

@@ -182,8 +182,15 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("global memory left out", "err", err)
 		memory = ""
 	}
+	memoryFile := ""
+	if memory != "" {
+		memoryFile = filepath.Join(tmp, "global-memory.md")
+		if err := os.WriteFile(memoryFile, []byte(memory), 0o600); err != nil {
+			return fmt.Errorf("global memory: %w", err)
+		}
+	}
 
-	args := ClaudeArgs(cfg.SessionID, mcpConfig, memory)
+	args := ClaudeArgs(cfg.SessionID, mcpConfig, memoryFile)
 	start := time.Now()
 	p, err := startClaude(claudeBin, args, ClaudeEnv(cfg, fwd.Addr().String()), cfg.WorkDir, log.With("part", "claude"))
 	if err != nil {

@@ -45,6 +45,7 @@ type fakeRecord struct {
 	Env       []string `json:"env"`
 	Dir       string   `json:"dir"`
 	MCPConfig string   `json:"mcp_config"`
+	Memory    string   `json:"memory"` // the --append-system-prompt-file's text
 }
 
 // fakeClaude speaks Claude Code's stream-json protocol. Each prompt's text
@@ -68,6 +69,10 @@ func fakeClaude() int {
 		}
 		if v, ok := strings.CutPrefix(a, "--resume="); ok {
 			sid = v
+		}
+		if v, ok := strings.CutPrefix(a, "--append-system-prompt-file="); ok {
+			b, _ := os.ReadFile(v)
+			rec.Memory = string(b)
 		}
 	}
 	b, _ := json.Marshal(rec)
@@ -396,10 +401,10 @@ func TestRunResumesWithGlobalMemory(t *testing.T) {
 			if !slices.Contains(args, "--resume="+h.cfg.SessionID) {
 				t.Errorf("args %q lack --resume=%s", args, h.cfg.SessionID)
 			}
-			var mem string
+			mem := recs[0].Memory
 			for _, a := range args {
-				if v, ok := strings.CutPrefix(a, "--append-system-prompt="); ok {
-					mem = v
+				if strings.Contains(a, "global marker") {
+					t.Errorf("global memory is on the command line, readable by every user in /proc: %q", a)
 				}
 			}
 			if !strings.Contains(mem, "- global marker-g") || strings.Contains(mem, "You may edit") != main {
@@ -600,5 +605,31 @@ func TestRunReleasesTheListener(t *testing.T) {
 		if err := h.result(t, 10*time.Second); err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
+	}
+}
+
+// Main's agent writes global memory and every group reads it: a FIFO in its
+// place must not hang a group's start, and a link must not be followed.
+func TestGlobalMemoryRefusesFIFOsAndLinks(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "CLAUDE.md"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := GlobalMemory(dir, false); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a FIFO was read as global memory")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("GlobalMemory blocked on a FIFO")
+	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "secret"), []byte("not memory"), 0o644)
+	os.Remove(filepath.Join(dir, "CLAUDE.md"))
+	os.Symlink(filepath.Join(other, "secret"), filepath.Join(dir, "CLAUDE.md"))
+	if m, err := GlobalMemory(dir, false); err == nil || strings.Contains(m, "not memory") {
+		t.Errorf("a link was followed: %q, %v", m, err)
 	}
 }
