@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +162,7 @@ func (s *Session) start(ctx context.Context, opt StartOptions) error {
 	if err != nil {
 		return fail(fmt.Errorf("run log: %w", err))
 	}
+	pruneRunLogs(p.logs, s.logPath, r.log)
 	fmt.Fprintf(s.logFile, "container %s\nimage %s\nuser %s\nstarted %s\nresume %q\nmain %v\n\n",
 		s.name, spec.Image, spec.User, s.started.Format(time.RFC3339Nano), opt.SessionID, g.IsMain)
 	out := &cappedWriter{w: s.logFile, left: r.opt.LogCap}
@@ -459,6 +461,40 @@ func (s *Session) settleResume(code int) {
 		s.r.log.Warn("the group's session could not be resumed; cleared, the next run starts fresh", "group", s.group.Folder, "container", s.name, "code", code)
 		s.r.clearSession(context.Background(), s.group.Folder)
 		s.r.resumeFailures(s.group.Folder, false)
+	}
+}
+
+// A group's run logs are kept within these bounds, newest first: what a
+// container writes to its output must not fill the host's disk.
+const (
+	maxRunLogs     = 50
+	maxRunLogBytes = 100 << 20
+)
+
+// pruneRunLogs removes a group's oldest run logs beyond the bounds,
+// keeping current (the host's own directory: nothing there is a
+// container's).
+func pruneRunLogs(dir, current string, log *slog.Logger) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var total int64
+	kept := 0
+	for i := len(entries) - 1; i >= 0; i-- { // names sort by start time
+		e := entries[i]
+		path := filepath.Join(dir, e.Name())
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || path == current {
+			continue
+		}
+		kept++
+		total += info.Size()
+		if kept >= maxRunLogs || total > maxRunLogBytes {
+			if err := os.Remove(path); err != nil {
+				log.Warn("remove an old run log", "path", path, "err", err)
+			}
+		}
 	}
 }
 

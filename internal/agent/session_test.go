@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,27 @@ func TestSettleResume(t *testing.T) {
 	run(s, false, false, exitSessionNotFound)
 	if stored() != "" {
 		t.Error("a session Claude Code does not know is still stored")
+	}
+}
+
+// A group's run logs stay within their bounds, the newest kept.
+func TestPruneRunLogs(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < maxRunLogs+10; i++ {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("20260101T0000%02d.000Z-run.log", i)), "x", 0o600)
+	}
+	current := filepath.Join(dir, "20260101T000100.000Z-run.log")
+	writeFile(t, current, "", 0o600)
+	pruneRunLogs(dir, current, slog.New(slog.DiscardHandler))
+	left, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	if len(left) != maxRunLogs || left[len(left)-1] != current || !strings.HasSuffix(left[0], fmt.Sprintf("%02d.000Z-run.log", 11)) {
+		t.Errorf("%d logs left, first %s", len(left), filepath.Base(left[0]))
+	}
+	big := strings.Repeat("x", maxRunLogBytes/2+1)
+	writeFile(t, filepath.Join(dir, "20260101T000200.000Z-big.log"), big, 0o600)
+	writeFile(t, filepath.Join(dir, "20260101T000300.000Z-big.log"), big, 0o600)
+	pruneRunLogs(dir, current, slog.New(slog.DiscardHandler))
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.log")); len(left) != 2 {
+		t.Errorf("%d logs left after two large ones; want the newest large one and the current one", len(left))
 	}
 }
