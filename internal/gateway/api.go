@@ -15,6 +15,9 @@ import (
 	"unicode/utf8"
 )
 
+// maxAPICalls bounds a group's API calls in flight at once.
+const maxAPICalls = 8
+
 // maxAPIBody bounds one request to the API: the Messages API's own limit.
 const maxAPIBody = 32 << 20
 
@@ -103,6 +106,16 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.ContentLength > maxAPIBody:
 		apiError(w, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("gateway: request body of %d bytes exceeds %d", r.ContentLength, maxAPIBody))
+		return
+	}
+	// One agent makes a call or two at once (a turn, a subagent's); more
+	// is a container spending the key as fast as it can.
+	select {
+	case e.apiSlots <- struct{}{}:
+		defer func() { <-e.apiSlots }()
+	default:
+		e.refused.add("api")
+		apiError(w, http.StatusTooManyRequests, "rate_limit_error", fmt.Sprintf("gateway: at most %d API calls of this group at once", maxAPICalls))
 		return
 	}
 	call := &apiCall{ep: e, body: e.limitBody(w, r)}

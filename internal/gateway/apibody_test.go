@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,5 +106,49 @@ func TestAPIBodyRefusals(t *testing.T) {
 		if strings.Contains(body, "file_011") && !strings.Contains(body, "tool_use") {
 			t.Errorf("a Files-API reference reached the upstream: %s", body)
 		}
+	}
+}
+
+// A group has at most maxAPICalls API calls in flight; one more is told to
+// slow down (429) and never reaches the upstream.
+func TestAPICallsInFlightCapped(t *testing.T) {
+	release := make(chan struct{})
+	var (
+		mu      sync.Mutex
+		arrived int
+	)
+	in := make(chan struct{}, 2*maxAPICalls)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		arrived++
+		mu.Unlock()
+		in <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"input_tokens":1}`)
+	}))
+	defer upstream.Close()
+	defer close(release)
+	e := newEnv(t, Options{Upstream: mustURL(t, upstream.URL), APIKey: realKey})
+	ep := e.open(t, "g", false, egress.Policy{})
+	req := fmt.Sprintf("POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(jsonBody), jsonBody)
+	for i := 0; i < maxAPICalls; i++ {
+		c, err := net.Dial("unix", ep.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, req)
+		<-in // held at the upstream
+	}
+	_, _, resp := rawRequest(t, ep, req)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("call %d: status %d, want 429", maxAPICalls+1, resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if arrived != maxAPICalls {
+		t.Errorf("the upstream saw %d calls, want %d", arrived, maxAPICalls)
 	}
 }

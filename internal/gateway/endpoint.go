@@ -43,8 +43,9 @@ type Endpoint struct {
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
-	bodies    bodyBudget // /ipc bodies
-	apiBodies bodyBudget // /v1 bodies being checked
+	bodies    bodyBudget    // /ipc bodies
+	apiBodies bodyBudget    // /v1 bodies being checked
+	apiSlots  chan struct{} // one per API call in flight
 	refused   refusals
 
 	// ctx is every request's base context: Close cancels it, which ends
@@ -74,6 +75,7 @@ func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
 		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{})}
 	e.bodies.free = maxBufferedBodies
 	e.apiBodies.free = maxBufferedAPIBodies
+	e.apiSlots = make(chan struct{}, maxAPICalls)
 	e.refused.e = e
 	gw.mu.Lock()
 	if gw.open[g.Folder] != nil {
