@@ -275,21 +275,27 @@ func (s *Store) CreateTask(ctx context.Context, t Task) error {
 	return s.CreateTaskWithin(ctx, t, 0)
 }
 
-// TaskLimitError is CreateTaskWithin's refusal: the group already has Limit
-// scheduled (active or paused) tasks.
+// TaskLimitError is the refusal of CreateTaskWithin and ResumeTask: the
+// group already has Limit tasks that count toward its cap (countedTask).
 type TaskLimitError struct {
 	Folder string
 	Limit  int
 }
 
 func (e *TaskLimitError) Error() string {
-	return fmt.Sprintf("group %s already has %d scheduled tasks (active or paused)", e.Folder, e.Limit)
+	return fmt.Sprintf("group %s already has %d scheduled tasks (active, paused, or with a run waiting or running)", e.Folder, e.Limit)
 }
 
+// countedTask is the SQL condition of a task that counts toward its group's
+// cap. R9: every task that may still start a container counts — active or
+// paused, and any with a claimed run not yet recorded: a once task is
+// completed as soon as it is claimed, and a cancelled one may be running.
+const countedTask = `(status IN ('active', 'paused') OR claimed_at IS NOT NULL)`
+
 // CreateTaskWithin is CreateTask, refused with a *TaskLimitError when the
-// group already has limit or more tasks that are active or paused (limit <= 0:
-// no limit). R9: the count and the insert are one statement, so concurrent
-// calls cannot together pass the limit.
+// group already has limit or more tasks that count toward its cap
+// (countedTask; limit <= 0: no limit). R9: the count and the insert are one
+// statement, so concurrent calls cannot together pass the limit.
 func (s *Store) CreateTaskWithin(ctx context.Context, t Task, limit int) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
@@ -302,7 +308,7 @@ func (s *Store) CreateTaskWithin(ctx context.Context, t Task, limit int) error {
 	}
 	res, err := s.db.ExecContext(ctx, `
 		INSERT INTO tasks (`+taskColumns+`) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-		WHERE ? < 0 OR (SELECT count(*) FROM tasks WHERE folder = ? AND status IN ('active', 'paused')) < ?`,
+		WHERE ? < 0 OR (SELECT count(*) FROM tasks WHERE folder = ? AND `+countedTask+`) < ?`,
 		t.ID, t.Folder, t.ChatJID, t.Prompt, string(t.ScheduleType), t.ScheduleValue, t.Timezone,
 		string(t.ContextMode), string(t.Status), nullMillis(t.NextRun), nullMillis(t.LastRun),
 		nullString(t.LastResult), toMillis(t.CreatedAt), nullString(string(t.PausedBy)), nullMillis(t.ClaimedAt),
@@ -344,7 +350,8 @@ func (s *Store) ListTasks(ctx context.Context, folder string) ([]Task, error) {
 
 // ErrTaskLocked is wrapped by the errors of PauseTask, ResumeTask and
 // UpdateTask when the task's state forbids the change to this actor: it is
-// cancelled (final for everyone), or paused by a stronger actor (R20).
+// cancelled or completed (final for everyone), or paused by a stronger actor
+// (R20).
 var ErrTaskLocked = errors.New("task locked")
 
 // SetTaskStatus marks a task completed or cancelled; pausing and resuming
@@ -355,7 +362,7 @@ func (s *Store) SetTaskStatus(ctx context.Context, id string, status TaskStatus)
 	if status != TaskCompleted && status != TaskCancelled {
 		return fmt.Errorf("%s: use PauseTask or ResumeTask (want completed or cancelled)", what)
 	}
-	return s.guardedUpdate(ctx, what, id,
+	return s.guardedUpdate(ctx, what, id, ActorOwner, 0,
 		`UPDATE tasks SET status = ?, paused_by = NULL WHERE id = ? AND (status != 'cancelled' OR ? = 'cancelled')`,
 		string(status), id, string(status))
 }
@@ -370,17 +377,22 @@ func (s *Store) PauseTask(ctx context.Context, id string, by TaskActor) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	lift := by.liftable()
-	return s.guardedUpdate(ctx, what, id, `
+	return s.guardedUpdate(ctx, what, id, by, 0, `
 		UPDATE tasks SET status = 'paused',
 			paused_by = CASE WHEN status = 'paused' AND paused_by NOT IN (?, ?, ?, ?) THEN paused_by ELSE ? END
 		WHERE id = ? AND status IN ('active', 'paused')`,
 		lift[0], lift[1], lift[2], lift[3], string(by), id)
 }
 
-// ResumeTask makes a task active again with next as its next run, on behalf
-// of by. R20: a cancelled task stays cancelled, and a task paused by a
-// stronger actor stays paused (errors wrapping ErrTaskLocked).
-func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by TaskActor) error {
+// ResumeTask makes an active or paused task active with next as its next
+// run, on behalf of by. R20: a cancelled task stays cancelled, and a task
+// paused by a stronger actor stays paused (errors wrapping ErrTaskLocked).
+// R9: a completed task stays completed too (ErrTaskLocked), so a once task
+// cannot be turned back into a schedule beside the new ones its group made
+// meanwhile; and when the group's other tasks that count toward its cap
+// are limit or more (limit <= 0: no limit), the error wraps a
+// *TaskLimitError. The check and the change are one statement.
+func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by TaskActor, limit int) error {
 	what := fmt.Sprintf("resume task %q", id)
 	if err := by.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -388,19 +400,25 @@ func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by Ta
 	if err := checkTime("next_run", next); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if limit <= 0 {
+		limit = -1
+	}
 	lift := by.liftable()
-	return s.guardedUpdate(ctx, what, id, `
+	return s.guardedUpdate(ctx, what, id, by, limit, `
 		UPDATE tasks SET status = 'active', paused_by = NULL, next_run = ?
-		WHERE id = ? AND status != 'cancelled' AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))`,
-		toMillis(next), id, lift[0], lift[1], lift[2], lift[3])
+		WHERE id = ? AND status IN ('active', 'paused') AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))
+			AND (? < 0 OR (SELECT count(*) FROM tasks AS other
+				WHERE other.folder = tasks.folder AND other.id != tasks.id AND `+countedTask+`) < ?)`,
+		toMillis(next), id, lift[0], lift[1], lift[2], lift[3], limit, limit)
 }
 
 // UpdateTask replaces a task's prompt, schedule (type, value, time zone) and
 // next run with t's, in one statement, on behalf of by; t.ID names the task
 // and t as a whole must be valid. Other fields (status, last run) are left
 // alone. R20: a cancelled task, or one paused by a stronger actor, is not
-// changed (an error wrapping ErrTaskLocked). A missing task is an error
-// wrapping ErrNotFound.
+// changed (an error wrapping ErrTaskLocked); R9: nor is a completed one, which
+// could otherwise be given a new schedule and resumed. A missing task is an
+// error wrapping ErrNotFound.
 func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor) error {
 	what := fmt.Sprintf("update task %q", t.ID)
 	if err := t.Validate(); err != nil {
@@ -410,17 +428,18 @@ func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	lift := by.liftable()
-	return s.guardedUpdate(ctx, what, t.ID, `
+	return s.guardedUpdate(ctx, what, t.ID, by, 0, `
 		UPDATE tasks SET prompt = ?, schedule_type = ?, schedule_value = ?, timezone = ?, next_run = ?
-		WHERE id = ? AND status != 'cancelled' AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))`,
+		WHERE id = ? AND status IN ('active', 'paused') AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))`,
 		t.Prompt, string(t.ScheduleType), t.ScheduleValue, t.Timezone, nullMillis(t.NextRun), t.ID,
 		lift[0], lift[1], lift[2], lift[3])
 }
 
 // guardedUpdate runs a statement on task id whose WHERE clause guards the
-// change. When no row changed it says why: no such task (ErrNotFound), or
-// the state that the guard refused (ErrTaskLocked).
-func (s *Store) guardedUpdate(ctx context.Context, what, id, query string, args ...any) error {
+// change, made on behalf of by under the cap limit (<= 0: none). When no row
+// changed it says why: no such task (ErrNotFound), the state that the guard
+// refused (ErrTaskLocked), or else the cap (*TaskLimitError).
+func (s *Store) guardedUpdate(ctx context.Context, what, id string, by TaskActor, limit int, query string, args ...any) error {
 	res, err := s.db.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -434,8 +453,10 @@ func (s *Store) guardedUpdate(ctx context.Context, what, id, query string, args 
 		return fmt.Errorf("%s: %w", what, err)
 	case !found:
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
-	case t.Status == TaskPaused:
+	case t.Status == TaskPaused && !by.MayLift(t.PausedBy):
 		return fmt.Errorf("%s: it was paused by %s: %w", what, t.PausedBy, ErrTaskLocked)
+	case (t.Status == TaskActive || t.Status == TaskPaused) && limit > 0:
+		return fmt.Errorf("%s: %w", what, &TaskLimitError{Folder: t.Folder, Limit: limit})
 	}
 	return fmt.Errorf("%s: it is %s: %w", what, t.Status, ErrTaskLocked)
 }
@@ -598,7 +619,9 @@ const maxStoredMillis = 253402300799999
 // as a run missed while the host was down would. A claim older than lease
 // is taken to be lost with a host that stopped mid-run: it is logged as a
 // failed run and the task is claimed afresh, so a crash cannot block a task
-// for good. lease must be longer than any run.
+// for good; so is the lost claim of a task no longer active, a claimed once
+// task or a cancelled one (releaseLostClaims). lease must be longer than any
+// run.
 //
 // The claim moves next_run on in the store, so a run is claimed once only:
 // everything happens in one immediate (write-locked) transaction, and each
@@ -618,7 +641,10 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 	var claimed []ClaimedTask
 	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
 		claimed = nil
-		due, err := dueRows(ctx, tx, now, limit)
+		if err := s.releaseLostClaims(ctx, tx, now, lease); err != nil {
+			return err
+		}
+		due, err := taskRows(ctx, tx, `status = 'active' AND next_run <= ? ORDER BY next_run, id LIMIT ?`, toMillis(now), limit)
 		if err != nil {
 			return err
 		}
@@ -703,10 +729,40 @@ func insertRun(ctx context.Context, tx *sql.Tx, r TaskRun) error {
 	return err
 }
 
-// dueRows reads the raw rows (rowid first) of the active tasks due at now.
-func dueRows(ctx context.Context, tx *sql.Tx, now time.Time, limit int) ([]rawRow, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT rowid, `+taskColumns+` FROM tasks
-		WHERE status = 'active' AND next_run <= ? ORDER BY next_run, id LIMIT ?`, toMillis(now), limit)
+// releaseLostClaims ends the claims older than lease of tasks that are no
+// longer active: a once task is completed when it is claimed, and a task
+// may be cancelled while its run waits or runs. R9: such a claim counts
+// toward the group's cap (countedTask), so one lost with a host that stopped
+// mid-run must not hold a place in the cap for good. It is logged as a
+// failed run, as ClaimDue does for an active task.
+func (s *Store) releaseLostClaims(ctx context.Context, tx *sql.Tx, now time.Time, lease time.Duration) error {
+	lost, err := taskRows(ctx, tx, `status IN ('completed', 'cancelled') AND claimed_at <= ?`, toMillis(now.Add(-lease)))
+	if err != nil {
+		return err
+	}
+	for _, raw := range lost {
+		rowid := raw[0].(int64)
+		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET claimed_at = NULL WHERE rowid = ?`, rowid); err != nil {
+			return err
+		}
+		t, key, err := decodeTask(raw[1:])
+		if err != nil {
+			s.log.Warn("invalid task row with a lost claim; the claim is cleared", "table", "tasks", "key", key, "err", err)
+			continue
+		}
+		s.log.Warn("a claimed run of the task never finished; taking it as lost", "task", t.ID, "status", t.Status, "claimed_at", *t.ClaimedAt)
+		if err := insertRun(ctx, tx, TaskRun{TaskID: t.ID, StartedAt: *t.ClaimedAt, Status: RunError,
+			Error: fmt.Sprintf("no result: the run claimed at %s had not finished after %v (did nanoclaw stop during it?)", t.ClaimedAt.Format(time.RFC3339), lease)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// taskRows reads the raw rows (rowid first) of the tasks that match where
+// (an SQL condition, which may go on with ORDER BY and LIMIT).
+func taskRows(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]rawRow, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT rowid, `+taskColumns+` FROM tasks WHERE `+where, args...)
 	if err != nil {
 		return nil, err
 	}
