@@ -183,7 +183,7 @@ func TestNonMainGroupTaskLimitsReachTheModel(t *testing.T) {
 		{"cron minute please", `not scheduled: cron expression "* * * * *" runs as often as every 1m0s; the shortest allowed interval is 5m0s` + tooOften},
 		{"hourly one", ""},
 		{"hourly two", ""},
-		{"hourly three", "not scheduled: group alpha already has 2 scheduled tasks (active or paused), the most a non-main group's agent may schedule (TASK_MAX_ACTIVE=2). " +
+		{"hourly three", "not scheduled: group alpha already has 2 scheduled tasks (active, paused, or with a run waiting or running), the most a non-main group's agent may schedule (TASK_MAX_ACTIVE=2). " +
 			"Cancel a task that is no longer needed (cancel_task), or ask the owner to raise TASK_MAX_ACTIVE in " + hint},
 	} {
 		before := len(w.fake.MainRequests())

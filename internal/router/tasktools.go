@@ -25,7 +25,7 @@ const configHint = "the nanoclaw config file (~/.config/nanoclaw/config, KEY=VAL
 // to schedule without end. Main's agent and the owner have their own, higher
 // limits.
 type TaskLimits struct {
-	MaxActive       int           // most active or paused tasks of a non-main group, scheduled by its agent; 0: no limit
+	MaxActive       int           // most tasks that count (store.TaskLimitError) of a non-main group, scheduled by its agent; 0: no limit
 	MaxActiveMain   int           // the same, per group, for what main's agent or the owner schedules; 0: no limit
 	MinInterval     time.Duration // shortest interval (or cron frequency) a non-main group's agent may schedule; 0: the scheduler's minimum
 	MinIntervalMain time.Duration // the same for main's agent and the owner; 0: the scheduler's minimum
@@ -79,14 +79,10 @@ func (r *Router) taskToolBy(ctx context.Context, caller gateway.Caller, actor st
 			ScheduleValue: a.ScheduleValue, ContextMode: a.ContextMode, MinInterval: minInterval},
 			folder, chat, now, r.opt.Location)
 		if err != nil {
-			return nil, r.limitHint(actor, err)
+			return nil, r.limitHint(actor, "not scheduled", err)
 		}
-		limit := r.opt.Tasks.MaxActive
-		if actor != store.ActorGroup {
-			limit = r.opt.Tasks.MaxActiveMain
-		}
-		if err := r.st.CreateTaskWithin(ctx, t, limit); err != nil {
-			return nil, r.limitHint(actor, err)
+		if err := r.st.CreateTaskWithin(ctx, t, r.maxActive(actor)); err != nil {
+			return nil, r.limitHint(actor, "not scheduled", err)
 		}
 		r.tasksChanged()
 		r.log.Info("task scheduled", "group", folder, "task", t.ID, "type", t.ScheduleType, "next_run", t.NextRun)
@@ -147,7 +143,7 @@ func (r *Router) taskToolBy(ctx context.Context, caller gateway.Caller, actor st
 		t, err = scheduler.Update(t, scheduler.TaskEdit{Prompt: edit.Prompt, ScheduleType: edit.ScheduleType,
 			ScheduleValue: edit.ScheduleValue, MinInterval: minInterval}, now)
 		if err != nil {
-			return nil, r.limitHint(actor, err)
+			return nil, r.limitHint(actor, "not scheduled", err)
 		}
 		if err := r.st.UpdateTask(ctx, t, actor); err != nil {
 			return nil, r.lockedNow(ctx, t.ID, actor, name, err)
@@ -167,8 +163,9 @@ func (r *Router) taskToolBy(ctx context.Context, caller gateway.Caller, actor st
 		if next == nil {
 			return nil, fmt.Errorf("task %s has no further run to resume (its once time has passed)", t.ID)
 		}
-		if err := r.st.ResumeTask(ctx, t.ID, *next, actor); err != nil {
-			return nil, r.lockedNow(ctx, t.ID, actor, name, err)
+		// R9: resuming is held to the same cap as scheduling.
+		if err := r.st.ResumeTask(ctx, t.ID, *next, actor, r.maxActive(actor)); err != nil {
+			return nil, r.limitHint(actor, "not resumed", r.lockedNow(ctx, t.ID, actor, name, err))
 		}
 		t.Status, t.PausedBy, t.NextRun = store.TaskActive, "", next
 	case "cancel_task":
@@ -186,9 +183,11 @@ func (r *Router) taskToolBy(ctx context.Context, caller gateway.Caller, actor st
 
 // mayChange says whether actor may use tool on t as it was read. R20: a
 // cancelled task stays cancelled, for everyone; a task paused by main or the
-// owner is resumed or edited only by main or the owner. Cancelling is always
-// allowed: it only narrows what runs. The store checks the same again when
-// it writes, so a change in between cannot slip through.
+// owner is resumed or edited only by main or the owner. R9: a completed task
+// stays completed, for everyone, or a group could schedule once tasks, let
+// them complete and turn them into schedules beside its cap. Cancelling is
+// always allowed: it only narrows what runs. The store checks the same again
+// when it writes, so a change in between cannot slip through.
 func mayChange(t store.Task, actor store.TaskActor, tool string) error {
 	switch tool {
 	case "get_task", "cancel_task":
@@ -197,10 +196,13 @@ func mayChange(t store.Task, actor store.TaskActor, tool string) error {
 	if t.Status == store.TaskCancelled {
 		return fmt.Errorf("task %s was cancelled, and a cancelled task stays cancelled: schedule a new task with schedule_task instead", t.ID)
 	}
-	if tool == "pause_task" {
-		if t.Status == store.TaskCompleted {
+	if t.Status == store.TaskCompleted {
+		if tool == "pause_task" {
 			return fmt.Errorf("task %s is completed: there is nothing to pause", t.ID)
 		}
+		return fmt.Errorf("task %s is completed, and a completed task stays completed: schedule a new task with schedule_task instead", t.ID)
+	}
+	if tool == "pause_task" {
 		return nil
 	}
 	if t.Status == store.TaskPaused && !actor.MayLift(t.PausedBy) {
@@ -237,6 +239,14 @@ func (r *Router) lockedNow(ctx context.Context, id string, actor store.TaskActor
 	return err
 }
 
+// maxActive is the cap on a group's tasks that holds for actor (R9).
+func (r *Router) maxActive(actor store.TaskActor) int {
+	if actor == store.ActorGroup {
+		return r.opt.Tasks.MaxActive
+	}
+	return r.opt.Tasks.MaxActiveMain
+}
+
 func (r *Router) minInterval(actor store.TaskActor) time.Duration {
 	if actor == store.ActorGroup {
 		return r.opt.Tasks.MinInterval
@@ -244,9 +254,10 @@ func (r *Router) minInterval(actor store.TaskActor) time.Duration {
 	return r.opt.Tasks.MinIntervalMain
 }
 
-// limitHint adds to an error of a limit (R9) what the limit is and how the
-// owner changes it; other errors are returned as they are.
-func (r *Router) limitHint(actor store.TaskActor, err error) error {
+// limitHint adds to an error of a limit (R9) what was not done ("not
+// scheduled"), what the limit is and how the owner changes it; other errors
+// are returned as they are.
+func (r *Router) limitHint(actor store.TaskActor, notDone string, err error) error {
 	var full *store.TaskLimitError
 	var often *scheduler.TooFrequentError
 	switch {
@@ -255,11 +266,11 @@ func (r *Router) limitHint(actor store.TaskActor, err error) error {
 		if actor != store.ActorGroup {
 			setting, who = "TASK_MAX_ACTIVE_MAIN", "the main group's agent"
 		}
-		return fmt.Errorf("not scheduled: %w, the most %s may schedule (%s=%d). Cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
-			err, who, setting, full.Limit, setting, configHint)
+		return fmt.Errorf("%s: %w, the most %s may schedule (%s=%d). Cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
+			notDone, full, who, setting, full.Limit, setting, configHint)
 	case errors.As(err, &often) && actor == store.ActorGroup && often.Min == r.opt.Tasks.MinInterval && r.opt.Tasks.MinInterval > 0:
-		return fmt.Errorf("not scheduled: %w. A non-main group's tasks may run at most every %v (TASK_MIN_INTERVAL=%v): choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
-			err, often.Min, often.Min, configHint)
+		return fmt.Errorf("%s: %w. A non-main group's tasks may run at most every %v (TASK_MIN_INTERVAL=%v): choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
+			notDone, err, often.Min, often.Min, configHint)
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -284,5 +285,107 @@ func TestTaskToolsLimits(t *testing.T) {
 	// Main may: its floor is the scheduler's minute.
 	if _, err := w.call("main", "update_task", ipc.UpdateTaskArgs{TaskID: task.ID, ScheduleType: &cron, ScheduleValue: &every}); err != nil {
 		t.Errorf("main making beta's task every minute: %v", err)
+	}
+}
+
+// R9: the review's attack through the tools, with TASK_MAX_ACTIVE=2: a
+// group schedules two once tasks, they are claimed (which completes them)
+// and run, and it gives them an interval with update_task and resumes them;
+// five rounds. Before the fix the group ended with 10 hourly tasks. Now
+// update_task and resume_task refuse a completed task, for main and the
+// owner too, a claimed once task counts until its run is recorded, and
+// resume_task is held to the cap.
+func TestTaskToolsCompletedOnceTasksStayWithinCap(t *testing.T) {
+	ctx := context.Background()
+	w := newTaskToolWorld(t, TaskLimits{MaxActive: 2, MaxActiveMain: 2})
+	hourly, interval := "3600000", "interval"
+	at := time.Now().UTC().Truncate(time.Second)
+	for round := range 5 {
+		at = at.Add(time.Hour)
+		var ids []string
+		for range 2 {
+			task, err := w.call("alpha", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "once", ScheduleValue: at.Format("2006-01-02T15:04:05")})
+			if err != nil {
+				if round > 0 && strings.Contains(err.Error(), "already has 2 scheduled tasks") {
+					continue
+				}
+				t.Fatalf("round %d: %v", round, err)
+			}
+			ids = append(ids, task.ID)
+		}
+		claimed, err := w.st.ClaimDue(ctx, at, 0, time.Hour, func(t store.Task) (*time.Time, error) { return scheduler.NextRun(t, at) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			_, err := w.call("alpha", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: hourly})
+			if err == nil || !strings.Contains(err.Error(), "not scheduled: group alpha already has 2 scheduled tasks (active, paused, or with a run waiting or running)") {
+				t.Fatalf("a task beside two claimed once runs: %v, want the cap", err)
+			}
+		}
+		for _, c := range claimed {
+			if _, err := w.st.AddTaskRun(ctx, store.TaskRun{TaskID: c.ID, StartedAt: at, Status: store.RunSuccess, Result: "done"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range ids {
+			for _, who := range []string{"alpha", "main", "owner"} {
+				_, errEdit := w.call(who, "update_task", ipc.UpdateTaskArgs{TaskID: id, ScheduleType: &interval, ScheduleValue: &hourly})
+				_, errResume := w.call(who, "resume_task", ipc.TaskIDArgs{TaskID: id})
+				for _, err := range []error{errEdit, errResume} {
+					if err == nil || !strings.Contains(err.Error(), "a completed task stays completed: schedule a new task with schedule_task instead") {
+						t.Fatalf("round %d: %s reviving completed %s: %v, want refused", round, who, id, err)
+					}
+				}
+			}
+		}
+	}
+	tasks, _ := w.st.ListTasks(ctx, "alpha")
+	active := 0
+	for _, task := range tasks {
+		if task.Status == store.TaskActive {
+			active++
+		}
+	}
+	if active > 0 {
+		t.Fatalf("%d active tasks after the attack, want none", active)
+	}
+
+	// resume_task is held to the cap: three paused tasks under a cap of 2.
+	var paused []string
+	for range 2 {
+		task, err := w.call("alpha", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: hourly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		paused = append(paused, task.ID)
+	}
+	extra, err := w.call("owner", "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: hourly, TargetGroup: "beta"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Move beta's task to alpha, as a lowered cap would leave it: over the cap.
+	if _, err := w.st.DB().Exec(`UPDATE tasks SET folder = 'alpha' WHERE id = ?`, extra.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(paused, extra.ID) {
+		if _, err := w.call("alpha", "pause_task", ipc.TaskIDArgs{TaskID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = w.call("alpha", "resume_task", ipc.TaskIDArgs{TaskID: paused[0]})
+	for _, want := range []string{"not resumed: ", "group alpha already has 2 scheduled tasks", "TASK_MAX_ACTIVE=2", "cancel_task"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("resume over the cap: %v, want it to say %q", err, want)
+		}
+	}
+	if stored, _, _ := w.st.GetTask(ctx, paused[0]); stored.Status != store.TaskPaused {
+		t.Errorf("refused resume left the task %s", stored.Status)
+	}
+	if _, err := w.call("alpha", "cancel_task", ipc.TaskIDArgs{TaskID: extra.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.call("alpha", "resume_task", ipc.TaskIDArgs{TaskID: paused[0]}); err != nil {
+		t.Errorf("resume under the cap: %v", err)
 	}
 }
