@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MaxConcurrent: cfg.MaxConcurrentContainers,
 		IdleTimeout:   cfg.IdleTimeout,
 		GroupsDir:     cfg.GroupsDir(),
+		SessionsDir:   cfg.SessionsDir(),
 		// R6, R14: mounts are judged when set; the model only narrows.
 		Mounts: mounts.Guard{AllowlistPath: cfg.AllowlistPath(), Protected: mounts.OwnDirs(cfg.Home, cfg.ConfigDir, cfg.AgentBinary)},
 		Defaults: store.ContainerConfig{TimeoutSeconds: int(cfg.ContainerTimeout / time.Second), MemoryMB: cfg.ContainerMemoryMB,

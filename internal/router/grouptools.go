@@ -169,7 +169,7 @@ func (r *Router) groupToolBy(ctx context.Context, caller gateway.Caller, owner b
 			return nil, err
 		}
 		info := r.groupInfo(ctx, g)
-		info.Note = fmt.Sprintf("unregistered; its folder %s is kept", filepath.Join(r.opt.GroupsDir, g.Folder))
+		info.Note = fmt.Sprintf("unregistered; its folder %s is kept, and only the owner can register a chat to it again", filepath.Join(r.opt.GroupsDir, g.Folder))
 		r.log.Info("group unregistered", "group", g.Folder)
 		return info, nil
 	}
@@ -201,6 +201,11 @@ func (r *Router) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, own
 	}
 	if _, found, _ := r.st.GetGroup(ctx, a.Folder); found {
 		return ipc.GroupInfo{}, fmt.Errorf("folder %q is already a registered group", a.Folder)
+	}
+	if !owner {
+		if err := r.unusedFolder(a.Folder, a.JID); err != nil {
+			return ipc.GroupInfo{}, err
+		}
 	}
 	if g, bound, _ := r.st.GroupForChat(ctx, a.JID); bound {
 		return ipc.GroupInfo{}, fmt.Errorf("chat %s already reaches group %q", a.JID, g.Folder)
@@ -235,6 +240,31 @@ func (r *Router) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, own
 	}
 	r.log.Info("group registered", "group", a.Folder, "chat", a.JID, "by", by(owner))
 	return r.groupInfo(ctx, g), nil
+}
+
+// unusedFolder refuses a folder that an unregistered group left on disk.
+// R6: unregistering keeps a group's folder and Claude state, so main's
+// model could otherwise hand an old group's files, conversations and
+// container user to the participants of another chat. Only the owner reuses
+// a folder. The paths checked are the host's own directories' entries:
+// nothing inside the folder is opened, and a link counts as there.
+func (r *Router) unusedFolder(folder, jid string) error {
+	for _, dir := range []string{r.opt.GroupsDir, r.opt.SessionsDir} {
+		if dir == "" {
+			continue
+		}
+		path := filepath.Join(dir, folder)
+		_, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("folder %q: %w", folder, err)
+		}
+		return fmt.Errorf("not permitted: folder %q was used before (%s exists, with what its group left there), and a new chat must not inherit it; choose another folder, or the owner can reuse this one, on the host: nanoclaw groups add %s --jid %s",
+			folder, path, shellWord(folder), shellWord(jid))
+	}
+	return nil
 }
 
 // checkFolder is the one folder check of every entry point (finding 5): the

@@ -63,7 +63,8 @@ func newGroupWorld(t *testing.T) *groupWorld {
 			t.Fatal(err)
 		}
 	}
-	w.r = New(Options{Store: w.st, MaxConcurrent: 1, GroupsDir: filepath.Join(w.home, "groups"), Defaults: testDefaults,
+	w.r = New(Options{Store: w.st, MaxConcurrent: 1, GroupsDir: filepath.Join(w.home, "groups"),
+		SessionsDir: filepath.Join(w.home, "sessions"), Defaults: testDefaults,
 		Mounts: mounts.Guard{AllowlistPath: allowlist, Protected: mounts.OwnDirs(w.home, w.conf, "")}})
 	w.r.AddChannel(&fakeChannel{})
 	return w
@@ -222,6 +223,73 @@ func TestModelCannotUnregisterARestrictedGroup(t *testing.T) {
 	}
 	if _, err := w.owner("unregister_group", ipc.FolderArgs{Folder: "family"}); err != nil {
 		t.Errorf("the owner unregistering family: %v", err)
+	}
+}
+
+// R6: main's model cannot hand an unregistered group's folder — its files,
+// its Claude state, its container user — to another chat: a folder that
+// groups/ or sessions/ still holds is refused, naming the owner's command;
+// the owner may reuse it.
+func TestModelCannotReuseAnOldGroupsFolder(t *testing.T) {
+	w := newGroupWorld(t)
+	groupDir, claudeDir := filepath.Join(w.home, "groups", "old"), filepath.Join(w.home, "sessions", "old", ".claude")
+	if _, err := w.owner("register_group", ipc.RegisterGroupArgs{JID: "local:old", Folder: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(claudeDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(groupDir, "secrets.txt"), []byte("the old group's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.model("unregister_group", ipc.FolderArgs{Folder: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	const stranger = "120363000000000002@g.us"
+	if err := w.st.UpsertChat(w.ctx, store.Chat{JID: stranger, Channel: "whatsapp", IsGroup: true, LastActivity: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(what, path string) {
+		t.Helper()
+		_, err := w.model("register_group", ipc.RegisterGroupArgs{JID: stranger, Folder: "old", Name: "Strangers"})
+		for _, want := range []string{"not permitted", `folder "old"`, path, "nanoclaw groups add old --jid " + stranger} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("%s: %v, want a refusal saying %q", what, err, want)
+			}
+		}
+		if _, found, _ := w.st.GetGroup(w.ctx, "old"); found {
+			t.Fatalf("%s: the refused registration was stored", what)
+		}
+		if _, bound, _ := w.st.GroupForChat(w.ctx, stranger); bound {
+			t.Fatalf("%s: the refused chat was bound", what)
+		}
+	}
+	refused("the old folder", groupDir)
+	if err := os.RemoveAll(groupDir); err != nil {
+		t.Fatal(err)
+	}
+	refused("the old Claude state alone", filepath.Join(w.home, "sessions", "old"))
+	if err := os.RemoveAll(filepath.Join(w.home, "sessions", "old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nonexistent", groupDir); err != nil {
+		t.Fatal(err)
+	}
+	refused("a dangling link in its place", groupDir)
+	if err := os.Remove(groupDir); err != nil {
+		t.Fatal(err)
+	}
+
+	// A folder never used is the model's to register.
+	if _, err := w.model("register_group", ipc.RegisterGroupArgs{JID: stranger, Folder: "strangers", Name: "Strangers"}); err != nil {
+		t.Fatalf("a fresh folder: %v", err)
+	}
+	// The owner may reuse a folder, files and all.
+	if err := os.MkdirAll(groupDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.owner("register_group", ipc.RegisterGroupArgs{JID: "local:again", Folder: "old"}); err != nil {
+		t.Fatalf("the owner reusing the folder: %v", err)
 	}
 }
 

@@ -43,6 +43,7 @@ type Options struct {
 	IdleTimeout   time.Duration  // how long a warm container waits for more messages
 	Tasks         TaskLimits     // what the agents may schedule (R9)
 	GroupsDir     string         // where group folders live (new groups get one)
+	SessionsDir   string         // where each group's Claude Code state lives (sessions/<folder>)
 	TasksChanged  func()         // tells the scheduler to look at the tasks again
 	// RecordRun logs a scheduled task's run (the scheduler's RecordRun).
 	RecordRun func(ctx context.Context, t store.Task, start time.Time, result string, err error) error
