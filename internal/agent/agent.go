@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
@@ -143,6 +144,9 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 	if err := r.checkImage(ctx); err != nil {
 		return nil, err
 	}
+	if err := checkAgentBinary(r.opt.AgentBinary); err != nil {
+		return nil, fmt.Errorf("start agent: %w", err)
+	}
 	opt.SessionID = r.resumable(ctx, g.Folder, opt.SessionID)
 	r.mu.Lock()
 	if _, busy := r.sessions[g.Folder]; busy {
@@ -158,6 +162,43 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkAgentBinary refuses a nanoclaw-agent that someone other than the
+// daemon's user could replace: every container, main's included, runs it.
+// The file and each directory above it must belong to the daemon's user
+// or root and be writable by no one else (a sticky directory like /tmp is
+// fine above it, not as its own directory).
+func checkAgentBinary(path string) error {
+	if path == "" {
+		return errors.New("no nanoclaw-agent binary configured (NANOCLAW_AGENT_BINARY)")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("nanoclaw-agent %s: %w (run 'make build' or set NANOCLAW_AGENT_BINARY)", path, err)
+	}
+	me := uint32(os.Geteuid())
+	for p, first := real, true; ; p, first = filepath.Dir(p), false {
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		sticky := st.Mode()&os.ModeSticky != 0 && !first && p != filepath.Dir(real)
+		if sys.Uid != me && sys.Uid != 0 || st.Mode().Perm()&0o022 != 0 && !sticky {
+			return fmt.Errorf("nanoclaw-agent %s: %s can be changed by another user (owner uid %d, mode %v), and every container runs this binary: make it and its directories writable only by you or root", path, p, sys.Uid, st.Mode().Perm())
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 // resumable returns id if the group's Claude state holds that session's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -177,5 +178,35 @@ func TestPruneRunLogs(t *testing.T) {
 	pruneRunLogs(dir, current, slog.New(slog.DiscardHandler))
 	if left, _ := filepath.Glob(filepath.Join(dir, "*.log")); len(left) != 2 {
 		t.Errorf("%d logs left after two large ones; want the newest large one and the current one", len(left))
+	}
+}
+
+// Every container runs nanoclaw-agent: one that another user could replace
+// is refused.
+func TestCheckAgentBinary(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "nanoclaw-agent")
+	writeFile(t, bin, "#!", 0o755)
+	if err := checkAgentBinary(bin); err != nil {
+		t.Fatalf("a private binary was refused: %v", err)
+	}
+	os.Chmod(bin, 0o777)
+	if err := checkAgentBinary(bin); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Errorf("a world-writable binary: %v", err)
+	}
+	os.Chmod(bin, 0o755)
+	os.Chmod(dir, 0o777)
+	if err := checkAgentBinary(bin); err == nil {
+		t.Error("a binary in a world-writable directory was accepted")
+	}
+	os.Chmod(dir, 0o755)
+	link := filepath.Join(t.TempDir(), "link")
+	os.Symlink(bin, link)
+	if err := checkAgentBinary(link); err != nil {
+		t.Errorf("a link to a private binary: %v", err)
+	}
+	if err := checkAgentBinary(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing binary was accepted")
 	}
 }
