@@ -131,10 +131,10 @@ CREATE TABLE container_ids (
 	uid    INTEGER NOT NULL UNIQUE CHECK (uid >= 65536 AND uid < 2147483647)
 ) STRICT;
 `,
-	// Who paused a task, the claim of its pending run, skipped runs (R16,
-	// R20): see migrationTaskClaims.
+	// v4: who paused a task, the claim of its pending run, skipped runs
+	// (R16, R20): see migrationTaskClaims.
 	migrationTaskClaims,
-	// The text a reply quotes, kept apart from the message's own (R18): the
+	// v5: the text a reply quotes, kept apart from the message's own (R18): the
 	// trigger is matched on what the sender wrote, and the prompt shows the
 	// quote as what it is, the sender's app's claim.
 	`ALTER TABLE messages ADD COLUMN quote TEXT NOT NULL DEFAULT '';`,

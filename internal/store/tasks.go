@@ -827,13 +827,13 @@ func (s *Store) NextDue(ctx context.Context) (*time.Time, error) {
 	return &t, nil
 }
 
-// migrationTaskClaims is schema step v3, for R16 and R20. Tasks record who
+// migrationTaskClaims is schema step v4, for R16 and R20. Tasks record who
 // paused them (paused_by, exactly while paused: the database enforces it) and
 // the claim of their pending run (claimed_at); runs may be "skipped". SQLite
 // cannot change a CHECK in place, so both tables are rebuilt. The runs are
 // copied first into a table that refers to the new tasks table, because
 // dropping the old tasks table would cascade to every row that refers to it.
-// A pause from before v3 is taken to be the owner's: the strictest reading.
+// A pause from before v4 is taken to be the owner's: the strictest reading.
 const migrationTaskClaims = `
 CREATE TABLE tasks_v3 (
 	id             TEXT PRIMARY KEY,

@@ -1022,7 +1022,7 @@ func TestClaimDueReleasesLostClaimsOfOnceTasks(t *testing.T) {
 	}
 }
 
-// The v3 tasks step rebuilds tasks and task_runs: every row survives, a pause
+// The v4 tasks step rebuilds tasks and task_runs: every row survives, a pause
 // of unknown origin becomes the owner's, and runs still belong to their task.
 func TestMigrationTaskClaimsKeepsData(t *testing.T) {
 	ctx := context.Background()
