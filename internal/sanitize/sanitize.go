@@ -24,6 +24,17 @@ func Truncate(s string, n int) string {
 	return s[:n]
 }
 
+// Clip makes s valid UTF-8 (U+FFFD for a bad byte) of at most n bytes: a
+// longer s is cut without splitting a character and ends in mark, which
+// counts toward n. It bounds outside text quoted in logs, errors and records.
+func Clip(s string, n int, mark string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	return Truncate(s, n-len(mark)) + mark
+}
+
 // MaxNameRunes is the longest display name kept, in characters: WhatsApp's
 // own limit for a group subject (push names are shorter still).
 const MaxNameRunes = 100

@@ -25,6 +25,27 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
+func TestClip(t *testing.T) {
+	cases := []struct {
+		s, mark string
+		n       int
+		want    string
+	}{
+		{"hello", "…", 10, "hello"},
+		{"hello", "…", 5, "hello"},
+		{"hello world", "…", 8, "hello…"}, // the mark counts toward n
+		{"bad\xff", "…", 10, "bad\uFFFD"},
+		{"héllo", "|", 3, "h|"}, // é is two bytes: not split
+		{strings.Repeat("é", 100), "\n[cut]", 51, strings.Repeat("é", 22) + "\n[cut]"},
+	}
+	for _, c := range cases {
+		got := Clip(c.s, c.n, c.mark)
+		if got != c.want || len(got) > c.n || !utf8.ValidString(got) {
+			t.Errorf("Clip(%q, %d, %q) = %q, want %q", c.s, c.n, c.mark, got, c.want)
+		}
+	}
+}
+
 // R19: a stranger's name arrives as one short, plain line.
 func TestName(t *testing.T) {
 	cases := []struct{ in, want string }{
