@@ -12,7 +12,8 @@ import (
 	"net/http/httputil"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // maxAPICalls bounds a group's API calls in flight at once.
@@ -91,7 +92,7 @@ func apiTarget(r *http.Request) string {
 func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	gw := e.gw
 	if target := apiTarget(r); !apiAllowed[r.Method+" "+target] {
-		method, target := clipText(r.Method, 32), clipText(target, maxLoggedTarget)
+		method, target := sanitize.Clip(r.Method, 32, "…"), sanitize.Clip(target, maxLoggedTarget, "…")
 		gw.log.Warn("api refused", "group", e.group.Folder, "method", method, "target", target)
 		apiError(w, http.StatusForbidden, "permission_error", fmt.Sprintf(
 			"gateway: %s %q is not an API call nanoclaw forwards; only %s reach the API", method, target, apiAllowedText))
@@ -274,19 +275,6 @@ func (gw *Gateway) apiFailed(w http.ResponseWriter, r *http.Request, err error) 
 	if call != nil {
 		call.status = status
 	}
-}
-
-// clipText makes s valid UTF-8 of at most n bytes, marking a cut: for
-// container-supplied text in logs and answers.
-func clipText(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // apiError writes an error in the Anthropic API's shape, which Claude Code

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // The Messages API can itself reach out on a request's behalf: MCP
@@ -87,10 +88,10 @@ func checkMessagesBody(body []byte, mode egress.Mode) error {
 		case t.Type == "" || hasPrefix(t.Type, clientToolTypes):
 		case hasPrefix(t.Type, webServerTools):
 			if !web {
-				return fmt.Errorf("the server tool %q reaches the web, which this group's egress mode %q does not allow", clip(t.Type), mode)
+				return fmt.Errorf("the server tool %q reaches the web, which this group's egress mode %q does not allow", sanitize.Clip(t.Type, 64, "…"), mode)
 			}
 		default:
-			return fmt.Errorf("the server tool %q (%q) is not one nanoclaw forwards", clip(t.Type), clip(t.Name))
+			return fmt.Errorf("the server tool %q (%q) is not one nanoclaw forwards", sanitize.Clip(t.Type, 64, "…"), sanitize.Clip(t.Name, 64, "…"))
 		}
 	}
 	if err := checkBlocks(b.System, web, 0); err != nil {
@@ -127,10 +128,10 @@ func checkBlocks(raw json.RawMessage, web bool, depth int) error {
 		if s := bl.Source; s != nil {
 			switch s.Type {
 			case "file":
-				return fmt.Errorf("a %s from the Files API (file source) belongs to the key, not to this group", clip(bl.Type))
+				return fmt.Errorf("a %s from the Files API (file source) belongs to the key, not to this group", sanitize.Clip(bl.Type, 64, "…"))
 			case "url":
 				if !web {
-					return fmt.Errorf("a %s from a URL makes the API fetch it, which this group's egress mode does not allow", clip(bl.Type))
+					return fmt.Errorf("a %s from a URL makes the API fetch it, which this group's egress mode does not allow", sanitize.Clip(bl.Type, 64, "…"))
 				}
 			}
 			if err := checkBlocks(s.Content, web, depth+1); err != nil {
@@ -157,6 +158,3 @@ func hasPrefix(s string, prefixes []string) bool {
 	}
 	return false
 }
-
-// clip bounds a container-supplied value quoted in an error.
-func clip(s string) string { return clipText(s, 64) }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 const (
@@ -118,11 +119,7 @@ func (e *Endpoint) refuse(w http.ResponseWriter, f *flow) {
 
 // logFlow writes the one line of an egress attempt.
 func (e *Endpoint) logFlow(f *flow) {
-	host := f.host
-	if len(host) > 256 {
-		host = host[:256] + "…"
-	}
-	attrs := []any{"group", e.group.Folder, "kind", f.kind, "host", host, "port", f.port,
+	attrs := []any{"group", e.group.Folder, "kind", f.kind, "host", sanitize.Clip(f.host, 256, "…"), "port", f.port,
 		"allowed", f.d.Allowed, "reason", f.d.Reason}
 	if f.d.Addr.IsValid() {
 		attrs = append(attrs, "addr", f.d.Addr.String())

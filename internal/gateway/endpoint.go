@@ -19,6 +19,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // Group is the identity and policy an Endpoint serves with.
@@ -237,7 +238,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if p := r.URL.Path; strings.HasPrefix(p, "/ipc/") {
 		if r.URL.RawPath != "" || path.Clean(p) != p && path.Clean(p)+"/" != p {
-			jsonError(w, http.StatusBadRequest, fmt.Sprintf("gateway: path %q is not clean", clipText(r.URL.EscapedPath(), maxLoggedTarget)))
+			jsonError(w, http.StatusBadRequest, fmt.Sprintf("gateway: path %q is not clean", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…")))
 			return
 		}
 		e.ipcRequest(w, r)
