@@ -44,7 +44,7 @@ func (f *fakeCaller) Calls() []string {
 
 // connect serves tools over an in-memory transport and returns a client
 // session on it.
-func connect(t *testing.T, c Caller, tools []Tool) *mcp.ClientSession {
+func connect(t *testing.T, c Caller, tools []ipc.ToolSpec) *mcp.ClientSession {
 	t.Helper()
 	ctx := context.Background()
 	st, ct := mcp.NewInMemoryTransports()
@@ -77,7 +77,7 @@ func call(t *testing.T, cs *mcp.ClientSession, name string, args any) (*mcp.Call
 }
 
 func TestToolsList(t *testing.T) {
-	cs := connect(t, &fakeCaller{}, Tools)
+	cs := connect(t, &fakeCaller{}, ipc.Tools)
 	res, err := cs.ListTools(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func TestToolsList(t *testing.T) {
 
 func TestCallForwardsToTheHost(t *testing.T) {
 	fc := &fakeCaller{resp: ipc.ToolResponse{Result: json.RawMessage(`{"delivered":true}`)}}
-	cs := connect(t, fc, Tools)
+	cs := connect(t, fc, ipc.Tools)
 	res, text := call(t, cs, "send_message", map[string]any{"text": "hello *world*"})
 	if res.IsError || text != `{"delivered":true}` {
 		t.Errorf("result %q (error %v)", text, res.IsError)
@@ -147,7 +147,7 @@ func TestCallErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cs := connect(t, c.caller, Tools)
+			cs := connect(t, c.caller, ipc.Tools)
 			res, text := call(t, cs, "send_message", c.args)
 			if !res.IsError || !strings.Contains(text, c.want) {
 				t.Errorf("result %q (error %v); want a tool error containing %q", text, res.IsError, c.want)
@@ -166,11 +166,11 @@ func TestForwardDeclaresOptionalArguments(t *testing.T) {
 		Prompt      string `json:"prompt"`
 		TargetGroup string `json:"target_group,omitempty"`
 	}
-	tool := Forward[args]("schedule_task", "Schedule a task.", map[string]string{
+	tool := ipc.NewToolSpec[args]("schedule_task", ipc.Groups, "Schedule a task.", map[string]string{
 		"prompt": "what to do", "target_group": "another group's folder (main only)",
 	})
 	fc := &fakeCaller{resp: ipc.ToolResponse{Result: json.RawMessage(`{"id":"t1"}`)}}
-	cs := connect(t, fc, []Tool{tool})
+	cs := connect(t, fc, []ipc.ToolSpec{tool})
 	res, err := cs.ListTools(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +205,7 @@ func TestForwardRejectsBadDeclarations(t *testing.T) {
 					t.Error("no panic")
 				}
 			}()
-			New(&fakeCaller{}, []Tool{Forward[args]("x", "x", params)}, nil)
+			New(&fakeCaller{}, []ipc.ToolSpec{ipc.NewToolSpec[args]("x", ipc.Groups, "x", params)}, nil)
 		})
 	}
 }
@@ -220,7 +220,7 @@ func TestClaudeCodeHandshake(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- New(&fakeCaller{}, Tools, nil).Run(ctx, &mcp.IOTransport{Reader: inR, Writer: outW})
+		done <- New(&fakeCaller{}, ipc.Tools, nil).Run(ctx, &mcp.IOTransport{Reader: inR, Writer: outW})
 	}()
 	out := bufio.NewScanner(outR)
 	out.Buffer(nil, 1<<20)
@@ -294,7 +294,7 @@ func TestCallThroughTheGatewaySocket(t *testing.T) {
 	})
 	hc := hostclient.New(filepath.Join(dir, "gw.sock"), nil)
 	defer hc.Close()
-	cs := connect(t, hc, Tools)
+	cs := connect(t, hc, ipc.Tools)
 
 	if res, text := call(t, cs, "send_message", map[string]any{"text": "hello"}); res.IsError || text != `{"delivered":true}` {
 		t.Errorf("send: %q (error %v)", text, res.IsError)
@@ -310,7 +310,7 @@ func TestCallThroughTheGatewaySocket(t *testing.T) {
 
 // Optional arguments are optional in the schema the model sees.
 func TestOptionalArgumentsAreNotRequired(t *testing.T) {
-	cs := connect(t, &fakeCaller{}, Tools)
+	cs := connect(t, &fakeCaller{}, ipc.Tools)
 	res, err := cs.ListTools(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
