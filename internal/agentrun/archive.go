@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // HookCommand is the PreCompact hook's command. Claude Code runs a hook's
@@ -95,16 +96,16 @@ func ParseHookPayload(b []byte) (HookPayload, error) {
 		return p, fmt.Errorf("hook payload: %w", err)
 	}
 	if p.HookEventName != "PreCompact" {
-		return p, fmt.Errorf("hook payload: hook_event_name %q, want PreCompact", clipString(p.HookEventName, 64))
+		return p, fmt.Errorf("hook payload: hook_event_name %q, want PreCompact", sanitize.Clip(p.HookEventName, 64, "…"))
 	}
 	if p.Trigger != "manual" && p.Trigger != "auto" {
-		return p, fmt.Errorf("hook payload: trigger %q, want manual or auto", clipString(p.Trigger, 64))
+		return p, fmt.Errorf("hook payload: trigger %q, want manual or auto", sanitize.Clip(p.Trigger, 64, "…"))
 	}
 	if !ipc.ValidSessionID(p.SessionID) {
-		return p, fmt.Errorf("hook payload: session_id %q is not a session id", clipString(p.SessionID, 64))
+		return p, fmt.Errorf("hook payload: session_id %q is not a session id", sanitize.Clip(p.SessionID, 64, "…"))
 	}
 	if !filepath.IsAbs(p.TranscriptPath) || !strings.HasSuffix(p.TranscriptPath, ".jsonl") {
-		return p, fmt.Errorf("hook payload: transcript_path %q: want an absolute path to a .jsonl file", clipString(p.TranscriptPath, 256))
+		return p, fmt.Errorf("hook payload: transcript_path %q: want an absolute path to a .jsonl file", sanitize.Clip(p.TranscriptPath, 256, "…"))
 	}
 	return p, nil
 }
@@ -234,7 +235,7 @@ func cleanText(s string) string {
 			return ""
 		}
 	}
-	return clipString(s, maxBlockBytes)
+	return sanitize.Clip(s, maxBlockBytes, "…")
 }
 
 // toolLine summarises a tool call in one line: its name and a short,
@@ -252,10 +253,10 @@ func toolLine(b transcriptBlock) string {
 }
 
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
+	s = strings.Join(strings.Fields(s), " ")
 	// The line is set in Markdown emphasis: keep its markers out.
 	s = strings.NewReplacer("_", "\\_", "*", "\\*", "`", "'").Replace(s)
-	return clipString(s, n)
+	return sanitize.Clip(s, n, "…")
 }
 
 // sinceLastCompaction is the part of a transcript after its last

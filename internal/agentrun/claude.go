@@ -13,9 +13,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // AllowedTools is what Claude Code may use without asking: its own file,
@@ -276,7 +276,7 @@ func (p *claudeProc) readStderr(r *os.File) {
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
-		p.log.Warn("claude code stderr", "line", clipString(s, 2048))
+		p.log.Warn("claude code stderr", "line", sanitize.Clip(s, 2048, "…"))
 		p.mu.Lock()
 		p.tail = append(p.tail, line...)
 		p.tail = append(p.tail, '\n')
@@ -396,14 +396,4 @@ func exitStatus(err error) string {
 	default:
 		return err.Error()
 	}
-}
-
-func clipString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -18,11 +18,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
 	"github.com/nanoclaw/nanoclaw/internal/agentrun/mcpserver"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // EnvSocket is the environment variable through which the MCP server
@@ -266,7 +266,7 @@ func (r *runner) loop(ctx context.Context) error {
 				// Claude Code failed before any prompt (a resume that
 				// cannot be done): keep why, for the error that follows.
 				r.stray = ev.ErrorText()
-				r.log.Error("claude code reported an error outside a turn", "error", clipString(r.stray, 2048))
+				r.log.Error("claude code reported an error outside a turn", "error", sanitize.Clip(r.stray, 2048, "…"))
 				continue
 			}
 			r.log.Debug("claude code output between turns", "type", ev.Type, "subtype", ev.Subtype)
@@ -316,7 +316,7 @@ func (r *runner) loop(ctx context.Context) error {
 func (r *runner) note(ev Event) {
 	if ev.SessionID != "" && ev.SessionID != r.sessionID {
 		if !ipc.ValidSessionID(ev.SessionID) {
-			r.log.Warn("claude code reported a session id we will not pass on", "session_id", clipString(ev.SessionID, 200))
+			r.log.Warn("claude code reported a session id we will not pass on", "session_id", sanitize.Clip(ev.SessionID, 200, "…"))
 			return
 		}
 		r.log.Info("session", "session_id", ev.SessionID)
@@ -385,7 +385,7 @@ func (r *runner) died(when, status string) error {
 		return fmt.Errorf("%w: %w: session %s (%s)", ErrSessionNotFound, ErrClaudeDied, r.cfg.SessionID, status)
 	}
 	if r.stray != "" {
-		status += "; it had reported: " + clipString(r.stray, 2048)
+		status += "; it had reported: " + sanitize.Clip(r.stray, 2048, "…")
 	}
 	return fmt.Errorf("%w %s: %s", ErrClaudeDied, when, status)
 }
@@ -394,21 +394,21 @@ func (r *runner) died(when, status string) error {
 func (r *runner) output(id string, start time.Time, ev Event) ipc.Output {
 	out := ipc.Output{
 		InputID:    id,
-		Result:     clipUTF8(ev.Result, MaxResultBytes),
+		Result:     sanitize.Clip(ev.Result, MaxResultBytes, "\n[cut]"),
 		SessionID:  r.validSession(),
 		IsError:    ev.IsError || strings.HasPrefix(ev.Subtype, "error"),
 		DurationMS: time.Since(start).Milliseconds(),
 		Usage:      ipc.Usage{InputTokens: max(ev.Usage.InputTokens, 0), OutputTokens: max(ev.Usage.OutputTokens, 0)},
 	}
 	if out.IsError {
-		out.Error = clipUTF8(ev.ErrorText(), 64<<10)
+		out.Error = sanitize.Clip(ev.ErrorText(), 64<<10, "\n[cut]")
 	}
 	return out
 }
 
 func (r *runner) errorOutput(id string, start time.Time, msg string) ipc.Output {
 	return ipc.Output{InputID: id, SessionID: r.validSession(), IsError: true,
-		Error: clipUTF8(msg, 64<<10), DurationMS: time.Since(start).Milliseconds()}
+		Error: sanitize.Clip(msg, 64<<10, "\n[cut]"), DurationMS: time.Since(start).Milliseconds()}
 }
 
 func (r *runner) validSession() string {
@@ -435,20 +435,6 @@ func (r *runner) post(log *slog.Logger, out ipc.Output) error {
 		return err
 	}
 	return nil
-}
-
-// clipUTF8 makes s valid UTF-8 of at most n bytes, marking a cut.
-func clipUTF8(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	const mark = "\n[cut]"
-	n -= len(mark)
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + mark
 }
 
 // mcpConfigFile is Claude Code's --mcp-config: the nanoclaw server is this

@@ -201,17 +201,4 @@ func TestLineReader(t *testing.T) {
 	}
 }
 
-func TestClipUTF8(t *testing.T) {
-	s := strings.Repeat("é", 100) // 200 bytes
-	got := clipUTF8(s, 51)
-	if len(got) > 51 || !strings.HasSuffix(got, "\n[cut]") || !utf8Valid(got) {
-		t.Errorf("clipUTF8 = %q (%d bytes)", got, len(got))
-	}
-	if clipUTF8("ok", 10) != "ok" || clipUTF8("bad\xff", 10) != "bad\uFFFD" {
-		t.Error("short or invalid input mishandled")
-	}
-}
-
 var discard = slog.New(slog.DiscardHandler)
-
-func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "!") == s }

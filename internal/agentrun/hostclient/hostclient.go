@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // Timeouts and limits of one call.
@@ -290,10 +291,5 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-func clip(b []byte) string {
-	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
-	if len(s) > maxErrorBody {
-		s = s[:maxErrorBody] + "…"
-	}
-	return s
-}
+// clip bounds an error response quoted in an error.
+func clip(b []byte) string { return sanitize.Clip(strings.TrimSpace(string(b)), maxErrorBody, "…") }
