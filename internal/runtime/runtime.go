@@ -18,6 +18,8 @@ import (
 	goruntime "runtime"
 	"strings"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // Kind names a container CLI.
@@ -212,7 +214,7 @@ func (r *Runtime) run(ctx context.Context, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), &CLIError{Args: args, Err: err, Stderr: firstLine(stderr.String())}
+		return stdout.Bytes(), &CLIError{Args: args, Err: err, Stderr: sanitize.FirstLine(stderr.String(), 300)}
 	}
 	return stdout.Bytes(), nil
 }
@@ -226,10 +228,7 @@ type CLIError struct {
 
 // Error says which command failed, how, and what the CLI said.
 func (e *CLIError) Error() string {
-	cmd := strings.Join(e.Args, " ")
-	if len(cmd) > 80 {
-		cmd = cmd[:80] + "…"
-	}
+	cmd := sanitize.Clip(strings.Join(e.Args, " "), 80, "…")
 	if e.Stderr == "" {
 		return fmt.Sprintf("`%s` failed: %v", cmd, e.Err)
 	}
@@ -238,14 +237,3 @@ func (e *CLIError) Error() string {
 
 // Unwrap returns the underlying error, usually an *exec.ExitError.
 func (e *CLIError) Unwrap() error { return e.Err }
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}

@@ -35,6 +35,13 @@ func Clip(s string, n int, mark string) string {
 	return Truncate(s, n-len(mark)) + mark
 }
 
+// FirstLine is the first non-blank line of s, trimmed and clipped to n
+// bytes ("…" marks a cut): what an error quotes of a program's output.
+func FirstLine(s string, n int) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return Clip(s, n, "…")
+}
+
 // MaxNameRunes is the longest display name kept, in characters: WhatsApp's
 // own limit for a group subject (push names are shorter still).
 const MaxNameRunes = 100

@@ -46,6 +46,24 @@ func TestClip(t *testing.T) {
 	}
 }
 
+func TestFirstLine(t *testing.T) {
+	cases := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"\n\n  Error: no such image\nmore\n", 100, "Error: no such image"},
+		{"one", 100, "one"},
+		{"", 100, ""},
+		{strings.Repeat("é", 10) + "\nrest", 8, "éé…"}, // é is two bytes: not split
+	}
+	for _, c := range cases {
+		if got := FirstLine(c.s, c.n); got != c.want {
+			t.Errorf("FirstLine(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
+
 // R19: a stranger's name arrives as one short, plain line.
 func TestName(t *testing.T) {
 	cases := []struct{ in, want string }{
