@@ -20,6 +20,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // ErrTimeout reports a turn that took longer than the group's timeout; its
@@ -377,8 +378,8 @@ func (s *Session) deliver(out ipc.Output) error {
 		return fmt.Errorf("no prompt %q is waiting for an answer", out.InputID)
 	}
 	if len(out.Result) > maxResultBytes {
-		cut := len(out.Result) - maxResultBytes
-		out.Result = out.Result[:maxResultBytes] + fmt.Sprintf("\n[nanoclaw: output truncated, %d bytes left out]", cut)
+		kept := sanitize.Truncate(out.Result, maxResultBytes)
+		out.Result = kept + fmt.Sprintf("\n[nanoclaw: output truncated, %d bytes left out]", len(out.Result)-len(kept))
 	}
 	if keep && s.save && s.r.opt.Store != nil {
 		if err := s.r.opt.Store.SetSession(context.Background(), s.group.Folder, out.SessionID); err != nil {

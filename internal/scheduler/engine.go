@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -216,13 +216,5 @@ func (e *Engine) RecordRun(ctx context.Context, task store.Task, start time.Time
 // truncate cuts s to at most n bytes, on a character boundary, saying how
 // long it was.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	note := fmt.Sprintf("… [truncated, %d bytes in all]", len(s))
-	cut := max(n-len(note), 0)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + note
+	return sanitize.Clip(s, n, fmt.Sprintf("… [truncated, %d bytes in all]", len(s)))
 }
