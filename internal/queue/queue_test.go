@@ -6,183 +6,183 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 func TestCapAndOneWorkerPerGroup(t *testing.T) {
-	const limit, groups, notifies = 3, 10, 100
-	var (
-		mu      sync.Mutex
-		active  = map[string]bool{}
-		now     int
-		peak    int
-		handled atomic.Int64
-	)
-	q := New(limit, func(ctx context.Context, g string, _ *Slot) {
-		mu.Lock()
-		if active[g] {
-			t.Errorf("two workers at once for %s", g)
+	synctest.Test(t, func(t *testing.T) {
+		const limit, groups, notifies = 3, 10, 100
+		var (
+			mu      sync.Mutex
+			active  = map[string]bool{}
+			now     int
+			peak    int
+			handled atomic.Int64
+		)
+		q := New(limit, func(ctx context.Context, g string, _ *Slot) {
+			mu.Lock()
+			if active[g] {
+				t.Errorf("two workers at once for %s", g)
+			}
+			active[g] = true
+			now++
+			peak = max(peak, now)
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+			handled.Add(1)
+			mu.Lock()
+			active[g] = false
+			now--
+			mu.Unlock()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { q.Run(ctx); close(done) }()
+		var wg sync.WaitGroup
+		for i := range notifies {
+			wg.Add(1)
+			go func() { defer wg.Done(); q.Notify(fmt.Sprintf("g%d", i%groups)) }()
 		}
-		active[g] = true
-		now++
-		peak = max(peak, now)
-		mu.Unlock()
-		time.Sleep(2 * time.Millisecond)
-		handled.Add(1)
-		mu.Lock()
-		active[g] = false
-		now--
-		mu.Unlock()
+		wg.Wait()
+		time.Sleep(time.Second) // 100 runs of 2 ms, three at a time
+		synctest.Wait()
+		if n := q.Active(); n != 0 {
+			t.Fatalf("%d workers still running", n)
+		}
+		cancel()
+		<-done
+		if peak > limit || q.Peak() > limit {
+			t.Errorf("peak %d (queue says %d) over the cap %d", peak, q.Peak(), limit)
+		}
+		if peak < 2 {
+			t.Errorf("peak %d: groups did not run in parallel", peak)
+		}
+		if handled.Load() < groups {
+			t.Errorf("only %d runs for %d groups", handled.Load(), groups)
+		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { q.Run(ctx); close(done) }()
-	var wg sync.WaitGroup
-	for i := range notifies {
-		wg.Add(1)
-		go func() { defer wg.Done(); q.Notify(fmt.Sprintf("g%d", i%groups)) }()
-	}
-	wg.Wait()
-	waitFor(t, func() bool { return q.Active() == 0 })
-	cancel()
-	<-done
-	if peak > limit || q.Peak() > limit {
-		t.Errorf("peak %d (queue says %d) over the cap %d", peak, q.Peak(), limit)
-	}
-	if peak < 2 {
-		t.Errorf("peak %d: groups did not run in parallel", peak)
-	}
-	if handled.Load() < groups {
-		t.Errorf("only %d runs for %d groups", handled.Load(), groups)
-	}
 }
 
 func TestFairOrderAndRerun(t *testing.T) {
-	var mu sync.Mutex
-	var order []string
-	release := make(chan struct{})
-	q := New(1, func(ctx context.Context, g string, _ *Slot) {
-		mu.Lock()
-		order = append(order, g)
-		first := len(order) == 1
-		mu.Unlock()
-		if first {
-			<-release
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var order []string
+		release := make(chan struct{})
+		q := New(1, func(ctx context.Context, g string, _ *Slot) {
+			mu.Lock()
+			order = append(order, g)
+			first := len(order) == 1
+			mu.Unlock()
+			if first {
+				<-release
+			}
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		q.Notify("a")
+		synctest.Wait() // a runs
+		q.Notify("b")
+		q.Notify("a") // more work for the running group: it goes after b and c
+		q.Notify("c")
+		q.Notify("b") // already waiting: not queued twice
+		close(release)
+		synctest.Wait()
+		if fmt.Sprint(order) != "[a b c a]" || q.Active() != 0 {
+			t.Errorf("order %v, want [a b c a]", order)
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go q.Run(ctx)
-	q.Notify("a")
-	waitFor(t, func() bool { return q.Active() == 1 })
-	q.Notify("b")
-	q.Notify("a") // more work for the running group: it goes after b and c
-	q.Notify("c")
-	q.Notify("b") // already waiting: not queued twice
-	close(release)
-	waitFor(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(order) == 4 && q.Active() == 0
-	})
-	time.Sleep(20 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if fmt.Sprint(order) != "[a b c a]" {
-		t.Errorf("order %v, want [a b c a]", order)
-	}
 }
 
 func TestTakenAvoidsARerun(t *testing.T) {
-	var runs atomic.Int64
-	gate := make(chan struct{})
-	var q *Queue
-	q = New(2, func(ctx context.Context, g string, _ *Slot) {
-		runs.Add(1)
-		<-gate
-		q.Taken(g) // the worker reads everything pending now
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int64
+		gate := make(chan struct{})
+		var q *Queue
+		q = New(2, func(ctx context.Context, g string, _ *Slot) {
+			runs.Add(1)
+			<-gate
+			q.Taken(g) // the worker reads everything pending now
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		q.Notify("a")
+		synctest.Wait() // a runs
+		q.Notify("a")
+		close(gate)
+		synctest.Wait()
+		if runs.Load() != 1 || q.Active() != 0 {
+			t.Errorf("%d runs, want 1: the worker took the work", runs.Load())
+		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go q.Run(ctx)
-	q.Notify("a")
-	waitFor(t, func() bool { return q.Active() == 1 })
-	q.Notify("a")
-	close(gate)
-	waitFor(t, func() bool { return q.Active() == 0 })
-	time.Sleep(20 * time.Millisecond)
-	if runs.Load() != 1 {
-		t.Errorf("%d runs, want 1: the worker took the work", runs.Load())
-	}
 }
 
 func TestSlotSignalsContention(t *testing.T) {
-	got := make(chan bool, 1)
-	q := New(1, func(ctx context.Context, g string, s *Slot) {
-		if g != "warm" {
-			return
-		}
-		select {
-		case <-s.Wait():
-			got <- s.Contended()
-		case <-time.After(5 * time.Second):
-			got <- false
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan bool, 1)
+		q := New(1, func(ctx context.Context, g string, s *Slot) {
+			if g != "warm" {
+				return
+			}
+			select {
+			case <-s.Wait():
+				got <- s.Contended()
+			case <-time.After(5 * time.Second):
+				got <- false
+			}
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		q.Notify("warm")
+		synctest.Wait() // warm runs
+		q.Notify("other")
+		if !<-got {
+			t.Error("a warm worker was not told that another group waits")
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go q.Run(ctx)
-	q.Notify("warm")
-	waitFor(t, func() bool { return q.Active() == 1 })
-	q.Notify("other")
-	if !<-got {
-		t.Error("a warm worker was not told that another group waits")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func TestWokenWhileWarm(t *testing.T) {
-	var q *Queue
-	rounds := make(chan int, 10)
-	q = New(1, func(ctx context.Context, g string, s *Slot) {
-		n := 0
-		for {
-			q.Taken(g)
-			n++
-			rounds <- n
-			select {
-			case <-s.Woken():
-			case <-time.After(200 * time.Millisecond):
-				return // idle
+	synctest.Test(t, func(t *testing.T) {
+		var q *Queue
+		rounds := make(chan int, 10)
+		q = New(1, func(ctx context.Context, g string, s *Slot) {
+			n := 0
+			for {
+				q.Taken(g)
+				n++
+				rounds <- n
+				select {
+				case <-s.Woken():
+				case <-time.After(200 * time.Millisecond):
+					return // idle
+				}
 			}
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		q.Notify("g")
+		if n := <-rounds; n != 1 {
+			t.Fatalf("first round %d", n)
+		}
+		q.Notify("g") // while warm: the same worker takes it
+		q.Notify("g") // coalesced with the one before
+		if n := <-rounds; n != 2 {
+			t.Fatalf("second round %d, want 2 (same worker)", n)
+		}
+		time.Sleep(200 * time.Millisecond) // the worker idles out
+		synctest.Wait()
+		if n := q.Active(); n != 0 {
+			t.Fatalf("%d workers still running", n)
+		}
+		select {
+		case n := <-rounds:
+			t.Errorf("an extra round %d ran after the worker took the work", n)
+		default:
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go q.Run(ctx)
-	q.Notify("g")
-	if n := <-rounds; n != 1 {
-		t.Fatalf("first round %d", n)
-	}
-	q.Notify("g") // while warm: the same worker takes it
-	q.Notify("g") // coalesced with the one before
-	if n := <-rounds; n != 2 {
-		t.Fatalf("second round %d, want 2 (same worker)", n)
-	}
-	waitFor(t, func() bool { return q.Active() == 0 })
-	select {
-	case n := <-rounds:
-		t.Errorf("an extra round %d ran after the worker took the work", n)
-	case <-time.After(50 * time.Millisecond):
-	}
 }
