@@ -21,18 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Runtime names the container CLI the host drives.
-type Runtime string
-
-// The container runtimes nanoclaw knows. RuntimeAuto picks the first one that
-// is installed and working.
-const (
-	RuntimeAuto      Runtime = "auto"
-	RuntimeDocker    Runtime = "docker"
-	RuntimePodman    Runtime = "podman"
-	RuntimeContainer Runtime = "container" // Apple's container CLI
+	"github.com/nanoclaw/nanoclaw/internal/runtime"
 )
 
 // Secret is a credential. It prints masked everywhere (fmt, slog, JSON) so it
@@ -66,7 +56,7 @@ type Config struct {
 	APIKey        Secret   // host side only: the gateway injects it, containers never see it
 	OAuthToken    Secret   // host side only, as APIKey
 	UpstreamURL   *url.URL // where the gateway forwards the agent's API calls
-	Runtime       Runtime
+	Runtime       runtime.Kind
 	Image         string
 	AgentBinary   string // nanoclaw-agent (static linux build) mounted into containers
 
@@ -174,7 +164,7 @@ var settings = []setting{
 		apply: func(c *Config, v string) (err error) { c.UpstreamURL, err = parseUpstream(v); return err },
 		show:  func(c *Config) string { return c.UpstreamURL.String() }},
 	{Name: "NANOCLAW_RUNTIME", Default: "auto", Help: "container runtime: auto, docker, podman or container",
-		apply: func(c *Config, v string) error { c.Runtime = Runtime(v); return validRuntime(v) },
+		apply: func(c *Config, v string) (err error) { c.Runtime, err = runtime.ParseKind(v); return err },
 		show:  func(c *Config) string { return string(c.Runtime) }},
 	{Name: "NANOCLAW_IMAGE", Default: "localhost/nanoclaw-agent:latest", Help: "agent container image",
 		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) },
@@ -386,19 +376,14 @@ func Help() string {
 	return b.String()
 }
 
-// ParseLevel turns a log level name into a slog.Level.
+// ParseLevel turns a log level name into a slog.Level: slog's own names, in
+// any case, or "" for info.
 func ParseLevel(v string) (slog.Level, error) {
-	switch strings.ToLower(v) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
+	var l slog.Level
+	if v != "" && l.UnmarshalText([]byte(v)) != nil {
+		return 0, fmt.Errorf("unknown log level %q (use debug, info, warn or error)", v)
 	}
-	return 0, fmt.Errorf("unknown log level %q (use debug, info, warn or error)", v)
+	return l, nil
 }
 
 func expandHome(p, home string) (string, error) {
@@ -467,20 +452,10 @@ func parseUpstream(v string) (*url.URL, error) {
 	return u, nil
 }
 
-func validRuntime(v string) error {
-	switch Runtime(v) {
-	case RuntimeAuto, RuntimeDocker, RuntimePodman, RuntimeContainer:
-		return nil
-	}
-	return fmt.Errorf("%q: use auto, docker, podman or container", v)
-}
-
-// imageRef is deliberately narrow: the value becomes a command-line argument,
-// and must never start with '-' (it would be read as a flag).
-var imageRef = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
-
+// validImage holds the image to runtime's narrow rule: the value becomes a
+// command-line argument and must never start with '-'.
 func validImage(v string) error {
-	if len(v) > 255 || !imageRef.MatchString(v) {
+	if runtime.ValidateImage(v) != nil {
 		return fmt.Errorf("%q is not an image reference like localhost/nanoclaw-agent:latest", v)
 	}
 	return nil

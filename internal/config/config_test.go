@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/runtime"
 )
 
 func TestParseEnvFileKeepsValuesLiterally(t *testing.T) {
@@ -128,7 +130,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"name", c.AssistantName, "Andy"},
 		{"trigger", c.Trigger(), "@Andy"},
 		{"upstream", c.UpstreamURL.String(), "https://api.anthropic.com"},
-		{"runtime", c.Runtime, RuntimeAuto},
+		{"runtime", c.Runtime, runtime.Auto},
 		{"max containers", c.MaxConcurrentContainers, 3},
 		{"timeout", c.ContainerTimeout, 5 * time.Minute},
 		{"idle", c.IdleTimeout, 30 * time.Minute},
@@ -346,4 +348,15 @@ func FuzzParseEnvFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{"": slog.LevelInfo, "debug": slog.LevelDebug, "INFO": slog.LevelInfo, "warn": slog.LevelWarn, "Error": slog.LevelError} {
+		if got, err := ParseLevel(in); err != nil || got != want {
+			t.Errorf("ParseLevel(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseLevel("loud"); err == nil || !strings.Contains(err.Error(), "unknown log level") {
+		t.Errorf("ParseLevel(loud) = %v", err)
+	}
 }

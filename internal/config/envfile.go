@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // envKey is what a setting's name may look like: the portable shell-variable
@@ -47,7 +49,7 @@ func ParseEnvFile(name string, data []byte) (map[string]string, error) {
 		}
 		key = strings.TrimSpace(key)
 		if !envKey.MatchString(key) {
-			return nil, fmt.Errorf("%s:%d: invalid setting name %q (letters, digits and _ only, not starting with a digit)", name, n, clip(key))
+			return nil, fmt.Errorf("%s:%d: invalid setting name %q (letters, digits and _ only, not starting with a digit)", name, n, sanitize.Clip(key, 20, "…")) // a secret pasted on the wrong line is not echoed whole
 		}
 		if first, dup := seen[key]; dup {
 			return nil, fmt.Errorf("%s:%d: %s is already set on line %d", name, n, key, first)
@@ -67,13 +69,4 @@ func unquote(v string) string {
 		return v[1 : len(v)-1]
 	}
 	return v
-}
-
-// clip shortens a value for an error message so a long secret pasted on the
-// wrong line is not echoed whole.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:20] + "…"
-	}
-	return s
 }

@@ -25,12 +25,23 @@ import (
 // Kind names a container CLI.
 type Kind string
 
-// The container CLIs nanoclaw knows.
+// The container CLIs nanoclaw knows, and Auto: the first of them that is
+// installed and working.
 const (
+	Auto   Kind = "auto"
 	Docker Kind = "docker"
 	Podman Kind = "podman"
 	Apple  Kind = "container" // Apple's container CLI: one lightweight VM per container
 )
+
+// ParseKind checks a chosen runtime (NANOCLAW_RUNTIME): Auto or a CLI.
+func ParseKind(s string) (Kind, error) {
+	switch k := Kind(s); k {
+	case Auto, Docker, Podman, Apple:
+		return k, nil
+	}
+	return "", fmt.Errorf("unknown container runtime %q: use auto, docker, podman or container", s)
+}
 
 // Runtime is one installed, working container CLI.
 type Runtime struct {
@@ -156,19 +167,17 @@ func autoOrder(goos string) []Kind {
 	return []Kind{Podman, Docker}
 }
 
-// Detect finds the container CLI to use. want is "auto" (or empty): the
-// first installed and working one; or "docker", "podman" or "container":
-// exactly that one. The error names every CLI tried, what went wrong with
-// each, and how to fix it.
+// Detect finds the container CLI to use. want is Auto (or empty): the
+// first installed and working one; or a CLI: exactly that one. The error
+// names every CLI tried, what went wrong with each, and how to fix it.
 func Detect(ctx context.Context, want string) (*Runtime, error) {
-	var kinds []Kind
-	switch want {
-	case "", "auto":
+	k, err := ParseKind(want)
+	if err != nil && want != "" {
+		return nil, err
+	}
+	kinds := []Kind{k}
+	if want == "" || k == Auto {
 		kinds = autoOrder(goruntime.GOOS)
-	case string(Docker), string(Podman), string(Apple):
-		kinds = []Kind{Kind(want)}
-	default:
-		return nil, fmt.Errorf("unknown container runtime %q: use auto, docker, podman or container", want)
 	}
 	var problems []string
 	for _, k := range kinds {

@@ -64,13 +64,11 @@ const (
 
 var (
 	// containerName is the only shape of container name nanoclaw creates,
-	// stops or removes (findings 5, 6, 7).
+	// stops or removes (findings 5, 6, 7); its folder part is
+	// store.ValidateFolder's grammar.
 	containerName = regexp.MustCompile(`^nanoclaw-[a-z0-9][a-z0-9-]{0,62}-[0-9]{1,20}$`)
-	// groupFolder is store.ValidateFolder's rule, repeated here so this
-	// package needs nothing above it.
-	groupFolder = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	// imageRef is config's rule for NANOCLAW_IMAGE: narrow, never starting
-	// with '-', so it cannot be read as a flag.
+	// imageRef is the rule for NANOCLAW_IMAGE and every tag: narrow, never
+	// starting with '-', so it cannot be read as a flag.
 	imageRef = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 	envKey   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	userSpec = regexp.MustCompile(`^([0-9]{1,10}):([0-9]{1,10})$`)
