@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
@@ -276,11 +275,4 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 	for _, mt := range g.AdditionalMounts {
 		fmt.Fprintf(w, "mount:     %s -> %s (readonly requested: %v)\n", mt.HostPath, mt.ContainerPath, mt.ReadOnly)
 	}
-}
-
-// limitDefaults are the container limits in force where a group's config
-// says 0: main's tools may lower a limit from them, never raise it (R6).
-func limitDefaults(cfg *config.Config) store.ContainerConfig {
-	return store.ContainerConfig{TimeoutSeconds: int(cfg.ContainerTimeout / time.Second), MemoryMB: cfg.ContainerMemoryMB,
-		CPUs: cfg.ContainerCPUs, PidsLimit: cfg.ContainerPidsLimit}
 }

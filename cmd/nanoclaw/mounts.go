@@ -100,8 +100,3 @@ func (m *Main) runMounts(ctx context.Context, args []string) error {
 func protectedPaths(cfg *config.Config) []string {
 	return mounts.OwnDirs(cfg.Home, cfg.ConfigDir, cfg.AgentBinary)
 }
-
-// mountGuard judges mounts when the owner sets them (R14), as a run will.
-func mountGuard(cfg *config.Config) mounts.Guard {
-	return mounts.Guard{AllowlistPath: cfg.AllowlistPath(), Protected: protectedPaths(cfg)}
-}

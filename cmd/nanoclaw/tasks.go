@@ -14,8 +14,8 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/control"
 	"github.com/nanoclaw/nanoclaw/internal/host"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 const tasksHelp = `List and manage scheduled tasks, with the owner's rights (every group's tasks).
@@ -76,7 +76,7 @@ func (m *Main) runTasks(ctx context.Context, args []string) error {
 
 // ownerTool runs a task or group tool with the owner's rights through the
 // daemon, or on the database itself when the daemon is down — the same code
-// either way (the router's).
+// either way (internal/tools).
 func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, args, out any) error {
 	err := control.Dial(cfg.ControlSocket()).Tool(ctx, tool, args, out)
 	var apiErr *control.APIError
@@ -103,17 +103,24 @@ func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, a
 	}
 	defer st.Close()
 	raw, _ := json.Marshal(args)
-	rtr := router.New(router.Options{Store: st, Location: cfg.Timezone, AssistantName: cfg.AssistantName, MaxConcurrent: 1,
-		GroupsDir: cfg.GroupsDir(), Logger: m.Logger, Mounts: mountGuard(cfg), Defaults: limitDefaults(cfg),
-		Tasks: host.TaskLimits(cfg)})
-	rtr.AddChannel(local.New(m.Logger)) // local chats can be registered offline too
-	res, err := rtr.OwnerCall(ctx, tool, raw)
+	res, err := host.Tools(cfg, st, offline{}, nil, m.Logger).OwnerCall(ctx, tool, raw)
 	if err != nil {
 		return err
 	}
 	b, _ := json.Marshal(res)
 	return json.Unmarshal(b, out)
 }
+
+// offline are the chats while the daemon is down: no channel is connected,
+// so nothing is sent and no chat is current, but local chats can be
+// registered.
+type offline struct{}
+
+func (offline) CurrentChat(string) string                    { return "" }
+func (offline) Serves(chat string) bool                      { return strings.HasPrefix(chat, local.Prefix) }
+func (offline) CheckSend(string) error                       { return nil }
+func (offline) Deliver(context.Context, store.Outgoing) bool { return false }
+func (offline) Refresh(context.Context)                      {}
 
 func (m *Main) printTasks(tasks []ipc.TaskInfo, all bool, loc *time.Location) {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)

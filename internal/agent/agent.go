@@ -5,15 +5,15 @@
 // timeout, on idle or when asked.
 //
 // The host side of the session protocol (internal/ipc) lives here: the
-// gateway hands every /ipc request to the Runner together with the identity
-// of the socket it came in on.
+// gateway hands the group's input and output requests to the Runner with
+// the folder of the socket they came in on; tool calls go to the tools the
+// wiring gave the gateway.
 package agent
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,16 +59,9 @@ type Options struct {
 	// file means no extra mounts. It is never mounted itself.
 	AllowlistPath string
 
-	Gateway gateway.Options // Handler is set by NewRunner
+	Gateway gateway.Options // Handler is set by NewRunner; Tools answer the agents' tool calls
 	Store   *store.Store
-	Tools   Tools
 	Logger  *slog.Logger
-}
-
-// Tools are the host's answers to the agent's tool calls. Each gets the
-// caller's identity from the socket, never from the arguments.
-type Tools interface {
-	Call(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error)
 }
 
 // Group is what the runner needs to know of a group.
@@ -90,7 +83,8 @@ type Runner struct {
 	imageOK  bool                // the image was seen once; it is not looked up again
 }
 
-// NewRunner makes a Runner; it serves the gateway's /ipc requests itself.
+// NewRunner makes a Runner; it serves the gateway's input and output
+// requests itself.
 func NewRunner(opt Options) *Runner {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -114,10 +108,6 @@ func NewRunner(opt Options) *Runner {
 	r.gw = gateway.New(gopt)
 	return r
 }
-
-// SetTools sets who answers the agents' tool calls (the router, which in
-// turn starts agents through this runner). Call before the first Start.
-func (r *Runner) SetTools(t Tools) { r.opt.Tools = t }
 
 // Gateway is the runner's gateway (for its statistics).
 func (r *Runner) Gateway() *gateway.Gateway { return r.gw }
@@ -328,14 +318,6 @@ func (r *Runner) Output(_ context.Context, folder string, out ipc.Output) error 
 		return fmt.Errorf("no agent session is running for group %s", folder)
 	}
 	return s.deliver(out)
-}
-
-// Tool implements gateway.Handler: a tool call from the agent.
-func (r *Runner) Tool(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error) {
-	if r.opt.Tools == nil {
-		return nil, fmt.Errorf("tool %s is not available", name)
-	}
-	return r.opt.Tools.Call(ctx, caller, name, args)
 }
 
 // newID makes a prompt id.

@@ -119,9 +119,8 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 		CPUs:          1,
 		PidsLimit:     256,
 		DefaultEgress: egress.Policy{Mode: egress.Public},
-		Gateway:       gateway.Options{Upstream: upstream, APIKey: h.key},
+		Gateway:       gateway.Options{Upstream: upstream, APIKey: h.key, Tools: h.tools},
 		Store:         st,
-		Tools:         h.tools,
 		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if tweak != nil {

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 // maxSocketPath is the longest path a unix socket may have on Linux (the
@@ -60,8 +61,9 @@ type Options struct {
 	// is refused (404) before it is delivered, and a message with a
 	// client-chosen id that stores nothing new is surely a duplicate.
 	Registered func(ctx context.Context, jid string) (bool, error)
-	// Tools answers the owner's commands (the task and group tools with
-	// the owner's rights: router.OwnerCall); nil disables /v1/tools.
+	// Tools answers the owner's commands (the tools ipc.Tools gives the
+	// owner, with the owner's rights: tools.Set.OwnerCall); nil disables
+	// /v1/tools.
 	Tools func(ctx context.Context, tool string, args json.RawMessage) (any, error)
 	// Logger receives request errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -95,21 +97,13 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/tools/{tool}", s.postTool)
 }
 
-// ownerTools are the tools the CLI may call through /v1/tools/{tool}. They
-// run with the owner's rights (Options.Tools), which are more than main's
-// model has: only the owner widens a sandbox (R6).
-var ownerTools = map[string]bool{
-	"list_tasks": true, "get_task": true, "pause_task": true, "resume_task": true, "cancel_task": true,
-	"list_groups": true, "get_group": true, "register_group": true, "configure_group": true,
-	"unregister_group": true, "list_available_groups": true, "refresh_groups": true,
-	"reset_session": true,
-}
-
-// postTool runs one owner tool for the CLI. A refusal of the tool (not
-// found, invalid value) is a 422 with its message.
+// postTool runs one of the owner's tools (ipc.Owner) for the CLI, with the
+// owner's rights (Options.Tools), which are more than main's model has:
+// only the owner widens a sandbox (R6). A refusal of the tool (not found,
+// invalid value) is a 422 with its message.
 func (s *Server) postTool(w http.ResponseWriter, r *http.Request) {
 	tool := r.PathValue("tool")
-	if s.tools == nil || !ownerTools[tool] {
+	if spec, ok := ipc.LookupTool(tool); s.tools == nil || !ok || spec.Callers&ipc.Owner == 0 {
 		writeError(w, http.StatusNotFound, "no command %q", tool)
 		return
 	}

@@ -57,7 +57,7 @@ func newFuzzEndpoint(f *testing.F) *fuzzEndpoint {
 		f.Fatal(err)
 	}
 	// A long poll ends at once: nothing is ever queued for it.
-	gw := New(Options{Upstream: u, APIKey: realKey, Handler: fe.handler, Logger: discardLogger(),
+	gw := New(Options{Upstream: u, APIKey: realKey, Handler: fe.handler, Tools: fe.handler, Logger: discardLogger(),
 		Resolver: &testResolver{}, Dial: (&testDialer{}).Dial, PollTimeout: time.Millisecond})
 	f.Cleanup(func() { gw.Close() })
 	ep, err := gw.Open(Group{Folder: "fuzz", Egress: egress.Policy{Mode: egress.None}}, filepath.Join(f.TempDir(), "ipc"), -1, -1)

@@ -15,8 +15,8 @@
 //     proxy: the group's egress.Policy decides, on the addresses the host
 //     resolved, and the connection goes to the checked address (finding 2).
 //     Every decision is one log line and is counted.
-//   - /ipc/... is the agent's side of the host: its next input, its output,
-//     and the host's tools, served by a Handler.
+//   - /ipc/... is the agent's side of the host: its next input and its
+//     output, served by a Handler, and the host's Tools.
 package gateway
 
 import (
@@ -59,11 +59,16 @@ type Handler interface {
 	// means the host refused it (no such prompt, no session); the agent
 	// gets 409 with the message.
 	Output(ctx context.Context, folder string, out ipc.Output) error
-	// Tool runs the host tool name for caller with args, a JSON object
-	// (send_message's args are already validated). The result is marshalled
-	// as the answer's result; an error is an answer for the model (unknown
-	// tool, not permitted, invalid value), returned as the answer's error.
-	Tool(ctx context.Context, caller Caller, name string, args json.RawMessage) (any, error)
+}
+
+// Tools are the host's tools (internal/tools in production).
+type Tools interface {
+	// Call runs the host tool name for caller with args, a JSON object
+	// (arguments whose ipc type validates itself are already validated).
+	// The result is marshalled as the answer's result; an error is an
+	// answer for the model (unknown tool, not permitted, invalid value),
+	// returned as the answer's error.
+	Call(ctx context.Context, caller Caller, name string, args json.RawMessage) (any, error)
 }
 
 // Resolver looks up a host's addresses; *net.Resolver satisfies it.
@@ -101,6 +106,8 @@ type Options struct {
 	Usage UsageRecorder
 	// Handler serves /ipc; nil answers 503 there.
 	Handler Handler
+	// Tools answers /ipc/tool/...; nil answers every call with an error.
+	Tools Tools
 	// Logger gets one line per egress decision and API call; nil means
 	// slog.Default().
 	Logger *slog.Logger

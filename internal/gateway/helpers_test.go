@@ -179,7 +179,7 @@ func newEnv(t *testing.T, opt Options) *env {
 		opt.Dial = e.dialer.Dial
 	}
 	if opt.Handler == nil {
-		opt.Handler = e.handler
+		opt.Handler, opt.Tools = e.handler, e.handler
 	}
 	if opt.Usage == nil {
 		opt.Usage = e.usage
@@ -298,7 +298,7 @@ func echoServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// testHandler records IPC calls.
+// testHandler records IPC calls, tool calls among them.
 type testHandler struct {
 	mu      sync.Mutex
 	calls   []string // "next a", "output b in1", "tool a/main send_message {...}"
@@ -349,7 +349,7 @@ func (h *testHandler) Output(_ context.Context, folder string, out ipc.Output) e
 	return h.outErr
 }
 
-func (h *testHandler) Tool(_ context.Context, c Caller, name string, args json.RawMessage) (any, error) {
+func (h *testHandler) Call(_ context.Context, c Caller, name string, args json.RawMessage) (any, error) {
 	role := "other"
 	if c.IsMain {
 		role = "main"

@@ -28,18 +28,6 @@ import (
 //
 // Every error body is {"error": "..."}, the shape of ipc.ToolResponse.
 
-// argValidators check the arguments of the tools whose types ipc defines,
-// before the Handler sees them.
-var argValidators = map[string]func(json.RawMessage) error{
-	"send_message": func(raw json.RawMessage) error {
-		var a ipc.SendMessageArgs
-		if err := decodeStrict(raw, &a); err != nil {
-			return err
-		}
-		return a.Validate()
-	},
-}
-
 // ipcRequest serves /ipc/... for the endpoint's group.
 func (e *Endpoint) ipcRequest(w http.ResponseWriter, r *http.Request) {
 	h := e.gw.opt.Handler
@@ -64,7 +52,7 @@ func (e *Endpoint) ipcRequest(w http.ResponseWriter, r *http.Request) {
 	case p == ipc.PathOutput:
 		e.output(w, r, h)
 	case strings.HasPrefix(p, ipc.PathToolPrefix):
-		e.tool(w, r, h, strings.TrimPrefix(p, ipc.PathToolPrefix))
+		e.tool(w, r, strings.TrimPrefix(p, ipc.PathToolPrefix))
 	default:
 		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: no such IPC endpoint %s", p))
 	}
@@ -120,7 +108,7 @@ func (e *Endpoint) output(w http.ResponseWriter, r *http.Request, h Handler) {
 }
 
 // tool runs one host tool for the endpoint's group.
-func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, h Handler, name string) {
+func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 	if !validToolName(name) {
 		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: invalid tool name %q (want a lowercase letter, then up to 63 of a-z, 0-9, '_')", name))
 		return
@@ -138,14 +126,24 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, h Handler, name 
 	start := time.Now()
 	caller := Caller{Folder: e.group.Folder, IsMain: e.group.IsMain}
 	var res any
-	if check := argValidators[name]; check != nil {
-		err = check(body)
-		if err != nil {
-			err = fmt.Errorf("invalid arguments: %w", err)
+	// Arguments whose ipc type validates itself (send_message's) are
+	// checked here, before the host sees them.
+	if spec, ok := ipc.LookupTool(name); ok {
+		if a, ok := spec.NewArgs().(interface{ Validate() error }); ok {
+			if err = decodeStrict(body, a); err == nil {
+				err = a.Validate()
+			}
+			if err != nil {
+				err = fmt.Errorf("invalid arguments: %w", err)
+			}
 		}
 	}
-	if err == nil {
-		res, err = h.Tool(r.Context(), caller, name, json.RawMessage(body))
+	switch {
+	case err != nil:
+	case e.gw.opt.Tools == nil:
+		err = fmt.Errorf("tool %s is not available", name)
+	default:
+		res, err = e.gw.opt.Tools.Call(r.Context(), caller, name, json.RawMessage(body))
 	}
 	attrs := []any{"group", caller.Folder, "tool", name, "duration_ms", time.Since(start).Milliseconds()}
 	if err != nil {

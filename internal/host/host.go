@@ -30,6 +30,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/templates"
+	"github.com/nanoclaw/nanoclaw/internal/tools"
 )
 
 // Run starts the daemon and blocks until ctx is cancelled.
@@ -57,6 +58,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
+	chats := router.NewChannels(st, cfg.AssistantName, log)
+	var engine *scheduler.Engine // set below: the tools, the router and the engine call each other
+	tl := Tools(cfg, st, chats, func() { engine.Changed() }, log)
 	runner := agent.NewRunner(agent.Options{
 		Runtime:       rt,
 		Image:         cfg.Image,
@@ -76,11 +80,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Upstream:   cfg.UpstreamURL,
 			APIKey:     cfg.APIKey.Reveal(),
 			OAuthToken: cfg.OAuthToken.Reveal(),
+			Tools:      tl,
 		},
 		Store:  st,
 		Logger: log,
 	})
-	var engine *scheduler.Engine // set below: the router and the engine call each other
 	rtr := router.New(router.Options{
 		Store:         st,
 		Agents:        agents{runner},
@@ -89,20 +93,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Location:      cfg.Timezone,
 		MaxConcurrent: cfg.MaxConcurrentContainers,
 		IdleTimeout:   cfg.IdleTimeout,
-		GroupsDir:     cfg.GroupsDir(),
-		SessionsDir:   cfg.SessionsDir(),
-		// R6, R14: mounts are judged when set; the model only narrows.
-		Mounts: mounts.Guard{AllowlistPath: cfg.AllowlistPath(), Protected: mounts.OwnDirs(cfg.Home, cfg.ConfigDir, cfg.AgentBinary)},
-		Defaults: store.ContainerConfig{TimeoutSeconds: int(cfg.ContainerTimeout / time.Second), MemoryMB: cfg.ContainerMemoryMB,
-			CPUs: cfg.ContainerCPUs, PidsLimit: cfg.ContainerPidsLimit},
-		Tasks:        TaskLimits(cfg),
-		TasksChanged: func() { engine.Changed() },
+		Channels:      chats,
 		RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
 			return engine.RecordRun(ctx, t, start, result, err)
 		},
 		Logger: log,
 	})
-	runner.SetTools(rtr)
 	// R16: a claimed run may wait for its group's turn behind a few runs,
 	// each at most the container timeout, before its own.
 	engine = scheduler.New(scheduler.Options{Store: st, Dispatch: rtr.RunTask, Logger: log,
@@ -128,7 +124,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		connectWhatsApp(ctx, wa, rtr, st, log)
 	}()
 	srv := control.NewServer(control.Options{Local: loc, Logger: log,
-		Tools: rtr.OwnerCall, // the owner's rights, which no model has (R6)
+		Tools: tl.OwnerCall, // the owner's rights, which no model has (R6)
 		Registered: func(ctx context.Context, jid string) (bool, error) {
 			_, ok, err := st.GroupForChat(ctx, jid)
 			return ok, err
@@ -166,9 +162,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
-// TaskLimits are the configured limits on what the agents may schedule (R9).
-func TaskLimits(cfg *config.Config) router.TaskLimits {
-	return router.TaskLimits{MaxActive: cfg.TaskMaxActive, MaxActiveMain: cfg.TaskMaxActiveMain, MinInterval: cfg.TaskMinInterval}
+// Tools are the host's tools on st as cfg sets them up: the daemon's, and
+// the CLI's when the daemon is down.
+func Tools(cfg *config.Config, st *store.Store, chats tools.Chats, tasksChanged func(), log *slog.Logger) *tools.Set {
+	return tools.New(tools.Options{Store: st, Chats: chats, AssistantName: cfg.AssistantName, Location: cfg.Timezone,
+		// R9: what the agents may schedule.
+		Tasks:     tools.TaskLimits{MaxActive: cfg.TaskMaxActive, MaxActiveMain: cfg.TaskMaxActiveMain, MinInterval: cfg.TaskMinInterval},
+		GroupsDir: cfg.GroupsDir(), SessionsDir: cfg.SessionsDir(),
+		// R6, R14: mounts are judged when set; the model only narrows.
+		Mounts: mounts.Guard{AllowlistPath: cfg.AllowlistPath(), Protected: mounts.OwnDirs(cfg.Home, cfg.ConfigDir, cfg.AgentBinary)},
+		Defaults: store.ContainerConfig{TimeoutSeconds: int(cfg.ContainerTimeout / time.Second), MemoryMB: cfg.ContainerMemoryMB,
+			CPUs: cfg.ContainerCPUs, PidsLimit: cfg.ContainerPidsLimit},
+		TasksChanged: tasksChanged, Logger: log})
 }
 
 // agents adapts the agent runner to what the router needs.

@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,9 +10,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/channel"
-	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/queue"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
@@ -41,34 +38,24 @@ type Options struct {
 	Location      *time.Location // times in prompts
 	MaxConcurrent int            // agent containers at once, all groups together
 	IdleTimeout   time.Duration  // how long a warm container waits for more messages
-	Tasks         TaskLimits     // what the agents may schedule (R9)
-	GroupsDir     string         // where group folders live (new groups get one)
-	SessionsDir   string         // where each group's Claude Code state lives (sessions/<folder>)
-	TasksChanged  func()         // tells the scheduler to look at the tasks again
+	// Channels are what the router sends through; nil makes its own.
+	Channels *Channels
 	// RecordRun logs a scheduled task's run (the scheduler's RecordRun).
 	RecordRun func(ctx context.Context, t store.Task, start time.Time, result string, err error) error
 	Logger    *slog.Logger
-
-	// Mounts judges a group's extra mounts when the owner sets them (R14);
-	// the zero Guard allows none.
-	Mounts mounts.Guard
-	// Defaults are the limits in force where a group's config says 0 (the
-	// runner's): main's tools may lower a limit, never raise it (R6).
-	Defaults store.ContainerConfig
 }
 
 // Router turns stored chat messages into agent runs and their answers into
-// replies. It is every channel's Handler and the agent's send_message.
+// replies. It is every channel's Handler.
 type Router struct {
 	opt    Options
 	st     *store.Store
 	log    *slog.Logger
 	q      *queue.Queue
+	ch     *Channels
 	prefix string
 
 	mu       sync.Mutex
-	channels []channel.Channel
-	current  map[string]string // folder → chat of the prompt being answered
 	triggers map[string]Trigger
 	tasks    taskRuns // claimed tasks waiting for their group's turn (taskrun.go)
 }
@@ -81,12 +68,15 @@ func New(opt Options) *Router {
 	if opt.Location == nil {
 		opt.Location = time.UTC
 	}
+	if opt.Channels == nil {
+		opt.Channels = NewChannels(opt.Store, opt.AssistantName, opt.Logger)
+	}
 	r := &Router{
 		opt:      opt,
 		st:       opt.Store,
 		log:      opt.Logger,
+		ch:       opt.Channels,
 		prefix:   opt.AssistantName + ": ",
-		current:  make(map[string]string),
 		triggers: make(map[string]Trigger),
 	}
 	r.q = queue.New(opt.MaxConcurrent, r.work)
@@ -94,11 +84,7 @@ func New(opt Options) *Router {
 }
 
 // AddChannel lets the router send through ch. Call before Run.
-func (r *Router) AddChannel(ch channel.Channel) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.channels = append(r.channels, ch)
-}
+func (r *Router) AddChannel(ch channel.Channel) { r.ch.Add(ch) }
 
 // Queue is the router's run queue (for its statistics).
 func (r *Router) Queue() *queue.Queue { return r.q }
@@ -163,13 +149,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 
 // OnChat keeps a chat's name for group discovery.
 func (r *Router) OnChat(ctx context.Context, ch channel.Channel, c channel.ChatInfo) {
-	last := c.LastActivity
-	if last.IsZero() {
-		last = time.Unix(0, 0)
-	}
-	if err := r.st.UpsertChat(ctx, store.Chat{JID: c.JID, Name: c.Name, Channel: ch.Name(), IsGroup: c.IsGroup, LastActivity: last}); err != nil {
-		r.log.Warn("store chat metadata", "chat", c.JID, "err", err)
-	}
+	r.ch.keepChat(ctx, ch, c)
 }
 
 // asks reports whether text in group g asks for an answer: main and groups
@@ -317,8 +297,8 @@ func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error)
 // answer runs one prompt and delivers its reply. The chat's cursor moves, in
 // the same transaction that keeps the reply, only after the agent answered.
 func (r *Router) answer(ctx context.Context, g store.Group, sess Session, w chatWork) error {
-	r.setCurrent(g.Folder, w.chat)
-	ch := r.channelFor(w.chat)
+	r.ch.SetCurrent(g.Folder, w.chat)
+	ch := r.ch.For(w.chat)
 	if ch != nil {
 		ch.SetTyping(ctx, w.chat, true)
 		defer ch.SetTyping(context.WithoutCancel(ctx), w.chat, false)
@@ -348,29 +328,10 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Session, w chat
 	}
 	r.log.Info("answered", "group", g.Folder, "chat", w.chat, "messages", w.prompt.Kept, "duration_ms", time.Since(start).Milliseconds())
 	if reply != nil {
-		r.deliver(ctx, *reply)
+		r.ch.Deliver(ctx, *reply)
 	}
 	r.runDone(w.chat, w.upTo, nil)
 	return nil
-}
-
-// deliver sends a kept message through its chat's channel and marks it
-// sent. A failure leaves it unsent; the next start sends it.
-func (r *Router) deliver(ctx context.Context, o store.Outgoing) bool {
-	ch := r.channelFor(o.ChatJID)
-	if ch == nil {
-		r.log.Warn("no connected channel for chat; reply kept for later", "chat", o.ChatJID)
-		return false
-	}
-	ids, err := ch.Send(ctx, o.ChatJID, o.Content)
-	if err != nil {
-		r.log.Error("send reply; kept for later", "chat", o.ChatJID, "err", err)
-		return false
-	}
-	if err := r.st.MarkSent(context.WithoutCancel(ctx), o, ids, r.opt.AssistantName); err != nil {
-		r.log.Error("mark reply sent", "chat", o.ChatJID, "err", err)
-	}
-	return true
 }
 
 func (r *Router) flushUnsent(ctx context.Context) {
@@ -380,76 +341,14 @@ func (r *Router) flushUnsent(ctx context.Context) {
 		return
 	}
 	for _, o := range unsent {
-		r.deliver(ctx, o)
+		r.ch.Deliver(ctx, o)
 	}
 }
 
 func (r *Router) runDone(chat string, upTo int64, err error) {
-	if obs, ok := r.channelFor(chat).(channel.Observer); ok {
+	if obs, ok := r.ch.For(chat).(channel.Observer); ok {
 		obs.RunDone(chat, upTo, err)
 	}
-}
-
-func (r *Router) channelFor(jid string) channel.Channel {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, ch := range r.channels {
-		if ch.Owns(jid) {
-			return ch
-		}
-	}
-	return nil
-}
-
-func (r *Router) setCurrent(folder, chat string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.current[folder] = chat
-}
-
-// Call answers the agent's tool calls. The caller is the group of the socket
-// the call came in on; nothing in args can change that.
-func (r *Router) Call(ctx context.Context, caller gateway.Caller, name string, args json.RawMessage) (any, error) {
-	switch name {
-	case "send_message":
-		var a ipc.SendMessageArgs
-		if err := json.Unmarshal(args, &a); err != nil {
-			return nil, fmt.Errorf("send_message: %w", err)
-		}
-		if err := a.Validate(); err != nil {
-			return nil, fmt.Errorf("send_message: %w", err)
-		}
-		return r.sendMessage(ctx, caller.Folder, a.Text)
-	}
-	if taskTools[name] {
-		return r.taskTool(ctx, caller, name, args)
-	}
-	if groupTools[name] {
-		return r.groupTool(ctx, caller, name, args)
-	}
-	return nil, fmt.Errorf("unknown tool %q", name)
-}
-
-// sendMessage sends text to the chat the group's current work came from.
-func (r *Router) sendMessage(ctx context.Context, folder, text string) (ipc.SendMessageResult, error) {
-	chat, err := r.chatOf(ctx, folder)
-	if err != nil {
-		return ipc.SendMessageResult{}, err
-	}
-	// R9: over the chat's send limit the call is refused, before anything
-	// is kept, and the model is told to wait; replies are never refused,
-	// they wait for their turn in the channel's Send.
-	if l, ok := r.channelFor(chat).(channel.Limited); ok {
-		if err := l.CheckSend(chat); err != nil {
-			r.log.Warn("send_message refused: the chat's send limit is reached", "group", folder, "chat", chat)
-			return ipc.SendMessageResult{}, fmt.Errorf("send_message: not sent: %w; or put it in your final answer", err)
-		}
-	}
-	o := store.NewOutgoing(chat, folder, r.prefix+text)
-	if err := r.st.Enqueue(ctx, o); err != nil {
-		return ipc.SendMessageResult{}, err
-	}
-	return ipc.SendMessageResult{Delivered: r.deliver(ctx, o)}, nil
 }
 
 func firstLine(s string) string {

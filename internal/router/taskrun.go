@@ -90,7 +90,7 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Session, claim
 		r.recordRun(ctx, t, start, ipc.Output{}, fmt.Errorf("%w: the task was %s before this run started", scheduler.ErrSkipped, t.Status))
 		return sess
 	}
-	r.setCurrent(g.Folder, t.ChatJID)
+	r.ch.SetCurrent(g.Folder, t.ChatJID)
 	prompt := fmt.Sprintf("[Scheduled task %s. No one is waiting for your answer: your final output is only logged. "+
 		"To tell the chat anything, use the send_message tool.]\n\n%s", t.ID, t.Prompt)
 	var out ipc.Output

@@ -16,6 +16,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/tools"
 )
 
 // slowAgents answers every prompt after a fixed time and counts how many
@@ -92,8 +93,7 @@ func TestSlowTaskRunsOneCopyAtATime(t *testing.T) {
 		agents := &slowAgents{took: 250 * time.Millisecond}
 		var engine *scheduler.Engine
 		r := New(Options{Store: st, Agents: agents, AssistantName: "Andy", MaxConcurrent: 1, IdleTimeout: time.Millisecond,
-			Caps:         Caps{MaxMessages: 50, MaxBytes: 32 << 10, MaxMessageBytes: 4096},
-			TasksChanged: func() { engine.Changed() },
+			Caps: Caps{MaxMessages: 50, MaxBytes: 32 << 10, MaxMessageBytes: 4096},
 			RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
 				return engine.RecordRun(ctx, t, start, result, err)
 			},
@@ -145,7 +145,7 @@ func TestSlowTaskRunsOneCopyAtATime(t *testing.T) {
 
 		// Main cancels the task: nothing of it runs afterwards.
 		raw, _ := json.Marshal(ipc.TaskIDArgs{TaskID: "busy"})
-		if _, err := r.Call(ctx, gateway.Caller{Folder: "main", IsMain: true}, "cancel_task", raw); err != nil {
+		if _, err := tools.New(tools.Options{Store: st, Chats: NewChannels(st, "", nil), TasksChanged: engine.Changed}).Call(ctx, gateway.Caller{Folder: "main", IsMain: true}, "cancel_task", raw); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond) // a run already in its container ends
@@ -181,7 +181,7 @@ func TestClaimedTaskStoppedBeforeItsTurnDoesNotRun(t *testing.T) {
 				t.Fatalf("claim: %v, %v", claimed, err)
 			}
 			raw, _ := json.Marshal(ipc.TaskIDArgs{TaskID: "t1"})
-			if _, err := w.r.Call(ctx, gateway.Caller{Folder: "main", IsMain: true}, tool, raw); err != nil {
+			if _, err := tools.New(tools.Options{Store: w.st, Chats: NewChannels(w.st, "", nil)}).Call(ctx, gateway.Caller{Folder: "main", IsMain: true}, tool, raw); err != nil {
 				t.Fatal(err)
 			}
 			recorded := make(chan error, 1)

@@ -1,4 +1,4 @@
-package router
+package tools
 
 import (
 	"context"
@@ -13,16 +13,17 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
+	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
-// groupWorld is a router with a main group, a group "family" whose owner
+// groupWorld is the tools with a main group, a group "family" whose owner
 // gave it more than the defaults, and a mount allowlist allowing one
 // directory read-write.
 type groupWorld struct {
 	ctx     context.Context
 	st      *store.Store
-	r       *Router
+	r       *Set
 	allowed string // an allowed root, read-write
 	home    string // the data home (protected)
 	conf    string // the config dir (protected)
@@ -63,10 +64,11 @@ func newGroupWorld(t *testing.T) *groupWorld {
 			t.Fatal(err)
 		}
 	}
-	w.r = New(Options{Store: w.st, MaxConcurrent: 1, GroupsDir: filepath.Join(w.home, "groups"),
+	chats := router.NewChannels(w.st, "", nil)
+	chats.Add(&fakeChannel{})
+	w.r = New(Options{Store: w.st, Chats: chats, GroupsDir: filepath.Join(w.home, "groups"),
 		SessionsDir: filepath.Join(w.home, "sessions"), Defaults: testDefaults,
 		Mounts: mounts.Guard{AllowlistPath: allowlist, Protected: mounts.OwnDirs(w.home, w.conf, "")}})
-	w.r.AddChannel(&fakeChannel{})
 	return w
 }
 

@@ -1,4 +1,4 @@
-package router
+package tools
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -43,8 +44,9 @@ func TestSendMessageKeepsToTheChatLimit(t *testing.T) {
 
 	synctest.Test(t, func(t *testing.T) {
 		ch := &limitedChannel{limit: channel.NewSendLimit(20, 5)}
-		r := New(Options{Store: st, AssistantName: "Andy", MaxConcurrent: 1})
-		r.AddChannel(ch)
+		chats := router.NewChannels(st, "Andy", nil)
+		chats.Add(ch)
+		r := New(Options{Store: st, Chats: chats, AssistantName: "Andy"})
 		for i := range 5 {
 			if _, err := r.Call(ctx, family, "send_message", send); err != nil {
 				t.Fatalf("send_message %d of the burst: %v", i+1, err)
@@ -67,7 +69,7 @@ func TestSendMessageKeepsToTheChatLimit(t *testing.T) {
 		if err := st.Enqueue(ctx, reply); err != nil {
 			t.Fatal(err)
 		}
-		if !r.deliver(ctx, reply) || time.Since(start) != 3*time.Second {
+		if !chats.Deliver(ctx, reply) || time.Since(start) != 3*time.Second {
 			t.Errorf("the reply was not delivered after its 3 s wait (waited %s)", time.Since(start))
 		}
 		// Once its turn has come, send_message works again.

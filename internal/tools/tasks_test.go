@@ -1,4 +1,4 @@
-package router
+package tools
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
@@ -26,7 +27,7 @@ func TestTaskToolsAuthorizeBySocket(t *testing.T) {
 	}
 	changed := 0
 	berlin, _ := time.LoadLocation("Europe/Berlin")
-	r := New(Options{Store: st, Location: berlin, MaxConcurrent: 1, TasksChanged: func() { changed++ }})
+	r := New(Options{Store: st, Chats: router.NewChannels(st, "", nil), Location: berlin, TasksChanged: func() { changed++ }})
 	main := gateway.Caller{Folder: "main", IsMain: true}
 	alpha := gateway.Caller{Folder: "alpha"}
 	beta := gateway.Caller{Folder: "beta"}
@@ -101,11 +102,11 @@ func TestTaskToolsAuthorizeBySocket(t *testing.T) {
 	}
 }
 
-// taskToolWorld is a router on a real store with main, alpha and beta.
+// taskToolWorld is the tools on a real store with main, alpha and beta.
 type taskToolWorld struct {
 	t  *testing.T
 	st *store.Store
-	r  *Router
+	r  *Set
 }
 
 func newTaskToolWorld(t *testing.T, limits TaskLimits) *taskToolWorld {
@@ -119,7 +120,7 @@ func newTaskToolWorld(t *testing.T, limits TaskLimits) *taskToolWorld {
 		st.PutGroup(ctx, g)
 		st.BindChat(ctx, "local:"+g.Folder, g.Folder)
 	}
-	return &taskToolWorld{t: t, st: st, r: New(Options{Store: st, Location: time.UTC, MaxConcurrent: 1, Tasks: limits})}
+	return &taskToolWorld{t: t, st: st, r: New(Options{Store: st, Chats: router.NewChannels(st, "", nil), Location: time.UTC, Tasks: limits})}
 }
 
 // call runs a tool as who: "owner" (OwnerCall), "main", or a group's folder.

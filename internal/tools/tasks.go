@@ -1,0 +1,271 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/scheduler"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// errNotPermitted answers a non-main group that reaches for another group.
+var errNotPermitted = errors.New("not permitted: only the main group can act for other groups")
+
+// configHint says where the owner changes a setting.
+const configHint = "the nanoclaw config file (~/.config/nanoclaw/config, KEY=VALUE lines), then restart nanoclaw"
+
+// TaskLimits bound what the agents may schedule (R9): every run starts a
+// container and spends tokens, so a prompt-injected agent must not be able
+// to schedule without end. Main's agent and the owner have their own, higher
+// limits.
+type TaskLimits struct {
+	MaxActive       int           // most tasks that count (store.TaskLimitError) of a non-main group, scheduled by its agent; 0: no limit
+	MaxActiveMain   int           // the same, per group, for what main's agent or the owner schedules; 0: no limit
+	MinInterval     time.Duration // shortest interval (or cron frequency) a non-main group's agent may schedule; 0: the scheduler's minimum
+	MinIntervalMain time.Duration // the same for main's agent and the owner; 0: the scheduler's minimum
+}
+
+// The task tools. The caller is the socket's group: a non-main group sees
+// and manages only its own tasks, and a task of another group is "not
+// found" to it exactly like a task that does not exist, so nothing leaks
+// about other groups. The actor (the group, main's agent, or the owner
+// through OwnerCall) decides whose pause it may lift (R20) and which limits
+// apply (R9).
+
+// scheduleTask answers schedule_task.
+func (s *Set) scheduleTask(ctx context.Context, c caller, a *ipc.ScheduleTaskArgs) (any, error) {
+	actor := c.actor
+	folder := c.Folder
+	if a.TargetGroup != "" && a.TargetGroup != c.Folder {
+		if !c.IsMain {
+			return nil, errNotPermitted
+		}
+		if _, found, err := s.st.GetGroup(ctx, a.TargetGroup); err != nil || !found {
+			return nil, fmt.Errorf("no registered group %q", a.TargetGroup)
+		}
+		folder = a.TargetGroup
+	}
+	chat, err := s.chatOf(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	t, err := scheduler.NewTask(scheduler.TaskRequest{Prompt: a.Prompt, ScheduleType: a.ScheduleType,
+		ScheduleValue: a.ScheduleValue, ContextMode: a.ContextMode, MinInterval: s.minInterval(actor)},
+		folder, chat, time.Now(), s.opt.Location)
+	if err != nil {
+		return nil, s.limitHint(actor, "not scheduled", err)
+	}
+	if err := s.st.CreateTaskWithin(ctx, t, s.maxActive(actor)); err != nil {
+		return nil, s.limitHint(actor, "not scheduled", err)
+	}
+	s.tasksChanged()
+	s.log.Info("task scheduled", "group", folder, "task", t.ID, "type", t.ScheduleType, "next_run", t.NextRun)
+	return taskInfo(t, nil), nil
+}
+
+// listTasks answers list_tasks.
+func (s *Set) listTasks(ctx context.Context, c caller, a *ipc.ListTasksArgs) (any, error) {
+	folder := c.Folder
+	if c.IsMain {
+		folder = a.Group // "" lists every group's
+	} else if a.Group != "" && a.Group != c.Folder {
+		return nil, errNotPermitted
+	}
+	tasks, err := s.st.ListTasks(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ipc.TaskInfo, 0, len(tasks))
+	for _, t := range tasks {
+		out = append(out, taskInfo(t, nil))
+	}
+	return out, nil
+}
+
+// changeTask answers the tools that name a task; edit holds update_task's
+// changes.
+func (s *Set) changeTask(ctx context.Context, c caller, name, id string, edit *ipc.UpdateTaskArgs) (any, error) {
+	now := time.Now()
+	actor := c.actor
+	t, err := s.ownTask(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := mayChange(t, actor, name); err != nil {
+		return nil, err
+	}
+	switch name {
+	case "get_task":
+		runs, err := s.st.TaskRuns(ctx, t.ID, 10)
+		if err != nil {
+			return nil, err
+		}
+		return taskInfo(t, runs), nil
+	case "update_task":
+		t, err = scheduler.Update(t, scheduler.TaskEdit{Prompt: edit.Prompt, ScheduleType: edit.ScheduleType,
+			ScheduleValue: edit.ScheduleValue, MinInterval: s.minInterval(actor)}, now)
+		if err != nil {
+			return nil, s.limitHint(actor, "not scheduled", err)
+		}
+		if err := s.st.UpdateTask(ctx, t, actor); err != nil {
+			return nil, s.lockedNow(ctx, t.ID, actor, name, err)
+		}
+	case "pause_task":
+		if err := s.st.PauseTask(ctx, t.ID, actor); err != nil {
+			return nil, s.lockedNow(ctx, t.ID, actor, name, err)
+		}
+		if t, _, err = s.st.GetTask(ctx, t.ID); err != nil {
+			return nil, err
+		}
+	case "resume_task":
+		next, err := scheduler.NextRun(store.Task{ID: t.ID, ScheduleType: t.ScheduleType, ScheduleValue: t.ScheduleValue, Timezone: t.Timezone}, now)
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			return nil, fmt.Errorf("task %s has no further run to resume (its once time has passed)", t.ID)
+		}
+		// R9: resuming is held to the same cap as scheduling.
+		if err := s.st.ResumeTask(ctx, t.ID, *next, actor, s.maxActive(actor)); err != nil {
+			return nil, s.limitHint(actor, "not resumed", s.lockedNow(ctx, t.ID, actor, name, err))
+		}
+		t.Status, t.PausedBy, t.NextRun = store.TaskActive, "", next
+	case "cancel_task":
+		if err := s.st.SetTaskStatus(ctx, t.ID, store.TaskCancelled); err != nil {
+			return nil, err
+		}
+		t.Status, t.PausedBy = store.TaskCancelled, ""
+	default:
+		return nil, fmt.Errorf("unknown tool %q", name)
+	}
+	s.tasksChanged()
+	s.log.Info("task changed", "group", t.Folder, "task", t.ID, "tool", name, "by", actor)
+	return taskInfo(t, nil), nil
+}
+
+// mayChange says whether actor may use tool on t as it was read. R20: a
+// cancelled task stays cancelled, for everyone; a task paused by main or the
+// owner is resumed or edited only by main or the owner. R9: a completed task
+// stays completed, for everyone, or a group could schedule once tasks, let
+// them complete and turn them into schedules beside its cap. Cancelling is
+// always allowed: it only narrows what runs. The store checks the same again
+// when it writes, so a change in between cannot slip through.
+func mayChange(t store.Task, actor store.TaskActor, tool string) error {
+	switch tool {
+	case "get_task", "cancel_task":
+		return nil
+	}
+	if t.Status == store.TaskCancelled {
+		return fmt.Errorf("task %s was cancelled, and a cancelled task stays cancelled: schedule a new task with schedule_task instead", t.ID)
+	}
+	if t.Status == store.TaskCompleted {
+		if tool == "pause_task" {
+			return fmt.Errorf("task %s is completed: there is nothing to pause", t.ID)
+		}
+		return fmt.Errorf("task %s is completed, and a completed task stays completed: schedule a new task with schedule_task instead", t.ID)
+	}
+	if tool == "pause_task" {
+		return nil
+	}
+	if t.Status == store.TaskPaused && !actor.MayLift(t.PausedBy) {
+		return fmt.Errorf("task %s was paused by %s; only the main group or the owner can resume or change it (the owner, on the host: nanoclaw tasks resume %s)",
+			t.ID, pauserName(t.PausedBy), t.ID)
+	}
+	return nil
+}
+
+func pauserName(a store.TaskActor) string {
+	switch a {
+	case store.ActorOwner:
+		return "the owner"
+	case store.ActorMain:
+		return "the main group"
+	case store.ActorScheduler:
+		return "nanoclaw (its schedule could not be computed)"
+	}
+	return "its group"
+}
+
+// lockedNow turns the store's refusal of a change that mayChange allowed
+// (the task changed in between) into mayChange's answer for the task as it
+// is now.
+func (s *Set) lockedNow(ctx context.Context, id string, actor store.TaskActor, tool string, err error) error {
+	if !errors.Is(err, store.ErrTaskLocked) {
+		return err
+	}
+	if t, found, gerr := s.st.GetTask(ctx, id); gerr == nil && found {
+		if merr := mayChange(t, actor, tool); merr != nil {
+			return merr
+		}
+	}
+	return err
+}
+
+// maxActive is the cap on a group's tasks that holds for actor (R9).
+func (s *Set) maxActive(actor store.TaskActor) int {
+	if actor == store.ActorGroup {
+		return s.opt.Tasks.MaxActive
+	}
+	return s.opt.Tasks.MaxActiveMain
+}
+
+func (s *Set) minInterval(actor store.TaskActor) time.Duration {
+	if actor == store.ActorGroup {
+		return s.opt.Tasks.MinInterval
+	}
+	return s.opt.Tasks.MinIntervalMain
+}
+
+// limitHint adds to an error of a limit (R9) what was not done ("not
+// scheduled"), what the limit is and how the owner changes it; other errors
+// are returned as they are.
+func (s *Set) limitHint(actor store.TaskActor, notDone string, err error) error {
+	var full *store.TaskLimitError
+	var often *scheduler.TooFrequentError
+	switch {
+	case errors.As(err, &full):
+		setting, who := "TASK_MAX_ACTIVE", "a non-main group's agent"
+		if actor != store.ActorGroup {
+			setting, who = "TASK_MAX_ACTIVE_MAIN", "the main group's agent"
+		}
+		return fmt.Errorf("%s: %w, the most %s may schedule (%s=%d). Cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
+			notDone, full, who, setting, full.Limit, setting, configHint)
+	case errors.As(err, &often) && actor == store.ActorGroup && often.Min == s.opt.Tasks.MinInterval && s.opt.Tasks.MinInterval > 0:
+		return fmt.Errorf("%s: %w. A non-main group's tasks may run at most every %v (TASK_MIN_INTERVAL=%v): choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
+			notDone, err, often.Min, often.Min, configHint)
+	}
+	return err
+}
+
+// ownTask finds a task the caller may see: its own group's, or any for main.
+func (s *Set) ownTask(ctx context.Context, c caller, id string) (store.Task, error) {
+	notFound := fmt.Errorf("task %q not found", id)
+	if id == "" || len(id) > 64 {
+		return store.Task{}, notFound
+	}
+	t, found, err := s.st.GetTask(ctx, id)
+	if err != nil || !found || (!c.IsMain && t.Folder != c.Folder) {
+		return store.Task{}, notFound // the same answer: nothing leaks
+	}
+	return t, nil
+}
+
+func (s *Set) tasksChanged() {
+	if s.opt.TasksChanged != nil {
+		s.opt.TasksChanged()
+	}
+}
+
+func taskInfo(t store.Task, runs []store.TaskRun) ipc.TaskInfo {
+	info := ipc.TaskInfo{ID: t.ID, Group: t.Folder, Prompt: t.Prompt, ScheduleType: string(t.ScheduleType),
+		ScheduleValue: t.ScheduleValue, Timezone: t.Timezone, ContextMode: string(t.ContextMode),
+		Status: string(t.Status), NextRun: t.NextRun, LastRun: t.LastRun, LastResult: t.LastResult}
+	for _, run := range runs {
+		info.Runs = append(info.Runs, ipc.TaskRun{StartedAt: run.StartedAt, DurationMS: run.Duration.Milliseconds(),
+			Status: string(run.Status), Result: run.Result, Error: run.Error})
+	}
+	return info
+}
