@@ -107,7 +107,7 @@ func (c *Client) Next(ctx context.Context) (in ipc.Input, ok bool, err error) {
 	default:
 		return ipc.Input{}, false, fmt.Errorf("GET %s: status %d: %s", ipc.PathNext, status, clip(body))
 	}
-	if err := decodeStrict(body, &in); err != nil {
+	if err := ipc.DecodeStrict(body, &in); err != nil {
 		return ipc.Input{}, false, fmt.Errorf("GET %s: %w: not an input: %v", ipc.PathNext, ErrInvalidInput, err)
 	}
 	if err := in.Validate(); err != nil {
@@ -169,7 +169,7 @@ func (c *Client) CallTool(ctx context.Context, name string, args json.RawMessage
 		return ipc.ToolResponse{}, fmt.Errorf("tool %s: %w", name, err)
 	}
 	var resp ipc.ToolResponse
-	if derr := decodeStrict(body, &resp); derr != nil {
+	if derr := ipc.DecodeStrict(body, &resp); derr != nil {
 		if status/100 != 2 {
 			return ipc.ToolResponse{}, fmt.Errorf("tool %s: status %d: %s", name, status, clip(body))
 		}
@@ -277,18 +277,6 @@ func notSent(err error) bool {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
-}
-
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
 }
 
 // clip bounds an error response quoted in an error.
