@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
@@ -68,6 +69,9 @@ const maxBlockDepth = 4
 func checkMessagesBody(body []byte, mode egress.Mode) error {
 	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
 		return errors.New("the body is not a JSON object")
+	}
+	if err := checkKeys(body); err != nil {
+		return err
 	}
 	var b messagesBody
 	if err := json.Unmarshal(body, &b); err != nil {
@@ -144,6 +148,82 @@ func checkBlocks(raw json.RawMessage, web bool, depth int) error {
 	}
 	return nil
 }
+
+// checkedKeys are the keys the check reads. encoding/json matches keys
+// without regard to case (Unicode folding included) and lets the last of
+// two equal keys win, while another server may take the exact or the
+// first one: so a key that only folds to one of these, and any key twice
+// in one object, is refused — the check and the upstream then read the
+// same thing.
+var checkedKeys = []string{"mcp_servers", "container", "tools", "type", "name", "system", "messages", "content", "source"}
+
+// freeKeys hold data the API does not act on (a tool's input, its input
+// schema, metadata): keys there may be in any case.
+var freeKeys = map[string]bool{"input": true, "input_schema": true, "metadata": true}
+
+// checkKeys walks every object of body and refuses duplicate keys and keys
+// that differ from a checked one only in case.
+func checkKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool   // the next string token in this object is a key
+		last   string // the key whose value comes next
+		free   bool   // a subtree of data (tool input, schema): any key's case goes
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the body is not a Messages API request: %v", err)
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if len(stack) >= maxJSONDepth {
+					return errors.New("the body nests too deeply")
+				}
+				if top != nil && top.object {
+					top.key = true // the value is done: a key comes next
+				}
+				free := top != nil && (top.free || top.object && freeKeys[top.last])
+				stack = append(stack, &frame{object: t == '{', keys: map[string]bool{}, key: t == '{', free: free})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.key {
+				if top.keys[t] {
+					return fmt.Errorf("the key %q appears twice in one object", sanitize.Clip(t, 64, "…"))
+				}
+				top.keys[t] = true
+				for _, k := range checkedKeys {
+					if !top.free && t != k && strings.EqualFold(t, k) {
+						return fmt.Errorf("the key %q is %q in another case", sanitize.Clip(t, 64, "…"), k)
+					}
+				}
+				top.key, top.last = false, t
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.key = true // a scalar value: a key comes next
+		}
+	}
+}
+
+// maxJSONDepth bounds how deeply a request body nests.
+const maxJSONDepth = 64
 
 func present(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)

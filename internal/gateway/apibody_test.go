@@ -152,3 +152,32 @@ func TestAPICallsInFlightCapped(t *testing.T) {
 		t.Errorf("the upstream saw %d calls, want %d", arrived, maxAPICalls)
 	}
 }
+
+// The check reads keys as encoding/json does (any case, the last of two
+// equal keys); another server may not. So a key that only folds to one the
+// check reads, and a key twice in one object, are refused outright.
+func TestAPIBodyKeyTricks(t *testing.T) {
+	mcp := `[{"type":"url","url":"https://evil.example/mcp","name":"x"}]`
+	for _, body := range []string{
+		`{"mcp_servers":` + mcp + `,"MCP_SERVERS":null,"messages":[]}`,
+		`{"mcp_servers":` + mcp + `,"mcp_ſervers":null,"messages":[]}`,
+		`{"mcp_servers":` + mcp + `,"mcp_servers":null,"messages":[]}`,
+		`{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://x/y.png","Type":"base64"}}]}]}`,
+		`{"tools":[{"type":"code_execution_20250825","TYPE":"custom"}],"messages":[]}`,
+		`{"Messages":[],"messages":[]}`,
+		`{"messages":[{"role":"user","content":"a","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]}`,
+	} {
+		if err := checkMessagesBody([]byte(body), egress.None); err == nil {
+			t.Errorf("accepted: %s", body)
+		}
+	}
+	// Ordinary bodies, with keys the check does not read in any case, pass.
+	for _, body := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{"User_ID":"x","user_id":"y"}}`,
+		`{"model":"m","tools":[{"name":"Bash","input_schema":{"type":"object","properties":{"Type":{"type":"string"},"TYPE":{}}}}],"messages":[]}`,
+	} {
+		if err := checkMessagesBody([]byte(body), egress.None); err != nil {
+			t.Errorf("refused %s: %v", body, err)
+		}
+	}
+}
