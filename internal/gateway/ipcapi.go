@@ -158,10 +158,20 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 			jsonError(w, http.StatusInternalServerError, fmt.Sprintf("tool %s: cannot encode result: %v", name, err))
 			return
 		}
+		// A backstop: the tools bound their answers; one that is still
+		// larger is not handed to the model (nor held for it).
+		if len(result) > maxToolResultBytes {
+			e.gw.log.Warn("ipc tool", append(attrs, "ok", false, "err", "result too large", "bytes", len(result))...)
+			writeJSON(w, http.StatusOK, ipc.ToolResponse{Error: fmt.Sprintf("the answer of %s is larger than %d bytes; ask for less", name, maxToolResultBytes)})
+			return
+		}
 	}
 	e.gw.log.Info("ipc tool", append(attrs, "ok", true)...)
 	writeJSON(w, http.StatusOK, ipc.ToolResponse{Result: result})
 }
+
+// maxToolResultBytes bounds one tool answer.
+const maxToolResultBytes = 1 << 20
 
 func validToolName(s string) bool {
 	if s == "" || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {

@@ -199,3 +199,19 @@ func TestIPCNoHandler(t *testing.T) {
 		t.Fatalf("%d %s", s, body)
 	}
 }
+
+// A tool answer larger than maxToolResultBytes is not handed on: the model
+// is told to ask for less.
+func TestIPCToolAnswerCapped(t *testing.T) {
+	e := newEnv(t, Options{})
+	ep := e.open(t, "g", false, egress.Policy{})
+	e.handler.toolRes = map[string]string{"big": strings.Repeat("<", maxToolResultBytes/6+10)} // six bytes each once encoded
+	s, body, _ := do(t, ep, "POST", ipc.PathToolPrefix+"list_tasks", `{}`)
+	if s != 200 || len(body) > 4096 || !strings.Contains(body, "larger than") {
+		t.Errorf("%d %.200s (%d bytes); want a short error", s, body, len(body))
+	}
+	e.handler.toolRes = map[string]string{"small": "ok"}
+	if s, body, _ := do(t, ep, "POST", ipc.PathToolPrefix+"list_tasks", `{}`); s != 200 || !strings.Contains(body, `"small":"ok"`) {
+		t.Errorf("%d %s", s, body)
+	}
+}
