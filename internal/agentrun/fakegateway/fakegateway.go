@@ -217,7 +217,11 @@ func (g *Gateway) next(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) output(w http.ResponseWriter, r *http.Request) {
 	var o ipc.Output
-	if err := decode(r.Body, ipc.MaxOutputBytes, &o); err != nil {
+	b, err := io.ReadAll(io.LimitReader(r.Body, ipc.MaxOutputBytes))
+	if err == nil {
+		err = ipc.DecodeStrict(b, &o)
+	}
+	if err != nil {
 		g.violation(w, http.StatusBadRequest, "output: %v", err)
 		return
 	}
@@ -245,10 +249,4 @@ func (g *Gateway) tool(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp) //nolint:errcheck // the agent went away
-}
-
-func decode(r io.Reader, limit int64, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r, limit))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }
