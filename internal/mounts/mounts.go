@@ -9,11 +9,9 @@
 package mounts
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -82,16 +80,8 @@ func LoadAllowlist(file string) (*Allowlist, error) {
 	}
 	a.Exists = true
 	var f fileFormat
-	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, fmt.Errorf("mount allowlist %s: not a JSON object", file)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := ipc.DecodeStrict(data, &f); err != nil {
 		return nil, fmt.Errorf("mount allowlist %s: %w", file, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("mount allowlist %s: data after the JSON object", file)
 	}
 	// encoding/json matches field names case-insensitively; a misspelt
 	// "nonMainReadonly" must not pass for the real one.
