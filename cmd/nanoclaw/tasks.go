@@ -131,7 +131,7 @@ func (m *Main) printTasks(tasks []ipc.TaskInfo, all bool, loc *time.Location) {
 			continue
 		}
 		shown++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\n", t.ID, t.Group, t.Status, t.ScheduleType, t.ScheduleValue,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\n", t.ID, t.Group, t.Status, t.ScheduleType, oneLine(t.ScheduleValue, 60),
 			when(t.NextRun, loc), oneLine(t.Prompt, 50))
 	}
 	tw.Flush()
@@ -142,7 +142,7 @@ func (m *Main) printTasks(tasks []ipc.TaskInfo, all bool, loc *time.Location) {
 
 func (m *Main) printTask(t ipc.TaskInfo, loc *time.Location) {
 	fmt.Fprintf(m.Stdout, "id:        %s\ngroup:     %s\nstatus:    %s\nschedule:  %s %s (%s)\ncontext:   %s\nnext run:  %s\nlast run:  %s\nprompt:    %s\n",
-		t.ID, t.Group, t.Status, t.ScheduleType, t.ScheduleValue, t.Timezone, t.ContextMode, when(t.NextRun, loc), when(t.LastRun, loc), sanitize.Terminal(t.Prompt))
+		t.ID, t.Group, t.Status, t.ScheduleType, oneLine(t.ScheduleValue, 200), sanitize.Name(t.Timezone), t.ContextMode, when(t.NextRun, loc), when(t.LastRun, loc), sanitize.Terminal(t.Prompt))
 	if t.LastResult != "" {
 		fmt.Fprintf(m.Stdout, "last result: %s\n", oneLine(t.LastResult, 200))
 	}

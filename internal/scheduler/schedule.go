@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/adhocore/gronx"
 
@@ -104,6 +105,12 @@ func (e *TooFrequentError) Error() string {
 func ParseSchedule(kind, value string, loc *time.Location, now time.Time, minInterval time.Duration) (Schedule, error) {
 	if minInterval <= 0 {
 		minInterval = DefaultMinInterval
+	}
+	// A schedule is printed on the owner's terminal and read by main's
+	// model: printable text and spaces only (a carriage return would
+	// otherwise pass as a field separator).
+	if i := strings.IndexFunc(value, func(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }); i >= 0 {
+		return Schedule{}, fmt.Errorf("%s schedule value %q: only printable characters and spaces are allowed", kind, value)
 	}
 	s, err := parse(store.ScheduleType(kind), value, loc)
 	if err != nil {
