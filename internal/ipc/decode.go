@@ -33,7 +33,7 @@ func DecodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &typ) {
-			return fmt.Errorf("invalid JSON: field %q: want a JSON %s, got %s", typ.Field, typ.Type, typ.Value)
+			return fmt.Errorf("invalid JSON: field %q: want a JSON %s, got %s: %w", typ.Field, typ.Type, typ.Value, err)
 		}
 		return fmt.Errorf("invalid JSON: %w", err)
 	}

@@ -22,7 +22,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"list", `[{"text":"hi"}]`, &[]body{}, ""},
 		{"raw value", `"hi"`, &json.RawMessage{}, ""},
 		{"unknown field", `{"text":"hi","chat":"x"}`, &body{}, `invalid JSON: json: unknown field "chat"`},
-		{"wrong type", `{"wait":"yes"}`, &body{}, `invalid JSON: field "wait": want a JSON bool, got string`},
+		{"wrong type", `{"wait":"yes"}`, &body{}, `invalid JSON: field "wait": want a JSON bool, got string: json: cannot unmarshal`},
 		{"truncated", `{"text":`, &body{}, "invalid JSON"},
 		{"empty", ``, &body{}, "not a JSON object"},
 		{"null", `null`, &body{}, "not a JSON object"},
