@@ -63,6 +63,11 @@ func BenchmarkDueLateness(b *testing.B) {
 		mu.Lock()
 		late = append(late, now.Sub(dueAt[t.ID]))
 		mu.Unlock()
+		// The run ends at once, ending the task's claim as the host does,
+		// so the next iteration can claim it again.
+		if _, err := st.AddTaskRun(ctx, store.TaskRun{TaskID: t.ID, StartedAt: now, Status: store.RunSuccess}); err != nil {
+			b.Error(err)
+		}
 		got <- struct{}{}
 	}})
 	startEngine(b, e)
@@ -79,7 +84,7 @@ func BenchmarkDueLateness(b *testing.B) {
 			}
 			at = at.Truncate(time.Millisecond)
 			dueAt[id] = at
-			if err := st.SetTaskNextRun(ctx, id, &at); err != nil {
+			if _, err := st.DB().ExecContext(ctx, `UPDATE tasks SET next_run = ? WHERE id = ?`, at.UnixMilli(), id); err != nil {
 				b.Fatal(err)
 			}
 		}

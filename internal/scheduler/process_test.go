@@ -80,6 +80,15 @@ func TestSchedulerChildProcess(t *testing.T) {
 	os.Exit(2)
 }
 
+// skipInShortMode leaves these tests out of -short runs (make race): their
+// engines race in child processes, which the race detector makes slow, and
+// the in-process tests already cover the engine's own goroutines.
+func skipInShortMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the multi-process tests run without -short")
+	}
+}
+
 // childCommand is the test binary re-run as a child in mode.
 func childCommand(mode, db string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSchedulerChildProcess$", "-test.count=1")
@@ -184,6 +193,7 @@ func addDueTasks(t *testing.T, st *store.Store, n int, due time.Time) []string {
 // Three processes, each with its own engine on the same file, and 50 tasks
 // due at the same instant: each task runs exactly once.
 func TestProcessesRunEachTaskOnce(t *testing.T) {
+	skipInShortMode(t)
 	db := t.TempDir() + "/shared.db"
 	st := openStore(t, db)
 	due := time.Now().Add(time.Second) // the children are up by then, most likely
@@ -201,6 +211,7 @@ func TestProcessesRunEachTaskOnce(t *testing.T) {
 // A process dies inside the claim transaction: nothing of it is committed,
 // and the engines started after it run every task exactly once.
 func TestProcessCrashMidClaim(t *testing.T) {
+	skipInShortMode(t)
 	ctx := context.Background()
 	db := t.TempDir() + "/crash.db"
 	st := openStore(t, db)
@@ -228,6 +239,7 @@ func TestProcessCrashMidClaim(t *testing.T) {
 // A process claims 20 due runs and dies before running them: those runs are
 // lost, never repeated; the other 30 run once.
 func TestProcessCrashAfterClaim(t *testing.T) {
+	skipInShortMode(t)
 	db := t.TempDir() + "/crash.db"
 	st := openStore(t, db)
 	ids := addDueTasks(t, st, 50, time.Now().Add(-time.Second))
