@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Go 1.26 lives in /usr/local/go on the machines this project targets.
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build run test test-env unit lint bench fuzz clean
+.PHONY: build run test test-env unit race lint bench fuzz clean
 
 ## build: compile bin/nanoclaw (host) and bin/nanoclaw-agent (static, in-container)
 build:
@@ -22,9 +22,10 @@ build:
 run: build
 	./bin/nanoclaw run
 
-## test: prepare the test machine (runtimes, base image, Claude Code), then run every test, then the fuzz targets briefly
+## test: prepare the test machine (runtimes, base image, Claude Code), then run every test, then the concurrent packages' tests under the race detector, then the fuzz targets briefly
 test: test-env
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory race
 	$(MAKE) --no-print-directory fuzz
 
 ## test-env: install and start what the end-to-end tests need (root on Debian; otherwise they skip)
@@ -34,6 +35,16 @@ test-env:
 ## unit: the tests alone, without preparing the machine (end-to-end tests skip if it is not ready)
 unit:
 	$(GO) test ./...
+
+# The packages whose goroutines share state. -short skips the tests that are
+# slow under the detector and have nothing for it to see (one goroutine, or
+# the work done in child processes).
+RACE_PKGS := ./internal/router/... ./internal/queue/... ./internal/scheduler/... \
+	./internal/gateway/... ./internal/control/... ./internal/channel/...
+
+## race: the tests of the concurrent packages under the race detector (needs cgo: a C compiler)
+race:
+	$(GO) test -race -short -count=1 $(RACE_PKGS)
 
 ## lint: formatting, go vet and staticcheck (as CI runs them)
 lint:
