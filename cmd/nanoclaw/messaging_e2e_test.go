@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -163,6 +164,22 @@ func echoMarkers(n int) []fakeapi.Turn {
 	return turns
 }
 
+// crashRand is the source of the crash test's kill times, seeded from
+// NANOCLAW_CRASH_SEED when it is set, at random otherwise. The seed is logged
+// so a failure's kill times can be replayed; the daemon's own timing around
+// them still varies from run to run.
+func crashRand(t *testing.T) *rand.Rand {
+	seed := rand.Uint64()
+	if s := os.Getenv("NANOCLAW_CRASH_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("NANOCLAW_CRASH_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("kill times from seed %d (replay: NANOCLAW_CRASH_SEED=%d)", seed, seed)
+	return rand.New(rand.NewPCG(seed, 0))
+}
+
 // While triggered messages flow into 5 groups, the host is killed with
 // SIGKILL at random moments and restarted. At the end every message was part
 // of exactly one answered prompt, and no reply was kept or sent twice.
@@ -180,6 +197,7 @@ func TestCrashSafeDelivery(t *testing.T) {
 	w.start()
 
 	// The killer: SIGKILL at random moments, restart after a short outage.
+	rnd := crashRand(t)
 	var mu sync.Mutex
 	stopKilling := make(chan struct{})
 	killerDone := make(chan struct{})
@@ -189,12 +207,12 @@ func TestCrashSafeDelivery(t *testing.T) {
 			select {
 			case <-stopKilling:
 				return
-			case <-time.After(time.Duration(300+rand.IntN(2500)) * time.Millisecond):
+			case <-time.After(time.Duration(300+rnd.IntN(2500)) * time.Millisecond):
 			}
 			mu.Lock()
 			w.d.cmd.Process.Kill()
 			w.d.wait(t)
-			time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+			time.Sleep(time.Duration(rnd.IntN(300)) * time.Millisecond)
 			w.d = startDaemon(t, w.env)
 			w.d.waitLog(t, "nanoclaw running")
 			mu.Unlock()
