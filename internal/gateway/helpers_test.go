@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 // Public addresses the tests pretend names resolve to. Decide must see a
@@ -34,30 +34,13 @@ var (
 )
 
 // logBuffer collects the gateway's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ testenv.Buffer }
 
 // lines returns the decoded log lines whose msg is msg.
 func (l *logBuffer) lines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -201,16 +184,7 @@ func (e *env) open(t *testing.T, folder string, isMain bool, p egress.Policy) *E
 }
 
 // client is an HTTP client talking to the endpoint's socket.
-func client(ep *Endpoint) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", ep.Path())
-		},
-		Proxy:             nil,
-		DisableKeepAlives: true,
-	}, Timeout: 20 * time.Second}
-}
+func client(ep *Endpoint) *http.Client { return testenv.UnixClient(ep.Path()) }
 
 // do sends a request to the socket and returns status and body.
 func do(t *testing.T, ep *Endpoint, method, path string, body string, header ...string) (int, string, http.Header) {
