@@ -31,23 +31,20 @@ type ToolSpec struct {
 	// Params describes each argument for the model, by JSON name.
 	Params  map[string]string
 	Callers Callers
-	args    reflect.Type
+	Args    reflect.Type // the arguments' type: a struct
 }
 
 // NewToolSpec declares a tool whose arguments are the JSON object A: its
 // fields, with `json` tags and `omitempty` for optional ones, are the
 // arguments.
 func NewToolSpec[A any](name string, callers Callers, description string, params map[string]string) ToolSpec {
-	return ToolSpec{Name: name, Description: description, Params: params, Callers: callers, args: reflect.TypeFor[A]()}
+	return ToolSpec{Name: name, Description: description, Params: params, Callers: callers, Args: reflect.TypeFor[A]()}
 }
-
-// ArgsType is the type of the tool's arguments.
-func (t ToolSpec) ArgsType() reflect.Type { return t.args }
 
 // NewArgs returns a pointer to a zero argument value of the tool, to decode
 // a call into. If it has a Validate() error method, arguments failing it
 // are refused wherever they are checked.
-func (t ToolSpec) NewArgs() any { return reflect.New(t.args).Interface() }
+func (t ToolSpec) NewArgs() any { return reflect.New(t.Args).Interface() }
 
 // LookupTool finds a tool of Tools by name.
 func LookupTool(name string) (ToolSpec, bool) {

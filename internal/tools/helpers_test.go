@@ -36,6 +36,12 @@ func (c *fakeChannel) SetTyping(context.Context, string, bool) error        { re
 func (c *fakeChannel) Chats(context.Context) ([]channel.ChatInfo, error)    { return nil, nil }
 func (c *fakeChannel) Self() string                                         { return "" }
 func (c *fakeChannel) Close() error                                         { return nil }
+func (c *fakeChannel) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sent)
+}
+
 func (c *fakeChannel) Send(ctx context.Context, jid, text string) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

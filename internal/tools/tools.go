@@ -122,13 +122,7 @@ func (s *Set) call(ctx context.Context, c caller, name string, raw json.RawMessa
 	if !ok {
 		return nil, fmt.Errorf("unknown tool %q", name)
 	}
-	who := ipc.Groups
-	switch {
-	case c.owner():
-		who = ipc.Owner
-	case c.IsMain:
-		who = ipc.Main
-	}
+	who := map[store.TaskActor]ipc.Callers{store.ActorGroup: ipc.Groups, store.ActorMain: ipc.Main, store.ActorOwner: ipc.Owner}[c.actor]
 	if spec.Callers&who == 0 {
 		if who == ipc.Groups {
 			return nil, errors.New("not permitted: only the main group manages groups")

@@ -47,12 +47,12 @@ func add(s *mcp.Server, c Caller, log *slog.Logger, t ipc.ToolSpec) {
 // inputSchema derives the JSON schema of the tool's arguments and sets each
 // property's description from its Params.
 func inputSchema(t ipc.ToolSpec) (*jsonschema.Schema, error) {
-	schema, err := jsonschema.ForType(t.ArgsType(), nil)
+	schema, err := jsonschema.ForType(t.Args, nil)
 	if err != nil {
 		return nil, err
 	}
 	if schema.Type != "object" {
-		return nil, fmt.Errorf("arguments type %v is not a struct", t.ArgsType())
+		return nil, fmt.Errorf("arguments type %v is not a struct", t.Args)
 	}
 	for prop, s := range schema.Properties {
 		d, ok := t.Params[prop]
