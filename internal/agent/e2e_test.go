@@ -121,7 +121,7 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 		DefaultEgress: egress.Policy{Mode: egress.Public},
 		Gateway:       gateway.Options{Upstream: upstream, APIKey: h.key, Tools: h.tools},
 		Store:         st,
-		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:        slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if tweak != nil {
 		tweak(&opt)
@@ -206,15 +206,6 @@ func (h *harness) containers(prefix string) []string {
 	}
 	return names
 }
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-var _ io.Writer = testWriter{}
 
 func TestAgentAnswersResumesAndStaysWarm(t *testing.T) {
 	runtimes(t, func(t *testing.T, rtName string) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 // R4, end to end: a non-main group's agent, the real Claude Code in a real
@@ -47,11 +48,11 @@ func TestEgressHostileDestinationsRefused(t *testing.T) {
 	defer web.Close()
 
 	runtimes(t, func(t *testing.T, rtName string) {
-		logs := &syncBuffer{}
+		logs := &testenv.Buffer{}
 		dials := &fakeEdge{route: map[string]string{"93.184.215.14:80": strings.TrimPrefix(web.URL, "http://")},
 			table: map[string][]netip.Addr{"mail.example": {netip.MustParseAddr("93.184.215.14")}, "web.example": {netip.MustParseAddr("93.184.215.14")}}}
 		h := newHarness(t, rtName, func(o *Options) {
-			o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil))
+			o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, t.Output()), nil))
 			o.Gateway.Resolver, o.Gateway.Dial = dials, dials.dial
 		})
 
@@ -173,22 +174,4 @@ func (f *fakeEdge) dialled() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.dialed)
-}
-
-// syncBuffer is a bytes.Buffer the gateway's goroutines may log into.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }

@@ -32,11 +32,11 @@ func TestAgentBinaryDirNeverMounted(t *testing.T) {
 		allowlist := filepath.Join(t.TempDir(), "mount-allowlist.json")
 		writeFile(t, allowlist, `{"allowedRoots": [{"path": "`+root+`", "allowReadWrite": true}], "nonMainReadOnly": false}`, 0o600)
 
-		logs := &lockedBuffer{}
+		logs := &testenv.Buffer{}
 		h := newHarness(t, rtName, func(o *Options) {
 			o.AgentBinary = agentBin
 			o.AllowlistPath = allowlist
-			o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+			o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 		})
 		g := h.group("binary", false, store.ContainerConfig{AdditionalMounts: []store.Mount{
 			{HostPath: filepath.Join(root, "tools"), ContainerPath: "tools"}, // the agent binary's directory

@@ -1,35 +1,16 @@
 package agent
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func writeFile(t *testing.T, name, body string, perm os.FileMode) {
 	t.Helper()
@@ -69,10 +50,10 @@ func TestExtraMounts(t *testing.T) {
 			{"path": "`+rootRO+`", "allowReadWrite": false}
 		], "nonMainReadOnly": false}`, 0o600)
 
-		logs := &lockedBuffer{}
+		logs := &testenv.Buffer{}
 		h := newHarness(t, rtName, func(o *Options) {
 			o.AllowlistPath = allowlist
-			o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+			o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 		})
 		g := h.group("extras", false, store.ContainerConfig{AdditionalMounts: []store.Mount{
 			{HostPath: filepath.Join(rootRW, "shared"), ContainerPath: "shared", ReadOnly: true},

@@ -180,7 +180,7 @@ func newHarness(t *testing.T, edit func(*Config)) *harness {
 	cfg.Self = "/opt/test/nanoclaw-agent"
 	cfg.Idle = time.Minute
 	cfg.StopGrace = 5 * time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, d := range []string{cfg.WorkDir, cfg.GlobalDir, cfg.ClaudeDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -260,13 +260,6 @@ func (h *harness) records(t *testing.T) []fakeRecord {
 		out = append(out, r)
 	}
 	return out
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func TestRunServesPromptsWithOneWarmProcess(t *testing.T) {
