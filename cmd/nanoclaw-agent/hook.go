@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/agentrun"
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
@@ -37,9 +38,9 @@ func (m *Main) runHook(ctx context.Context, args []string) error {
 		return fmt.Errorf("want the hook name precompact, got %q", args)
 	}
 	if err := m.parse(fs, args[1:]); err != nil {
-		var ue usageError
+		var ue cli.UsageError
 		if errors.As(err, &ue) {
-			return errors.New(ue.msg)
+			return errors.New(ue.Msg)
 		}
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/agentrun"
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 )
 
 // runHookWith runs `nanoclaw-agent hook args…` as Claude Code does: the
@@ -48,7 +49,7 @@ func TestHookPrecompact(t *testing.T) {
 
 	code, out, errOut := runHookWith(t, payload, env, "precompact")
 	want := filepath.Join(group, "conversations", time.Now().Format("2006-01-02")+"-n-code-what-s-in-notes-txt.md")
-	if code != exitOK || out != "transcript archived to "+want+"\n" || errOut != "" {
+	if code != cli.ExitOK || out != "transcript archived to "+want+"\n" || errOut != "" {
 		t.Fatalf("hook: exit %d, stdout %q, stderr %q; want 0 and the archive %s", code, out, errOut, want)
 	}
 	b, err := os.ReadFile(want)
@@ -56,7 +57,7 @@ func TestHookPrecompact(t *testing.T) {
 		t.Errorf("archive %q, %v", b, err)
 	}
 	// Again: a second file, the first untouched.
-	if code, _, _ := runHookWith(t, payload, env, "precompact"); code != exitOK {
+	if code, _, _ := runHookWith(t, payload, env, "precompact"); code != cli.ExitOK {
 		t.Errorf("second run: exit %d", code)
 	}
 	if _, err := os.Stat(strings.TrimSuffix(want, ".md") + "-2.md"); err != nil {
@@ -83,11 +84,11 @@ func TestHookPrecompact(t *testing.T) {
 		"payload too big":    {`{"x":"` + strings.Repeat("a", agentrun.MaxHookPayloadBytes) + `"}`, env, []string{"precompact"}, "limit"},
 	} {
 		code, _, errOut := runHookWith(t, c.payload, c.env, c.args...)
-		if code != exitFailure || !strings.Contains(errOut, c.inErr) {
+		if code != cli.ExitFailure || !strings.Contains(errOut, c.inErr) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 1 with %q", name, code, errOut, c.inErr)
 		}
 	}
-	if code, out, _ := runHookWith(t, "", env, "--help"); code != exitOK || !strings.Contains(out, "never exits 2") {
+	if code, out, _ := runHookWith(t, "", env, "--help"); code != cli.ExitOK || !strings.Contains(out, "never exits 2") {
 		t.Errorf("--help: exit %d, %q", code, out)
 	}
 	ents, _ := os.ReadDir(filepath.Join(group, "conversations"))

@@ -20,22 +20,12 @@ import (
 	"syscall"
 
 	"github.com/nanoclaw/nanoclaw/internal/agentrun"
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 )
 
-// Exit codes.
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
-	// exitNoSession: run --session named a session Claude Code does not
-	// have; the host should start a new one.
-	exitNoSession = 3
-)
-
-// usageError marks a mistake in how the command was called (exit code 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
+// exitNoSession is the exit code when run --session named a session Claude
+// Code does not have; the host should start a new one. The others are cli's.
+const exitNoSession = 3
 
 // Main holds what every command shares (tests substitute all of it).
 type Main struct {
@@ -43,18 +33,12 @@ type Main struct {
 	Getenv         func(string) string
 }
 
-// command is one subcommand: its one-line summary and how it runs.
-type command struct {
-	name, summary string
-	run           func(m *Main, ctx context.Context, args []string) error
-}
-
 // commands is the table of contents.
-var commands = []command{
-	{"run", "drive Claude Code for the group: prompts from the host, results back", (*Main).runRun},
-	{"mcp", "serve the nanoclaw MCP tools on stdin/stdout (started by Claude Code)", (*Main).runMCP},
-	{"hook", "run a Claude Code hook (precompact: archive the transcript; started by Claude Code)", (*Main).runHook},
-	{"version", "print the version", (*Main).runVersion},
+var commands = []cli.Command[*Main]{
+	{Name: "run", Summary: "drive Claude Code for the group: prompts from the host, results back", Run: (*Main).runRun},
+	{Name: "mcp", Summary: "serve the nanoclaw MCP tools on stdin/stdout (started by Claude Code)", Run: (*Main).runMCP},
+	{Name: "hook", Summary: "run a Claude Code hook (precompact: archive the transcript; started by Claude Code)", Run: (*Main).runHook},
+	{Name: "version", Summary: "print the version", Run: (*Main).runVersion},
 }
 
 func main() {
@@ -69,82 +53,53 @@ func main() {
 func (m *Main) Run(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		m.usage(m.Stderr)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	name := args[0]
 	switch name {
 	case "-h", "-help", "--help", "help":
 		m.usage(m.Stdout)
-		return exitOK
+		return cli.ExitOK
 	}
 	for _, c := range commands {
-		if c.name == name {
-			return m.exit(name, c.run(m, ctx, args[1:]))
+		if c.Name != name {
+			continue
 		}
+		err := c.Run(m, ctx, args[1:])
+		if errors.Is(err, agentrun.ErrSessionNotFound) {
+			fmt.Fprintf(m.Stderr, "nanoclaw-agent %s: %v\n", name, err)
+			return exitNoSession
+		}
+		return cli.Exit(m.Stderr, "nanoclaw-agent "+name, err)
 	}
 	fmt.Fprintf(m.Stderr, "nanoclaw-agent: unknown command %q\n\n", name)
 	m.usage(m.Stderr)
-	return exitUsage
-}
-
-func (m *Main) exit(name string, err error) int {
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.Is(err, agentrun.ErrSessionNotFound):
-		fmt.Fprintf(m.Stderr, "nanoclaw-agent %s: %v\n", name, err)
-		return exitNoSession
-	case errors.As(err, &ue):
-		fmt.Fprintf(m.Stderr, "nanoclaw-agent %s: %v\nRun 'nanoclaw-agent %s --help' for usage.\n", name, err, name)
-		return exitUsage
-	default:
-		fmt.Fprintf(m.Stderr, "nanoclaw-agent %s: %v\n", name, err)
-		return exitFailure
-	}
+	return cli.ExitUsage
 }
 
 func (m *Main) usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("nanoclaw-agent — the in-container side of nanoclaw.\n\nUsage: nanoclaw-agent <command> [options]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-8s %s\n", c.Name, c.Summary)
 	}
 	b.WriteString("\nRun 'nanoclaw-agent <command> --help' for a command's options.\n")
 	io.WriteString(w, b.String())
 }
 
-// flagSet makes a subcommand's flag set.
+// flagSet makes a subcommand's flag set (cli.FlagSet).
 func (m *Main) flagSet(name, usage, help string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: nanoclaw-agent %s %s\n\n%s\n", name, usage, help)
-		var hasFlags bool
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintln(fs.Output(), "\nOptions:")
-			fs.PrintDefaults()
-		}
-	}
-	return fs
+	return cli.FlagSet("nanoclaw-agent "+name, usage, help)
 }
 
-// parse parses a subcommand's flags: --help goes to stdout and ends the
-// command successfully; a bad flag or a stray argument is a usage error.
+// parse parses a subcommand's flags (cli.Parse); none of this binary's
+// commands takes an argument.
 func (m *Main) parse(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(m.Stdout)
-		fs.Usage()
-		return flag.ErrHelp
-	}
-	fs.SetOutput(m.Stderr)
-	if err != nil {
-		return usageError{err.Error()}
+	if err := cli.Parse(fs, args, m.Stdout, m.Stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }
@@ -153,7 +108,7 @@ func (m *Main) parse(fs *flag.FlagSet, args []string) error {
 func (m *Main) logger(level string, cmd string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
+		return nil, cli.Usagef("--log-level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: l})).With("cmd", "nanoclaw-agent "+cmd), nil
 }

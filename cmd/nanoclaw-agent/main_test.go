@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 )
 
 func runMain(args ...string) (code int, stdout, stderr string) {
@@ -20,20 +22,20 @@ func TestCommandLine(t *testing.T) {
 		code       int
 		out, inErr string
 	}{
-		{nil, exitUsage, "", "Commands:"},
-		{[]string{"help"}, exitOK, "Commands:", ""},
-		{[]string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
-		{[]string{"version"}, exitOK, "nanoclaw-agent dev", ""},
-		{[]string{"version", "extra"}, exitUsage, "", "unexpected argument"},
-		{[]string{"run", "--help"}, exitOK, "test/debug", ""},
-		{[]string{"run", "--session", "--resume"}, exitUsage, "", "not a session id"},
-		{[]string{"run", "--session", "../../etc"}, exitUsage, "", "not a session id"},
-		{[]string{"run", "--listen", "0.0.0.0:3128"}, exitUsage, "", "loopback"},
-		{[]string{"run", "--idle", "0s"}, exitUsage, "", "idle"},
-		{[]string{"run", "--log-level", "loud"}, exitUsage, "", "--log-level"},
-		{[]string{"run", "stray"}, exitUsage, "", "unexpected argument"},
-		{[]string{"mcp", "--help"}, exitOK, "MCP", ""},
-		{[]string{"mcp", "--bogus"}, exitUsage, "", "bogus"},
+		{nil, cli.ExitUsage, "", "Commands:"},
+		{[]string{"help"}, cli.ExitOK, "Commands:", ""},
+		{[]string{"frobnicate"}, cli.ExitUsage, "", `unknown command "frobnicate"`},
+		{[]string{"version"}, cli.ExitOK, "nanoclaw-agent dev", ""},
+		{[]string{"version", "extra"}, cli.ExitUsage, "", "unexpected argument"},
+		{[]string{"run", "--help"}, cli.ExitOK, "test/debug", ""},
+		{[]string{"run", "--session", "--resume"}, cli.ExitUsage, "", "not a session id"},
+		{[]string{"run", "--session", "../../etc"}, cli.ExitUsage, "", "not a session id"},
+		{[]string{"run", "--listen", "0.0.0.0:3128"}, cli.ExitUsage, "", "loopback"},
+		{[]string{"run", "--idle", "0s"}, cli.ExitUsage, "", "idle"},
+		{[]string{"run", "--log-level", "loud"}, cli.ExitUsage, "", "--log-level"},
+		{[]string{"run", "stray"}, cli.ExitUsage, "", "unexpected argument"},
+		{[]string{"mcp", "--help"}, cli.ExitOK, "MCP", ""},
+		{[]string{"mcp", "--bogus"}, cli.ExitUsage, "", "bogus"},
 	}
 	for _, c := range cases {
 		code, out, errOut := runMain(c.args...)

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/nanoclaw/nanoclaw/internal/agentrun"
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
@@ -38,7 +39,7 @@ func (m *Main) runRun(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.SessionID != "" && !ipc.ValidSessionID(cfg.SessionID) {
-		return usageError{"--session " + cfg.SessionID + ": not a session id"}
+		return cli.Usagef("--session %s: not a session id", cfg.SessionID)
 	}
 	log, err := m.logger(*level, "run")
 	if err != nil {
@@ -50,7 +51,7 @@ func (m *Main) runRun(ctx context.Context, args []string) error {
 		cfg.Self = self
 	}
 	if err := cfg.Validate(); err != nil {
-		return usageError{err.Error()}
+		return cli.UsageError{Msg: err.Error()}
 	}
 	return agentrun.Run(ctx, cfg)
 }

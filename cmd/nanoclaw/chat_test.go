@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control/controltest"
 )
@@ -16,7 +17,7 @@ func TestChatPipedInput(t *testing.T) {
 	d := controltest.Start(t)
 	in := "hello\n\n   \ntwice\n"
 	code, out, errOut := runWith(t, d.Home, strings.NewReader(in), "chat", "--sender", "alice")
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d stderr %q", code, errOut)
 	}
 	// After the end of input it waited for both runs.
@@ -37,7 +38,7 @@ func TestChatQuitAndUntriggered(t *testing.T) {
 	d := controltest.Start(t)
 	in := "not for Andy\n@Andy yes\n/quit\nnever sent\n"
 	code, out, errOut := runWith(t, d.Home, strings.NewReader(in), "chat", "--group", "work")
-	if code != exitOK || out != "Andy: echo @Andy yes\n" {
+	if code != cli.ExitOK || out != "Andy: echo @Andy yes\n" {
 		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
 	}
 	if !strings.Contains(errOut, "stored; it does not start with @Andy, so no reply") {
@@ -56,7 +57,7 @@ func TestChatQuitAndUntriggered(t *testing.T) {
 func TestChatFailures(t *testing.T) {
 	d := controltest.Start(t)
 	code, out, errOut := runWith(t, d.Home, strings.NewReader("reject this\nplease fail\nhello\n"), "chat")
-	if code != exitFailure {
+	if code != cli.ExitFailure {
 		t.Errorf("exit %d, want 1", code)
 	}
 	if out != "Andy: echo hello\n" {
@@ -75,7 +76,7 @@ func TestChatFailures(t *testing.T) {
 
 	start := time.Now()
 	code, _, errOut = runWith(t, d.Home, strings.NewReader("hang\n"), "chat", "--timeout", "300ms")
-	if code != exitFailure || !strings.Contains(errOut, "gave up waiting for the outstanding reply after 300ms") {
+	if code != cli.ExitFailure || !strings.Contains(errOut, "gave up waiting for the outstanding reply after 300ms") {
 		t.Errorf("hang: exit %d stderr %q", code, errOut)
 	}
 	if time.Since(start) > 5*time.Second {
@@ -94,7 +95,7 @@ func TestChatEndsWhenDaemonStops(t *testing.T) {
 		d.Local.Close()
 	}()
 	code, _, errOut := runWith(t, d.Home, pr, "chat")
-	if code != exitFailure || !strings.Contains(errOut, "nanoclaw ended the chat (did it stop?)") {
+	if code != cli.ExitFailure || !strings.Contains(errOut, "nanoclaw ended the chat (did it stop?)") {
 		t.Errorf("exit %d stderr %q", code, errOut)
 	}
 }
@@ -108,12 +109,12 @@ func TestChatUsageErrors(t *testing.T) {
 	} {
 		code, out, errOut := runWith(t, t.TempDir(), strings.NewReader(""), args...)
 		if args[len(args)-1] == "" { // an empty --sender means the default
-			if code != exitFailure || !strings.Contains(errOut, "not running") {
+			if code != cli.ExitFailure || !strings.Contains(errOut, "not running") {
 				t.Errorf("%q: exit %d stderr %q", args, code, errOut)
 			}
 			continue
 		}
-		if code != exitUsage || out != "" {
+		if code != cli.ExitUsage || out != "" {
 			t.Errorf("%q: exit %d stdout %q stderr %q", args, code, out, errOut)
 		}
 	}
@@ -145,7 +146,7 @@ func TestChatLineTooLong(t *testing.T) {
 	d := controltest.Start(t)
 	in := "hello\n" + strings.Repeat("x", local.MaxTextBytes+10) + "\nafter\n"
 	code, out, errOut := runWith(t, d.Home, strings.NewReader(in), "chat")
-	if code != exitFailure || out != "Andy: echo hello\n" || !strings.Contains(errOut, "input ended: a line is longer than 65536 bytes") {
+	if code != cli.ExitFailure || out != "Andy: echo hello\n" || !strings.Contains(errOut, "input ended: a line is longer than 65536 bytes") {
 		t.Errorf("exit %d stdout %q stderr %q", code, out, errOut)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/host"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
@@ -147,12 +148,12 @@ func TestDaemonStartsAndStopsCleanly(t *testing.T) {
 	// A second daemon on the same data home would answer everything twice.
 	second := startDaemon(t, env)
 	code, out := second.wait(t)
-	if code != exitFailure || !strings.Contains(out, "already running") {
+	if code != cli.ExitFailure || !strings.Contains(out, "already running") {
 		t.Errorf("second daemon: exit %d, stderr %q", code, out)
 	}
 
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code, out := d.wait(t); code != exitOK {
+	if code, out := d.wait(t); code != cli.ExitOK {
 		t.Errorf("exit %d after SIGTERM, want 0:\n%s", code, out)
 	}
 }
@@ -196,7 +197,7 @@ func TestDaemonEncryptedDatabaseNeedsItsKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.setup()
 			code, out := startDaemon(t, env).wait(t)
-			if code != exitFailure || !strings.Contains(out, tc.want) {
+			if code != cli.ExitFailure || !strings.Contains(out, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit 1 mentioning %q", code, out, tc.want)
 			}
 		})
@@ -206,7 +207,7 @@ func TestDaemonEncryptedDatabaseNeedsItsKey(t *testing.T) {
 	d = startDaemon(t, env)
 	d.waitLog(t, "nanoclaw running")
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code, out := d.wait(t); code != exitOK {
+	if code, out := d.wait(t); code != cli.ExitOK {
 		t.Errorf("reopen with the right key: exit %d\n%s", code, out)
 	}
 }
@@ -215,7 +216,7 @@ func TestDaemonExplicitKeyFileMustExist(t *testing.T) {
 	env, home := homeEnv(t)
 	env = append(env, "NANOCLAW_DB_KEY_FILE="+filepath.Join(home, "missing.key"))
 	code, out := startDaemon(t, env).wait(t)
-	if code != exitFailure || !strings.Contains(out, "missing.key does not exist") {
+	if code != cli.ExitFailure || !strings.Contains(out, "missing.key does not exist") {
 		t.Errorf("exit %d, stderr %q", code, out)
 	}
 }

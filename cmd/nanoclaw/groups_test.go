@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -61,7 +62,7 @@ func ownerWorld(t *testing.T) (base string, env map[string]string, open func() *
 func TestGroupsResetSession(t *testing.T) {
 	_, env, open := ownerWorld(t)
 	code, out, errOut := run(t, env, "groups", "reset-session", "family")
-	if code != exitOK || !strings.Contains(out, "session cleared") {
+	if code != cli.ExitOK || !strings.Contains(out, "session cleared") {
 		t.Fatalf("reset-session: exit %d, %q %q", code, out, errOut)
 	}
 	st := open()
@@ -71,10 +72,10 @@ func TestGroupsResetSession(t *testing.T) {
 		t.Fatalf("session after the reset: %q, %v", id, err)
 	}
 	code, _, errOut = run(t, env, "groups", "reset-session", "nobody")
-	if code == exitOK || !strings.Contains(errOut, `no registered group "nobody"`) || !strings.Contains(errOut, "nanoclaw groups list") {
+	if code == cli.ExitOK || !strings.Contains(errOut, `no registered group "nobody"`) || !strings.Contains(errOut, "nanoclaw groups list") {
 		t.Errorf("reset-session of an unknown folder: exit %d, %q", code, errOut)
 	}
-	if code, _, errOut := run(t, env, "groups", "reset-session"); code != exitUsage {
+	if code, _, errOut := run(t, env, "groups", "reset-session"); code != cli.ExitUsage {
 		t.Errorf("reset-session without a folder: exit %d, %q", code, errOut)
 	}
 }
@@ -84,7 +85,7 @@ func TestGroupsSetWidensForTheOwner(t *testing.T) {
 	base, env, open := ownerWorld(t)
 	code, out, errOut := run(t, env, "groups", "set", "family", "memory_mb=8192", "cpus=8", "egress=public", "allow=192.168.1.0/24:*",
 		`mounts=[{"host_path":"`+base+`/root/proj","container_path":"proj"}]`)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("groups set: exit %d, %s", code, errOut)
 	}
 	if !strings.Contains(out, "memory:    8192 MiB") {
@@ -128,7 +129,7 @@ func TestGroupsBadSettingsRefusedWhenMade(t *testing.T) {
 	}
 	for _, c := range cases {
 		code, _, errOut := run(t, env, append([]string{"groups"}, c.args...)...)
-		if code == exitOK || !strings.Contains(errOut, c.want) {
+		if code == cli.ExitOK || !strings.Contains(errOut, c.want) {
 			t.Errorf("groups %q: exit %d, stderr %q; want a refusal saying %q", c.args, code, errOut, c.want)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nanoclaw/nanoclaw/container"
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 )
 
 func TestImageUsage(t *testing.T) {
@@ -17,22 +18,22 @@ func TestImageUsage(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{[]string{"image", "--help"}, nil, exitOK, "Usage: nanoclaw image <subcommand>", ""},
-		{[]string{"help", "image"}, nil, exitOK, "build    build the image", ""},
-		{[]string{"image", "build", "--help"}, nil, exitOK, "Usage: nanoclaw image build [--base IMAGE] [--tag IMAGE]", ""},
-		{[]string{"image"}, nil, exitUsage, "", "nanoclaw image: missing subcommand (build)"},
-		{[]string{"image", "push"}, nil, exitUsage, "", `unknown subcommand "push"`},
-		{[]string{"image", "--bogus"}, nil, exitUsage, "", "flag provided but not defined: -bogus"},
-		{[]string{"image", "build", "extra"}, nil, exitUsage, "", `unexpected argument "extra"`},
-		{[]string{"image", "build", "--bogus"}, nil, exitUsage, "", "flag provided but not defined"},
-		{[]string{"image", "build", "--base", "--privileged"}, nil, exitUsage, "", `--base: invalid image reference "--privileged"`},
-		{[]string{"image", "build", "--tag", "a b"}, nil, exitUsage, "", `--tag: invalid image reference "a b"`},
-		{[]string{"image", "build", "--base"}, nil, exitUsage, "", "flag needs an argument: -base"},
+		{[]string{"image", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image <subcommand>", ""},
+		{[]string{"help", "image"}, nil, cli.ExitOK, "build    build the image", ""},
+		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image build [--base IMAGE] [--tag IMAGE]", ""},
+		{[]string{"image"}, nil, cli.ExitUsage, "", "nanoclaw image: missing subcommand (build)"},
+		{[]string{"image", "push"}, nil, cli.ExitUsage, "", `unknown subcommand "push"`},
+		{[]string{"image", "--bogus"}, nil, cli.ExitUsage, "", "flag provided but not defined: -bogus"},
+		{[]string{"image", "build", "extra"}, nil, cli.ExitUsage, "", `unexpected argument "extra"`},
+		{[]string{"image", "build", "--bogus"}, nil, cli.ExitUsage, "", "flag provided but not defined"},
+		{[]string{"image", "build", "--base", "--privileged"}, nil, cli.ExitUsage, "", `--base: invalid image reference "--privileged"`},
+		{[]string{"image", "build", "--tag", "a b"}, nil, cli.ExitUsage, "", `--tag: invalid image reference "a b"`},
+		{[]string{"image", "build", "--base"}, nil, cli.ExitUsage, "", "flag needs an argument: -base"},
 		// Past the usage checks: a bad setting or no runtime is a failure (exit 1).
-		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "lxc"}, exitFailure, "", "NANOCLAW_RUNTIME"},
-		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "docker"}, exitFailure, "",
+		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "lxc"}, cli.ExitFailure, "", "NANOCLAW_RUNTIME"},
+		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "docker"}, cli.ExitFailure, "",
 			"container runtime docker is not usable: docker: not installed"},
-		{[]string{"image", "build"}, nil, exitFailure, "", "no working container runtime"},
+		{[]string{"image", "build"}, nil, cli.ExitFailure, "", "no working container runtime"},
 	}
 	for _, tc := range cases {
 		code, out, errOut := run(t, tc.env, tc.args...)

@@ -15,23 +15,13 @@ import (
 	"syscall"
 	_ "time/tzdata" // schedules need IANA zones even on hosts without tzdata
 
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/config"
-	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
-// Exit codes.
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
-)
-
-// usageError marks a mistake in how the command was called (exit code 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+// usagef is cli.Usagef, short for the many places that say how a command
+// was called wrongly.
+var usagef = cli.Usagef
 
 // Main holds what every command shares: where output goes and how the
 // environment is read (tests substitute both).
@@ -44,26 +34,20 @@ type Main struct {
 	levelFromFlag bool // --log-level given: it beats the config file's LOG_LEVEL
 }
 
-// command is one subcommand: its one-line summary and how it runs.
-type command struct {
-	name, summary string
-	run           func(m *Main, ctx context.Context, args []string) error
-}
-
 // commands is the table of contents of the CLI.
-var commands = []command{
-	{"run", "run the assistant (the daemon, in the foreground)", (*Main).runDaemon},
-	{"setup", "first-time set-up: check the machine, build the agent image", notYet("setup")},
-	{"pair", "pair a chat channel (WhatsApp)", (*Main).runPair},
-	{"chat", "chat with the assistant in this terminal", (*Main).runChat},
-	{"send", "send one message to a group, optionally wait for the reply", (*Main).runSend},
-	{"groups", "list, add, remove and configure groups", (*Main).runGroups},
-	{"tasks", "list and manage scheduled tasks", (*Main).runTasks},
-	{"status", "show what the daemon is doing", notYet("status")},
-	{"doctor", "check the installation and say what to fix", notYet("doctor")},
-	{"image", "build the agent container image", (*Main).runImage},
-	{"mounts", "check the mount allowlist and print verdicts", (*Main).runMounts},
-	{"version", "print the version", (*Main).runVersion},
+var commands = []cli.Command[*Main]{
+	{Name: "run", Summary: "run the assistant (the daemon, in the foreground)", Run: (*Main).runDaemon},
+	{Name: "setup", Summary: "first-time set-up: check the machine, build the agent image", Run: notYet("setup")},
+	{Name: "pair", Summary: "pair a chat channel (WhatsApp)", Run: (*Main).runPair},
+	{Name: "chat", Summary: "chat with the assistant in this terminal", Run: (*Main).runChat},
+	{Name: "send", Summary: "send one message to a group, optionally wait for the reply", Run: (*Main).runSend},
+	{Name: "groups", Summary: "list, add, remove and configure groups", Run: (*Main).runGroups},
+	{Name: "tasks", Summary: "list and manage scheduled tasks", Run: (*Main).runTasks},
+	{Name: "status", Summary: "show what the daemon is doing", Run: notYet("status")},
+	{Name: "doctor", Summary: "check the installation and say what to fix", Run: notYet("doctor")},
+	{Name: "image", Summary: "build the agent container image", Run: (*Main).runImage},
+	{Name: "mounts", Summary: "check the mount allowlist and print verdicts", Run: (*Main).runMounts},
+	{Name: "version", Summary: "print the version", Run: (*Main).runVersion},
 }
 
 func main() {
@@ -84,11 +68,11 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			m.usage(m.Stdout)
-			return exitOK
+			return cli.ExitOK
 		}
 		fmt.Fprintf(m.Stderr, "nanoclaw: %v\n\n", err)
 		m.usage(m.Stderr)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	level := *logLevel
 	if level == "" {
@@ -97,7 +81,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	lvl, err := config.ParseLevel(level)
 	if err != nil {
 		fmt.Fprintf(m.Stderr, "nanoclaw: --log-level: %v\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	m.level.Set(lvl)
 	m.levelFromFlag = *logLevel != ""
@@ -106,7 +90,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	rest := fs.Args()
 	if len(rest) == 0 {
 		m.usage(m.Stderr)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	name := rest[0]
 	if name == "help" {
@@ -114,31 +98,16 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 			return m.Run(ctx, []string{rest[1], "--help"})
 		}
 		m.usage(m.Stdout)
-		return exitOK
+		return cli.ExitOK
 	}
 	for _, c := range commands {
-		if c.name == name {
-			return m.exit(name, c.run(m, ctx, rest[1:]))
+		if c.Name == name {
+			return cli.Exit(m.Stderr, "nanoclaw "+name, c.Run(m, ctx, rest[1:]))
 		}
 	}
 	fmt.Fprintf(m.Stderr, "nanoclaw: unknown command %q\n\n", name)
 	m.usage(m.Stderr)
-	return exitUsage
-}
-
-func (m *Main) exit(name string, err error) int {
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(m.Stderr, "nanoclaw %s: %v\nRun 'nanoclaw %s --help' for usage.\n", name, err, name)
-		return exitUsage
-	default:
-		// R10: an error may carry the agent's or a chat's text.
-		fmt.Fprintf(m.Stderr, "nanoclaw %s: %s\n", name, sanitize.Terminal(err.Error()))
-		return exitFailure
-	}
+	return cli.ExitUsage
 }
 
 func (m *Main) usage(w io.Writer) {
@@ -146,44 +115,21 @@ func (m *Main) usage(w io.Writer) {
 	b.WriteString("nanoclaw — a personal assistant that runs Claude Code for each chat group in its own sandbox.\n\n")
 	b.WriteString("Usage: nanoclaw [--log-level LEVEL] <command> [arguments]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-8s %s\n", c.Name, c.Summary)
 	}
 	b.WriteString("\nRun 'nanoclaw <command> --help' for a command's options.\n")
 	b.WriteString("Settings come from the environment or ~/.config/nanoclaw/config; see 'nanoclaw run --help'.\n")
 	io.WriteString(w, b.String())
 }
 
-// flagSet makes a subcommand's flag set whose --help prints to stdout.
+// flagSet makes a subcommand's flag set (cli.FlagSet).
 func (m *Main) flagSet(name, usage, help string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: nanoclaw %s %s\n\n%s\n", name, usage, help)
-		var hasFlags bool
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintln(fs.Output(), "\nOptions:")
-			fs.PrintDefaults()
-		}
-	}
-	return fs
+	return cli.FlagSet("nanoclaw "+name, usage, help)
 }
 
-// parse parses a subcommand's flags: --help goes to stdout and ends the
-// command successfully; a bad flag is a usage error.
+// parse parses a subcommand's flags with this Main's output (cli.Parse).
 func (m *Main) parse(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(m.Stdout)
-		fs.Usage()
-		return flag.ErrHelp
-	}
-	fs.SetOutput(m.Stderr)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	return nil
+	return cli.Parse(fs, args, m.Stdout, m.Stderr)
 }
 
 // notYet is the placeholder for a command whose work is still ahead.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 )
 
 // run calls the CLI in-process with a clean environment rooted at a temp HOME.
@@ -25,7 +27,7 @@ func run(t *testing.T, env map[string]string, args ...string) (code int, stdout,
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
 		code, out, _ := run(t, nil, args...)
-		if code != exitOK {
+		if code != cli.ExitOK {
 			t.Errorf("%v: exit %d, want 0", args, code)
 		}
 		for _, name := range []string{"run", "setup", "pair", "chat", "send", "groups", "tasks", "status", "doctor", "image", "version"} {
@@ -38,16 +40,16 @@ func TestHelpListsEveryCommand(t *testing.T) {
 
 func TestEveryCommandHasHelp(t *testing.T) {
 	for _, c := range commands {
-		code, out, errOut := run(t, nil, c.name, "--help")
-		if code != exitOK || !strings.Contains(out, "Usage: nanoclaw "+c.name) {
-			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", c.name, code, out, errOut)
+		code, out, errOut := run(t, nil, c.Name, "--help")
+		if code != cli.ExitOK || !strings.Contains(out, "Usage: nanoclaw "+c.Name) {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", c.Name, code, out, errOut)
 		}
 		if errOut != "" {
-			t.Errorf("%s --help wrote to stderr: %q", c.name, errOut)
+			t.Errorf("%s --help wrote to stderr: %q", c.Name, errOut)
 		}
 	}
 	code, out, _ := run(t, nil, "help", "run")
-	if code != exitOK || !strings.Contains(out, "--print-config") {
+	if code != cli.ExitOK || !strings.Contains(out, "--print-config") {
 		t.Errorf("help run: exit %d, %q", code, out)
 	}
 }
@@ -59,16 +61,16 @@ func TestExitCodes(t *testing.T) {
 		stderr  string
 		nothing bool // nothing on stdout
 	}{
-		{nil, exitUsage, "Usage: nanoclaw", true},
-		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`, true},
-		{[]string{"--bogus"}, exitUsage, "flag provided but not defined", true},
-		{[]string{"--log-level", "loud", "version"}, exitUsage, "unknown log level", true},
-		{[]string{"run", "--bogus"}, exitUsage, "nanoclaw run: flag provided but not defined: -bogus", true},
-		{[]string{"run", "extra"}, exitUsage, `unexpected argument "extra"`, true},
-		{[]string{"version", "x"}, exitUsage, `unexpected argument "x"`, true},
-		{[]string{"chat"}, exitFailure, "nanoclaw chat: nanoclaw is not running", true},
-		{[]string{"doctor"}, exitFailure, "nanoclaw doctor: not yet available", true},
-		{[]string{"version"}, exitOK, "", false},
+		{nil, cli.ExitUsage, "Usage: nanoclaw", true},
+		{[]string{"frobnicate"}, cli.ExitUsage, `unknown command "frobnicate"`, true},
+		{[]string{"--bogus"}, cli.ExitUsage, "flag provided but not defined", true},
+		{[]string{"--log-level", "loud", "version"}, cli.ExitUsage, "unknown log level", true},
+		{[]string{"run", "--bogus"}, cli.ExitUsage, "nanoclaw run: flag provided but not defined: -bogus", true},
+		{[]string{"run", "extra"}, cli.ExitUsage, `unexpected argument "extra"`, true},
+		{[]string{"version", "x"}, cli.ExitUsage, `unexpected argument "x"`, true},
+		{[]string{"chat"}, cli.ExitFailure, "nanoclaw chat: nanoclaw is not running", true},
+		{[]string{"doctor"}, cli.ExitFailure, "nanoclaw doctor: not yet available", true},
+		{[]string{"version"}, cli.ExitOK, "", false},
 	}
 	for _, tc := range cases {
 		code, out, errOut := run(t, nil, tc.args...)
@@ -86,7 +88,7 @@ func TestExitCodes(t *testing.T) {
 
 func TestVersionPrintsToStdout(t *testing.T) {
 	code, out, errOut := run(t, nil, "version")
-	if code != exitOK || !strings.HasPrefix(out, "nanoclaw ") || errOut != "" {
+	if code != cli.ExitOK || !strings.HasPrefix(out, "nanoclaw ") || errOut != "" {
 		t.Errorf("exit %d stdout %q stderr %q", code, out, errOut)
 	}
 }
@@ -99,7 +101,7 @@ func TestPrintConfigMasksSecrets(t *testing.T) {
 		"TZ":                      "America/New_York",
 	}
 	code, out, errOut := run(t, env, "run", "--print-config")
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	if strings.Contains(out+errOut, "TOPSECRET") || strings.Contains(out+errOut, "OTHERSECRET") {
@@ -122,7 +124,7 @@ func TestPrintConfigMasksSecrets(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	code, _, errOut := run(t, map[string]string{"MAX_CONCURRENT_CONTAINERS": "many"}, "run", "--print-config")
-	if code != exitFailure || !strings.Contains(errOut, "MAX_CONCURRENT_CONTAINERS (from environment)") {
+	if code != cli.ExitFailure || !strings.Contains(errOut, "MAX_CONCURRENT_CONTAINERS (from environment)") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }

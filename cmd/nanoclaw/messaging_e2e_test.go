@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
 	"github.com/nanoclaw/nanoclaw/internal/host"
@@ -86,7 +87,7 @@ func (w *world) start() {
 func (w *world) stop() {
 	w.t.Helper()
 	w.d.cmd.Process.Signal(syscall.SIGTERM)
-	if code, out := w.d.wait(w.t); code != exitOK {
+	if code, out := w.d.wait(w.t); code != cli.ExitOK {
 		w.t.Errorf("daemon exit %d:\n%s", code, out)
 	}
 }
@@ -255,7 +256,7 @@ func TestCrashSafeDelivery(t *testing.T) {
 	// nothing is left to send.
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		done, why := w.allAnswered(groups)
+		done, why := w.allAnswered()
 		if done {
 			break
 		}
@@ -272,12 +273,8 @@ func TestCrashSafeDelivery(t *testing.T) {
 	defer st.Close()
 	seen := map[string]int{}
 	for g := range groups {
-		sent, err := st.SentTo(context.Background(), fmt.Sprintf("local:crash%d", g))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range sent {
-			for _, m := range markerRE.FindAllString(o.Content, -1) {
+		for _, text := range sentTo(t, st, fmt.Sprintf("local:crash%d", g)) {
+			for _, m := range markerRE.FindAllString(text, -1) {
 				seen[m]++
 			}
 		}
@@ -290,27 +287,18 @@ func TestCrashSafeDelivery(t *testing.T) {
 	t.Logf("%d messages, %d kills, %d model turns", messages, kills, len(w.fake.MainRequests()))
 }
 
-// allAnswered reports whether every crash chat's cursor reached its newest
+// allAnswered reports whether every chat is answered up to its newest
 // message and the outbox is empty.
-func (w *world) allAnswered(groups int) (bool, string) {
+func (w *world) allAnswered() (bool, string) {
 	st := w.openStore()
 	defer st.Close()
 	ctx := context.Background()
-	for g := range groups {
-		chat := fmt.Sprintf("local:crash%d", g)
-		msgs, err := st.MessagesAfter(ctx, chat, 0, 0)
-		if err != nil {
-			return false, err.Error()
-		}
-		var newest int64
-		for _, m := range msgs {
-			if !m.IsBot {
-				newest = m.Seq
-			}
-		}
-		if c, _ := st.Cursor(ctx, chat); c < newest {
-			return false, fmt.Sprintf("%s answered up to %d of %d", chat, c, newest)
-		}
+	pending, err := st.ChatsWithPending(ctx)
+	if err != nil {
+		return false, err.Error()
+	}
+	if len(pending) > 0 {
+		return false, fmt.Sprintf("%v have unanswered messages", pending)
 	}
 	if unsent, _ := st.Unsent(ctx); len(unsent) > 0 {
 		return false, fmt.Sprintf("%d replies unsent", len(unsent))

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 )
 
 // runWithHome calls the CLI in-process with HOME set to home.
@@ -54,8 +56,8 @@ func TestPairUsageErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		code, out, errOut := run(t, nil, tc.args...)
-		if code != exitUsage {
-			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, exitUsage, errOut)
+		if code != cli.ExitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, cli.ExitUsage, errOut)
 		}
 		if !strings.Contains(errOut, tc.stderr) || !strings.Contains(errOut, "nanoclaw pair --help") {
 			t.Errorf("%v: stderr %q, want it to contain %q and the help hint", tc.args, errOut, tc.stderr)
@@ -65,7 +67,7 @@ func TestPairUsageErrors(t *testing.T) {
 		}
 	}
 	code, out, _ := run(t, nil, "pair", "whatsapp", "--help")
-	if code != exitOK || !strings.Contains(out, "Usage: nanoclaw pair whatsapp") || !strings.Contains(out, "-phone") {
+	if code != cli.ExitOK || !strings.Contains(out, "Usage: nanoclaw pair whatsapp") || !strings.Contains(out, "-phone") {
 		t.Errorf("pair whatsapp --help: exit %d, %q", code, out)
 	}
 }
@@ -120,8 +122,8 @@ func TestPairFailsWithoutNetwork(t *testing.T) {
 			start := time.Now()
 			code, out, errOut := runWithHome(t, t.TempDir(), tc.args...)
 			took := time.Since(start)
-			if code != exitFailure {
-				t.Errorf("exit %d, want %d", code, exitFailure)
+			if code != cli.ExitFailure {
+				t.Errorf("exit %d, want %d", code, cli.ExitFailure)
 			}
 			if !strings.Contains(errOut, "nanoclaw pair: cannot reach WhatsApp") || !strings.Contains(errOut, tc.stderr) {
 				t.Errorf("stderr %q, want 'cannot reach WhatsApp' and %q", errOut, tc.stderr)
@@ -149,7 +151,7 @@ func TestPairFailsWithoutNetworkForReal(t *testing.T) {
 	}
 	start := time.Now()
 	code, _, errOut := runWithHome(t, t.TempDir(), "pair", "whatsapp", "--timeout", "5s")
-	if code != exitFailure || !strings.Contains(errOut, "cannot reach WhatsApp") {
+	if code != cli.ExitFailure || !strings.Contains(errOut, "cannot reach WhatsApp") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 	if took := time.Since(start); took > 10*time.Second {
@@ -164,14 +166,14 @@ func TestPairRefusesWhileDaemonRuns(t *testing.T) {
 	d.waitLog(t, "nanoclaw running")
 	withPairNetwork(t, "127.0.0.1:1") // must not be reached
 	code, _, errOut := runWithHome(t, home, "pair", "whatsapp")
-	if code != exitFailure || !strings.Contains(errOut, "nanoclaw is running") || !strings.Contains(errOut, "stop it first") {
+	if code != cli.ExitFailure || !strings.Contains(errOut, "nanoclaw is running") || !strings.Contains(errOut, "stop it first") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 	if strings.Contains(errOut, "Connecting") {
 		t.Errorf("pairing started beside the daemon: %q", errOut)
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if code, out := d.wait(t); code != exitOK {
+	if code, out := d.wait(t); code != cli.ExitOK {
 		t.Errorf("daemon exit %d:\n%s", code, out)
 	}
 }

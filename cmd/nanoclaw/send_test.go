@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/control/controltest"
 )
 
@@ -41,7 +41,7 @@ func runWith(t *testing.T, home string, in io.Reader, args ...string) (code int,
 func TestSendWithoutWait(t *testing.T) {
 	d := controltest.Start(t)
 	code, out, errOut := runWith(t, d.Home, strings.NewReader(""), "send", "hello", "world")
-	if code != exitOK || out != "" || !strings.Contains(errOut, "stored in local:main as message 1") {
+	if code != cli.ExitOK || out != "" || !strings.Contains(errOut, "stored in local:main as message 1") {
 		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
 	}
 	msgs := d.Router.Messages()
@@ -69,7 +69,7 @@ func TestSendWait(t *testing.T) {
 	for _, tc := range cases {
 		d := controltest.Start(t)
 		code, out, errOut := runWith(t, d.Home, strings.NewReader(tc.stdin), tc.args...)
-		if code != exitOK || out != tc.stdout {
+		if code != cli.ExitOK || out != tc.stdout {
 			t.Errorf("%q: exit %d stdout %q stderr %q, want stdout %q", tc.args, code, out, errOut, tc.stdout)
 			continue
 		}
@@ -83,7 +83,7 @@ func TestSendWait(t *testing.T) {
 func TestSendWaitNotTriggered(t *testing.T) {
 	d := controltest.Start(t)
 	code, out, errOut := runWith(t, d.Home, nil, "send", "--group", "work", "--wait", "just saying")
-	if code != exitOK || out != "" {
+	if code != cli.ExitOK || out != "" {
 		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
 	}
 	if !strings.Contains(errOut, "stored; it does not start with @Andy, so no reply — it will be part of the next catch-up") {
@@ -91,7 +91,7 @@ func TestSendWaitNotTriggered(t *testing.T) {
 	}
 	// The same note without --wait.
 	code, _, errOut = runWith(t, d.Home, nil, "send", "--group", "work", "again")
-	if code != exitOK || !strings.Contains(errOut, "does not start with @Andy") {
+	if code != cli.ExitOK || !strings.Contains(errOut, "does not start with @Andy") {
 		t.Errorf("without --wait: exit %d stderr %q", code, errOut)
 	}
 }
@@ -99,19 +99,19 @@ func TestSendWaitNotTriggered(t *testing.T) {
 func TestSendWaitFailures(t *testing.T) {
 	d := controltest.Start(t)
 	code, out, errOut := runWith(t, d.Home, nil, "send", "--wait", "please", "fail")
-	if code != exitFailure || out != "" || !strings.Contains(errOut, "nanoclaw send: the assistant's run failed: "+controltest.RunError) {
+	if code != cli.ExitFailure || out != "" || !strings.Contains(errOut, "nanoclaw send: the assistant's run failed: "+controltest.RunError) {
 		t.Errorf("failed run: exit %d stdout %q stderr %q", code, out, errOut)
 	}
 	start := time.Now()
 	code, _, errOut = runWith(t, d.Home, nil, "send", "--wait=300ms", "hang")
-	if code != exitFailure || !strings.Contains(errOut, "no complete answer within 300ms; the message is stored") {
+	if code != cli.ExitFailure || !strings.Contains(errOut, "no complete answer within 300ms; the message is stored") {
 		t.Errorf("timeout: exit %d stderr %q", code, errOut)
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("--wait=300ms took %s", time.Since(start))
 	}
 	code, _, errOut = runWith(t, d.Home, nil, "send", "reject", "me")
-	if code != exitFailure || !strings.Contains(errOut, "database is locked") {
+	if code != cli.ExitFailure || !strings.Contains(errOut, "database is locked") {
 		t.Errorf("store failure: exit %d stderr %q", code, errOut)
 	}
 }
@@ -137,7 +137,7 @@ func TestSendUsageErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		code, out, errOut := runWith(t, d.Home, strings.NewReader(tc.stdin), tc.args...)
-		if code != exitUsage || out != "" || !strings.Contains(errOut, tc.want) {
+		if code != cli.ExitUsage || out != "" || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d stdout %q stderr %q, want exit 2 and %q", tc.args, code, out, errOut, tc.want)
 		}
 	}
@@ -152,7 +152,7 @@ func TestSendNotRunning(t *testing.T) {
 	for _, args := range [][]string{{"send", "hi"}, {"send", "--wait", "hi"}, {"chat"}} {
 		code, _, errOut := runWith(t, home, strings.NewReader("hi\n"), args...)
 		want := "nanoclaw " + args[0] + ": nanoclaw is not running (no control socket at " + home + "/control.sock): start it with 'nanoclaw run'\n"
-		if code != exitFailure || errOut != want {
+		if code != cli.ExitFailure || errOut != want {
 			t.Errorf("%q: exit %d stderr %q\nwant %q", args, code, errOut, want)
 		}
 	}
@@ -180,12 +180,12 @@ func TestOptionalDurationFlag(t *testing.T) {
 func TestSendRetryWithID(t *testing.T) {
 	d := controltest.Start(t)
 	code, _, errOut := runWith(t, d.Home, nil, "send", "--id", "job-7", "hello")
-	if code != exitOK || !strings.Contains(errOut, "stored in local:main as message 1") {
+	if code != cli.ExitOK || !strings.Contains(errOut, "stored in local:main as message 1") {
 		t.Fatalf("first: exit %d stderr %q", code, errOut)
 	}
 	for _, args := range [][]string{{"send", "--id", "job-7", "hello"}, {"send", "--id", "job-7", "--wait", "hello"}} {
 		code, out, errOut := runWith(t, d.Home, nil, args...)
-		if code != exitOK || out != "" || !strings.Contains(errOut, "already stored: local:main has a message with id job-7, so nothing new was stored") {
+		if code != cli.ExitOK || out != "" || !strings.Contains(errOut, "already stored: local:main has a message with id job-7, so nothing new was stored") {
 			t.Errorf("%q: exit %d stdout %q stderr %q", args, code, out, errOut)
 		}
 	}
@@ -193,7 +193,7 @@ func TestSendRetryWithID(t *testing.T) {
 		t.Errorf("stored %+v", msgs)
 	}
 	code, _, errOut = runWith(t, d.Home, nil, "send", "--id", "no spaces", "hello")
-	if code != exitUsage || !strings.Contains(errOut, "--id: message id") {
+	if code != cli.ExitUsage || !strings.Contains(errOut, "--id: message id") {
 		t.Errorf("bad id: exit %d stderr %q", code, errOut)
 	}
 }
@@ -203,7 +203,7 @@ func TestSendToUnregisteredGroup(t *testing.T) {
 	for _, args := range [][]string{{"send", "--group", "unknown1", "hi"}, {"send", "--group", "unknown1", "--wait", "@Andy hi"}} {
 		code, out, errOut := runWith(t, d.Home, nil, args...)
 		want := `nanoclaw send: local:unknown1 is not a registered group, so the message was not stored: register the group "unknown1" first`
-		if code != exitFailure || out != "" || !strings.Contains(errOut, want) {
+		if code != cli.ExitFailure || out != "" || !strings.Contains(errOut, want) {
 			t.Errorf("%q: exit %d stdout %q stderr %q", args, code, out, errOut)
 		}
 	}
@@ -215,7 +215,7 @@ func TestSendWaitStripsEscapeSequences(t *testing.T) {
 	d := controltest.Start(t)
 	text := "look \x1b]52;c;cm0gLXJmIH4K\x07here \x1b[2J\x1b[31mred\x1b[0m\rfake \u202Eevil"
 	code, out, errOut := runWith(t, d.Home, nil, "send", "--wait", text)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("exit %d stderr %q", code, errOut)
 	}
 	if d.Router.Messages()[0].Text != text {
@@ -223,18 +223,5 @@ func TestSendWaitStripsEscapeSequences(t *testing.T) {
 	}
 	if want := "Andy: echo look here redfake evil\n"; out != want {
 		t.Errorf("stdout %q, want %q", out, want)
-	}
-}
-
-// R10: errors, which may carry the agent's or a chat's text, are printed
-// without their control characters.
-func TestErrorsReachTheTerminalStripped(t *testing.T) {
-	var errb bytes.Buffer
-	m := &Main{Stdout: io.Discard, Stderr: &errb}
-	if code := m.exit("send", errors.New("the agent failed: \x1b]0;owned\x07ok\x1b[1A\u009b2J")); code != exitFailure {
-		t.Fatalf("exit code %d", code)
-	}
-	if got := errb.String(); got != "nanoclaw send: the agent failed: ok\n" {
-		t.Errorf("stderr %q", got)
 	}
 }

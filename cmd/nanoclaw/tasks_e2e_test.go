@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // taskModel is a fake model that reacts to what it is asked: it schedules,
@@ -101,11 +103,7 @@ func TestScheduledTaskRunsOnTimeInItsGroup(t *testing.T) {
 	defer st.Close()
 	deadline := due.Add(30 * time.Second)
 	for {
-		sent, _ := st.SentTo(context.Background(), "local:alpha")
-		fired := false
-		for _, o := range sent {
-			fired = fired || o.Content == "Andy: TASK-FIRED"
-		}
+		fired := slices.Contains(sentTo(t, st, "local:alpha"), "Andy: TASK-FIRED")
 		runs, _ := st.TaskRuns(context.Background(), taskID, 10)
 		if fired && len(runs) > 0 { // send_message comes mid-run; the run is logged at its end
 			break
@@ -218,4 +216,27 @@ func TestNonMainGroupTaskLimitsReachTheModel(t *testing.T) {
 	if tasks, _ := st.ListTasks(context.Background(), "alpha"); len(tasks) != 2 {
 		t.Errorf("%d tasks stored for alpha, want the 2 within its cap", len(tasks))
 	}
+}
+
+// sentTo returns the texts sent to chat, oldest first, as the outbox
+// recorded them.
+func sentTo(t *testing.T, st *store.Store, chat string) []string {
+	t.Helper()
+	rows, err := st.DB().Query(`SELECT content FROM outbox WHERE chat_jid = ? AND sent_at IS NOT NULL ORDER BY sent_at, rowid`, chat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var sent []string
+	for rows.Next() {
+		var text string
+		if err := rows.Scan(&text); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, text)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return sent
 }
