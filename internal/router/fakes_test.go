@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,4 +62,11 @@ func (c *fakeChannel) Send(ctx context.Context, jid, text string) ([]string, err
 	defer c.mu.Unlock()
 	c.sent = append(c.sent, text)
 	return []string{fmt.Sprintf("sent-%d", c.n.Add(1))}, nil
+}
+
+// texts returns what was sent so far.
+func (c *fakeChannel) texts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.sent)
 }

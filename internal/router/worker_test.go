@@ -58,8 +58,8 @@ func TestFollowUpsGoIntoTheWarmAgent(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		sent, _ := w.st.SentTo(context.Background(), "local:main")
-		if len(sent) == 2 && sent[0].Content == "Andy: ok" {
+		sent := w.ch.texts()
+		if len(sent) == 2 && sent[0] == "Andy: ok" {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
@@ -32,24 +33,21 @@ func (c Chat) Validate() error {
 
 const chatColumns = `jid, name, channel, is_group, last_activity`
 
-var chatColumnNames = columns(chatColumns)
+func scanChat(sc scanner) (c Chat, key string, err error) {
+	err = sc.Scan(&c.JID, &c.Name, &c.Channel, &c.IsGroup, asTime(&c.LastActivity))
+	c.Name = sanitize.Name(c.Name) // R19: rows stored before names were cleaned
+	if err == nil {
+		err = c.Validate()
+	}
+	return c, c.JID, err
+}
 
-func decodeChat(raw rawRow) (Chat, string, error) {
-	d := decoder{row: raw, cols: chatColumnNames}
-	c := Chat{
-		JID:          d.text(0),
-		Name:         sanitize.Name(d.text(1)), // R19: rows stored before names were cleaned
-		Channel:      d.text(2),
-		IsGroup:      d.bool(3),
-		LastActivity: d.time(4),
+// scanChatID reads a row of one column, a chat id.
+func scanChatID(sc scanner) (jid, key string, err error) {
+	if err = sc.Scan(&jid); err == nil {
+		err = checkJID(jid)
 	}
-	if d.err == nil {
-		d.err = c.Validate()
-	}
-	if d.err != nil {
-		return Chat{}, d.key(0), d.err
-	}
-	return c, c.JID, nil
+	return jid, jid, err
 }
 
 // UpsertChat records c. For a known chat the name is only replaced by a
@@ -69,7 +67,7 @@ func (s *Store) UpsertChat(ctx context.Context, c Chat) error {
 			channel = excluded.channel,
 			is_group = excluded.is_group,
 			last_activity = max(chats.last_activity, excluded.last_activity)`,
-		c.JID, c.Name, c.Channel, boolInt(c.IsGroup), toMillis(c.LastActivity))
+		c.JID, c.Name, c.Channel, c.IsGroup, toMillis(c.LastActivity))
 	if err != nil {
 		return fmt.Errorf("upsert chat %q: %w", c.JID, err)
 	}
@@ -78,7 +76,7 @@ func (s *Store) UpsertChat(ctx context.Context, c Chat) error {
 
 // GetChat returns the chat jid; found is false if it was never seen.
 func (s *Store) GetChat(ctx context.Context, jid string) (c Chat, found bool, err error) {
-	c, found, err = queryOne(ctx, s, "chats", len(chatColumnNames), decodeChat,
+	c, found, err = queryOne(ctx, s, "chats", scanChat,
 		`SELECT `+chatColumns+` FROM chats WHERE jid = ?`, jid)
 	if err != nil {
 		return Chat{}, false, fmt.Errorf("get chat %q: %w", jid, err)
@@ -89,10 +87,89 @@ func (s *Store) GetChat(ctx context.Context, jid string) (c Chat, found bool, er
 // ListChats returns every valid chat, the most recently active first.
 // Invalid rows are skipped and logged.
 func (s *Store) ListChats(ctx context.Context) ([]Chat, error) {
-	list, err := queryList(ctx, s, "chats", len(chatColumnNames), decodeChat,
+	list, err := queryList(ctx, s, "chats", scanChat,
 		`SELECT `+chatColumns+` FROM chats ORDER BY last_activity DESC, jid`)
 	if err != nil {
 		return nil, fmt.Errorf("list chats: %w", err)
 	}
 	return list, nil
+}
+
+// LocalChatPrefix begins the ids of the local terminal channel's chats:
+// "local:<folder>".
+const LocalChatPrefix = "local:"
+
+// The WhatsApp servers of the chats nanoclaw answers in.
+const (
+	whatsAppUser  = "s.whatsapp.net" // a person, by phone number
+	whatsAppLID   = "lid"            // a person, by linked id
+	whatsAppGroup = "g.us"           // a group
+)
+
+// ValidateChatID checks a chat id by the grammar of the channel it belongs
+// to, one function per channel kind (R14): what can be registered as a
+// group is exactly what a channel could ever report.
+func ValidateChatID(jid string) error {
+	if err := checkJID(jid); err != nil {
+		return err
+	}
+	if name, ok := strings.CutPrefix(jid, LocalChatPrefix); ok {
+		return validateLocalChat(jid, name)
+	}
+	if strings.Contains(jid, "@") {
+		return validateWhatsAppChat(jid)
+	}
+	return fmt.Errorf("chat id %q is neither a local chat (%s<folder>) nor a WhatsApp chat (NUMBER@%s, NUMBER@%s, ID@%s)",
+		jid, LocalChatPrefix, whatsAppUser, whatsAppLID, whatsAppGroup)
+}
+
+// validateLocalChat: a local chat is named like the folder it reaches.
+func validateLocalChat(jid, name string) error {
+	if err := ValidateFolder(name); err != nil {
+		return fmt.Errorf("local chat %q: %w", jid, err)
+	}
+	return nil
+}
+
+// validateWhatsAppChat: "DIGITS@s.whatsapp.net", "DIGITS@lid" or
+// "DIGITS[-DIGITS]@g.us", with no device or agent part — the chats the
+// WhatsApp channel sends to (whatsapp.ParseChatJID).
+func validateWhatsAppChat(jid string) error {
+	user, server, _ := strings.Cut(jid, "@")
+	digits := func(s string) bool {
+		if s == "" || len(s) > 20 {
+			return false
+		}
+		for _, r := range s {
+			if r < '0' || r > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	switch server {
+	case whatsAppUser, whatsAppLID:
+		if !digits(user) {
+			return fmt.Errorf("WhatsApp chat %q: the part before @ must be 1-20 digits", jid)
+		}
+	case whatsAppGroup:
+		creator, stamp, hyphen := strings.Cut(user, "-")
+		if !digits(creator) || hyphen && !digits(stamp) {
+			return fmt.Errorf("WhatsApp chat %q: not a group id (digits, or digits-digits)", jid)
+		}
+	default:
+		return fmt.Errorf("WhatsApp chat %q: server %q is not %s, %s or %s", jid, server, whatsAppUser, whatsAppLID, whatsAppGroup)
+	}
+	return nil
+}
+
+// checkJID rejects an empty chat id or one with control characters.
+func checkJID(jid string) error {
+	if jid == "" {
+		return errors.New("empty chat id")
+	}
+	if i := strings.IndexFunc(jid, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("chat id %q contains a control character", jid)
+	}
+	return nil
 }

@@ -67,8 +67,16 @@ func TestListChatsNewestFirstSkipsBadRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rawExec(t, s, nil, `INSERT INTO chats VALUES ('weird@g.us', '', 'whatsapp', 7, 0)`)
-	rawExec(t, s, nil, `INSERT INTO chats VALUES ('nochan@g.us', '', '', 0, 0)`)
+	// The database refuses these two; planted past its CHECKs, they are skipped.
+	for _, bad := range []string{
+		`INSERT INTO chats VALUES ('weird@g.us', '', 'whatsapp', 7, 0)`,
+		`INSERT INTO chats VALUES ('nochan@g.us', '', '', 0, 0)`,
+	} {
+		wantRefused(t, s, bad)
+		rawExec(t, s, []string{"ignore_check_constraints=ON"}, bad)
+	}
+	// Only the store refuses a chat id with a control character.
+	rawExec(t, s, nil, `INSERT INTO chats VALUES ('ctl'||char(27)||'@g.us', '', 'whatsapp', 0, 0)`)
 
 	list, err := s.ListChats(ctx)
 	if err != nil {
@@ -83,6 +91,7 @@ func TestListChatsNewestFirstSkipsBadRows(t *testing.T) {
 	}
 	wantSkipLogged(t, logs, "chats", "weird@g.us")
 	wantSkipLogged(t, logs, "chats", "nochan@g.us")
+	wantSkipLogged(t, logs, "chats", "ctl\x1b@g.us")
 	_, _, err = s.GetChat(ctx, "weird@g.us")
 	wantBadRow(t, err, "chats", "weird@g.us")
 }

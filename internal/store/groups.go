@@ -50,85 +50,6 @@ func ValidateFolder(name string) error {
 	return nil
 }
 
-// LocalChatPrefix begins the ids of the local terminal channel's chats:
-// "local:<folder>".
-const LocalChatPrefix = "local:"
-
-// The WhatsApp servers of the chats nanoclaw answers in.
-const (
-	whatsAppUser  = "s.whatsapp.net" // a person, by phone number
-	whatsAppLID   = "lid"            // a person, by linked id
-	whatsAppGroup = "g.us"           // a group
-)
-
-// ValidateChatID checks a chat id by the grammar of the channel it belongs
-// to, one function per channel kind (R14): what can be registered as a
-// group is exactly what a channel could ever report.
-func ValidateChatID(jid string) error {
-	if err := checkJID(jid); err != nil {
-		return err
-	}
-	if name, ok := strings.CutPrefix(jid, LocalChatPrefix); ok {
-		return validateLocalChat(jid, name)
-	}
-	if strings.Contains(jid, "@") {
-		return validateWhatsAppChat(jid)
-	}
-	return fmt.Errorf("chat id %q is neither a local chat (%s<folder>) nor a WhatsApp chat (NUMBER@%s, NUMBER@%s, ID@%s)",
-		jid, LocalChatPrefix, whatsAppUser, whatsAppLID, whatsAppGroup)
-}
-
-// validateLocalChat: a local chat is named like the folder it reaches.
-func validateLocalChat(jid, name string) error {
-	if err := ValidateFolder(name); err != nil {
-		return fmt.Errorf("local chat %q: %w", jid, err)
-	}
-	return nil
-}
-
-// validateWhatsAppChat: "DIGITS@s.whatsapp.net", "DIGITS@lid" or
-// "DIGITS[-DIGITS]@g.us", with no device or agent part — the chats the
-// WhatsApp channel sends to (whatsapp.ParseChatJID).
-func validateWhatsAppChat(jid string) error {
-	user, server, _ := strings.Cut(jid, "@")
-	digits := func(s string) bool {
-		if s == "" || len(s) > 20 {
-			return false
-		}
-		for _, r := range s {
-			if r < '0' || r > '9' {
-				return false
-			}
-		}
-		return true
-	}
-	switch server {
-	case whatsAppUser, whatsAppLID:
-		if !digits(user) {
-			return fmt.Errorf("WhatsApp chat %q: the part before @ must be 1-20 digits", jid)
-		}
-	case whatsAppGroup:
-		creator, stamp, hyphen := strings.Cut(user, "-")
-		if !digits(creator) || hyphen && !digits(stamp) {
-			return fmt.Errorf("WhatsApp chat %q: not a group id (digits, or digits-digits)", jid)
-		}
-	default:
-		return fmt.Errorf("WhatsApp chat %q: server %q is not %s, %s or %s", jid, server, whatsAppUser, whatsAppLID, whatsAppGroup)
-	}
-	return nil
-}
-
-// checkJID rejects an empty chat id or one with control characters.
-func checkJID(jid string) error {
-	if jid == "" {
-		return errors.New("empty chat id")
-	}
-	if i := strings.IndexFunc(jid, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
-		return fmt.Errorf("chat id %q contains a control character", jid)
-	}
-	return nil
-}
-
 // Group is a registered group: a folder (memory, container, session) that
 // the assistant answers in, reached from one or more chats.
 type Group struct {
@@ -160,31 +81,18 @@ func (g Group) Validate() error {
 
 const groupColumns = `g.folder, g.name, g."trigger", g.requires_trigger, g.is_main, g.added_at, g.container_config`
 
-var groupColumnNames = columns(groupColumns)
-
-func decodeGroup(raw rawRow) (Group, string, error) {
-	d := decoder{row: raw, cols: groupColumnNames}
-	g := Group{
-		Folder:          d.text(0),
-		Name:            d.text(1),
-		Trigger:         d.text(2),
-		RequiresTrigger: d.bool(3),
-		IsMain:          d.bool(4),
-		AddedAt:         d.time(5),
+func scanGroup(sc scanner) (g Group, key string, err error) {
+	var config []byte
+	err = sc.Scan(&g.Folder, &g.Name, &g.Trigger, &g.RequiresTrigger, &g.IsMain, asTime(&g.AddedAt), &config)
+	if err == nil {
+		if g.Config, err = ParseContainerConfig(config); err != nil {
+			err = fmt.Errorf("column container_config: %w", err)
+		}
 	}
-	config := d.text(6)
-	if d.err != nil {
-		return Group{}, d.key(0), d.err
+	if err == nil {
+		err = g.Validate()
 	}
-	c, err := ParseContainerConfig([]byte(config))
-	if err != nil {
-		return Group{}, d.key(0), fmt.Errorf("column container_config: %w", err)
-	}
-	g.Config = c
-	if err := g.Validate(); err != nil {
-		return Group{}, d.key(0), err
-	}
-	return g, g.Folder, nil
+	return g, g.Folder, err
 }
 
 // PutGroup registers g, or updates it if its folder exists (keeping the
@@ -210,8 +118,8 @@ func (s *Store) PutGroup(ctx context.Context, g Group) error {
 			requires_trigger = excluded.requires_trigger,
 			is_main = excluded.is_main,
 			container_config = excluded.container_config`,
-		g.Folder, g.Name, g.Trigger, boolInt(g.RequiresTrigger), boolInt(g.IsMain), toMillis(g.AddedAt), config)
-	if isConstraint(err, sqlite3.CONSTRAINT_UNIQUE) {
+		g.Folder, g.Name, g.Trigger, g.RequiresTrigger, g.IsMain, toMillis(g.AddedAt), config)
+	if errors.Is(err, sqlite3.CONSTRAINT_UNIQUE) {
 		return fmt.Errorf("put group %q: another group is already the main group", g.Folder)
 	}
 	if err != nil {
@@ -225,7 +133,7 @@ func (s *Store) GetGroup(ctx context.Context, folder string) (g Group, found boo
 	if err := ValidateFolder(folder); err != nil {
 		return Group{}, false, fmt.Errorf("get group: %w", err)
 	}
-	g, found, err = queryOne(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+	g, found, err = queryOne(ctx, s, "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM groups g WHERE g.folder = ?`, folder)
 	if err != nil {
 		return Group{}, false, fmt.Errorf("get group %q: %w", folder, err)
@@ -236,7 +144,7 @@ func (s *Store) GetGroup(ctx context.Context, folder string) (g Group, found boo
 // ListGroups returns every valid group, the main group first, then by folder.
 // Invalid rows are skipped and logged.
 func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
-	list, err := queryList(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+	list, err := queryList(ctx, s, "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM groups g ORDER BY g.is_main DESC, g.folder`)
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
@@ -246,7 +154,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
 
 // MainGroup returns the main group; found is false if none is registered.
 func (s *Store) MainGroup(ctx context.Context) (g Group, found bool, err error) {
-	g, found, err = queryOne(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+	g, found, err = queryOne(ctx, s, "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM groups g WHERE g.is_main = 1`)
 	if err != nil {
 		return Group{}, false, fmt.Errorf("get main group: %w", err)
@@ -290,7 +198,7 @@ func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO group_chats (jid, folder) VALUES (?, ?)`, jid, folder)
-		if isConstraint(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
+		if errors.Is(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
 			return fmt.Errorf("no group %q: %w", folder, ErrNotFound)
 		}
 		return err
@@ -301,23 +209,10 @@ func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
 	return nil
 }
 
-// UnbindChat removes the chat jid from its group. A chat that is not bound
-// is an error wrapping ErrNotFound.
-func (s *Store) UnbindChat(ctx context.Context, jid string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM group_chats WHERE jid = ?`, jid)
-	if err != nil {
-		return fmt.Errorf("unbind chat %q: %w", jid, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("unbind chat %q: %w", jid, ErrNotFound)
-	}
-	return nil
-}
-
 // GroupForChat returns the group the chat jid is bound to; found is false
 // for an unregistered chat.
 func (s *Store) GroupForChat(ctx context.Context, jid string) (g Group, found bool, err error) {
-	g, found, err = queryOne(ctx, s, "groups", len(groupColumnNames), decodeGroup,
+	g, found, err = queryOne(ctx, s, "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM group_chats c JOIN groups g ON g.folder = c.folder WHERE c.jid = ?`, jid)
 	if err != nil {
 		return Group{}, false, fmt.Errorf("group for chat %q: %w", jid, err)
@@ -328,16 +223,7 @@ func (s *Store) GroupForChat(ctx context.Context, jid string) (g Group, found bo
 // ChatsOfGroup returns the ids of the chats bound to the group in folder,
 // sorted.
 func (s *Store) ChatsOfGroup(ctx context.Context, folder string) ([]string, error) {
-	decode := func(raw rawRow) (string, string, error) {
-		d := decoder{row: raw, cols: []string{"jid"}}
-		jid := d.text(0)
-		if d.err == nil {
-			d.err = checkJID(jid)
-		}
-		return jid, d.key(0), d.err
-	}
-	list, err := queryList(ctx, s, "group_chats", 1, decode,
-		`SELECT jid FROM group_chats WHERE folder = ? ORDER BY jid`, folder)
+	list, err := queryList(ctx, s, "group_chats", scanChatID, `SELECT jid FROM group_chats WHERE folder = ? ORDER BY jid`, folder)
 	if err != nil {
 		return nil, fmt.Errorf("chats of group %q: %w", folder, err)
 	}

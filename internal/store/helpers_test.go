@@ -137,3 +137,41 @@ func testGroup(folder string) Group {
 		AddedAt:         time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 	}
 }
+
+// messagesOf reads every message of chat, the assistant's too, oldest first,
+// through the store's own row scanner.
+func messagesOf(t *testing.T, s *Store, chat string) []Message {
+	t.Helper()
+	list, err := queryList(context.Background(), s, "messages", scanMessage,
+		`SELECT `+messageColumns+` FROM messages WHERE chat_jid = ? ORDER BY seq`, chat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// sentTo reads what was sent to chat, oldest first.
+func sentTo(t *testing.T, s *Store, chat string) []Outgoing {
+	t.Helper()
+	list, err := queryList(context.Background(), s, "outbox", scanOutgoing,
+		`SELECT id, chat_jid, folder, content, created_at, sent_at FROM outbox WHERE chat_jid = ? AND sent_at IS NOT NULL ORDER BY sent_at, rowid`, chat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// schemaVersion returns the version recorded in the database.
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// wantRefused asserts that the database itself refuses a statement.
+func wantRefused(t *testing.T, s *Store, query string, args ...any) {
+	t.Helper()
+	if _, err := s.DB().Exec(query, args...); err == nil {
+		t.Fatalf("the database accepted %s", query)
+	}
+}

@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
@@ -38,32 +38,12 @@ func (m Message) Validate() error {
 
 const messageColumns = `seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote`
 
-var messageColumnNames = columns(messageColumns)
-
-func decodeMessage(raw rawRow) (Message, string, error) {
-	d := decoder{row: raw, cols: messageColumnNames}
-	m := Message{
-		Seq:        d.int(0),
-		ChatJID:    d.text(1),
-		ID:         d.text(2),
-		Sender:     d.text(3),
-		SenderName: d.text(4),
-		Content:    d.text(5),
-		Timestamp:  d.time(6),
-		FromMe:     d.bool(7),
-		IsBot:      d.bool(8),
-		Quote:      d.text(9),
+func scanMessage(sc scanner) (m Message, key string, err error) {
+	err = sc.Scan(&m.Seq, &m.ChatJID, &m.ID, &m.Sender, &m.SenderName, &m.Content, asTime(&m.Timestamp), &m.FromMe, &m.IsBot, &m.Quote)
+	if err == nil {
+		err = m.Validate()
 	}
-	if d.err == nil && m.Seq <= 0 {
-		d.err = fmt.Errorf("column seq: %d is not positive", m.Seq)
-	}
-	if d.err == nil {
-		d.err = m.Validate()
-	}
-	if d.err != nil {
-		return Message{}, d.key(0), d.err
-	}
-	return m, fmt.Sprint(m.Seq), nil
+	return m, strconv.FormatInt(m.Seq, 10), err
 }
 
 // AddMessage stores m and returns its seq. A second delivery of the same
@@ -79,7 +59,7 @@ func (s *Store) AddMessage(ctx context.Context, m Message) (seq int64, inserted 
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (chat_jid, id) DO NOTHING
 		RETURNING seq`,
-		m.ChatJID, m.ID, m.Sender, m.SenderName, m.Content, toMillis(m.Timestamp), boolInt(m.FromMe), boolInt(m.IsBot), m.Quote,
+		m.ChatJID, m.ID, m.Sender, m.SenderName, m.Content, toMillis(m.Timestamp), m.FromMe, m.IsBot, m.Quote,
 	).Scan(&seq)
 	if err == nil {
 		return seq, true, nil
@@ -95,22 +75,6 @@ func (s *Store) AddMessage(ctx context.Context, m Message) (seq int64, inserted 
 	return seq, false, nil
 }
 
-// MessagesAfter returns the chat's messages with seq > afterSeq, oldest
-// first, at most limit of them (limit <= 0: all). Invalid rows are skipped
-// and logged.
-func (s *Store) MessagesAfter(ctx context.Context, chatJID string, afterSeq int64, limit int) ([]Message, error) {
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
-	}
-	list, err := queryList(ctx, s, "messages", len(messageColumnNames), decodeMessage,
-		`SELECT `+messageColumns+` FROM messages WHERE chat_jid = ? AND seq > ? ORDER BY seq LIMIT ?`,
-		chatJID, afterSeq, limit)
-	if err != nil {
-		return nil, fmt.Errorf("messages of chat %q after %d: %w", chatJID, afterSeq, err)
-	}
-	return list, nil
-}
-
 // Backlog is what a prompt needs of a chat's unanswered messages (R11): the
 // newest ones, loaded, and how many came before them, counted.
 type Backlog struct {
@@ -124,7 +88,7 @@ type Backlog struct {
 // loads at most limit rows. Invalid rows are skipped and logged.
 func (s *Store) Backlog(ctx context.Context, chatJID string, afterSeq int64, limit int) (Backlog, error) {
 	limit = max(limit, 1)
-	list, err := queryList(ctx, s, "messages", len(messageColumnNames), decodeMessage, `
+	list, err := queryList(ctx, s, "messages", scanMessage, `
 		SELECT `+messageColumns+` FROM (
 			SELECT `+messageColumns+` FROM messages
 			WHERE chat_jid = ? AND seq > ? AND is_bot = 0 ORDER BY seq DESC LIMIT ?
@@ -161,11 +125,11 @@ func (s *Store) AnyStart(ctx context.Context, chatJID string, afterSeq, beforeSe
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var start sql.NullString
+		var start string
 		if err := rows.Scan(&start); err != nil {
 			return false, fmt.Errorf("search messages of chat %q: %w", chatJID, err)
 		}
-		if match(start.String) {
+		if match(start) {
 			return true, nil
 		}
 	}
@@ -175,99 +139,29 @@ func (s *Store) AnyStart(ctx context.Context, chatJID string, afterSeq, beforeSe
 	return false, nil
 }
 
-// CountMessagesAfter returns how many messages (the assistant's included) the
-// chat has with seq > afterSeq.
-func (s *Store) CountMessagesAfter(ctx context.Context, chatJID string, afterSeq int64) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE chat_jid = ? AND seq > ?`, chatJID, afterSeq).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count messages of chat %q after %d: %w", chatJID, afterSeq, err)
-	}
-	return n, nil
-}
-
-// LatestSeq returns the seq of the chat's newest message, or 0 if it has none.
-func (s *Store) LatestSeq(ctx context.Context, chatJID string) (int64, error) {
-	var seq int64
-	err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM messages WHERE chat_jid = ?`, chatJID).Scan(&seq)
-	if err != nil {
-		return 0, fmt.Errorf("latest message of chat %q: %w", chatJID, err)
-	}
-	return seq, nil
-}
-
 // Cursor returns the seq up to which the chat has been answered, 0 if never.
 func (s *Store) Cursor(ctx context.Context, jid string) (int64, error) {
-	decode := func(raw rawRow) (int64, string, error) {
-		d := decoder{row: raw, cols: []string{"chat_jid", "last_seq", "updated_at"}}
-		seq := d.count(1)
-		d.time(2)
-		return seq, d.key(0), d.err
-	}
-	seq, _, err := queryOne(ctx, s, "cursors", 3, decode,
-		`SELECT chat_jid, last_seq, updated_at FROM cursors WHERE chat_jid = ?`, jid)
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(last_seq), 0) FROM cursors WHERE chat_jid = ?`, jid).Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("cursor of chat %q: %w", jid, err)
 	}
 	return seq, nil
 }
 
-// AdvanceCursor records that the chat has been answered up to seq. It only
-// ever moves the cursor forward: an older seq is ignored, so a late or
-// repeated call can never make the assistant answer messages twice.
-func (s *Store) AdvanceCursor(ctx context.Context, jid string, seq int64) error {
-	if err := checkJID(jid); err != nil {
-		return fmt.Errorf("advance cursor of chat %q to %d: %w", jid, seq, err)
-	}
-	if seq < 0 {
-		return fmt.Errorf("advance cursor of chat %q to %d: negative seq", jid, seq)
-	}
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO cursors (chat_jid, last_seq, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (chat_jid) DO UPDATE SET last_seq = excluded.last_seq, updated_at = excluded.updated_at
-		WHERE excluded.last_seq > cursors.last_seq`,
-		jid, seq, toMillis(time.Now()))
-	if err != nil {
-		return fmt.Errorf("advance cursor of chat %q to %d: %w", jid, seq, err)
-	}
-	return nil
-}
-
 // ChatsWithPending returns the registered chats, sorted, whose newest
 // message not sent by the assistant lies after their cursor: the chats to
 // resume on start-up.
 func (s *Store) ChatsWithPending(ctx context.Context) ([]string, error) {
-	type pending struct {
-		jid     string
-		pending bool
-	}
-	decode := func(raw rawRow) (pending, string, error) {
-		d := decoder{row: raw, cols: []string{"jid", "latest_seq", "last_seq"}}
-		p := pending{jid: d.text(0)}
-		latest := d.int(1)
-		var cursor int64
-		if raw[2] != nil {
-			cursor = d.count(2)
-		}
-		p.pending = latest > cursor
-		return p, d.key(0), d.err
-	}
-	// Invalid cursors are reported under the table they live in.
-	rows, err := queryList(ctx, s, "cursors", 3, decode, `
-		SELECT gc.jid, m.latest_seq, c.last_seq
-		FROM group_chats gc
+	list, err := queryList(ctx, s, "group_chats", scanChatID, `
+		SELECT gc.jid FROM group_chats gc
 		JOIN (SELECT chat_jid, max(seq) AS latest_seq FROM messages WHERE is_bot = 0 GROUP BY chat_jid) m
 			ON m.chat_jid = gc.jid
 		LEFT JOIN cursors c ON c.chat_jid = gc.jid
+		WHERE m.latest_seq > coalesce(c.last_seq, 0)
 		ORDER BY gc.jid`)
 	if err != nil {
 		return nil, fmt.Errorf("chats with pending messages: %w", err)
 	}
-	var jids []string
-	for _, p := range rows {
-		if p.pending {
-			jids = append(jids, p.jid)
-		}
-	}
-	return jids, nil
+	return list, nil
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -50,13 +49,10 @@ func TestAddMessageRoundTripAndDuplicates(t *testing.T) {
 		t.Fatalf("seqs not increasing: %d %d %d", seq1, seqOther, seq2)
 	}
 
-	got, err := s.MessagesAfter(ctx, "g@g.us", 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := messagesOf(t, s, "g@g.us")
 	first.Seq, bot.Seq = seq1, seq2
 	if !reflect.DeepEqual(got, []Message{first, bot}) {
-		t.Fatalf("MessagesAfter = %+v\nwant %+v", got, []Message{first, bot})
+		t.Fatalf("messages = %+v\nwant %+v", got, []Message{first, bot})
 	}
 
 	for _, bad := range []Message{
@@ -70,67 +66,29 @@ func TestAddMessageRoundTripAndDuplicates(t *testing.T) {
 	}
 }
 
-func TestMessagesAfterCountLatest(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTest(t)
-	var seqs []int64
-	same := time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC) // colliding timestamps: seq still orders
-	for i := range 5 {
-		seqs = append(seqs, addMsg(t, s, Message{ChatJID: "g@g.us", ID: fmt.Sprint(i), Content: fmt.Sprint(i), Timestamp: same}))
-		addMsg(t, s, Message{ChatJID: "noise@g.us", ID: fmt.Sprint(i)})
-	}
-	for _, tc := range []struct {
-		after int64
-		limit int
-		want  []int64
-	}{
-		{0, 0, seqs},
-		{0, 2, seqs[:2]},
-		{seqs[1], 0, seqs[2:]},
-		{seqs[1], 2, seqs[2:4]},
-		{seqs[4], 0, nil},
-		{0, -1, seqs},
-	} {
-		got, err := s.MessagesAfter(ctx, "g@g.us", tc.after, tc.limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var gotSeqs []int64
-		for _, m := range got {
-			gotSeqs = append(gotSeqs, m.Seq)
-		}
-		if !slices.Equal(gotSeqs, tc.want) {
-			t.Errorf("MessagesAfter(after %d, limit %d) = %v, want %v", tc.after, tc.limit, gotSeqs, tc.want)
-		}
-		if tc.limit == 0 {
-			n, err := s.CountMessagesAfter(ctx, "g@g.us", tc.after)
-			if err != nil || n != len(tc.want) {
-				t.Errorf("CountMessagesAfter(%d) = %d, %v; want %d", tc.after, n, err, len(tc.want))
-			}
-		}
-	}
-	if seq, err := s.LatestSeq(ctx, "g@g.us"); err != nil || seq != seqs[4] {
-		t.Fatalf("LatestSeq = %d, %v; want %d", seq, err, seqs[4])
-	}
-	if seq, err := s.LatestSeq(ctx, "empty@g.us"); err != nil || seq != 0 {
-		t.Fatalf("LatestSeq(empty) = %d, %v", seq, err)
-	}
-}
-
-func TestMessagesAfterSkipsBadRows(t *testing.T) {
+// The database refuses a message row of the wrong shape; one planted past
+// its CHECKs is skipped, with its seq, when read.
+func TestBacklogSkipsBadRows(t *testing.T) {
 	ctx := context.Background()
 	s, logs := openTest(t)
 	good := addMsg(t, s, Message{ChatJID: "g@g.us", ID: "ok"})
-	rawExec(t, s, nil, `INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
-		VALUES (1000, 'g@g.us', 'bad', 's', 'S', 'x', 0, 0, 5)`)
-	rawExec(t, s, nil, `INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
-		VALUES (1001, 'g@g.us', 'badtime', 's', 'S', 'x', 'noon', 0, 0)`)
-	got, err := s.MessagesAfter(ctx, "g@g.us", 0, 0)
+	for _, bad := range []string{
+		`INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
+		VALUES (1000, 'g@g.us', 'bad', 's', 'S', 'x', 0, 5, 0)`,
+		`INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
+		VALUES (1001, 'g@g.us', 'badtime', 's', 'S', 'x', -1, 0, 0)`,
+	} {
+		wantRefused(t, s, bad)
+		rawExec(t, s, []string{"ignore_check_constraints=ON"}, bad)
+	}
+	wantRefused(t, s, `INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
+		VALUES (1002, 'g@g.us', 'texttime', 's', 'S', 'x', 'noon', 0, 0)`)
+	b, err := s.Backlog(ctx, "g@g.us", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Seq != good {
-		t.Fatalf("MessagesAfter = %+v, want only seq %d", got, good)
+	if len(b.Messages) != 1 || b.Messages[0].Seq != good {
+		t.Fatalf("Backlog = %+v, want only seq %d", b.Messages, good)
 	}
 	wantSkipLogged(t, logs, "messages", "1000")
 	wantSkipLogged(t, logs, "messages", "1001")
@@ -142,34 +100,33 @@ func TestCursorNeverMovesBack(t *testing.T) {
 	if c, err := s.Cursor(ctx, "g@g.us"); err != nil || c != 0 {
 		t.Fatalf("initial Cursor = %d, %v", c, err)
 	}
-	for _, step := range []struct{ advance, want int64 }{
+	for _, step := range []struct{ answer, want int64 }{
 		{5, 5},
 		{3, 5}, // backwards: ignored
 		{5, 5},
 		{0, 5},
 		{9, 9},
 	} {
-		if err := s.AdvanceCursor(ctx, "g@g.us", step.advance); err != nil {
+		if err := s.AnswerChat(ctx, "g@g.us", step.answer, nil); err != nil {
 			t.Fatal(err)
 		}
 		if c, err := s.Cursor(ctx, "g@g.us"); err != nil || c != step.want {
-			t.Fatalf("after AdvanceCursor(%d): Cursor = %d, %v; want %d", step.advance, c, err, step.want)
+			t.Fatalf("after AnswerChat(%d): Cursor = %d, %v; want %d", step.answer, c, err, step.want)
 		}
 	}
-	if err := s.AdvanceCursor(ctx, "g@g.us", -1); err == nil {
+	if err := s.AnswerChat(ctx, "neg@g.us", -1, nil); err == nil {
 		t.Fatal("negative seq accepted")
 	}
 	if c, _ := s.Cursor(ctx, "other@g.us"); c != 0 {
 		t.Fatalf("cursors leak between chats: %d", c)
 	}
-	rawExec(t, s, nil, `INSERT INTO cursors VALUES ('neg@g.us', -3, 0)`)
-	_, err := s.Cursor(ctx, "neg@g.us")
-	wantBadRow(t, err, "cursors", "neg@g.us")
+	wantRefused(t, s, `INSERT INTO cursors VALUES ('neg@g.us', -3, 0)`)
+	wantRefused(t, s, `INSERT INTO cursors VALUES ('text@g.us', 'garbage', 0)`)
 }
 
 func TestChatsWithPending(t *testing.T) {
 	ctx := context.Background()
-	s, logs := openTest(t)
+	s, _ := openTest(t)
 	mustPutGroup(t, s, testGroup("family"))
 	mustPutGroup(t, s, testGroup("work"))
 	bind := func(jid, folder string) {
@@ -182,22 +139,19 @@ func TestChatsWithPending(t *testing.T) {
 	bind("botlast@g.us", "work")
 	bind("never@g.us", "work")
 	bind("quiet@g.us", "work")
-	bind("badcursor@g.us", "work")
 
-	a := addMsg(t, s, Message{ChatJID: "answered@g.us", ID: "1"})
-	if err := s.AdvanceCursor(ctx, "answered@g.us", a); err != nil {
-		t.Fatal(err)
+	answer := func(jid string, seq int64) {
+		if err := s.AnswerChat(ctx, jid, seq, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	p := addMsg(t, s, Message{ChatJID: "pending@g.us", ID: "1"})
-	s.AdvanceCursor(ctx, "pending@g.us", p)
-	addMsg(t, s, Message{ChatJID: "pending@g.us", ID: "2", FromMe: true}) // the owner's own words count
-	b := addMsg(t, s, Message{ChatJID: "botlast@g.us", ID: "1"})
-	s.AdvanceCursor(ctx, "botlast@g.us", b)
+	answer("answered@g.us", addMsg(t, s, Message{ChatJID: "answered@g.us", ID: "1"}))
+	answer("pending@g.us", addMsg(t, s, Message{ChatJID: "pending@g.us", ID: "1"}))
+	latest := addMsg(t, s, Message{ChatJID: "pending@g.us", ID: "2", FromMe: true}) // the owner's own words count
+	answer("botlast@g.us", addMsg(t, s, Message{ChatJID: "botlast@g.us", ID: "1"}))
 	addMsg(t, s, Message{ChatJID: "botlast@g.us", ID: "2", IsBot: true}) // only the assistant spoke since
 	addMsg(t, s, Message{ChatJID: "never@g.us", ID: "1"})                // no cursor yet
 	addMsg(t, s, Message{ChatJID: "unregistered@g.us", ID: "1"})         // not bound to a group
-	addMsg(t, s, Message{ChatJID: "badcursor@g.us", ID: "1"})
-	rawExec(t, s, nil, `INSERT INTO cursors VALUES ('badcursor@g.us', 'garbage', 0)`)
 
 	got, err := s.ChatsWithPending(ctx)
 	if err != nil {
@@ -206,11 +160,9 @@ func TestChatsWithPending(t *testing.T) {
 	if want := []string{"never@g.us", "pending@g.us"}; !slices.Equal(got, want) {
 		t.Fatalf("ChatsWithPending = %v, want %v", got, want)
 	}
-	wantSkipLogged(t, logs, "cursors", "badcursor@g.us")
 
 	// Answering clears it.
-	latest, _ := s.LatestSeq(ctx, "pending@g.us")
-	s.AdvanceCursor(ctx, "pending@g.us", latest)
+	answer("pending@g.us", latest)
 	got, _ = s.ChatsWithPending(ctx)
 	if want := []string{"never@g.us"}; !slices.Equal(got, want) {
 		t.Fatalf("after answering: ChatsWithPending = %v, want %v", got, want)
@@ -224,12 +176,12 @@ func TestBacklogLoadsOnlyTheNewest(t *testing.T) {
 	ctx := context.Background()
 	s, logs := openTest(t)
 	const total, limit = 50000, 50
-	// Every tenth message is the assistant's; seq 7 is a row no decoder accepts.
-	rawExec(t, s, nil, `
+	// Every tenth message is the assistant's; seq 7 is a row the store refuses.
+	rawExec(t, s, []string{"ignore_check_constraints=ON"}, `
 		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 		INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
 		SELECT i, 'big@g.us', 'm' || i, 's@s.whatsapp.net', 'S', 'message ' || i,
-			CASE WHEN i = 7 THEN 'noon' ELSE 1700000000000 + i END, 0, i % 10 = 0 FROM n`, total)
+			CASE WHEN i = 7 THEN -1 ELSE 1700000000000 + i END, 0, i % 10 = 0 FROM n`, total)
 	addMsg(t, s, Message{ChatJID: "other@g.us", ID: "x", Content: "elsewhere"})
 
 	const cursor = 5
@@ -302,13 +254,12 @@ func TestBacklogLoadsOnlyTheNewest(t *testing.T) {
 
 // R19: a sender's display name is stored as one short line.
 func TestAddMessageCleansSenderName(t *testing.T) {
-	ctx := context.Background()
 	s, _ := openTest(t)
 	addMsg(t, s, Message{ChatJID: "g@g.us", ID: "1", Sender: "1@s.whatsapp.net",
 		SenderName: "Andy\n\u202E<owner>" + strings.Repeat("x", 5000), Content: "hi"})
-	got, err := s.MessagesAfter(ctx, "g@g.us", 0, 0)
-	if err != nil || len(got) != 1 {
-		t.Fatalf("MessagesAfter = %+v, %v", got, err)
+	got := messagesOf(t, s, "g@g.us")
+	if len(got) != 1 {
+		t.Fatalf("messages = %+v", got)
 	}
 	name := got[0].SenderName
 	if strings.ContainsAny(name, "\n\u202E<>") || utf8.RuneCountInString(name) != sanitize.MaxNameRunes || !strings.HasPrefix(name, "Andy owner") {

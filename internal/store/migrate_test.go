@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func tableNames(t *testing.T, s *Store) []string {
@@ -38,8 +41,8 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 		t.Fatalf("tables = %v, want %v", got, want)
 	}
 	v, err := s.schemaVersion(ctx)
-	if err != nil || v != SchemaVersion() || v < 1 {
-		t.Fatalf("schema version = %d, %v; want %d", v, err, SchemaVersion())
+	if err != nil || v != len(migrations) || v < 1 {
+		t.Fatalf("schema version = %d, %v; want %d", v, err, len(migrations))
 	}
 	if !strings.Contains(logs.String(), "migrated database schema") {
 		t.Errorf("fresh database: no migration logged:\n%s", logs)
@@ -57,8 +60,8 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 		t.Fatalf("after reopen: version %d, %v; want %d", v2, err, v)
 	}
 	var rows int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != SchemaVersion() {
-		t.Fatalf("schema_migrations has %d rows (%v), want %d", rows, err, SchemaVersion())
+	if err := s.DB().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != len(migrations) {
+		t.Fatalf("schema_migrations has %d rows (%v), want %d", rows, err, len(migrations))
 	}
 	var appliedAt2 int64
 	s.DB().QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&appliedAt2)
@@ -77,7 +80,7 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
 	s, _ := openTestAt(t, path, nil)
-	future := SchemaVersion() + 1
+	future := len(migrations) + 1
 	if _, err := s.DB().Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, future); err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +91,10 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 	if !errors.As(err, &tooNew) {
 		t.Fatalf("err = %v, want a *SchemaTooNewError", err)
 	}
-	if tooNew.Version != future || tooNew.Known != SchemaVersion() {
+	if tooNew.Version != future || tooNew.Known != len(migrations) {
 		t.Fatalf("SchemaTooNewError = %+v", tooNew)
 	}
-	want := fmt.Sprintf("database schema v%d is newer than this nanoclaw (v%d); upgrade nanoclaw", future, SchemaVersion())
+	want := fmt.Sprintf("database schema v%d is newer than this nanoclaw (v%d); upgrade nanoclaw", future, len(migrations))
 	if !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not contain %q", err, want)
 	}
@@ -101,15 +104,15 @@ func TestMigrationsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
 	steps := append(slices.Clone(migrations),
-		`CREATE TABLE extra_one (x INTEGER)`,
-		`CREATE TABLE extra_two (x INTEGER); INSERT INTO no_such_table VALUES (1)`,
+		script(`CREATE TABLE extra_one (x INTEGER)`),
+		script(`CREATE TABLE extra_two (x INTEGER); INSERT INTO no_such_table VALUES (1)`),
 	)
 	err := s.migrateTo(ctx, steps)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("migrate schema to v%d", len(steps))) {
 		t.Fatalf("err = %v, want a failure of the last step", err)
 	}
-	if v, _ := s.schemaVersion(ctx); v != SchemaVersion() {
-		t.Fatalf("version after failed migration = %d, want %d", v, SchemaVersion())
+	if v, _ := s.schemaVersion(ctx); v != len(migrations) {
+		t.Fatalf("version after failed migration = %d, want %d", v, len(migrations))
 	}
 	for _, name := range tableNames(t, s) {
 		if strings.HasPrefix(name, "extra_") {
@@ -125,5 +128,137 @@ func TestMigrationsAllOrNothing(t *testing.T) {
 	}
 	if v, _ := s.schemaVersion(ctx); v != len(steps)-1 {
 		t.Fatalf("version = %d, want %d", v, len(steps)-1)
+	}
+}
+
+// openAtVersion opens a new database with the schema of version v, as an
+// older nanoclaw left it.
+func openAtVersion(t *testing.T, v int) *Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	dsn, err := dataSourceName(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := &Store{db: db, path: path, log: slog.New(slog.DiscardHandler)}
+	if err := s.migrateTo(context.Background(), migrations[:v]); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The v6 step makes every table STRICT: every row the store could read
+// survives, with its AUTOINCREMENT counter; rows of the wrong type or shape,
+// and the rows that belong to them, are left behind.
+func TestMigrationStrictKeepsData(t *testing.T) {
+	ctx := context.Background()
+	s := openAtVersion(t, 5)
+	for _, q := range []string{
+		`INSERT INTO chats VALUES ('g@g.us', 'Fam', 'whatsapp', 1, 1000), ('odd@g.us', '', 'whatsapp', 7, 1000)`,
+		`INSERT INTO groups VALUES ('family', 'Family', '@Andy', 1, 0, 1000, '{"memory_mb":1024}'),
+			('main', 'Main', '@Andy', 0, 1, 1000, '{}'), ('Bad Folder', 'X', '@A', 1, 0, 1000, '{}')`,
+		`INSERT INTO group_chats VALUES ('g@g.us', 'family'), ('local:main', 'main'), ('bad@g.us', 'Bad Folder')`,
+		`INSERT INTO messages (seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote) VALUES
+			(1, 'g@g.us', 'm1', 's', 'S', 'hello', 1000, 0, 0, 'a quote'), (2, 'g@g.us', 'm2', 'bot', 'Andy', 'Andy: hi', 1001, 1, 1, ''),
+			(4, 'g@g.us', 'm4', 's', 'S', 'late', 'noon', 0, 0, ''), (5, 'g@g.us', 'm5', 's', 'S', 'blob', 1002, 0, 0, x'00')`,
+		`INSERT INTO sessions VALUES ('family', 'sess-1', 1000), ('Bad Folder', 'sess-2', 1000)`,
+		`INSERT INTO cursors VALUES ('g@g.us', 1, 1000)`,
+		`INSERT INTO tasks VALUES ('t1', 'family', 'g@g.us', 'p', 'cron', '0 8 * * *', 'UTC', 'group', 'paused', 5000, 4000, 'ok', 1000, 'owner', NULL),
+			('t2', 'family', 'g@g.us', 'p', 'cron', '0 8 * * *', 'UTC', 'group', 'active', 'soon', NULL, NULL, 1000, NULL, NULL),
+			('t3', 'Bad Folder', 'g@g.us', 'p', 'cron', '0 8 * * *', 'UTC', 'group', 'active', 5000, NULL, NULL, 1000, NULL, NULL)`,
+		`INSERT INTO task_runs VALUES (7, 't1', 4000, 12, 'success', 'ok', NULL), (8, 't2', 4500, 0, 'error', NULL, 'boom')`,
+		`INSERT INTO usage VALUES ('family', '2025-07-01', 2, 150, 15)`,
+		`INSERT INTO outbox VALUES ('OUT1', 'g@g.us', 'family', 'Andy: hi', 1000, NULL), ('OUT2', 'g@g.us', 'family', 'Andy: yo', 1000, 2000)`,
+		`INSERT INTO container_ids VALUES ('family', 70000)`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.migrateTo(ctx, migrations); err != nil {
+		t.Fatal(err)
+	}
+
+	var loose []string
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM pragma_table_list WHERE schema = 'main' AND strict = 0 AND type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		rows.Scan(&name)
+		loose = append(loose, name)
+	}
+	rows.Close()
+	if !slices.Equal(loose, []string{"schema_migrations"}) {
+		t.Errorf("tables not STRICT after the step: %v", loose)
+	}
+	var violations int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&violations); err != nil || violations != 0 {
+		t.Errorf("%d foreign key violations (%v)", violations, err)
+	}
+
+	if chats, err := s.ListChats(ctx); err != nil || len(chats) != 1 || chats[0].Name != "Fam" || !chats[0].IsGroup {
+		t.Errorf("chats = %+v, %v", chats, err)
+	}
+	if groups, err := s.ListGroups(ctx); err != nil || len(groups) != 2 || groups[0].Folder != "main" || groups[1].Config.MemoryMB != 1024 {
+		t.Errorf("groups = %+v, %v", groups, err)
+	}
+	if g, found, err := s.GroupForChat(ctx, "local:main"); err != nil || !found || !g.IsMain {
+		t.Errorf("group of local:main = %+v, %v, %v", g, found, err)
+	}
+	if _, found, err := s.GroupForChat(ctx, "bad@g.us"); err != nil || found {
+		t.Errorf("the bad group's chat is still bound: %v, %v", found, err)
+	}
+	msgs := messagesOf(t, s, "g@g.us")
+	if len(msgs) != 2 || msgs[0].Quote != "a quote" || !msgs[1].IsBot || !msgs[1].FromMe {
+		t.Errorf("messages = %+v", msgs)
+	}
+	if seq, _, err := s.AddMessage(ctx, Message{ChatJID: "g@g.us", ID: "m6", Timestamp: time.Now()}); err != nil || seq != 6 {
+		t.Errorf("the next message is seq %d (%v), want 6: a seq of a row left behind was handed out again", seq, err)
+	}
+	if id, err := s.Session(ctx, "family"); err != nil || id != "sess-1" {
+		t.Errorf("session = %q, %v", id, err)
+	}
+	if c, err := s.Cursor(ctx, "g@g.us"); err != nil || c != 1 {
+		t.Errorf("cursor = %d, %v", c, err)
+	}
+	if tasks, err := s.ListTasks(ctx, ""); err != nil || len(tasks) != 1 || tasks[0].ID != "t1" || tasks[0].PausedBy != ActorOwner || tasks[0].LastResult != "ok" {
+		t.Errorf("tasks = %+v, %v", tasks, err)
+	}
+	if runs, err := s.TaskRuns(ctx, "t1", 0); err != nil || len(runs) != 1 || runs[0].ID != 7 || runs[0].Duration != 12*time.Millisecond {
+		t.Errorf("runs = %+v, %v", runs, err)
+	}
+	if id, err := s.AddTaskRun(ctx, TaskRun{TaskID: "t1", StartedAt: time.UnixMilli(6000), Status: RunSuccess}); err != nil || id != 9 {
+		t.Errorf("the next run is id %d (%v), want 9", id, err)
+	}
+	var left int
+	s.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM task_runs) + (SELECT count(*) FROM group_chats)`).Scan(&left)
+	if left != 1+2+2 {
+		t.Errorf("%d sessions, runs and bindings, want 5: those of rows left behind are gone", left)
+	}
+	if u, err := s.Usage(ctx, "family", "2025-07-01", "2025-07-01"); err != nil || len(u) != 1 || u[0].InputTokens != 150 {
+		t.Errorf("usage = %+v, %v", u, err)
+	}
+	if unsent, err := s.Unsent(ctx); err != nil || len(unsent) != 1 || unsent[0].ID != "OUT1" {
+		t.Errorf("unsent = %+v, %v", unsent, err)
+	}
+	if sent := sentTo(t, s, "g@g.us"); len(sent) != 1 || sent[0].ID != "OUT2" {
+		t.Errorf("sent = %+v", sent)
+	}
+	if uid, err := s.ContainerID(ctx, "family", 65536, 80000, func(int) bool { return false }); err != nil || uid != 70000 {
+		t.Errorf("container id = %d, %v", uid, err)
+	}
+	// Deleting a group still cascades, now through the new tables.
+	if err := s.DeleteGroup(ctx, "family"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := s.GetTask(ctx, "t1"); found {
+		t.Error("the task of a deleted group is kept")
 	}
 }

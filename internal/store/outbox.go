@@ -99,7 +99,7 @@ func insertOutgoing(ctx context.Context, tx *sql.Tx, o Outgoing) error {
 
 // Unsent returns the queued messages not yet sent, oldest first.
 func (s *Store) Unsent(ctx context.Context) ([]Outgoing, error) {
-	return queryList(ctx, s, "outbox", 6, decodeOutgoing,
+	return queryList(ctx, s, "outbox", scanOutgoing,
 		`SELECT id, chat_jid, folder, content, created_at, sent_at FROM outbox WHERE sent_at IS NULL ORDER BY created_at, rowid`)
 }
 
@@ -137,17 +137,10 @@ func (s *Store) MarkSent(ctx context.Context, o Outgoing, ids []string, sender s
 	return nil
 }
 
-// SentTo returns what was sent to a chat, oldest first (for status and tests).
-func (s *Store) SentTo(ctx context.Context, chatJID string) ([]Outgoing, error) {
-	return queryList(ctx, s, "outbox", 6, decodeOutgoing,
-		`SELECT id, chat_jid, folder, content, created_at, sent_at FROM outbox WHERE chat_jid = ? AND sent_at IS NOT NULL ORDER BY sent_at, rowid`, chatJID)
-}
-
-func decodeOutgoing(raw rawRow) (Outgoing, string, error) {
-	d := decoder{row: raw, cols: []string{"id", "chat_jid", "folder", "content", "created_at", "sent_at"}}
-	o := Outgoing{ID: d.text(0), ChatJID: d.text(1), Folder: d.text(2), Content: d.text(3), CreatedAt: d.time(4), SentAt: d.nullTime(5)}
-	if d.err != nil {
-		return o, o.ID, d.err
+func scanOutgoing(sc scanner) (o Outgoing, key string, err error) {
+	err = sc.Scan(&o.ID, &o.ChatJID, &o.Folder, &o.Content, asTime(&o.CreatedAt), asNullTime(&o.SentAt))
+	if err == nil {
+		err = o.Validate()
 	}
-	return o, o.ID, o.Validate()
+	return o, o.ID, err
 }

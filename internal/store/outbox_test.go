@@ -43,12 +43,12 @@ func TestOutboxAnswerSendEcho(t *testing.T) {
 	if err != nil || inserted {
 		t.Errorf("echo inserted=%v err=%v; want a duplicate", inserted, err)
 	}
-	msgs, _ := s.MessagesAfter(ctx, chat, seq, 0)
-	if len(msgs) != 1 || !msgs[0].IsBot {
+	msgs := messagesOf(t, s, chat)
+	if len(msgs) != 2 || msgs[0].Seq != seq || !msgs[1].IsBot {
 		t.Errorf("after the reply: %+v, want one bot message", msgs)
 	}
-	if sent, _ := s.SentTo(ctx, chat); len(sent) != 1 || sent[0].SentAt == nil {
-		t.Errorf("SentTo = %+v", sent)
+	if sent := sentTo(t, s, chat); len(sent) != 1 || sent[0].SentAt == nil {
+		t.Errorf("sent = %+v", sent)
 	}
 	if strings.Contains(logs.String(), "skipping") {
 		t.Errorf("unexpected bad rows: %s", logs)

@@ -5,16 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/ncruces/go-sqlite3"
 )
 
-// BadRowError reports a row that exists but does not decode into a valid
-// value: a wrong type, an unknown enum, an invalid folder name, a malformed
-// container config (finding 12). Single-row getters return it; list functions
-// skip such rows and log them at WARN instead.
+// BadRowError reports a row that exists but is not a valid value (finding
+// 12). STRICT tables and their CHECK constraints keep out wrong types and
+// shapes; what SQL does not check (a time zone, a container config, a chat
+// id's characters) each type's Validate does, on every read. Single-row
+// getters return it; list functions skip such rows and log them at WARN.
 type BadRowError struct {
 	Table string // the table the row is in
 	Key   string // the row's primary key, as text
@@ -28,147 +26,18 @@ func (e *BadRowError) Error() string {
 // Unwrap returns what is wrong with the row.
 func (e *BadRowError) Unwrap() error { return e.Err }
 
-// rawRow holds one row's columns as the driver returned them (int64, float64,
-// string, []byte or nil). Scanning into any never fails, so a value of the
-// wrong type becomes a validation error of that row instead of an error of
-// the whole query.
-type rawRow []any
-
+// scanner is one row to read: *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
-func scanRaw(sc scanner, n int) (rawRow, error) {
-	row := make(rawRow, n)
-	ptrs := make([]any, n)
-	for i := range row {
-		ptrs[i] = &row[i]
-	}
-	return row, sc.Scan(ptrs...)
-}
+// rowScanner reads one row into a validated value and returns the row's
+// key (for reporting) whether or not that succeeded. The key comes first in
+// the row, so it is read even when a later column is not.
+type rowScanner[T any] func(scanner) (value T, key string, err error)
 
-// columns splits a SELECT column list into names, for error messages.
-func columns(list string) []string {
-	names := strings.Split(list, ",")
-	for i, n := range names {
-		n = strings.TrimSpace(n)
-		if j := strings.LastIndexByte(n, '.'); j >= 0 {
-			n = n[j+1:]
-		}
-		names[i] = strings.Trim(n, `"`)
-	}
-	return names
-}
-
-// decoder converts a rawRow into Go values, keeping the first error.
-type decoder struct {
-	row  rawRow
-	cols []string
-	err  error
-}
-
-func (d *decoder) fail(i int, format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("column %s: %s", d.cols[i], fmt.Sprintf(format, args...))
-	}
-}
-
-// key renders column i for a log line or a BadRowError, whatever its type.
-func (d *decoder) key(i int) string {
-	switch v := d.row[i].(type) {
-	case string:
-		return v
-	case []byte:
-		return string(v)
-	case nil:
-		return "NULL"
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-func (d *decoder) text(i int) string {
-	if v, ok := d.row[i].(string); ok {
-		return v
-	}
-	// The driver returns TEXT as string and BLOB as []byte.
-	d.fail(i, "want text, got %s", describe(d.row[i]))
-	return ""
-}
-
-// nullText decodes a nullable text column; NULL becomes "".
-func (d *decoder) nullText(i int) string {
-	if d.row[i] == nil {
-		return ""
-	}
-	return d.text(i)
-}
-
-func (d *decoder) int(i int) int64 {
-	if v, ok := d.row[i].(int64); ok {
-		return v
-	}
-	d.fail(i, "want integer, got %s", describe(d.row[i]))
-	return 0
-}
-
-// count decodes a column that must hold a non-negative integer.
-func (d *decoder) count(i int) int64 {
-	v := d.int(i)
-	if v < 0 {
-		d.fail(i, "negative value %d", v)
-	}
-	return v
-}
-
-func (d *decoder) bool(i int) bool {
-	v := d.int(i)
-	if v != 0 && v != 1 {
-		d.fail(i, "want 0 or 1, got %d", v)
-	}
-	return v == 1
-}
-
-// time decodes unix milliseconds; times before 1970 are never written.
-func (d *decoder) time(i int) time.Time {
-	ms := d.int(i)
-	if ms < 0 {
-		d.fail(i, "negative time %d", ms)
-	}
-	return fromMillis(ms)
-}
-
-func (d *decoder) nullTime(i int) *time.Time {
-	if d.row[i] == nil {
-		return nil
-	}
-	t := d.time(i)
-	return &t
-}
-
-func describe(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "NULL"
-	case int64:
-		return fmt.Sprintf("integer %d", v)
-	case float64:
-		return fmt.Sprintf("real %v", v)
-	case string:
-		return fmt.Sprintf("text %q", v)
-	case []byte:
-		return fmt.Sprintf("blob of %d bytes", len(v))
-	default:
-		return fmt.Sprintf("%T", v)
-	}
-}
-
-// rowDecoder turns a raw row into a validated value and returns the row's
-// key (for reporting) whether or not that succeeded.
-type rowDecoder[T any] func(rawRow) (value T, key string, err error)
-
-// queryList runs a query and decodes every row; an invalid row is skipped and
+// queryList runs a query and reads every row; an invalid row is skipped and
 // logged with its table and key (finding 12), so one bad row cannot take
 // down a whole listing.
-func queryList[T any](ctx context.Context, s *Store, table string, ncols int, decode rowDecoder[T], query string, args ...any) ([]T, error) {
+func queryList[T any](ctx context.Context, s *Store, table string, scan rowScanner[T], query string, args ...any) ([]T, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -176,35 +45,29 @@ func queryList[T any](ctx context.Context, s *Store, table string, ncols int, de
 	defer rows.Close()
 	var list []T
 	for rows.Next() {
-		raw, err := scanRaw(rows, ncols)
-		if err != nil {
-			return nil, err
-		}
-		v, key, err := decode(raw)
+		v, key, err := scan(rows)
 		if err != nil {
 			s.log.Warn("skipping invalid row", "table", table, "key", key, "err", err)
 			continue
 		}
 		list = append(list, v)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return list, nil
+	return list, rows.Err()
 }
 
 // queryOne runs a query for at most one row. No row is (zero, false, nil); an
 // invalid row is a *BadRowError.
-func queryOne[T any](ctx context.Context, s *Store, table string, ncols int, decode rowDecoder[T], query string, args ...any) (T, bool, error) {
+func queryOne[T any](ctx context.Context, s *Store, table string, scan rowScanner[T], query string, args ...any) (T, bool, error) {
 	var zero T
-	raw, err := scanRaw(s.db.QueryRowContext(ctx, query, args...), ncols)
-	if isNoRows(err) {
-		return zero, false, nil
-	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return zero, false, err
 	}
-	v, key, err := decode(raw)
+	defer rows.Close()
+	if !rows.Next() {
+		return zero, false, rows.Err()
+	}
+	v, key, err := scan(rows)
 	if err != nil {
 		return zero, false, &BadRowError{Table: table, Key: key, Err: err}
 	}
@@ -224,7 +87,36 @@ func nullMillis(t *time.Time) any {
 	return t.UnixMilli()
 }
 
-// checkTime rejects times the decoder would refuse to read back.
+// scanFunc makes a function an sql.Scanner.
+type scanFunc func(src any) error
+
+func (f scanFunc) Scan(src any) error { return f(src) }
+
+// asTime reads a time column into *t.
+func asTime(t *time.Time) sql.Scanner {
+	return scanFunc(func(src any) error {
+		ms, ok := src.(int64)
+		if !ok {
+			return fmt.Errorf("want unix milliseconds, got %T", src)
+		}
+		*t = fromMillis(ms)
+		return nil
+	})
+}
+
+// asNullTime reads a nullable time column into *t; NULL is nil.
+func asNullTime(t **time.Time) sql.Scanner {
+	return scanFunc(func(src any) error {
+		if src == nil {
+			*t = nil
+			return nil
+		}
+		*t = new(time.Time)
+		return asTime(*t).Scan(src)
+	})
+}
+
+// checkTime rejects times before 1970, which the tables refuse.
 func checkTime(name string, t time.Time) error {
 	if t.UnixMilli() < 0 {
 		return fmt.Errorf("%s %s is before 1970", name, t.Format(time.RFC3339))
@@ -239,14 +131,4 @@ func nullString(s string) any {
 	return s
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
-
-// isConstraint reports whether err is the SQLite constraint violation code.
-func isConstraint(err error, code sqlite3.ExtendedErrorCode) bool { return errors.Is(err, code) }

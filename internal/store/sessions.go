@@ -12,21 +12,9 @@ import (
 // Session returns the id of the Claude session a group's agent resumes, or ""
 // if the group has none yet.
 func (s *Store) Session(ctx context.Context, folder string) (string, error) {
-	decode := func(raw rawRow) (string, string, error) {
-		d := decoder{row: raw, cols: []string{"folder", "session_id", "updated_at"}}
-		f, id := d.text(0), d.text(1)
-		d.time(2)
-		if d.err == nil {
-			d.err = ValidateFolder(f)
-		}
-		if d.err == nil && id == "" {
-			d.err = errors.New("column session_id: empty")
-		}
-		return id, d.key(0), d.err
-	}
-	id, _, err := queryOne(ctx, s, "sessions", 3, decode,
-		`SELECT folder, session_id, updated_at FROM sessions WHERE folder = ?`, folder)
-	if err != nil {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT session_id FROM sessions WHERE folder = ?`, folder).Scan(&id)
+	if err != nil && !isNoRows(err) {
 		return "", fmt.Errorf("get session of group %q: %w", folder, err)
 	}
 	return id, nil
@@ -41,7 +29,7 @@ func (s *Store) SetSession(ctx context.Context, folder, id string) error {
 		INSERT INTO sessions (folder, session_id, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (folder) DO UPDATE SET session_id = excluded.session_id, updated_at = excluded.updated_at`,
 		folder, id, toMillis(time.Now()))
-	if isConstraint(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
+	if errors.Is(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
 		return fmt.Errorf("set session of group %q: no such group: %w", folder, ErrNotFound)
 	}
 	if err != nil {

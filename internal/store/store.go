@@ -257,6 +257,23 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// inTx runs fn in a transaction, committing if it returns nil and rolling
+// back otherwise, so a multi-statement change is never half applied. The
+// transaction is IMMEDIATE (the driver's serializable): it takes the write
+// lock at BEGIN, so its reads cannot go stale before its writes, and another
+// writer waits (busy timeout) instead of interleaving.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
 // NewKey returns a fresh random database key of KeySize bytes.
 func NewKey() ([]byte, error) {
 	key := make([]byte, KeySize)

@@ -62,27 +62,12 @@ func (s *Store) AddUsage(ctx context.Context, folder, day string, inTokens, outT
 	return nil
 }
 
-const usageColumns = `folder, day, requests, input_tokens, output_tokens`
-
-var usageColumnNames = columns(usageColumns)
-
-func decodeUsage(raw rawRow) (UsageDay, string, error) {
-	d := decoder{row: raw, cols: usageColumnNames}
-	u := UsageDay{
-		Folder:       d.text(0),
-		Day:          d.text(1),
-		Requests:     d.count(2),
-		InputTokens:  d.count(3),
-		OutputTokens: d.count(4),
+func scanUsage(sc scanner) (u UsageDay, key string, err error) {
+	err = sc.Scan(&u.Folder, &u.Day, &u.Requests, &u.InputTokens, &u.OutputTokens)
+	if err == nil {
+		err = u.Validate()
 	}
-	if d.err == nil {
-		d.err = u.Validate()
-	}
-	key := d.key(0) + "/" + d.key(1)
-	if d.err != nil {
-		return UsageDay{}, key, d.err
-	}
-	return u, key, nil
+	return u, u.Folder + "/" + u.Day, err
 }
 
 // Usage returns the usage of the group in folder ("" = of all groups) from
@@ -94,8 +79,8 @@ func (s *Store) Usage(ctx context.Context, folder, fromDay, toDay string) ([]Usa
 			return nil, fmt.Errorf("usage of group %q from %s to %s: %w", folder, fromDay, toDay, err)
 		}
 	}
-	list, err := queryList(ctx, s, "usage", len(usageColumnNames), decodeUsage,
-		`SELECT `+usageColumns+` FROM usage
+	list, err := queryList(ctx, s, "usage", scanUsage,
+		`SELECT folder, day, requests, input_tokens, output_tokens FROM usage
 		WHERE (?1 = '' OR folder = ?1) AND day BETWEEN ?2 AND ?3
 		ORDER BY day, folder`, folder, fromDay, toDay)
 	if err != nil {

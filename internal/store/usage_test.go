@@ -73,10 +73,16 @@ func TestUsage(t *testing.T) {
 		t.Error("Usage accepted a bad day")
 	}
 
-	rawExec(t, s, nil, `INSERT INTO usage VALUES ('family', '2025-07-05', 1, -100, 0)`)
-	got, err := s.Usage(ctx, "family", "2025-07-05", "2025-07-05")
+	// The database refuses a negative count; planted past its CHECKs, it is
+	// skipped, as is a day the database takes but the calendar does not have.
+	negative := `INSERT INTO usage VALUES ('family', '2025-07-05', 1, -100, 0)`
+	wantRefused(t, s, negative)
+	rawExec(t, s, []string{"ignore_check_constraints=ON"}, negative)
+	rawExec(t, s, nil, `INSERT INTO usage VALUES ('family', '2025-07-32', 1, 100, 0)`)
+	got, err := s.Usage(ctx, "family", "2025-07-05", "2025-08-01")
 	if err != nil || len(got) != 0 {
-		t.Fatalf("Usage with a bad row = %+v, %v", got, err)
+		t.Fatalf("Usage with bad rows = %+v, %v", got, err)
 	}
 	wantSkipLogged(t, logs, "usage", "family/2025-07-05")
+	wantSkipLogged(t, logs, "usage", "family/2025-07-32")
 }
