@@ -97,11 +97,7 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 	h.key = "sk-ant-api03-" + keyMarker + "-" + newID() + newID()
 	h.home = t.TempDir()
 	os.Chmod(h.home, 0o755)
-	st, err := store.Open(context.Background(), filepath.Join(h.home, "test.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.OpenStore(t, filepath.Join(h.home, "test.db"), store.Options{})
 	h.st = st
 	upstream, _ := url.Parse(h.fake.URL())
 	opt := Options{

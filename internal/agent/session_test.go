@@ -13,16 +13,13 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 // unitSession is a Session with no container, for the host-side protocol.
 func unitSession(t *testing.T) (*Session, *store.Store) {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.OpenStore(t, filepath.Join(t.TempDir(), "t.db"), store.Options{})
 	if err := st.PutGroup(context.Background(), store.Group{Folder: "g", Name: "g", Trigger: "@Andy", AddedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/control"
 	"github.com/nanoclaw/nanoclaw/internal/control/controltest"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -238,12 +239,7 @@ func TestEventsStreamsOneChat(t *testing.T) {
 
 // rawClient speaks HTTP to the socket directly, for requests the Client
 // would never send.
-func rawClient(sock string) *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
-}
+func rawClient(sock string) *http.Client { return testenv.UnixClient(sock) }
 
 func TestBadRequests(t *testing.T) {
 	d := controltest.Start(t)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 // mainBody is a Messages request body that IsMain counts as a main turn.
@@ -329,9 +331,7 @@ func TestServeUnixSocketAndWait(t *testing.T) {
 	wg.Add(1)
 	var waitErr error
 	go func() { defer wg.Done(); waitErr = s.WaitMain(ctx, 1) }()
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
+	c := testenv.UnixClient(sock)
 	resp, err := c.Post("http://fake/v1/messages", "application/json", strings.NewReader(mainBody(true, "")))
 	if err != nil {
 		t.Fatal(err)

@@ -14,18 +14,14 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 // openStore opens (creating) the database at path with the group "family".
 func openStore(t testing.TB, path string) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, path, store.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.PutGroup(ctx, store.Group{Folder: "family", Name: "Family", Trigger: "@Andy", AddedAt: time.Unix(0, 0)}); err != nil {
+	st := testenv.OpenStore(t, path, store.Options{})
+	if err := st.PutGroup(context.Background(), store.Group{Folder: "family", Name: "Family", Trigger: "@Andy", AddedAt: time.Unix(0, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	return st

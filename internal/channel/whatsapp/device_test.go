@@ -12,6 +12,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -19,12 +20,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // openStore opens a NanoClaw store in a temporary directory, as the host does.
 func openStore(t *testing.T, path string, key []byte) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), path, store.Options{Key: key, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return testenv.OpenStore(t, path, store.Options{Key: key, Logger: quiet})
 }
 
 // pairDevice stores a paired device for ownPN/ownLID, as Pair would after a
