@@ -196,7 +196,7 @@ func FuzzOutputBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var out ipc.Output
-		if decodeStrict(body, &out) != nil || out.Validate() != nil {
+		if ipc.DecodeStrict(body, &out) != nil || out.Validate() != nil {
 			return
 		}
 		if len(body) > ipc.MaxOutputBytes || !utf8.ValidString(out.Result) || len(out.Result) > ipc.MaxResultBytes ||
@@ -208,7 +208,7 @@ func FuzzOutputBody(f *testing.F) {
 			t.Fatal(err)
 		}
 		var back ipc.Output
-		if err := decodeStrict(again, &back); err != nil || back != out || back.Validate() != nil {
+		if err := ipc.DecodeStrict(again, &back); err != nil || back != out || back.Validate() != nil {
 			t.Fatalf("accepted %q, but its encoding %q decodes to %+v, %v", body, again, back, err)
 		}
 	})
@@ -246,12 +246,12 @@ func FuzzToolBody(f *testing.F) {
 			}
 			return
 		}
-		if checkObject(body) != nil {
+		if ipc.DecodeStrict(body, &map[string]json.RawMessage{}) != nil {
 			t.Fatalf("%s %q: handled, but the body is not one JSON object", name, body)
 		}
 		if name == "send_message" {
 			var a ipc.SendMessageArgs
-			if decodeStrict(body, &a) != nil || a.Validate() != nil {
+			if ipc.DecodeStrict(body, &a) != nil || a.Validate() != nil {
 				t.Fatalf("send_message %q: handled with invalid arguments", body)
 			}
 		}

@@ -1,12 +1,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -91,7 +88,7 @@ func (e *Endpoint) output(w http.ResponseWriter, r *http.Request, h Handler) {
 	}
 	defer release()
 	var out ipc.Output
-	if err := decodeStrict(body, &out); err != nil {
+	if err := ipc.DecodeStrict(body, &out); err != nil {
 		jsonError(w, http.StatusBadRequest, "output: "+err.Error())
 		return
 	}
@@ -119,7 +116,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	defer release()
-	if err := checkObject(body); err != nil {
+	if err := ipc.DecodeStrict(body, &map[string]json.RawMessage{}); err != nil {
 		jsonError(w, http.StatusBadRequest, fmt.Sprintf("tool %s: arguments: %v", name, err))
 		return
 	}
@@ -130,7 +127,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 	// checked here, before the host sees them.
 	if spec, ok := ipc.LookupTool(name); ok {
 		if a, ok := spec.NewArgs().(interface{ Validate() error }); ok {
-			if err = decodeStrict(body, a); err == nil {
+			if err = ipc.DecodeStrict(body, a); err == nil {
 				err = a.Validate()
 			}
 			if err != nil {
@@ -183,27 +180,4 @@ func validToolName(s string) bool {
 		}
 	}
 	return true
-}
-
-// checkObject accepts exactly one JSON object.
-func checkObject(b []byte) error {
-	var m map[string]json.RawMessage
-	return decodeStrict(b, &m)
-}
-
-// decodeStrict decodes exactly one JSON object into v, refusing fields v
-// does not have and anything after the object.
-func decodeStrict(b []byte, v any) error {
-	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON object")
-	}
-	return nil
 }

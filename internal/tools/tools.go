@@ -7,7 +7,6 @@
 package tools
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,9 +159,7 @@ func (s *Set) call(ctx context.Context, c caller, name string, raw json.RawMessa
 // error the model sees, never silently ignored. Arguments that validate
 // themselves (ipc.SendMessageArgs) are validated.
 func decodeArgs(args json.RawMessage, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(args))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := ipc.DecodeStrict(args, v); err != nil {
 		return fmt.Errorf("invalid arguments: %w", err)
 	}
 	if a, ok := v.(interface{ Validate() error }); ok {
