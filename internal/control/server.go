@@ -25,6 +25,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -277,26 +278,18 @@ func writeError(w http.ResponseWriter, status int, format string, args ...any) {
 // decodeBody reads r's JSON body into v: at most limit bytes, one object,
 // no unknown fields (finding 12). The error is the 400's message.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		var syntax *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &tooBig):
-			return fmt.Errorf("request body larger than %d bytes", limit)
-		case errors.Is(err, io.EOF):
-			return errors.New("empty request body: want a JSON object")
-		case errors.As(err, &syntax):
-			return fmt.Errorf("request body is not valid JSON (at byte %d): %v", syntax.Offset, err)
-		case errors.As(err, &typ):
-			return fmt.Errorf("field %q: want a JSON %s, got %s", typ.Field, typ.Type, typ.Value)
-		}
-		return fmt.Errorf("request body: %v", err) // unknown field, truncated JSON
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return fmt.Errorf("request body larger than %d bytes", limit)
+	case err != nil:
+		return fmt.Errorf("request body: %v", err)
+	case len(bytes.TrimSpace(b)) == 0:
+		return errors.New("empty request body: want a JSON object")
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("request body has more after the JSON object")
+	if err := ipc.DecodeStrict(b, v); err != nil {
+		return fmt.Errorf("request body: %w", err)
 	}
 	return nil
 }
