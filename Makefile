@@ -40,7 +40,7 @@ unit:
 # slow under the detector and have nothing for it to see (one goroutine, or
 # the work done in child processes).
 RACE_PKGS := ./internal/router/... ./internal/queue/... ./internal/scheduler/... \
-	./internal/gateway/... ./internal/control/... ./internal/channel/...
+	./internal/tools/... ./internal/gateway/... ./internal/control/... ./internal/channel/...
 
 ## race: the tests of the concurrent packages under the race detector (needs cgo: a C compiler)
 race:
