@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 // maxMessageBody bounds a message post: the text's 64 KiB may grow six-fold
@@ -134,7 +135,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 		stored.Duplicate = true
 	}
 	if !q.Wait {
-		writeJSON(w, http.StatusOK, Receipt{Chat: q.Chat, ID: d.Message.ID, Seq: d.Seq, WillAnswer: d.WillAnswer, Duplicate: stored.Duplicate})
+		ipc.WriteJSON(w, http.StatusOK, Receipt{Chat: q.Chat, ID: d.Message.ID, Seq: d.Seq, WillAnswer: d.WillAnswer, Duplicate: stored.Duplicate})
 		return
 	}
 

@@ -117,7 +117,7 @@ func (s *Server) postTool(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	ipc.WriteJSON(w, http.StatusOK, res)
 }
 
 // ServeHTTP serves one request.
@@ -260,19 +260,9 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// writeJSON answers with status and v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v)
-}
-
 // writeError answers with status and {"error": msg}.
 func writeError(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, errorBody{Error: fmt.Sprintf(format, args...)})
+	ipc.WriteJSON(w, status, errorBody{Error: fmt.Sprintf(format, args...)})
 }
 
 // decodeBody reads r's JSON body into v: at most limit bytes, one object,

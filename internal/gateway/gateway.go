@@ -22,7 +22,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -240,15 +239,5 @@ func (g *Gateway) Close() error {
 
 // jsonError writes {"error": msg} (the shape of ipc.ToolResponse) with status.
 func jsonError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, ipc.ToolResponse{Error: msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(fmt.Sprintf(`{"error":%q}`, "gateway: cannot encode answer: "+err.Error()))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(b) //nolint:errcheck // the client went away; nothing to do
+	ipc.WriteJSON(w, status, ipc.ToolResponse{Error: msg})
 }

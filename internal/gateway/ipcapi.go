@@ -75,7 +75,7 @@ func (e *Endpoint) next(w http.ResponseWriter, r *http.Request, h Handler) {
 			jsonError(w, http.StatusInternalServerError, "next input: "+err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, in)
+		ipc.WriteJSON(w, http.StatusOK, in)
 	}
 }
 
@@ -145,7 +145,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 	attrs := []any{"group", caller.Folder, "tool", name, "duration_ms", time.Since(start).Milliseconds()}
 	if err != nil {
 		e.gw.log.Info("ipc tool", append(attrs, "ok", false, "err", err.Error())...)
-		writeJSON(w, http.StatusOK, ipc.ToolResponse{Error: err.Error()})
+		ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Error: err.Error()})
 		return
 	}
 	var result json.RawMessage
@@ -159,12 +159,12 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 		// larger is not handed to the model (nor held for it).
 		if len(result) > maxToolResultBytes {
 			e.gw.log.Warn("ipc tool", append(attrs, "ok", false, "err", "result too large", "bytes", len(result))...)
-			writeJSON(w, http.StatusOK, ipc.ToolResponse{Error: fmt.Sprintf("the answer of %s is larger than %d bytes; ask for less", name, maxToolResultBytes)})
+			ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Error: fmt.Sprintf("the answer of %s is larger than %d bytes; ask for less", name, maxToolResultBytes)})
 			return
 		}
 	}
 	e.gw.log.Info("ipc tool", append(attrs, "ok", true)...)
-	writeJSON(w, http.StatusOK, ipc.ToolResponse{Result: result})
+	ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Result: result})
 }
 
 // maxToolResultBytes bounds one tool answer.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 )
 
@@ -41,4 +42,22 @@ func DecodeStrict(b []byte, v any) error {
 		return fmt.Errorf("trailing data after the JSON %s", what)
 	}
 	return nil
+}
+
+// WriteJSON answers a request on a socket with status and v as JSON (not
+// cached, HTML characters as they are). A v that cannot be encoded is a 500
+// saying so.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		b.Reset()
+		json.NewEncoder(&b).Encode(map[string]string{"error": "cannot encode the answer: " + err.Error()}) //nolint:errcheck // a string map always encodes
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n"))) //nolint:errcheck // the client went away; nothing to do
 }

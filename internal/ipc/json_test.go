@@ -2,6 +2,8 @@ package ipc
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -40,5 +42,19 @@ func TestDecodeStrict(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	rec := httptest.NewRecorder()
+	WriteJSON(rec, http.StatusTeapot, ToolResponse{Error: "a <b> & c"})
+	if rec.Code != http.StatusTeapot || rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Cache-Control") != "no-store" ||
+		rec.Body.String() != `{"error":"a <b> & c"}` {
+		t.Errorf("WriteJSON: %d %v %q", rec.Code, rec.Header(), rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	WriteJSON(rec, http.StatusOK, ToolResponse{Result: json.RawMessage(`{`)})
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "cannot encode the answer") {
+		t.Errorf("an unencodable answer: %d %q", rec.Code, rec.Body)
 	}
 }
