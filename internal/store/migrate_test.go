@@ -41,15 +41,15 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 		t.Fatalf("tables = %v, want %v", got, want)
 	}
 	v, err := s.schemaVersion(ctx)
-	if err != nil || v != len(migrations) || v < 1 {
-		t.Fatalf("schema version = %d, %v; want %d", v, err, len(migrations))
+	if err != nil || v != latest || v < 1 {
+		t.Fatalf("schema version = %d, %v; want %d", v, err, latest)
 	}
 	if !strings.Contains(logs.String(), "migrated database schema") {
 		t.Errorf("fresh database: no migration logged:\n%s", logs)
 	}
 	mustPutGroup(t, s, testGroup("main"))
 	var appliedAt int64
-	if err := s.DB().QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&appliedAt); err != nil || appliedAt <= 0 {
+	if err := s.DB().QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = ?`, latest).Scan(&appliedAt); err != nil || appliedAt <= 0 {
 		t.Fatalf("applied_at = %d, %v", appliedAt, err)
 	}
 	s.Close()
@@ -60,11 +60,11 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 		t.Fatalf("after reopen: version %d, %v; want %d", v2, err, v)
 	}
 	var rows int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != len(migrations) {
-		t.Fatalf("schema_migrations has %d rows (%v), want %d", rows, err, len(migrations))
+	if err := s.DB().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("schema_migrations has %d rows (%v), want 1: a new database is made at the newest version", rows, err)
 	}
 	var appliedAt2 int64
-	s.DB().QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&appliedAt2)
+	s.DB().QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = ?`, latest).Scan(&appliedAt2)
 	if appliedAt2 != appliedAt {
 		t.Errorf("migration 1 re-applied: applied_at %d -> %d", appliedAt, appliedAt2)
 	}
@@ -80,7 +80,7 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "m.db")
 	s, _ := openTestAt(t, path, nil)
-	future := len(migrations) + 1
+	future := latest + 1
 	if _, err := s.DB().Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, future); err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +91,10 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 	if !errors.As(err, &tooNew) {
 		t.Fatalf("err = %v, want a *SchemaTooNewError", err)
 	}
-	if tooNew.Version != future || tooNew.Known != len(migrations) {
+	if tooNew.Version != future || tooNew.Known != latest {
 		t.Fatalf("SchemaTooNewError = %+v", tooNew)
 	}
-	want := fmt.Sprintf("database schema v%d is newer than this nanoclaw (v%d); upgrade nanoclaw", future, len(migrations))
+	want := fmt.Sprintf("database schema v%d is newer than this nanoclaw (v%d); upgrade nanoclaw", future, latest)
 	if !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not contain %q", err, want)
 	}
@@ -103,16 +103,16 @@ func TestMigrationsRefuseNewerSchema(t *testing.T) {
 func TestMigrationsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
-	steps := append(slices.Clone(migrations),
+	steps := append(slices.Clone(upgrades),
 		script(`CREATE TABLE extra_one (x INTEGER)`),
 		script(`CREATE TABLE extra_two (x INTEGER); INSERT INTO no_such_table VALUES (1)`),
 	)
 	err := s.migrateTo(ctx, steps)
-	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("migrate schema to v%d", len(steps))) {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("migrate schema to v%d", len(steps)+1)) {
 		t.Fatalf("err = %v, want a failure of the last step", err)
 	}
-	if v, _ := s.schemaVersion(ctx); v != len(migrations) {
-		t.Fatalf("version after failed migration = %d, want %d", v, len(migrations))
+	if v, _ := s.schemaVersion(ctx); v != latest {
+		t.Fatalf("version after failed migration = %d, want %d", v, latest)
 	}
 	for _, name := range tableNames(t, s) {
 		if strings.HasPrefix(name, "extra_") {
@@ -126,10 +126,110 @@ func TestMigrationsAllOrNothing(t *testing.T) {
 	if err := s.migrateTo(ctx, steps[:len(steps)-1]); err != nil {
 		t.Fatalf("re-running migrations: %v", err)
 	}
-	if v, _ := s.schemaVersion(ctx); v != len(steps)-1 {
-		t.Fatalf("version = %d, want %d", v, len(steps)-1)
+	if v, _ := s.schemaVersion(ctx); v != len(steps) {
+		t.Fatalf("version = %d, want %d", v, len(steps))
 	}
 }
+
+// latest is the schema version of this nanoclaw.
+var latest = 1 + len(upgrades)
+
+// schemaV1 is the first schema, which the upgrades start from.
+const schemaV1 = `
+CREATE TABLE chats (
+	jid           TEXT PRIMARY KEY,
+	name          TEXT NOT NULL DEFAULT '',
+	channel       TEXT NOT NULL,
+	is_group      INTEGER NOT NULL,
+	last_activity INTEGER NOT NULL
+);
+
+CREATE TABLE groups (
+	folder           TEXT PRIMARY KEY,
+	name             TEXT NOT NULL,
+	"trigger"        TEXT NOT NULL,
+	requires_trigger INTEGER NOT NULL,
+	is_main          INTEGER NOT NULL DEFAULT 0,
+	added_at         INTEGER NOT NULL,
+	container_config TEXT NOT NULL DEFAULT '{}'
+);
+-- At most one main group.
+CREATE UNIQUE INDEX groups_one_main ON groups(is_main) WHERE is_main = 1;
+
+-- A group may be reached from several chats (local:main and the WhatsApp
+-- self-chat both reach main).
+CREATE TABLE group_chats (
+	jid    TEXT PRIMARY KEY,
+	folder TEXT NOT NULL REFERENCES groups(folder) ON DELETE CASCADE
+);
+CREATE INDEX group_chats_folder ON group_chats(folder);
+
+-- seq is the cursor unit: timestamps can collide, seq cannot.
+CREATE TABLE messages (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	chat_jid    TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	sender      TEXT NOT NULL,
+	sender_name TEXT NOT NULL,
+	content     TEXT NOT NULL,
+	timestamp   INTEGER NOT NULL,
+	from_me     INTEGER NOT NULL,
+	is_bot      INTEGER NOT NULL,
+	UNIQUE (chat_jid, id)
+);
+CREATE INDEX messages_chat_seq ON messages(chat_jid, seq);
+
+CREATE TABLE sessions (
+	folder     TEXT PRIMARY KEY REFERENCES groups(folder) ON DELETE CASCADE,
+	session_id TEXT NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+
+-- "Answered up to": the seq of the last message handled per chat.
+CREATE TABLE cursors (
+	chat_jid   TEXT PRIMARY KEY,
+	last_seq   INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE tasks (
+	id             TEXT PRIMARY KEY,
+	folder         TEXT NOT NULL REFERENCES groups(folder) ON DELETE CASCADE,
+	chat_jid       TEXT NOT NULL,
+	prompt         TEXT NOT NULL,
+	schedule_type  TEXT NOT NULL CHECK (schedule_type IN ('cron', 'interval', 'once')),
+	schedule_value TEXT NOT NULL,
+	timezone       TEXT NOT NULL,
+	context_mode   TEXT NOT NULL CHECK (context_mode IN ('group', 'isolated')),
+	status         TEXT NOT NULL CHECK (status IN ('active', 'paused', 'completed', 'cancelled')),
+	next_run       INTEGER,
+	last_run       INTEGER,
+	last_result    TEXT,
+	created_at     INTEGER NOT NULL
+);
+CREATE INDEX tasks_due ON tasks(status, next_run);
+CREATE INDEX tasks_folder ON tasks(folder);
+
+CREATE TABLE task_runs (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	task_id     TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+	started_at  INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	status      TEXT NOT NULL CHECK (status IN ('success', 'error')),
+	result      TEXT,
+	error       TEXT
+);
+CREATE INDEX task_runs_task ON task_runs(task_id, started_at);
+
+CREATE TABLE usage (
+	folder        TEXT NOT NULL,
+	day           TEXT NOT NULL, -- YYYY-MM-DD
+	requests      INTEGER NOT NULL,
+	input_tokens  INTEGER NOT NULL,
+	output_tokens INTEGER NOT NULL,
+	PRIMARY KEY (folder, day)
+);
+`
 
 // openAtVersion opens a new database with the schema of version v, as an
 // older nanoclaw left it.
@@ -146,7 +246,11 @@ func openAtVersion(t *testing.T, v int) *Store {
 	}
 	t.Cleanup(func() { db.Close() })
 	s := &Store{db: db, path: path, log: slog.New(slog.DiscardHandler)}
-	if err := s.migrateTo(context.Background(), migrations[:v]); err != nil {
+	if _, err := db.Exec(schemaV1 + `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+		INSERT INTO schema_migrations VALUES (1, 0);`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.migrateTo(context.Background(), upgrades[:v-1]); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -180,7 +284,7 @@ func TestMigrationStrictKeepsData(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	if err := s.migrateTo(ctx, migrations); err != nil {
+	if err := s.migrateTo(ctx, upgrades); err != nil {
 		t.Fatal(err)
 	}
 
@@ -260,5 +364,31 @@ func TestMigrationStrictKeepsData(t *testing.T) {
 	}
 	if _, found, _ := s.GetTask(ctx, "t1"); found {
 		t.Error("the task of a deleted group is kept")
+	}
+}
+
+// A database brought up from v1 by the upgrades has exactly the schema a
+// new one is made with.
+func TestUpgradesEndAtTheSchema(t *testing.T) {
+	dump := func(s *Store) string {
+		t.Helper()
+		rows, err := s.DB().Query(`SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema WHERE name <> 'schema_migrations' ORDER BY type, name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var typ, name, table, sql string
+			if err := rows.Scan(&typ, &name, &table, &sql); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %s on %s: %s\n", typ, name, table, sql)
+		}
+		return b.String()
+	}
+	fresh, _ := openTest(t)
+	if got, want := dump(openAtVersion(t, latest)), dump(fresh); got != want {
+		t.Fatalf("upgraded schema:\n%s\nnew schema:\n%s", got, want)
 	}
 }

@@ -339,8 +339,8 @@ func TestConcurrentWritersTwoStores(t *testing.T) {
 			if err := stores[0].DB().QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&migrated); err != nil {
 				t.Fatal(err)
 			}
-			if migrated != len(migrations) {
-				t.Fatalf("schema_migrations has %d rows, want %d", migrated, len(migrations))
+			if migrated != 1 {
+				t.Fatalf("schema_migrations has %d rows, want 1", migrated)
 			}
 			concurrentWriters(t, stores)
 		})
