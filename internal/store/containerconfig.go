@@ -1,16 +1,15 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 // ContainerConfig is a group's container settings, kept as JSON in
@@ -76,16 +75,8 @@ const (
 // ignored.
 func ParseContainerConfig(data []byte) (ContainerConfig, error) {
 	var c ContainerConfig
-	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || trimmed[0] != '{' {
-		return c, errors.New("container config: not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := ipc.DecodeStrict(data, &c); err != nil {
 		return ContainerConfig{}, fmt.Errorf("container config: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return ContainerConfig{}, errors.New("container config: data after the JSON object")
 	}
 	if err := c.Validate(); err != nil {
 		return ContainerConfig{}, err

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"path/filepath"
@@ -174,4 +175,11 @@ func wantRefused(t *testing.T, s *Store, query string, args ...any) {
 	if _, err := s.DB().Exec(query, args...); err == nil {
 		t.Fatalf("the database accepted %s", query)
 	}
+}
+
+// newKey returns a random database key.
+func newKey() []byte {
+	key := make([]byte, KeySize)
+	rand.Read(key)
+	return key
 }

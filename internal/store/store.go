@@ -4,9 +4,11 @@
 // and token usage.
 //
 // It is the bottom layer: it imports no other NanoClaw package except leaf
-// packages that import none themselves (egress, to validate stored egress
-// policies with the very parser the gateway enforces). Every row it reads is
-// decoded and validated before it is handed out (finding 12); a row that
+// packages that import none themselves: egress (to validate stored egress
+// policies with the very parser the gateway enforces), sanitize and ipc (its
+// strict JSON decoding). The database itself refuses values of the wrong
+// type or shape (STRICT tables with CHECK constraints: see schema), and every
+// row read is validated before it is handed out (finding 12); a row that
 // fails is skipped by list functions (and logged) and reported as a
 // *BadRowError by single-row getters, so a corrupted or tampered database
 // can never crash the host.
@@ -18,7 +20,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -55,7 +56,7 @@ var ErrNotFound = errors.New("not found")
 // Options configures Open.
 type Options struct {
 	// Key encrypts the database at rest (finding 11). nil means unencrypted;
-	// otherwise it must be KeySize bytes (see ParseKeyFile and NewKey).
+	// otherwise it must be KeySize bytes (see ParseKeyFile).
 	Key []byte
 	// Logger receives warnings about invalid rows; nil means slog.Default().
 	Logger *slog.Logger
@@ -272,15 +273,6 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// NewKey returns a fresh random database key of KeySize bytes.
-func NewKey() ([]byte, error) {
-	key := make([]byte, KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("new database key: %w", err)
-	}
-	return key, nil
 }
 
 // ParseKeyFile decodes the contents of a key file: exactly 64 hex digits

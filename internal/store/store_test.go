@@ -117,25 +117,12 @@ func TestParseKeyFile(t *testing.T) {
 	}
 }
 
-func TestNewKey(t *testing.T) {
-	a, err := NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a) != KeySize || len(b) != KeySize {
-		t.Fatalf("key lengths %d, %d, want %d", len(a), len(b), KeySize)
-	}
-	if bytes.Equal(a, b) {
-		t.Fatal("two new keys are equal")
-	}
-	// A key written out as a key file reads back.
-	got, err := ParseKeyFile([]byte(hex.EncodeToString(a) + "\n"))
-	if err != nil || !bytes.Equal(got, a) {
-		t.Fatalf("ParseKeyFile(NewKey) = %x, %v", got, err)
+// A key written out as a key file reads back.
+func TestKeyFileRoundTrip(t *testing.T) {
+	key := newKey()
+	got, err := ParseKeyFile([]byte(hex.EncodeToString(key) + "\n"))
+	if err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("ParseKeyFile = %x, %v; want %x", got, err, key)
 	}
 }
 
@@ -186,8 +173,8 @@ func assertNoPlaintext(t *testing.T, path, marker string) int {
 func TestEncryptionAtRest(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "secret.db")
-	key, _ := NewKey()
-	otherKey, _ := NewKey()
+	key := newKey()
+	otherKey := newKey()
 	marker := "MARKER-" + hex.EncodeToString(key[:6]) + "-the-owner's-secret"
 
 	s, _ := openTestAt(t, path, key)
@@ -280,7 +267,7 @@ func TestPlainDatabaseOpenedWithKeyFails(t *testing.T) {
 		t.Fatalf("an unencrypted database should start with the SQLite header (err %v)", err)
 	}
 	before := fileHashes(t, path)
-	key, _ := NewKey()
+	key := newKey()
 	_, err = Open(ctx, path, Options{Key: key})
 	if !errors.Is(err, ErrWrongKey) {
 		t.Fatalf("err = %v, want ErrWrongKey", err)
@@ -316,7 +303,7 @@ func TestConcurrentWritersTwoStores(t *testing.T) {
 		t.Run(fmt.Sprintf("encrypted=%v", encrypted), func(t *testing.T) {
 			var key []byte
 			if encrypted {
-				key, _ = NewKey()
+				key = newKey()
 			}
 			path := filepath.Join(t.TempDir(), "shared.db")
 			// Open both at once: a fresh file is migrated exactly once.
@@ -410,8 +397,8 @@ func crashCopy(t *testing.T, key []byte, messages int) string {
 
 func TestWrongKeyAfterCrashKeepsWAL(t *testing.T) {
 	ctx := context.Background()
-	right, _ := NewKey()
-	wrong, _ := NewKey()
+	right := newKey()
+	wrong := newKey()
 	for _, tc := range []struct {
 		name       string
 		key, tried []byte
@@ -444,7 +431,7 @@ func TestWrongKeyAfterCrashKeepsWAL(t *testing.T) {
 
 func TestOpenEdgeFiles(t *testing.T) {
 	ctx := context.Background()
-	key, _ := NewKey()
+	key := newKey()
 	t.Run("empty existing file becomes an encrypted database", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "empty.db")
 		if err := os.WriteFile(path, nil, 0o600); err != nil {
