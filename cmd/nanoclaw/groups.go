@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -238,13 +236,8 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			a.EgressAllow = &list
 		case "mounts":
 			var mounts []ipc.ExtraMount
-			dec := json.NewDecoder(strings.NewReader(value))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&mounts); err != nil {
+			if err := ipc.DecodeStrict([]byte(value), &mounts); err != nil { // R14: nothing may follow the list
 				return a, usagef("mounts: want a JSON list of {host_path, container_path, readonly}: %v", err)
-			}
-			if _, err := dec.Token(); err != io.EOF { // R14: nothing may follow the list
-				return a, usagef("mounts: data after the JSON list (at byte %d of %q)", dec.InputOffset(), value)
 			}
 			a.AdditionalMounts = &mounts
 		default:

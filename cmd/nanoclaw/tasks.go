@@ -163,9 +163,5 @@ func when(t *time.Time, loc *time.Location) string {
 }
 
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(sanitize.Terminal(s)), " ") // R10: an agent wrote it
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
+	return sanitize.Clip(strings.Join(strings.Fields(sanitize.Terminal(s)), " "), n, "…") // R10: an agent wrote it
 }

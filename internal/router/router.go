@@ -309,7 +309,7 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Session, w chat
 	start := time.Now()
 	out, err := sess.Prompt(ctx, w.prompt.Text)
 	if err == nil && out.IsError {
-		err = fmt.Errorf("the agent failed: %s", firstLine(out.Error+" "+out.Result))
+		err = fmt.Errorf("the agent failed: %s", sanitize.FirstLine(out.Error+" "+out.Result, 300))
 	}
 	if err != nil {
 		r.log.Error("agent run failed", "group", g.Folder, "chat", w.chat, "err", err)
@@ -349,15 +349,4 @@ func (r *Router) runDone(chat string, upTo int64, err error) {
 	if obs, ok := r.ch.For(chat).(channel.Observer); ok {
 		obs.RunDone(chat, upTo, err)
 	}
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 300 {
-		s = sanitize.Truncate(s, 300) + "…"
-	}
-	return s
 }

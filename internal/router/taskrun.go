@@ -8,6 +8,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
@@ -120,7 +121,7 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Session, claim
 		}
 	}
 	if err == nil && out.IsError {
-		err = fmt.Errorf("the agent failed: %s", firstLine(out.Error+" "+out.Result))
+		err = fmt.Errorf("the agent failed: %s", sanitize.FirstLine(out.Error+" "+out.Result, 300))
 	}
 	r.log.Info("task ran", "group", g.Folder, "task", t.ID, "duration_ms", time.Since(start).Milliseconds(), "ok", err == nil)
 	r.recordRun(ctx, t, start, out, err)
