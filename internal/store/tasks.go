@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	// Task rows are validated on every read (finding 12), time zone included:
 	// embed the zone database so a host without /usr/share/zoneinfo does not
@@ -71,11 +73,7 @@ const (
 
 // Validate reports whether a is a known actor.
 func (a TaskActor) Validate() error {
-	switch a {
-	case ActorScheduler, ActorGroup, ActorMain, ActorOwner:
-		return nil
-	}
-	return fmt.Errorf("unknown task actor %q (want scheduler, group, main or owner)", string(a))
+	return oneOf("task actor", a, ActorScheduler, ActorGroup, ActorMain, ActorOwner)
 }
 
 // rank orders the actors: main and the owner are equals.
@@ -190,38 +188,20 @@ func (t Task) Validate() error {
 
 // Validate reports whether st is a known schedule type.
 func (st ScheduleType) Validate() error {
-	switch st {
-	case ScheduleCron, ScheduleInterval, ScheduleOnce:
-		return nil
-	}
-	return fmt.Errorf("unknown schedule type %q (want cron, interval or once)", string(st))
+	return oneOf("schedule type", st, ScheduleCron, ScheduleInterval, ScheduleOnce)
 }
 
 // Validate reports whether m is a known context mode.
-func (m ContextMode) Validate() error {
-	switch m {
-	case ContextGroup, ContextIsolated:
-		return nil
-	}
-	return fmt.Errorf("unknown context mode %q (want group or isolated)", string(m))
-}
+func (m ContextMode) Validate() error { return oneOf("context mode", m, ContextGroup, ContextIsolated) }
 
 // Validate reports whether st is a known task status.
 func (st TaskStatus) Validate() error {
-	switch st {
-	case TaskActive, TaskPaused, TaskCompleted, TaskCancelled:
-		return nil
-	}
-	return fmt.Errorf("unknown task status %q (want active, paused, completed or cancelled)", string(st))
+	return oneOf("task status", st, TaskActive, TaskPaused, TaskCompleted, TaskCancelled)
 }
 
 // Validate reports whether st is a known run outcome.
 func (st RunStatus) Validate() error {
-	switch st {
-	case RunSuccess, RunError, RunSkipped:
-		return nil
-	}
-	return fmt.Errorf("unknown run status %q (want success, error or skipped)", string(st))
+	return oneOf("run status", st, RunSuccess, RunError, RunSkipped)
 }
 
 // ValidateTimezone accepts an IANA time zone name ("UTC", "Europe/Paris").
@@ -442,4 +422,16 @@ func (s *Store) guardedUpdate(ctx context.Context, what, id string, by TaskActor
 		return fmt.Errorf("%s: %w", what, &TaskLimitError{Folder: t.Folder, Limit: limit})
 	}
 	return fmt.Errorf("%s: it is %s: %w", what, t.Status, ErrTaskLocked)
+}
+
+// oneOf reports whether v is one of the known values of its kind, what.
+func oneOf[T ~string](what string, v T, known ...T) error {
+	if slices.Contains(known, v) {
+		return nil
+	}
+	want := make([]string, len(known))
+	for i, k := range known {
+		want[i] = string(k)
+	}
+	return fmt.Errorf("unknown %s %q (want %s or %s)", what, string(v), strings.Join(want[:len(want)-1], ", "), want[len(want)-1])
 }
