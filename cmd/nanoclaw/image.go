@@ -75,7 +75,7 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rt, err := runtime.Detect(ctx, string(cfg.Runtime))
+	rt, err := runtime.Detect(ctx, cfg.Runtime)
 	if err != nil {
 		return err
 	}

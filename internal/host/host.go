@@ -252,7 +252,7 @@ func ensureMainGroup(ctx context.Context, cfg *config.Config, st *store.Store) e
 // killed earlier run of this host left behind. Without a runtime the daemon
 // still runs (messages are stored); agent runs then fail with this reason.
 func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *runtime.Runtime {
-	rt, err := runtime.Detect(ctx, string(cfg.Runtime))
+	rt, err := runtime.Detect(ctx, cfg.Runtime)
 	if err != nil {
 		log.Error("no container runtime: the assistant cannot answer until one works", "err", err)
 		return nil

@@ -15,7 +15,7 @@ func TestDetect(t *testing.T) {
 	cases := []struct {
 		name     string
 		clis     map[string]string // CLI name → its fake mode ("ok" or "" for broken)
-		want     string
+		want     Kind
 		wantKind Kind
 		wantErr  []string
 	}{

@@ -170,13 +170,12 @@ func autoOrder(goos string) []Kind {
 // Detect finds the container CLI to use. want is Auto (or empty): the
 // first installed and working one; or a CLI: exactly that one. The error
 // names every CLI tried, what went wrong with each, and how to fix it.
-func Detect(ctx context.Context, want string) (*Runtime, error) {
-	k, err := ParseKind(want)
-	if err != nil && want != "" {
+func Detect(ctx context.Context, want Kind) (*Runtime, error) {
+	if _, err := ParseKind(string(want)); err != nil && want != "" {
 		return nil, err
 	}
-	kinds := []Kind{k}
-	if want == "" || k == Auto {
+	kinds := []Kind{want}
+	if want == "" || want == Auto {
 		kinds = autoOrder(goruntime.GOOS)
 	}
 	var problems []string
