@@ -5,16 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
 )
-
-// folderPattern is the whole rule for group folder names; ValidateFolder
-// explains each way of breaking it.
-var folderPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // MaxFolderLen is the longest allowed group folder name.
 const MaxFolderLen = 63
@@ -25,7 +20,8 @@ const ReservedFolder = "global"
 // ValidateFolder checks a group folder name. The folder becomes a directory
 // name, part of container names and of IPC paths, so this is the one check
 // every entry point uses (finding 5): 1..63 characters of lowercase ASCII
-// letters, digits and '-', not starting with '-', and not "global".
+// letters, digits and '-', not starting with '-', and not "global". The
+// database checks the same rule again (folderRule).
 func ValidateFolder(name string) error {
 	if name == "" {
 		return errors.New("invalid group folder: empty name")
@@ -43,9 +39,6 @@ func ValidateFolder(name string) error {
 	}
 	if name == ReservedFolder {
 		return fmt.Errorf("invalid group folder %q: reserved for the global memory", name)
-	}
-	if !folderPattern.MatchString(name) { // belt and braces: the rule as one regexp
-		return fmt.Errorf("invalid group folder %q", name)
 	}
 	return nil
 }
@@ -178,7 +171,8 @@ func (s *Store) DeleteGroup(ctx context.Context, folder string) error {
 
 // BindChat makes the chat jid reach the group in folder. Binding a chat to
 // the group it is already bound to does nothing; a chat bound to another
-// group must be unbound first, so a registration never silently moves a chat.
+// group stays with it (until that group is deleted), so a registration never
+// silently moves a chat.
 func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
 	if err := checkJID(jid); err != nil {
 		return fmt.Errorf("bind chat %q to group %q: %w", jid, folder, err)

@@ -243,9 +243,6 @@ func (s *Store) setWAL(ctx context.Context) error {
 // Close on the Store.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Path returns the file name the Store was opened with.
-func (s *Store) Path() string { return s.path }
-
 // Encrypted reports whether the database is encrypted at rest (opened with a
 // key).
 func (s *Store) Encrypted() bool { return s.encrypted }
