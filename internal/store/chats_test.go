@@ -132,3 +132,38 @@ func TestChatNamesAreCleaned(t *testing.T) {
 		t.Errorf("an invisible name replaced the known one: %q", c.Name)
 	}
 }
+
+// R14: a chat id is checked by its channel's grammar before it is bound.
+func TestValidateChatID(t *testing.T) {
+	for jid, want := range map[string]string{
+		"local:main":                   "",
+		"local:family-2":               "",
+		"local:../x":                   "invalid group folder",
+		"local:":                       "empty name",
+		"local:Main":                   "not allowed",
+		"local:global":                 "reserved",
+		"local:a/b":                    "not allowed",
+		"14155550123@s.whatsapp.net":   "",
+		"123456789@lid":                "",
+		"120363012345678901@g.us":      "",
+		"14155550123-1600000000@g.us":  "",
+		"me@s.whatsapp.net":            "1-20 digits",
+		"14155550123:5@s.whatsapp.net": "1-20 digits",
+		"fam@g.us":                     "not a group id",
+		"1-@g.us":                      "not a group id",
+		"123@broadcast":                `server "broadcast"`,
+		"123@":                         `server ""`,
+		"@g.us":                        "not a group id",
+		"telegram:123":                 "neither a local chat",
+		"":                             "empty chat id",
+		"local:a\nb":                   "control character",
+	} {
+		err := ValidateChatID(jid)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("ValidateChatID(%q) = %v, want nil", jid, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("ValidateChatID(%q) = %v, want an error saying %q", jid, err, want)
+		}
+	}
+}

@@ -343,43 +343,6 @@ func TestDeleteGroupCascades(t *testing.T) {
 	}
 }
 
-func TestSessions(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTest(t)
-	mustPutGroup(t, s, testGroup("family"))
-	if id, err := s.Session(ctx, "family"); err != nil || id != "" {
-		t.Fatalf("Session before any = %q, %v", id, err)
-	}
-	for _, id := range []string{"s1", "s2"} {
-		if err := s.SetSession(ctx, "family", id); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := s.Session(ctx, "family"); err != nil || got != id {
-			t.Fatalf("Session = %q, %v; want %q", got, err, id)
-		}
-	}
-	if err := s.SetSession(ctx, "family", ""); err == nil {
-		t.Fatal("empty session id accepted")
-	}
-	if err := s.SetSession(ctx, "nobody", "s"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("session for a missing group: err = %v", err)
-	}
-	if err := s.ClearSession(ctx, "family"); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.Session(ctx, "family"); got != "" {
-		t.Fatalf("Session after clear = %q", got)
-	}
-	if err := s.ClearSession(ctx, "family"); err != nil {
-		t.Fatalf("clearing twice: %v", err)
-	}
-
-	// The database refuses an empty session id, and one of no group.
-	mustPutGroup(t, s, testGroup("work"))
-	wantRefused(t, s, `INSERT INTO sessions (folder, session_id, updated_at) VALUES ('work', '', 0)`)
-	wantRefused(t, s, `INSERT INTO sessions (folder, session_id, updated_at) VALUES ('nobody', 's', 0)`)
-}
-
 // Finding 12: a group row the store cannot use is skipped with its key. The
 // database refuses most of them itself: a CHECK (planted here as a file
 // edited with ignore_check_constraints could hold them) or a STRICT column
@@ -476,39 +439,4 @@ func TestMainGroupBadRow(t *testing.T) {
 		t.Fatalf("ListGroups = %v, %v", list, err)
 	}
 	wantSkipLogged(t, logs, "groups", "main")
-}
-
-// R14: a chat id is checked by its channel's grammar before it is bound.
-func TestValidateChatID(t *testing.T) {
-	for jid, want := range map[string]string{
-		"local:main":                   "",
-		"local:family-2":               "",
-		"local:../x":                   "invalid group folder",
-		"local:":                       "empty name",
-		"local:Main":                   "not allowed",
-		"local:global":                 "reserved",
-		"local:a/b":                    "not allowed",
-		"14155550123@s.whatsapp.net":   "",
-		"123456789@lid":                "",
-		"120363012345678901@g.us":      "",
-		"14155550123-1600000000@g.us":  "",
-		"me@s.whatsapp.net":            "1-20 digits",
-		"14155550123:5@s.whatsapp.net": "1-20 digits",
-		"fam@g.us":                     "not a group id",
-		"1-@g.us":                      "not a group id",
-		"123@broadcast":                `server "broadcast"`,
-		"123@":                         `server ""`,
-		"@g.us":                        "not a group id",
-		"telegram:123":                 "neither a local chat",
-		"":                             "empty chat id",
-		"local:a\nb":                   "control character",
-	} {
-		err := ValidateChatID(jid)
-		switch {
-		case want == "" && err != nil:
-			t.Errorf("ValidateChatID(%q) = %v, want nil", jid, err)
-		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
-			t.Errorf("ValidateChatID(%q) = %v, want an error saying %q", jid, err, want)
-		}
-	}
 }
