@@ -108,10 +108,12 @@ func (s *Server) postTool(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no command %q", tool)
 		return
 	}
-	var args json.RawMessage
-	if err := decodeBody(w, r, 64<<10, &args); err != nil {
+	var obj map[string]json.RawMessage // arguments are one JSON object
+	if err := decodeBody(w, r, 64<<10, &obj); err != nil {
+		writeError(w, http.StatusBadRequest, "%s", err.Error())
 		return
 	}
+	args, _ := json.Marshal(obj)
 	res, err := s.tools(r.Context(), tool, args)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())

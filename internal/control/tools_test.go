@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +45,21 @@ func TestOwnerToolsThroughTheSocket(t *testing.T) {
 	}
 	if err := c.Tool(ctx, "send_message", map[string]string{"text": "hi"}, &out); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
 		t.Errorf("a tool that is no owner command: %v", err)
+	}
+	// A body that is not one JSON object is refused with what is wrong.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
+	for _, body := range []string{"", "[1]", `{"folder":"x"} junk`} {
+		resp, err := hc.Post("http://control/v1/tools/reset_session", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "request body") && !strings.Contains(string(b), "empty request body") {
+			t.Errorf("body %q: %d %s; want 400 saying what is wrong", body, resp.StatusCode, b)
+		}
 	}
 	if len(called) != 2 || called[0] != "reset_session" || called[1] != "configure_group" {
 		t.Errorf("Tools saw %v", called)
