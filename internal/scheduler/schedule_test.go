@@ -219,3 +219,20 @@ func TestCronMinimumInterval(t *testing.T) {
 		}
 	}
 }
+
+// A schedule reaches the owner's terminal and main's model: control
+// characters, which cron parsing would take as separators, are refused.
+func TestParseScheduleRefusesControlCharacters(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ kind, value string }{
+		{"cron", "0\r9 * * *"}, {"cron", "0 9\v* * *"}, {"cron", "0 9 *\f* *"}, {"cron", "0 9 * *\u0085*"},
+		{"cron", "0 9 * * *\x1b[2J"}, {"interval", "3600000\n"},
+	} {
+		if _, err := ParseSchedule(c.kind, c.value, time.UTC, now, time.Minute); err == nil || !strings.Contains(err.Error(), "printable") {
+			t.Errorf("%q: %v", c.value, err)
+		}
+	}
+	if _, err := ParseSchedule("cron", "0 9 * * *", time.UTC, now, time.Minute); err != nil {
+		t.Error(err)
+	}
+}
