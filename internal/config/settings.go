@@ -1,0 +1,247 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/runtime"
+)
+
+// setting describes one knob: its name, default, help text and how its
+// string value is validated into Config.
+type setting struct {
+	Name    string
+	Default string
+	Help    string
+	Secret  bool
+	path    bool // a path: "~/" is expanded before apply
+	apply   func(c *Config, v string) error
+	show    func(c *Config) string // the effective value, secrets masked
+}
+
+// intSetting is a whole number within lo..hi, kept in *field(c).
+func intSetting(name, def, help string, lo, hi int, field func(*Config) *int) setting {
+	return setting{Name: name, Default: def, Help: help,
+		apply: func(c *Config, v string) (err error) { *field(c), err = intIn(v, lo, hi); return err },
+		show:  func(c *Config) string { return strconv.Itoa(*field(c)) }}
+}
+
+// durationSetting is a duration within lo..hi, kept in *field(c).
+func durationSetting(name, def, help string, lo, hi time.Duration, field func(*Config) *time.Duration) setting {
+	return setting{Name: name, Default: def, Help: help,
+		apply: func(c *Config, v string) (err error) { *field(c), err = durationIn(v, lo, hi); return err },
+		show:  func(c *Config) string { return field(c).String() }}
+}
+
+// pathSetting is an absolute path kept in *field(c); empty means orElse(c).
+func pathSetting(name, help string, field func(*Config) *string, orElse func(*Config) string) setting {
+	return setting{Name: name, Help: help, path: true,
+		apply: func(c *Config, v string) (err error) {
+			if v == "" {
+				*field(c) = orElse(c)
+				return nil
+			}
+			*field(c), err = absPath(v)
+			return err
+		},
+		show: func(c *Config) string { return *field(c) }}
+}
+
+// defaultUpstream is the public Anthropic API.
+const defaultUpstream = "https://api.anthropic.com"
+
+// settings is the table of every knob; Load, Print and the README follow it.
+var settings = []setting{
+	{Name: "NANOCLAW_HOME", path: true, Default: "~/.nanoclaw", Help: "data home: groups, sessions, gateway sockets, database, logs",
+		apply: func(c *Config, v string) (err error) { c.Home, err = absPath(v); return err },
+		show:  func(c *Config) string { return c.Home }},
+	{Name: "ASSISTANT_NAME", Default: "Andy", Help: "the assistant's name; the trigger is @NAME",
+		apply: func(c *Config, v string) error { c.AssistantName = v; return validName(v) },
+		show:  func(c *Config) string { return c.AssistantName }},
+	{Name: "ANTHROPIC_API_KEY", Secret: true, Help: "API key; stays on the host, injected by the gateway",
+		apply: func(c *Config, v string) error { c.APIKey = Secret(v); return validSecret(v) },
+		show:  func(c *Config) string { return c.APIKey.String() }},
+	{Name: "CLAUDE_CODE_OAUTH_TOKEN", Secret: true, Help: "OAuth token (alternative to the API key); stays on the host",
+		apply: func(c *Config, v string) error { c.OAuthToken = Secret(v); return validSecret(v) },
+		show:  func(c *Config) string { return c.OAuthToken.String() }},
+	{Name: "ANTHROPIC_BASE_URL", Default: defaultUpstream, Help: "upstream Messages API the gateway forwards to",
+		apply: func(c *Config, v string) (err error) { c.UpstreamURL, err = parseUpstream(v); return err },
+		show:  func(c *Config) string { return c.UpstreamURL.String() }},
+	{Name: "NANOCLAW_RUNTIME", Default: "auto", Help: "container runtime: auto, docker, podman or container",
+		apply: func(c *Config, v string) (err error) { c.Runtime, err = runtime.ParseKind(v); return err },
+		show:  func(c *Config) string { return string(c.Runtime) }},
+	{Name: "NANOCLAW_IMAGE", Default: "localhost/nanoclaw-agent:latest", Help: "agent container image",
+		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) },
+		show:  func(c *Config) string { return c.Image }},
+	pathSetting("NANOCLAW_AGENT_BINARY", "the static nanoclaw-agent mounted into containers (default: beside the nanoclaw binary)",
+		func(c *Config) *string { return &c.AgentBinary }, func(*Config) string { return besideExecutable("nanoclaw-agent") }),
+	intSetting("MAX_CONCURRENT_CONTAINERS", "3", "agent containers running at once, all groups together", 1, 64,
+		func(c *Config) *int { return &c.MaxConcurrentContainers }),
+	durationSetting("CONTAINER_TIMEOUT", "5m", "longest agent run (Go duration, or milliseconds)", 10*time.Second, 24*time.Hour,
+		func(c *Config) *time.Duration { return &c.ContainerTimeout }),
+	durationSetting("IDLE_TIMEOUT", "30m", "how long a finished agent stays warm for follow-up messages", 0, 24*time.Hour,
+		func(c *Config) *time.Duration { return &c.IdleTimeout }),
+	intSetting("CONTAINER_MEMORY_MB", "2048", "memory limit of an agent container, MiB", 64, 1<<16,
+		func(c *Config) *int { return &c.ContainerMemoryMB }),
+	{Name: "CONTAINER_CPUS", Default: "2", Help: "CPU limit of an agent container",
+		apply: func(c *Config, v string) (err error) { c.ContainerCPUs, err = floatIn(v, 0.1, 64); return err },
+		show:  func(c *Config) string { return strconv.FormatFloat(c.ContainerCPUs, 'f', -1, 64) }},
+	intSetting("CONTAINER_PIDS_LIMIT", "512", "process limit of an agent container", 16, 1<<16,
+		func(c *Config) *int { return &c.ContainerPidsLimit }),
+	intSetting("PROMPT_MAX_MESSAGES", "50", "most messages in one prompt (newest kept)", 1, 10000,
+		func(c *Config) *int { return &c.PromptMaxMessages }),
+	intSetting("PROMPT_MAX_BYTES", "32768", "largest prompt in bytes (newest messages kept)", 1024, 8<<20,
+		func(c *Config) *int { return &c.PromptMaxBytes }),
+	intSetting("MESSAGE_MAX_BYTES", "4096", "longest single message in a prompt; longer ones are cut with a marker", 256, 8<<20,
+		func(c *Config) *int { return &c.MessageMaxBytes }),
+	intSetting("TASK_MAX_ACTIVE", "20", "most active or paused scheduled tasks a non-main group's agent may have", 1, 10000,
+		func(c *Config) *int { return &c.TaskMaxActive }),
+	intSetting("TASK_MAX_ACTIVE_MAIN", "200", "the same per group, for tasks the main group's agent schedules", 1, 100000,
+		func(c *Config) *int { return &c.TaskMaxActiveMain }),
+	durationSetting("TASK_MIN_INTERVAL", "5m", "shortest interval, or cron frequency, a non-main group's agent may schedule (main: 1m)", time.Minute, 24*time.Hour,
+		func(c *Config) *time.Duration { return &c.TaskMinInterval }),
+	intSetting("SEND_PER_MINUTE", "20", "messages a minute nanoclaw sends to one WhatsApp chat (replies, send_message and tasks together)", 1, 600,
+		func(c *Config) *int { return &c.SendPerMinute }),
+	intSetting("SEND_BURST", "5", "messages nanoclaw may send to one WhatsApp chat at once before SEND_PER_MINUTE paces them", 1, 100,
+		func(c *Config) *int { return &c.SendBurst }),
+	{Name: "TZ", Help: "time zone for schedules (IANA name); default: the host's",
+		apply: func(c *Config, v string) (err error) { c.Timezone, err = loadZone(v); return err },
+		show:  func(c *Config) string { return c.Timezone.String() }},
+	pathSetting("NANOCLAW_DB_KEY_FILE", "database key file; when it exists the database is encrypted (default: CONFIG_DIR/db.key)",
+		func(c *Config) *string { return &c.DBKeyFile }, func(c *Config) string { return filepath.Join(c.ConfigDir, "db.key") }),
+	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
+		apply: func(c *Config, v string) (err error) { c.LogLevel, err = ParseLevel(v); return err },
+		show:  func(c *Config) string { return strings.ToLower(c.LogLevel.String()) }},
+}
+
+// assistantName allows letters, digits, spaces and a few joiners: the name is
+// shown in replies and matched in triggers, so nothing markup-like.
+var assistantName = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,49}$`)
+
+func validName(v string) error {
+	if !assistantName.MatchString(v) {
+		return fmt.Errorf("%q: 1-50 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit", v)
+	}
+	return nil
+}
+
+func validSecret(v string) error {
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f {
+			return errors.New("contains a space or control character (paste error?)")
+		}
+	}
+	return nil
+}
+
+func parseUpstream(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%q: want an http(s) URL such as %s", v, defaultUpstream)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%q: no user info, query or fragment allowed", v)
+	}
+	return u, nil
+}
+
+// validImage holds the image to runtime's narrow rule: the value becomes a
+// command-line argument and must never start with '-'.
+func validImage(v string) error {
+	if runtime.ValidateImage(v) != nil {
+		return fmt.Errorf("%q is not an image reference like localhost/nanoclaw-agent:latest", v)
+	}
+	return nil
+}
+
+func intIn(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number", v)
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d is outside %d..%d", n, lo, hi)
+	}
+	return n, nil
+}
+
+func floatIn(v string, lo, hi float64) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number", v)
+	}
+	if !(f >= lo && f <= hi) {
+		return 0, fmt.Errorf("%v is outside %v..%v", f, lo, hi)
+	}
+	return f, nil
+}
+
+// durationIn accepts a Go duration ("5m", "90s") or, as the original's
+// settings did, a plain number of milliseconds.
+func durationIn(v string, lo, hi time.Duration) (time.Duration, error) {
+	var d time.Duration
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if ms < 0 || ms > int64(hi/time.Millisecond) {
+			return 0, fmt.Errorf("%d ms is outside %v..%v", ms, lo, hi)
+		}
+		d = time.Duration(ms) * time.Millisecond
+	} else if d, err = time.ParseDuration(v); err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 5m or 90s (or milliseconds)", v)
+	}
+	if d < lo || d > hi {
+		return 0, fmt.Errorf("%v is outside %v..%v", d, lo, hi)
+	}
+	return d, nil
+}
+
+// loadZone resolves a time zone name; empty means the host's own zone.
+func loadZone(v string) (*time.Location, error) {
+	if v == "" {
+		v = hostZone()
+	}
+	v = strings.TrimPrefix(v, ":") // POSIX allows TZ=:Area/City
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as Europe/Berlin)", v)
+	}
+	return loc, nil
+}
+
+// besideExecutable is name in the directory of the running binary (make
+// build puts nanoclaw and nanoclaw-agent side by side in bin/).
+func besideExecutable(name string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return name
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return filepath.Join(filepath.Dir(exe), name)
+}
+
+// hostZone finds the IANA name of the host's zone: scheduled tasks store it,
+// so "Local" will not do.
+func hostZone() string {
+	if b, err := os.ReadFile("/etc/timezone"); err == nil {
+		if z := strings.TrimSpace(string(b)); z != "" {
+			return z
+		}
+	}
+	if target, err := os.Readlink("/etc/localtime"); err == nil {
+		if _, z, ok := strings.Cut(target, "zoneinfo/"); ok {
+			return z
+		}
+	}
+	return "UTC"
+}
