@@ -11,14 +11,17 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -86,18 +89,10 @@ type Runner struct {
 // NewRunner makes a Runner; it serves the gateway's input and output
 // requests itself.
 func NewRunner(opt Options) *Runner {
-	if opt.Logger == nil {
-		opt.Logger = slog.Default()
-	}
-	if opt.StopGrace == 0 {
-		opt.StopGrace = 5 * time.Second
-	}
-	if opt.LogCap == 0 {
-		opt.LogCap = 10 << 20
-	}
-	if opt.EtcDir == "" {
-		opt.EtcDir = "/etc"
-	}
+	opt.Logger = cmp.Or(opt.Logger, slog.Default())
+	opt.StopGrace = cmp.Or(opt.StopGrace, 5*time.Second)
+	opt.LogCap = cmp.Or(opt.LogCap, 10<<20)
+	opt.EtcDir = cmp.Or(opt.EtcDir, "/etc")
 	r := &Runner{opt: opt, log: opt.Logger, sessions: make(map[string]*Session), failures: make(map[string]int)}
 	gopt := opt.Gateway
 	gopt.Handler = r
@@ -149,7 +144,7 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 
 	if err := s.start(ctx, opt); err != nil {
 		r.forget(s)
-		return nil, err
+		return nil, fmt.Errorf("start agent %s: %w", g.Folder, err)
 	}
 	return s, nil
 }
@@ -289,15 +284,11 @@ func (r *Runner) forget(s *Session) {
 // Close stops every running container.
 func (r *Runner) Close(ctx context.Context) {
 	r.mu.Lock()
-	all := make([]*Session, 0, len(r.sessions))
-	for _, s := range r.sessions {
-		all = append(all, s)
-	}
+	all := slices.Collect(maps.Values(r.sessions))
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range all {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Close(ctx) }()
+		wg.Go(func() { s.Close(ctx) })
 	}
 	wg.Wait()
 }

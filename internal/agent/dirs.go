@@ -35,8 +35,7 @@ type identity struct {
 
 func (id identity) user() string {
 	if id.uid < 0 {
-		uid, gid := os.Getuid(), os.Getgid()
-		return strconv.Itoa(uid) + ":" + strconv.Itoa(gid)
+		id = identity{os.Getuid(), os.Getgid()}
 	}
 	return strconv.Itoa(id.uid) + ":" + strconv.Itoa(id.gid)
 }

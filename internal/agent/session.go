@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +16,6 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/runtime"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
@@ -108,6 +105,7 @@ func (s *Session) SessionID() string {
 // Done is closed when the container has exited.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
+// start starts the container; the caller names the group in an error.
 func (s *Session) start(ctx context.Context, opt StartOptions) error {
 	r := s.r
 	g := s.group
@@ -116,22 +114,22 @@ func (s *Session) start(ctx context.Context, opt StartOptions) error {
 	s.started = time.Now()
 	var err error
 	if s.name, err = runtime.ContainerName(g.Folder, s.started); err != nil {
-		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+		return err
 	}
 	id, err := r.identity(ctx, g.Folder)
 	if err != nil {
-		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+		return err
 	}
 	p, err := r.prepareDirs(g, id)
 	if err != nil {
-		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+		return err
 	}
 	s.runDir = p.run
 
 	policy := r.opt.DefaultEgress
 	if g.Config.Egress.Mode != "" {
 		if policy, err = egress.ParsePolicy(string(g.Config.Egress.Mode), g.Config.Egress.Allow); err != nil {
-			return fmt.Errorf("start agent %s: egress policy: %w", g.Folder, err)
+			return fmt.Errorf("egress policy: %w", err)
 		}
 	}
 	// R13: each run has its own socket directory, and only that directory
@@ -140,13 +138,13 @@ func (s *Session) start(ctx context.Context, opt StartOptions) error {
 	ep, err := r.gw.Open(gateway.Group{Folder: g.Folder, IsMain: g.IsMain, Egress: policy}, p.run, id.uid, id.gid)
 	if err != nil {
 		s.removeRunDir()
-		return fmt.Errorf("start agent %s: open gateway: %w", g.Folder, err)
+		return fmt.Errorf("open gateway: %w", err)
 	}
 	s.ep = ep
 	fail := func(err error) error {
 		ep.Close()
 		s.removeRunDir()
-		return fmt.Errorf("start agent %s: %w", g.Folder, err)
+		return err
 	}
 
 	spec := s.spec(p, id, opt.SessionID)
@@ -184,81 +182,6 @@ func (s *Session) removeRunDir() {
 	if err := os.Remove(s.runDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.r.log.Warn("remove the run's socket directory", "group", s.group.Folder, "dir", s.runDir, "err", err)
 	}
-}
-
-// spec is the container for this run: the hardened flags come from the
-// runtime; the mounts are exactly these, nothing else (finding 3: no project
-// root, no data home, no store, no config dir).
-func (s *Session) spec(p groupPaths, id identity, sessionID string) runtime.Spec {
-	o := s.r.opt
-	c := s.group.Config
-	mounts := []runtime.Mount{
-		{Source: p.group, Target: ipc.ContainerGroupDir},
-		{Source: p.global, Target: ipc.ContainerGlobalDir, ReadOnly: !s.group.IsMain},
-		{Source: p.claude, Target: ipc.ContainerClaudeDir},
-		{Source: p.run, Target: ipc.ContainerIPCDir, ReadOnly: true},
-		{Source: o.AgentBinary, Target: ipc.ContainerAgentBinary, ReadOnly: true},
-	}
-	mounts = append(mounts, s.extraMounts()...)
-	cmd := []string{ipc.ContainerAgentBinary, "run", "--idle", (o.IdleTimeout + time.Minute).String()}
-	if sessionID != "" {
-		cmd = append(cmd, "--session", sessionID)
-	}
-	if s.group.IsMain {
-		cmd = append(cmd, "--main")
-	}
-	return runtime.Spec{
-		Name:    s.name,
-		Image:   o.Image,
-		User:    id.user(),
-		Workdir: ipc.ContainerGroupDir,
-		Mounts:  mounts,
-		Tmpfs: []runtime.Tmpfs{
-			{Target: "/tmp", SizeMB: 512},
-			{Target: ipc.ContainerHome, SizeMB: 256, Private: true},
-		},
-		MemoryMB:  orInt(c.MemoryMB, o.MemoryMB),
-		CPUs:      orFloat(c.CPUs, o.CPUs),
-		PidsLimit: orInt(c.PidsLimit, o.PidsLimit),
-		Cmd:       cmd,
-	}
-}
-
-// extraMounts are the group's additional mounts that the allowlist grants.
-// The allowlist is read at every run so edits apply without a restart; a
-// rejected mount is skipped with a warning saying why (finding 3: nothing is
-// mounted that the allowlist, which no container sees, does not allow, and
-// never nanoclaw's own data home or config dir).
-func (s *Session) extraMounts() []runtime.Mount {
-	o := s.r.opt
-	g := s.group
-	if len(g.Config.AdditionalMounts) == 0 {
-		return nil
-	}
-	al, err := mounts.LoadAllowlist(o.AllowlistPath)
-	if err != nil {
-		s.r.log.Error("mount allowlist unreadable; no extra mounts for this run", "group", g.Folder, "err", err)
-		return nil
-	}
-	protected := []string{o.GroupsDir, o.SessionsDir, o.IPCDir,
-		filepath.Dir(o.GroupsDir), filepath.Dir(o.SessionsDir), filepath.Dir(o.IPCDir)}
-	if o.AllowlistPath != "" {
-		protected = append(protected, o.AllowlistPath, filepath.Dir(o.AllowlistPath))
-	}
-	protected = append(protected, mounts.BinaryDirs(o.AgentBinary)...) // R7: nor the programs every container runs
-	var out []runtime.Mount
-	for _, m := range g.Config.AdditionalMounts {
-		v := al.Check(m, g.IsMain, protected...)
-		if !v.Allowed {
-			s.r.log.Warn("extra mount skipped", "group", g.Folder, "host_path", m.HostPath, "container_path", m.ContainerPath, "reason", v.Reason)
-			continue
-		}
-		if v.Reason != "" {
-			s.r.log.Warn("extra mount made read-only", "group", g.Folder, "host_path", m.HostPath, "container_path", m.ContainerPath, "reason", v.Reason)
-		}
-		out = append(out, runtime.Mount{Source: v.HostPath, Target: v.ContainerPath, ReadOnly: v.ReadOnly})
-	}
-	return out
 }
 
 func (s *Session) timeout() time.Duration {
@@ -317,10 +240,11 @@ func (s *Session) Prompt(ctx context.Context, text string) (ipc.Output, error) {
 
 func (s *Session) exited() error {
 	<-s.done
+	how := ""
 	if s.exitErr != nil {
-		return fmt.Errorf("agent container %s ended before answering: %v (see its run log %s)", s.name, s.exitErr, s.logPath)
+		how = ": " + s.exitErr.Error()
 	}
-	return fmt.Errorf("agent container %s ended before answering (see its run log %s)", s.name, s.logPath)
+	return fmt.Errorf("agent container %s ended before answering%s (see its run log %s)", s.name, how, s.logPath)
 }
 
 // armIdle closes the session after the idle timeout unless another prompt
@@ -463,79 +387,4 @@ func (s *Session) settleResume(code int) {
 		s.r.clearSession(context.Background(), s.group.Folder)
 		s.r.resumeFailures(s.group.Folder, false)
 	}
-}
-
-// A group's run logs are kept within these bounds, newest first: what a
-// container writes to its output must not fill the host's disk.
-const (
-	maxRunLogs     = 50
-	maxRunLogBytes = 100 << 20
-)
-
-// pruneRunLogs removes a group's oldest run logs beyond the bounds,
-// keeping current (the host's own directory: nothing there is a
-// container's).
-func pruneRunLogs(dir, current string, log *slog.Logger) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	var total int64
-	kept := 0
-	for i := len(entries) - 1; i >= 0; i-- { // names sort by start time
-		e := entries[i]
-		path := filepath.Join(dir, e.Name())
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() || path == current {
-			continue
-		}
-		kept++
-		total += info.Size()
-		if kept >= maxRunLogs || total > maxRunLogBytes {
-			if err := os.Remove(path); err != nil {
-				log.Warn("remove an old run log", "path", path, "err", err)
-			}
-		}
-	}
-}
-
-// cappedWriter keeps at most left bytes, then notes what was cut.
-type cappedWriter struct {
-	mu   sync.Mutex
-	w    io.Writer
-	left int64
-	cut  bool
-}
-
-func (c *cappedWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(p)
-	if c.left <= 0 {
-		if !c.cut {
-			c.cut = true
-			io.WriteString(c.w, "\n[nanoclaw: output cap reached; the rest of this run's output is not kept]\n")
-		}
-		return n, nil
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	c.left -= int64(len(p))
-	c.w.Write(p)
-	return n, nil
-}
-
-func orInt(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
-}
-
-func orFloat(v, def float64) float64 {
-	if v > 0 {
-		return v
-	}
-	return def
 }
