@@ -31,16 +31,10 @@ func (s *Slot) Woken() <-chan struct{} {
 	return s.q.wake[s.group]
 }
 
-// Contended reports whether other groups are waiting for a place.
-func (s *Slot) Contended() bool {
-	s.q.mu.Lock()
-	defer s.q.mu.Unlock()
-	return len(s.q.order) > 0
-}
-
-// Wait returns a channel closed the next time a group starts waiting for a
-// place (or already closed if one is waiting now).
-func (s *Slot) Wait() <-chan struct{} {
+// Contended returns a channel closed the next time a group starts waiting
+// for a place (or already closed if one is waiting now): a warm but idle
+// worker makes room when it is.
+func (s *Slot) Contended() <-chan struct{} {
 	s.q.mu.Lock()
 	defer s.q.mu.Unlock()
 	if len(s.q.order) > 0 {
@@ -65,7 +59,6 @@ type Queue struct {
 	queued    map[string]bool          // members of order
 	contended chan struct{}            // closed when order becomes non-empty
 	wg        sync.WaitGroup
-	peak      int
 }
 
 // New makes a queue running at most max workers at once.
@@ -112,20 +105,6 @@ func (q *Queue) Notify(group string) {
 	q.fill()
 }
 
-// Active is the number of workers running now.
-func (q *Queue) Active() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.running)
-}
-
-// Peak is the most workers that ever ran at once.
-func (q *Queue) Peak() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.peak
-}
-
 func (q *Queue) enqueue(group string) {
 	if q.queued[group] {
 		return
@@ -151,7 +130,6 @@ func (q *Queue) fill() {
 		}
 		q.running[group] = true
 		q.wake[group] = make(chan struct{})
-		q.peak = max(q.peak, len(q.running))
 		q.wg.Add(1)
 		go q.work(group)
 	}

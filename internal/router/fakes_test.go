@@ -18,10 +18,11 @@ type fakeAgents struct {
 	starts  atomic.Int64
 	started chan time.Time
 	prompt  chan time.Time // a time per prompt received
+	closed  chan struct{}  // a value per session closed, while there is room
 }
 
 func newFakeAgents() *fakeAgents {
-	return &fakeAgents{started: make(chan time.Time, 1000), prompt: make(chan time.Time, 1000)}
+	return &fakeAgents{started: make(chan time.Time, 1000), prompt: make(chan time.Time, 1000), closed: make(chan struct{}, 1000)}
 }
 
 func (f *fakeAgents) Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Session, error) {
@@ -40,8 +41,16 @@ func (s *fakeSession) Prompt(ctx context.Context, text string) (ipc.Output, erro
 	s.agents.prompt <- time.Now()
 	return ipc.Output{Result: "ok"}, nil
 }
-func (s *fakeSession) Done() <-chan struct{}     { return s.done }
-func (s *fakeSession) Close(ctx context.Context) { s.once.Do(func() { close(s.done) }) }
+func (s *fakeSession) Done() <-chan struct{} { return s.done }
+func (s *fakeSession) Close(ctx context.Context) {
+	s.once.Do(func() {
+		close(s.done)
+		select {
+		case s.agents.closed <- struct{}{}:
+		default:
+		}
+	})
+}
 
 // fakeChannel records what is sent.
 type fakeChannel struct {

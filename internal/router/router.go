@@ -228,7 +228,7 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 		case <-slot.Woken():
 			idle.Stop()
 			continue
-		case <-slot.Wait(): // another group waits for a place: make room
+		case <-slot.Contended(): // another group waits for a place: make room
 		case <-sess.Done():
 			sess = nil
 		case <-idle.C:
