@@ -7,7 +7,6 @@ package agentrun
 // agent (and the user, through it) can read it later.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -135,40 +134,21 @@ func ReadTranscript(path, claudeDir string) (entries []TranscriptEntry, cut bool
 		return nil, false, fmt.Errorf("transcript %s: not a regular file", real)
 	}
 	lr := &io.LimitedReader{R: f, N: MaxTranscriptBytes}
-	br := bufio.NewReaderSize(lr, 64<<10)
+	lines := newLineReader(lr, maxTranscriptLine)
 	for {
-		line, tooLong, err := readLine(br)
-		if err != nil && !errors.Is(err, io.EOF) {
+		line, err := lines.next()
+		switch {
+		case errors.Is(err, io.EOF):
+			return entries, lr.N == 0, nil
+		case errors.Is(err, errLineTooLong):
+		case err != nil:
 			return entries, false, fmt.Errorf("transcript %s: %w", real, err)
-		}
-		if !tooLong && len(bytes.TrimSpace(line)) > 0 {
+		default:
 			var e TranscriptEntry
-			if json.Unmarshal(line, &e) == nil {
+			if len(bytes.TrimSpace(line)) > 0 && json.Unmarshal(line, &e) == nil {
 				entries = append(entries, e)
 			}
 		}
-		if err != nil {
-			break
-		}
-	}
-	return entries, lr.N == 0, nil
-}
-
-// readLine reads one line, dropping (and flagging) lines over
-// maxTranscriptLine instead of holding them.
-func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if !tooLong {
-			line = append(line, chunk...)
-			if len(line) > maxTranscriptLine {
-				tooLong, line = true, nil
-			}
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		return line, tooLong, err
 	}
 }
 

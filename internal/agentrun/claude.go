@@ -183,24 +183,21 @@ type claudeProc struct {
 // are plain files (no copying goroutines inside exec.Cmd): the process's
 // lifetime and its output's end are watched separately.
 func startClaude(bin string, args, env []string, dir string, log *slog.Logger) (*claudeProc, error) {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	var ends []*os.File // stdin's, stdout's and stderr's read and write ends
+	closeAll := func() {
+		for _, f := range ends {
+			f.Close() // closing an end twice is harmless
+		}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, err
+	for range 3 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		ends = append(ends, r, w)
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		outR.Close()
-		outW.Close()
-		return nil, err
-	}
+	inR, inW, outR, outW, errR, errW := ends[0], ends[1], ends[2], ends[3], ends[4], ends[5]
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -208,27 +205,23 @@ func startClaude(bin string, args, env []string, dir string, log *slog.Logger) (
 	// Own process group, so stop can end Claude Code's children (our MCP
 	// server, shells) with it; SIGKILL if we die first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
+	err := cmd.Start()
 	inR.Close()
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		inW.Close()
-		outR.Close()
-		errR.Close()
+		closeAll()
 		return nil, fmt.Errorf("start claude code %s: %w", bin, err)
 	}
 	p := &claudeProc{cmd: cmd, pid: cmd.Process.Pid, stdin: inW, events: make(chan Event, 16),
 		stdoutDone: make(chan struct{}), exited: make(chan struct{}), log: log}
-	p.wg.Add(3)
-	go p.readStdout(outR)
-	go p.readStderr(errR)
-	go p.wait()
+	p.wg.Go(func() { p.readStdout(outR) })
+	p.wg.Go(func() { p.readStderr(errR) })
+	p.wg.Go(p.wait)
 	return p, nil
 }
 
 func (p *claudeProc) readStdout(r *os.File) {
-	defer p.wg.Done()
 	defer close(p.stdoutDone)
 	defer close(p.events)
 	defer r.Close()
@@ -261,7 +254,6 @@ func (p *claudeProc) readStdout(r *os.File) {
 // readStderr turns Claude Code's stderr into log records (it is not JSON)
 // and keeps its tail for error outputs.
 func (p *claudeProc) readStderr(r *os.File) {
-	defer p.wg.Done()
 	defer r.Close()
 	lr := newLineReader(r, 64<<10)
 	for {
@@ -291,7 +283,6 @@ func (p *claudeProc) readStderr(r *os.File) {
 // after a moment, the rest of its process group is killed so the readers
 // end.
 func (p *claudeProc) wait() {
-	defer p.wg.Done()
 	err := p.cmd.Wait()
 	p.mu.Lock()
 	p.waitErr = err

@@ -6,117 +6,22 @@
 package agentrun
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/mcpserver"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
-
-// EnvSocket is the environment variable through which the MCP server
-// (nanoclaw-agent mcp, started by Claude Code) learns the gateway socket.
-const EnvSocket = "NANOCLAW_SOCKET"
-
-// Defaults of a run.
-const (
-	DefaultIdle = 30 * time.Minute
-	// DefaultStopGrace is how long Claude Code may take to finish after its
-	// input is closed (it completes the turn it is in).
-	DefaultStopGrace = 15 * time.Second
-	// DefaultPath is Claude Code's PATH: the image's programs only.
-	DefaultPath = "/usr/local/bin:/usr/bin:/bin"
-	// MaxResultBytes caps one turn's result text sent to the host, so the
-	// Output stays within ipc.MaxOutputBytes even when JSON escaping takes
-	// six bytes for each byte of the text.
-	MaxResultBytes = ipc.MaxOutputBytes / 8
-)
-
-// Config is one run. DefaultConfig fills in the container's paths; the
-// path fields exist so the run can be tested and debugged on a host
-// (nanoclaw-agent run's --workdir, --global-dir, --home, --claude-dir,
-// --tmp and --listen).
-type Config struct {
-	Socket    string        // the gateway socket
-	Claude    string        // the Claude Code program
-	SessionID string        // resume this session ("" for a new one)
-	Main      bool          // the main group (may edit global memory)
-	Idle      time.Duration // end after this long without input
-	StopGrace time.Duration // see DefaultStopGrace
-
-	Listen    string // the forwarder's loopback address, e.g. 127.0.0.1:3128
-	WorkDir   string // Claude Code's working directory (the group folder)
-	GlobalDir string // global memory's folder
-	Home      string // HOME
-	ClaudeDir string // CLAUDE_CONFIG_DIR: Claude Code's state, kept by the host
-	TempDir   string // where the MCP config file is written
-	Path      string // PATH for Claude Code
-	TZ        string // TZ for Claude Code ("" leaves it unset)
-	Self      string // this program, started by Claude Code as the MCP server
-
-	Logger *slog.Logger
-}
-
-// DefaultConfig is a run inside the container.
-func DefaultConfig() Config {
-	return Config{
-		Socket:    ipc.ContainerSocket,
-		Claude:    "claude",
-		Idle:      DefaultIdle,
-		StopGrace: DefaultStopGrace,
-		Listen:    net.JoinHostPort("127.0.0.1", strconv.Itoa(ipc.ProxyPort)),
-		WorkDir:   ipc.ContainerGroupDir,
-		GlobalDir: ipc.ContainerGlobalDir,
-		Home:      ipc.ContainerHome,
-		ClaudeDir: ipc.ContainerClaudeDir,
-		TempDir:   "/tmp",
-		Path:      DefaultPath,
-		Self:      ipc.ContainerAgentBinary,
-	}
-}
-
-// Validate checks a Config before anything starts.
-func (c Config) Validate() error {
-	if c.SessionID != "" && !ipc.ValidSessionID(c.SessionID) {
-		return fmt.Errorf("session id %q: want letters, digits, '-' or '_', not starting with '-'", c.SessionID)
-	}
-	if c.Idle <= 0 {
-		return fmt.Errorf("idle timeout %v: must be positive", c.Idle)
-	}
-	if c.StopGrace <= 0 {
-		return fmt.Errorf("stop grace %v: must be positive", c.StopGrace)
-	}
-	host, _, err := net.SplitHostPort(c.Listen)
-	if err != nil {
-		return fmt.Errorf("listen address %q: %w", c.Listen, err)
-	}
-	// finding 2: the forwarder hands out the gateway; it must never be
-	// reachable from anything but this container's loopback.
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("listen address %q: must be a loopback IP", c.Listen)
-	}
-	for name, p := range map[string]string{"socket": c.Socket, "workdir": c.WorkDir, "global dir": c.GlobalDir,
-		"home": c.Home, "claude dir": c.ClaudeDir, "temp dir": c.TempDir, "agent binary": c.Self} {
-		if !filepath.IsAbs(p) {
-			return fmt.Errorf("%s %q: must be an absolute path", name, p)
-		}
-	}
-	if c.Claude == "" || c.Path == "" {
-		return errors.New("claude program and PATH must be set")
-	}
-	return nil
-}
 
 // ErrClaudeDied is returned by Run when Claude Code exited on its own.
 var ErrClaudeDied = errors.New("claude code exited unexpectedly")
@@ -137,18 +42,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	claudeBin := cfg.Claude
-	if !strings.Contains(claudeBin, "/") {
-		// Looked up in Claude Code's own PATH, not in whatever we inherited.
-		p, err := lookPath(claudeBin, cfg.Path)
-		if err != nil {
-			return err
-		}
-		claudeBin = p
+	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	claudeBin, err := lookPath(cfg.Claude, cfg.Path)
+	if err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -158,13 +55,11 @@ func Run(ctx context.Context, cfg Config) error {
 	fwd := NewForwarder(ln, cfg.Socket, 0, log.With("part", "forwarder"))
 	fctx, stopFwd := context.WithCancel(context.Background())
 	var fwdDone sync.WaitGroup
-	fwdDone.Add(1)
-	go func() {
-		defer fwdDone.Done()
+	fwdDone.Go(func() {
 		if err := fwd.Run(fctx); err != nil {
 			log.Error("forwarder stopped", "err", err)
 		}
-	}()
+	})
 	defer fwdDone.Wait()
 	defer stopFwd()
 
@@ -179,8 +74,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	memory, err := GlobalMemory(cfg.GlobalDir, cfg.Main)
 	if err != nil {
-		log.Warn("global memory left out", "err", err)
-		memory = ""
+		log.Warn("global memory left out", "err", err) // memory is ""
 	}
 	memoryFile := ""
 	if memory != "" {
@@ -243,12 +137,10 @@ func (r *runner) loop(ctx context.Context) error {
 	for {
 		if !polling {
 			polling = true
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				in, ok, err := r.client.Next(pollCtx)
 				polls <- pollResult{in, ok, err}
-			}()
+			})
 		}
 		select {
 		case <-ctx.Done():
@@ -297,13 +189,7 @@ func (r *runner) loop(ctx context.Context) error {
 			if err := r.turn(ctx, pr.in); err != nil {
 				return err
 			}
-			if !idle.Stop() {
-				select {
-				case <-idle.C:
-				default:
-				}
-			}
-			idle.Reset(r.cfg.Idle)
+			idle.Reset(r.cfg.Idle) // since Go 1.23 no stale tick survives a Reset
 			if ctx.Err() != nil {
 				r.log.Info("stopping: signal")
 				return nil
@@ -435,41 +321,4 @@ func (r *runner) post(log *slog.Logger, out ipc.Output) error {
 		return err
 	}
 	return nil
-}
-
-// mcpConfigFile is Claude Code's --mcp-config: the nanoclaw server is this
-// program's `mcp` command, told the socket through its environment.
-type mcpConfigFile struct {
-	MCPServers map[string]mcpServerEntry `json:"mcpServers"`
-}
-
-type mcpServerEntry struct {
-	Type    string            `json:"type"`
-	Command string            `json:"command"`
-	Args    []string          `json:"args"`
-	Env     map[string]string `json:"env"`
-}
-
-func writeMCPConfig(path, self, socket string) error {
-	b, err := json.MarshalIndent(mcpConfigFile{MCPServers: map[string]mcpServerEntry{
-		mcpserver.ServerName: {Type: "stdio", Command: self, Args: []string{"mcp"}, Env: map[string]string{EnvSocket: socket}},
-	}}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return fmt.Errorf("mcp config: %w", err)
-	}
-	return nil
-}
-
-// lookPath finds name in the directories of path (Claude Code's PATH).
-func lookPath(name, path string) (string, error) {
-	for _, dir := range filepath.SplitList(path) {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("claude code: %q not found in %s", name, path)
 }

@@ -100,7 +100,14 @@ func fakeClaude() int {
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(nil, 16<<20)
 	for n := 1; sc.Scan(); n++ {
-		var msg userLine
+		var msg struct {
+			Type    string `json:"type"`
+			Message struct {
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"message"`
+		}
 		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil || msg.Type != "user" || len(msg.Message.Content) != 1 {
 			fmt.Fprintf(os.Stderr, "fake claude: bad input line %q\n", sc.Bytes())
 			return 9

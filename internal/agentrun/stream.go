@@ -111,26 +111,11 @@ func (ev Event) ErrorText() string {
 	return strings.Join(parts, "; ")
 }
 
-// userLine is the stdin line for one prompt.
-type userLine struct {
-	Type    string      `json:"type"`
-	Message userMessage `json:"message"`
-}
-
-type userMessage struct {
-	Role    string      `json:"role"`
-	Content []textBlock `json:"content"`
-}
-
-type textBlock struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-}
-
 // UserMessage is the stream-json stdin line (newline included) that hands
 // Claude Code one prompt.
 func UserMessage(text string) []byte {
-	b, err := json.Marshal(userLine{Type: "user", Message: userMessage{Role: "user", Content: []textBlock{{Type: "text", Text: text}}}})
+	b, err := json.Marshal(map[string]any{"type": "user", "message": map[string]any{
+		"role": "user", "content": []map[string]string{{"type": "text", "text": text}}}})
 	if err != nil {
 		panic(err) // strings always marshal
 	}
