@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,12 +188,9 @@ func (gw *Gateway) rewriteAPI(pr *httputil.ProxyRequest) {
 			}
 		}
 	}
-	for _, b := range betas {
-		if b == oauthBeta {
-			return
-		}
+	if !slices.Contains(betas, oauthBeta) {
+		h.Set("Anthropic-Beta", strings.Join(append(betas, oauthBeta), ","))
 	}
-	h.Set("Anthropic-Beta", strings.Join(append(betas, oauthBeta), ","))
 }
 
 // credentialHeader reports whether a request header may carry a

@@ -170,10 +170,8 @@ func (e *Endpoint) connect(w http.ResponseWriter, r *http.Request) {
 	host, portText, err := net.SplitHostPort(r.Host)
 	if err == nil {
 		// Out-of-range ports are left to the policy, which names them.
-		f.host, f.port, err = host, 0, nil
-		if f.port, err = strconv.Atoi(portText); err != nil {
-			err = fmt.Errorf("port %q is not a number", portText)
-		}
+		f.host = host
+		f.port, err = strconv.Atoi(portText)
 	}
 	if err != nil {
 		f.host, f.port, f.status = r.Host, 0, http.StatusBadRequest

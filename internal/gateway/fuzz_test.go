@@ -170,7 +170,7 @@ func FuzzIPCRouting(f *testing.F) {
 			t.Fatalf("%q: path %q (raw %q) is not clean, yet the handler got %q", raw, p, r.URL.RawPath, calls)
 		case p == ipc.PathNext && r.Method == http.MethodGet:
 		case p == ipc.PathOutput && r.Method == http.MethodPost:
-		case strings.HasPrefix(p, ipc.PathToolPrefix) && r.Method == http.MethodPost && validToolName(strings.TrimPrefix(p, ipc.PathToolPrefix)):
+		case strings.HasPrefix(p, ipc.PathToolPrefix) && r.Method == http.MethodPost && ipc.ValidToolName(strings.TrimPrefix(p, ipc.PathToolPrefix)):
 			if want := "tool fuzz/other " + strings.TrimPrefix(p, ipc.PathToolPrefix) + " {}"; calls[0] != want {
 				t.Fatalf("%q: the handler got %q, want %q", raw, calls[0], want)
 			}
@@ -228,7 +228,7 @@ func FuzzToolBody(f *testing.F) {
 	}
 	fe := newFuzzEndpoint(f)
 	f.Fuzz(func(t *testing.T, name string, body []byte) {
-		if !validToolName(name) {
+		if !ipc.ValidToolName(name) {
 			return
 		}
 		before := len(fe.handler.recorded())

@@ -20,14 +20,17 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -161,30 +164,17 @@ type Gateway struct {
 
 // New makes a Gateway; it serves nothing until Open.
 func New(opt Options) *Gateway {
-	if opt.Logger == nil {
-		opt.Logger = slog.Default()
-	}
-	if opt.Resolver == nil {
-		opt.Resolver = net.DefaultResolver
-	}
+	opt.Logger = cmp.Or(opt.Logger, slog.Default())
+	opt.Resolver = cmp.Or[Resolver](opt.Resolver, net.DefaultResolver)
 	if opt.Dial == nil {
 		opt.Dial = (&net.Dialer{Timeout: dialTimeout}).DialContext
 	}
-	if opt.MaxTunnels <= 0 {
-		opt.MaxTunnels = DefaultMaxTunnels
-	}
-	if opt.TunnelIdle <= 0 {
-		opt.TunnelIdle = DefaultTunnelIdle
-	}
-	if opt.PollTimeout <= 0 {
-		opt.PollTimeout = DefaultPollTimeout
-	}
-	if opt.MaxConns <= 0 {
-		opt.MaxConns = DefaultMaxConns
-	}
-	if opt.BodyTimeout <= 0 {
-		opt.BodyTimeout = DefaultBodyTimeout
-	}
+	// A negative limit is no limit given: the default.
+	opt.MaxTunnels = cmp.Or(max(opt.MaxTunnels, 0), DefaultMaxTunnels)
+	opt.TunnelIdle = cmp.Or(max(opt.TunnelIdle, 0), DefaultTunnelIdle)
+	opt.PollTimeout = cmp.Or(max(opt.PollTimeout, 0), DefaultPollTimeout)
+	opt.MaxConns = cmp.Or(max(opt.MaxConns, 0), DefaultMaxConns)
+	opt.BodyTimeout = cmp.Or(max(opt.BodyTimeout, 0), DefaultBodyTimeout)
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -222,10 +212,7 @@ func (g *Gateway) count(folder string, f func(*Stats)) {
 // Close closes every open Endpoint and waits for usage being stored.
 func (g *Gateway) Close() error {
 	g.mu.Lock()
-	eps := make([]*Endpoint, 0, len(g.open))
-	for _, ep := range g.open {
-		eps = append(eps, ep)
-	}
+	eps := slices.Collect(maps.Values(g.open))
 	g.mu.Unlock()
 	var first error
 	for _, ep := range eps {

@@ -106,7 +106,7 @@ func (e *Endpoint) output(w http.ResponseWriter, r *http.Request, h Handler) {
 
 // tool runs one host tool for the endpoint's group.
 func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
-	if !validToolName(name) {
+	if !ipc.ValidToolName(name) {
 		jsonError(w, http.StatusNotFound, fmt.Sprintf("gateway: invalid tool name %q (want a lowercase letter, then up to 63 of a-z, 0-9, '_')", name))
 		return
 	}
@@ -169,15 +169,3 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 
 // maxToolResultBytes bounds one tool answer.
 const maxToolResultBytes = 1 << 20
-
-func validToolName(s string) bool {
-	if s == "" || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}

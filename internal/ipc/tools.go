@@ -1,6 +1,9 @@
 package ipc
 
-import "reflect"
+import (
+	"reflect"
+	"regexp"
+)
 
 // Callers says who may call a tool. The host decides who a caller is from
 // the socket a call came in on (or the control socket, for the owner),
@@ -45,6 +48,13 @@ func NewToolSpec[A any](name string, callers Callers, description string, params
 // a call into. If it has a Validate() error method, arguments failing it
 // are refused wherever they are checked.
 func (t ToolSpec) NewArgs() any { return reflect.New(t.Args).Interface() }
+
+// toolName is the grammar of a tool's name, which becomes part of a path.
+var toolName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// ValidToolName reports whether s may name a tool: a lowercase letter, then
+// up to 63 of a-z, 0-9 and '_'.
+func ValidToolName(s string) bool { return toolName.MatchString(s) }
 
 // LookupTool finds a tool of Tools by name.
 func LookupTool(name string) (ToolSpec, bool) {

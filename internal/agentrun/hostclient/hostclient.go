@@ -151,7 +151,7 @@ func (c *Client) PostOutput(ctx context.Context, out ipc.Output) error {
 // refused the connection, or the host answered 503): a tool such as
 // send_message must not run twice.
 func (c *Client) CallTool(ctx context.Context, name string, args json.RawMessage) (ipc.ToolResponse, error) {
-	if !validToolName(name) {
+	if !ipc.ValidToolName(name) {
 		return ipc.ToolResponse{}, fmt.Errorf("tool name %q: want lower-case letters, digits and '_'", name)
 	}
 	if len(bytes.TrimSpace(args)) == 0 || bytes.TrimSpace(args)[0] != '{' {
@@ -182,18 +182,6 @@ func (c *Client) CallTool(ctx context.Context, name string, args json.RawMessage
 		return ipc.ToolResponse{}, fmt.Errorf("tool %s: the host answered neither a result nor an error", name)
 	}
 	return resp, nil
-}
-
-func validToolName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // do sends one request, retrying transient failures with backoff. It
