@@ -70,7 +70,7 @@ func TestDetect(t *testing.T) {
 			// It asked the CLI whether it works, not just whether it exists.
 			calls := recorded(t, logPath)
 			if !slices.ContainsFunc(calls, func(c []string) bool {
-				return c[0] == string(tc.wantKind) && slices.Equal(c[1:], probeArgs(tc.wantKind))
+				return c[0] == string(tc.wantKind) && slices.Equal(c[1:], clis[tc.wantKind].probe)
 			}) {
 				t.Errorf("no probe of %s in %q", tc.wantKind, calls)
 			}

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -63,20 +64,18 @@ func (o *BuildOptions) validate() error {
 	if err := ValidateImage(o.Tag); err != nil {
 		errs = append(errs, err)
 	}
-	for k, v := range o.BuildArgs {
-		if !envKey.MatchString(k) {
-			errs = append(errs, fmt.Errorf("build argument name %q is invalid", k))
-		}
-		if strings.ContainsAny(v, "\x00\n\r") {
-			errs = append(errs, fmt.Errorf("build argument %s contains a NUL or line break", k))
-		}
-	}
-	for k, v := range o.Labels {
-		if !labelKey.MatchString(k) {
-			errs = append(errs, fmt.Errorf("label name %q is invalid", k))
-		}
-		if strings.ContainsAny(v, "\x00\n\r") {
-			errs = append(errs, fmt.Errorf("label %s contains a NUL or line break", k))
+	for _, kv := range []struct {
+		what string
+		key  *regexp.Regexp
+		m    map[string]string
+	}{{"build argument", envKey, o.BuildArgs}, {"label", labelKey, o.Labels}} {
+		for k, v := range kv.m {
+			if !kv.key.MatchString(k) {
+				errs = append(errs, fmt.Errorf("%s name %q is invalid", kv.what, k))
+			}
+			if strings.ContainsAny(v, "\x00\n\r") {
+				errs = append(errs, fmt.Errorf("%s %s contains a NUL or line break", kv.what, k))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -112,10 +111,10 @@ func (r *Runtime) BuildArgs(o BuildOptions, hostNetwork bool) ([]string, error) 
 		a = append(a, "--progress", "plain") // readable in a log, not a terminal UI
 	}
 	a = append(a, "--file", o.Dockerfile, "--tag", o.Tag)
-	for _, k := range sortedKeys(o.BuildArgs) {
+	for _, k := range slices.Sorted(maps.Keys(o.BuildArgs)) {
 		a = append(a, "--build-arg", k+"="+o.BuildArgs[k])
 	}
-	for _, k := range sortedKeys(o.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(o.Labels)) {
 		a = append(a, "--label", k+"="+o.Labels[k])
 	}
 	return append(a, o.ContextDir), nil
@@ -145,13 +144,4 @@ func (r *Runtime) Build(ctx context.Context, o BuildOptions, progress io.Writer)
 		return fmt.Errorf("%s build of %s failed: %w", r.Kind, o.Tag, err)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

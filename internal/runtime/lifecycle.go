@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,15 +138,7 @@ func (r *Runtime) List(ctx context.Context, prefix string) ([]string, error) {
 // exists reports whether a container of that name exists, running or not.
 func (r *Runtime) exists(ctx context.Context, name string) (bool, error) {
 	names, err := r.names(ctx, true, "nanoclaw-")
-	if err != nil {
-		return false, err
-	}
-	for _, n := range names {
-		if n == name {
-			return true, nil
-		}
-	}
-	return false, nil
+	return slices.Contains(names, name), err
 }
 
 // names lists containers (all, or only running ones) whose names start with
@@ -197,10 +190,6 @@ func isNotFound(err error) bool {
 	// docker: "No such image"; podman: "image not known"; Apple's CLI:
 	// "notFound: …" / "… not found".
 	s := strings.ToLower(ce.Stderr)
-	for _, m := range []string{"no such", "not found", "notfound", "not known", "does not exist"} {
-		if strings.Contains(s, m) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc([]string{"no such", "not found", "notfound", "not known", "does not exist"},
+		func(m string) bool { return strings.Contains(s, m) })
 }

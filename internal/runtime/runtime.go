@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"regexp"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ var proxyEnvNames = []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_prox
 func cliEnv(getenv func(string) string, build bool) []string {
 	names := cliEnvNames
 	if build {
-		names = append(append([]string(nil), cliEnvNames...), proxyEnvNames...)
+		names = slices.Concat(cliEnvNames, proxyEnvNames)
 	}
 	var env []string
 	for _, n := range names {
@@ -120,41 +121,22 @@ var passEnvPrefix string
 // hang start-up).
 const probeTimeout = 20 * time.Second
 
-// probeArgs is the cheapest command that fails when the CLI cannot run
-// containers (daemon down, podman machine stopped, container system stopped).
-func probeArgs(k Kind) []string {
-	switch k {
-	case Docker:
-		return []string{"version", "--format", "{{.Server.Version}}"}
-	case Podman:
-		return []string{"info", "--format", "{{.Host.Arch}}"}
-	default:
-		return []string{"system", "status"}
-	}
-}
-
-// fixHint says how to make a CLI work.
-func fixHint(k Kind) string {
-	switch k {
-	case Docker:
-		return "start the Docker daemon (e.g. `sudo systemctl start docker`, or Docker Desktop) and make sure your user may use it"
-	case Podman:
-		return "run `podman info` to see what is wrong (on macOS: `podman machine start`)"
-	default:
-		return "run `container system start`"
-	}
-}
-
-// installHint says where to get a CLI.
-func installHint(k Kind) string {
-	switch k {
-	case Docker:
-		return "install Docker: https://docs.docker.com/engine/install/"
-	case Podman:
-		return "install podman: https://podman.io/docs/installation (Debian/Ubuntu: apt-get install podman)"
-	default:
-		return "install Apple's container (macOS on Apple silicon): https://github.com/apple/container/releases"
-	}
+// clis says of each CLI the cheapest command that fails when it cannot run
+// containers (daemon down, podman machine stopped, container system
+// stopped), how to make it work, and where to get it.
+var clis = map[Kind]struct {
+	probe        []string
+	fix, install string
+}{
+	Docker: {[]string{"version", "--format", "{{.Server.Version}}"},
+		"start the Docker daemon (e.g. `sudo systemctl start docker`, or Docker Desktop) and make sure your user may use it",
+		"install Docker: https://docs.docker.com/engine/install/"},
+	Podman: {[]string{"info", "--format", "{{.Host.Arch}}"},
+		"run `podman info` to see what is wrong (on macOS: `podman machine start`)",
+		"install podman: https://podman.io/docs/installation (Debian/Ubuntu: apt-get install podman)"},
+	Apple: {[]string{"system", "status"},
+		"run `container system start`",
+		"install Apple's container (macOS on Apple silicon): https://github.com/apple/container/releases"},
 }
 
 // autoOrder is the order in which auto detection tries the CLIs: Apple's
@@ -203,13 +185,13 @@ func Detect(ctx context.Context, want Kind) (*Runtime, error) {
 func detectOne(ctx context.Context, k Kind) (*Runtime, error) {
 	bin, err := exec.LookPath(string(k))
 	if err != nil {
-		return nil, fmt.Errorf("%s: not installed (not found in PATH); %s", k, installHint(k))
+		return nil, fmt.Errorf("%s: not installed (not found in PATH); %s", k, clis[k].install)
 	}
 	r := &Runtime{Kind: k, Bin: bin}
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	if _, err := r.run(pctx, probeArgs(k)...); err != nil {
-		return nil, fmt.Errorf("%s: installed at %s but not working (%v); %s", k, bin, err, fixHint(k))
+	if _, err := r.run(pctx, clis[k].probe...); err != nil {
+		return nil, fmt.Errorf("%s: installed at %s but not working (%v); %s", k, bin, err, clis[k].fix)
 	}
 	return r, nil
 }
