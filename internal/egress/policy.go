@@ -1,9 +1,13 @@
 package egress
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -40,10 +44,7 @@ type Policy struct {
 // of the public internet: other ports ("smtp.example.com:587") and private
 // destinations ("192.168.1.10:8080"). An entry listed twice is an error.
 func ParsePolicy(mode string, allow []string) (Policy, error) {
-	m := Mode(mode)
-	if m == "" {
-		m = DefaultMode
-	}
+	m := cmp.Or(Mode(mode), DefaultMode)
 	switch m {
 	case None:
 		if len(allow) > 0 {
@@ -202,12 +203,7 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 	var named, exact *Rule
 	if !lit.IsValid() {
 		named = p.nameRule(h, port)
-		for i, r := range p.Allow {
-			if r.exactService() && r.namesHost(h, port) {
-				exact = &p.Allow[i]
-				break
-			}
-		}
+		exact = p.firstRule(func(r Rule) bool { return r.exactService() && r.namesHost(h, port) })
 	}
 	dest := func(a netip.Addr) string {
 		if lit.IsValid() {
@@ -269,31 +265,24 @@ func (d Decider) hostAddrs() ([]netip.Addr, error) {
 	return out, nil
 }
 
-func (p Policy) mode() Mode {
-	if p.Mode == "" {
-		return DefaultMode
+func (p Policy) mode() Mode { return cmp.Or(p.Mode, DefaultMode) }
+
+// firstRule returns the first rule of the allow list for which match holds.
+func (p Policy) firstRule(match func(Rule) bool) *Rule {
+	if i := slices.IndexFunc(p.Allow, match); i >= 0 {
+		return &p.Allow[i]
 	}
-	return p.Mode
+	return nil
 }
 
 // nameRule returns the first Domain or Suffix rule covering host:port.
 func (p Policy) nameRule(host string, port int) *Rule {
-	for i, r := range p.Allow {
-		if r.namesHost(host, port) {
-			return &p.Allow[i]
-		}
-	}
-	return nil
+	return p.firstRule(func(r Rule) bool { return r.namesHost(host, port) })
 }
 
 // addrRule returns the first Address or Network rule covering addr:port.
 func (p Policy) addrRule(addr netip.Addr, port int) *Rule {
-	for i, r := range p.Allow {
-		if r.namesAddr(addr, port) {
-			return &p.Allow[i]
-		}
-	}
-	return nil
+	return p.firstRule(func(r Rule) bool { return r.namesAddr(addr, port) })
 }
 
 // CanonicalHost is host as Prescreen and Decide see it, and as it should be
@@ -326,9 +315,4 @@ func CanonicalHost(host string) (string, netip.Addr, error) {
 	return h, netip.Addr{}, nil
 }
 
-func joinHostPort(host string, port int) string {
-	if strings.Contains(host, ":") {
-		return fmt.Sprintf("[%s]:%d", host, port)
-	}
-	return fmt.Sprintf("%s:%d", host, port)
-}
+func joinHostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -3,6 +3,7 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -199,10 +200,7 @@ func parsePort(s string) (int, error) {
 // isAddrLike reports whether target is meant as an IP address: it has a
 // colon (IPv6) or consists of digits and dots only (IPv4).
 func isAddrLike(target string) bool {
-	if strings.Contains(target, ":") {
-		return true
-	}
-	return strings.Trim(target, "0123456789.") == ""
+	return strings.Contains(target, ":") || strings.Trim(target, "0123456789.") == ""
 }
 
 func checkPrefix(pfx netip.Prefix) error {
@@ -316,15 +314,11 @@ func (r Rule) String() string {
 	default:
 		return "(invalid rule)"
 	}
-	v6 := (r.Kind == Address || r.Kind == Network) && r.Prefix.Addr().Is6()
-	switch {
-	case r.Port == WebPorts:
+	if r.Port == WebPorts {
 		return target
-	case v6:
-		return "[" + target + "]:" + portString(r.Port)
-	default:
-		return target + ":" + portString(r.Port)
 	}
+	return net.JoinHostPort(target, portString(r.Port)) // brackets an IPv6 address or range
+
 }
 
 func portString(port int) string {
@@ -340,7 +334,7 @@ func (r Rule) AllowsPort(port int) bool {
 	case AnyPort:
 		return true
 	case WebPorts:
-		return port == 80 || port == 443
+		return webPort(port)
 	default:
 		return port == r.Port
 	}

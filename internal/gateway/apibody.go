@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,9 +79,7 @@ func checkMessagesBody(body []byte, mode egress.Mode) error {
 	if err := json.Unmarshal(body, &b); err != nil {
 		return fmt.Errorf("the body is not a Messages API request: %v", err)
 	}
-	if mode == "" {
-		mode = egress.DefaultMode
-	}
+	mode = cmp.Or(mode, egress.DefaultMode)
 	web := mode == egress.Public
 	if present(b.MCPServers) {
 		return errors.New("MCP connectors (mcp_servers) would let the API connect elsewhere for this group")
