@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
@@ -314,7 +315,7 @@ func ContainerPath(p string) (string, error) {
 // (".env" also blocks ".env.local", "id_rsa" also "id_rsa.pub"); a pattern
 // with glob characters must match a whole component.
 func (a *Allowlist) blocked(p string) (pattern, component string, ok bool) {
-	pats := append(append([]string(nil), DefaultBlocked...), a.BlockedPatterns...)
+	pats := a.Blocked()
 	for _, comp := range strings.Split(p, "/") {
 		if comp == "" {
 			continue
@@ -337,7 +338,7 @@ func (a *Allowlist) blocked(p string) (pattern, component string, ok bool) {
 
 // Blocked lists every pattern in force: the defaults, then the file's.
 func (a *Allowlist) Blocked() []string {
-	return append(append([]string(nil), DefaultBlocked...), a.BlockedPatterns...)
+	return slices.Concat(DefaultBlocked, a.BlockedPatterns)
 }
 
 // Describe is one line for people: the verdict, what is mounted where, and
