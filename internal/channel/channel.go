@@ -3,8 +3,9 @@
 // inbound events to the host, send text, show typing, list the chats the
 // account is in, and say who it is.
 //
-// Adapters know nothing of the router or the store: they turn the service's
-// events into Message and ChatInfo values and hand them to a Handler.
+// Adapters know nothing of the router (the local channel takes only the
+// group-folder rule from the store): they turn the service's events into
+// Message and ChatInfo values and hand them to a Handler.
 package channel
 
 import (
@@ -49,11 +50,20 @@ type ChatInfo struct {
 	LastActivity time.Time
 }
 
+// Stored is what became of an inbound message. Seq is its position in its
+// chat when it was stored now; 0 when nothing new was stored (a
+// redelivery, the echo of the assistant's own message, or a chat no group
+// is bound to). WillAnswer says whether it starts a run.
+type Stored struct {
+	Seq        int64
+	WillAnswer bool
+}
+
 // Handler receives a channel's events. OnMessage returns only when the
 // message is stored: a channel that acknowledges messages to its service
 // must do so after OnMessage returns (durable before acknowledged).
 type Handler interface {
-	OnMessage(ctx context.Context, ch Channel, m Message) error
+	OnMessage(ctx context.Context, ch Channel, m Message) (Stored, error)
 	OnChat(ctx context.Context, ch Channel, c ChatInfo)
 }
 
@@ -84,12 +94,9 @@ type Channel interface {
 }
 
 // Observer is implemented by channels that show the host's progress to
-// their user (the local terminal): the router tells them when a message was
-// stored and whether it will be answered, and when a run for the chat ended.
+// their user (the local terminal): the router tells them when a run for a
+// chat ended.
 type Observer interface {
-	// Stored: message id of chat jid is stored at position seq; willAnswer
-	// says whether it triggers a run (false: stored for later catch-up).
-	Stored(jid, id string, seq int64, willAnswer bool)
 	// RunDone: a run answered chat jid's messages up to position upTo, or
 	// failed with err (then nothing was marked answered).
 	RunDone(jid string, upTo int64, err error)

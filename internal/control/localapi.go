@@ -123,7 +123,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stored := local.Event{Type: local.EventStored, Chat: q.Chat, ID: d.Message.ID, Seq: d.Seq, WillAnswer: d.WillAnswer, Time: d.Message.Timestamp}
-	if !d.Reported {
+	if d.Seq == 0 {
 		// Nothing new stored. A fresh random id cannot have been stored
 		// before, so the router dropped the message: no group is bound to
 		// the chat. A client's id may be a retry of a stored message; with

@@ -149,12 +149,14 @@ func TestServeEndsWithContextAndRemovesSocket(t *testing.T) {
 	}
 }
 
-// nopHandler stores nothing and reports nothing, like a router that drops a
-// message of an unregistered chat without an error.
+// nopHandler stores nothing, like a router that drops a message of an
+// unregistered chat without an error.
 type nopHandler struct{}
 
-func (nopHandler) OnMessage(context.Context, channel.Channel, channel.Message) error { return nil }
-func (nopHandler) OnChat(context.Context, channel.Channel, channel.ChatInfo)         {}
+func (nopHandler) OnMessage(context.Context, channel.Channel, channel.Message) (channel.Stored, error) {
+	return channel.Stored{}, nil
+}
+func (nopHandler) OnChat(context.Context, channel.Channel, channel.ChatInfo) {}
 
 // serve runs s on a temporary socket until the test ends.
 func serve(t *testing.T, s *Server) string {
@@ -174,26 +176,24 @@ func serve(t *testing.T, s *Server) string {
 // dropper drops messages of chats other than local:main without a word, as
 // the router does for unregistered chats, and stores each id once.
 type dropper struct {
-	ch    *local.Channel
 	seen  map[string]bool
 	calls int
 }
 
-func (d *dropper) OnMessage(_ context.Context, _ channel.Channel, m channel.Message) error {
+func (d *dropper) OnMessage(_ context.Context, _ channel.Channel, m channel.Message) (channel.Stored, error) {
 	d.calls++
 	if m.ChatJID != "local:main" || d.seen[m.ID] {
-		return nil
+		return channel.Stored{}, nil
 	}
 	d.seen[m.ID] = true
-	d.ch.Stored(m.ChatJID, m.ID, int64(len(d.seen)), false)
-	return nil
+	return channel.Stored{Seq: int64(len(d.seen))}, nil
 }
 func (*dropper) OnChat(context.Context, channel.Channel, channel.ChatInfo) {}
 
 func TestUnregisteredAndDuplicate(t *testing.T) {
 	for _, withCheck := range []bool{false, true} {
 		ch := local.New(quiet)
-		h := &dropper{ch: ch, seen: map[string]bool{}}
+		h := &dropper{seen: map[string]bool{}}
 		ch.Connect(context.Background(), h)
 		opts := Options{Local: ch, Logger: quiet}
 		if withCheck {

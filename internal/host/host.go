@@ -59,8 +59,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	chats := router.NewChannels(st, cfg.AssistantName, log)
-	var engine *scheduler.Engine // set below: the tools, the router and the engine call each other
-	tl := Tools(cfg, st, chats, func() { engine.Changed() }, log)
+	// R16: a claimed run may wait for its group's turn behind a few runs,
+	// each at most the container timeout, before its own.
+	engine := scheduler.New(scheduler.Options{Store: st, Logger: log,
+		RunLease: max(scheduler.DefaultRunLease, 4*cfg.ContainerTimeout)})
+	tl := Tools(cfg, st, chats, engine.Changed, log)
 	runner := agent.NewRunner(agent.Options{
 		Runtime:       rt,
 		Image:         cfg.Image,
@@ -94,25 +97,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MaxConcurrent: cfg.MaxConcurrentContainers,
 		IdleTimeout:   cfg.IdleTimeout,
 		Channels:      chats,
-		RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
-			return engine.RecordRun(ctx, t, start, result, err)
-		},
-		Logger: log,
+		Runs:          engine,
+		Logger:        log,
 	})
-	// R16: a claimed run may wait for its group's turn behind a few runs,
-	// each at most the container timeout, before its own.
-	engine = scheduler.New(scheduler.Options{Store: st, Dispatch: rtr.RunTask, Logger: log,
-		RunLease: max(scheduler.DefaultRunLease, 4*cfg.ContainerTimeout)})
 
 	loc := local.New(log)
-	rtr.AddChannel(loc)
+	chats.Add(loc)
 	loc.Connect(ctx, rtr)
 	wa, err := whatsapp.New(ctx, st.DB(), whatsapp.Options{Logger: log, SendLimit: channel.NewSendLimit(cfg.SendPerMinute, cfg.SendBurst)})
 	if err != nil {
 		return fmt.Errorf("open WhatsApp session: %w", err)
 	}
 	defer wa.Close()
-	rtr.AddChannel(wa)
+	chats.Add(wa)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -143,7 +140,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := engine.Run(ctx); err != nil && ctx.Err() == nil {
+		// Due tasks go into their groups' queues, as messages do.
+		if err := engine.Run(ctx, rtr.RunTask); err != nil && ctx.Err() == nil {
 			log.Error("scheduler stopped", "err", err)
 		}
 	}()

@@ -29,6 +29,11 @@ type Session interface {
 	Close(ctx context.Context)
 }
 
+// RunRecorder logs the runs of scheduled tasks (internal/scheduler's Engine).
+type RunRecorder interface {
+	RecordRun(ctx context.Context, t store.Task, start time.Time, result string, err error) error
+}
+
 // Options configure a Router.
 type Options struct {
 	Store         *store.Store
@@ -40,9 +45,9 @@ type Options struct {
 	IdleTimeout   time.Duration  // how long a warm container waits for more messages
 	// Channels are what the router sends through; nil makes its own.
 	Channels *Channels
-	// RecordRun logs a scheduled task's run (the scheduler's RecordRun).
-	RecordRun func(ctx context.Context, t store.Task, start time.Time, result string, err error) error
-	Logger    *slog.Logger
+	// Runs logs scheduled tasks' runs; nil: they are not logged.
+	Runs   RunRecorder
+	Logger *slog.Logger
 }
 
 // Router turns stored chat messages into agent runs and their answers into
@@ -83,12 +88,6 @@ func New(opt Options) *Router {
 	return r
 }
 
-// AddChannel lets the router send through ch. Call before Run.
-func (r *Router) AddChannel(ch channel.Channel) { r.ch.Add(ch) }
-
-// Queue is the router's run queue (for its statistics).
-func (r *Router) Queue() *queue.Queue { return r.q }
-
 // Run resumes where the last run stopped — unsent replies are sent, chats
 // with unanswered messages are queued — then runs agents until ctx ends.
 func (r *Router) Run(ctx context.Context) error {
@@ -110,18 +109,19 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 // OnMessage stores an inbound message first, before anything else, and
-// queues its group when the message asks for an answer. Messages of chats
-// that are not registered are not stored; only the chat's metadata is.
-func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Message) error {
+// queues its group when the message asks for an answer; it returns where the
+// message was stored. Messages of chats that are not registered are not
+// stored; only the chat's metadata is.
+func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Message) (channel.Stored, error) {
 	if err := r.st.UpsertChat(ctx, store.Chat{JID: m.ChatJID, Channel: ch.Name(), IsGroup: m.IsGroup, LastActivity: m.Timestamp}); err != nil {
-		return fmt.Errorf("store chat %s: %w", m.ChatJID, err)
+		return channel.Stored{}, fmt.Errorf("store chat %s: %w", m.ChatJID, err)
 	}
 	g, found, err := r.st.GroupForChat(ctx, m.ChatJID)
 	if err != nil {
-		return fmt.Errorf("look up chat %s: %w", m.ChatJID, err)
+		return channel.Stored{}, fmt.Errorf("look up chat %s: %w", m.ChatJID, err)
 	}
 	if !found {
-		return nil
+		return channel.Stored{}, nil
 	}
 	// The assistant's own messages are recognised by the ids it sent them
 	// under (MarkSent stored those, so their echo is a duplicate below); the
@@ -132,19 +132,16 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 		Timestamp: m.Timestamp, FromMe: m.FromMe, IsBot: isBot,
 	})
 	if err != nil {
-		return fmt.Errorf("store message %s in %s: %w", m.ID, m.ChatJID, err)
+		return channel.Stored{}, fmt.Errorf("store message %s in %s: %w", m.ID, m.ChatJID, err)
 	}
 	if !inserted {
-		return nil // a redelivery, or the echo of our own message
+		return channel.Stored{}, nil // a redelivery, or the echo of our own message
 	}
 	answer := !isBot && r.asks(g, m.Text)
-	if obs, ok := ch.(channel.Observer); ok {
-		obs.Stored(m.ChatJID, m.ID, seq, answer)
-	}
 	if answer {
 		r.q.Notify(g.Folder)
 	}
-	return nil
+	return channel.Stored{Seq: seq, WillAnswer: answer}, nil
 }
 
 // OnChat keeps a chat's name for group discovery.

@@ -130,10 +130,10 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Session, claim
 
 // recordRun logs a task's run, which also ends its claim in the store.
 func (r *Router) recordRun(ctx context.Context, t store.Task, start time.Time, out ipc.Output, err error) {
-	if r.opt.RecordRun == nil {
+	if r.opt.Runs == nil {
 		return
 	}
-	if rerr := r.opt.RecordRun(context.WithoutCancel(ctx), t, start, out.Result, err); rerr != nil {
+	if rerr := r.opt.Runs.RecordRun(context.WithoutCancel(ctx), t, start, out.Result, err); rerr != nil {
 		r.log.Error("record task run", "task", t.ID, "err", rerr)
 	}
 }

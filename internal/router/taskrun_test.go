@@ -61,6 +61,13 @@ func (s *slowSession) Prompt(ctx context.Context, text string) (ipc.Output, erro
 func (s *slowSession) Done() <-chan struct{}     { return s.done }
 func (s *slowSession) Close(ctx context.Context) { s.once.Do(func() { close(s.done) }) }
 
+// recordFunc is a RunRecorder made of a function.
+type recordFunc func(ctx context.Context, t store.Task, start time.Time, result string, err error) error
+
+func (f recordFunc) RecordRun(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
+	return f(ctx, t, start, result, err)
+}
+
 func (a *slowAgents) count() (prompts, maxAtOnce int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -91,20 +98,16 @@ func TestSlowTaskRunsOneCopyAtATime(t *testing.T) {
 		}
 
 		agents := &slowAgents{took: 250 * time.Millisecond}
-		var engine *scheduler.Engine
+		engine := scheduler.New(scheduler.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
+		ch, chats := &fakeChannel{}, NewChannels(st, "Andy", nil)
+		chats.Add(ch)
 		r := New(Options{Store: st, Agents: agents, AssistantName: "Andy", MaxConcurrent: 1, IdleTimeout: time.Millisecond,
-			Caps: Caps{MaxMessages: 50, MaxBytes: 32 << 10, MaxMessageBytes: 4096},
-			RecordRun: func(ctx context.Context, t store.Task, start time.Time, result string, err error) error {
-				return engine.RecordRun(ctx, t, start, result, err)
-			},
+			Caps: Caps{MaxMessages: 50, MaxBytes: 32 << 10, MaxMessageBytes: 4096}, Channels: chats, Runs: engine,
 			Logger: slog.New(slog.DiscardHandler)})
-		ch := &fakeChannel{}
-		r.AddChannel(ch)
-		engine = scheduler.New(scheduler.Options{Store: st, Dispatch: r.RunTask, Logger: slog.New(slog.DiscardHandler)})
 		runCtx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() { r.Run(runCtx) })
-		wg.Go(func() { engine.Run(runCtx) })
+		wg.Go(func() { engine.Run(runCtx, r.RunTask) })
 		defer func() { stop(); wg.Wait() }()
 
 		time.Sleep(2 * time.Second)
@@ -185,10 +188,10 @@ func TestClaimedTaskStoppedBeforeItsTurnDoesNotRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			recorded := make(chan error, 1)
-			w.r.opt.RecordRun = func(ctx context.Context, task store.Task, start time.Time, result string, err error) error {
+			w.r.opt.Runs = recordFunc(func(ctx context.Context, task store.Task, start time.Time, result string, err error) error {
 				defer func() { recorded <- err }()
-				return scheduler.New(scheduler.Options{Store: w.st, Dispatch: func(store.Task) {}}).RecordRun(ctx, task, start, result, err)
-			}
+				return scheduler.New(scheduler.Options{Store: w.st}).RecordRun(ctx, task, start, result, err)
+			})
 			w.r.RunTask(claimed[0].Task)
 			select {
 			case err := <-recorded:

@@ -30,9 +30,10 @@ func newRouterWorld(t testing.TB, idle time.Duration) *routerWorld {
 	st.PutGroup(ctx, store.Group{Folder: "main", Name: "Main", Trigger: "@Andy", IsMain: true, AddedAt: time.Now()})
 	st.BindChat(ctx, "local:main", "main")
 	w := &routerWorld{st: st, agents: newFakeAgents(), ch: &fakeChannel{}}
+	chats := NewChannels(st, "Andy", nil)
+	chats.Add(w.ch)
 	w.r = New(Options{Store: st, Agents: w.agents, AssistantName: "Andy", MaxConcurrent: 3, IdleTimeout: idle,
-		Caps: Caps{MaxMessages: 50, MaxBytes: 32 << 10, MaxMessageBytes: 4096}})
-	w.r.AddChannel(w.ch)
+		Caps: Caps{MaxMessages: 50, MaxBytes: 32 << 10, MaxMessageBytes: 4096}, Channels: chats})
 	runCtx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	done := make(chan struct{})
@@ -115,7 +116,7 @@ func BenchmarkStoreMessages(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		i++
-		if err := r.OnMessage(ctx, ch, channel.Message{ChatJID: "local:quiet", ID: fmt.Sprint(i), Sender: "u", SenderName: "U",
+		if _, err := r.OnMessage(ctx, ch, channel.Message{ChatJID: "local:quiet", ID: fmt.Sprint(i), Sender: "u", SenderName: "U",
 			Text: "just chatting, no trigger", Timestamp: time.Now()}); err != nil {
 			b.Fatal(err)
 		}

@@ -41,7 +41,7 @@ func seedFarTasks(b *testing.B, st *store.Store, n int) {
 // BenchmarkDueLateness measures how late due tasks are dispatched with
 // 10 000 active tasks in the store: per iteration 300 tasks come due, 200
 // of them 5 ms apart and 100 at one instant. Lateness is from the stored due
-// time (whole milliseconds) to the Dispatch call.
+// time (whole milliseconds) to the dispatch call.
 func BenchmarkDueLateness(b *testing.B) {
 	ctx := context.Background()
 	st := openStore(b, b.TempDir()+"/bench.db")
@@ -58,7 +58,8 @@ func BenchmarkDueLateness(b *testing.B) {
 	dueAt := map[string]time.Time{}
 	var late []time.Duration
 	got := make(chan struct{}, total)
-	e := New(Options{Store: st, Logger: quietLogger(), Dispatch: func(t store.Task) {
+	e := New(Options{Store: st, Logger: quietLogger()})
+	startEngine(b, e, func(t store.Task) {
 		now := time.Now()
 		mu.Lock()
 		late = append(late, now.Sub(dueAt[t.ID]))
@@ -69,8 +70,7 @@ func BenchmarkDueLateness(b *testing.B) {
 			b.Error(err)
 		}
 		got <- struct{}{}
-	}})
-	startEngine(b, e)
+	})
 
 	b.ResetTimer()
 	for range b.N {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
@@ -43,12 +42,7 @@ const retryDelay = time.Second
 
 // Options configure an Engine.
 type Options struct {
-	Store *store.Store
-	// Dispatch hands a claimed task to the host, which queues it in its
-	// group's queue, runs it and calls RecordRun. The task is as stored after
-	// the claim (its NextRun is already the following run). It is called from
-	// Run's goroutine and must not block.
-	Dispatch func(store.Task)
+	Store    *store.Store
 	MaxSleep time.Duration    // the longest single sleep; 0: DefaultMaxSleep
 	RunLease time.Duration    // see DefaultRunLease; 0: DefaultRunLease
 	Batch    int              // tasks claimed per transaction; 0: DefaultBatch
@@ -77,7 +71,6 @@ type Engine struct {
 	opt     Options
 	log     *slog.Logger
 	changed chan struct{}
-	rounds  atomic.Uint64
 }
 
 // New makes an Engine; Run starts it.
@@ -109,16 +102,17 @@ func (e *Engine) Changed() {
 	}
 }
 
-// Rounds returns how many times the engine has looked for due tasks: once
-// at start, then once per timer expiry or Changed.
-func (e *Engine) Rounds() uint64 { return e.rounds.Load() }
-
 // Run runs the engine until ctx ends. It first claims every task that came
 // due while the host was down — each once, however many of its runs were
 // missed — then sleeps until the next one.
-func (e *Engine) Run(ctx context.Context) error {
-	if e.opt.Store == nil || e.opt.Dispatch == nil {
-		return errors.New("scheduler: Options.Store and Options.Dispatch are required")
+//
+// dispatch hands each claimed task to the host, which queues it in its
+// group's queue, runs it and calls RecordRun. The task is as stored after
+// the claim (its NextRun is already the following run). dispatch is called
+// from Run's goroutine and must not block.
+func (e *Engine) Run(ctx context.Context, dispatch func(store.Task)) error {
+	if e.opt.Store == nil || dispatch == nil {
+		return errors.New("scheduler: Options.Store and a dispatch function are required")
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -130,13 +124,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-e.changed:
 		}
 		// Since Go 1.23 Reset also discards a tick not yet received.
-		timer.Reset(e.round(ctx))
+		timer.Reset(e.round(ctx, dispatch))
 	}
 }
 
 // round claims and dispatches what is due and returns how long to sleep.
-func (e *Engine) round(ctx context.Context) time.Duration {
-	e.rounds.Add(1)
+func (e *Engine) round(ctx context.Context, dispatch func(store.Task)) time.Duration {
 	var now time.Time
 	for {
 		now = e.opt.Clock()
@@ -151,7 +144,7 @@ func (e *Engine) round(ctx context.Context) time.Duration {
 		}
 		for _, c := range claimed {
 			e.log.Info("task due", "task", c.ID, "group", c.Folder, "due", c.Due, "late_ms", now.Sub(c.Due).Milliseconds(), "next_run", c.NextRun)
-			e.opt.Dispatch(c.Task)
+			dispatch(c.Task)
 		}
 		if len(claimed) < e.opt.Batch {
 			break

@@ -73,12 +73,12 @@ func (d *dispatches) total() int {
 	return len(d.tasks)
 }
 
-// startEngine runs e until the test ends.
-func startEngine(t testing.TB, e *Engine) {
+// startEngine runs e, dispatching to dispatch, until the test ends.
+func startEngine(t testing.TB, e *Engine, dispatch func(store.Task)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
+	go func() { done <- e.Run(ctx, dispatch) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -89,8 +89,16 @@ func startEngine(t testing.TB, e *Engine) {
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// countingClock is the wall clock, counting its reads. Every round of the
+// engine (a look for due tasks) reads it, so an engine that did not read it
+// did not wake up.
+type countingClock struct{ n atomic.Int64 }
+
+func (c *countingClock) now() time.Time { c.n.Add(1); return time.Now() }
+func (c *countingClock) reads() int64   { return c.n.Load() }
+
 func TestEngineRequiresStoreAndDispatch(t *testing.T) {
-	if err := New(Options{}).Run(context.Background()); err == nil {
+	if err := New(Options{}).Run(context.Background(), nil); err == nil {
 		t.Fatal("Run without a store and a dispatcher succeeded")
 	}
 }
@@ -106,7 +114,7 @@ func TestEngineDispatchesOnTime(t *testing.T) {
 		due := time.Now().Add(300 * time.Millisecond)
 		addTask(t, st, "soon", store.ScheduleInterval, "3600000", due)
 		d := newDispatches()
-		startEngine(t, New(Options{Store: st, Dispatch: d.dispatch, Logger: quietLogger()}))
+		startEngine(t, New(Options{Store: st, Logger: quietLogger()}), d.dispatch)
 		time.Sleep(300 * time.Millisecond)
 		synctest.Wait()
 
@@ -136,8 +144,8 @@ func TestEngineChangedWakesIt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := openStore(t, t.TempDir()+"/s.db")
 		d := newDispatches()
-		e := New(Options{Store: st, Dispatch: d.dispatch, Logger: quietLogger()})
-		startEngine(t, e)
+		e := New(Options{Store: st, Logger: quietLogger()})
+		startEngine(t, e, d.dispatch)
 		synctest.Wait() // the engine sleeps: nothing is due
 
 		due := time.Now().Add(200 * time.Millisecond)
@@ -158,17 +166,19 @@ func TestEngineDoesNotPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := openStore(t, t.TempDir()+"/s.db")
 		addTask(t, st, "far", store.ScheduleInterval, "3600000", time.Now().Add(24*time.Hour))
-		d := newDispatches()
-		e := New(Options{Store: st, Dispatch: d.dispatch, Logger: quietLogger(), MaxSleep: 1500 * time.Millisecond})
-		startEngine(t, e)
+		d, clock := newDispatches(), &countingClock{}
+		startEngine(t, New(Options{Store: st, Logger: quietLogger(), MaxSleep: 1500 * time.Millisecond, Clock: clock.now}), d.dispatch)
 		synctest.Wait()
-		started := time.Now()
+		started, reads := time.Now(), clock.reads()
+		if reads == 0 {
+			t.Fatal("the engine did not look for due tasks at start")
+		}
 
 		addTask(t, st, "unannounced", store.ScheduleInterval, "3600000", time.Now().Add(50*time.Millisecond))
 		time.Sleep(1500*time.Millisecond - time.Nanosecond)
 		synctest.Wait()
-		if d.total() != 0 || e.Rounds() != 1 {
-			t.Fatalf("before MaxSleep ended: %d dispatches, %d rounds; the engine polled", d.total(), e.Rounds())
+		if d.total() != 0 || clock.reads() != reads {
+			t.Fatalf("before MaxSleep ended: %d dispatches, %d clock reads more; the engine polled", d.total(), clock.reads()-reads)
 		}
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
@@ -178,30 +188,22 @@ func TestEngineDoesNotPoll(t *testing.T) {
 	})
 }
 
-// waitRounds waits, in real time, until e has looked for due tasks n times.
-func waitRounds(t testing.TB, e *Engine, n uint64) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for e.Rounds() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("engine did %d rounds, want %d", e.Rounds(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Idle, the engine does not wake up between due times (MaxSleep apart).
 func TestEngineIdleWakeups(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := openStore(t, t.TempDir()+"/s.db")
 		addTask(t, st, "far", store.ScheduleCron, "0 9 * * *", time.Now().Add(2*time.Hour))
-		d := newDispatches()
-		e := New(Options{Store: st, Dispatch: d.dispatch, Logger: quietLogger()})
-		startEngine(t, e)
+		clock := &countingClock{}
+		startEngine(t, New(Options{Store: st, Logger: quietLogger(), Clock: clock.now}), newDispatches().dispatch)
+		synctest.Wait()
+		reads := clock.reads()
+		if reads == 0 {
+			t.Fatal("the engine did not look for due tasks at start")
+		}
 		time.Sleep(DefaultMaxSleep - time.Nanosecond)
 		synctest.Wait()
-		if r := e.Rounds(); r != 1 {
-			t.Fatalf("%d rounds in %v idle, want 1 (the start)", r, DefaultMaxSleep)
+		if n := clock.reads() - reads; n != 0 {
+			t.Fatalf("%d clock reads in %v idle after the start, want none (no wake-up)", n, DefaultMaxSleep)
 		}
 	})
 }
@@ -218,7 +220,7 @@ func TestEngineMissedRunsRunOnce(t *testing.T) {
 		addTask(t, st, "hourly", store.ScheduleCron, "0 * * * *", now.Add(-72*time.Hour))
 		addTask(t, st, "once", store.ScheduleOnce, "2020-01-01T00:00:00Z", now.Add(-30*24*time.Hour))
 		d := newDispatches()
-		startEngine(t, New(Options{Store: st, Dispatch: d.dispatch, Logger: quietLogger()}))
+		startEngine(t, New(Options{Store: st, Logger: quietLogger()}), d.dispatch)
 		time.Sleep(300 * time.Millisecond)
 		synctest.Wait()
 		for _, id := range []string{"every-minute", "hourly", "once"} {
@@ -252,8 +254,8 @@ func TestEngineClockJumps(t *testing.T) {
 		const maxSleep = 400 * time.Millisecond
 		addTask(t, st, "in-an-hour", store.ScheduleInterval, "86400000", time.Now().Add(time.Hour))
 		d := newDispatches()
-		e := New(Options{Store: st, Dispatch: d.dispatch, Logger: quietLogger(), Clock: clock, MaxSleep: maxSleep})
-		startEngine(t, e)
+		e := New(Options{Store: st, Logger: quietLogger(), Clock: clock, MaxSleep: maxSleep})
+		startEngine(t, e, d.dispatch)
 		synctest.Wait()
 
 		offset.Store(int64(time.Hour + time.Second)) // the clock jumps an hour forward
@@ -285,8 +287,8 @@ func TestRecordRun(t *testing.T) {
 		addTask(t, st, "failing", store.ScheduleInterval, "60000", time.Now().Add(100*time.Millisecond))
 		d := newDispatches()
 		var logs bytes.Buffer
-		e := New(Options{Store: st, Dispatch: d.dispatch, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		startEngine(t, e)
+		e := New(Options{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		startEngine(t, e, d.dispatch)
 		time.Sleep(100 * time.Millisecond)
 		synctest.Wait()
 		if d.total() != 2 {
@@ -368,10 +370,8 @@ func TestTwoEnginesRunEachTaskOnce(t *testing.T) {
 				}
 			}
 		}
-		ea := New(Options{Store: a, Dispatch: slow(da), Logger: quietLogger(), Batch: 5})
-		eb := New(Options{Store: b, Dispatch: slow(db), Logger: quietLogger(), Batch: 5})
-		startEngine(t, ea)
-		startEngine(t, eb)
+		startEngine(t, New(Options{Store: a, Logger: quietLogger(), Batch: 5}), slow(da))
+		startEngine(t, New(Options{Store: b, Logger: quietLogger(), Batch: 5}), slow(db))
 
 		for round := 1; round <= 3; round++ {
 			time.Sleep(time.Until(due) + 300*time.Millisecond) // time for a double run to show
@@ -415,7 +415,7 @@ func TestCrashAfterClaimNeverRunsTwice(t *testing.T) {
 
 		restarted := openStore(t, path)
 		d := newDispatches()
-		startEngine(t, New(Options{Store: restarted, Dispatch: d.dispatch, Logger: quietLogger()}))
+		startEngine(t, New(Options{Store: restarted, Logger: quietLogger()}), d.dispatch)
 		time.Sleep(300 * time.Millisecond)
 		synctest.Wait()
 		if d.total() != 0 {

@@ -45,14 +45,14 @@ func TestSchedulerChildProcess(t *testing.T) {
 		defer stop()
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		var e *Engine
-		e = New(Options{Store: st, Logger: quietLogger(), Batch: 5, Dispatch: func(task store.Task) {
+		e := New(Options{Store: st, Logger: quietLogger(), Batch: 5})
+		err := e.Run(ctx, func(task store.Task) {
 			if err := e.RecordRun(ctx, task, time.Now(), "run by pid "+strconv.Itoa(os.Getpid()), nil); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(2)
 			}
-		}})
-		if err := e.Run(ctx); err != nil {
+		})
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}

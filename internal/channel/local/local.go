@@ -5,10 +5,8 @@
 // A local chat's id is "local:<folder>" ("local:main"); the folder is a group
 // folder name (store.ValidateFolder). Messages come in through Deliver (or
 // Inject), which hands them to the host's Handler synchronously, so when it
-// returns without error the message is stored (durable before acknowledged).
-// The handler is expected to report a message it stored through
-// Observer.Stored before its OnMessage returns, as the router does; Deliver
-// tells its caller whether it did.
+// returns without error the message is stored (durable before acknowledged),
+// and returns what the handler said became of it.
 //
 // Everything the host does in a local chat — message stored, typing, reply,
 // run finished — becomes an Event published to the chat's subscribers.
@@ -56,54 +54,6 @@ const MaxSenderRunes = 64
 // MaxIDBytes is the longest message id a client may choose.
 const MaxIDBytes = 64
 
-// SubscriberBuffer is how many events a subscriber may fall behind before it
-// is cut off.
-const SubscriberBuffer = 256
-
-// Event types.
-const (
-	EventStored = "stored" // a message was stored (Observer.Stored)
-	EventReply  = "reply"  // the assistant sent text (Send)
-	EventTyping = "typing" // typing started or stopped (SetTyping)
-	EventDone   = "done"   // a run for the chat ended (Observer.RunDone)
-	// EventLagged is the last event of a subscriber that fell behind: its
-	// channel is closed right after it.
-	EventLagged = "lagged"
-)
-
-// Event is one thing that happened in a local chat. Fields that do not apply
-// to the type are left out of the JSON (absent means zero or false).
-type Event struct {
-	Type string `json:"type"`
-	Chat string `json:"chat"`
-	// ID is the stored message's id (stored) or the reply's id (reply).
-	ID string `json:"id,omitempty"`
-	// Seq is the stored message's position in the chat (stored).
-	Seq int64 `json:"seq,omitempty"`
-	// WillAnswer says whether the stored message starts a run (stored).
-	WillAnswer bool `json:"will_answer,omitempty"`
-	// Duplicate marks a stored event for a message whose id was stored
-	// before, so nothing new was stored (only in control streams: the
-	// channel itself publishes no event then).
-	Duplicate bool `json:"duplicate,omitempty"`
-	// UpTo is the position the run answered up to (done).
-	UpTo int64 `json:"up_to,omitempty"`
-	// Text is the reply's text, as sent (reply).
-	Text string `json:"text,omitempty"`
-	// Typing says whether typing started or stopped (typing).
-	Typing bool `json:"typing,omitempty"`
-	// Error is why the run failed (done), or why the stream ends (lagged).
-	Error string    `json:"error,omitempty"`
-	Time  time.Time `json:"time"`
-}
-
-// Covers reports whether done event e ends the wait for the message at
-// position seq: a run that answered up to it or past it, or a failed run
-// that could not say what it covered (UpTo 0).
-func (e Event) Covers(seq int64) bool {
-	return e.Type == EventDone && (e.UpTo >= seq || e.Error != "" && e.UpTo == 0)
-}
-
 // ErrNotConnected reports an Inject before Connect gave the channel a handler.
 var ErrNotConnected = errors.New("the local channel is not connected to the host yet")
 
@@ -126,17 +76,13 @@ type Draft struct {
 	ID string
 }
 
-// Delivered is what became of a delivered Draft.
+// Delivered is what became of a delivered Draft: the message, and what the
+// handler did with it. Seq 0 means it stored nothing new: a message with
+// this id was already stored, or the chat is not a registered group (with a
+// random id, only the latter).
 type Delivered struct {
 	Message channel.Message
-	// Reported says whether the handler reported the message stored
-	// (Observer.Stored) while handling it; Seq and WillAnswer are set then.
-	// When false it stored nothing new: a message with this id was already
-	// stored, or the chat is not a registered group (with a random id,
-	// only the latter).
-	Reported   bool
-	Seq        int64
-	WillAnswer bool
+	channel.Stored
 }
 
 // Channel is the local terminal channel. Create it with New; it is safe for
@@ -155,12 +101,8 @@ type Channel struct {
 	closed  bool
 	chats   map[string]time.Time // chat id → last activity
 	subs    map[string]map[*subscriber]struct{}
-	// pending are the messages being delivered, by pendingKey: Stored
-	// fills in what the handler reports.
-	pending map[string]*Delivered
+	storing map[string]bool // chat + NUL + id of the messages being delivered
 }
-
-type subscriber struct{ ch chan Event }
 
 var (
 	_ channel.Channel  = (*Channel)(nil)
@@ -179,7 +121,7 @@ func New(logger *slog.Logger) *Channel {
 		stop:    stop,
 		chats:   make(map[string]time.Time),
 		subs:    make(map[string]map[*subscriber]struct{}),
-		pending: make(map[string]*Delivered),
+		storing: make(map[string]bool),
 	}
 }
 
@@ -305,9 +247,9 @@ func (c *Channel) Inject(ctx context.Context, chat, sender, text string) (channe
 }
 
 // Deliver hands one message from the terminal user to the handler and
-// returns when the handler is done with it: stored, unless Reported is
-// false. A chat seen for the first time is announced to the handler
-// (OnChat) first. The handler gets the channel's own context, not ctx: the
+// returns when the handler is done with it: stored, unless Seq is 0; a
+// message stored now is published as a stored event. A chat seen for the
+// first time is announced to the handler (OnChat) first. The handler gets the channel's own context, not ctx: the
 // router may tie work the message starts to it, and a client that hangs up
 // must not cancel that.
 func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
@@ -332,7 +274,7 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
 		return Delivered{}, err
 	}
 	now := time.Now()
-	out := &Delivered{Message: channel.Message{
+	m := channel.Message{
 		ChatJID:    d.Chat,
 		ID:         d.ID,
 		Sender:     Prefix + d.Sender,
@@ -343,17 +285,17 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
 		// theirs alone), so every message here is the owner's (R18).
 		FromMe:  true,
 		IsGroup: true,
-	}}
-	key := pendingKey(d.Chat, d.ID)
+	}
+	key := d.Chat + "\x00" + d.ID
 
 	c.mu.Lock()
 	h, closed := c.handler, c.closed
 	_, seen := c.chats[d.Chat]
-	_, busy := c.pending[key]
+	busy := c.storing[key]
 	ok := h != nil && !closed && !busy
 	if ok {
 		c.chats[d.Chat] = now
-		c.pending[key] = out
+		c.storing[key] = true
 	}
 	c.mu.Unlock()
 	switch {
@@ -366,21 +308,22 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
 	}
 	defer func() {
 		c.mu.Lock()
-		delete(c.pending, key)
+		delete(c.storing, key)
 		c.mu.Unlock()
 	}()
 	if !seen {
 		h.OnChat(c.life, c, chatInfo(d.Chat, now))
 	}
-	if err := h.OnMessage(c.life, c, out.Message); err != nil {
+	stored, err := h.OnMessage(c.life, c, m)
+	if err != nil {
 		return Delivered{}, fmt.Errorf("store message %s in %s: %w", d.ID, d.Chat, err)
 	}
-	c.mu.Lock()
-	res := *out
-	c.mu.Unlock()
+	if stored.Seq != 0 {
+		c.publish(Event{Type: EventStored, Chat: d.Chat, ID: d.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer})
+	}
 	c.log.Debug("local message delivered", "chat", d.Chat, "id", d.ID, "sender", d.Sender,
-		"bytes", len(d.Text), "stored", res.Reported, "seq", res.Seq)
-	return res, nil
+		"bytes", len(d.Text), "seq", stored.Seq)
+	return Delivered{Message: m, Stored: stored}, nil
 }
 
 // Send publishes a reply event to the chat's subscribers and returns its id.
@@ -413,19 +356,6 @@ func (c *Channel) SetTyping(ctx context.Context, jid string, typing bool) error 
 	c.publish(Event{Type: EventTyping, Chat: jid, Typing: typing})
 	return nil
 }
-
-// Stored implements channel.Observer: it tells a Deliver in progress, and
-// publishes a stored event.
-func (c *Channel) Stored(jid, id string, seq int64, willAnswer bool) {
-	c.mu.Lock()
-	if d := c.pending[pendingKey(jid, id)]; d != nil {
-		d.Reported, d.Seq, d.WillAnswer = true, seq, willAnswer
-	}
-	c.mu.Unlock()
-	c.publish(Event{Type: EventStored, Chat: jid, ID: id, Seq: seq, WillAnswer: willAnswer})
-}
-
-func pendingKey(chat, id string) string { return chat + "\x00" + id }
 
 // RunDone implements channel.Observer: it publishes a done event.
 func (c *Channel) RunDone(jid string, upTo int64, err error) {
@@ -469,76 +399,6 @@ func (c *Channel) Close() error {
 		delete(c.subs, jid)
 	}
 	return nil
-}
-
-// Subscribe returns the events of chat jid from now on, and cancel, which
-// ends the subscription and closes the channel (calling it again is
-// harmless). A subscriber that lets SubscriberBuffer events pile up is cut
-// off rather than allowed to slow the host down: it receives a final
-// EventLagged and its channel is closed. After Close, the channel returned is
-// already closed.
-func (c *Channel) Subscribe(jid string) (<-chan Event, func()) {
-	// One slot more than the buffer, kept free for the lagged event.
-	s := &subscriber{ch: make(chan Event, SubscriberBuffer+1)}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		close(s.ch)
-		return s.ch, func() {}
-	}
-	set := c.subs[jid]
-	if set == nil {
-		set = make(map[*subscriber]struct{})
-		c.subs[jid] = set
-	}
-	set[s] = struct{}{}
-	return s.ch, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.remove(jid, s)
-	}
-}
-
-// Subscribers counts the current subscribers of chat jid.
-func (c *Channel) Subscribers(jid string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.subs[jid])
-}
-
-// remove ends subscription s if it is still live; c.mu is held.
-func (c *Channel) remove(jid string, s *subscriber) {
-	set := c.subs[jid]
-	if _, ok := set[s]; !ok {
-		return
-	}
-	delete(set, s)
-	if len(set) == 0 {
-		delete(c.subs, jid)
-	}
-	close(s.ch)
-}
-
-// publish hands ev to every subscriber of its chat without blocking and
-// returns how many got it. Sends happen under c.mu, and only publish sends,
-// so a buffer seen with a free slot still has it when the send happens.
-func (c *Channel) publish(ev Event) int {
-	ev.Time = time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for s := range c.subs[ev.Chat] {
-		if len(s.ch) >= SubscriberBuffer {
-			s.ch <- Event{Type: EventLagged, Chat: ev.Chat, Time: ev.Time,
-				Error: fmt.Sprintf("fell more than %d events behind; the event stream was closed", SubscriberBuffer)}
-			c.remove(ev.Chat, s)
-			c.log.Warn("local event subscriber fell behind; cut off", "chat", ev.Chat)
-			continue
-		}
-		s.ch <- ev
-		n++
-	}
-	return n
 }
 
 func chatInfo(jid string, t time.Time) channel.ChatInfo {

@@ -367,7 +367,7 @@ func (c *Channel) onMessage(evt *events.Message) bool {
 		c.log.Error("WhatsApp message arrived before a handler was set; not acknowledging it", "chat", m.ChatJID, "id", m.ID)
 		return false
 	}
-	if err := h.OnMessage(c.life, c, m); err != nil {
+	if _, err := h.OnMessage(c.life, c, m); err != nil {
 		c.log.Error("could not store WhatsApp message; not acknowledging it, WhatsApp will deliver it again",
 			"chat", m.ChatJID, "id", m.ID, "err", err)
 		return false

@@ -32,14 +32,14 @@ type recorder struct {
 	fail  error
 }
 
-func (r *recorder) OnMessage(_ context.Context, _ channel.Channel, m channel.Message) error {
+func (r *recorder) OnMessage(_ context.Context, _ channel.Channel, m channel.Message) (channel.Stored, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
-		return r.fail
+		return channel.Stored{}, r.fail
 	}
 	r.msgs = append(r.msgs, m)
-	return nil
+	return channel.Stored{Seq: int64(len(r.msgs))}, nil
 }
 
 func (r *recorder) OnChat(_ context.Context, _ channel.Channel, c channel.ChatInfo) {

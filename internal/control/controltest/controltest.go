@@ -29,12 +29,12 @@ const Trigger = "@Andy"
 const RunError = "agent crashed: exit status 3"
 
 // Router is a fake of the real router, as far as the local channel sees it:
-// it "stores" each message with the next position of its chat, reports it
-// through the channel's Observer and, for a message that triggers (every
-// message in local:main, "@Andy …" elsewhere), runs a scripted agent in a
-// goroutine. Like the real one it drops, without an error or a report,
-// messages of unregistered chats (here: folders starting with "unknown")
-// and a message whose id its chat has already stored. The message text
+// it "stores" each message with the next position of its chat, returns that
+// position and, for a message that triggers (every message in local:main,
+// "@Andy …" elsewhere), runs a scripted agent in a goroutine. Like the real
+// one it drops, storing nothing and without an error, messages of
+// unregistered chats (here: folders starting with "unknown") and a message
+// whose id its chat has already stored. The message text
 // picks the script:
 //
 //	contains "reject"   OnMessage fails (nothing stored)
@@ -62,18 +62,18 @@ func NewRouter(ch *local.Channel) *Router {
 }
 
 // OnMessage "stores" m and starts its scripted run.
-func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Message) error {
+func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Message) (channel.Stored, error) {
 	if strings.Contains(m.Text, "reject") {
-		return errors.New("database is locked")
+		return channel.Stored{}, errors.New("database is locked")
 	}
 	if strings.HasPrefix(m.ChatJID, local.Prefix+"unknown") {
-		return nil
+		return channel.Stored{}, nil
 	}
 	will := m.ChatJID == local.MainChat || strings.HasPrefix(m.Text, Trigger)
 	r.mu.Lock()
 	if r.ids[m.ChatJID+" "+m.ID] {
 		r.mu.Unlock()
-		return nil
+		return channel.Stored{}, nil
 	}
 	r.ids[m.ChatJID+" "+m.ID] = true
 	r.seq[m.ChatJID]++
@@ -86,7 +86,6 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 		r.last[m.ChatJID] = mine
 	}
 	r.mu.Unlock()
-	r.ch.Stored(m.ChatJID, m.ID, seq, will)
 	if will {
 		r.wg.Add(1)
 		go func() {
@@ -103,7 +102,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 			}
 		}()
 	}
-	return nil
+	return channel.Stored{Seq: seq, WillAnswer: will}, nil
 }
 
 // OnChat ignores chat announcements.
@@ -112,7 +111,7 @@ func (r *Router) OnChat(context.Context, channel.Channel, channel.ChatInfo) {}
 // run plays the script of m; false when the run hangs (it never ends).
 func (r *Router) run(ctx context.Context, m channel.Message, seq int64) bool {
 	jid := m.ChatJID
-	// A little later than the stored report, as a real run would be.
+	// A little after OnMessage returned, as a real run would start.
 	time.Sleep(5 * time.Millisecond)
 	switch {
 	case strings.Contains(m.Text, "hang"):

@@ -1,0 +1,126 @@
+package local
+
+import (
+	"fmt"
+	"time"
+)
+
+// SubscriberBuffer is how many events a subscriber may fall behind before it
+// is cut off.
+const SubscriberBuffer = 256
+
+// Event types.
+const (
+	EventStored = "stored" // a message was stored (Deliver)
+	EventReply  = "reply"  // the assistant sent text (Send)
+	EventTyping = "typing" // typing started or stopped (SetTyping)
+	EventDone   = "done"   // a run for the chat ended (Observer.RunDone)
+	// EventLagged is the last event of a subscriber that fell behind: its
+	// channel is closed right after it.
+	EventLagged = "lagged"
+)
+
+// Event is one thing that happened in a local chat. Fields that do not apply
+// to the type are left out of the JSON (absent means zero or false).
+type Event struct {
+	Type string `json:"type"`
+	Chat string `json:"chat"`
+	// ID is the stored message's id (stored) or the reply's id (reply).
+	ID string `json:"id,omitempty"`
+	// Seq is the stored message's position in the chat (stored).
+	Seq int64 `json:"seq,omitempty"`
+	// WillAnswer says whether the stored message starts a run (stored).
+	WillAnswer bool `json:"will_answer,omitempty"`
+	// Duplicate marks a stored event for a message whose id was stored
+	// before, so nothing new was stored (only in control streams: the
+	// channel itself publishes no event then).
+	Duplicate bool `json:"duplicate,omitempty"`
+	// UpTo is the position the run answered up to (done).
+	UpTo int64 `json:"up_to,omitempty"`
+	// Text is the reply's text, as sent (reply).
+	Text string `json:"text,omitempty"`
+	// Typing says whether typing started or stopped (typing).
+	Typing bool `json:"typing,omitempty"`
+	// Error is why the run failed (done), or why the stream ends (lagged).
+	Error string    `json:"error,omitempty"`
+	Time  time.Time `json:"time"`
+}
+
+// Covers reports whether done event e ends the wait for the message at
+// position seq: a run that answered up to it or past it, or a failed run
+// that could not say what it covered (UpTo 0).
+func (e Event) Covers(seq int64) bool {
+	return e.Type == EventDone && (e.UpTo >= seq || e.Error != "" && e.UpTo == 0)
+}
+
+type subscriber struct{ ch chan Event }
+
+// Subscribe returns the events of chat jid from now on, and cancel, which
+// ends the subscription and closes the channel (calling it again is
+// harmless). A subscriber that lets SubscriberBuffer events pile up is cut
+// off rather than allowed to slow the host down: it receives a final
+// EventLagged and its channel is closed. After Close, the channel returned is
+// already closed.
+func (c *Channel) Subscribe(jid string) (<-chan Event, func()) {
+	// One slot more than the buffer, kept free for the lagged event.
+	s := &subscriber{ch: make(chan Event, SubscriberBuffer+1)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	set := c.subs[jid]
+	if set == nil {
+		set = make(map[*subscriber]struct{})
+		c.subs[jid] = set
+	}
+	set[s] = struct{}{}
+	return s.ch, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.remove(jid, s)
+	}
+}
+
+// Subscribers counts the current subscribers of chat jid.
+func (c *Channel) Subscribers(jid string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.subs[jid])
+}
+
+// remove ends subscription s if it is still live; c.mu is held.
+func (c *Channel) remove(jid string, s *subscriber) {
+	set := c.subs[jid]
+	if _, ok := set[s]; !ok {
+		return
+	}
+	delete(set, s)
+	if len(set) == 0 {
+		delete(c.subs, jid)
+	}
+	close(s.ch)
+}
+
+// publish hands ev to every subscriber of its chat without blocking and
+// returns how many got it. Sends happen under c.mu, and only publish sends,
+// so a buffer seen with a free slot still has it when the send happens.
+func (c *Channel) publish(ev Event) int {
+	ev.Time = time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for s := range c.subs[ev.Chat] {
+		if len(s.ch) >= SubscriberBuffer {
+			s.ch <- Event{Type: EventLagged, Chat: ev.Chat, Time: ev.Time,
+				Error: fmt.Sprintf("fell more than %d events behind; the event stream was closed", SubscriberBuffer)}
+			c.remove(ev.Chat, s)
+			c.log.Warn("local event subscriber fell behind; cut off", "chat", ev.Chat)
+			continue
+		}
+		s.ch <- ev
+		n++
+	}
+	return n
+}
