@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"strings"
 	"time"
 	"unicode"
@@ -138,18 +139,8 @@ func convert(evt *events.Message, id identity) (channel.Message, bool) {
 // (text with a link preview, a reply or a mention), or an image or video
 // caption.
 func messageText(msg *waE2E.Message) string {
-	var s string
-	switch {
-	case msg.GetConversation() != "":
-		s = msg.GetConversation()
-	case msg.GetExtendedTextMessage().GetText() != "":
-		s = msg.GetExtendedTextMessage().GetText()
-	case msg.GetImageMessage().GetCaption() != "":
-		s = msg.GetImageMessage().GetCaption()
-	case msg.GetVideoMessage().GetCaption() != "":
-		s = msg.GetVideoMessage().GetCaption()
-	}
-	return validText(s)
+	return validText(cmp.Or(msg.GetConversation(), msg.GetExtendedTextMessage().GetText(),
+		msg.GetImageMessage().GetCaption(), msg.GetVideoMessage().GetCaption()))
 }
 
 // contextInfo is the reply context of the message kinds messageText reads.

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -98,8 +99,10 @@ type PairOptions struct {
 // cannot be reached within ConnectTimeout (an error wrapping ErrUnreachable),
 // when the codes expire unused, or when ctx ends.
 func Pair(ctx context.Context, db *sql.DB, opts PairOptions) (Account, error) {
+	var phone string
 	if opts.Phone != "" {
-		if _, err := ParsePhone(opts.Phone); err != nil {
+		var err error
+		if phone, err = ParsePhone(opts.Phone); err != nil {
 			return Account{}, err
 		}
 		if opts.PairingCode == nil {
@@ -108,18 +111,12 @@ func Pair(ctx context.Context, db *sql.DB, opts PairOptions) (Account, error) {
 	} else if opts.QR == nil {
 		return Account{}, errors.New("pair: QR callback missing")
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := cmp.Or(opts.Logger, slog.Default())
 	progress := opts.Progress
 	if progress == nil {
 		progress = func(string) {}
 	}
-	connectTimeout := opts.ConnectTimeout
-	if connectTimeout <= 0 {
-		connectTimeout = DefaultConnectTimeout
-	}
+	connectTimeout := cmp.Or(max(opts.ConnectTimeout, 0), DefaultConnectTimeout)
 
 	container, device, err := openDevice(ctx, db, log)
 	if err != nil {
@@ -175,8 +172,7 @@ func Pair(ctx context.Context, db *sql.DB, opts PairOptions) (Account, error) {
 		return Account{}, err
 	}
 
-	if opts.Phone != "" {
-		phone, _ := ParsePhone(opts.Phone)
+	if phone != "" {
 		code, err := cli.PairPhone(ctx, phone, true, whatsmeow.PairClientChrome, "Chrome (Linux)")
 		if err != nil {
 			return Account{}, fmt.Errorf("request a pairing code for +%s: %w", phone, err)
@@ -218,14 +214,10 @@ func Pair(ctx context.Context, db *sql.DB, opts PairOptions) (Account, error) {
 				return Account{}, errors.New("pairing timed out: the code was not entered in time; run the command again for a new one")
 			}
 			return Account{}, errors.New("pairing timed out: no QR code was scanned in time; run the command again")
-		case item.Event == whatsmeow.QRChannelEventError:
-			return Account{}, fmt.Errorf("pairing failed: %w", item.Error)
-		case item == whatsmeow.QRChannelClientOutdated:
-			return Account{}, errors.New("pairing failed: WhatsApp refused this client as outdated; upgrade nanoclaw")
 		case item == whatsmeow.QRChannelScannedWithoutMultidevice:
 			progress("The phone has multi-device turned off: enable it and scan again.")
 		default:
-			return Account{}, fmt.Errorf("pairing failed: unexpected %q", item.Event)
+			return Account{}, qrFailure(item)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -262,12 +254,8 @@ func connectForPairing(ctx context.Context, cancel context.CancelFunc, cli *what
 				return whatsmeow.QRChannelItem{}, fmt.Errorf("%w: the connection closed before pairing began", ErrUnreachable)
 			case item.Event == whatsmeow.QRChannelEventCode:
 				return item, nil
-			case item.Event == whatsmeow.QRChannelEventError:
-				return whatsmeow.QRChannelItem{}, fmt.Errorf("pairing failed: %w", item.Error)
-			case item == whatsmeow.QRChannelClientOutdated:
-				return whatsmeow.QRChannelItem{}, errors.New("pairing failed: WhatsApp refused this client as outdated; upgrade nanoclaw")
 			default:
-				return whatsmeow.QRChannelItem{}, fmt.Errorf("pairing failed: unexpected %q", item.Event)
+				return whatsmeow.QRChannelItem{}, qrFailure(item)
 			}
 		case <-timer.C:
 			cancel()
@@ -276,6 +264,17 @@ func connectForPairing(ctx context.Context, cancel context.CancelFunc, cli *what
 			return whatsmeow.QRChannelItem{}, fmt.Errorf("pairing stopped: %w", context.Cause(ctx))
 		}
 	}
+}
+
+// qrFailure is the error of an item of the QR channel that ends pairing.
+func qrFailure(item whatsmeow.QRChannelItem) error {
+	switch {
+	case item.Event == whatsmeow.QRChannelEventError:
+		return fmt.Errorf("pairing failed: %w", item.Error)
+	case item == whatsmeow.QRChannelClientOutdated:
+		return errors.New("pairing failed: WhatsApp refused this client as outdated; upgrade nanoclaw")
+	}
+	return fmt.Errorf("pairing failed: unexpected %q", item.Event)
 }
 
 // ParsePhone validates a phone number for pairing by code: digits with the
