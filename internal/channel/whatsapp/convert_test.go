@@ -238,24 +238,3 @@ func TestCanonical(t *testing.T) {
 		t.Error("isSelf wrong")
 	}
 }
-
-func TestParseChatJID(t *testing.T) {
-	good := []string{"15550001111@s.whatsapp.net", "4242@lid", "120363025246125486@g.us", "15550001111-1600000000@g.us"}
-	for _, s := range good {
-		j, err := ParseChatJID(s)
-		if err != nil || j.String() != s {
-			t.Errorf("ParseChatJID(%q) = %v, %v", s, j, err)
-		}
-	}
-	bad := []string{"", "15550001111", "@s.whatsapp.net", "1555@", "15550001111:3@s.whatsapp.net", "abc@s.whatsapp.net",
-		"status@broadcast", "123@newsletter", "local:main", "1@g.us@g.us", "1-2-3@g.us", "+1555@s.whatsapp.net"}
-	for _, s := range bad {
-		if _, err := ParseChatJID(s); err == nil {
-			t.Errorf("ParseChatJID(%q) accepted", s)
-		}
-	}
-	c := &Channel{}
-	if !c.Owns("120363025246125486@g.us") || c.Owns("local:main") {
-		t.Error("Owns wrong")
-	}
-}

@@ -29,8 +29,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
-	"sort"
 	"sync"
 	"time"
 
@@ -40,7 +38,6 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 )
@@ -182,43 +179,6 @@ func (c *Channel) Name() string { return Name }
 func (c *Channel) Owns(jid string) bool {
 	_, err := ParseChatJID(jid)
 	return err == nil
-}
-
-var (
-	digits  = regexp.MustCompile(`^[0-9]{1,20}$`)
-	groupID = regexp.MustCompile(`^[0-9]{1,20}(-[0-9]{1,20})?$`)
-)
-
-// ParseChatJID validates a chat id NanoClaw may send to: "DIGITS@s.whatsapp.net"
-// (a user by phone number), "DIGITS@lid" (a user by LID) or "ID@g.us" (a
-// group), without a device part.
-func ParseChatJID(s string) (types.JID, error) {
-	user, server, ok := cut(s)
-	if !ok {
-		return types.JID{}, fmt.Errorf("WhatsApp chat id %q: want USER@SERVER", s)
-	}
-	switch server {
-	case types.DefaultUserServer, types.HiddenUserServer:
-		if !digits.MatchString(user) {
-			return types.JID{}, fmt.Errorf("WhatsApp chat id %q: user part must be digits", s)
-		}
-	case types.GroupServer:
-		if !groupID.MatchString(user) {
-			return types.JID{}, fmt.Errorf("WhatsApp chat id %q: not a group id", s)
-		}
-	default:
-		return types.JID{}, fmt.Errorf("WhatsApp chat id %q: server %q is not s.whatsapp.net, lid or g.us", s, server)
-	}
-	return types.NewJID(user, server), nil
-}
-
-func cut(s string) (user, server string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '@' {
-			return s[:i], s[i+1:], i > 0 && i < len(s)-1
-		}
-	}
-	return "", "", false
 }
 
 // Connect connects to WhatsApp and delivers events to h. It returns once
@@ -418,177 +378,6 @@ func (c *Channel) onChat(info channel.ChatInfo) {
 	}
 	info.Name = validText(info.Name)
 	h.OnChat(c.life, c, info)
-}
-
-// identity is the account as whatsmeow's device store knows it now. It is
-// read afresh because whatsmeow learns the LID at the first login, before it
-// reports Connected and possibly after offline messages began to arrive.
-func (c *Channel) identity() identity {
-	return identity{
-		pn:       c.cli.Store.GetJID().ToNonAD(),
-		lid:      c.cli.Store.GetLID().ToNonAD(),
-		pushName: c.cli.Store.PushName,
-		pnForLID: c.lookupPN,
-	}
-}
-
-// lookupPN finds another user's phone number from whatsmeow's LID map.
-func (c *Channel) lookupPN(lid types.JID) types.JID {
-	ctx, cancel := context.WithTimeout(c.life, 5*time.Second)
-	defer cancel()
-	pn, err := c.cli.Store.LIDs.GetPNForLID(ctx, lid)
-	if err != nil {
-		c.log.Debug("LID lookup failed", "lid", lid.String(), "err", err)
-		return types.EmptyJID
-	}
-	return pn
-}
-
-// syncGroups reports the joined groups' names to the handler at each
-// (re)connect (at most hourly) and every sync interval, until Close.
-func (c *Channel) syncGroups() {
-	defer c.wg.Done()
-	ticker := time.NewTicker(c.syncInterval)
-	defer ticker.Stop()
-	var last time.Time
-	for {
-		select {
-		case <-c.life.Done():
-			return
-		case <-c.resync:
-			if !last.IsZero() && time.Since(last) < minGroupResync {
-				continue
-			}
-		case <-ticker.C:
-		}
-		groups, err := c.groups(c.life)
-		if err != nil {
-			c.log.Warn("could not read WhatsApp group names", "err", err)
-			continue
-		}
-		last = time.Now()
-		for _, g := range groups {
-			c.onChat(g)
-		}
-		c.log.Debug("synced WhatsApp group names", "groups", len(groups))
-	}
-}
-
-// groups lists the joined groups.
-func (c *Channel) groups(ctx context.Context) ([]channel.ChatInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	joined, err := c.cli.GetJoinedGroups(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list WhatsApp groups: %w", err)
-	}
-	out := make([]channel.ChatInfo, 0, len(joined))
-	for _, g := range joined {
-		out = append(out, channel.ChatInfo{JID: g.JID.String(), Name: validText(g.Name), IsGroup: true})
-	}
-	return out, nil
-}
-
-// Send sends text to a chat, split into parts of at most MaxMessageRunes,
-// and returns the ids of the parts sent. On an error it returns the ids of
-// the parts already sent along with it. Each part waits for its turn in the
-// chat's send limit (R9): a flood is slowed down, never dropped; ctx bounds
-// the wait.
-func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) {
-	to, err := ParseChatJID(jid)
-	if err != nil {
-		return nil, fmt.Errorf("whatsapp send: %w", err)
-	}
-	parts := SplitText(validText(text), MaxMessageRunes)
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("whatsapp send to %s: empty text", jid)
-	}
-	if err := c.usable(); err != nil {
-		return nil, fmt.Errorf("whatsapp send to %s: %w", jid, err)
-	}
-	ids := make([]string, 0, len(parts))
-	for i, part := range parts {
-		if err := c.limit.Wait(ctx, jid); err != nil {
-			return ids, fmt.Errorf("whatsapp send to %s: part %d of %d: waiting for the chat's send limit (%s): %w", jid, i+1, len(parts), c.limit, err)
-		}
-		resp, err := c.send(ctx, to, &waE2E.Message{Conversation: proto.String(part)})
-		if err != nil {
-			return ids, fmt.Errorf("whatsapp send to %s: part %d of %d: %w", jid, i+1, len(parts), err)
-		}
-		ids = append(ids, resp.ID)
-	}
-	return ids, nil
-}
-
-// CheckSend reports whether a message to chat jid may go now under the
-// chat's send limit: nil, or a *channel.RateLimitError (R9).
-func (c *Channel) CheckSend(jid string) error { return c.limit.Check(jid) }
-
-// SetTyping shows or clears "typing…" in a chat.
-func (c *Channel) SetTyping(ctx context.Context, jid string, typing bool) error {
-	to, err := ParseChatJID(jid)
-	if err != nil {
-		return fmt.Errorf("whatsapp typing: %w", err)
-	}
-	if err := c.usable(); err != nil {
-		return fmt.Errorf("whatsapp typing in %s: %w", jid, err)
-	}
-	state := types.ChatPresencePaused
-	if typing {
-		state = types.ChatPresenceComposing
-	}
-	if err := c.cli.SendChatPresence(ctx, to, state, ""); err != nil {
-		return fmt.Errorf("whatsapp typing in %s: %w", jid, err)
-	}
-	return nil
-}
-
-// Chats lists the joined groups with their names, the self-chat, and the
-// contacts whatsmeow knows (from the address book sync and push names), all
-// read from its local store except the group list.
-func (c *Channel) Chats(ctx context.Context) ([]channel.ChatInfo, error) {
-	if err := c.usable(); err != nil {
-		return nil, fmt.Errorf("whatsapp chats: %w", err)
-	}
-	groups, err := c.groups(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id := c.identity()
-	byJID := map[string]channel.ChatInfo{}
-	contacts, err := c.cli.Store.Contacts.GetAllContacts(ctx)
-	if err != nil {
-		c.log.Warn("could not read WhatsApp contacts", "err", err)
-	}
-	for jid, info := range contacts {
-		canon := id.canonical(jid, types.EmptyJID)
-		if canon.Server != types.DefaultUserServer {
-			continue // a LID without a known phone number: no chat to name
-		}
-		name := info.FullName
-		for _, n := range []string{info.FirstName, info.PushName, info.BusinessName} {
-			if name == "" {
-				name = n
-			}
-		}
-		if prev, ok := byJID[canon.String()]; ok && prev.Name != "" {
-			continue
-		}
-		byJID[canon.String()] = channel.ChatInfo{JID: canon.String(), Name: validText(name)}
-	}
-	if !id.pn.IsEmpty() {
-		byJID[id.pn.String()] = channel.ChatInfo{JID: id.pn.String(), Name: validText(id.pushName)}
-	}
-	out := groups
-	keys := make([]string, 0, len(byJID))
-	for k := range byJID {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out = append(out, byJID[k])
-	}
-	return out, nil
 }
 
 // usable reports why the channel cannot talk to WhatsApp, or nil.
