@@ -3,8 +3,8 @@
 // `nanoclaw chat` reach it through the daemon's control socket.
 //
 // A local chat's id is "local:<folder>" ("local:main"); the folder is a group
-// folder name (store.ValidateFolder). Messages come in through Deliver (or
-// Inject), which hands them to the host's Handler synchronously, so when it
+// folder name (store.ValidateFolder). Messages come in through Deliver,
+// which hands them to the host's Handler synchronously, so when it
 // returns without error the message is stored (durable before acknowledged),
 // and returns what the handler said became of it.
 //
@@ -44,7 +44,7 @@ const Prefix = "local:"
 // MainChat is the local main group's chat id, the channel's Self.
 const MainChat = Prefix + "main"
 
-// MaxTextBytes is the longest message Inject accepts (finding 9: input is
+// MaxTextBytes is the longest message Deliver accepts (finding 9: input is
 // capped at the boundary, before it is stored).
 const MaxTextBytes = 64 << 10
 
@@ -54,7 +54,7 @@ const MaxSenderRunes = 64
 // MaxIDBytes is the longest message id a client may choose.
 const MaxIDBytes = 64
 
-// ErrNotConnected reports an Inject before Connect gave the channel a handler.
+// ErrNotConnected reports a Deliver before Connect gave the channel a handler.
 var ErrNotConnected = errors.New("the local channel is not connected to the host yet")
 
 // ErrClosed reports use of a closed channel.
@@ -90,7 +90,7 @@ type Delivered struct {
 type Channel struct {
 	log *slog.Logger
 
-	// life is handed to the handler instead of Inject's ctx: the router may
+	// life is handed to the handler instead of Deliver's ctx: the router may
 	// tie work started by a message to it, and a client that hangs up must
 	// not cancel that. It ends with Close.
 	life context.Context
@@ -239,19 +239,12 @@ func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
 	return nil
 }
 
-// Inject delivers one message from the terminal user (see Deliver) and
-// returns it once stored.
-func (c *Channel) Inject(ctx context.Context, chat, sender, text string) (channel.Message, error) {
-	d, err := c.Deliver(ctx, Draft{Chat: chat, Sender: sender, Text: text})
-	return d.Message, err
-}
-
 // Deliver hands one message from the terminal user to the handler and
 // returns when the handler is done with it: stored, unless Seq is 0; a
 // message stored now is published as a stored event. A chat seen for the
-// first time is announced to the handler (OnChat) first. The handler gets the channel's own context, not ctx: the
-// router may tie work the message starts to it, and a client that hangs up
-// must not cancel that.
+// first time is announced to the handler (OnChat) first. The handler gets
+// the channel's own context, not ctx: the router may tie work the message
+// starts to it, and a client that hangs up must not cancel that.
 func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
 	if _, err := ParseChat(d.Chat); err != nil {
 		return Delivered{}, err

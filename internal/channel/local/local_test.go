@@ -42,6 +42,12 @@ func (r *recorder) OnChat(ctx context.Context, ch channel.Channel, c channel.Cha
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// inject delivers text from sender to chat with a new id.
+func inject(ctx context.Context, c *Channel, chat, sender, text string) (channel.Message, error) {
+	d, err := c.Deliver(ctx, Draft{Chat: chat, Sender: sender, Text: text})
+	return d.Message, err
+}
+
 func connected(t *testing.T) (*Channel, *recorder) {
 	t.Helper()
 	c := New(quiet)
@@ -58,7 +64,7 @@ func TestInjectStoresSynchronously(t *testing.T) {
 	events, cancel := c.Subscribe("local:main")
 	defer cancel()
 	before := time.Now()
-	m, err := c.Inject(context.Background(), "local:main", "alice", "hello there")
+	m, err := inject(context.Background(), c, "local:main", "alice", "hello there")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +88,7 @@ func TestInjectStoresSynchronously(t *testing.T) {
 	default:
 		t.Fatal("no stored event buffered when Inject returned")
 	}
-	m2, err := c.Inject(context.Background(), "local:main", "alice", "again")
+	m2, err := inject(context.Background(), c, "local:main", "alice", "again")
 	if err != nil || m2.ID == m.ID {
 		t.Fatalf("second inject: %v, id %q (first %q)", err, m2.ID, m.ID)
 	}
@@ -91,7 +97,7 @@ func TestInjectStoresSynchronously(t *testing.T) {
 func TestInjectAnnouncesNewChatsOnce(t *testing.T) {
 	c, r := connected(t)
 	for range 2 {
-		if _, err := c.Inject(context.Background(), "local:work", "bob", "hi"); err != nil {
+		if _, err := inject(context.Background(), c, "local:work", "bob", "hi"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,7 +112,7 @@ func TestInjectAnnouncesNewChatsOnce(t *testing.T) {
 
 func TestInjectDefaultsSender(t *testing.T) {
 	c, _ := connected(t)
-	m, err := c.Inject(context.Background(), "local:main", "", "hi")
+	m, err := inject(context.Background(), c, "local:main", "", "hi")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +142,7 @@ func TestInjectRejects(t *testing.T) {
 	}
 	c, r := connected(t)
 	for _, tc := range cases {
-		_, err := c.Inject(context.Background(), tc.chat, tc.sender, tc.text)
+		_, err := inject(context.Background(), c, tc.chat, tc.sender, tc.text)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Inject(%q, %q, %.20q): %v, want error with %q", tc.chat, tc.sender, tc.text, err, tc.want)
 		}
@@ -145,23 +151,23 @@ func TestInjectRejects(t *testing.T) {
 		t.Errorf("rejected messages reached the handler: %d", len(r.msgs))
 	}
 	// The limits themselves are allowed.
-	if _, err := c.Inject(context.Background(), "local:main", strings.Repeat("é", 64), strings.Repeat("x", MaxTextBytes)); err != nil {
+	if _, err := inject(context.Background(), c, "local:main", strings.Repeat("é", 64), strings.Repeat("x", MaxTextBytes)); err != nil {
 		t.Errorf("largest message and sender: %v", err)
 	}
 }
 
 func TestInjectNotConnectedClosedAndFailing(t *testing.T) {
 	c := New(nil)
-	if _, err := c.Inject(context.Background(), "local:main", "a", "hi"); !errors.Is(err, ErrNotConnected) {
+	if _, err := inject(context.Background(), c, "local:main", "a", "hi"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("before Connect: %v", err)
 	}
 	r := &recorder{err: errors.New("disk full")}
 	c.Connect(context.Background(), r)
-	if _, err := c.Inject(context.Background(), "local:main", "a", "hi"); err == nil || !strings.Contains(err.Error(), "disk full") {
+	if _, err := inject(context.Background(), c, "local:main", "a", "hi"); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("handler failure: %v", err)
 	}
 	c.Close()
-	if _, err := c.Inject(context.Background(), "local:main", "a", "hi"); !errors.Is(err, ErrClosed) {
+	if _, err := inject(context.Background(), c, "local:main", "a", "hi"); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v", err)
 	}
 	if err := c.Connect(context.Background(), r); !errors.Is(err, ErrClosed) {
@@ -175,7 +181,7 @@ func TestInjectHandsChannelContextToHandler(t *testing.T) {
 	h := handlerFunc(func(ctx context.Context, m channel.Message) error { got = ctx; return nil })
 	c.Connect(context.Background(), h)
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := c.Inject(ctx, "local:main", "a", "hi"); err != nil {
+	if _, err := inject(ctx, c, "local:main", "a", "hi"); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -186,7 +192,7 @@ func TestInjectHandsChannelContextToHandler(t *testing.T) {
 	if got.Err() == nil {
 		t.Error("the handler's context outlives Close")
 	}
-	if _, err := c.Inject(ctx, "local:main", "a", "hi"); err == nil {
+	if _, err := inject(ctx, c, "local:main", "a", "hi"); err == nil {
 		t.Error("Inject with a cancelled context succeeded")
 	}
 }
