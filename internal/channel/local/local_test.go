@@ -59,7 +59,7 @@ func connected(t *testing.T) (*Channel, *recorder) {
 	return c, r
 }
 
-func TestInjectStoresSynchronously(t *testing.T) {
+func TestDeliverStoresSynchronously(t *testing.T) {
 	c, r := connected(t)
 	events, cancel := c.Subscribe("local:main")
 	defer cancel()
@@ -68,9 +68,9 @@ func TestInjectStoresSynchronously(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Inject returned: the handler has the message already.
+	// Deliver returned: the handler has the message already.
 	if len(r.msgs) != 1 || r.msgs[0] != m {
-		t.Fatalf("handler got %+v, Inject returned %+v", r.msgs, m)
+		t.Fatalf("handler got %+v, Deliver returned %+v", r.msgs, m)
 	}
 	if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(m.ID) {
 		t.Errorf("id %q is not 16 hex digits", m.ID)
@@ -79,22 +79,22 @@ func TestInjectStoresSynchronously(t *testing.T) {
 		m.Text != "hello there" || !m.IsGroup || !m.FromMe || m.Timestamp.Before(before) || time.Since(m.Timestamp) > time.Minute {
 		t.Errorf("message %+v", m)
 	}
-	// The stored event reached the subscriber before Inject returned.
+	// The stored event reached the subscriber before Deliver returned.
 	select {
 	case ev := <-events:
 		if ev.Type != EventStored || ev.ID != m.ID || ev.Seq != 1 || !ev.WillAnswer || ev.Chat != "local:main" {
 			t.Errorf("event %+v", ev)
 		}
 	default:
-		t.Fatal("no stored event buffered when Inject returned")
+		t.Fatal("no stored event buffered when Deliver returned")
 	}
 	m2, err := inject(context.Background(), c, "local:main", "alice", "again")
 	if err != nil || m2.ID == m.ID {
-		t.Fatalf("second inject: %v, id %q (first %q)", err, m2.ID, m.ID)
+		t.Fatalf("second Deliver: %v, id %q (first %q)", err, m2.ID, m.ID)
 	}
 }
 
-func TestInjectAnnouncesNewChatsOnce(t *testing.T) {
+func TestDeliverAnnouncesNewChatsOnce(t *testing.T) {
 	c, r := connected(t)
 	for range 2 {
 		if _, err := inject(context.Background(), c, "local:work", "bob", "hi"); err != nil {
@@ -110,7 +110,7 @@ func TestInjectAnnouncesNewChatsOnce(t *testing.T) {
 	}
 }
 
-func TestInjectDefaultsSender(t *testing.T) {
+func TestDeliverDefaultsSender(t *testing.T) {
 	c, _ := connected(t)
 	m, err := inject(context.Background(), c, "local:main", "", "hi")
 	if err != nil {
@@ -121,7 +121,7 @@ func TestInjectDefaultsSender(t *testing.T) {
 	}
 }
 
-func TestInjectRejects(t *testing.T) {
+func TestDeliverRejects(t *testing.T) {
 	cases := []struct{ chat, sender, text, want string }{
 		{"main", "a", "hi", "not a local chat"},
 		{"whatsapp:main", "a", "hi", "not a local chat"},
@@ -144,7 +144,7 @@ func TestInjectRejects(t *testing.T) {
 	for _, tc := range cases {
 		_, err := inject(context.Background(), c, tc.chat, tc.sender, tc.text)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Inject(%q, %q, %.20q): %v, want error with %q", tc.chat, tc.sender, tc.text, err, tc.want)
+			t.Errorf("Deliver(%q, %q, %.20q): %v, want error with %q", tc.chat, tc.sender, tc.text, err, tc.want)
 		}
 	}
 	if len(r.msgs) != 0 {
@@ -156,7 +156,7 @@ func TestInjectRejects(t *testing.T) {
 	}
 }
 
-func TestInjectNotConnectedClosedAndFailing(t *testing.T) {
+func TestDeliverNotConnectedClosedAndFailing(t *testing.T) {
 	c := New(nil)
 	if _, err := inject(context.Background(), c, "local:main", "a", "hi"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("before Connect: %v", err)
@@ -175,7 +175,7 @@ func TestInjectNotConnectedClosedAndFailing(t *testing.T) {
 	}
 }
 
-func TestInjectHandsChannelContextToHandler(t *testing.T) {
+func TestDeliverHandsChannelContextToHandler(t *testing.T) {
 	c := New(nil)
 	var got context.Context
 	h := handlerFunc(func(ctx context.Context, m channel.Message) error { got = ctx; return nil })
@@ -193,7 +193,7 @@ func TestInjectHandsChannelContextToHandler(t *testing.T) {
 		t.Error("the handler's context outlives Close")
 	}
 	if _, err := inject(ctx, c, "local:main", "a", "hi"); err == nil {
-		t.Error("Inject with a cancelled context succeeded")
+		t.Error("Deliver with a cancelled context succeeded")
 	}
 }
 
