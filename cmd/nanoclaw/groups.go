@@ -62,11 +62,13 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		return err
 	}
 	verb, rest := rest[0], rest[1:]
-	needFolder := func() (string, error) {
+	folder := ""
+	switch verb {
+	case "show", "add", "remove", "set", "reset-session":
 		if len(rest) == 0 {
-			return "", usagef("%s needs a group folder", verb)
+			return usagef("%s needs a group folder", verb)
 		}
-		return rest[0], nil
+		folder = rest[0]
 	}
 	switch verb {
 	case "list":
@@ -102,10 +104,6 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case "show":
-		folder, err := needFolder()
-		if err != nil {
-			return err
-		}
 		var g ipc.GroupInfo
 		if err := m.ownerTool(ctx, cfg, "get_group", ipc.FolderArgs{Folder: folder}, &g); err != nil {
 			return err
@@ -124,10 +122,6 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "add":
-		folder, err := needFolder()
-		if err != nil {
-			return err
-		}
 		a := ipc.RegisterGroupArgs{JID: *jid, Name: *name, Folder: folder, Trigger: *trigger}
 		if a.JID == "" {
 			a.JID = "local:" + folder
@@ -143,10 +137,6 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "registered %s (%s) as group %q\n", a.JID, g.Name, g.Folder)
 		return nil
 	case "remove":
-		folder, err := needFolder()
-		if err != nil {
-			return err
-		}
 		var g ipc.GroupInfo
 		if err := m.ownerTool(ctx, cfg, "unregister_group", ipc.FolderArgs{Folder: folder}, &g); err != nil {
 			return err
@@ -154,10 +144,6 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "group %q %s\n", folder, g.Note)
 		return nil
 	case "set":
-		folder, err := needFolder()
-		if err != nil {
-			return err
-		}
 		if len(rest) < 2 {
 			return usagef("set needs KEY=VALUE settings after the folder")
 		}
@@ -172,10 +158,6 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		m.printGroup(g)
 		return nil
 	case "reset-session":
-		folder, err := needFolder()
-		if err != nil {
-			return err
-		}
 		var g ipc.GroupInfo
 		if err := m.ownerTool(ctx, cfg, "reset_session", ipc.FolderArgs{Folder: folder}, &g); err != nil {
 			return err
