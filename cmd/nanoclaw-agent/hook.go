@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,14 +53,8 @@ func (m *Main) runHook(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	claudeDir := m.Getenv("CLAUDE_CONFIG_DIR")
-	if claudeDir == "" {
-		claudeDir = ipc.ContainerClaudeDir
-	}
-	groupDir := m.Getenv(agentrun.EnvGroupDir)
-	if groupDir == "" {
-		groupDir = ipc.ContainerGroupDir
-	}
+	claudeDir := cmp.Or(m.Getenv("CLAUDE_CONFIG_DIR"), ipc.ContainerClaudeDir)
+	groupDir := cmp.Or(m.Getenv(agentrun.EnvGroupDir), ipc.ContainerGroupDir)
 	path, err := agentrun.Archive(p, claudeDir, groupDir, time.Now())
 	if err != nil {
 		return err

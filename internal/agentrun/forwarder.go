@@ -1,6 +1,7 @@
 package agentrun
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -33,16 +34,11 @@ type Forwarder struct {
 }
 
 // NewForwarder forwards connections accepted on ln to the unix socket at
-// socket, at most max at a time (MaxForwardedConns if max <= 0). Run serves;
+// socket, at most conns at a time (MaxForwardedConns if conns <= 0). Run serves;
 // the forwarder owns ln from here on.
-func NewForwarder(ln net.Listener, socket string, max int, log *slog.Logger) *Forwarder {
-	if max <= 0 {
-		max = MaxForwardedConns
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Forwarder{ln: ln, socket: socket, max: max, log: log, conns: map[net.Conn]struct{}{}}
+func NewForwarder(ln net.Listener, socket string, conns int, log *slog.Logger) *Forwarder {
+	return &Forwarder{ln: ln, socket: socket, max: cmp.Or(max(conns, 0), MaxForwardedConns),
+		log: cmp.Or(log, slog.New(slog.DiscardHandler)), conns: map[net.Conn]struct{}{}}
 }
 
 // Addr is the listening address, e.g. 127.0.0.1:3128.

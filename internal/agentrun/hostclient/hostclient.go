@@ -6,6 +6,7 @@ package hostclient
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,9 +71,7 @@ type Client struct {
 
 // New returns a client of the gateway socket at path. A nil logger discards.
 func New(socket string, log *slog.Logger) *Client {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = cmp.Or(log, slog.New(slog.DiscardHandler))
 	var d net.Dialer
 	tr := &http.Transport{
 		// Every request goes to the one socket, whatever the URL says.

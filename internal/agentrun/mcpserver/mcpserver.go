@@ -8,10 +8,12 @@
 package mcpserver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -112,9 +114,7 @@ func toolError(msg string) *mcp.CallToolResult {
 // New returns the MCP server offering the described tools of tools (see
 // ipc.ToolSpec), each forwarding to c. A nil logger discards.
 func New(c Caller, tools []ipc.ToolSpec, log *slog.Logger) *mcp.Server {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log = cmp.Or(log, slog.New(slog.DiscardHandler))
 	s := mcp.NewServer(&mcp.Implementation{Name: ServerName, Version: "1"}, &mcp.ServerOptions{
 		Logger: log,
 		// Only tools: no logging capability, so Claude Code does not ask to
@@ -139,13 +139,7 @@ func New(c Caller, tools []ipc.ToolSpec, log *slog.Logger) *mcp.Server {
 // handshakeVersions is every protocol version the SDK supports that is
 // negotiated with the initialize handshake (before 2026-07-28).
 func handshakeVersions() []string {
-	var out []string
-	for _, v := range mcp.SupportedProtocolVersions() {
-		if v < "2026-07-28" {
-			out = append(out, v)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(mcp.SupportedProtocolVersions()), func(v string) bool { return v >= "2026-07-28" })
 }
 
 // Serve runs the server on stdin/stdout until the client closes the
