@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -214,14 +215,5 @@ func validID(s string) bool { return len(s) <= 64 && idChars(s) }
 // is accepted.
 func ValidSessionID(s string) bool { return len(s) <= 128 && idChars(s) && s[0] != '-' }
 
-func idChars(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
+// idChars reports whether s is one or more ASCII letters, digits, '-' or '_'.
+var idChars = regexp.MustCompile(`^[A-Za-z0-9_-]+$`).MatchString
