@@ -53,11 +53,12 @@ func (m *Main) runTasks(ctx context.Context, args []string) error {
 		if len(rest) > 0 {
 			return usagef("list takes no arguments, got %q", rest[0])
 		}
-		var tasks []ipc.TaskInfo
-		if err := m.ownerTool(ctx, cfg, "list_tasks", ipc.ListTasksArgs{Group: *group}, &tasks); err != nil {
+		// R9: the daemon filters and bounds the list; nothing is filtered here.
+		var list ipc.TaskList
+		if err := m.ownerTool(ctx, cfg, "list_tasks", ipc.ListTasksArgs{Group: *group, All: *all}, &list); err != nil {
 			return err
 		}
-		m.printTasks(tasks, *all, cfg.Timezone)
+		m.printTasks(list, cfg.Timezone)
 		return nil
 	case "show", "pause", "resume", "cancel":
 		if len(rest) != 1 {
@@ -122,21 +123,19 @@ func (offline) CheckSend(string) error                       { return nil }
 func (offline) Deliver(context.Context, store.Outgoing) bool { return false }
 func (offline) Refresh(context.Context)                      {}
 
-func (m *Main) printTasks(tasks []ipc.TaskInfo, all bool, loc *time.Location) {
+func (m *Main) printTasks(list ipc.TaskList, loc *time.Location) {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tGROUP\tSTATUS\tSCHEDULE\tNEXT RUN\tPROMPT")
-	shown := 0
-	for _, t := range tasks {
-		if !all && (t.Status == "completed" || t.Status == "cancelled") {
-			continue
-		}
-		shown++
+	for _, t := range list.Tasks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\n", t.ID, t.Group, t.Status, t.ScheduleType, oneLine(t.ScheduleValue, 60),
 			when(t.NextRun, loc), oneLine(t.Prompt, 50))
 	}
 	tw.Flush()
-	if shown == 0 {
+	switch {
+	case len(list.Tasks) == 0:
 		fmt.Fprintln(m.Stderr, "no tasks")
+	case list.More > 0:
+		fmt.Fprintf(m.Stderr, "and %d older tasks not shown (the newest %d are); use --group to see one group's\n", list.More, len(list.Tasks))
 	}
 }
 

@@ -19,6 +19,23 @@ type ScheduleTaskArgs struct {
 type ListTasksArgs struct {
 	// Group (main only) lists one group's tasks; main sees all otherwise.
 	Group string `json:"group,omitempty"`
+	// All lists completed and cancelled tasks too.
+	All bool `json:"all,omitempty"`
+}
+
+// What one list_tasks answer holds at most: so many tasks, each prompt and
+// last result cut to so many bytes.
+const (
+	ListTasksLimit  = 100
+	ListPromptBytes = 200
+)
+
+// TaskList is the answer of list_tasks: the newest tasks first, each
+// prompt and last result cut short (get_task shows them whole), and how
+// many more, older, tasks matched.
+type TaskList struct {
+	Tasks []TaskInfo `json:"tasks"`
+	More  int        `json:"more,omitempty"`
 }
 
 // TaskIDArgs are the arguments of get_task, pause_task, resume_task and

@@ -3,6 +3,7 @@ package ipc
 import (
 	"reflect"
 	"regexp"
+	"strconv"
 )
 
 // Callers says who may call a tool. The host decides who a caller is from
@@ -92,8 +93,13 @@ var Tools = []ToolSpec{
 			"target_group":   "Main group only: the folder of the group to schedule for.",
 		}),
 	NewToolSpec[ListTasksArgs]("list_tasks", Groups|Main|Owner,
-		"List scheduled tasks: this group's own; the main group sees every group's.",
-		map[string]string{"group": "Main group only: list just this group folder's tasks."}),
+		"List scheduled tasks, newest first: this group's own; the main group sees every group's. "+
+			"Active and paused tasks unless all is true; at most "+strconv.Itoa(ListTasksLimit)+", each prompt cut short (get_task shows a task whole); "+
+			"\"more\" says how many older tasks were left out.",
+		map[string]string{
+			"group": "Main group only: list just this group folder's tasks.",
+			"all":   "true: also completed and cancelled tasks (the newest finished ones are kept for a while).",
+		}),
 	NewToolSpec[TaskIDArgs]("get_task", Groups|Main|Owner, "Show one task with its recent runs.",
 		map[string]string{"task_id": "The task's id, as list_tasks shows it."}),
 	NewToolSpec[UpdateTaskArgs]("update_task", Groups|Main|Owner, "Change a task's prompt and/or schedule; its next run is recomputed.",

@@ -17,30 +17,30 @@ func TestCreateTaskWithinLimit(t *testing.T) {
 	mustPutGroup(t, s, testGroup("family"))
 	mustPutGroup(t, s, testGroup("work"))
 	for i := range 3 {
-		if err := s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("t%d", i), "family"), 3); err != nil {
+		if err := s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("t%d", i), "family"), TaskCaps{Counted: 3}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var limit *TaskLimitError
-	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), 3); !errors.As(err, &limit) || limit.Limit != 3 || limit.Folder != "family" {
+	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), TaskCaps{Counted: 3}); !errors.As(err, &limit) || limit.Limit != 3 || limit.Folder != "family" {
 		t.Fatalf("fourth task: %v, want a TaskLimitError of 3", err)
 	}
 	if _, found, _ := s.GetTask(ctx, "t3"); found {
 		t.Fatal("the refused task was stored")
 	}
-	if err := s.CreateTaskWithin(ctx, testTask("w0", "work"), 3); err != nil {
+	if err := s.CreateTaskWithin(ctx, testTask("w0", "work"), TaskCaps{Counted: 3}); err != nil {
 		t.Fatalf("another group's cap: %v", err)
 	}
 	if err := s.PauseTask(ctx, "t0", ActorGroup); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), 3); !errors.As(err, &limit) {
+	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), TaskCaps{Counted: 3}); !errors.As(err, &limit) {
 		t.Fatalf("a paused task still counts: %v", err)
 	}
 	if err := s.SetTaskStatus(ctx, "t0", TaskCancelled); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), 3); err != nil {
+	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), TaskCaps{Counted: 3}); err != nil {
 		t.Fatalf("after a cancel: %v", err)
 	}
 
@@ -48,7 +48,7 @@ func TestCreateTaskWithinLimit(t *testing.T) {
 	mustPutGroup(t, s, testGroup("race"))
 	var wg sync.WaitGroup
 	for i := range 20 {
-		wg.Go(func() { s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("r%02d", i), "race"), 5) })
+		wg.Go(func() { s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("r%02d", i), "race"), TaskCaps{Counted: 5}) })
 	}
 	wg.Wait()
 	if list, _ := s.ListTasks(ctx, "race"); len(list) != 5 {
@@ -84,7 +84,7 @@ func TestTaskCapHoldsThroughCompletedOnceTasks(t *testing.T) {
 		for i := range limit {
 			task := testTask(fmt.Sprintf("once-%d-%d", round, i), "family")
 			task.ScheduleType, task.ScheduleValue, task.NextRun = ScheduleOnce, now.Format("2006-01-02T15:04:05"), timePtr(now)
-			if err := s.CreateTaskWithin(ctx, task, limit); err != nil {
+			if err := s.CreateTaskWithin(ctx, task, TaskCaps{Counted: limit}); err != nil {
 				if round > 0 && errors.As(err, &limitErr) {
 					continue // the cap holds: what came before still counts
 				}
@@ -106,7 +106,7 @@ func TestTaskCapHoldsThroughCompletedOnceTasks(t *testing.T) {
 			if n := counted(); n != limit {
 				t.Fatalf("%d tasks count while %d claimed runs wait, want %d", n, limit, limit)
 			}
-			if err := s.CreateTaskWithin(ctx, testTask("extra", "family"), limit); !errors.As(err, &limitErr) {
+			if err := s.CreateTaskWithin(ctx, testTask("extra", "family"), TaskCaps{Counted: limit}); !errors.As(err, &limitErr) {
 				t.Fatalf("a task beside %d waiting once runs: %v, want a TaskLimitError", limit, err)
 			}
 		}
@@ -119,7 +119,7 @@ func TestTaskCapHoldsThroughCompletedOnceTasks(t *testing.T) {
 		for _, id := range ids {
 			edit, _, _ := s.GetTask(ctx, id)
 			edit.ScheduleType, edit.ScheduleValue, edit.NextRun = ScheduleInterval, "3600000", timePtr(now.Add(time.Hour))
-			errEdit := s.UpdateTask(ctx, edit, ActorGroup)
+			errEdit := s.UpdateTask(ctx, edit, ActorGroup, 0)
 			errResume := s.ResumeTask(ctx, id, now.Add(time.Hour), ActorGroup, limit)
 			for _, err := range []error{errEdit, errResume} {
 				if !errors.Is(err, ErrTaskLocked) || !strings.Contains(err.Error(), "it is completed") {
@@ -208,7 +208,7 @@ func TestClaimDueReleasesLostClaimsOfOnceTasks(t *testing.T) {
 	due := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
 	task := testTask("once", "family")
 	task.ScheduleType, task.ScheduleValue, task.NextRun = ScheduleOnce, "2025-07-01T08:00:00", timePtr(due)
-	if err := s.CreateTaskWithin(ctx, task, 1); err != nil {
+	if err := s.CreateTaskWithin(ctx, task, TaskCaps{Counted: 1}); err != nil {
 		t.Fatal(err)
 	}
 	noNext := func(Task) (*time.Time, error) { return nil, nil }
@@ -216,7 +216,7 @@ func TestClaimDueReleasesLostClaimsOfOnceTasks(t *testing.T) {
 		t.Fatalf("claim: %v, %v", claimed, err)
 	}
 	// The host stops here: the run is never recorded.
-	if err := s.CreateTaskWithin(ctx, testTask("next", "family"), 1); err == nil {
+	if err := s.CreateTaskWithin(ctx, testTask("next", "family"), TaskCaps{Counted: 1}); err == nil {
 		t.Fatal("a new task beside a claimed once run under a cap of 1")
 	}
 	if _, err := s.ClaimDue(ctx, due.Add(59*time.Minute), 0, time.Hour, noNext); err != nil {
@@ -236,7 +236,7 @@ func TestClaimDueReleasesLostClaimsOfOnceTasks(t *testing.T) {
 	if len(runs) != 1 || runs[0].Status != RunError || !strings.Contains(runs[0].Error, "did nanoclaw stop") || !runs[0].StartedAt.Equal(due) {
 		t.Fatalf("runs %+v, want one failed run at the claim", runs)
 	}
-	if err := s.CreateTaskWithin(ctx, testTask("next", "family"), 1); err != nil {
+	if err := s.CreateTaskWithin(ctx, testTask("next", "family"), TaskCaps{Counted: 1}); err != nil {
 		t.Fatalf("after the lost claim ended: %v", err)
 	}
 }

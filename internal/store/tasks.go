@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,8 +13,6 @@ import (
 	// embed the zone database so a host without /usr/share/zoneinfo does not
 	// turn every task into a bad row.
 	_ "time/tzdata"
-
-	"github.com/ncruces/go-sqlite3"
 )
 
 // ScheduleType says how a task's ScheduleValue is read.
@@ -230,66 +229,6 @@ func scanTask(sc scanner) (t Task, key string, err error) {
 	return t, t.ID, err
 }
 
-// CreateTask stores a new task. A zero CreatedAt means now. An existing id,
-// or a folder with no group, is an error.
-func (s *Store) CreateTask(ctx context.Context, t Task) error {
-	return s.CreateTaskWithin(ctx, t, 0)
-}
-
-// TaskLimitError is the refusal of CreateTaskWithin and ResumeTask: the
-// group already has Limit tasks that count toward its cap (countedTask).
-type TaskLimitError struct {
-	Folder string
-	Limit  int
-}
-
-func (e *TaskLimitError) Error() string {
-	return fmt.Sprintf("group %s already has %d scheduled tasks (active, paused, or with a run waiting or running)", e.Folder, e.Limit)
-}
-
-// countedTask is the SQL condition of a task that counts toward its group's
-// cap. R9: every task that may still start a container counts — active or
-// paused, and any with a claimed run not yet recorded: a once task is
-// completed as soon as it is claimed, and a cancelled one may be running.
-const countedTask = `(status IN ('active', 'paused') OR claimed_at IS NOT NULL)`
-
-// CreateTaskWithin is CreateTask, refused with a *TaskLimitError when the
-// group already has limit or more tasks that count toward its cap
-// (countedTask; limit <= 0: no limit). R9: the count and the insert are one
-// statement, so concurrent calls cannot together pass the limit.
-func (s *Store) CreateTaskWithin(ctx context.Context, t Task, limit int) error {
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = time.Now()
-	}
-	if err := t.Validate(); err != nil {
-		return fmt.Errorf("create task %q: %w", t.ID, err)
-	}
-	if limit <= 0 {
-		limit = -1
-	}
-	res, err := s.db.ExecContext(ctx, `
-		INSERT INTO tasks (id, folder, chat_jid, prompt, schedule_type, schedule_value, timezone, context_mode, status,
-			next_run, last_run, last_result, created_at, paused_by, claimed_at)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-		WHERE ? < 0 OR (SELECT count(*) FROM tasks WHERE folder = ? AND `+countedTask+`) < ?`,
-		t.ID, t.Folder, t.ChatJID, t.Prompt, string(t.ScheduleType), t.ScheduleValue, t.Timezone,
-		string(t.ContextMode), string(t.Status), nullMillis(t.NextRun), nullMillis(t.LastRun),
-		nullString(t.LastResult), toMillis(t.CreatedAt), nullString(string(t.PausedBy)), nullMillis(t.ClaimedAt),
-		limit, t.Folder, limit)
-	switch {
-	case errors.Is(err, sqlite3.CONSTRAINT_PRIMARYKEY):
-		return fmt.Errorf("create task %q: a task with this id already exists", t.ID)
-	case errors.Is(err, sqlite3.CONSTRAINT_FOREIGNKEY):
-		return fmt.Errorf("create task %q: no group %q: %w", t.ID, t.Folder, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("create task %q: %w", t.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return &TaskLimitError{Folder: t.Folder, Limit: limit}
-	}
-	return nil
-}
-
 // GetTask returns the task id; found is false if there is none.
 func (s *Store) GetTask(ctx context.Context, id string) (t Task, found bool, err error) {
 	t, found, err = queryOne(ctx, s, "tasks", scanTask,
@@ -300,8 +239,10 @@ func (s *Store) GetTask(ctx context.Context, id string) (t Task, found bool, err
 	return t, found, nil
 }
 
-// ListTasks returns the tasks of the group in folder ("" = of all groups),
-// oldest first. Invalid rows are skipped and logged.
+// ListTasks returns every task of the group in folder ("" = of all groups),
+// finished ones too, oldest first. Invalid rows are skipped and logged. What
+// a model or the owner asks for goes through ListTasksPage, which is
+// bounded.
 func (s *Store) ListTasks(ctx context.Context, folder string) ([]Task, error) {
 	list, err := queryList(ctx, s, "tasks", scanTask,
 		`SELECT `+taskColumns+` FROM tasks WHERE ?1 = '' OR folder = ?1 ORDER BY created_at, id`, folder)
@@ -310,6 +251,45 @@ func (s *Store) ListTasks(ctx context.Context, folder string) ([]Task, error) {
 	}
 	return list, nil
 }
+
+// TaskQuery selects the tasks of ListTasksPage.
+type TaskQuery struct {
+	Folder   string // the group's tasks; "" every group's
+	Finished bool   // completed and cancelled tasks too; else active and paused ones only
+	Limit    int    // the most returned, newest first; must be positive
+}
+
+// ListTasksPage returns the newest q.Limit tasks that match q, newest
+// first, and how many more (older) ones match. Invalid rows are skipped and
+// logged. R9: the filter and the limit are the query's, so a list costs a
+// bounded read however many tasks there are.
+func (s *Store) ListTasksPage(ctx context.Context, q TaskQuery) (list []Task, more int, err error) {
+	what := fmt.Sprintf("list tasks of group %q", q.Folder)
+	if q.Limit <= 0 {
+		return nil, 0, fmt.Errorf("%s: limit %d is not positive", what, q.Limit)
+	}
+	// count(*) OVER () is the number of matching rows before the LIMIT: the
+	// count and the rows come from one statement, so they agree.
+	var total int
+	withTotal := func(sc scanner) (Task, string, error) { return scanTask(totalScanner{sc, &total}) }
+	list, err = queryList(ctx, s, "tasks", withTotal, `
+		SELECT `+taskColumns+`, count(*) OVER () FROM tasks
+		WHERE (:folder = '' OR folder = :folder) AND (:finished OR status IN ('active', 'paused'))
+		ORDER BY created_at DESC, rowid DESC LIMIT :limit`,
+		sql.Named("folder", q.Folder), sql.Named("finished", q.Finished), sql.Named("limit", q.Limit))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return list, max(total-q.Limit, 0), nil
+}
+
+// totalScanner reads a row with one more column at its end, into total.
+type totalScanner struct {
+	scanner
+	total *int
+}
+
+func (t totalScanner) Scan(dest ...any) error { return t.scanner.Scan(append(dest, t.total)...) }
 
 // ErrTaskLocked is wrapped by the errors of PauseTask, ResumeTask and
 // UpdateTask when the task's state forbids the change to this actor: it is
@@ -325,7 +305,7 @@ func (s *Store) SetTaskStatus(ctx context.Context, id string, status TaskStatus)
 	if status != TaskCompleted && status != TaskCancelled {
 		return fmt.Errorf("%s: use PauseTask or ResumeTask (want completed or cancelled)", what)
 	}
-	return s.guardedUpdate(ctx, what, id, ActorOwner, 0,
+	return s.guardedUpdate(ctx, what, id, ActorOwner, nil,
 		`UPDATE tasks SET status = ?, paused_by = NULL WHERE id = ? AND (status != 'cancelled' OR ? = 'cancelled')`,
 		string(status), id, string(status))
 }
@@ -340,7 +320,7 @@ func (s *Store) PauseTask(ctx context.Context, id string, by TaskActor) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	lift := by.liftable()
-	return s.guardedUpdate(ctx, what, id, by, 0, `
+	return s.guardedUpdate(ctx, what, id, by, nil, `
 		UPDATE tasks SET status = 'paused',
 			paused_by = CASE WHEN status = 'paused' AND paused_by NOT IN (?, ?, ?, ?) THEN paused_by ELSE ? END
 		WHERE id = ? AND status IN ('active', 'paused')`,
@@ -367,7 +347,11 @@ func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by Ta
 		limit = -1
 	}
 	lift := by.liftable()
-	return s.guardedUpdate(ctx, what, id, by, limit, `
+	over := func(t Task) error { return &TaskLimitError{Folder: t.Folder, Limit: limit} }
+	if limit < 0 {
+		over = nil
+	}
+	return s.guardedUpdate(ctx, what, id, by, over, `
 		UPDATE tasks SET status = 'active', paused_by = NULL, next_run = ?
 		WHERE id = ? AND status IN ('active', 'paused') AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))
 			AND (? < 0 OR (SELECT count(*) FROM tasks AS other
@@ -376,13 +360,16 @@ func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by Ta
 }
 
 // UpdateTask replaces a task's prompt, schedule (type, value, time zone) and
-// next run with t's, in one statement, on behalf of by; t.ID names the task
-// and t as a whole must be valid. Other fields (status, last run) are left
+// next run with t's, in one statement, on behalf of by; t.ID names the task,
+// t.Folder must be its group (a task never moves) and t as a whole must be
+// valid. Other fields (status, last run) are left
 // alone. R20: a cancelled task, or one paused by a stronger actor, is not
 // changed (an error wrapping ErrTaskLocked); R9: nor is a completed one, which
-// could otherwise be given a new schedule and resumed. A missing task is an
-// error wrapping ErrNotFound.
-func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor) error {
+// could otherwise be given a new schedule and resumed. R9: a once task is
+// refused (an error wrapping a *OnceTooCloseError) when its time is less
+// than onceGap from another once task of its group (onceTimes), checked in
+// the same statement. A missing task is an error wrapping ErrNotFound.
+func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor, onceGap time.Duration) error {
 	what := fmt.Sprintf("update task %q", t.ID)
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -391,18 +378,34 @@ func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	lift := by.liftable()
-	return s.guardedUpdate(ctx, what, t.ID, by, 0, `
-		UPDATE tasks SET prompt = ?, schedule_type = ?, schedule_value = ?, timezone = ?, next_run = ?
-		WHERE id = ? AND status IN ('active', 'paused') AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))`,
-		t.Prompt, string(t.ScheduleType), t.ScheduleValue, t.Timezone, nullMillis(t.NextRun), t.ID,
-		lift[0], lift[1], lift[2], lift[3])
+	at, gap := onceArgs(t, onceGap)
+	refused := func(stored Task) error {
+		switch {
+		case stored.Folder != t.Folder:
+			return fmt.Errorf("the task is of group %s, not %s: a task never moves", stored.Folder, t.Folder)
+		case gap > 0:
+			return nearestOnce(ctx, s.db, t, onceGap)
+		}
+		return nil
+	}
+	return s.guardedUpdate(ctx, what, t.ID, by, refused, `
+		UPDATE tasks SET prompt = :prompt, schedule_type = :type, schedule_value = :value, timezone = :tz, next_run = :next
+		WHERE id = :self AND folder = :folder AND status IN ('active', 'paused')
+			AND (status != 'paused' OR paused_by IN (:lift0, :lift1, :lift2, :lift3))
+			AND NOT `+onceNear,
+		sql.Named("prompt", t.Prompt), sql.Named("type", string(t.ScheduleType)), sql.Named("value", t.ScheduleValue),
+		sql.Named("tz", t.Timezone), sql.Named("next", nullMillis(t.NextRun)), sql.Named("self", t.ID),
+		sql.Named("lift0", lift[0]), sql.Named("lift1", lift[1]), sql.Named("lift2", lift[2]), sql.Named("lift3", lift[3]),
+		sql.Named("folder", t.Folder), sql.Named("at", at), sql.Named("gap", gap))
 }
 
 // guardedUpdate runs a statement on task id whose WHERE clause guards the
-// change, made on behalf of by under the cap limit (<= 0: none). When no row
-// changed it says why: no such task (ErrNotFound), the state that the guard
-// refused (ErrTaskLocked), or else the cap (*TaskLimitError).
-func (s *Store) guardedUpdate(ctx context.Context, what, id string, by TaskActor, limit int, query string, args ...any) error {
+// change, made on behalf of by, and may hold it to more (a cap). When no
+// row changed it says why: no such task (ErrNotFound), a pause by a
+// stronger actor (ErrTaskLocked), capErr's reason for the task as it is now
+// (capErr may be nil, and may return nil), or else its state
+// (ErrTaskLocked).
+func (s *Store) guardedUpdate(ctx context.Context, what, id string, by TaskActor, capErr func(Task) error, query string, args ...any) error {
 	res, err := s.db.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -418,8 +421,12 @@ func (s *Store) guardedUpdate(ctx context.Context, what, id string, by TaskActor
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	case t.Status == TaskPaused && !by.MayLift(t.PausedBy):
 		return fmt.Errorf("%s: it was paused by %s: %w", what, t.PausedBy, ErrTaskLocked)
-	case (t.Status == TaskActive || t.Status == TaskPaused) && limit > 0:
-		return fmt.Errorf("%s: %w", what, &TaskLimitError{Folder: t.Folder, Limit: limit})
+	case t.Status == TaskActive || t.Status == TaskPaused:
+		if capErr != nil {
+			if err := capErr(t); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
 	}
 	return fmt.Errorf("%s: it is %s: %w", what, t.Status, ErrTaskLocked)
 }

@@ -152,7 +152,7 @@ func TestTasksRoundTrip(t *testing.T) {
 	upd.NextRun = timePtr(time.Date(2025, 9, 1, 9, 0, 0, 0, time.UTC))
 	upd.Status = TaskCancelled     // ignored
 	upd.ContextMode = ContextGroup // ignored
-	if err := s.UpdateTask(ctx, upd, ActorGroup); err != nil {
+	if err := s.UpdateTask(ctx, upd, ActorGroup, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, _, _ = s.GetTask(ctx, "t1")
@@ -162,11 +162,11 @@ func TestTasksRoundTrip(t *testing.T) {
 		t.Fatalf("after UpdateTask = %+v\nwant %+v", got, want)
 	}
 	upd.ScheduleType = "never"
-	if err := s.UpdateTask(ctx, upd, ActorGroup); err == nil {
+	if err := s.UpdateTask(ctx, upd, ActorGroup, 0); err == nil {
 		t.Fatal("UpdateTask accepted an invalid schedule type")
 	}
 	missing := testTask("nope", "family")
-	if err := s.UpdateTask(ctx, missing, ActorMain); !errors.Is(err, ErrNotFound) {
+	if err := s.UpdateTask(ctx, missing, ActorMain, 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("UpdateTask(missing) = %v", err)
 	}
 }
@@ -267,7 +267,7 @@ func TestTaskPauseRights(t *testing.T) {
 			}
 			edit := testTask("t1", "family")
 			edit.Prompt = "changed"
-			errEdit := s.UpdateTask(ctx, edit, tc.by)
+			errEdit := s.UpdateTask(ctx, edit, tc.by, 0)
 			errResume := s.ResumeTask(ctx, "t1", next, tc.by, 0)
 			got, _, _ := s.GetTask(ctx, "t1")
 			if tc.lift {
@@ -300,7 +300,7 @@ func TestTaskPauseRights(t *testing.T) {
 		edit := testTask("t1", "family")
 		for name, err := range map[string]error{
 			"resume":   s.ResumeTask(ctx, "t1", next, by, 0),
-			"update":   s.UpdateTask(ctx, edit, by),
+			"update":   s.UpdateTask(ctx, edit, by, 0),
 			"pause":    s.PauseTask(ctx, "t1", by),
 			"complete": s.SetTaskStatus(ctx, "t1", TaskCompleted),
 		} {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
@@ -22,9 +23,12 @@ const configHint = "the nanoclaw config file (~/.config/nanoclaw/config, KEY=VAL
 // to schedule without end. Main's agent and the owner have their own, higher
 // limits.
 type TaskLimits struct {
-	MaxActive       int           // most tasks that count (store.TaskLimitError) of a non-main group, scheduled by its agent; 0: no limit
-	MaxActiveMain   int           // the same, per group, for what main's agent or the owner schedules; 0: no limit
-	MinInterval     time.Duration // shortest interval (or cron frequency) a non-main group's agent may schedule; 0: the scheduler's minimum
+	MaxActive     int // most tasks that count (store.TaskLimitError) of a non-main group, scheduled by its agent; 0: no limit
+	MaxActiveMain int // the same, per group, for what main's agent or the owner schedules; 0: no limit
+	// MinInterval is the shortest interval (or cron frequency) a non-main
+	// group's agent may schedule (0: the scheduler's minimum), and the least
+	// time between its group's once tasks (0: none).
+	MinInterval     time.Duration
 	MinIntervalMain time.Duration // the same for main's agent and the owner; 0: the scheduler's minimum
 }
 
@@ -58,7 +62,7 @@ func (s *Set) scheduleTask(ctx context.Context, c caller, a *ipc.ScheduleTaskArg
 	if err != nil {
 		return nil, s.limitHint(actor, "not scheduled", err)
 	}
-	if err := s.st.CreateTaskWithin(ctx, t, s.maxActive(actor)); err != nil {
+	if err := s.st.CreateTaskWithin(ctx, t, s.caps(actor)); err != nil {
 		return nil, s.limitHint(actor, "not scheduled", err)
 	}
 	s.tasksChanged()
@@ -66,7 +70,10 @@ func (s *Set) scheduleTask(ctx context.Context, c caller, a *ipc.ScheduleTaskArg
 	return taskInfo(t, nil), nil
 }
 
-// listTasks answers list_tasks.
+// listTasks answers list_tasks. R9: the answer is bounded whatever a group
+// keeps: the newest ipc.ListTasksLimit tasks, active and paused ones unless all
+// are asked for, with their prompts and results cut short (get_task shows
+// one whole), and how many more there are.
 func (s *Set) listTasks(ctx context.Context, c caller, a *ipc.ListTasksArgs) (any, error) {
 	folder := c.Folder
 	if c.IsMain {
@@ -74,13 +81,16 @@ func (s *Set) listTasks(ctx context.Context, c caller, a *ipc.ListTasksArgs) (an
 	} else if a.Group != "" && a.Group != c.Folder {
 		return nil, errNotPermitted
 	}
-	tasks, err := s.st.ListTasks(ctx, folder)
+	tasks, more, err := s.st.ListTasksPage(ctx, store.TaskQuery{Folder: folder, Finished: a.All, Limit: ipc.ListTasksLimit})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ipc.TaskInfo, 0, len(tasks))
+	out := ipc.TaskList{Tasks: make([]ipc.TaskInfo, 0, len(tasks)), More: more}
 	for _, t := range tasks {
-		out = append(out, taskInfo(t, nil))
+		info := taskInfo(t, nil)
+		info.Prompt = sanitize.Clip(info.Prompt, ipc.ListPromptBytes, "…")
+		info.LastResult = sanitize.Clip(info.LastResult, ipc.ListPromptBytes, "…")
+		out.Tasks = append(out.Tasks, info)
 	}
 	return out, nil
 }
@@ -110,8 +120,8 @@ func (s *Set) changeTask(ctx context.Context, c caller, name, id string, edit *i
 		if err != nil {
 			return nil, s.limitHint(actor, "not scheduled", err)
 		}
-		if err := s.st.UpdateTask(ctx, t, actor); err != nil {
-			return nil, s.lockedNow(ctx, t.ID, actor, name, err)
+		if err := s.st.UpdateTask(ctx, t, actor, s.caps(actor).OnceGap); err != nil {
+			return nil, s.limitHint(actor, "not changed", s.lockedNow(ctx, t.ID, actor, name, err))
 		}
 	case "pause_task":
 		if err := s.st.PauseTask(ctx, t.ID, actor); err != nil {
@@ -212,6 +222,19 @@ func (s *Set) maxActive(actor store.TaskActor) int {
 	return s.opt.Tasks.MaxActiveMain
 }
 
+// caps are the bounds a new task of actor's is held to. R9: a group keeps
+// at most ten times its cap of tasks, finished ones included (the store
+// prunes those beyond store.KeepFinishedTasks), so scheduling and cancelling
+// in a loop cannot grow it; and a non-main group's once tasks are
+// TASK_MIN_INTERVAL apart, so they cannot run back to back.
+func (s *Set) caps(actor store.TaskActor) store.TaskCaps {
+	caps := store.TaskCaps{Counted: s.maxActive(actor), Kept: 10 * s.maxActive(actor)}
+	if actor == store.ActorGroup {
+		caps.OnceGap = s.opt.Tasks.MinInterval
+	}
+	return caps
+}
+
 func (s *Set) minInterval(actor store.TaskActor) time.Duration {
 	if actor == store.ActorGroup {
 		return s.opt.Tasks.MinInterval
@@ -224,6 +247,8 @@ func (s *Set) minInterval(actor store.TaskActor) time.Duration {
 // are returned as they are.
 func (s *Set) limitHint(actor store.TaskActor, notDone string, err error) error {
 	var full *store.TaskLimitError
+	var kept *store.TaskKeptError
+	var near *store.OnceTooCloseError
 	var often *scheduler.TooFrequentError
 	switch {
 	case errors.As(err, &full):
@@ -233,6 +258,16 @@ func (s *Set) limitHint(actor store.TaskActor, notDone string, err error) error 
 		}
 		return fmt.Errorf("%s: %w, the most %s may schedule (%s=%d). Cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
 			notDone, full, who, setting, full.Limit, setting, configHint)
+	case errors.As(err, &kept):
+		setting := "TASK_MAX_ACTIVE"
+		if actor != store.ActorGroup {
+			setting = "TASK_MAX_ACTIVE_MAIN"
+		}
+		return fmt.Errorf("%s: %w (at most 10 × %s=%d). Finished tasks are deleted when the group has more than %d of them or after %d days; cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
+			notDone, kept, setting, kept.Limit/10, store.KeepFinishedTasks, int(store.FinishedTaskRetention.Hours()/24), setting, configHint)
+	case errors.As(err, &near):
+		return fmt.Errorf("%s: %w. A non-main group's once tasks must be at least TASK_MIN_INTERVAL=%v apart, and from its latest once run: choose a time at least %v from %s, or ask the owner to lower TASK_MIN_INTERVAL in %s",
+			notDone, near, near.Gap, near.Gap, near.Near.In(s.opt.Location).Format("2006-01-02T15:04:05 MST"), configHint)
 	case errors.As(err, &often) && actor == store.ActorGroup && often.Min == s.opt.Tasks.MinInterval && s.opt.Tasks.MinInterval > 0:
 		return fmt.Errorf("%s: %w. A non-main group's tasks may run at most every %v (TASK_MIN_INTERVAL=%v): choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
 			notDone, err, often.Min, often.Min, configHint)

@@ -40,11 +40,13 @@ func TestTaskToolsAuthorizeBySocket(t *testing.T) {
 		}
 		b, _ := json.Marshal(res)
 		var one ipc.TaskInfo
-		var many []ipc.TaskInfo
-		if json.Unmarshal(b, &many) != nil {
+		var list ipc.TaskList
+		if tool == "list_tasks" {
+			json.Unmarshal(b, &list)
+		} else {
 			json.Unmarshal(b, &one)
 		}
-		return one, many, nil
+		return one, list.Tasks, nil
 	}
 
 	task, _, err := call(alpha, "schedule_task", ipc.ScheduleTaskArgs{Prompt: "p", ScheduleType: "interval", ScheduleValue: "3600000"})
