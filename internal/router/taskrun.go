@@ -53,7 +53,7 @@ func (q *taskRuns) done(id string) {
 }
 
 // RunTask queues a claimed scheduled task: it runs in its group's turn, like
-// messages (the scheduler's Dispatch). It does not block. A task whose
+// messages (what the scheduler's Run dispatches to). It does not block. A task whose
 // previous run is still waiting or running is not queued again.
 func (r *Router) RunTask(t store.Task) {
 	if !r.tasks.add(t) {
