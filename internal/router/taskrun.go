@@ -53,8 +53,8 @@ func (q *taskRuns) done(id string) {
 }
 
 // RunTask queues a claimed scheduled task: it runs in its group's turn, like
-// messages (what the scheduler's Run dispatches to). It does not block. A task whose
-// previous run is still waiting or running is not queued again.
+// messages (the scheduler's Run dispatches to it). It does not block. A task
+// whose previous run is still waiting or running is not queued again.
 func (r *Router) RunTask(t store.Task) {
 	if !r.tasks.add(t) {
 		r.log.Warn("task already has a run waiting or running; not queued again", "task", t.ID, "group", t.Folder)
