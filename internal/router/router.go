@@ -43,7 +43,8 @@ type Options struct {
 	Location      *time.Location // times in prompts
 	MaxConcurrent int            // agent containers at once, all groups together
 	IdleTimeout   time.Duration  // how long a warm container waits for more messages
-	// Channels are what the router sends through; nil makes its own.
+	// Channels are what the router sends through; nil: none, so replies
+	// are kept unsent.
 	Channels *Channels
 	// Runs logs scheduled tasks' runs; nil: they are not logged.
 	Runs   RunRecorder
