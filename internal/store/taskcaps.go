@@ -206,9 +206,7 @@ func capRefusal(ctx context.Context, tx *sql.Tx, t Task, caps TaskCaps) error {
 
 // nearestOnce returns the *OnceTooCloseError of once task t: the once time
 // of its group nearest to its own.
-func nearestOnce(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, t Task, gap time.Duration) error {
+func nearestOnce(ctx context.Context, q rowQuerier, t Task, gap time.Duration) error {
 	at, gapMillis := onceArgs(t, gap)
 	var near time.Time
 	err := q.QueryRowContext(ctx, `SELECT at FROM (`+onceTimes+`) WHERE abs(at - :at) < :gap ORDER BY abs(at - :at) LIMIT 1`,
@@ -220,4 +218,9 @@ func nearestOnce(ctx context.Context, q interface {
 		return err
 	}
 	return &OnceTooCloseError{Folder: t.Folder, At: *t.NextRun, Near: near, Gap: gap}
+}
+
+// rowQuerier is *sql.DB or *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }

@@ -23,13 +23,20 @@ const configHint = "the nanoclaw config file (~/.config/nanoclaw/config, KEY=VAL
 // to schedule without end. Main's agent and the owner have their own, higher
 // limits.
 type TaskLimits struct {
-	MaxActive     int // most tasks that count (store.TaskLimitError) of a non-main group, scheduled by its agent; 0: no limit
-	MaxActiveMain int // the same, per group, for what main's agent or the owner schedules; 0: no limit
+	// MaxActive is the most tasks that count (store.TaskLimitError) of a
+	// non-main group, scheduled by its agent (0: no limit); ten times as
+	// many are the most it keeps, finished ones included.
+	MaxActive int
+	// MaxActiveMain is the same, per group, for what main's agent or the
+	// owner schedules.
+	MaxActiveMain int
 	// MinInterval is the shortest interval (or cron frequency) a non-main
 	// group's agent may schedule (0: the scheduler's minimum), and the least
 	// time between its group's once tasks (0: none).
-	MinInterval     time.Duration
-	MinIntervalMain time.Duration // the same for main's agent and the owner; 0: the scheduler's minimum
+	MinInterval time.Duration
+	// MinIntervalMain is the shortest interval for main's agent and the
+	// owner (0: the scheduler's minimum); their once tasks are not spaced.
+	MinIntervalMain time.Duration
 }
 
 // The task tools. The caller is the socket's group: a non-main group sees
