@@ -81,7 +81,7 @@ type Runner struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	sessions map[string]*Session // by folder
+	containers map[string]*Container // by folder
 	failures map[string]int      // by folder: resumed runs in a row without a good answer
 	imageOK  bool                // the image was seen once; it is not looked up again
 }
@@ -93,7 +93,7 @@ func NewRunner(opt Options) *Runner {
 	opt.StopGrace = cmp.Or(opt.StopGrace, 5*time.Second)
 	opt.LogCap = cmp.Or(opt.LogCap, 10<<20)
 	opt.EtcDir = cmp.Or(opt.EtcDir, "/etc")
-	r := &Runner{opt: opt, log: opt.Logger, sessions: make(map[string]*Session), failures: make(map[string]int)}
+	r := &Runner{opt: opt, log: opt.Logger, containers: make(map[string]*Container), failures: make(map[string]int)}
 	gopt := opt.Gateway
 	gopt.Handler = r
 	gopt.Logger = opt.Logger
@@ -107,15 +107,15 @@ func NewRunner(opt Options) *Runner {
 // Gateway is the runner's gateway (for its statistics).
 func (r *Runner) Gateway() *gateway.Gateway { return r.gw }
 
-// Session returns the group's warm container, if one is running.
-func (r *Runner) Session(folder string) *Session {
+// Container returns the group's warm container, if one is running.
+func (r *Runner) Container(folder string) *Container {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.sessions[folder]
+	return r.containers[folder]
 }
 
-// Start starts the group's container and returns its session.
-func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session, error) {
+// Start starts the group's container and returns it.
+func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Container, error) {
 	if err := store.ValidateFolder(g.Folder); err != nil {
 		return nil, fmt.Errorf("start agent: %w", err) // finding 5
 	}
@@ -134,12 +134,12 @@ func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Session
 	}
 	opt.SessionID = r.resumable(ctx, g.Folder, opt.SessionID)
 	r.mu.Lock()
-	if _, busy := r.sessions[g.Folder]; busy {
+	if _, busy := r.containers[g.Folder]; busy {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("start agent %s: a container is already running for this group", g.Folder)
 	}
-	s := newSession(r, g)
-	r.sessions[g.Folder] = s
+	s := newContainer(r, g)
+	r.containers[g.Folder] = s
 	r.mu.Unlock()
 
 	if err := s.start(ctx, opt); err != nil {
@@ -273,10 +273,10 @@ func (r *Runner) checkImage(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runner) forget(s *Session) {
+func (r *Runner) forget(s *Container) {
 	r.mu.Lock()
-	if r.sessions[s.group.Folder] == s {
-		delete(r.sessions, s.group.Folder)
+	if r.containers[s.group.Folder] == s {
+		delete(r.containers, s.group.Folder)
 	}
 	r.mu.Unlock()
 }
@@ -284,7 +284,7 @@ func (r *Runner) forget(s *Session) {
 // Close stops every running container.
 func (r *Runner) Close(ctx context.Context) {
 	r.mu.Lock()
-	all := slices.Collect(maps.Values(r.sessions))
+	all := slices.Collect(maps.Values(r.containers))
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range all {
@@ -295,7 +295,7 @@ func (r *Runner) Close(ctx context.Context) {
 
 // Next implements gateway.Handler: the agent's long poll for input.
 func (r *Runner) Next(ctx context.Context, folder string) (ipc.Input, bool, error) {
-	s := r.Session(folder)
+	s := r.Container(folder)
 	if s == nil {
 		return ipc.Input{Kind: ipc.InputClose}, true, nil
 	}
@@ -304,9 +304,9 @@ func (r *Runner) Next(ctx context.Context, folder string) (ipc.Input, bool, erro
 
 // Output implements gateway.Handler: one answer from the agent.
 func (r *Runner) Output(_ context.Context, folder string, out ipc.Output) error {
-	s := r.Session(folder)
+	s := r.Container(folder)
 	if s == nil {
-		return fmt.Errorf("no agent session is running for group %s", folder)
+		return fmt.Errorf("no agent container is running for group %s", folder)
 	}
 	return s.deliver(out)
 }

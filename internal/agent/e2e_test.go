@@ -144,7 +144,7 @@ func (h *harness) group(folder string, isMain bool, cfg store.ContainerConfig) G
 	return Group{Folder: folder, IsMain: isMain, Config: cfg}
 }
 
-func (h *harness) start(g Group, opt StartOptions) *Session {
+func (h *harness) start(g Group, opt StartOptions) *Container {
 	h.t.Helper()
 	s, err := h.runner.Start(context.Background(), g, opt)
 	if err != nil {
@@ -153,7 +153,7 @@ func (h *harness) start(g Group, opt StartOptions) *Session {
 	return s
 }
 
-func (h *harness) prompt(s *Session, text string) ipc.Output {
+func (h *harness) prompt(s *Container, text string) ipc.Output {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -169,7 +169,7 @@ func (h *harness) prompt(s *Session, text string) ipc.Output {
 
 // bash scripts one Bash tool call and a closing text; it returns the
 // command's output as Claude Code handed it back to the model.
-func (h *harness) bash(s *Session, command string) string {
+func (h *harness) bash(s *Container, command string) string {
 	h.t.Helper()
 	before := len(h.fake.MainRequests())
 	h.fake.Script(fakeapi.ToolUse("Bash", map[string]any{"command": command, "description": "test"}), fakeapi.Text("done"))
@@ -184,7 +184,7 @@ func (h *harness) bash(s *Session, command string) string {
 	return ""
 }
 
-func (h *harness) runLog(s *Session) string {
+func (h *harness) runLog(s *Container) string {
 	logs, _ := filepath.Glob(filepath.Join(h.runner.opt.LogsDir, s.group.Folder, "*.log"))
 	var b strings.Builder
 	for _, l := range logs {
@@ -451,7 +451,7 @@ func TestStartSaysWhatIsMissing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to say %q", err, tc.want)
 			}
-			if h.runner.Session("nothing") != nil {
+			if h.runner.Container("nothing") != nil {
 				t.Error("a failed start left a session behind")
 			}
 		})

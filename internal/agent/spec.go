@@ -12,7 +12,7 @@ import (
 // spec is the container for this run: the hardened flags come from the
 // runtime; the mounts are exactly these, nothing else (finding 3: no project
 // root, no data home, no store, no config dir).
-func (s *Session) spec(p groupPaths, id identity, sessionID string) runtime.Spec {
+func (s *Container) spec(p groupPaths, id identity, sessionID string) runtime.Spec {
 	o := s.r.opt
 	c := s.group.Config
 	mounts := []runtime.Mount{
@@ -52,7 +52,7 @@ func (s *Session) spec(p groupPaths, id identity, sessionID string) runtime.Spec
 // rejected mount is skipped with a warning saying why (finding 3: nothing is
 // mounted that the allowlist, which no container sees, does not allow, and
 // never nanoclaw's own data home or config dir).
-func (s *Session) extraMounts() []runtime.Mount {
+func (s *Container) extraMounts() []runtime.Mount {
 	o := s.r.opt
 	g := s.group
 	if len(g.Config.AdditionalMounts) == 0 {

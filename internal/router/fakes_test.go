@@ -25,7 +25,7 @@ func newFakeAgents() *fakeAgents {
 	return &fakeAgents{started: make(chan time.Time, 1000), prompt: make(chan time.Time, 1000), closed: make(chan struct{}, 1000)}
 }
 
-func (f *fakeAgents) Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Session, error) {
+func (f *fakeAgents) Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Container, error) {
 	f.starts.Add(1)
 	f.started <- time.Now()
 	return &fakeSession{agents: f, done: make(chan struct{})}, nil

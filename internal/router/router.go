@@ -18,12 +18,12 @@ import (
 
 // Agents starts a group's agent (internal/agent's Runner in production).
 type Agents interface {
-	Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Session, error)
+	Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Container, error)
 }
 
-// Session is a group's running agent (internal/agent's *Session): it
+// Container is a group's running agent (internal/agent's *Container): it
 // answers prompts until it is closed or ends.
-type Session interface {
+type Container interface {
 	Prompt(ctx context.Context, text string) (ipc.Output, error)
 	Done() <-chan struct{}
 	Close(ctx context.Context)
@@ -181,7 +181,7 @@ type chatWork struct {
 // group with unanswered, triggered messages, and keeps the container warm
 // for more until it idles out or another group needs the place.
 func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
-	var sess Session
+	var sess Container
 	defer func() {
 		if sess != nil {
 			sess.Close(context.WithoutCancel(ctx))
@@ -237,7 +237,7 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 	}
 }
 
-func (r *Router) start(ctx context.Context, g store.Group) (Session, error) {
+func (r *Router) start(ctx context.Context, g store.Group) (Container, error) {
 	session, err := r.st.Session(ctx, g.Folder)
 	if err != nil {
 		r.log.Warn("stored session unreadable; starting a fresh one", "group", g.Folder, "err", err)
@@ -294,7 +294,7 @@ func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error)
 
 // answer runs one prompt and delivers its reply. The chat's cursor moves, in
 // the same transaction that keeps the reply, only after the agent answered.
-func (r *Router) answer(ctx context.Context, g store.Group, sess Session, w chatWork) error {
+func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w chatWork) error {
 	r.ch.SetCurrent(g.Folder, w.chat)
 	ch := r.ch.For(w.chat)
 	if ch != nil {

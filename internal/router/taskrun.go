@@ -68,8 +68,8 @@ func (r *Router) takeTasks(folder string) []store.Task { return r.tasks.take(fol
 // runTask runs a scheduled task in the group's container: in the group's
 // session (context_mode group) or a fresh one that is not kept (isolated).
 // Its output is only logged; the task speaks to the chat through
-// send_message. It returns the group's warm session (nil if none).
-func (r *Router) runTask(ctx context.Context, g store.Group, sess Session, claimed store.Task) Session {
+// send_message. It returns the group's warm container (nil if none).
+func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, claimed store.Task) Container {
 	defer r.tasks.done(claimed.ID)
 	start := time.Now()
 	// R16: the task as it is now, not as it was claimed: one paused,
@@ -100,7 +100,7 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Session, claim
 			sess.Close(context.WithoutCancel(ctx))
 			sess = nil
 		}
-		var iso Session
+		var iso Container
 		iso, err = r.opt.Agents.Start(ctx, agent.Group{Folder: g.Folder, IsMain: g.IsMain, Config: g.Config},
 			agent.StartOptions{Isolated: true})
 		if err == nil {

@@ -39,9 +39,9 @@ const pollWindow = 25 * time.Second
 // usefully be longer); the rest is cut with a note.
 const maxResultBytes = 1 << 20
 
-// Session is one running container of a group: a warm Claude Code that
+// Container is one running container of a group: a warm Claude Code that
 // answers prompts until it is closed, idles out or times out.
-type Session struct {
+type Container struct {
 	r     *Runner
 	group Group
 	name  string // container name
@@ -81,8 +81,8 @@ type StartOptions struct {
 	Isolated bool
 }
 
-func newSession(r *Runner, g Group) *Session {
-	return &Session{
+func newContainer(r *Runner, g Group) *Container {
+	return &Container{
 		r:       r,
 		group:   g,
 		inputs:  make(chan ipc.Input, 16),
@@ -93,20 +93,20 @@ func newSession(r *Runner, g Group) *Session {
 }
 
 // Name is the container's name.
-func (s *Session) Name() string { return s.name }
+func (s *Container) Name() string { return s.name }
 
 // SessionID is the Claude Code session of the last answer.
-func (s *Session) SessionID() string {
+func (s *Container) SessionID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessionID
 }
 
 // Done is closed when the container has exited.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Container) Done() <-chan struct{} { return s.done }
 
 // start starts the container; the caller names the group in an error.
-func (s *Session) start(ctx context.Context, opt StartOptions) error {
+func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	r := s.r
 	g := s.group
 	s.save = !opt.Isolated
@@ -178,13 +178,13 @@ func (s *Session) start(ctx context.Context, opt StartOptions) error {
 
 // removeRunDir removes this run's socket directory (the socket is gone by
 // then); the host alone writes there.
-func (s *Session) removeRunDir() {
+func (s *Container) removeRunDir() {
 	if err := os.Remove(s.runDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.r.log.Warn("remove the run's socket directory", "group", s.group.Folder, "dir", s.runDir, "err", err)
 	}
 }
 
-func (s *Session) timeout() time.Duration {
+func (s *Container) timeout() time.Duration {
 	if t := s.group.Config.TimeoutSeconds; t > 0 {
 		return time.Duration(t) * time.Second
 	}
@@ -194,7 +194,7 @@ func (s *Session) timeout() time.Duration {
 // Prompt gives the warm agent one prompt and waits for its answer. The turn
 // is bounded by the group's timeout: past it the container is stopped and
 // ErrTimeout returned.
-func (s *Session) Prompt(ctx context.Context, text string) (ipc.Output, error) {
+func (s *Container) Prompt(ctx context.Context, text string) (ipc.Output, error) {
 	in := ipc.Input{Kind: ipc.InputPrompt, ID: newID(), Text: text}
 	if err := in.Validate(); err != nil {
 		return ipc.Output{}, err
@@ -238,7 +238,7 @@ func (s *Session) Prompt(ctx context.Context, text string) (ipc.Output, error) {
 	}
 }
 
-func (s *Session) exited() error {
+func (s *Container) exited() error {
 	<-s.done
 	how := ""
 	if s.exitErr != nil {
@@ -247,9 +247,9 @@ func (s *Session) exited() error {
 	return fmt.Errorf("agent container %s ended before answering%s (see its run log %s)", s.name, how, s.logPath)
 }
 
-// armIdle closes the session after the idle timeout unless another prompt
+// armIdle closes the container after the idle timeout unless another prompt
 // comes first.
-func (s *Session) armIdle() {
+func (s *Container) armIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.waiting) > 0 { // another prompt is still in flight (deliver took ours out)
@@ -264,7 +264,7 @@ func (s *Session) armIdle() {
 	})
 }
 
-func (s *Session) next(ctx context.Context) (ipc.Input, bool, error) {
+func (s *Container) next(ctx context.Context) (ipc.Input, bool, error) {
 	t := time.NewTimer(pollWindow)
 	defer t.Stop()
 	select {
@@ -284,7 +284,7 @@ func (s *Session) next(ctx context.Context) (ipc.Input, bool, error) {
 // a container that posts many answers cannot pin a goroutine or its body;
 // the rest are refused at once. R17: only the session id of an accepted,
 // successful answer is kept.
-func (s *Session) deliver(out ipc.Output) error {
+func (s *Container) deliver(out ipc.Output) error {
 	s.mu.Lock()
 	ch, ok := s.waiting[out.InputID]
 	keep := ok && !out.IsError && out.SessionID != ""
@@ -316,7 +316,7 @@ func (s *Session) deliver(out ipc.Output) error {
 
 // Close asks the agent to finish, waits a little for it, then stops the
 // container if it is still there. It returns when the container is gone.
-func (s *Session) Close(ctx context.Context) {
+func (s *Container) Close(ctx context.Context) {
 	s.closeOnce.Do(func() { close(s.closeCh) })
 	select {
 	case <-s.done:
@@ -327,7 +327,7 @@ func (s *Session) Close(ctx context.Context) {
 }
 
 // stop ends the container now: graceful stop, then kill.
-func (s *Session) stop(ctx context.Context) {
+func (s *Container) stop(ctx context.Context) {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
 		s.hostStopped = true
@@ -346,7 +346,7 @@ func (s *Session) stop(ctx context.Context) {
 	})
 }
 
-func (s *Session) wait() {
+func (s *Container) wait() {
 	s.exitErr = s.cmd.Wait()
 	s.ep.Close()
 	s.removeRunDir()
@@ -375,7 +375,7 @@ func (s *Session) wait() {
 // transcript the agent made unreadable or huge) — is cleared, so the next
 // start is a fresh one rather than the same failure for good. Runs the
 // host stopped itself (a timeout) do not count.
-func (s *Session) settleResume(code int) {
+func (s *Container) settleResume(code int) {
 	s.mu.Lock()
 	failed := s.resumed && !s.answered && !s.hostStopped
 	answered := s.answered

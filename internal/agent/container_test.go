@@ -16,15 +16,15 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
-// unitSession is a Session with no container, for the host-side protocol.
-func unitSession(t *testing.T) (*Session, *store.Store) {
+// unitContainer is a Container with no container, for the host-side protocol.
+func unitContainer(t *testing.T) (*Container, *store.Store) {
 	t.Helper()
 	st := testenv.OpenStore(t, filepath.Join(t.TempDir(), "t.db"), store.Options{})
 	if err := st.PutGroup(context.Background(), store.Group{Folder: "g", Name: "g", Trigger: "@Andy", AddedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	r := NewRunner(Options{Store: st, SessionsDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	s := newSession(r, Group{Folder: "g"})
+	s := newContainer(r, Group{Folder: "g"})
 	s.save = true
 	return s, st
 }
@@ -33,7 +33,7 @@ func unitSession(t *testing.T) (*Session, *store.Store) {
 // accepted and every other refused at once: no deliver blocks, nothing is
 // held after the prompt is answered.
 func TestDeliverFirstAnswerWins(t *testing.T) {
-	s, _ := unitSession(t)
+	s, _ := unitContainer(t)
 	ch := make(chan ipc.Output, 1)
 	s.waiting["p1"] = ch
 	big := strings.Repeat("x", 1<<20)
@@ -66,7 +66,7 @@ func TestDeliverFirstAnswerWins(t *testing.T) {
 // R17: a session id is kept only with an accepted answer to a waiting
 // prompt; one posted without a prompt (or to another prompt) is not.
 func TestDeliverKeepsOnlyAnAnsweredSession(t *testing.T) {
-	s, st := unitSession(t)
+	s, st := unitContainer(t)
 	const forged, real = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
 	if err := s.deliver(ipc.Output{InputID: "nobody-asked", SessionID: forged}); err == nil {
 		t.Error("an answer to no prompt was accepted")
@@ -86,7 +86,7 @@ func TestDeliverKeepsOnlyAnAnsweredSession(t *testing.T) {
 // R17: a stored session whose transcript is missing, or whose id is not
 // one, is cleared and the start goes fresh rather than failing for good.
 func TestResumableClearsABogusSession(t *testing.T) {
-	s, st := unitSession(t)
+	s, st := unitContainer(t)
 	r := s.r
 	ctx := context.Background()
 	const id = "33333333-3333-4333-8333-333333333333"
@@ -110,7 +110,7 @@ func TestResumableClearsABogusSession(t *testing.T) {
 // R17: an error answer's session id is not kept (the agent's error output
 // for a failed resume carries the old id).
 func TestDeliverKeepsNoErrorSession(t *testing.T) {
-	s, st := unitSession(t)
+	s, st := unitContainer(t)
 	const id = "44444444-4444-4444-8444-444444444444"
 	s.waiting["p"] = make(chan ipc.Output, 1)
 	if err := s.deliver(ipc.Output{InputID: "p", SessionID: id, IsError: true, Error: "No conversation found"}); err != nil {
@@ -127,11 +127,11 @@ func TestDeliverKeepsNoErrorSession(t *testing.T) {
 func TestSettleResume(t *testing.T) {
 	ctx := context.Background()
 	const id = "55555555-5555-4555-8555-555555555555"
-	run := func(s *Session, answered, hostStopped bool, code int) {
+	run := func(s *Container, answered, hostStopped bool, code int) {
 		s.resumed, s.answered, s.hostStopped = true, answered, hostStopped
 		s.settleResume(code)
 	}
-	s, st := unitSession(t)
+	s, st := unitContainer(t)
 	st.SetSession(ctx, "g", id)
 	stored := func() string { got, _ := st.Session(ctx, "g"); return got }
 
