@@ -9,13 +9,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun"
 	"github.com/nanoclaw/nanoclaw/internal/cli"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 const hookHelp = `Run one of Claude Code's hooks (Claude Code starts this; see
-agentrun.HookSettings). The only hook is precompact: it reads Claude Code's
+incontainer.HookSettings). The only hook is precompact: it reads Claude Code's
 PreCompact payload (JSON) on stdin and archives the session's transcript as
 Markdown in <group folder>/conversations/<date>-<slug>.md.
 
@@ -45,17 +45,17 @@ func (m *Main) runHook(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	b, err := io.ReadAll(io.LimitReader(stdin, agentrun.MaxHookPayloadBytes+1))
+	b, err := io.ReadAll(io.LimitReader(stdin, incontainer.MaxHookPayloadBytes+1))
 	if err != nil {
 		return fmt.Errorf("reading the hook payload: %w", err)
 	}
-	p, err := agentrun.ParseHookPayload(b)
+	p, err := incontainer.ParseHookPayload(b)
 	if err != nil {
 		return err
 	}
 	claudeDir := cmp.Or(m.Getenv("CLAUDE_CONFIG_DIR"), ipc.ContainerClaudeDir)
-	groupDir := cmp.Or(m.Getenv(agentrun.EnvGroupDir), ipc.ContainerGroupDir)
-	path, err := agentrun.Archive(p, claudeDir, groupDir, time.Now())
+	groupDir := cmp.Or(m.Getenv(incontainer.EnvGroupDir), ipc.ContainerGroupDir)
+	path, err := incontainer.Archive(p, claudeDir, groupDir, time.Now())
 	if err != nil {
 		return err
 	}

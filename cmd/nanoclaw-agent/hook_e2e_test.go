@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/fakegateway"
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/fakegateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun"
 	"github.com/nanoclaw/nanoclaw/internal/cli"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer"
 )
 
 // runHookWith runs `nanoclaw-agent hook args…` as Claude Code does: the
@@ -29,7 +29,7 @@ func runHookWith(t *testing.T, payload string, env map[string]string, args ...st
 func TestHookPrecompact(t *testing.T) {
 	claudeDir := t.TempDir()
 	group := t.TempDir()
-	src, err := os.ReadFile(filepath.Join("..", "..", "internal", "agentrun", "testdata", "handmade-tools.jsonl"))
+	src, err := os.ReadFile(filepath.Join("..", "..", "internal", "incontainer", "testdata", "handmade-tools.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestHookPrecompact(t *testing.T) {
 	// this test's state dir.
 	payload := `{"session_id":"3c4c28fe-219c-43cd-bbea-e991baf8f0fa","transcript_path":"` + transcript +
 		`","cwd":"/elsewhere","prompt_id":"733efa12-b8f4-4e1d-96ba-fb341d50bec2","hook_event_name":"PreCompact","trigger":"auto","custom_instructions":null}`
-	env := map[string]string{"CLAUDE_CONFIG_DIR": claudeDir, agentrun.EnvGroupDir: group}
+	env := map[string]string{"CLAUDE_CONFIG_DIR": claudeDir, incontainer.EnvGroupDir: group}
 
 	code, out, errOut := runHookWith(t, payload, env, "precompact")
 	want := filepath.Join(group, "conversations", time.Now().Format("2006-01-02")+"-n-code-what-s-in-notes-txt.md")
@@ -76,12 +76,12 @@ func TestHookPrecompact(t *testing.T) {
 		"not json":           {"{", env, []string{"precompact"}, "hook payload"},
 		"other event":        {strings.Replace(payload, "PreCompact", "Stop", 1), env, []string{"precompact"}, "hook_event_name"},
 		"transcript outside": {strings.Replace(payload, transcript, outside, 1), env, []string{"precompact"}, "not inside the claude dir"},
-		"default claude dir": {payload, map[string]string{agentrun.EnvGroupDir: group}, []string{"precompact"}, "/home/agent/.claude"},
+		"default claude dir": {payload, map[string]string{incontainer.EnvGroupDir: group}, []string{"precompact"}, "/home/agent/.claude"},
 		"no hook name":       {payload, env, nil, "precompact"},
 		"unknown hook":       {payload, env, []string{"stop"}, "precompact"},
 		"bad flag":           {payload, env, []string{"precompact", "--bogus"}, "bogus"},
 		"stray argument":     {payload, env, []string{"precompact", "x"}, "unexpected argument"},
-		"payload too big":    {`{"x":"` + strings.Repeat("a", agentrun.MaxHookPayloadBytes) + `"}`, env, []string{"precompact"}, "limit"},
+		"payload too big":    {`{"x":"` + strings.Repeat("a", incontainer.MaxHookPayloadBytes) + `"}`, env, []string{"precompact"}, "limit"},
 	} {
 		code, _, errOut := runHookWith(t, c.payload, c.env, c.args...)
 		if code != cli.ExitFailure || !strings.Contains(errOut, c.inErr) {

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun"
 	"github.com/nanoclaw/nanoclaw/internal/cli"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer"
 )
 
 // exitNoSession is the exit code when run --session named a session Claude
@@ -66,7 +66,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 			continue
 		}
 		err := c.Run(m, ctx, args[1:])
-		if errors.Is(err, agentrun.ErrSessionNotFound) {
+		if errors.Is(err, incontainer.ErrSessionNotFound) {
 			fmt.Fprintf(m.Stderr, "nanoclaw-agent %s: %v\n", name, err)
 			return exitNoSession
 		}

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun"
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/mcpserver"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/hostclient"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/mcpserver"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
@@ -14,7 +14,7 @@ func (m *Main) runMCP(ctx context.Context, args []string) error {
 		"Serve the nanoclaw MCP tools (send_message, …) over stdin/stdout. Claude Code starts this\n"+
 			"itself, as configured by 'nanoclaw-agent run'; each tool call is forwarded to the host\n"+
 			"over the gateway socket.")
-	socket := fs.String("socket", "", "the gateway socket (default $"+agentrun.EnvSocket+", else "+ipc.ContainerSocket+")")
+	socket := fs.String("socket", "", "the gateway socket (default $"+incontainer.EnvSocket+", else "+ipc.ContainerSocket+")")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := m.parse(fs, args); err != nil {
 		return err
@@ -25,7 +25,7 @@ func (m *Main) runMCP(ctx context.Context, args []string) error {
 	}
 	path := *socket
 	if path == "" {
-		path = m.Getenv(agentrun.EnvSocket)
+		path = m.Getenv(incontainer.EnvSocket)
 	}
 	if path == "" {
 		path = ipc.ContainerSocket

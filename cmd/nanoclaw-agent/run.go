@@ -4,8 +4,8 @@ import (
 	"context"
 	"os"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun"
 	"github.com/nanoclaw/nanoclaw/internal/cli"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
@@ -20,7 +20,7 @@ Options marked test/debug move what is fixed inside the container
 run and tested on a host; the host never passes them.`
 
 func (m *Main) runRun(ctx context.Context, args []string) error {
-	cfg := agentrun.DefaultConfig()
+	cfg := incontainer.DefaultConfig()
 	fs := m.flagSet("run", "[options]", runHelp)
 	fs.StringVar(&cfg.SessionID, "session", "", "resume this Claude Code session")
 	fs.BoolVar(&cfg.Main, "main", false, "this is the main group (global memory is writable)")
@@ -53,5 +53,5 @@ func (m *Main) runRun(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return cli.UsageError{Msg: err.Error()}
 	}
-	return agentrun.Run(ctx, cfg)
+	return incontainer.Run(ctx, cfg)
 }

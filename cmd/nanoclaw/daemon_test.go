@@ -18,8 +18,8 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/config"
-	"github.com/nanoclaw/nanoclaw/internal/host"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 // daemon is a running `nanoclaw run` whose JSON log lines are collected.
-type daemon struct {
+type daemonProc struct {
 	cmd   *exec.Cmd
 	mu    sync.Mutex
 	lines []map[string]any
@@ -62,9 +62,9 @@ func homeEnv(t *testing.T) (env []string, home string) {
 	}, home
 }
 
-func startDaemon(t *testing.T, env []string, args ...string) *daemon {
+func startDaemon(t *testing.T, env []string, args ...string) *daemonProc {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(binary, append([]string{"run"}, args...)...), done: make(chan error, 1)}
+	d := &daemonProc{cmd: exec.Command(binary, append([]string{"run"}, args...)...), done: make(chan error, 1)}
 	d.cmd.Env = env
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
@@ -91,7 +91,7 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 }
 
 // waitLog waits for a log record with the given message.
-func (d *daemon) waitLog(t *testing.T, msg string) map[string]any {
+func (d *daemonProc) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -112,7 +112,7 @@ func (d *daemon) waitLog(t *testing.T, msg string) map[string]any {
 }
 
 // wait waits for the daemon to exit and returns its exit code and stderr.
-func (d *daemon) wait(t *testing.T) (int, string) {
+func (d *daemonProc) wait(t *testing.T) (int, string) {
 	t.Helper()
 	select {
 	case <-d.done:
@@ -242,9 +242,9 @@ func TestDaemonRemovesLeftoverContainers(t *testing.T) {
 			bin := testenv.Runtime(t, name)
 			env, home := homeEnv(t)
 			env = append(env, "NANOCLAW_RUNTIME="+name)
-			mine := &runtime.Runtime{Kind: runtime.Kind(name), Bin: bin,
-				Instance: host.Instance(&config.Config{Home: filepath.Join(home, ".nanoclaw")})}
-			other := &runtime.Runtime{Kind: runtime.Kind(name), Bin: bin, Instance: "someoneelse"}
+			mine := &sandbox.Runtime{Kind: sandbox.Kind(name), Bin: bin,
+				Instance: daemon.Instance(&config.Config{Home: filepath.Join(home, ".nanoclaw")})}
+			other := &sandbox.Runtime{Kind: sandbox.Kind(name), Bin: bin, Instance: "someoneelse"}
 			leftover := leftoverContainer(t, mine, "family")
 			foreign := leftoverContainer(t, other, "family")
 
@@ -265,10 +265,10 @@ func TestDaemonRemovesLeftoverContainers(t *testing.T) {
 
 // leftoverContainer starts a sleeping container as a host would, then kills
 // the host's side of it, as a crash would.
-func leftoverContainer(t *testing.T, rt *runtime.Runtime, folder string) string {
+func leftoverContainer(t *testing.T, rt *sandbox.Runtime, folder string) string {
 	t.Helper()
-	name, _ := runtime.ContainerName(folder, time.Now())
-	cmd, err := rt.Command(context.Background(), runtime.Spec{
+	name, _ := sandbox.ContainerName(folder, time.Now())
+	cmd, err := rt.Command(context.Background(), sandbox.Spec{
 		Name: name, Image: testenv.BaseImage, User: testenv.ContainerUser(),
 		MemoryMB: 64, CPUs: 0.5, PidsLimit: 16, Cmd: []string{"sleep", "300"},
 	})

@@ -8,9 +8,9 @@ import (
 	goruntime "runtime"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/container"
+	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/config"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
 const imageHelp = `Manage the agent container image: Claude Code, git, curl, ripgrep and jq on a
@@ -23,8 +23,8 @@ Subcommands:
 const imageBuildHelp = `Build the agent image from the Dockerfile built into this nanoclaw binary,
 with the container runtime NANOCLAW_RUNTIME selects (auto: podman or docker on
 Linux, Apple's container first on macOS). The runtime's build output goes to
-stderr. The image gets the labels ` + container.LabelDockerfile + ` (the
-Dockerfile's SHA-256) and ` + container.LabelBase + `.
+stderr. The image gets the labels ` + agentimage.LabelDockerfile + ` (the
+Dockerfile's SHA-256) and ` + agentimage.LabelBase + `.
 
 It downloads Debian packages and Claude Code's native program (checked against
 a pinned SHA-512) while it builds; the base image must be present or pullable.`
@@ -55,12 +55,12 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *base != "" {
-		if err := runtime.ValidateImage(*base); err != nil {
+		if err := sandbox.ValidateImage(*base); err != nil {
 			return usagef("--base: %v", err)
 		}
 	}
 	if *tag != "" {
-		if err := runtime.ValidateImage(*tag); err != nil {
+		if err := sandbox.ValidateImage(*tag); err != nil {
 			return usagef("--tag: %v", err)
 		}
 	}
@@ -71,11 +71,11 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 	if *tag == "" {
 		*tag = cfg.Image
 	}
-	platform, err := container.ClaudeCodePlatform(goruntime.GOARCH)
+	platform, err := agentimage.ClaudeCodePlatform(goruntime.GOARCH)
 	if err != nil {
 		return err
 	}
-	rt, err := runtime.Detect(ctx, cfg.Runtime)
+	rt, err := sandbox.Detect(ctx, cfg.Runtime)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), container.Dockerfile(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), agentimage.Dockerfile(), 0o644); err != nil {
 		return err
 	}
 	opts := imageBuildOptions(dir, *base, *tag, platform)
@@ -102,13 +102,13 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 
 // imageBuildOptions is the build of the agent image from the Dockerfile
 // written into dir.
-func imageBuildOptions(dir, base, tag, platform string) runtime.BuildOptions {
-	opts := runtime.BuildOptions{
+func imageBuildOptions(dir, base, tag, platform string) sandbox.BuildOptions {
+	opts := sandbox.BuildOptions{
 		ContextDir: dir,
 		Dockerfile: filepath.Join(dir, "Dockerfile"),
 		Tag:        tag,
 		BuildArgs:  map[string]string{"CLAUDE_CODE_PLATFORM": platform},
-		Labels:     map[string]string{container.LabelDockerfile: container.DockerfileDigest(), container.LabelBase: base},
+		Labels:     map[string]string{agentimage.LabelDockerfile: agentimage.DockerfileDigest(), agentimage.LabelBase: base},
 	}
 	if base != "" {
 		opts.BuildArgs["BASE"] = base

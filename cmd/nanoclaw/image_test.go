@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nanoclaw/nanoclaw/container"
+	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/cli"
 )
 
@@ -61,7 +61,7 @@ func TestImageBuildOptions(t *testing.T) {
 		t.Errorf("build args %v, want %v", o.BuildArgs, wantArgs)
 	}
 	wantLabels := map[string]string{
-		"org.nanoclaw.dockerfile.sha256": container.DockerfileDigest(),
+		"org.nanoclaw.dockerfile.sha256": agentimage.DockerfileDigest(),
 		"org.nanoclaw.base":              "localhost/debian:bookworm-slim",
 	}
 	if !maps.Equal(o.Labels, wantLabels) {

@@ -20,9 +20,9 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
-	"github.com/nanoclaw/nanoclaw/internal/host"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
@@ -34,7 +34,7 @@ type world struct {
 	home string
 	env  []string
 	fake *fakeapi.Server
-	d    *daemon
+	d    *daemonProc
 }
 
 func newWorld(t *testing.T, rtName string, extraEnv ...string) *world {
@@ -327,8 +327,8 @@ func TestConcurrentSendsRespectTheCap(t *testing.T) {
 	w.start()
 	defer w.stop()
 
-	rt := &runtime.Runtime{Kind: runtime.Podman, Bin: testenv.Runtime(t, "podman"),
-		Instance: host.Instance(&config.Config{Home: filepath.Join(w.home, ".nanoclaw")})}
+	rt := &sandbox.Runtime{Kind: sandbox.Podman, Bin: testenv.Runtime(t, "podman"),
+		Instance: daemon.Instance(&config.Config{Home: filepath.Join(w.home, ".nanoclaw")})}
 	stopWatching := make(chan struct{})
 	peak := make(chan int)
 	go func() {

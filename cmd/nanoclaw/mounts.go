@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
-	"github.com/nanoclaw/nanoclaw/internal/host"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 )
 
@@ -72,7 +72,7 @@ func (m *Main) runMounts(ctx context.Context, args []string) error {
 	if *group == "" {
 		return nil
 	}
-	st, err := host.OpenStore(ctx, cfg, m.Logger)
+	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
-	"github.com/nanoclaw/nanoclaw/internal/host"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
 )
 
 const pairHelp = `Link nanoclaw to a chat account. Only WhatsApp can be paired.
@@ -74,20 +74,20 @@ func (m *Main) runPair(ctx context.Context, args []string) error {
 	for _, w := range cfg.Warnings {
 		m.Logger.Warn(w)
 	}
-	if err := host.PrepareHome(cfg, m.Logger); err != nil {
+	if err := daemon.PrepareHome(cfg, m.Logger); err != nil {
 		return err
 	}
 	// The daemon uses the same WhatsApp session: two clients on one session
 	// knock each other off.
-	unlock, err := host.LockHome(cfg)
-	if errors.Is(err, host.ErrHomeInUse) {
+	unlock, err := daemon.LockHome(cfg)
+	if errors.Is(err, daemon.ErrHomeInUse) {
 		return fmt.Errorf("nanoclaw is running with data home %s: stop it first, then pair", cfg.Home)
 	}
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	st, err := host.OpenStore(ctx, cfg, m.Logger)
+	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
-	"github.com/nanoclaw/nanoclaw/internal/host"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
 )
 
 const runHelp = `Run the assistant in the foreground until interrupted (Ctrl-C or SIGTERM).
@@ -38,5 +38,5 @@ func (m *Main) runDaemon(ctx context.Context, args []string) error {
 	for _, w := range cfg.Warnings {
 		m.Logger.Warn(w)
 	}
-	return host.Run(ctx, cfg, m.Logger)
+	return daemon.Run(ctx, cfg, m.Logger)
 }

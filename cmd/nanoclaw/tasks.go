@@ -12,7 +12,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
-	"github.com/nanoclaw/nanoclaw/internal/host"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
@@ -90,21 +90,21 @@ func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, a
 		return err
 	}
 	fmt.Fprintln(m.Stderr, "note: nanoclaw is not running; using the database directly")
-	if err := host.PrepareHome(cfg, m.Logger); err != nil {
+	if err := daemon.PrepareHome(cfg, m.Logger); err != nil {
 		return err
 	}
-	unlock, err := host.LockHome(cfg)
+	unlock, err := daemon.LockHome(cfg)
 	if err != nil {
 		return fmt.Errorf("the daemon holds the data home but its control socket does not answer: %w", err)
 	}
 	defer unlock()
-	st, err := host.OpenStore(ctx, cfg, m.Logger)
+	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	raw, _ := json.Marshal(args)
-	res, err := host.Tools(cfg, st, offline{}, nil, m.Logger).OwnerCall(ctx, tool, raw)
+	res, err := daemon.Tools(cfg, st, offline{}, nil, m.Logger).OwnerCall(ctx, tool, raw)
 	if err != nil {
 		return err
 	}

@@ -29,13 +29,13 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // Options configure a Runner. Paths are the host's.
 type Options struct {
-	Runtime     *runtime.Runtime
+	Runtime     *sandbox.Runtime
 	Image       string
 	AgentBinary string // static nanoclaw-agent, mounted read-only into every container
 
@@ -80,10 +80,10 @@ type Runner struct {
 	gw  *gateway.Gateway
 	log *slog.Logger
 
-	mu       sync.Mutex
+	mu         sync.Mutex
 	containers map[string]*Container // by folder
-	failures map[string]int      // by folder: resumed runs in a row without a good answer
-	imageOK  bool                // the image was seen once; it is not looked up again
+	failures   map[string]int        // by folder: resumed runs in a row without a good answer
+	imageOK    bool                  // the image was seen once; it is not looked up again
 }
 
 // NewRunner makes a Runner; it serves the gateway's input and output

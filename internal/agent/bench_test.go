@@ -13,7 +13,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
@@ -55,15 +55,15 @@ func BenchmarkColdVsBare(b *testing.B) {
 // bareRun runs claude -p in the agent image with the hardened flags and
 // returns the time until its result line.
 func (h *harness) bareRun(b *testing.B) time.Duration {
-	spec := runtime.Spec{
+	spec := sandbox.Spec{
 		Image: h.runner.opt.Image, User: testenv.ContainerUser(), Workdir: "/tmp",
 		MemoryMB: h.runner.opt.MemoryMB, CPUs: h.runner.opt.CPUs, PidsLimit: h.runner.opt.PidsLimit,
-		Tmpfs: []runtime.Tmpfs{{Target: "/tmp", SizeMB: 512}, {Target: ipc.ContainerHome, SizeMB: 256, Private: true}},
+		Tmpfs: []sandbox.Tmpfs{{Target: "/tmp", SizeMB: 512}, {Target: ipc.ContainerHome, SizeMB: 256, Private: true}},
 		Env: []string{"ANTHROPIC_BASE_URL=" + h.fake.URL(), "ANTHROPIC_API_KEY=bench", "HOME=" + ipc.ContainerHome,
 			"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"},
 		Cmd: []string{"claude", "-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", "hi"},
 	}
-	spec.Name, _ = runtime.ContainerName("bench", time.Now())
+	spec.Name, _ = sandbox.ContainerName("bench", time.Now())
 	args, err := h.rt.RunArgs(spec)
 	if err != nil {
 		b.Fatal(err)

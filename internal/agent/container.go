@@ -16,7 +16,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
@@ -113,7 +113,7 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	s.resumed = opt.SessionID != ""
 	s.started = time.Now()
 	var err error
-	if s.name, err = runtime.ContainerName(g.Folder, s.started); err != nil {
+	if s.name, err = sandbox.ContainerName(g.Folder, s.started); err != nil {
 		return err
 	}
 	id, err := r.identity(ctx, g.Folder)

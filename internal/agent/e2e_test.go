@@ -20,7 +20,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
@@ -33,7 +33,7 @@ const keyMarker = "NANOCLAWSECRET"
 // with the real Claude Code in the agent image and the fake model upstream.
 type harness struct {
 	t      testing.TB
-	rt     *runtime.Runtime
+	rt     *sandbox.Runtime
 	fake   *fakeapi.Server
 	runner *Runner
 	st     *store.Store
@@ -90,7 +90,7 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 	testenv.Image(t, bin, testenv.AgentImage)
 	// Its own instance label: clean-up here must never touch the containers
 	// of tests running in parallel in other packages.
-	rt := &runtime.Runtime{Kind: runtime.Kind(rtName), Bin: bin, Instance: "agenttest" + newID()[:8]}
+	rt := &sandbox.Runtime{Kind: sandbox.Kind(rtName), Bin: bin, Instance: "agenttest" + newID()[:8]}
 
 	h := &harness{t: t, rt: rt, fake: fakeapi.New(), tools: &recordingTools{}}
 	t.Cleanup(h.fake.Close)

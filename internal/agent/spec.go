@@ -6,16 +6,16 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
 // spec is the container for this run: the hardened flags come from the
 // runtime; the mounts are exactly these, nothing else (finding 3: no project
 // root, no data home, no store, no config dir).
-func (s *Container) spec(p groupPaths, id identity, sessionID string) runtime.Spec {
+func (s *Container) spec(p groupPaths, id identity, sessionID string) sandbox.Spec {
 	o := s.r.opt
 	c := s.group.Config
-	mounts := []runtime.Mount{
+	mounts := []sandbox.Mount{
 		{Source: p.group, Target: ipc.ContainerGroupDir},
 		{Source: p.global, Target: ipc.ContainerGlobalDir, ReadOnly: !s.group.IsMain},
 		{Source: p.claude, Target: ipc.ContainerClaudeDir},
@@ -30,13 +30,13 @@ func (s *Container) spec(p groupPaths, id identity, sessionID string) runtime.Sp
 	if s.group.IsMain {
 		cmd = append(cmd, "--main")
 	}
-	return runtime.Spec{
+	return sandbox.Spec{
 		Name:    s.name,
 		Image:   o.Image,
 		User:    id.user(),
 		Workdir: ipc.ContainerGroupDir,
 		Mounts:  mounts,
-		Tmpfs: []runtime.Tmpfs{
+		Tmpfs: []sandbox.Tmpfs{
 			{Target: "/tmp", SizeMB: 512},
 			{Target: ipc.ContainerHome, SizeMB: 256, Private: true},
 		},
@@ -52,7 +52,7 @@ func (s *Container) spec(p groupPaths, id identity, sessionID string) runtime.Sp
 // rejected mount is skipped with a warning saying why (finding 3: nothing is
 // mounted that the allowlist, which no container sees, does not allow, and
 // never nanoclaw's own data home or config dir).
-func (s *Container) extraMounts() []runtime.Mount {
+func (s *Container) extraMounts() []sandbox.Mount {
 	o := s.r.opt
 	g := s.group
 	if len(g.Config.AdditionalMounts) == 0 {
@@ -69,7 +69,7 @@ func (s *Container) extraMounts() []runtime.Mount {
 		protected = append(protected, o.AllowlistPath, filepath.Dir(o.AllowlistPath))
 	}
 	protected = append(protected, mounts.BinaryDirs(o.AgentBinary)...) // R7: nor the programs every container runs
-	var out []runtime.Mount
+	var out []sandbox.Mount
 	for _, m := range g.Config.AdditionalMounts {
 		v := al.Check(m, g.IsMain, protected...)
 		if !v.Allowed {
@@ -79,7 +79,7 @@ func (s *Container) extraMounts() []runtime.Mount {
 		if v.Reason != "" {
 			s.r.log.Warn("extra mount made read-only", "group", g.Folder, "host_path", m.HostPath, "container_path", m.ContainerPath, "reason", v.Reason)
 		}
-		out = append(out, runtime.Mount{Source: v.HostPath, Target: v.ContainerPath, ReadOnly: v.ReadOnly})
+		out = append(out, sandbox.Mount{Source: v.HostPath, Target: v.ContainerPath, ReadOnly: v.ReadOnly})
 	}
 	return out
 }

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
 // Secret is a credential. It prints masked everywhere (fmt, slog, JSON) so it
@@ -56,7 +56,7 @@ type Config struct {
 	APIKey        Secret   // host side only: the gateway injects it, containers never see it
 	OAuthToken    Secret   // host side only, as APIKey
 	UpstreamURL   *url.URL // where the gateway forwards the agent's API calls
-	Runtime       runtime.Kind
+	Runtime       sandbox.Kind
 	Image         string
 	AgentBinary   string // nanoclaw-agent (static linux build) mounted into containers
 

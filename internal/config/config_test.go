@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
 func TestParseEnvFileKeepsValuesLiterally(t *testing.T) {
@@ -130,7 +130,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"name", c.AssistantName, "Andy"},
 		{"trigger", c.Trigger(), "@Andy"},
 		{"upstream", c.UpstreamURL.String(), "https://api.anthropic.com"},
-		{"runtime", c.Runtime, runtime.Auto},
+		{"runtime", c.Runtime, sandbox.Auto},
 		{"max containers", c.MaxConcurrentContainers, 3},
 		{"timeout", c.ContainerTimeout, 5 * time.Minute},
 		{"idle", c.IdleTimeout, 30 * time.Minute},

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
 // setting describes one knob: its name, default, help text and how its
@@ -75,7 +75,7 @@ var settings = []setting{
 		apply: func(c *Config, v string) (err error) { c.UpstreamURL, err = parseUpstream(v); return err },
 		show:  func(c *Config) string { return c.UpstreamURL.String() }},
 	{Name: "NANOCLAW_RUNTIME", Default: "auto", Help: "container runtime: auto, docker, podman or container",
-		apply: func(c *Config, v string) (err error) { c.Runtime, err = runtime.ParseKind(v); return err },
+		apply: func(c *Config, v string) (err error) { c.Runtime, err = sandbox.ParseKind(v); return err },
 		show:  func(c *Config) string { return string(c.Runtime) }},
 	{Name: "NANOCLAW_IMAGE", Default: "localhost/nanoclaw-agent:latest", Help: "agent container image",
 		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) },
@@ -158,7 +158,7 @@ func parseUpstream(v string) (*url.URL, error) {
 // validImage holds the image to runtime's narrow rule: the value becomes a
 // command-line argument and must never start with '-'.
 func validImage(v string) error {
-	if runtime.ValidateImage(v) != nil {
+	if sandbox.ValidateImage(v) != nil {
 		return fmt.Errorf("%q is not an image reference like localhost/nanoclaw-agent:latest", v)
 	}
 	return nil

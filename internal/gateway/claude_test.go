@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun"
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
@@ -40,7 +40,7 @@ func forwarder(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := agentrun.NewForwarder(ln, path, 16, slog.New(slog.DiscardHandler))
+	f := incontainer.NewForwarder(ln, path, 16, slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { f.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -88,7 +88,7 @@ const (
 	DefaultTunnelIdle  = 5 * time.Minute
 	DefaultPollTimeout = 25 * time.Second
 	// DefaultMaxConns is what one agent needs with room to spare: the
-	// in-container forwarder pipes at most agentrun.MaxForwardedConns (64)
+	// in-container forwarder pipes at most incontainer.MaxForwardedConns (64)
 	// connections (Claude Code's API streams and the egress tunnels, which
 	// have their own cap), and nanoclaw-agent's own client holds the long
 	// poll, an output and a few tool calls of the MCP server.

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/hostclient"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 

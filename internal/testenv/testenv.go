@@ -14,7 +14,7 @@ import (
 const BaseImage = "localhost/debian:bookworm-slim"
 
 // AgentImage is the agent image scripts/test-env builds from BaseImage with
-// container/Dockerfile, in every runtime under this one name.
+// agentimage/Dockerfile, in every runtime under this one name.
 const AgentImage = "localhost/nanoclaw-agent:test"
 
 // CacheDir is where scripts/test-env keeps what it downloads or builds.

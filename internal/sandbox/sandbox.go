@@ -1,4 +1,4 @@
-// Package runtime drives the container CLIs — docker, podman and Apple's
+// Package sandbox drives the container CLIs — docker, podman and Apple's
 // container — behind one type. It turns a Spec into the hardened `run`
 // command line of each CLI, and starts, stops, lists and removes containers
 // and builds images.
@@ -6,7 +6,7 @@
 // Every program is started with an argument vector, never through a shell,
 // and every value that becomes an argument is validated first (findings 6
 // and 7): container names, image references, paths, environment variables.
-package runtime
+package sandbox
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -158,7 +158,7 @@ func Detect(ctx context.Context, want Kind) (*Runtime, error) {
 	}
 	kinds := []Kind{want}
 	if want == "" || want == Auto {
-		kinds = autoOrder(goruntime.GOOS)
+		kinds = autoOrder(runtime.GOOS)
 	}
 	var problems []string
 	for _, k := range kinds {

@@ -1,4 +1,4 @@
-package runtime
+package sandbox
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
-// agentImage is the image scripts/test-env builds from container/Dockerfile.
+// agentImage is the image scripts/test-env builds from agentimage/Dockerfile.
 const agentImage = testenv.AgentImage
 
 var linuxKinds = []Kind{Podman, Docker}

@@ -1,4 +1,4 @@
-package runtime
+package sandbox
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"math"
 	"path"
 	"regexp"
-	goruntime "runtime"
+	"runtime"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -215,7 +215,7 @@ func (s *Spec) Validate() error {
 
 // hostCPUs is the CPU count limits are capped at: docker refuses a --cpus
 // above it, and more than the host has limits nothing anyway.
-var hostCPUs = goruntime.NumCPU
+var hostCPUs = runtime.NumCPU
 
 // RunArgs returns the arguments (after the program name) that run s with
 // this runtime's CLI, hardened: no network, non-root, no capabilities,
@@ -318,7 +318,7 @@ func appleArgs(s Spec, cpus float64) []string {
 		"--cap-drop", "ALL",
 		// No --security-opt no-new-privileges in Apple's CLI. Covered by: all
 		// capabilities dropped (bounding set included), the image has no
-		// setuid/setgid programs (container/Dockerfile strips them), and even
+		// setuid/setgid programs (agentimage/Dockerfile strips them), and even
 		// root inside is root only in the VM.
 		"--read-only",
 	}

@@ -1,4 +1,4 @@
-// Command fakecli stands in for a container CLI in tests of package runtime.
+// Command fakecli stands in for a container CLI in tests of package sandbox.
 //
 // It appends its arguments, as one JSON array per line, to $NANOCLAW_FAKE_LOG
 // (if set). Then it behaves according to $NANOCLAW_FAKE_<NAME>, NAME being the

@@ -16,8 +16,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/fakegateway"
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/fakegateway"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/hostclient"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 

@@ -1,4 +1,4 @@
-package container
+package agentimage
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ func TestEmbeddedIsTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(Dockerfile(), onDisk) {
-		t.Error("embedded Dockerfile differs from container/Dockerfile")
+		t.Error("embedded Dockerfile differs from agentimage/Dockerfile")
 	}
 	if len(DockerfileDigest()) != 64 {
 		t.Errorf("digest %q", DockerfileDigest())

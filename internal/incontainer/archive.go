@@ -1,4 +1,4 @@
-package agentrun
+package incontainer
 
 // The transcript archive: before Claude Code compacts a session (its
 // summary replaces the conversation it had), its PreCompact hook runs

@@ -1,6 +1,6 @@
-// Package host wires the daemon together: it prepares the data home, opens
+// Package daemon wires the daemon together: it prepares the data home, opens
 // the store and runs the parts until the context ends.
-package host
+package daemon
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/router"
-	"github.com/nanoclaw/nanoclaw/internal/runtime"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/templates"
@@ -249,8 +249,8 @@ func ensureMainGroup(ctx context.Context, cfg *config.Config, st *store.Store) e
 // prepareRuntime finds the container runtime and removes the containers a
 // killed earlier run of this host left behind. Without a runtime the daemon
 // still runs (messages are stored); agent runs then fail with this reason.
-func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *runtime.Runtime {
-	rt, err := runtime.Detect(ctx, cfg.Runtime)
+func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *sandbox.Runtime {
+	rt, err := sandbox.Detect(ctx, cfg.Runtime)
 	if err != nil {
 		log.Error("no container runtime: the assistant cannot answer until one works", "err", err)
 		return nil
@@ -290,7 +290,7 @@ func Instance(cfg *config.Config) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-func runtimeName(rt *runtime.Runtime) string {
+func runtimeName(rt *sandbox.Runtime) string {
 	if rt == nil {
 		return "none"
 	}

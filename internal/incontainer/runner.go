@@ -1,9 +1,9 @@
-// Package agentrun drives Claude Code inside a group's container: it
+// Package incontainer drives Claude Code inside a group's container: it
 // forwards Claude Code's loopback traffic to the gateway socket, keeps one
 // Claude Code process warm across prompts, feeds it the prompts the host
 // hands out, and posts each turn's result back to the host as soon as it
 // exists. It holds no credential (finding 1).
-package agentrun
+package incontainer
 
 import (
 	"cmp"
@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/hostclient"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/hostclient"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )

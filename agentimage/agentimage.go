@@ -1,6 +1,6 @@
-// Package container holds the agent image's Dockerfile, embedded so that an
+// Package agentimage holds the agent image's Dockerfile, embedded so that an
 // installed nanoclaw binary can build the image without the source tree.
-package container
+package agentimage
 
 import (
 	"crypto/sha256"
@@ -22,7 +22,7 @@ const (
 	LabelBase = "org.nanoclaw.base"
 )
 
-// Dockerfile returns container/Dockerfile.
+// Dockerfile returns agentimage/Dockerfile.
 func Dockerfile() []byte { return []byte(dockerfile) }
 
 // DockerfileDigest is the hex SHA-256 of the Dockerfile.

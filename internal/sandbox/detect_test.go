@@ -1,9 +1,9 @@
-package runtime
+package sandbox
 
 import (
 	"context"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -86,7 +86,7 @@ func TestDetectAutoOrder(t *testing.T) {
 	if got := autoOrder("darwin"); got[0] != Apple {
 		t.Errorf("darwin order %v: container first", got)
 	}
-	if goruntime.GOOS != "linux" {
+	if runtime.GOOS != "linux" {
 		return
 	}
 	t.Setenv("NANOCLAW_FAKE_CONTAINER", "ok")

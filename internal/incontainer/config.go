@@ -1,4 +1,4 @@
-package agentrun
+package incontainer
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/mcpserver"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/mcpserver"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 

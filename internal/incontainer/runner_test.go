@@ -1,4 +1,4 @@
-package agentrun
+package incontainer
 
 // Tests of Run against a fake gateway and a fake Claude Code: this test
 // binary itself, started as "claude -p …" (see TestMain and fakeClaude).
@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/internal/agentrun/fakegateway"
+	"github.com/nanoclaw/nanoclaw/internal/incontainer/fakegateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
