@@ -67,13 +67,6 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// Group is what the runner needs to know of a group.
-type Group struct {
-	Folder string
-	IsMain bool
-	Config store.ContainerConfig
-}
-
 // Runner owns the running agent containers, at most one per group.
 type Runner struct {
 	opt Options
@@ -115,7 +108,7 @@ func (r *Runner) Container(folder string) *Container {
 }
 
 // Start starts the group's container and returns it.
-func (r *Runner) Start(ctx context.Context, g Group, opt StartOptions) (*Container, error) {
+func (r *Runner) Start(ctx context.Context, g store.Group, opt StartOptions) (*Container, error) {
 	if err := store.ValidateFolder(g.Folder); err != nil {
 		return nil, fmt.Errorf("start agent: %w", err) // finding 5
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // ErrTimeout reports a turn that took longer than the group's timeout; its
@@ -43,7 +44,7 @@ const maxResultBytes = 1 << 20
 // answers prompts until it is closed, idles out or times out.
 type Container struct {
 	r     *Runner
-	group Group
+	group store.Group
 	name  string // container name
 	save  bool   // keep Claude Code's session id as the group's
 	// resumed: started with a stored session id; answered: an answer was
@@ -81,7 +82,7 @@ type StartOptions struct {
 	Isolated bool
 }
 
-func newContainer(r *Runner, g Group) *Container {
+func newContainer(r *Runner, g store.Group) *Container {
 	return &Container{
 		r:       r,
 		group:   g,
@@ -135,7 +136,7 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	// R13: each run has its own socket directory, and only that directory
 	// is mounted: a container of an earlier run (one a killed daemon left
 	// behind) holds the old directory, and can never reach this socket.
-	ep, err := r.gw.Open(gateway.Group{Folder: g.Folder, IsMain: g.IsMain, Egress: policy}, p.run, id.uid, id.gid)
+	ep, err := r.gw.Open(gateway.Caller{Folder: g.Folder, IsMain: g.IsMain}, policy, p.run, id.uid, id.gid)
 	if err != nil {
 		s.removeRunDir()
 		return fmt.Errorf("open gateway: %w", err)

@@ -24,7 +24,7 @@ func unitContainer(t *testing.T) (*Container, *store.Store) {
 		t.Fatal(err)
 	}
 	r := NewRunner(Options{Store: st, SessionsDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	s := newContainer(r, Group{Folder: "g"})
+	s := newContainer(r, store.Group{Folder: "g"})
 	s.save = true
 	return s, st
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // The host-side ids that containers run as when the daemon runs as root
@@ -152,7 +153,7 @@ type groupPaths struct {
 // a tree only through os.Root from a parent only the host can write, so a
 // symlink the agent planted is never followed out of it; ownership and mode
 // changes never follow a link.
-func (r *Runner) prepareDirs(g Group, id identity) (groupPaths, error) {
+func (r *Runner) prepareDirs(g store.Group, id identity) (groupPaths, error) {
 	o := r.opt
 	p := groupPaths{
 		group:  filepath.Join(o.GroupsDir, g.Folder),

@@ -135,16 +135,16 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 }
 
 // group registers a group in the store so sessions can be saved.
-func (h *harness) group(folder string, isMain bool, cfg store.ContainerConfig) Group {
+func (h *harness) group(folder string, isMain bool, cfg store.ContainerConfig) store.Group {
 	h.t.Helper()
 	g := store.Group{Folder: folder, Name: folder, Trigger: "@Andy", RequiresTrigger: !isMain, IsMain: isMain, AddedAt: time.Now(), Config: cfg}
 	if err := h.st.PutGroup(context.Background(), g); err != nil {
 		h.t.Fatal(err)
 	}
-	return Group{Folder: folder, IsMain: isMain, Config: cfg}
+	return store.Group{Folder: folder, IsMain: isMain, Config: cfg}
 }
 
-func (h *harness) start(g Group, opt StartOptions) *Container {
+func (h *harness) start(g store.Group, opt StartOptions) *Container {
 	h.t.Helper()
 	s, err := h.runner.Start(context.Background(), g, opt)
 	if err != nil {

@@ -177,7 +177,7 @@ func Tools(cfg *config.Config, st *store.Store, chats tools.Chats, tasksChanged 
 // agents adapts the agent runner to what the router needs.
 type agents struct{ *agent.Runner }
 
-func (a agents) Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (router.Container, error) {
+func (a agents) Start(ctx context.Context, g store.Group, opt agent.StartOptions) (router.Container, error) {
 	s, err := a.Runner.Start(ctx, g, opt)
 	if err != nil {
 		return nil, err // not a typed nil in an interface

@@ -139,7 +139,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	if err := checkMessagesBody(body, e.group.Egress.Mode); err != nil {
+	if err := checkMessagesBody(body, e.policy.Mode); err != nil {
 		gw.log.Warn("api refused", "group", e.group.Folder, "method", r.Method, "target", apiTarget(r), "reason", err.Error())
 		apiError(w, http.StatusForbidden, "permission_error", "gateway: "+err.Error())
 		return

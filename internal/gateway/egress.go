@@ -43,7 +43,7 @@ type flow struct {
 // decide resolves host on the host (unless it is an IP literal or the
 // policy refuses it unresolved) and applies the group's policy (finding 2).
 func (e *Endpoint) decide(ctx context.Context, f *flow) {
-	pol := e.group.Egress
+	pol := e.policy
 	h, lit, err := egress.CanonicalHost(f.host)
 	if err == nil {
 		f.host = h

@@ -22,12 +22,6 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
-// Group is the identity and policy an Endpoint serves with.
-type Group struct {
-	Folder string
-	IsMain bool
-	Egress egress.Policy
-}
 
 // closeWait bounds how long Close waits for requests to end after cutting
 // their connections.
@@ -36,7 +30,8 @@ const closeWait = 5 * time.Second
 // Endpoint is one group's socket, served until Close.
 type Endpoint struct {
 	gw    *Gateway
-	group Group
+	group  Caller        // whose socket this is
+	policy egress.Policy // where its egress may go
 	path  string
 	ln    net.Listener
 	srv   *http.Server
@@ -68,11 +63,11 @@ type Endpoint struct {
 // user, and only it, can connect. A stale socket left by an earlier run is
 // removed; any other file in its place is an error. A group has at most one
 // open Endpoint.
-func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
+func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int) (*Endpoint, error) {
 	if g.Folder == "" || strings.ContainsAny(g.Folder, "/\\\x00") || g.Folder == "." || g.Folder == ".." {
 		return nil, fmt.Errorf("gateway: invalid group folder %q", g.Folder)
 	}
-	e := &Endpoint{gw: gw, group: g, path: filepath.Join(dir, ipc.SocketName),
+	e := &Endpoint{gw: gw, group: g, policy: policy, path: filepath.Join(dir, ipc.SocketName),
 		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{})}
 	e.bodies.free = maxBufferedBodies
 	e.apiBodies.free = maxBufferedAPIBodies
@@ -107,7 +102,7 @@ func (gw *Gateway) Open(g Group, dir string, uid, gid int) (*Endpoint, error) {
 		defer close(e.served)
 		e.srv.Serve(e.ln) //nolint:errcheck // returns ErrServerClosed on Close
 	}()
-	gw.log.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(g.Egress.Mode), "rules", len(g.Egress.Allow))
+	gw.log.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(policy.Mode), "rules", len(policy.Allow))
 	return e, nil
 }
 
@@ -171,7 +166,7 @@ func listen(dir, sock string, uid, gid int) (net.Listener, error) {
 func (e *Endpoint) Path() string { return e.path }
 
 // Group is who this Endpoint serves.
-func (e *Endpoint) Group() Group { return e.group }
+func (e *Endpoint) Group() Caller { return e.group }
 
 // Close stops serving: the listener is closed, every request and egress
 // tunnel in flight is ended, and the socket file is removed. It waits

@@ -22,11 +22,11 @@ func TestOpenSocketFile(t *testing.T) {
 	checkMode(t, ep.Path(), os.ModeSocket|0o600, os.Geteuid())
 	checkMode(t, filepath.Dir(ep.Path()), os.ModeDir|0o700, os.Geteuid())
 
-	if _, err := e.gw.Open(Group{Folder: "g"}, filepath.Join(e.dir, "other"), -1, -1); err == nil || !strings.Contains(err.Error(), "already has an open socket") {
+	if _, err := e.gw.Open(Caller{Folder: "g"}, egress.Policy{}, filepath.Join(e.dir, "other"), -1, -1); err == nil || !strings.Contains(err.Error(), "already has an open socket") {
 		t.Fatalf("second Open of group g: %v", err)
 	}
 	for _, bad := range []string{"", "..", "a/b", "."} {
-		if _, err := e.gw.Open(Group{Folder: bad}, t.TempDir(), -1, -1); err == nil {
+		if _, err := e.gw.Open(Caller{Folder: bad}, egress.Policy{}, t.TempDir(), -1, -1); err == nil {
 			t.Errorf("Open accepted folder %q", bad)
 		}
 	}
@@ -54,7 +54,7 @@ func TestOpenReplacesStaleSocketOnly(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close() // a crashed daemon's socket: the file stays, nobody listens
-	ep, err := e.gw.Open(Group{Folder: "stale"}, dir, -1, -1)
+	ep, err := e.gw.Open(Caller{Folder: "stale"}, egress.Policy{}, dir, -1, -1)
 	if err != nil {
 		t.Fatalf("Open over a stale socket: %v", err)
 	}
@@ -67,7 +67,7 @@ func TestOpenReplacesStaleSocketOnly(t *testing.T) {
 	dir = filepath.Join(e.dir, "file")
 	os.MkdirAll(dir, 0o700)
 	os.WriteFile(filepath.Join(dir, ipc.SocketName), []byte("keep me"), 0o600)
-	if _, err := e.gw.Open(Group{Folder: "file"}, dir, -1, -1); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+	if _, err := e.gw.Open(Caller{Folder: "file"}, egress.Policy{}, dir, -1, -1); err == nil || !strings.Contains(err.Error(), "is not a socket") {
 		t.Fatalf("Open over a regular file: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, ipc.SocketName)); string(b) != "keep me" {
@@ -77,7 +77,7 @@ func TestOpenReplacesStaleSocketOnly(t *testing.T) {
 	target := t.TempDir()
 	link := filepath.Join(e.dir, "link")
 	os.Symlink(target, link)
-	if _, err := e.gw.Open(Group{Folder: "link"}, link, -1, -1); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if _, err := e.gw.Open(Caller{Folder: "link"}, egress.Policy{}, link, -1, -1); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("Open in a symlinked dir: %v", err)
 	}
 }
@@ -99,7 +99,7 @@ func TestSocketOwnerAsRoot(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(base) })
 	os.Chmod(base, 0o755)
 	e := newEnv(t, Options{})
-	ep, err := e.gw.Open(Group{Folder: "g"}, filepath.Join(base, "g"), ipc.ContainerUID, ipc.ContainerGID)
+	ep, err := e.gw.Open(Caller{Folder: "g"}, egress.Policy{}, filepath.Join(base, "g"), ipc.ContainerUID, ipc.ContainerGID)
 	if err != nil {
 		t.Fatal(err)
 	}

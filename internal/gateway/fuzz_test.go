@@ -60,7 +60,7 @@ func newFuzzEndpoint(f *testing.F) *fuzzEndpoint {
 	gw := New(Options{Upstream: u, APIKey: realKey, Handler: fe.handler, Tools: fe.handler, Logger: discardLogger(),
 		Resolver: &testResolver{}, Dial: (&testDialer{}).Dial, PollTimeout: time.Millisecond})
 	f.Cleanup(func() { gw.Close() })
-	ep, err := gw.Open(Group{Folder: "fuzz", Egress: egress.Policy{Mode: egress.None}}, filepath.Join(f.TempDir(), "ipc"), -1, -1)
+	ep, err := gw.Open(Caller{Folder: "fuzz"}, egress.Policy{Mode: egress.None}, filepath.Join(f.TempDir(), "ipc"), -1, -1)
 	if err != nil {
 		f.Fatal(err)
 	}

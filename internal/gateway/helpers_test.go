@@ -175,7 +175,7 @@ func newEnv(t *testing.T, opt Options) *env {
 // open opens an endpoint for folder with policy p.
 func (e *env) open(t *testing.T, folder string, isMain bool, p egress.Policy) *Endpoint {
 	t.Helper()
-	ep, err := e.gw.Open(Group{Folder: folder, IsMain: isMain, Egress: p}, filepath.Join(e.dir, "ipc", folder), -1, -1)
+	ep, err := e.gw.Open(Caller{Folder: folder, IsMain: isMain}, p, filepath.Join(e.dir, "ipc", folder), -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

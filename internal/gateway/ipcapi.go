@@ -121,7 +121,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	start := time.Now()
-	caller := Caller{Folder: e.group.Folder, IsMain: e.group.IsMain}
+	caller := e.group
 	var res any
 	// Arguments whose ipc type validates itself (send_message's) are
 	// checked here, before the host sees them.

@@ -188,7 +188,7 @@ func TestIPCNextLongPoll(t *testing.T) {
 func TestIPCNoHandler(t *testing.T) {
 	gw := New(Options{Logger: discardLogger()})
 	defer gw.Close()
-	ep, err := gw.Open(Group{Folder: "g"}, t.TempDir(), -1, -1)
+	ep, err := gw.Open(Caller{Folder: "g"}, egress.Policy{}, t.TempDir(), -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // fakeAgents starts fakeSessions and tells when.
@@ -25,7 +26,7 @@ func newFakeAgents() *fakeAgents {
 	return &fakeAgents{started: make(chan time.Time, 1000), prompt: make(chan time.Time, 1000), closed: make(chan struct{}, 1000)}
 }
 
-func (f *fakeAgents) Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Container, error) {
+func (f *fakeAgents) Start(ctx context.Context, g store.Group, opt agent.StartOptions) (Container, error) {
 	f.starts.Add(1)
 	f.started <- time.Now()
 	return &fakeSession{agents: f, done: make(chan struct{})}, nil

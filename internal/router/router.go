@@ -18,7 +18,7 @@ import (
 
 // Agents starts a group's agent (internal/agent's Runner in production).
 type Agents interface {
-	Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Container, error)
+	Start(ctx context.Context, g store.Group, opt agent.StartOptions) (Container, error)
 }
 
 // Container is a group's running agent (internal/agent's *Container): it
@@ -243,7 +243,7 @@ func (r *Router) start(ctx context.Context, g store.Group) (Container, error) {
 		r.log.Warn("stored session unreadable; starting a fresh one", "group", g.Folder, "err", err)
 		session = ""
 	}
-	return r.opt.Agents.Start(ctx, agent.Group{Folder: g.Folder, IsMain: g.IsMain, Config: g.Config},
+	return r.opt.Agents.Start(ctx, g,
 		agent.StartOptions{SessionID: session})
 }
 

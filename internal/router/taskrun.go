@@ -101,7 +101,7 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 			sess = nil
 		}
 		var iso Container
-		iso, err = r.opt.Agents.Start(ctx, agent.Group{Folder: g.Folder, IsMain: g.IsMain, Config: g.Config},
+		iso, err = r.opt.Agents.Start(ctx, g,
 			agent.StartOptions{Isolated: true})
 		if err == nil {
 			out, err = iso.Prompt(ctx, prompt)

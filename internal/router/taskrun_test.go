@@ -30,7 +30,7 @@ type slowAgents struct {
 	prompts   []string
 }
 
-func (a *slowAgents) Start(ctx context.Context, g agent.Group, opt agent.StartOptions) (Container, error) {
+func (a *slowAgents) Start(ctx context.Context, g store.Group, opt agent.StartOptions) (Container, error) {
 	return &slowSession{a: a, done: make(chan struct{})}, nil
 }
 
