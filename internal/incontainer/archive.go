@@ -8,6 +8,7 @@ package incontainer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +17,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
@@ -54,24 +54,8 @@ const (
 
 // HookSettings is the JSON passed to Claude Code's --settings: it adds the
 // PreCompact hook for this run only, without writing anything into the
-// image or the group's state.
-func HookSettings() string {
-	type hook struct {
-		Type    string `json:"type"`
-		Command string `json:"command"`
-		Timeout int    `json:"timeout"`
-	}
-	type matcher struct {
-		Hooks []hook `json:"hooks"`
-	}
-	b, err := json.Marshal(map[string]any{"hooks": map[string][]matcher{
-		"PreCompact": {{Hooks: []hook{{Type: "command", Command: HookCommand, Timeout: 60}}}},
-	}})
-	if err != nil {
-		panic(err) // constant data
-	}
-	return string(b)
-}
+// image or the group's state. HookCommand needs no JSON escaping.
+const HookSettings = `{"hooks":{"PreCompact":[{"hooks":[{"type":"command","command":"` + HookCommand + `","timeout":60}]}]}}`
 
 // HookPayload is what Claude Code writes to a PreCompact hook's stdin (the
 // fields nanoclaw uses; Claude Code 2.1.332 also sends permission_mode and
@@ -221,10 +205,7 @@ func cleanText(s string) string {
 // toolLine summarises a tool call in one line: its name and a short,
 // single-line form of its input.
 func toolLine(b transcriptBlock) string {
-	name := oneLine(b.Name, 80)
-	if name == "" {
-		name = "tool"
-	}
+	name := cmp.Or(oneLine(b.Name, 80), "tool")
 	in := oneLine(string(b.Input), 160)
 	if in == "" || in == "{}" || in == "null" {
 		return name
@@ -303,30 +284,12 @@ func FirstUserText(entries []TranscriptEntry) string {
 // Slug makes a file name part of s: lowercase a-z, 0-9 and '-', at most 40
 // characters, "conversation" when nothing is left.
 func Slug(s string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(s) {
-		if b.Len() >= 40 {
-			break
-		}
-		if r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
-			if dash && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			dash = false
-			b.WriteRune(r)
-			continue
-		}
-		dash = true
-	}
-	out := strings.Trim(b.String(), "-")
+	words := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !('a' <= r && r <= 'z' || '0' <= r && r <= '9') })
+	out := strings.Join(words, "-")
 	if len(out) > 40 {
 		out = strings.TrimRight(out[:40], "-")
 	}
-	if out == "" {
-		return "conversation"
-	}
-	return out
+	return cmp.Or(out, "conversation")
 }
 
 // WriteArchive writes text to dir/<date>-<slug>.md, never over an existing

@@ -43,16 +43,16 @@ func TestHookSettings(t *testing.T) {
 			Hooks   []struct{ Type, Command string }
 		}
 	}
-	if err := json.Unmarshal([]byte(HookSettings()), &s); err != nil {
+	if err := json.Unmarshal([]byte(HookSettings), &s); err != nil {
 		t.Fatal(err)
 	}
 	pc := s.Hooks["PreCompact"]
 	if len(s.Hooks) != 1 || len(pc) != 1 || pc[0].Matcher != "" || len(pc[0].Hooks) != 1 ||
 		pc[0].Hooks[0].Type != "command" || pc[0].Hooks[0].Command != "nanoclaw-agent hook precompact" {
-		t.Errorf("settings %s: want exactly one PreCompact command hook for every trigger", HookSettings())
+		t.Errorf("settings %s: want exactly one PreCompact command hook for every trigger", HookSettings)
 	}
 	args := ClaudeArgs("", "/tmp/mcp.json", "")
-	if args[len(args)-1] != "--settings="+HookSettings() {
+	if args[len(args)-1] != "--settings="+HookSettings {
 		t.Errorf("ClaudeArgs does not pass the hook settings: %q", args)
 	}
 }

@@ -61,7 +61,7 @@ func ClaudeArgs(sessionID, mcpConfig, memoryFile string) []string {
 		// The PreCompact hook archives the transcript before a compaction
 		// (archive.go); passed per run, so nothing is written into the
 		// image or the group's state for it.
-		"--settings=" + HookSettings(),
+		"--settings=" + HookSettings,
 	}
 	if sessionID != "" {
 		args = append(args, "--resume="+sessionID)
@@ -141,19 +141,15 @@ func GlobalMemory(dir string, main bool) (string, error) {
 	if text == "" {
 		return "", nil
 	}
-	var sb strings.Builder
-	sb.WriteString("# Global memory\n\nThe following is " + path + ", memory shared by every group of this assistant. ")
+	rights := "It is read-only here; your own memory is CLAUDE.md in your working directory."
 	if main {
-		sb.WriteString("You may edit that file to change what every group knows; edits apply from each group's next session.")
-	} else {
-		sb.WriteString("It is read-only here; your own memory is CLAUDE.md in your working directory.")
+		rights = "You may edit that file to change what every group knows; edits apply from each group's next session."
 	}
-	sb.WriteString("\n\n")
-	sb.WriteString(text)
+	memory := "# Global memory\n\nThe following is " + path + ", memory shared by every group of this assistant. " + rights + "\n\n" + text
 	if cut {
-		fmt.Fprintf(&sb, "\n\n[global memory cut at %d bytes]", MaxMemoryBytes)
+		memory += fmt.Sprintf("\n\n[global memory cut at %d bytes]", MaxMemoryBytes)
 	}
-	return sb.String(), nil
+	return memory, nil
 }
 
 // stderrTailBytes is how much of Claude Code's last stderr output an error

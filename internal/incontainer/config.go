@@ -109,23 +109,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// mcpConfigFile is Claude Code's --mcp-config: the nanoclaw server is this
-// program's `mcp` command, told the socket through its environment.
-type mcpConfigFile struct {
-	MCPServers map[string]mcpServerEntry `json:"mcpServers"`
-}
-
-type mcpServerEntry struct {
-	Type    string            `json:"type"`
-	Command string            `json:"command"`
-	Args    []string          `json:"args"`
-	Env     map[string]string `json:"env"`
-}
-
+// writeMCPConfig writes Claude Code's --mcp-config: the nanoclaw server is
+// this program's `mcp` command, told the socket through its environment.
 func writeMCPConfig(path, self, socket string) error {
-	b, err := json.MarshalIndent(mcpConfigFile{MCPServers: map[string]mcpServerEntry{
-		mcpserver.ServerName: {Type: "stdio", Command: self, Args: []string{"mcp"}, Env: map[string]string{EnvSocket: socket}},
-	}}, "", "  ")
+	b, err := json.MarshalIndent(map[string]any{"mcpServers": map[string]any{mcpserver.ServerName: map[string]any{
+		"type": "stdio", "command": self, "args": []string{"mcp"}, "env": map[string]string{EnvSocket: socket}}}}, "", "  ")
 	if err != nil {
 		return err
 	}

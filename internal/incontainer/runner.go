@@ -108,7 +108,7 @@ type runner struct {
 	log       *slog.Logger
 	client    *hostclient.Client
 	p         *claudeProc
-	sessionID string
+	sessionID string // valid: Config.Validate and note check it
 	started   time.Time
 	turns     int    // prompts handed to Claude Code
 	answered  int    // turns that ended without error
@@ -281,7 +281,7 @@ func (r *runner) output(id string, start time.Time, ev Event) ipc.Output {
 	out := ipc.Output{
 		InputID:    id,
 		Result:     sanitize.Clip(ev.Result, MaxResultBytes, "\n[cut]"),
-		SessionID:  r.validSession(),
+		SessionID:  r.sessionID,
 		IsError:    ev.IsError || strings.HasPrefix(ev.Subtype, "error"),
 		DurationMS: time.Since(start).Milliseconds(),
 		Usage:      ipc.Usage{InputTokens: max(ev.Usage.InputTokens, 0), OutputTokens: max(ev.Usage.OutputTokens, 0)},
@@ -293,15 +293,8 @@ func (r *runner) output(id string, start time.Time, ev Event) ipc.Output {
 }
 
 func (r *runner) errorOutput(id string, start time.Time, msg string) ipc.Output {
-	return ipc.Output{InputID: id, SessionID: r.validSession(), IsError: true,
+	return ipc.Output{InputID: id, SessionID: r.sessionID, IsError: true,
 		Error: sanitize.Clip(msg, 64<<10, "\n[cut]"), DurationMS: time.Since(start).Milliseconds()}
-}
-
-func (r *runner) validSession() string {
-	if ipc.ValidSessionID(r.sessionID) {
-		return r.sessionID
-	}
-	return ""
 }
 
 // post sends an Output with its own deadline: it must go out even when the

@@ -633,3 +633,14 @@ func TestGlobalMemoryRefusesFIFOsAndLinks(t *testing.T) {
 		t.Errorf("a link was followed: %q, %v", m, err)
 	}
 }
+
+// mcpConfigFile is the shape of Claude Code's --mcp-config, as the run
+// writes it.
+type mcpConfigFile struct {
+	MCPServers map[string]struct {
+		Type    string            `json:"type"`
+		Command string            `json:"command"`
+		Args    []string          `json:"args"`
+		Env     map[string]string `json:"env"`
+	} `json:"mcpServers"`
+}

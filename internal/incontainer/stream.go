@@ -100,11 +100,10 @@ func lenient(b json.RawMessage, v any) bool {
 // ErrorText is what went wrong in a failed turn, for the host: the result
 // text, the errors list, or the subtype, whichever says something.
 func (ev Event) ErrorText() string {
-	var parts []string
+	parts := ev.Errors
 	if ev.Result != "" {
-		parts = append(parts, ev.Result)
+		parts = append([]string{ev.Result}, parts...)
 	}
-	parts = append(parts, ev.Errors...)
 	if len(parts) == 0 {
 		return "claude code ended the turn with " + ev.Subtype
 	}

@@ -168,19 +168,16 @@ func (c *Client) CallTool(ctx context.Context, name string, args json.RawMessage
 		return ipc.ToolResponse{}, fmt.Errorf("tool %s: %w", name, err)
 	}
 	var resp ipc.ToolResponse
-	if derr := ipc.DecodeStrict(body, &resp); derr != nil {
-		if status/100 != 2 {
-			return ipc.ToolResponse{}, fmt.Errorf("tool %s: status %d: %s", name, status, clip(body))
-		}
+	derr := ipc.DecodeStrict(body, &resp)
+	switch {
+	case derr == nil && (resp.Error != "" || len(resp.Result) > 0):
+		return resp, nil
+	case status/100 != 2:
+		return ipc.ToolResponse{}, fmt.Errorf("tool %s: status %d: %s", name, status, clip(body))
+	case derr != nil:
 		return ipc.ToolResponse{}, fmt.Errorf("tool %s: answer is not a tool response: %w", name, derr)
 	}
-	if resp.Error == "" && len(resp.Result) == 0 {
-		if status/100 != 2 {
-			return ipc.ToolResponse{}, fmt.Errorf("tool %s: status %d: %s", name, status, clip(body))
-		}
-		return ipc.ToolResponse{}, fmt.Errorf("tool %s: the host answered neither a result nor an error", name)
-	}
-	return resp, nil
+	return ipc.ToolResponse{}, fmt.Errorf("tool %s: the host answered neither a result nor an error", name)
 }
 
 // do sends one request, retrying transient failures with backoff. It
