@@ -1,9 +1,11 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
@@ -102,12 +104,7 @@ func (c *Channel) Chats(ctx context.Context) ([]channel.ChatInfo, error) {
 		if canon.Server != types.DefaultUserServer {
 			continue // a LID without a known phone number: no chat to name
 		}
-		name := info.FullName
-		for _, n := range []string{info.FirstName, info.PushName, info.BusinessName} {
-			if name == "" {
-				name = n
-			}
-		}
+		name := cmp.Or(info.FullName, info.FirstName, info.PushName, info.BusinessName)
 		if prev, ok := byJID[canon.String()]; ok && prev.Name != "" {
 			continue
 		}
@@ -116,14 +113,8 @@ func (c *Channel) Chats(ctx context.Context) ([]channel.ChatInfo, error) {
 	if !id.pn.IsEmpty() {
 		byJID[id.pn.String()] = channel.ChatInfo{JID: id.pn.String(), Name: validText(id.pushName)}
 	}
-	out := groups
-	keys := make([]string, 0, len(byJID))
-	for k := range byJID {
-		keys = append(keys, k)
+	for _, k := range slices.Sorted(maps.Keys(byJID)) {
+		groups = append(groups, byJID[k])
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out = append(out, byJID[k])
-	}
-	return out, nil
+	return groups, nil
 }

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -59,10 +60,7 @@ type waLogger struct {
 }
 
 func newWALogger(log *slog.Logger, module string) waLog.Logger {
-	if log == nil {
-		log = slog.Default()
-	}
-	return waLogger{log: log, module: "whatsmeow/" + module}
+	return waLogger{log: cmp.Or(log, slog.Default()), module: "whatsmeow/" + module}
 }
 
 func (l waLogger) logf(level slog.Level, format string, args []any) {

@@ -23,6 +23,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -121,27 +122,17 @@ var (
 // whatsmeow's tables) without connecting. db is NanoClaw's database, opened
 // by store.Open; the caller keeps ownership of it and closes it after Close.
 func New(ctx context.Context, db *sql.DB, opts Options) (*Channel, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("channel", Name)
+	log := cmp.Or(opts.Logger, slog.Default()).With("channel", Name)
 	container, device, err := openDevice(ctx, db, log)
 	if err != nil {
 		return nil, err
 	}
-	interval := opts.GroupSyncInterval
-	if interval <= 0 {
-		interval = DefaultGroupSyncInterval
-	}
 	cli := newClient(device, log, opts.HTTPClient)
 	life, stop := context.WithCancel(context.Background())
-	limit := opts.SendLimit
-	if limit == nil {
-		limit = channel.NewSendLimit(0, 0)
-	}
 	c := &Channel{
-		log: log, container: container, device: device, cli: cli, syncInterval: interval, limit: limit,
+		log: log, container: container, device: device, cli: cli,
+		syncInterval: cmp.Or(max(opts.GroupSyncInterval, 0), DefaultGroupSyncInterval),
+		limit:        cmp.Or(opts.SendLimit, channel.NewSendLimit(0, 0)),
 		send: func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error) {
 			return cli.SendMessage(ctx, to, msg)
 		},
@@ -192,25 +183,23 @@ func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
 	if h == nil {
 		return errors.New("whatsapp connect: nil handler")
 	}
+	var err error
 	c.mu.Lock()
 	switch {
 	case c.closed:
-		c.mu.Unlock()
-		return errors.New("whatsapp connect: channel is closed")
+		err = errors.New("whatsapp connect: channel is closed")
 	case c.fatal != nil:
-		err := c.fatal
+		err = c.fatal
+	case c.waiter != nil:
+		err = errors.New("whatsapp connect: already connecting")
+	case c.connected:
+		err = errors.New("whatsapp connect: already connected")
+	case c.device.ID == nil:
+		err = ErrNotPaired
+	}
+	if err != nil {
 		c.mu.Unlock()
 		return err
-	case c.waiter != nil:
-		c.mu.Unlock()
-		return errors.New("whatsapp connect: already connecting")
-	case c.connected:
-		c.mu.Unlock()
-		return errors.New("whatsapp connect: already connected")
-	}
-	if c.device.ID == nil {
-		c.mu.Unlock()
-		return ErrNotPaired
 	}
 	c.handler = h
 	waiter := make(chan error, 1)
@@ -239,7 +228,6 @@ func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
 		}
 	}()
 
-	var err error
 	select {
 	case err = <-waiter:
 	case <-ctx.Done():
@@ -338,11 +326,10 @@ func (c *Channel) onMessage(evt *events.Message) bool {
 // onConnected marks the channel connected and ends a pending Connect.
 func (c *Channel) onConnected() {
 	id := c.identity()
-	pn, lid := id.pn, id.lid
 	c.mu.Lock()
 	c.connected = true
 	c.mu.Unlock()
-	c.log.Info("connected to WhatsApp", "account", pn.String(), "lid", lid.String())
+	c.log.Info("connected to WhatsApp", "account", id.pn.String(), "lid", id.lid.String())
 	c.finishConnect(nil)
 	// So that WhatsApp relays our typing indicator and shows our name; it
 	// also marks the account online, as WhatsApp Web does while open.
@@ -353,7 +340,7 @@ func (c *Channel) onConnected() {
 	case c.resync <- struct{}{}:
 	default:
 	}
-	c.onChat(channel.ChatInfo{JID: pn.String(), Name: id.pushName})
+	c.onChat(channel.ChatInfo{JID: id.pn.String(), Name: id.pushName})
 }
 
 // fail logs a failure after which whatsmeow does not reconnect, and ends a
