@@ -53,8 +53,6 @@ func (e Event) Covers(seq int64) bool {
 	return e.Type == EventDone && (e.UpTo >= seq || e.Error != "" && e.UpTo == 0)
 }
 
-type subscriber struct{ ch chan Event }
-
 // Subscribe returns the events of chat jid from now on, and cancel, which
 // ends the subscription and closes the channel (calling it again is
 // harmless). A subscriber that lets SubscriberBuffer events pile up is cut
@@ -63,23 +61,21 @@ type subscriber struct{ ch chan Event }
 // already closed.
 func (c *Channel) Subscribe(jid string) (<-chan Event, func()) {
 	// One slot more than the buffer, kept free for the lagged event.
-	s := &subscriber{ch: make(chan Event, SubscriberBuffer+1)}
+	ch := make(chan Event, SubscriberBuffer+1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		close(s.ch)
-		return s.ch, func() {}
+		close(ch)
+		return ch, func() {}
 	}
-	set := c.subs[jid]
-	if set == nil {
-		set = make(map[*subscriber]struct{})
-		c.subs[jid] = set
+	if c.subs[jid] == nil {
+		c.subs[jid] = make(map[chan Event]struct{})
 	}
-	set[s] = struct{}{}
-	return s.ch, func() {
+	c.subs[jid][ch] = struct{}{}
+	return ch, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.remove(jid, s)
+		c.remove(jid, ch)
 	}
 }
 
@@ -91,16 +87,16 @@ func (c *Channel) Subscribers(jid string) int {
 }
 
 // remove ends subscription s if it is still live; c.mu is held.
-func (c *Channel) remove(jid string, s *subscriber) {
+func (c *Channel) remove(jid string, ch chan Event) {
 	set := c.subs[jid]
-	if _, ok := set[s]; !ok {
+	if _, ok := set[ch]; !ok {
 		return
 	}
-	delete(set, s)
+	delete(set, ch)
 	if len(set) == 0 {
 		delete(c.subs, jid)
 	}
-	close(s.ch)
+	close(ch)
 }
 
 // publish hands ev to every subscriber of its chat without blocking and
@@ -111,15 +107,15 @@ func (c *Channel) publish(ev Event) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for s := range c.subs[ev.Chat] {
-		if len(s.ch) >= SubscriberBuffer {
-			s.ch <- Event{Type: EventLagged, Chat: ev.Chat, Time: ev.Time,
+	for ch := range c.subs[ev.Chat] {
+		if len(ch) >= SubscriberBuffer {
+			ch <- Event{Type: EventLagged, Chat: ev.Chat, Time: ev.Time,
 				Error: fmt.Sprintf("fell more than %d events behind; the event stream was closed", SubscriberBuffer)}
-			c.remove(ev.Chat, s)
+			c.remove(ev.Chat, ch)
 			c.log.Warn("local event subscriber fell behind; cut off", "chat", ev.Chat)
 			continue
 		}
-		s.ch <- ev
+		ch <- ev
 		n++
 	}
 	return n

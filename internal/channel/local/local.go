@@ -16,6 +16,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,7 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,9 +100,9 @@ type Channel struct {
 	mu      sync.Mutex
 	handler channel.Handler
 	closed  bool
-	chats   map[string]time.Time // chat id → last activity
-	subs    map[string]map[*subscriber]struct{}
-	storing map[string]bool // chat + NUL + id of the messages being delivered
+	chats   map[string]time.Time               // chat id → last activity
+	subs    map[string]map[chan Event]struct{} // chat id → its subscribers' channels
+	storing map[string]bool                    // chat + NUL + id of the messages being delivered
 }
 
 var (
@@ -111,16 +112,13 @@ var (
 
 // New makes a local channel; logger nil means slog.Default().
 func New(logger *slog.Logger) *Channel {
-	if logger == nil {
-		logger = slog.Default()
-	}
 	life, stop := context.WithCancel(context.Background())
 	return &Channel{
-		log:     logger.With("channel", Name),
+		log:     cmp.Or(logger, slog.Default()).With("channel", Name),
 		life:    life,
 		stop:    stop,
 		chats:   make(map[string]time.Time),
-		subs:    make(map[string]map[*subscriber]struct{}),
+		subs:    make(map[string]map[chan Event]struct{}),
 		storing: make(map[string]bool),
 	}
 }
@@ -367,7 +365,7 @@ func (c *Channel) Chats(ctx context.Context) ([]channel.ChatInfo, error) {
 		out = append(out, chatInfo(jid, t))
 	}
 	c.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].JID < out[j].JID })
+	slices.SortFunc(out, func(a, b channel.ChatInfo) int { return strings.Compare(a.JID, b.JID) })
 	return out, nil
 }
 
@@ -386,8 +384,8 @@ func (c *Channel) Close() error {
 	c.handler = nil
 	c.stop()
 	for jid, set := range c.subs {
-		for s := range set {
-			close(s.ch)
+		for ch := range set {
+			close(ch)
 		}
 		delete(c.subs, jid)
 	}
