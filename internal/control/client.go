@@ -97,21 +97,13 @@ func (c *Client) PostMessage(ctx context.Context, q MessageRequest) (Receipt, er
 // false).
 func (c *Client) PostMessageWait(ctx context.Context, q MessageRequest) (*EventStream, error) {
 	q.Wait = true
-	resp, err := c.do(ctx, http.MethodPost, "/v1/local/messages", q)
-	if err != nil {
-		return nil, err
-	}
-	return newEventStream(resp), nil
+	return c.stream(ctx, http.MethodPost, "/v1/local/messages", q)
 }
 
 // Events streams every event of a local chat from now until ctx ends or the
 // stream is closed. It returns once the daemon has subscribed.
 func (c *Client) Events(ctx context.Context, chat string) (*EventStream, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/v1/local/events?chat="+url.QueryEscape(chat), nil)
-	if err != nil {
-		return nil, err
-	}
-	return newEventStream(resp), nil
+	return c.stream(ctx, http.MethodGet, "/v1/local/events?chat="+url.QueryEscape(chat), nil)
 }
 
 // Tool calls an owner tool (a task or group tool, with the main group's
@@ -171,8 +163,13 @@ type EventStream struct {
 	dec  *json.Decoder
 }
 
-func newEventStream(resp *http.Response) *EventStream {
-	return &EventStream{body: resp.Body, dec: json.NewDecoder(resp.Body)}
+// stream sends one request whose answer is an event stream.
+func (c *Client) stream(ctx context.Context, method, path string, body any) (*EventStream, error) {
+	resp, err := c.do(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	return &EventStream{body: resp.Body, dec: json.NewDecoder(resp.Body)}, nil
 }
 
 // Next returns the next event; io.EOF when the daemon ended the stream, the

@@ -78,7 +78,7 @@ func notRegistered(w http.ResponseWriter, chat string) {
 // the run that covered the message (right after the stored event when the
 // message starts no run or is a duplicate).
 func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
-	if s.local == nil {
+	if s.opt.Local == nil {
 		writeError(w, http.StatusServiceUnavailable, "the local channel is not enabled in this daemon")
 		return
 	}
@@ -92,8 +92,8 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if s.registered != nil {
-		ok, err := s.registered(ctx, q.Chat)
+	if s.opt.Registered != nil {
+		ok, err := s.opt.Registered(ctx, q.Chat)
 		if err != nil {
 			s.log.Warn("look up local chat", "chat", q.Chat, "err", err)
 			writeError(w, http.StatusInternalServerError, "look up %s: %v", q.Chat, err)
@@ -107,9 +107,9 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 
 	// Subscribe before delivering: with a fast agent even the reply may be
 	// published before Deliver returns.
-	events, cancel := s.local.Subscribe(q.Chat)
+	events, cancel := s.opt.Local.Subscribe(q.Chat)
 	defer cancel()
-	d, err := s.local.Deliver(ctx, local.Draft{Chat: q.Chat, Sender: q.Sender, Text: q.Text, ID: q.ID})
+	d, err := s.opt.Local.Deliver(ctx, local.Draft{Chat: q.Chat, Sender: q.Sender, Text: q.Text, ID: q.ID})
 	if err != nil {
 		status := http.StatusInternalServerError
 		switch {
@@ -177,7 +177,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 // its headers are flushed once the subscription is in place, so events of a
 // message posted after that are not missed.
 func (s *Server) getLocalEvents(w http.ResponseWriter, r *http.Request) {
-	if s.local == nil {
+	if s.opt.Local == nil {
 		writeError(w, http.StatusServiceUnavailable, "the local channel is not enabled in this daemon")
 		return
 	}
@@ -197,7 +197,7 @@ func (s *Server) getLocalEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "chat: %v", err)
 		return
 	}
-	events, cancel := s.local.Subscribe(chat)
+	events, cancel := s.opt.Local.Subscribe(chat)
 	defer cancel()
 	out, err := startNDJSON(w)
 	if err != nil {

@@ -26,6 +26,7 @@ package control
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,20 +74,14 @@ type Options struct {
 // Server answers the control API. Create it with NewServer and run it with
 // Serve (or Listen and ServeListener).
 type Server struct {
-	local      *local.Channel
-	registered func(ctx context.Context, jid string) (bool, error)
-	tools      func(ctx context.Context, tool string, args json.RawMessage) (any, error)
-	log        *slog.Logger
-	mux        *http.ServeMux
+	opt Options
+	log *slog.Logger
+	mux *http.ServeMux
 }
 
 // NewServer makes a server for opts.
 func NewServer(opts Options) *Server {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	s := &Server{local: opts.Local, registered: opts.Registered, tools: opts.Tools, log: log.With("component", "control"), mux: http.NewServeMux()}
+	s := &Server{opt: opts, log: cmp.Or(opts.Logger, slog.Default()).With("component", "control"), mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -104,7 +99,7 @@ func (s *Server) routes() {
 // invalid value) is a 422 with its message.
 func (s *Server) postTool(w http.ResponseWriter, r *http.Request) {
 	tool := r.PathValue("tool")
-	if spec, ok := ipc.LookupTool(tool); s.tools == nil || !ok || spec.Callers&ipc.Owner == 0 {
+	if spec, ok := ipc.LookupTool(tool); s.opt.Tools == nil || !ok || spec.Callers&ipc.Owner == 0 {
 		writeError(w, http.StatusNotFound, "no command %q", tool)
 		return
 	}
@@ -114,7 +109,7 @@ func (s *Server) postTool(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	args, _ := json.Marshal(obj)
-	res, err := s.tools(r.Context(), tool, args)
+	res, err := s.opt.Tools(r.Context(), tool, args)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "%s", err.Error())
 		return
