@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,13 +23,7 @@ type Chat struct {
 
 // Validate checks every field of c.
 func (c Chat) Validate() error {
-	if err := checkJID(c.JID); err != nil {
-		return err
-	}
-	if c.Channel == "" {
-		return errors.New("empty channel")
-	}
-	return checkTime("last_activity", c.LastActivity)
+	return cmp.Or(checkJID(c.JID), nonEmpty("channel", c.Channel), checkTime("last_activity", c.LastActivity))
 }
 
 const chatColumns = `jid, name, channel, is_group, last_activity`
@@ -76,23 +71,15 @@ func (s *Store) UpsertChat(ctx context.Context, c Chat) error {
 
 // GetChat returns the chat jid; found is false if it was never seen.
 func (s *Store) GetChat(ctx context.Context, jid string) (c Chat, found bool, err error) {
-	c, found, err = queryOne(ctx, s, "chats", scanChat,
+	return queryOne(ctx, s, fmt.Sprintf("get chat %q", jid), "chats", scanChat,
 		`SELECT `+chatColumns+` FROM chats WHERE jid = ?`, jid)
-	if err != nil {
-		return Chat{}, false, fmt.Errorf("get chat %q: %w", jid, err)
-	}
-	return c, found, nil
 }
 
 // ListChats returns every valid chat, the most recently active first.
 // Invalid rows are skipped and logged.
 func (s *Store) ListChats(ctx context.Context) ([]Chat, error) {
-	list, err := queryList(ctx, s, "chats", scanChat,
+	return queryList(ctx, s, "list chats", "chats", scanChat,
 		`SELECT `+chatColumns+` FROM chats ORDER BY last_activity DESC, jid`)
-	if err != nil {
-		return nil, fmt.Errorf("list chats: %w", err)
-	}
-	return list, nil
 }
 
 // LocalChatPrefix begins the ids of the local terminal channel's chats:
@@ -113,8 +100,12 @@ func ValidateChatID(jid string) error {
 	if err := checkJID(jid); err != nil {
 		return err
 	}
+	// A local chat is named like the folder it reaches.
 	if name, ok := strings.CutPrefix(jid, LocalChatPrefix); ok {
-		return validateLocalChat(jid, name)
+		if err := ValidateFolder(name); err != nil {
+			return fmt.Errorf("local chat %q: %w", jid, err)
+		}
+		return nil
 	}
 	if strings.Contains(jid, "@") {
 		return validateWhatsAppChat(jid)
@@ -123,30 +114,12 @@ func ValidateChatID(jid string) error {
 		jid, LocalChatPrefix, whatsAppUser, whatsAppLID, whatsAppGroup)
 }
 
-// validateLocalChat: a local chat is named like the folder it reaches.
-func validateLocalChat(jid, name string) error {
-	if err := ValidateFolder(name); err != nil {
-		return fmt.Errorf("local chat %q: %w", jid, err)
-	}
-	return nil
-}
-
 // validateWhatsAppChat: "DIGITS@s.whatsapp.net", "DIGITS@lid" or
 // "DIGITS[-DIGITS]@g.us", with no device or agent part — the chats the
 // WhatsApp channel sends to (whatsapp.ParseChatJID).
 func validateWhatsAppChat(jid string) error {
 	user, server, _ := strings.Cut(jid, "@")
-	digits := func(s string) bool {
-		if s == "" || len(s) > 20 {
-			return false
-		}
-		for _, r := range s {
-			if r < '0' || r > '9' {
-				return false
-			}
-		}
-		return true
-	}
+	digits := func(s string) bool { return s != "" && len(s) <= 20 && strings.Trim(s, "0123456789") == "" }
 	switch server {
 	case whatsAppUser, whatsAppLID:
 		if !digits(user) {
@@ -168,7 +141,7 @@ func checkJID(jid string) error {
 	if jid == "" {
 		return errors.New("empty chat id")
 	}
-	if i := strings.IndexFunc(jid, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+	if strings.ContainsFunc(jid, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return fmt.Errorf("chat id %q contains a control character", jid)
 	}
 	return nil

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -92,20 +94,9 @@ func (c ContainerConfig) marshal() (string, error) {
 
 // Validate checks every field's range and form.
 func (c ContainerConfig) Validate() error {
-	if err := checkRange("timeout_seconds", c.TimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds); err != nil {
-		return err
-	}
-	if err := checkRange("memory_mb", c.MemoryMB, MinMemoryMB, MaxMemoryMB); err != nil {
-		return err
-	}
-	// Written so that NaN fails too.
-	if c.CPUs != 0 && !(c.CPUs >= MinCPUs && c.CPUs <= MaxCPUs) {
-		return fmt.Errorf("container config: cpus %v out of range (0 = default, or %v..%v)", c.CPUs, MinCPUs, MaxCPUs)
-	}
-	if err := checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit); err != nil {
-		return err
-	}
-	if err := c.Egress.validate(); err != nil {
+	if err := cmp.Or(checkRange("timeout_seconds", c.TimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds),
+		checkRange("memory_mb", c.MemoryMB, MinMemoryMB, MaxMemoryMB), checkRange("cpus", c.CPUs, MinCPUs, MaxCPUs),
+		checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit), c.Egress.validate()); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -121,9 +112,10 @@ func (c ContainerConfig) Validate() error {
 	return nil
 }
 
-func checkRange(name string, v, lo, hi int) error {
-	if v != 0 && (v < lo || v > hi) {
-		return fmt.Errorf("container config: %s %d out of range (0 = default, or %d..%d)", name, v, lo, hi)
+// checkRange accepts 0 (the default) or lo..hi; written so that NaN fails.
+func checkRange[T int | float64](name string, v, lo, hi T) error {
+	if v != 0 && !(v >= lo && v <= hi) {
+		return fmt.Errorf("container config: %s %v out of range (0 = default, or %v..%v)", name, v, lo, hi)
 	}
 	return nil
 }
@@ -145,10 +137,7 @@ func (e Egress) validate() error {
 }
 
 func (m Mount) validate() error {
-	if err := ValidateHostPath(m.HostPath); err != nil {
-		return err
-	}
-	return ValidateContainerPath(m.ContainerPath)
+	return cmp.Or(ValidateHostPath(m.HostPath), ValidateContainerPath(m.ContainerPath))
 }
 
 // ValidateHostPath checks the form of a mount's host path: absolute, or
@@ -188,10 +177,8 @@ func ValidateContainerPath(p string) error {
 	case strings.Contains(p, `\`):
 		return fmt.Errorf("container_path %q contains a backslash", p)
 	}
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return fmt.Errorf("container_path %q contains a '..' component", p)
-		}
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return fmt.Errorf("container_path %q contains a '..' component", p)
 	}
 	if c := path.Clean(p); c != p || c == "." {
 		return fmt.Errorf("container_path %q is not clean (no '.', '//' or trailing '/')", p)

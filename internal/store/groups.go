@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -57,19 +58,8 @@ type Group struct {
 
 // Validate checks every field of g.
 func (g Group) Validate() error {
-	if err := ValidateFolder(g.Folder); err != nil {
-		return err
-	}
-	if strings.TrimSpace(g.Name) == "" {
-		return errors.New("empty name")
-	}
-	if strings.TrimSpace(g.Trigger) == "" {
-		return errors.New("empty trigger")
-	}
-	if err := checkTime("added_at", g.AddedAt); err != nil {
-		return err
-	}
-	return g.Config.Validate()
+	return cmp.Or(ValidateFolder(g.Folder), nonEmpty("name", strings.TrimSpace(g.Name)),
+		nonEmpty("trigger", strings.TrimSpace(g.Trigger)), checkTime("added_at", g.AddedAt), g.Config.Validate())
 }
 
 const groupColumns = `g.folder, g.name, g."trigger", g.requires_trigger, g.is_main, g.added_at, g.container_config`
@@ -126,33 +116,21 @@ func (s *Store) GetGroup(ctx context.Context, folder string) (g Group, found boo
 	if err := ValidateFolder(folder); err != nil {
 		return Group{}, false, fmt.Errorf("get group: %w", err)
 	}
-	g, found, err = queryOne(ctx, s, "groups", scanGroup,
+	return queryOne(ctx, s, fmt.Sprintf("get group %q", folder), "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM groups g WHERE g.folder = ?`, folder)
-	if err != nil {
-		return Group{}, false, fmt.Errorf("get group %q: %w", folder, err)
-	}
-	return g, found, nil
 }
 
 // ListGroups returns every valid group, the main group first, then by folder.
 // Invalid rows are skipped and logged.
 func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
-	list, err := queryList(ctx, s, "groups", scanGroup,
+	return queryList(ctx, s, "list groups", "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM groups g ORDER BY g.is_main DESC, g.folder`)
-	if err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
-	}
-	return list, nil
 }
 
 // MainGroup returns the main group; found is false if none is registered.
 func (s *Store) MainGroup(ctx context.Context) (g Group, found bool, err error) {
-	g, found, err = queryOne(ctx, s, "groups", scanGroup,
+	return queryOne(ctx, s, "get main group", "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM groups g WHERE g.is_main = 1`)
-	if err != nil {
-		return Group{}, false, fmt.Errorf("get main group: %w", err)
-	}
-	return g, found, nil
 }
 
 // DeleteGroup unregisters the group in folder, with its chat bindings, its
@@ -206,20 +184,13 @@ func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
 // GroupForChat returns the group the chat jid is bound to; found is false
 // for an unregistered chat.
 func (s *Store) GroupForChat(ctx context.Context, jid string) (g Group, found bool, err error) {
-	g, found, err = queryOne(ctx, s, "groups", scanGroup,
+	return queryOne(ctx, s, fmt.Sprintf("group for chat %q", jid), "groups", scanGroup,
 		`SELECT `+groupColumns+` FROM group_chats c JOIN groups g ON g.folder = c.folder WHERE c.jid = ?`, jid)
-	if err != nil {
-		return Group{}, false, fmt.Errorf("group for chat %q: %w", jid, err)
-	}
-	return g, found, nil
 }
 
 // ChatsOfGroup returns the ids of the chats bound to the group in folder,
 // sorted.
 func (s *Store) ChatsOfGroup(ctx context.Context, folder string) ([]string, error) {
-	list, err := queryList(ctx, s, "group_chats", scanChatID, `SELECT jid FROM group_chats WHERE folder = ? ORDER BY jid`, folder)
-	if err != nil {
-		return nil, fmt.Errorf("chats of group %q: %w", folder, err)
-	}
-	return list, nil
+	return queryList(ctx, s, fmt.Sprintf("chats of group %q", folder), "group_chats", scanChatID,
+		`SELECT jid FROM group_chats WHERE folder = ? ORDER BY jid`, folder)
 }

@@ -143,7 +143,7 @@ func testGroup(folder string) Group {
 // through the store's own row scanner.
 func messagesOf(t *testing.T, s *Store, chat string) []Message {
 	t.Helper()
-	list, err := queryList(context.Background(), s, "messages", scanMessage,
+	list, err := queryList(context.Background(), s, "messages", "messages", scanMessage,
 		`SELECT `+messageColumns+` FROM messages WHERE chat_jid = ? ORDER BY seq`, chat)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +154,7 @@ func messagesOf(t *testing.T, s *Store, chat string) []Message {
 // sentTo reads what was sent to chat, oldest first.
 func sentTo(t *testing.T, s *Store, chat string) []Outgoing {
 	t.Helper()
-	list, err := queryList(context.Background(), s, "outbox", scanOutgoing,
+	list, err := queryList(context.Background(), s, "outbox", "outbox", scanOutgoing,
 		`SELECT id, chat_jid, folder, content, created_at, sent_at FROM outbox WHERE chat_jid = ? AND sent_at IS NOT NULL ORDER BY sent_at, rowid`, chat)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
 package store
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -27,13 +27,7 @@ type Message struct {
 
 // Validate checks the fields AddMessage stores (not Seq, which it assigns).
 func (m Message) Validate() error {
-	if err := checkJID(m.ChatJID); err != nil {
-		return err
-	}
-	if m.ID == "" {
-		return errors.New("empty message id")
-	}
-	return checkTime("timestamp", m.Timestamp)
+	return cmp.Or(checkJID(m.ChatJID), nonEmpty("message id", m.ID), checkTime("timestamp", m.Timestamp))
 }
 
 const messageColumns = `seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote`
@@ -88,14 +82,15 @@ type Backlog struct {
 // loads at most limit rows. Invalid rows are skipped and logged.
 func (s *Store) Backlog(ctx context.Context, chatJID string, afterSeq int64, limit int) (Backlog, error) {
 	limit = max(limit, 1)
-	list, err := queryList(ctx, s, "messages", scanMessage, `
+	what := fmt.Sprintf("unanswered messages of chat %q after %d", chatJID, afterSeq)
+	list, err := queryList(ctx, s, what, "messages", scanMessage, `
 		SELECT `+messageColumns+` FROM (
 			SELECT `+messageColumns+` FROM messages
 			WHERE chat_jid = ? AND seq > ? AND is_bot = 0 ORDER BY seq DESC LIMIT ?
 		) ORDER BY seq`,
 		chatJID, afterSeq, limit)
 	if err != nil {
-		return Backlog{}, fmt.Errorf("unanswered messages of chat %q after %d: %w", chatJID, afterSeq, err)
+		return Backlog{}, err
 	}
 	b := Backlog{Messages: list}
 	if len(list) == 0 {
@@ -104,7 +99,7 @@ func (s *Store) Backlog(ctx context.Context, chatJID string, afterSeq int64, lim
 	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE chat_jid = ? AND seq > ? AND seq < ? AND is_bot = 0`,
 		chatJID, afterSeq, list[0].Seq).Scan(&b.Older)
 	if err != nil {
-		return Backlog{}, fmt.Errorf("count unanswered messages of chat %q after %d: %w", chatJID, afterSeq, err)
+		return Backlog{}, fmt.Errorf("count %s: %w", what, err)
 	}
 	return b, nil
 }
@@ -153,15 +148,11 @@ func (s *Store) Cursor(ctx context.Context, jid string) (int64, error) {
 // message not sent by the assistant lies after their cursor: the chats to
 // resume on start-up.
 func (s *Store) ChatsWithPending(ctx context.Context) ([]string, error) {
-	list, err := queryList(ctx, s, "group_chats", scanChatID, `
+	return queryList(ctx, s, "chats with pending messages", "group_chats", scanChatID, `
 		SELECT gc.jid FROM group_chats gc
 		JOIN (SELECT chat_jid, max(seq) AS latest_seq FROM messages WHERE is_bot = 0 GROUP BY chat_jid) m
 			ON m.chat_jid = gc.jid
 		LEFT JOIN cursors c ON c.chat_jid = gc.jid
 		WHERE m.latest_seq > coalesce(c.last_seq, 0)
 		ORDER BY gc.jid`)
-	if err != nil {
-		return nil, fmt.Errorf("chats with pending messages: %w", err)
-	}
-	return list, nil
 }

@@ -173,12 +173,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 `),
 	// v3: the container ids (R2).
-	script(`
-CREATE TABLE container_ids (
-	folder TEXT PRIMARY KEY,
-	uid    INTEGER NOT NULL UNIQUE CHECK (uid >= 65536 AND uid < 2147483647)
-) STRICT;
-`),
+	script(containerIDs),
 	// v4: who paused a task, the claim of its pending run, skipped runs
 	// (R16, R20): see migrationTaskClaims.
 	script(migrationTaskClaims),

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -30,16 +31,10 @@ func (o Outgoing) Validate() error {
 	if o.ID == "" || len(o.ID) > 64 {
 		return errors.New("outgoing message: id must be 1-64 characters")
 	}
-	if err := checkJID(o.ChatJID); err != nil {
-		return err
-	}
-	if err := ValidateFolder(o.Folder); err != nil {
-		return err
-	}
 	if strings.TrimSpace(o.Content) == "" || len(o.Content) > MaxOutgoingBytes || !utf8.ValidString(o.Content) {
 		return fmt.Errorf("outgoing message %s: content must be non-empty UTF-8 of at most %d bytes", o.ID, MaxOutgoingBytes)
 	}
-	return checkTime("created_at", o.CreatedAt)
+	return cmp.Or(checkJID(o.ChatJID), ValidateFolder(o.Folder), checkTime("created_at", o.CreatedAt))
 }
 
 // NewOutgoing makes an outgoing message with a fresh id.
@@ -99,7 +94,7 @@ func insertOutgoing(ctx context.Context, tx *sql.Tx, o Outgoing) error {
 
 // Unsent returns the queued messages not yet sent, oldest first.
 func (s *Store) Unsent(ctx context.Context) ([]Outgoing, error) {
-	return queryList(ctx, s, "outbox", scanOutgoing,
+	return queryList(ctx, s, "unsent messages", "outbox", scanOutgoing,
 		`SELECT id, chat_jid, folder, content, created_at, sent_at FROM outbox WHERE sent_at IS NULL ORDER BY created_at, rowid`)
 }
 

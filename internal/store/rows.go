@@ -36,11 +36,11 @@ type rowScanner[T any] func(scanner) (value T, key string, err error)
 
 // queryList runs a query and reads every row; an invalid row is skipped and
 // logged with its table and key (finding 12), so one bad row cannot take
-// down a whole listing.
-func queryList[T any](ctx context.Context, s *Store, table string, scan rowScanner[T], query string, args ...any) ([]T, error) {
+// down a whole listing. An error says what failed: what.
+func queryList[T any](ctx context.Context, s *Store, what, table string, scan rowScanner[T], query string, args ...any) ([]T, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var list []T
@@ -52,24 +52,30 @@ func queryList[T any](ctx context.Context, s *Store, table string, scan rowScann
 		}
 		list = append(list, v)
 	}
-	return list, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return list, nil
 }
 
 // queryOne runs a query for at most one row. No row is (zero, false, nil); an
-// invalid row is a *BadRowError.
-func queryOne[T any](ctx context.Context, s *Store, table string, scan rowScanner[T], query string, args ...any) (T, bool, error) {
+// invalid row is a *BadRowError. An error says what failed: what.
+func queryOne[T any](ctx context.Context, s *Store, what, table string, scan rowScanner[T], query string, args ...any) (T, bool, error) {
 	var zero T
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return zero, false, err
+		return zero, false, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
-		return zero, false, rows.Err()
+		if err := rows.Err(); err != nil {
+			return zero, false, fmt.Errorf("%s: %w", what, err)
+		}
+		return zero, false, nil
 	}
 	v, key, err := scan(rows)
 	if err != nil {
-		return zero, false, &BadRowError{Table: table, Key: key, Err: err}
+		return zero, false, fmt.Errorf("%s: %w", what, &BadRowError{Table: table, Key: key, Err: err})
 	}
 	return v, true, nil
 }
@@ -120,6 +126,23 @@ func asNullTime(t **time.Time) sql.Scanner {
 func checkTime(name string, t time.Time) error {
 	if t.UnixMilli() < 0 {
 		return fmt.Errorf("%s %s is before 1970", name, t.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkNullTime is checkTime of a nullable time; NULL passes.
+func checkNullTime(name string, t *time.Time) error {
+	if t == nil {
+		return nil
+	}
+	return checkTime(name, *t)
+}
+
+// nonEmpty rejects an empty value of the field what. The Validate methods
+// list such checks in cmp.Or, which returns the first error of them.
+func nonEmpty(what, v string) error {
+	if v == "" {
+		return errors.New("empty " + what)
 	}
 	return nil
 }

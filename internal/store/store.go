@@ -19,6 +19,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -79,19 +80,23 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
-	if opts.Key != nil && len(opts.Key) != KeySize {
-		return nil, fmt.Errorf("open database %s: key is %d bytes, want %d", path, len(opts.Key), KeySize)
+	s, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
+	return s, nil
+}
+
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.Key != nil && len(opts.Key) != KeySize {
+		return nil, fmt.Errorf("key is %d bytes, want %d", len(opts.Key), KeySize)
 	}
 	if err := checkKey(path, opts.Key); err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, err
 	}
 	dsn, err := dataSourceName(path, opts.Key)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, err
 	}
 	// The messages are private (finding 11): make a new file owner-only.
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
@@ -99,20 +104,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	s := &Store{db: db, path: path, encrypted: opts.Key != nil, log: log}
-	if err := s.verify(ctx); err != nil {
-		db.Close()
 		return nil, err
 	}
-	if err := s.setWAL(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+	s := &Store{db: db, path: path, encrypted: opts.Key != nil, log: cmp.Or(opts.Logger, slog.Default())}
+	for _, step := range []func(context.Context) error{s.verify, s.setWAL, s.migrate} {
+		if err := step(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -204,12 +203,9 @@ func (s *Store) verify(ctx context.Context) error {
 	var n int
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n)
 	if errors.Is(err, sqlite3.NOTADB) {
-		return fmt.Errorf("open database %s: %w", s.path, ErrWrongKey)
+		return ErrWrongKey
 	}
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", s.path, err)
-	}
-	return nil
+	return err
 }
 
 // setWAL puts the database in WAL mode (readers never block the writer). The
@@ -221,14 +217,13 @@ func (s *Store) setWAL(ctx context.Context) error {
 	for {
 		var mode string
 		err := s.db.QueryRowContext(ctx, `PRAGMA journal_mode = wal`).Scan(&mode)
-		if err == nil && !strings.EqualFold(mode, "wal") {
+		switch {
+		case err == nil && !strings.EqualFold(mode, "wal"):
 			return fmt.Errorf("set WAL journal mode: journal mode is %q", mode)
-		}
-		if err == nil || !errors.Is(err, sqlite3.BUSY) || time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("set WAL journal mode: %w", err)
-			}
+		case err == nil:
 			return nil
+		case !errors.Is(err, sqlite3.BUSY) || time.Now().After(deadline):
+			return fmt.Errorf("set WAL journal mode: %w", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -282,18 +277,12 @@ func ParseKeyFile(data []byte) ([]byte, error) {
 	if len(text) != 2*KeySize {
 		return nil, fmt.Errorf("parse key file: key is %d characters, want %d hex digits", len(text), 2*KeySize)
 	}
-	for i := 0; i < len(text); i++ {
-		if !isHexDigit(text[i]) {
-			return nil, fmt.Errorf("parse key file: byte %d (%q) is not a hex digit", i+1, text[i])
-		}
-	}
 	key, err := hex.DecodeString(text)
+	if bad, ok := errors.AsType[hex.InvalidByteError](err); ok {
+		return nil, fmt.Errorf("parse key file: byte %d (%q) is not a hex digit", strings.IndexByte(text, byte(bad))+1, byte(bad))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parse key file: %w", err)
 	}
 	return key, nil
-}
-
-func isHexDigit(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

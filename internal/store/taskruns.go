@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -24,16 +25,10 @@ type TaskRun struct {
 
 // Validate checks the fields AddTaskRun stores (not ID, which it assigns).
 func (r TaskRun) Validate() error {
-	if r.TaskID == "" {
-		return errors.New("empty task id")
-	}
 	if r.Duration < 0 {
 		return fmt.Errorf("negative duration %v", r.Duration)
 	}
-	if err := r.Status.Validate(); err != nil {
-		return err
-	}
-	return checkTime("started_at", r.StartedAt)
+	return cmp.Or(nonEmpty("task id", r.TaskID), r.Status.Validate(), checkTime("started_at", r.StartedAt))
 }
 
 func scanTaskRun(sc scanner) (r TaskRun, key string, err error) {
@@ -97,11 +92,7 @@ func (s *Store) TaskRuns(ctx context.Context, taskID string, limit int) ([]TaskR
 	if limit <= 0 {
 		limit = -1
 	}
-	list, err := queryList(ctx, s, "task_runs", scanTaskRun, `
+	return queryList(ctx, s, fmt.Sprintf("runs of task %q", taskID), "task_runs", scanTaskRun, `
 		SELECT id, task_id, started_at, duration_ms, status, coalesce(result, ''), coalesce(error, '') FROM task_runs
 		WHERE task_id = ? ORDER BY started_at DESC, id DESC LIMIT ?`, taskID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("runs of task %q: %w", taskID, err)
-	}
-	return list, nil
 }

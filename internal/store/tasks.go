@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -86,22 +87,12 @@ func (a TaskActor) rank() int {
 	return 0
 }
 
+// pauserRank is the rank of a task's paused_by, in SQL; an unknown pauser
+// outranks every actor.
+const pauserRank = `CASE paused_by WHEN 'scheduler' THEN 0 WHEN 'group' THEN 1 WHEN 'main' THEN 2 WHEN 'owner' THEN 2 ELSE 3 END`
+
 // MayLift reports whether a may resume or edit a task that by paused.
 func (a TaskActor) MayLift(by TaskActor) bool { return a.rank() >= by.rank() }
-
-// liftable lists the pausers a may override, for SQL "paused_by IN (...)".
-func (a TaskActor) liftable() []any {
-	var list []any
-	for _, by := range []TaskActor{ActorScheduler, ActorGroup, ActorMain, ActorOwner} {
-		if a.MayLift(by) {
-			list = append(list, string(by))
-		}
-	}
-	for len(list) < 4 { // a fixed number of placeholders; repeats change nothing
-		list = append(list, list[0])
-	}
-	return list
-}
 
 // Task is a scheduled prompt that runs as the agent of a group.
 type Task struct {
@@ -128,21 +119,8 @@ type Task struct {
 // and, for interval tasks, that the period is a positive number of
 // milliseconds. Cron expressions and once times are the scheduler's to parse.
 func (t Task) Validate() error {
-	switch {
-	case t.ID == "":
-		return errors.New("empty task id")
-	case t.Prompt == "":
-		return errors.New("empty prompt")
-	case t.ScheduleValue == "":
-		return errors.New("empty schedule value")
-	}
-	if err := ValidateFolder(t.Folder); err != nil {
-		return err
-	}
-	if err := checkJID(t.ChatJID); err != nil {
-		return err
-	}
-	if err := t.ScheduleType.Validate(); err != nil {
+	if err := cmp.Or(nonEmpty("task id", t.ID), nonEmpty("prompt", t.Prompt), nonEmpty("schedule value", t.ScheduleValue),
+		ValidateFolder(t.Folder), checkJID(t.ChatJID), t.ScheduleType.Validate()); err != nil {
 		return err
 	}
 	if t.ScheduleType == ScheduleInterval {
@@ -150,13 +128,7 @@ func (t Task) Validate() error {
 			return fmt.Errorf("interval %q is not a positive number of milliseconds", t.ScheduleValue)
 		}
 	}
-	if err := ValidateTimezone(t.Timezone); err != nil {
-		return err
-	}
-	if err := t.ContextMode.Validate(); err != nil {
-		return err
-	}
-	if err := t.Status.Validate(); err != nil {
+	if err := cmp.Or(ValidateTimezone(t.Timezone), t.ContextMode.Validate(), t.Status.Validate()); err != nil {
 		return err
 	}
 	if (t.Status == TaskPaused) != (t.PausedBy != "") {
@@ -167,22 +139,8 @@ func (t Task) Validate() error {
 			return err
 		}
 	}
-	if t.ClaimedAt != nil {
-		if err := checkTime("claimed_at", *t.ClaimedAt); err != nil {
-			return err
-		}
-	}
-	if t.NextRun != nil {
-		if err := checkTime("next_run", *t.NextRun); err != nil {
-			return err
-		}
-	}
-	if t.LastRun != nil {
-		if err := checkTime("last_run", *t.LastRun); err != nil {
-			return err
-		}
-	}
-	return checkTime("created_at", t.CreatedAt)
+	return cmp.Or(checkNullTime("claimed_at", t.ClaimedAt), checkNullTime("next_run", t.NextRun),
+		checkNullTime("last_run", t.LastRun), checkTime("created_at", t.CreatedAt))
 }
 
 // Validate reports whether st is a known schedule type.
@@ -231,12 +189,8 @@ func scanTask(sc scanner) (t Task, key string, err error) {
 
 // GetTask returns the task id; found is false if there is none.
 func (s *Store) GetTask(ctx context.Context, id string) (t Task, found bool, err error) {
-	t, found, err = queryOne(ctx, s, "tasks", scanTask,
+	return queryOne(ctx, s, fmt.Sprintf("get task %q", id), "tasks", scanTask,
 		`SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id)
-	if err != nil {
-		return Task{}, false, fmt.Errorf("get task %q: %w", id, err)
-	}
-	return t, found, nil
 }
 
 // ListTasks returns every task of the group in folder ("" = of all groups),
@@ -244,12 +198,8 @@ func (s *Store) GetTask(ctx context.Context, id string) (t Task, found bool, err
 // a model or the owner asks for goes through ListTasksPage, which is
 // bounded.
 func (s *Store) ListTasks(ctx context.Context, folder string) ([]Task, error) {
-	list, err := queryList(ctx, s, "tasks", scanTask,
+	return queryList(ctx, s, fmt.Sprintf("list tasks of group %q", folder), "tasks", scanTask,
 		`SELECT `+taskColumns+` FROM tasks WHERE ?1 = '' OR folder = ?1 ORDER BY created_at, id`, folder)
-	if err != nil {
-		return nil, fmt.Errorf("list tasks of group %q: %w", folder, err)
-	}
-	return list, nil
 }
 
 // TaskQuery selects the tasks of ListTasksPage.
@@ -272,13 +222,13 @@ func (s *Store) ListTasksPage(ctx context.Context, q TaskQuery) (list []Task, mo
 	// count and the rows come from one statement, so they agree.
 	var total int
 	withTotal := func(sc scanner) (Task, string, error) { return scanTask(totalScanner{sc, &total}) }
-	list, err = queryList(ctx, s, "tasks", withTotal, `
+	list, err = queryList(ctx, s, what, "tasks", withTotal, `
 		SELECT `+taskColumns+`, count(*) OVER () FROM tasks
 		WHERE (:folder = '' OR folder = :folder) AND (:finished OR status IN ('active', 'paused'))
 		ORDER BY created_at DESC, rowid DESC LIMIT :limit`,
 		sql.Named("folder", q.Folder), sql.Named("finished", q.Finished), sql.Named("limit", q.Limit))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", what, err)
+		return nil, 0, err
 	}
 	return list, max(total-q.Limit, 0), nil
 }
@@ -315,16 +265,11 @@ func (s *Store) SetTaskStatus(ctx context.Context, id string, status TaskStatus)
 // its own and then lift it. A cancelled or completed task cannot be paused
 // (an error wrapping ErrTaskLocked).
 func (s *Store) PauseTask(ctx context.Context, id string, by TaskActor) error {
-	what := fmt.Sprintf("pause task %q", id)
-	if err := by.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	lift := by.liftable()
-	return s.guardedUpdate(ctx, what, id, by, nil, `
+	return s.guardedUpdate(ctx, fmt.Sprintf("pause task %q", id), id, by, nil, `
 		UPDATE tasks SET status = 'paused',
-			paused_by = CASE WHEN status = 'paused' AND paused_by NOT IN (?, ?, ?, ?) THEN paused_by ELSE ? END
+			paused_by = CASE WHEN status = 'paused' AND `+pauserRank+` > ? THEN paused_by ELSE ? END
 		WHERE id = ? AND status IN ('active', 'paused')`,
-		lift[0], lift[1], lift[2], lift[3], string(by), id)
+		by.rank(), string(by), id)
 }
 
 // ResumeTask makes an active or paused task active with next as its next
@@ -337,26 +282,21 @@ func (s *Store) PauseTask(ctx context.Context, id string, by TaskActor) error {
 // *TaskLimitError. The check and the change are one statement.
 func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by TaskActor, limit int) error {
 	what := fmt.Sprintf("resume task %q", id)
-	if err := by.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
 	if err := checkTime("next_run", next); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if limit <= 0 {
-		limit = -1
-	}
-	lift := by.liftable()
-	over := func(t Task) error { return &TaskLimitError{Folder: t.Folder, Limit: limit} }
-	if limit < 0 {
-		over = nil
+	over := func(t Task) error {
+		if limit <= 0 {
+			return nil
+		}
+		return &TaskLimitError{Folder: t.Folder, Limit: limit}
 	}
 	return s.guardedUpdate(ctx, what, id, by, over, `
 		UPDATE tasks SET status = 'active', paused_by = NULL, next_run = ?
-		WHERE id = ? AND status IN ('active', 'paused') AND (status != 'paused' OR paused_by IN (?, ?, ?, ?))
-			AND (? < 0 OR (SELECT count(*) FROM tasks AS other
+		WHERE id = ? AND status IN ('active', 'paused') AND (status != 'paused' OR `+pauserRank+` <= ?)
+			AND (? <= 0 OR (SELECT count(*) FROM tasks AS other
 				WHERE other.folder = tasks.folder AND other.id != tasks.id AND `+countedTask+`) < ?)`,
-		toMillis(next), id, lift[0], lift[1], lift[2], lift[3], limit, limit)
+		toMillis(next), id, by.rank(), limit, limit)
 }
 
 // UpdateTask replaces a task's prompt, schedule (type, value, time zone) and
@@ -374,10 +314,6 @@ func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor, onceGap ti
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := by.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	lift := by.liftable()
 	at, gap := onceArgs(t, onceGap)
 	refused := func(stored Task) error {
 		switch {
@@ -391,21 +327,23 @@ func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor, onceGap ti
 	return s.guardedUpdate(ctx, what, t.ID, by, refused, `
 		UPDATE tasks SET prompt = :prompt, schedule_type = :type, schedule_value = :value, timezone = :tz, next_run = :next
 		WHERE id = :self AND folder = :folder AND status IN ('active', 'paused')
-			AND (status != 'paused' OR paused_by IN (:lift0, :lift1, :lift2, :lift3))
+			AND (status != 'paused' OR `+pauserRank+` <= :rank)
 			AND NOT `+onceNear,
 		sql.Named("prompt", t.Prompt), sql.Named("type", string(t.ScheduleType)), sql.Named("value", t.ScheduleValue),
 		sql.Named("tz", t.Timezone), sql.Named("next", nullMillis(t.NextRun)), sql.Named("self", t.ID),
-		sql.Named("lift0", lift[0]), sql.Named("lift1", lift[1]), sql.Named("lift2", lift[2]), sql.Named("lift3", lift[3]),
-		sql.Named("folder", t.Folder), sql.Named("at", at), sql.Named("gap", gap))
+		sql.Named("rank", by.rank()), sql.Named("folder", t.Folder), sql.Named("at", at), sql.Named("gap", gap))
 }
 
 // guardedUpdate runs a statement on task id whose WHERE clause guards the
-// change, made on behalf of by, and may hold it to more (a cap). When no
-// row changed it says why: no such task (ErrNotFound), a pause by a
-// stronger actor (ErrTaskLocked), capErr's reason for the task as it is now
-// (capErr may be nil, and may return nil), or else its state
+// change, made on behalf of by (a known actor), and may hold it to more (a
+// cap). When no row changed it says why: no such task (ErrNotFound), a
+// pause by a stronger actor (ErrTaskLocked), capErr's reason for the task
+// as it is now (capErr may be nil, and may return nil), or else its state
 // (ErrTaskLocked).
 func (s *Store) guardedUpdate(ctx context.Context, what, id string, by TaskActor, capErr func(Task) error, query string, args ...any) error {
+	if err := by.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	res, err := s.db.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,16 +31,10 @@ func ValidateDay(day string) error {
 
 // Validate checks every field of u.
 func (u UsageDay) Validate() error {
-	if err := ValidateFolder(u.Folder); err != nil {
-		return err
-	}
-	if err := ValidateDay(u.Day); err != nil {
-		return err
-	}
 	if u.Requests < 0 || u.InputTokens < 0 || u.OutputTokens < 0 {
 		return errors.New("negative count")
 	}
-	return nil
+	return cmp.Or(ValidateFolder(u.Folder), ValidateDay(u.Day))
 }
 
 // AddUsage counts one request of the group in folder on day, with its
@@ -74,17 +69,12 @@ func scanUsage(sc scanner) (u UsageDay, key string, err error) {
 // fromDay to toDay inclusive, by day then folder. Invalid rows are skipped
 // and logged.
 func (s *Store) Usage(ctx context.Context, folder, fromDay, toDay string) ([]UsageDay, error) {
-	for _, d := range []string{fromDay, toDay} {
-		if err := ValidateDay(d); err != nil {
-			return nil, fmt.Errorf("usage of group %q from %s to %s: %w", folder, fromDay, toDay, err)
-		}
+	what := fmt.Sprintf("usage of group %q from %s to %s", folder, fromDay, toDay)
+	if err := cmp.Or(ValidateDay(fromDay), ValidateDay(toDay)); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	list, err := queryList(ctx, s, "usage", scanUsage,
+	return queryList(ctx, s, what, "usage", scanUsage,
 		`SELECT folder, day, requests, input_tokens, output_tokens FROM usage
 		WHERE (?1 = '' OR folder = ?1) AND day BETWEEN ?2 AND ?3
 		ORDER BY day, folder`, folder, fromDay, toDay)
-	if err != nil {
-		return nil, fmt.Errorf("usage of group %q from %s to %s: %w", folder, fromDay, toDay, err)
-	}
-	return list, nil
 }
