@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 )
 
@@ -27,7 +26,7 @@ func (s *Store) ContainerID(ctx context.Context, folder string, lo, hi int, take
 			}
 			return nil
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if !isNoRows(err) {
 			return err
 		}
 		var last sql.NullInt64

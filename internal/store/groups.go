@@ -152,11 +152,8 @@ func (s *Store) DeleteGroup(ctx context.Context, folder string) error {
 // group stays with it (until that group is deleted), so a registration never
 // silently moves a chat.
 func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
-	if err := checkJID(jid); err != nil {
+	if err := cmp.Or(checkJID(jid), ValidateFolder(folder)); err != nil {
 		return fmt.Errorf("bind chat %q to group %q: %w", jid, folder, err)
-	}
-	if err := ValidateFolder(folder); err != nil {
-		return fmt.Errorf("bind chat %q: %w", jid, err)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var current string

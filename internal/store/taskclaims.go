@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -73,9 +74,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 			if err == nil && n != nil && !n.After(now) {
 				err = fmt.Errorf("next run %s is not after now (%s)", n.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 			}
-			if err == nil && n != nil {
-				err = checkTime("next run", *n)
-			}
+			err = cmp.Or(err, checkNullTime("next run", n))
 			if err != nil {
 				s.log.Warn("cannot schedule task; pausing it", "task", t.ID, "err", err)
 				if _, err := tx.ExecContext(ctx, `UPDATE tasks SET status = 'paused', paused_by = 'scheduler', next_run = NULL, last_result = ? WHERE id = ?`,
