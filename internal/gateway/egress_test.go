@@ -322,13 +322,15 @@ func TestTunnelLimit(t *testing.T) {
 // A tunnel nobody uses is closed after the idle time; one in use is not.
 func TestTunnelIdle(t *testing.T) {
 	echo := echoServer(t)
-	e := newEnv(t, Options{TunnelIdle: 300 * time.Millisecond})
+	// The idle time is ten times the gap between round trips, so a busy
+	// machine (the race detector, parallel packages) cannot pass for idle.
+	e := newEnv(t, Options{TunnelIdle: time.Second})
 	e.resolver.table["a.example"] = []netip.Addr{publicA}
 	e.dialer.route["1.1.1.1:443"] = echo
 	ep := e.open(t, "g", false, mustPolicy(t, "public"))
 	_, _, c, br := connect(t, ep, "a.example:443")
 	// Busy for longer than the idle time: stays open.
-	for i := range 6 {
+	for i := range 15 {
 		fmt.Fprintf(c, "ping %d\n", i)
 		if _, err := br.ReadString('\n'); err != nil {
 			t.Fatalf("busy tunnel closed after %d round trips: %v", i, err)

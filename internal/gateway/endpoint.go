@@ -22,20 +22,19 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
-
 // closeWait bounds how long Close waits for requests to end after cutting
 // their connections.
 const closeWait = 5 * time.Second
 
 // Endpoint is one group's socket, served until Close.
 type Endpoint struct {
-	gw    *Gateway
+	gw     *Gateway
 	group  Caller        // whose socket this is
 	policy egress.Policy // where its egress may go
-	path  string
-	ln    net.Listener
-	srv   *http.Server
-	slots chan struct{} // one per open egress connection
+	path   string
+	ln     net.Listener
+	srv    *http.Server
+	slots  chan struct{} // one per open egress connection
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
