@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +43,8 @@ func (s *Set) listGroups(ctx context.Context, name string) (any, error) {
 
 // changeGroup answers the group tools that name a group: for main's model,
 // or for the owner. c holds configure_group's settings.
-func (s *Set) changeGroup(ctx context.Context, owner bool, name, folder string, c *ipc.ConfigureGroupArgs) (any, error) {
+func (s *Set) changeGroup(ctx context.Context, by store.TaskActor, name, folder string, c *ipc.ConfigureGroupArgs) (any, error) {
+	owner := by == store.ActorOwner
 	g, found, err := s.st.GetGroup(ctx, folder)
 	if err != nil {
 		return nil, err
@@ -76,7 +78,7 @@ func (s *Set) changeGroup(ctx context.Context, owner bool, name, folder string, 
 		if err := s.st.PutGroup(ctx, g); err != nil {
 			return nil, err
 		}
-		s.log.Info("group configured", "group", g.Folder, "by", by(owner))
+		s.log.Info("group configured", "group", g.Folder, "by", by)
 		return s.groupInfo(ctx, g), nil
 	case "reset_session":
 		if err := s.st.ClearSession(ctx, g.Folder); err != nil {
@@ -84,7 +86,7 @@ func (s *Set) changeGroup(ctx context.Context, owner bool, name, folder string, 
 		}
 		info := s.groupInfo(ctx, g)
 		info.Note = "session cleared: the group's next container starts a new Claude Code conversation (a container still running keeps its own until it ends)"
-		s.log.Info("group session reset", "group", g.Folder, "by", by(owner))
+		s.log.Info("group session reset", "group", g.Folder, "by", by)
 		return info, nil
 	case "unregister_group":
 		if g.IsMain {
@@ -110,7 +112,8 @@ func (s *Set) changeGroup(ctx context.Context, owner bool, name, folder string, 
 // registerGroup registers a chat as a new group with its own folder, or
 // changes nothing (never half-applied). Main's model may bind only a chat
 // a channel has reported (R6); the owner any chat a channel serves.
-func (s *Set) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, owner bool) (ipc.GroupInfo, error) {
+func (s *Set) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, by store.TaskActor) (ipc.GroupInfo, error) {
+	owner := by == store.ActorOwner
 	if err := s.checkFolder(a.Folder); err != nil {
 		return ipc.GroupInfo{}, err
 	}
@@ -141,19 +144,9 @@ func (s *Set) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, owner 
 	if g, bound, _ := s.st.GroupForChat(ctx, a.JID); bound {
 		return ipc.GroupInfo{}, fmt.Errorf("chat %s already reaches group %q", a.JID, g.Folder)
 	}
-	trigger := a.Trigger
-	if trigger == "" {
-		trigger = "@" + s.opt.AssistantName
-	}
-	requires := true
-	if a.RequiresTrigger != nil {
-		requires = *a.RequiresTrigger
-	}
-	name := strings.TrimSpace(a.Name)
-	if name == "" {
-		name = a.Folder
-	}
-	g := store.Group{Folder: a.Folder, Name: name, Trigger: trigger, RequiresTrigger: requires, AddedAt: time.Now()}
+	trigger := cmp.Or(a.Trigger, "@"+s.opt.AssistantName)
+	g := store.Group{Folder: a.Folder, Name: cmp.Or(strings.TrimSpace(a.Name), a.Folder), Trigger: trigger,
+		RequiresTrigger: a.RequiresTrigger == nil || *a.RequiresTrigger, AddedAt: time.Now()}
 	if err := g.Validate(); err != nil {
 		return ipc.GroupInfo{}, err
 	}
@@ -169,7 +162,7 @@ func (s *Set) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, owner 
 			s.log.Warn("write the new group's CLAUDE.md", "group", a.Folder, "err", err)
 		}
 	}
-	s.log.Info("group registered", "group", a.Folder, "chat", a.JID, "by", by(owner))
+	s.log.Info("group registered", "group", a.Folder, "chat", a.JID, "by", by)
 	return s.groupInfo(ctx, g), nil
 }
 
@@ -248,56 +241,41 @@ func (s *Set) groupInfo(ctx context.Context, g store.Group) ipc.GroupInfo {
 		MemoryMB: g.Config.MemoryMB, CPUs: g.Config.CPUs, PidsLimit: g.Config.PidsLimit,
 		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow}
 	for _, m := range g.Config.AdditionalMounts {
-		info.AdditionalMounts = append(info.AdditionalMounts, ipc.ExtraMount{HostPath: m.HostPath, ContainerPath: m.ContainerPath, ReadOnly: m.ReadOnly})
+		info.AdditionalMounts = append(info.AdditionalMounts, ipc.ExtraMount(m))
 	}
 	return info
 }
 
 // applyConfig changes g by c; PutGroup validates the result whole.
 func applyConfig(g *store.Group, c ipc.ConfigureGroupArgs) error {
+	if g.IsMain && c.RequiresTrigger != nil && *c.RequiresTrigger {
+		return errors.New("the main group answers every message; it cannot require a trigger")
+	}
 	if c.Name != nil {
 		g.Name = strings.TrimSpace(*c.Name)
-	}
-	if c.Trigger != nil {
-		g.Trigger = *c.Trigger
-	}
-	if c.RequiresTrigger != nil {
-		if g.IsMain && *c.RequiresTrigger {
-			return errors.New("the main group answers every message; it cannot require a trigger")
-		}
-		g.RequiresTrigger = *c.RequiresTrigger
-	}
-	if c.TimeoutSeconds != nil {
-		g.Config.TimeoutSeconds = *c.TimeoutSeconds
-	}
-	if c.MemoryMB != nil {
-		g.Config.MemoryMB = *c.MemoryMB
-	}
-	if c.CPUs != nil {
-		g.Config.CPUs = *c.CPUs
-	}
-	if c.PidsLimit != nil {
-		g.Config.PidsLimit = *c.PidsLimit
 	}
 	if c.EgressMode != nil {
 		g.Config.Egress.Mode = store.EgressMode(*c.EgressMode)
 	}
-	if c.EgressAllow != nil {
-		g.Config.Egress.Allow = *c.EgressAllow
-	}
 	if c.AdditionalMounts != nil {
 		g.Config.AdditionalMounts = nil
 		for _, m := range *c.AdditionalMounts {
-			g.Config.AdditionalMounts = append(g.Config.AdditionalMounts, store.Mount{HostPath: m.HostPath, ContainerPath: m.ContainerPath, ReadOnly: m.ReadOnly})
+			g.Config.AdditionalMounts = append(g.Config.AdditionalMounts, store.Mount(m))
 		}
 	}
+	set(&g.Trigger, c.Trigger)
+	set(&g.RequiresTrigger, c.RequiresTrigger)
+	set(&g.Config.TimeoutSeconds, c.TimeoutSeconds)
+	set(&g.Config.MemoryMB, c.MemoryMB)
+	set(&g.Config.CPUs, c.CPUs)
+	set(&g.Config.PidsLimit, c.PidsLimit)
+	set(&g.Config.Egress.Allow, c.EgressAllow)
 	return g.Validate()
 }
 
-// by names who made a change, for the log.
-func by(owner bool) string {
-	if owner {
-		return "owner"
+// set copies *v to *dst when v is given.
+func set[T any](dst, v *T) {
+	if v != nil {
+		*dst = *v
 	}
-	return "main"
 }

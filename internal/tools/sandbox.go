@@ -1,10 +1,10 @@
 package tools
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
@@ -104,50 +104,33 @@ func egressWidening(cur, next store.Egress) string {
 	return ""
 }
 
-func modeName(m store.EgressMode) string {
-	if m == store.EgressDefault {
-		return "default"
-	}
-	return string(m)
-}
+func modeName(m store.EgressMode) string { return cmp.Or(string(m), "default") }
 
 // setCommand is the owner's command line that asks for the settings c
 // (the inverse of the CLI's parser), for a refusal to show.
 func setCommand(c ipc.ConfigureGroupArgs) string {
-	words := []string{"nanoclaw", "groups", "set", shellWord(c.Folder)}
-	add := func(key string, v any) { words = append(words, shellWord(key+"="+fmt.Sprint(v))) }
-	if c.Name != nil {
-		add("name", *c.Name)
-	}
-	if c.Trigger != nil {
-		add("trigger", *c.Trigger)
-	}
-	if c.RequiresTrigger != nil {
-		add("requires_trigger", *c.RequiresTrigger)
-	}
-	if c.TimeoutSeconds != nil {
-		add("timeout", *c.TimeoutSeconds)
-	}
-	if c.MemoryMB != nil {
-		add("memory_mb", *c.MemoryMB)
-	}
-	if c.CPUs != nil {
-		add("cpus", strconv.FormatFloat(*c.CPUs, 'f', -1, 64))
-	}
-	if c.PidsLimit != nil {
-		add("pids_limit", *c.PidsLimit)
-	}
-	if c.EgressMode != nil {
-		add("egress", *c.EgressMode)
-	}
+	var allow, mounts *string
 	if c.EgressAllow != nil {
-		add("allow", strings.Join(*c.EgressAllow, ","))
+		allow = new(strings.Join(*c.EgressAllow, ","))
 	}
 	if c.AdditionalMounts != nil {
 		b, _ := json.Marshal(*c.AdditionalMounts)
-		add("mounts", string(b))
+		mounts = new(string(b))
 	}
-	return strings.Join(words, " ")
+	words := []string{"nanoclaw", "groups", "set", shellWord(c.Folder), setting("name", c.Name), setting("trigger", c.Trigger),
+		setting("requires_trigger", c.RequiresTrigger), setting("timeout", c.TimeoutSeconds), setting("memory_mb", c.MemoryMB),
+		setting("cpus", c.CPUs), setting("pids_limit", c.PidsLimit), setting("egress", c.EgressMode),
+		setting("allow", allow), setting("mounts", mounts)}
+	return strings.Join(slices.DeleteFunc(words, func(w string) bool { return w == "" }), " ")
+}
+
+// setting is the word key=v of setCommand, "" when v is not given. A
+// number prints as the CLI reads it (cpus=1.5).
+func setting[T any](key string, v *T) string {
+	if v == nil {
+		return ""
+	}
+	return shellWord(key + "=" + fmt.Sprint(*v))
 }
 
 // shellWord quotes s for a POSIX shell when it needs it.

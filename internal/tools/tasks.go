@@ -72,7 +72,7 @@ func (s *Set) scheduleTask(ctx context.Context, c caller, a *ipc.ScheduleTaskArg
 	if err := s.st.CreateTaskWithin(ctx, t, s.caps(actor)); err != nil {
 		return nil, s.limitHint(actor, "not scheduled", err)
 	}
-	s.tasksChanged()
+	s.opt.TasksChanged()
 	s.log.Info("task scheduled", "group", folder, "task", t.ID, "type", t.ScheduleType, "next_run", t.NextRun)
 	return taskInfo(t, nil), nil
 }
@@ -158,7 +158,7 @@ func (s *Set) changeTask(ctx context.Context, c caller, name, id string, edit *i
 	default:
 		return nil, fmt.Errorf("unknown tool %q", name)
 	}
-	s.tasksChanged()
+	s.opt.TasksChanged()
 	s.log.Info("task changed", "group", t.Folder, "task", t.ID, "tool", name, "by", actor)
 	return taskInfo(t, nil), nil
 }
@@ -189,21 +189,14 @@ func mayChange(t store.Task, actor store.TaskActor, tool string) error {
 	}
 	if t.Status == store.TaskPaused && !actor.MayLift(t.PausedBy) {
 		return fmt.Errorf("task %s was paused by %s; only the main group or the owner can resume or change it (the owner, on the host: nanoclaw tasks resume %s)",
-			t.ID, pauserName(t.PausedBy), t.ID)
+			t.ID, pauserNames[t.PausedBy], t.ID)
 	}
 	return nil
 }
 
-func pauserName(a store.TaskActor) string {
-	switch a {
-	case store.ActorOwner:
-		return "the owner"
-	case store.ActorMain:
-		return "the main group"
-	case store.ActorScheduler:
-		return "nanoclaw (its schedule could not be computed)"
-	}
-	return "its group"
+var pauserNames = map[store.TaskActor]string{
+	store.ActorOwner: "the owner", store.ActorMain: "the main group", store.ActorGroup: "its group",
+	store.ActorScheduler: "nanoclaw (its schedule could not be computed)",
 }
 
 // lockedNow turns the store's refusal of a change that mayChange allowed
@@ -253,29 +246,23 @@ func (s *Set) minInterval(actor store.TaskActor) time.Duration {
 // scheduled"), what the limit is and how the owner changes it; other errors
 // are returned as they are.
 func (s *Set) limitHint(actor store.TaskActor, notDone string, err error) error {
-	var full *store.TaskLimitError
-	var kept *store.TaskKeptError
-	var near *store.OnceTooCloseError
-	var often *scheduler.TooFrequentError
-	switch {
-	case errors.As(err, &full):
-		setting, who := "TASK_MAX_ACTIVE", "a non-main group's agent"
-		if actor != store.ActorGroup {
-			setting, who = "TASK_MAX_ACTIVE_MAIN", "the main group's agent"
-		}
+	setting, who := "TASK_MAX_ACTIVE", "a non-main group's agent"
+	if actor != store.ActorGroup {
+		setting, who = "TASK_MAX_ACTIVE_MAIN", "the main group's agent"
+	}
+	if full, ok := errors.AsType[*store.TaskLimitError](err); ok {
 		return fmt.Errorf("%s: %w, the most %s may schedule (%s=%d). Cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
 			notDone, full, who, setting, full.Limit, setting, configHint)
-	case errors.As(err, &kept):
-		setting := "TASK_MAX_ACTIVE"
-		if actor != store.ActorGroup {
-			setting = "TASK_MAX_ACTIVE_MAIN"
-		}
+	}
+	if kept, ok := errors.AsType[*store.TaskKeptError](err); ok {
 		return fmt.Errorf("%s: %w (at most 10 × %s=%d). Finished tasks are deleted when the group has more than %d of them or after %d days; cancel a task that is no longer needed (cancel_task), or ask the owner to raise %s in %s",
 			notDone, kept, setting, kept.Limit/10, store.KeepFinishedTasks, int(store.FinishedTaskRetention.Hours()/24), setting, configHint)
-	case errors.As(err, &near):
+	}
+	if near, ok := errors.AsType[*store.OnceTooCloseError](err); ok {
 		return fmt.Errorf("%s: %w. A non-main group's once tasks must be at least TASK_MIN_INTERVAL=%v apart, and from its latest once run: choose a time at least %v from %s, or ask the owner to lower TASK_MIN_INTERVAL in %s",
 			notDone, near, near.Gap, near.Gap, near.Near.In(s.opt.Location).Format("2006-01-02T15:04:05 MST"), configHint)
-	case errors.As(err, &often) && actor == store.ActorGroup && often.Min == s.opt.Tasks.MinInterval && s.opt.Tasks.MinInterval > 0:
+	}
+	if often, ok := errors.AsType[*scheduler.TooFrequentError](err); ok && actor == store.ActorGroup && often.Min == s.opt.Tasks.MinInterval && s.opt.Tasks.MinInterval > 0 {
 		return fmt.Errorf("%s: %w. A non-main group's tasks may run at most every %v (TASK_MIN_INTERVAL=%v): choose a longer interval, or ask the owner to lower TASK_MIN_INTERVAL in %s",
 			notDone, err, often.Min, often.Min, configHint)
 	}
@@ -293,12 +280,6 @@ func (s *Set) ownTask(ctx context.Context, c caller, id string) (store.Task, err
 		return store.Task{}, notFound // the same answer: nothing leaks
 	}
 	return t, nil
-}
-
-func (s *Set) tasksChanged() {
-	if s.opt.TasksChanged != nil {
-		s.opt.TasksChanged()
-	}
 }
 
 func taskInfo(t store.Task, runs []store.TaskRun) ipc.TaskInfo {

@@ -7,6 +7,7 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,11 +69,10 @@ type Set struct {
 
 // New makes a Set.
 func New(opt Options) *Set {
-	if opt.Logger == nil {
-		opt.Logger = slog.Default()
-	}
-	if opt.Location == nil {
-		opt.Location = time.UTC
+	opt.Logger = cmp.Or(opt.Logger, slog.Default())
+	opt.Location = cmp.Or(opt.Location, time.UTC)
+	if opt.TasksChanged == nil {
+		opt.TasksChanged = func() {}
 	}
 	return &Set{opt: opt, st: opt.Store, log: opt.Logger}
 }
@@ -83,8 +83,6 @@ type caller struct {
 	gateway.Caller
 	actor store.TaskActor
 }
-
-func (c caller) owner() bool { return c.actor == store.ActorOwner }
 
 // Call answers a model's tool call (the gateway's Tools). The caller is the
 // group of the socket the call came in on.
@@ -146,11 +144,11 @@ func (s *Set) call(ctx context.Context, c caller, name string, raw json.RawMessa
 	case *ipc.NoArgs:
 		return s.listGroups(ctx, name)
 	case *ipc.RegisterGroupArgs:
-		return s.registerGroup(ctx, *a, c.owner())
+		return s.registerGroup(ctx, *a, c.actor)
 	case *ipc.FolderArgs:
-		return s.changeGroup(ctx, c.owner(), name, a.Folder, nil)
+		return s.changeGroup(ctx, c.actor, name, a.Folder, nil)
 	case *ipc.ConfigureGroupArgs:
-		return s.changeGroup(ctx, c.owner(), name, a.Folder, a)
+		return s.changeGroup(ctx, c.actor, name, a.Folder, a)
 	}
 	return nil, fmt.Errorf("unknown tool %q", name)
 }
