@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,9 +85,7 @@ func New(opt Options) *Engine {
 	if opt.RunLease <= 0 {
 		opt.RunLease = DefaultRunLease
 	}
-	if opt.Logger == nil {
-		opt.Logger = slog.Default()
-	}
+	opt.Logger = cmp.Or(opt.Logger, slog.Default())
 	if opt.Clock == nil {
 		opt.Clock = time.Now
 	}
@@ -185,11 +184,7 @@ func (e *Engine) RecordRun(ctx context.Context, task store.Task, start time.Time
 		Result:    truncate(result, MaxRecordBytes),
 	}
 	if runErr != nil {
-		msg := runErr.Error()
-		if msg == "" {
-			msg = "unknown error"
-		}
-		run.Status, run.Result, run.Error = store.RunError, "", truncate(msg, MaxRecordBytes)
+		run.Status, run.Result, run.Error = store.RunError, "", truncate(cmp.Or(runErr.Error(), "unknown error"), MaxRecordBytes)
 		if errors.Is(runErr, ErrSkipped) {
 			run.Status, run.Duration = store.RunSkipped, 0
 		}

@@ -32,6 +32,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -225,20 +226,17 @@ func cronMinGap(expr string) time.Duration {
 // optional /step) into its sorted values in [lo, hi]. What it does not know
 // is taken as every value, the most frequent reading.
 func cronValues(field string, lo, hi int) []int {
-	set := make([]bool, hi+1)
-	all := func() []int {
-		var v []int
-		for i := lo; i <= hi; i++ {
-			v = append(v, i)
-		}
-		return v
+	var all []int
+	for v := lo; v <= hi; v++ {
+		all = append(all, v)
 	}
+	set := make([]bool, hi+1)
 	for part := range strings.SplitSeq(field, ",") {
 		rng, step := part, 1
 		if r, st, ok := strings.Cut(part, "/"); ok {
 			n, err := strconv.Atoi(st)
 			if err != nil || n <= 0 {
-				return all()
+				return all
 			}
 			rng, step = r, n
 		}
@@ -254,30 +252,23 @@ func cronValues(field string, lo, hi int) []int {
 				to = hi // "5/15" is 5-hi/15
 			}
 			if err1 != nil || err2 != nil || from < lo || to > hi || from > to {
-				return all()
+				return all
 			}
 		}
 		for v := from; v <= to; v += step {
 			set[v] = true
 		}
 	}
-	var values []int
-	for v := lo; v <= hi; v++ {
-		if set[v] {
-			values = append(values, v)
-		}
-	}
+	values := slices.DeleteFunc(slices.Clone(all), func(v int) bool { return !set[v] })
 	if len(values) == 0 {
-		return all()
+		return all
 	}
 	return values
 }
 
 func parseInterval(value string) (time.Duration, error) {
-	for _, r := range value {
-		if r < '0' || r > '9' {
-			return 0, fmt.Errorf("interval %q is not a whole number of milliseconds", value)
-		}
+	if strings.Trim(value, "0123456789") != "" {
+		return 0, fmt.Errorf("interval %q is not a whole number of milliseconds", value)
 	}
 	ms, err := strconv.ParseInt(value, 10, 64)
 	if err != nil || ms > MaxInterval.Milliseconds() {

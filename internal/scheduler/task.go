@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -42,10 +43,7 @@ func NewTask(req TaskRequest, folder, chatJID string, now time.Time, defaultTZ *
 	if err := checkPrompt(req.Prompt); err != nil {
 		return store.Task{}, err
 	}
-	mode := store.ContextMode(req.ContextMode)
-	if mode == "" {
-		mode = store.ContextGroup
-	}
+	mode := store.ContextMode(cmp.Or(req.ContextMode, string(store.ContextGroup)))
 	if err := mode.Validate(); err != nil {
 		return store.Task{}, err
 	}
@@ -56,27 +54,16 @@ func NewTask(req TaskRequest, folder, chatJID string, now time.Time, defaultTZ *
 		}
 		tz = defaultTZ.String()
 	}
-	if err := store.ValidateTimezone(tz); err != nil {
-		return store.Task{}, err
-	}
-	loc, err := time.LoadLocation(tz)
-	if err != nil {
-		return store.Task{}, fmt.Errorf("time zone %q: %w", tz, err)
-	}
-	sched, err := ParseSchedule(req.ScheduleType, req.ScheduleValue, loc, now, req.MinInterval)
+	loc, err := loadZone(tz)
 	if err != nil {
 		return store.Task{}, err
 	}
-	first, ok := sched.Next(now)
-	if !ok {
-		return store.Task{}, fmt.Errorf("%s schedule %q never runs", req.ScheduleType, req.ScheduleValue)
-	}
-	id, err := newTaskID()
+	sched, first, err := firstRun(req.ScheduleType, req.ScheduleValue, loc, now, req.MinInterval)
 	if err != nil {
 		return store.Task{}, err
 	}
 	t := store.Task{
-		ID:            id,
+		ID:            newTaskID(),
 		Folder:        folder,
 		ChatJID:       chatJID,
 		Prompt:        req.Prompt,
@@ -129,13 +116,9 @@ func Update(t store.Task, edit TaskEdit, now time.Time) (store.Task, error) {
 		if err != nil {
 			return store.Task{}, err
 		}
-		sched, err := ParseSchedule(kind, value, loc, now, edit.MinInterval)
+		sched, next, err := firstRun(kind, value, loc, now, edit.MinInterval)
 		if err != nil {
 			return store.Task{}, err
-		}
-		next, ok := sched.Next(now)
-		if !ok {
-			return store.Task{}, fmt.Errorf("%s schedule %q never runs", kind, value)
 		}
 		t.ScheduleType, t.ScheduleValue, t.NextRun = sched.Kind(), strings.TrimSpace(value), &next
 	}
@@ -177,12 +160,35 @@ func NextRun(t store.Task, now time.Time) (*time.Time, error) {
 	return &next, nil
 }
 
+// firstRun parses a schedule given now (ParseSchedule) and finds its first
+// run.
+func firstRun(kind, value string, loc *time.Location, now time.Time, minInterval time.Duration) (Schedule, time.Time, error) {
+	sched, err := ParseSchedule(kind, value, loc, now, minInterval)
+	if err != nil {
+		return Schedule{}, time.Time{}, err
+	}
+	first, ok := sched.Next(now)
+	if !ok {
+		return Schedule{}, time.Time{}, fmt.Errorf("%s schedule %q never runs", kind, value)
+	}
+	return sched, first, nil
+}
+
 // zoneOf loads t's own zone; never the host's.
 func zoneOf(t store.Task) (*time.Location, error) {
-	if err := store.ValidateTimezone(t.Timezone); err != nil {
+	loc, err := loadZone(t.Timezone)
+	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", t.ID, err)
 	}
-	return time.LoadLocation(t.Timezone)
+	return loc, nil
+}
+
+// loadZone loads a zone that store.ValidateTimezone accepts.
+func loadZone(tz string) (*time.Location, error) {
+	if err := store.ValidateTimezone(tz); err != nil {
+		return nil, err
+	}
+	return time.LoadLocation(tz)
 }
 
 func checkPrompt(p string) error {
@@ -199,10 +205,8 @@ func checkPrompt(p string) error {
 
 // newTaskID returns "task-" and 10 random hex digits: short enough to type
 // in the CLI, and CreateTask refuses the rare duplicate.
-func newTaskID() (string, error) {
+func newTaskID() string {
 	b := make([]byte, 5)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("new task id: %w", err)
-	}
-	return "task-" + hex.EncodeToString(b), nil
+	rand.Read(b) // never fails: it crashes the program instead
+	return "task-" + hex.EncodeToString(b)
 }

@@ -30,12 +30,7 @@ func widening(cur, next, defaults store.ContainerConfig) string {
 		if l.next == l.cur {
 			continue
 		}
-		inForce := func(v float64) float64 {
-			if v == 0 {
-				return l.def
-			}
-			return v
-		}
+		inForce := func(v float64) float64 { return cmp.Or(v, l.def) }
 		switch {
 		case inForce(l.next) == 0 || inForce(l.cur) == 0:
 			return fmt.Sprintf("%s %v cannot be compared with the default in force", l.name, l.next)
