@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -176,13 +177,6 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 		if !ok {
 			return a, usagef("setting %q is not KEY=VALUE", w)
 		}
-		num := func() (int, error) {
-			n, err := strconv.Atoi(value)
-			if err != nil {
-				return 0, usagef("%s: %q is not a whole number", key, value)
-			}
-			return n, nil
-		}
 		switch key {
 		case "name":
 			a.Name = &value
@@ -195,11 +189,11 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			}
 			a.RequiresTrigger = &b
 		case "timeout", "memory_mb", "pids_limit":
-			n, err := num()
+			n, err := strconv.Atoi(value)
 			if err != nil {
-				return a, err
+				return a, usagef("%s: %q is not a whole number", key, value)
 			}
-			map[string]func(){"timeout": func() { a.TimeoutSeconds = &n }, "memory_mb": func() { a.MemoryMB = &n }, "pids_limit": func() { a.PidsLimit = &n }}[key]()
+			*map[string]**int{"timeout": &a.TimeoutSeconds, "memory_mb": &a.MemoryMB, "pids_limit": &a.PidsLimit}[key] = &n
 		case "cpus":
 			f, err := strconv.ParseFloat(value, 64)
 			if err != nil {
@@ -242,11 +236,7 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 	fmt.Fprintf(w, "timeout:   %s s\nmemory:    %s MiB\ncpus:      %s\npids:      %s\n",
 		orDefault(g.TimeoutSeconds, g.TimeoutSeconds == 0), orDefault(g.MemoryMB, g.MemoryMB == 0),
 		orDefault(g.CPUs, g.CPUs == 0), orDefault(g.PidsLimit, g.PidsLimit == 0))
-	mode := g.EgressMode
-	if mode == "" {
-		mode = "default (public)"
-	}
-	fmt.Fprintf(w, "egress:    %s %s\n", mode, strings.Join(g.EgressAllow, ", "))
+	fmt.Fprintf(w, "egress:    %s %s\n", cmp.Or(g.EgressMode, "default (public)"), strings.Join(g.EgressAllow, ", "))
 	for _, mt := range g.AdditionalMounts {
 		fmt.Fprintf(w, "mount:     %s -> %s (readonly requested: %v)\n", mt.HostPath, mt.ContainerPath, mt.ReadOnly)
 	}

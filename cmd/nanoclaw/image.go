@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -54,23 +55,18 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if *base != "" {
-		if err := sandbox.ValidateImage(*base); err != nil {
-			return usagef("--base: %v", err)
-		}
-	}
-	if *tag != "" {
-		if err := sandbox.ValidateImage(*tag); err != nil {
-			return usagef("--tag: %v", err)
+	for _, f := range []struct{ name, image string }{{"--base", *base}, {"--tag", *tag}} {
+		if f.image != "" {
+			if err := sandbox.ValidateImage(f.image); err != nil {
+				return usagef("%s: %v", f.name, err)
+			}
 		}
 	}
 	cfg, err := config.Load(m.Getenv)
 	if err != nil {
 		return err
 	}
-	if *tag == "" {
-		*tag = cfg.Image
-	}
+	*tag = cmp.Or(*tag, cfg.Image)
 	platform, err := agentimage.ClaudeCodePlatform(goruntime.GOARCH)
 	if err != nil {
 		return err

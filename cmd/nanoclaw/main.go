@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	_ "time/tzdata" // schedules need IANA zones even on hosts without tzdata
 
@@ -74,11 +74,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		m.usage(m.Stderr)
 		return cli.ExitUsage
 	}
-	level := *logLevel
-	if level == "" {
-		level = m.Getenv("LOG_LEVEL")
-	}
-	lvl, err := config.ParseLevel(level)
+	lvl, err := config.ParseLevel(cmp.Or(*logLevel, m.Getenv("LOG_LEVEL")))
 	if err != nil {
 		fmt.Fprintf(m.Stderr, "nanoclaw: --log-level: %v\n", err)
 		return cli.ExitUsage
@@ -111,15 +107,24 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 }
 
 func (m *Main) usage(w io.Writer) {
-	var b strings.Builder
-	b.WriteString("nanoclaw — a personal assistant that runs Claude Code for each chat group in its own sandbox.\n\n")
-	b.WriteString("Usage: nanoclaw [--log-level LEVEL] <command> [arguments]\n\nCommands:\n")
+	fmt.Fprint(w, "nanoclaw — a personal assistant that runs Claude Code for each chat group in its own sandbox.\n\n",
+		"Usage: nanoclaw [--log-level LEVEL] <command> [arguments]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.Name, c.Summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.Summary)
 	}
-	b.WriteString("\nRun 'nanoclaw <command> --help' for a command's options.\n")
-	b.WriteString("Settings come from the environment or ~/.config/nanoclaw/config; see 'nanoclaw run --help'.\n")
-	io.WriteString(w, b.String())
+	fmt.Fprint(w, "\nRun 'nanoclaw <command> --help' for a command's options.\n",
+		"Settings come from the environment or ~/.config/nanoclaw/config; see 'nanoclaw run --help'.\n")
+}
+
+// useConfig applies what the config says to this command's logging: its
+// LOG_LEVEL, unless --log-level was given, and its warnings.
+func (m *Main) useConfig(cfg *config.Config) {
+	if !m.levelFromFlag {
+		m.level.Set(cfg.LogLevel) // LOG_LEVEL may come from the config file
+	}
+	for _, w := range cfg.Warnings {
+		m.Logger.Warn(w)
+	}
 }
 
 // flagSet makes a subcommand's flag set (cli.FlagSet).
@@ -147,10 +152,8 @@ func notYet(name string) func(*Main, context.Context, []string) error {
 // journald and log collectors). stdout is kept for command output alone.
 func newLogger(w io.Writer, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if f, ok := w.(*os.File); ok {
-		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, opts))
-		}
+	if isTerminal(w) {
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }

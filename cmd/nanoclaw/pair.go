@@ -68,12 +68,7 @@ func (m *Main) runPair(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !m.levelFromFlag {
-		m.level.Set(cfg.LogLevel)
-	}
-	for _, w := range cfg.Warnings {
-		m.Logger.Warn(w)
-	}
+	m.useConfig(cfg)
 	if err := daemon.PrepareHome(cfg, m.Logger); err != nil {
 		return err
 	}

@@ -32,11 +32,6 @@ func (m *Main) runDaemon(ctx context.Context, args []string) error {
 		cfg.Print(m.Stdout)
 		return nil
 	}
-	if !m.levelFromFlag {
-		m.level.Set(cfg.LogLevel) // LOG_LEVEL may come from the config file
-	}
-	for _, w := range cfg.Warnings {
-		m.Logger.Warn(w)
-	}
+	m.useConfig(cfg)
 	return daemon.Run(ctx, cfg, m.Logger)
 }

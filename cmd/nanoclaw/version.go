@@ -42,8 +42,5 @@ func revision() string {
 	if rev == "" {
 		return "unknown commit"
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	return "commit " + rev + dirty
+	return "commit " + rev[:min(len(rev), 12)] + dirty
 }
