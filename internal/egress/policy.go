@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Mode is a group's egress mode.
@@ -301,12 +302,10 @@ func CanonicalHost(host string) (string, netip.Addr, error) {
 		ip = ip.Unmap()
 		return ip.String(), ip, nil
 	}
-	for i := 0; i < len(host); i++ {
-		// Only ASCII is folded: strings.ToLower would turn the Kelvin sign
-		// into "k" and let a look-alike pass as a listed name.
-		if host[i] >= 0x80 {
-			return "", netip.Addr{}, fmt.Errorf("invalid host %.80q: not ASCII (use punycode)", host)
-		}
+	// Only ASCII is folded: strings.ToLower would turn the Kelvin sign
+	// into "k" and let a look-alike pass as a listed name.
+	if strings.ContainsFunc(host, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		return "", netip.Addr{}, fmt.Errorf("invalid host %.80q: not ASCII (use punycode)", host)
 	}
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if err := checkHostname(h); err != nil {

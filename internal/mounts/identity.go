@@ -1,13 +1,12 @@
 package mounts
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,12 +15,7 @@ import (
 // the data home, the config dir and the directories of both binaries
 // (BinaryDirs). Empty arguments are left out.
 func OwnDirs(home, configDir, agentBinary string) []string {
-	var dirs []string
-	for _, d := range []string{home, configDir} {
-		if d != "" {
-			dirs = append(dirs, d)
-		}
-	}
+	dirs := slices.DeleteFunc([]string{home, configDir}, func(d string) bool { return d == "" })
 	return append(dirs, BinaryDirs(agentBinary)...)
 }
 
@@ -142,11 +136,9 @@ func readMountTable() []mountEntry {
 		return nil
 	}
 	var table []mountEntry
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), maxMountTable)
-	for sc.Scan() {
+	for line := range strings.Lines(string(data)) {
 		// id parent major:minor root mount-point options ...
-		f := strings.Fields(sc.Text())
+		f := strings.Fields(line)
 		if len(f) < 5 {
 			continue
 		}

@@ -107,9 +107,8 @@ func LoadAllowlist(file string) (*Allowlist, error) {
 		if err := checkPattern(p); err != nil {
 			return nil, fmt.Errorf("mount allowlist %s: blockedPatterns[%d] %q: %w", file, i, p, err)
 		}
-		a.BlockedPatterns = append(a.BlockedPatterns, p)
 	}
-	a.NonMainReadOnly = f.NonMainReadOnly
+	a.BlockedPatterns, a.NonMainReadOnly = f.BlockedPatterns, f.NonMainReadOnly
 	return a, nil
 }
 
