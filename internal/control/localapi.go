@@ -2,7 +2,6 @@ package control
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
@@ -41,30 +40,6 @@ type Receipt struct {
 	Duplicate  bool   `json:"duplicate,omitempty"`
 }
 
-// validate checks a message request; the error is the 400's message.
-func (q *MessageRequest) validate() error {
-	if q.Chat == "" {
-		return fmt.Errorf("chat: required, like %q", local.MainChat)
-	}
-	if _, err := local.ParseChat(q.Chat); err != nil {
-		return fmt.Errorf("chat: %v", err)
-	}
-	if q.Sender != "" {
-		if err := local.ValidateSender(q.Sender); err != nil {
-			return fmt.Errorf("sender: %v", err)
-		}
-	}
-	if err := local.ValidateText(q.Text); err != nil {
-		return fmt.Errorf("text: %v", err)
-	}
-	if q.ID != "" {
-		if err := local.ValidateID(q.ID); err != nil {
-			return fmt.Errorf("id: %v", err)
-		}
-	}
-	return nil
-}
-
 // notRegistered is the 404 of a message to a chat no group is bound to.
 func notRegistered(w http.ResponseWriter, chat string) {
 	folder, _ := local.ParseChat(chat)
@@ -87,7 +62,8 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if err := q.validate(); err != nil {
+	draft := local.Draft{Chat: q.Chat, Sender: q.Sender, Text: q.Text, ID: q.ID}
+	if err := draft.Validate(); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
@@ -109,7 +85,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 	// published before Deliver returns.
 	events, cancel := s.opt.Local.Subscribe(q.Chat)
 	defer cancel()
-	d, err := s.opt.Local.Deliver(ctx, local.Draft{Chat: q.Chat, Sender: q.Sender, Text: q.Text, ID: q.ID})
+	d, err := s.opt.Local.Deliver(ctx, draft)
 	if err != nil {
 		status := http.StatusInternalServerError
 		switch {

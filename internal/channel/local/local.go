@@ -86,6 +86,31 @@ type Delivered struct {
 	channel.Stored
 }
 
+// Validate checks a draft before anything is stored; the error names the
+// field at fault. An empty sender or id is valid: Deliver fills it in.
+func (d Draft) Validate() error {
+	if d.Chat == "" {
+		return fmt.Errorf("chat: required, like %q", MainChat)
+	}
+	if _, err := ParseChat(d.Chat); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	if d.Sender != "" {
+		if err := ValidateSender(d.Sender); err != nil {
+			return fmt.Errorf("sender: %w", err)
+		}
+	}
+	if err := ValidateText(d.Text); err != nil {
+		return fmt.Errorf("text: %w", err)
+	}
+	if d.ID != "" {
+		if err := ValidateID(d.ID); err != nil {
+			return fmt.Errorf("id: %w", err)
+		}
+	}
+	return nil
+}
+
 // Channel is the local terminal channel. Create it with New; it is safe for
 // concurrent use.
 type Channel struct {
@@ -244,26 +269,13 @@ func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
 // the channel's own context, not ctx: the router may tie work the message
 // starts to it, and a client that hangs up must not cancel that.
 func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
-	if _, err := ParseChat(d.Chat); err != nil {
+	if err := cmp.Or(d.Validate(), ctx.Err()); err != nil {
 		return Delivered{}, err
 	}
 	if d.Sender == "" {
 		d.Sender = DefaultSender()
 	}
-	if err := ValidateSender(d.Sender); err != nil {
-		return Delivered{}, err
-	}
-	if err := ValidateText(d.Text); err != nil {
-		return Delivered{}, err
-	}
-	if d.ID == "" {
-		d.ID = newID()
-	} else if err := ValidateID(d.ID); err != nil {
-		return Delivered{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Delivered{}, err
-	}
+	d.ID = cmp.Or(d.ID, newID())
 	now := time.Now()
 	m := channel.Message{
 		ChatJID:    d.Chat,
