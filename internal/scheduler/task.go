@@ -37,14 +37,7 @@ type TaskRequest struct {
 // without a zone gets defaultTZ, which must be a named zone ("Local" would
 // silently change meaning with the host's TZ). The task gets a fresh id.
 func NewTask(req TaskRequest, folder, chatJID string, now time.Time, defaultTZ *time.Location) (store.Task, error) {
-	if err := store.ValidateFolder(folder); err != nil {
-		return store.Task{}, err
-	}
 	if err := checkPrompt(req.Prompt); err != nil {
-		return store.Task{}, err
-	}
-	mode := store.ContextMode(cmp.Or(req.ContextMode, string(store.ContextGroup)))
-	if err := mode.Validate(); err != nil {
 		return store.Task{}, err
 	}
 	tz := req.Timezone
@@ -70,7 +63,7 @@ func NewTask(req TaskRequest, folder, chatJID string, now time.Time, defaultTZ *
 		ScheduleType:  sched.Kind(),
 		ScheduleValue: strings.TrimSpace(req.ScheduleValue),
 		Timezone:      tz,
-		ContextMode:   mode,
+		ContextMode:   store.ContextMode(cmp.Or(req.ContextMode, string(store.ContextGroup))),
 		Status:        store.TaskActive,
 		NextRun:       &first,
 		CreatedAt:     now,

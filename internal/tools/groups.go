@@ -147,9 +147,6 @@ func (s *Set) registerGroup(ctx context.Context, a ipc.RegisterGroupArgs, by sto
 	trigger := cmp.Or(a.Trigger, "@"+s.opt.AssistantName)
 	g := store.Group{Folder: a.Folder, Name: cmp.Or(strings.TrimSpace(a.Name), a.Folder), Trigger: trigger,
 		RequiresTrigger: a.RequiresTrigger == nil || *a.RequiresTrigger, AddedAt: time.Now()}
-	if err := g.Validate(); err != nil {
-		return ipc.GroupInfo{}, err
-	}
 	if err := s.st.PutGroup(ctx, g); err != nil {
 		return ipc.GroupInfo{}, err
 	}
