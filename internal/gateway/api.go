@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
@@ -196,17 +196,9 @@ func (gw *Gateway) rewriteAPI(pr *httputil.ProxyRequest) {
 // credentialHeader reports whether a request header may carry a
 // credential: such headers from the container never reach the upstream.
 func credentialHeader(name string) bool {
-	n := strings.ToLower(name)
-	switch n {
-	case "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "cookie2":
-		return true
-	}
-	for _, s := range []string{"auth", "token", "secret", "password", "passwd", "credential", "api-key", "apikey", "cookie"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
+	n := strings.ToLower(name) // Authorization, X-Api-Key, Cookie among them
+	return slices.ContainsFunc([]string{"auth", "token", "secret", "password", "passwd", "credential", "api-key", "apikey", "cookie"},
+		func(s string) bool { return strings.Contains(n, s) })
 }
 
 // meterResponse notes the status and, for responses that carry token
@@ -239,7 +231,7 @@ func (gw *Gateway) recordUsage(call *apiCall) {
 	if gw.opt.Usage == nil {
 		return
 	}
-	day := gw.now().Local().Format("2006-01-02")
+	day := gw.opt.Now().Local().Format("2006-01-02")
 	gw.records.Add(1)
 	go func() {
 		defer gw.records.Done()
@@ -278,8 +270,5 @@ func (gw *Gateway) apiFailed(w http.ResponseWriter, r *http.Request, err error) 
 // apiError writes an error in the Anthropic API's shape, which Claude Code
 // shows to the user.
 func apiError(w http.ResponseWriter, status int, typ, msg string) {
-	b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(b) //nolint:errcheck // the client went away; nothing to do
+	ipc.WriteJSON(w, status, map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}})
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,10 +68,9 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 		return nil, fmt.Errorf("gateway: invalid group folder %q", g.Folder)
 	}
 	e := &Endpoint{gw: gw, group: g, policy: policy, path: filepath.Join(dir, ipc.SocketName),
-		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{})}
-	e.bodies.free = maxBufferedBodies
-	e.apiBodies.free = maxBufferedAPIBodies
-	e.apiSlots = make(chan struct{}, maxAPICalls)
+		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{}),
+		bodies: bodyBudget{free: maxBufferedBodies}, apiBodies: bodyBudget{free: maxBufferedAPIBodies},
+		apiSlots: make(chan struct{}, maxAPICalls)}
 	e.refused.e = e
 	gw.mu.Lock()
 	if gw.open[g.Folder] != nil {
@@ -246,12 +246,5 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // isSelf reports whether an absolute URL names the gateway as the
 // container sees it: loopback at ipc.ProxyPort.
 func isSelf(u *url.URL) bool {
-	if u.Port() != strconv.Itoa(ipc.ProxyPort) {
-		return false
-	}
-	switch strings.ToLower(u.Hostname()) {
-	case "127.0.0.1", "localhost", "::1":
-		return true
-	}
-	return false
+	return u.Port() == strconv.Itoa(ipc.ProxyPort) && slices.Contains([]string{"127.0.0.1", "localhost", "::1"}, strings.ToLower(u.Hostname()))
 }

@@ -154,7 +154,6 @@ type Gateway struct {
 	opt     Options
 	log     *slog.Logger
 	api     *httputil.ReverseProxy
-	now     func() time.Time
 	records sync.WaitGroup // usage being stored
 
 	mu    sync.Mutex
@@ -179,7 +178,7 @@ func New(opt Options) *Gateway {
 		opt.Now = time.Now
 	}
 	g := &Gateway{
-		opt: opt, log: opt.Logger, now: opt.Now,
+		opt: opt, log: opt.Logger,
 		stats: map[string]*Stats{}, open: map[string]*Endpoint{},
 	}
 	g.api = g.newAPIProxy()
