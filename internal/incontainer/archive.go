@@ -244,17 +244,9 @@ func RenderMarkdown(p HookPayload, entries []TranscriptEntry, cut bool, now time
 	turns := 0
 	var body strings.Builder
 	for _, e := range entries {
-		var who string
-		switch {
-		case e.Type == "user" && e.Message.Role == "user":
-			who = "User"
-		case e.Type == "assistant" && e.Message.Role == "assistant":
-			who = "Assistant"
-		default:
-			continue
-		}
+		who := map[string]string{"user": "User", "assistant": "Assistant"}[e.Type]
 		t := turnText(e)
-		if t == "" {
+		if who == "" || e.Message.Role != e.Type || t == "" {
 			continue
 		}
 		turns++
@@ -315,11 +307,8 @@ func WriteArchive(dir, date, slug, text string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("archive: %w", err)
 		}
-		if _, err := f.WriteString(text); err != nil {
-			f.Close()
-			return "", fmt.Errorf("archive %s: %w", path, err)
-		}
-		if err := f.Close(); err != nil {
+		_, err = f.WriteString(text)
+		if err := cmp.Or(err, f.Close()); err != nil {
 			return "", fmt.Errorf("archive %s: %w", path, err)
 		}
 		return path, nil

@@ -319,13 +319,24 @@ func (p *claudeProc) closeInput() {
 // for the process to be gone, ending it if it lingers without output, and
 // says how it ended.
 func (p *claudeProc) deathStatus() string {
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
+	if !p.exitsWithin(5 * time.Second) {
 		syscall.Kill(-p.pid, syscall.SIGKILL) //nolint:errcheck // may be gone
 		<-p.exited
 	}
 	return p.status()
+}
+
+// exitsWithin waits at most d for the process to exit and reports whether
+// it did.
+func (p *claudeProc) exitsWithin(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // status is how the process ended plus the tail of its stderr, for errors.
@@ -348,16 +359,10 @@ func (p *claudeProc) status() string {
 // process group, and returns once every goroutine of p is done.
 func (p *claudeProc) stop(grace time.Duration) {
 	p.closeInput()
-	t := time.NewTimer(grace)
-	select {
-	case <-p.exited:
-		t.Stop()
-	case <-t.C:
+	if !p.exitsWithin(grace) {
 		p.log.Warn("claude code did not exit after its input closed; terminating", "pid", p.pid, "grace", grace)
 		syscall.Kill(-p.pid, syscall.SIGTERM) //nolint:errcheck // may be gone
-		select {
-		case <-p.exited:
-		case <-time.After(3 * time.Second):
+		if !p.exitsWithin(3 * time.Second) {
 			syscall.Kill(-p.pid, syscall.SIGKILL) //nolint:errcheck // may be gone
 			<-p.exited
 		}
