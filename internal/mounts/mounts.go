@@ -410,8 +410,7 @@ func within(p, dir string) bool {
 
 // unwrapPath drops the *PathError wrapper whose path the caller already says.
 func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		return pe.Err
 	}
 	return err

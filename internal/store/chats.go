@@ -31,10 +31,7 @@ const chatColumns = `jid, name, channel, is_group, last_activity`
 func scanChat(sc scanner) (c Chat, key string, err error) {
 	err = sc.Scan(&c.JID, &c.Name, &c.Channel, &c.IsGroup, asTime(&c.LastActivity))
 	c.Name = sanitize.Name(c.Name) // R19: rows stored before names were cleaned
-	if err == nil {
-		err = c.Validate()
-	}
-	return c, c.JID, err
+	return c, c.JID, cmp.Or(err, c.Validate())
 }
 
 // scanChatID reads a row of one column, a chat id.

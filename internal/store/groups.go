@@ -72,10 +72,7 @@ func scanGroup(sc scanner) (g Group, key string, err error) {
 			err = fmt.Errorf("column container_config: %w", err)
 		}
 	}
-	if err == nil {
-		err = g.Validate()
-	}
-	return g, g.Folder, err
+	return g, g.Folder, cmp.Or(err, g.Validate())
 }
 
 // PutGroup registers g, or updates it if its folder exists (keeping the

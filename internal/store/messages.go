@@ -34,10 +34,7 @@ const messageColumns = `seq, chat_jid, id, sender, sender_name, content, timesta
 
 func scanMessage(sc scanner) (m Message, key string, err error) {
 	err = sc.Scan(&m.Seq, &m.ChatJID, &m.ID, &m.Sender, &m.SenderName, &m.Content, asTime(&m.Timestamp), &m.FromMe, &m.IsBot, &m.Quote)
-	if err == nil {
-		err = m.Validate()
-	}
-	return m, strconv.FormatInt(m.Seq, 10), err
+	return m, strconv.FormatInt(m.Seq, 10), cmp.Or(err, m.Validate())
 }
 
 // AddMessage stores m and returns its seq. A second delivery of the same

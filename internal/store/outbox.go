@@ -134,8 +134,5 @@ func (s *Store) MarkSent(ctx context.Context, o Outgoing, ids []string, sender s
 
 func scanOutgoing(sc scanner) (o Outgoing, key string, err error) {
 	err = sc.Scan(&o.ID, &o.ChatJID, &o.Folder, &o.Content, asTime(&o.CreatedAt), asNullTime(&o.SentAt))
-	if err == nil {
-		err = o.Validate()
-	}
-	return o, o.ID, err
+	return o, o.ID, cmp.Or(err, o.Validate())
 }

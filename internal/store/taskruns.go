@@ -35,10 +35,7 @@ func scanTaskRun(sc scanner) (r TaskRun, key string, err error) {
 	var ms int64
 	err = sc.Scan(&r.ID, &r.TaskID, asTime(&r.StartedAt), &ms, &r.Status, &r.Result, &r.Error)
 	r.Duration = time.Duration(ms) * time.Millisecond
-	if err == nil {
-		err = r.Validate()
-	}
-	return r, strconv.FormatInt(r.ID, 10), err
+	return r, strconv.FormatInt(r.ID, 10), cmp.Or(err, r.Validate())
 }
 
 // AddTaskRun logs a run and, in the same transaction, records it on the task

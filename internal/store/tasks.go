@@ -76,23 +76,15 @@ func (a TaskActor) Validate() error {
 	return oneOf("task actor", a, ActorScheduler, ActorGroup, ActorMain, ActorOwner)
 }
 
-// rank orders the actors: main and the owner are equals.
-func (a TaskActor) rank() int {
-	switch a {
-	case ActorGroup:
-		return 1
-	case ActorMain, ActorOwner:
-		return 2
-	}
-	return 0
-}
+// actorRank orders the actors: main and the owner are equals.
+var actorRank = map[TaskActor]int{ActorScheduler: 0, ActorGroup: 1, ActorMain: 2, ActorOwner: 2}
 
 // pauserRank is the rank of a task's paused_by, in SQL; an unknown pauser
 // outranks every actor.
 const pauserRank = `CASE paused_by WHEN 'scheduler' THEN 0 WHEN 'group' THEN 1 WHEN 'main' THEN 2 WHEN 'owner' THEN 2 ELSE 3 END`
 
 // MayLift reports whether a may resume or edit a task that by paused.
-func (a TaskActor) MayLift(by TaskActor) bool { return a.rank() >= by.rank() }
+func (a TaskActor) MayLift(by TaskActor) bool { return actorRank[a] >= actorRank[by] }
 
 // Task is a scheduled prompt that runs as the agent of a group.
 type Task struct {
@@ -181,10 +173,7 @@ func scanTask(sc scanner) (t Task, key string, err error) {
 	err = sc.Scan(&t.ID, &t.Folder, &t.ChatJID, &t.Prompt, &t.ScheduleType, &t.ScheduleValue, &t.Timezone,
 		&t.ContextMode, &t.Status, asNullTime(&t.NextRun), asNullTime(&t.LastRun), &t.LastResult,
 		asTime(&t.CreatedAt), &t.PausedBy, asNullTime(&t.ClaimedAt))
-	if err == nil {
-		err = t.Validate()
-	}
-	return t, t.ID, err
+	return t, t.ID, cmp.Or(err, t.Validate())
 }
 
 // GetTask returns the task id; found is false if there is none.
@@ -269,7 +258,7 @@ func (s *Store) PauseTask(ctx context.Context, id string, by TaskActor) error {
 		UPDATE tasks SET status = 'paused',
 			paused_by = CASE WHEN status = 'paused' AND `+pauserRank+` > ? THEN paused_by ELSE ? END
 		WHERE id = ? AND status IN ('active', 'paused')`,
-		by.rank(), string(by), id)
+		actorRank[by], string(by), id)
 }
 
 // ResumeTask makes an active or paused task active with next as its next
@@ -296,7 +285,7 @@ func (s *Store) ResumeTask(ctx context.Context, id string, next time.Time, by Ta
 		WHERE id = ? AND status IN ('active', 'paused') AND (status != 'paused' OR `+pauserRank+` <= ?)
 			AND (? <= 0 OR (SELECT count(*) FROM tasks AS other
 				WHERE other.folder = tasks.folder AND other.id != tasks.id AND `+countedTask+`) < ?)`,
-		toMillis(next), id, by.rank(), limit, limit)
+		toMillis(next), id, actorRank[by], limit, limit)
 }
 
 // UpdateTask replaces a task's prompt, schedule (type, value, time zone) and
@@ -331,7 +320,7 @@ func (s *Store) UpdateTask(ctx context.Context, t Task, by TaskActor, onceGap ti
 			AND NOT `+onceNear,
 		sql.Named("prompt", t.Prompt), sql.Named("type", string(t.ScheduleType)), sql.Named("value", t.ScheduleValue),
 		sql.Named("tz", t.Timezone), sql.Named("next", nullMillis(t.NextRun)), sql.Named("self", t.ID),
-		sql.Named("rank", by.rank()), sql.Named("folder", t.Folder), sql.Named("at", at), sql.Named("gap", gap))
+		sql.Named("rank", actorRank[by]), sql.Named("folder", t.Folder), sql.Named("at", at), sql.Named("gap", gap))
 }
 
 // guardedUpdate runs a statement on task id whose WHERE clause guards the

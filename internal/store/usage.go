@@ -59,10 +59,7 @@ func (s *Store) AddUsage(ctx context.Context, folder, day string, inTokens, outT
 
 func scanUsage(sc scanner) (u UsageDay, key string, err error) {
 	err = sc.Scan(&u.Folder, &u.Day, &u.Requests, &u.InputTokens, &u.OutputTokens)
-	if err == nil {
-		err = u.Validate()
-	}
-	return u, u.Folder + "/" + u.Day, err
+	return u, u.Folder + "/" + u.Day, cmp.Or(err, u.Validate())
 }
 
 // Usage returns the usage of the group in folder ("" = of all groups) from
