@@ -60,13 +60,11 @@ func (s *Set) changeGroup(ctx context.Context, by store.TaskActor, name, folder 
 		if err := applyConfig(&g, *c); err != nil {
 			return nil, err
 		}
-		if !owner {
-			// R6: main's model acts within sandboxes; it may tighten
-			// one, never loosen it.
-			if what := widening(before, g.Config, s.opt.Defaults); what != "" {
-				return nil, fmt.Errorf("not permitted: %s, which would widen the sandbox of group %q; only the owner can do that, on the host: %s",
-					what, g.Folder, setCommand(*c))
-			}
+		// R6: main's model acts within sandboxes; it may tighten one, never
+		// loosen it.
+		if what := widening(before, g.Config, s.opt.Defaults); what != "" && !owner {
+			return nil, fmt.Errorf("not permitted: %s, which would widen the sandbox of group %q; only the owner can do that, on the host: %s",
+				what, g.Folder, setCommand(*c))
 		}
 		if c.AdditionalMounts != nil {
 			// R14: a mount is judged when it is set, as a run would judge
