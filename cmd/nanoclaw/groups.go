@@ -123,10 +123,7 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "add":
-		a := ipc.RegisterGroupArgs{JID: *jid, Name: *name, Folder: folder, Trigger: *trigger}
-		if a.JID == "" {
-			a.JID = "local:" + folder
-		}
+		a := ipc.RegisterGroupArgs{JID: cmp.Or(*jid, "local:"+folder), Name: *name, Folder: folder, Trigger: *trigger}
 		if *noTrigger {
 			f := false
 			a.RequiresTrigger = &f

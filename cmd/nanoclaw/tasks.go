@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -146,11 +147,7 @@ func (m *Main) printTask(t ipc.TaskInfo, loc *time.Location) {
 		fmt.Fprintf(m.Stdout, "last result: %s\n", oneLine(t.LastResult, 200))
 	}
 	for _, r := range t.Runs {
-		detail := r.Result
-		if r.Error != "" {
-			detail = r.Error
-		}
-		fmt.Fprintf(m.Stdout, "  run %s  %-7s %6d ms  %s\n", r.StartedAt.In(loc).Format("2006-01-02 15:04:05"), r.Status, r.DurationMS, oneLine(detail, 80))
+		fmt.Fprintf(m.Stdout, "  run %s  %-7s %6d ms  %s\n", r.StartedAt.In(loc).Format("2006-01-02 15:04:05"), r.Status, r.DurationMS, oneLine(cmp.Or(r.Error, r.Result), 80))
 	}
 }
 

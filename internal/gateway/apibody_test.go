@@ -84,7 +84,7 @@ func TestAPIBodyRefusals(t *testing.T) {
 			mu.Lock()
 			reached := len(seen) > before
 			mu.Unlock()
-			who := g.ep.Group().Folder
+			who := g.ep.group.Folder
 			if g.allowed {
 				if resp.StatusCode != http.StatusOK || !reached {
 					t.Errorf("%s (%s): status %d %s, reached upstream %v; want it forwarded", tc.name, who, resp.StatusCode, b, reached)
@@ -134,7 +134,7 @@ func TestAPICallsInFlightCapped(t *testing.T) {
 	ep := e.open(t, "g", false, egress.Policy{})
 	req := fmt.Sprintf("POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(jsonBody), jsonBody)
 	for i := 0; i < maxAPICalls; i++ {
-		c, err := net.Dial("unix", ep.Path())
+		c, err := net.Dial("unix", ep.path)
 		if err != nil {
 			t.Fatal(err)
 		}

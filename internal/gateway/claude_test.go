@@ -62,7 +62,7 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 	e.resolver.table["allowed.test"] = []netip.Addr{publicA}
 	e.dialer.route["1.1.1.1:80"] = strings.TrimPrefix(target.URL, "http://")
 	ep := e.open(t, "family", false, mustPolicy(t, "allowlist", "allowed.test"))
-	addr := forwarder(t, ep.Path())
+	addr := forwarder(t, ep.path)
 	proxy := "http://" + addr
 
 	fake.Script(

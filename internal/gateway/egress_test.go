@@ -376,7 +376,7 @@ func TestCloseEndsTunnels(t *testing.T) {
 	if _, err := br.ReadString('\n'); err == nil || strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("tunnel still open after Close: %v", err)
 	}
-	if _, err := net.Dial("unix", ep.Path()); err == nil {
+	if _, err := net.Dial("unix", ep.path); err == nil {
 		t.Fatal("socket still accepts after Close")
 	}
 	if st := e.gw.Stats()["g"]; st.Active != 0 {

@@ -161,12 +161,6 @@ func listen(dir, sock string, uid, gid int) (net.Listener, error) {
 	return ln, nil
 }
 
-// Path is the socket's path on the host.
-func (e *Endpoint) Path() string { return e.path }
-
-// Group is who this Endpoint serves.
-func (e *Endpoint) Group() Caller { return e.group }
-
 // Close stops serving: the listener is closed, every request and egress
 // tunnel in flight is ended, and the socket file is removed. It waits
 // (briefly) for the handlers to return. Calling it again does nothing.

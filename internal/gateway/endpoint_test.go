@@ -16,11 +16,11 @@ import (
 func TestOpenSocketFile(t *testing.T) {
 	e := newEnv(t, Options{})
 	ep := e.open(t, "g", false, egress.Policy{})
-	if ep.Path() != filepath.Join(e.dir, "ipc", "g", ipc.SocketName) {
-		t.Fatalf("path %s", ep.Path())
+	if ep.path != filepath.Join(e.dir, "ipc", "g", ipc.SocketName) {
+		t.Fatalf("path %s", ep.path)
 	}
-	checkMode(t, ep.Path(), os.ModeSocket|0o600, os.Geteuid())
-	checkMode(t, filepath.Dir(ep.Path()), os.ModeDir|0o700, os.Geteuid())
+	checkMode(t, ep.path, os.ModeSocket|0o600, os.Geteuid())
+	checkMode(t, filepath.Dir(ep.path), os.ModeDir|0o700, os.Geteuid())
 
 	if _, err := e.gw.Open(Caller{Folder: "g"}, egress.Policy{}, filepath.Join(e.dir, "other"), -1, -1); err == nil || !strings.Contains(err.Error(), "already has an open socket") {
 		t.Fatalf("second Open of group g: %v", err)
@@ -33,7 +33,7 @@ func TestOpenSocketFile(t *testing.T) {
 	if err := ep.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(ep.Path()); !os.IsNotExist(err) {
+	if _, err := os.Lstat(ep.path); !os.IsNotExist(err) {
 		t.Fatalf("socket left after Close: %v", err)
 	}
 	if err := ep.Close(); err != nil {
@@ -104,11 +104,11 @@ func TestSocketOwnerAsRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close()
-	checkMode(t, ep.Path(), os.ModeSocket|0o600, ipc.ContainerUID)
-	checkMode(t, filepath.Dir(ep.Path()), os.ModeDir|0o700, ipc.ContainerUID)
+	checkMode(t, ep.path, os.ModeSocket|0o600, ipc.ContainerUID)
+	checkMode(t, filepath.Dir(ep.path), os.ModeDir|0o700, ipc.ContainerUID)
 
 	run := func(uid uint32) (string, error) {
-		cmd := exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", ep.Path(), "http://gateway/nothing")
+		cmd := exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", ep.path, "http://gateway/nothing")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 		out, err := cmd.CombinedOutput()
 		return string(out), err

@@ -184,7 +184,7 @@ func (e *env) open(t *testing.T, folder string, isMain bool, p egress.Policy) *E
 }
 
 // client is an HTTP client talking to the endpoint's socket.
-func client(ep *Endpoint) *http.Client { return testenv.UnixClient(ep.Path()) }
+func client(ep *Endpoint) *http.Client { return testenv.UnixClient(ep.path) }
 
 // do sends a request to the socket and returns status and body.
 func do(t *testing.T, ep *Endpoint, method, path string, body string, header ...string) (int, string, http.Header) {
@@ -216,7 +216,7 @@ func do(t *testing.T, ep *Endpoint, method, path string, body string, header ...
 // connection and the response head.
 func rawRequest(t *testing.T, ep *Endpoint, raw string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	c, err := net.Dial("unix", ep.Path())
+	c, err := net.Dial("unix", ep.path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func TestSocketFloodBounded(t *testing.T) {
 		go func() {
 			defer clientsDone.Add(1)
 			defer func() { <-ctx.Done() }()
-			c, err := net.Dial("unix", flood.Path())
+			c, err := net.Dial("unix", flood.path)
 			if err != nil {
 				settled <- "refused"
 				return
@@ -156,7 +156,7 @@ wait:
 	// (it retries a 503).
 	release()
 	cancel()
-	hc := hostclient.New(flood.Path(), nil)
+	hc := hostclient.New(flood.path, nil)
 	defer hc.Close()
 	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
 	defer ccancel()
@@ -174,7 +174,7 @@ func TestSocketConnCap(t *testing.T) {
 	ep := e.open(t, "g", false, egress.Policy{})
 	var idle []net.Conn
 	for range 2 {
-		c, err := net.Dial("unix", ep.Path())
+		c, err := net.Dial("unix", ep.path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func TestSocketConnCap(t *testing.T) {
 		t.Errorf("the handler saw %v", got)
 	}
 	idle[0].Close()
-	hc := hostclient.New(ep.Path(), nil)
+	hc := hostclient.New(ep.path, nil)
 	defer hc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
