@@ -234,22 +234,18 @@ func (a *Allowlist) Check(m store.Mount, isMain bool, protected ...string) Verdi
 	if !a.Exists {
 		return reject("no mount allowlist at %s, so no extra mounts are allowed", a.File)
 	}
+	// The most permissive matching root wins, as the file means "anything
+	// under any of these".
 	var root *Root
-	for i := range a.Roots {
-		r := &a.Roots[i]
-		if r.Resolved != "" && within(res, r.Resolved) {
-			// The most permissive matching root wins, as the file means
-			// "anything under any of these".
-			if root == nil || (r.AllowReadWrite && !root.AllowReadWrite) {
-				root = r
-			}
+	for i, r := range a.Roots {
+		if r.Resolved != "" && within(res, r.Resolved) && (root == nil || r.AllowReadWrite && !root.AllowReadWrite) {
+			root = &a.Roots[i]
 		}
 	}
 	if root == nil {
 		return reject("host path %s is not under any allowed root", res)
 	}
-	v.Allowed = true
-	v.ReadOnly = true
+	v.Allowed, v.ReadOnly = true, true
 	switch {
 	case m.ReadOnly:
 	case !root.AllowReadWrite:
