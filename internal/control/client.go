@@ -20,19 +20,11 @@ import (
 // listens on the control socket.
 var ErrNotRunning = errors.New("nanoclaw is not running")
 
-// NotRunningError says the daemon cannot be reached and what to do.
-type NotRunningError struct {
-	Path   string
-	Reason string // "no control socket at …", "… refuses connections"
+// notRunning is ErrNotRunning with why ("no control socket at …", "…
+// refuses connections") and what to do.
+func notRunning(why string) error {
+	return fmt.Errorf("%w (%s): start it with 'nanoclaw run'", ErrNotRunning, why)
 }
-
-// Error says that nanoclaw is not running and how to start it.
-func (e *NotRunningError) Error() string {
-	return fmt.Sprintf("nanoclaw is not running (%s): start it with 'nanoclaw run'", e.Reason)
-}
-
-// Is makes errors.Is(err, ErrNotRunning) true.
-func (e *NotRunningError) Is(target error) bool { return target == ErrNotRunning }
 
 // APIError is an error answer of the daemon: its status and message.
 type APIError struct {
@@ -50,8 +42,8 @@ type Client struct {
 }
 
 // Dial returns a client for the control socket at path. It does not connect:
-// each call does, and fails with a *NotRunningError when the daemon is not
-// there.
+// each call does, and fails with an error matching ErrNotRunning when the
+// daemon is not there.
 func Dial(path string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -61,9 +53,9 @@ func Dial(path string) *Client {
 			case err == nil:
 				return c, nil
 			case errors.Is(err, fs.ErrNotExist):
-				return nil, &NotRunningError{Path: path, Reason: "no control socket at " + path}
+				return nil, notRunning("no control socket at " + path)
 			case errors.Is(err, syscall.ECONNREFUSED):
-				return nil, &NotRunningError{Path: path, Reason: "the control socket " + path + " refuses connections, left over from a stopped nanoclaw?"}
+				return nil, notRunning("the control socket " + path + " refuses connections, left over from a stopped nanoclaw?")
 			case errors.Is(err, fs.ErrPermission):
 				return nil, fmt.Errorf("cannot connect to the control socket %s: permission denied (is nanoclaw running as another user?)", path)
 			}
@@ -136,9 +128,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		var nr *NotRunningError
-		if errors.As(err, &nr) {
-			return nil, nr // the *url.Error around it only repeats the fake URL
+		var ue *url.Error
+		if errors.As(err, &ue) && errors.Is(err, ErrNotRunning) {
+			return nil, ue.Err // the *url.Error around it only repeats the fake URL
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
