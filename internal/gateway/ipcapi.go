@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -127,10 +128,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 	// checked here, before the host sees them.
 	if spec, ok := ipc.LookupTool(name); ok {
 		if a, ok := spec.NewArgs().(interface{ Validate() error }); ok {
-			if err = ipc.DecodeStrict(body, a); err == nil {
-				err = a.Validate()
-			}
-			if err != nil {
+			if err = cmp.Or(ipc.DecodeStrict(body, a), a.Validate()); err != nil {
 				err = fmt.Errorf("invalid arguments: %w", err)
 			}
 		}
