@@ -82,13 +82,12 @@ func inputSchema(t ipc.ToolSpec) (*jsonschema.Schema, error) {
 func forward(ctx context.Context, c Caller, log *slog.Logger, t ipc.ToolSpec, in json.RawMessage) *mcp.CallToolResult {
 	name := t.Name
 	a := t.NewArgs()
-	if err := json.Unmarshal(in, a); err != nil {
-		return toolError(fmt.Sprintf("%s: invalid arguments: %v", name, err))
+	err := json.Unmarshal(in, a)
+	if v, ok := a.(interface{ Validate() error }); ok && err == nil {
+		err = v.Validate()
 	}
-	if v, ok := a.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return toolError(fmt.Sprintf("%s: invalid arguments: %v", name, err))
-		}
+	if err != nil {
+		return toolError(fmt.Sprintf("%s: invalid arguments: %v", name, err))
 	}
 	args, err := json.Marshal(a)
 	if err != nil {
