@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -148,6 +149,9 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 // transaction that applies every missing step.
 type migration func(ctx context.Context, tx *sql.Tx) error
 
+// logKey carries the store's logger to a migration step.
+type logKey struct{}
+
 // script is a migration that is SQL alone.
 func script(q string) migration {
 	return func(ctx context.Context, tx *sql.Tx) error {
@@ -208,6 +212,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // migrateTo is migrate with steps for upgrades; schema is their end.
 func (s *Store) migrateTo(ctx context.Context, steps []migration) error {
 	from, to := 0, len(steps)+1
+	ctx = context.WithValue(ctx, logKey{}, s.log) // for what a step leaves behind
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER PRIMARY KEY,
@@ -328,6 +333,13 @@ func upgradeStrict(ctx context.Context, tx *sql.Tx) error {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO `+t.name+` SELECT * FROM `+t.name+`_v5 WHERE `+keep); err != nil {
 			return fmt.Errorf("copy %s: %w", t.name, err)
+		}
+		var left int
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM `+t.name+`_v5) - (SELECT count(*) FROM `+t.name+`)`).Scan(&left); err != nil {
+			return err
+		}
+		if log, ok := ctx.Value(logKey{}).(*slog.Logger); ok && left > 0 {
+			log.Warn("rows the store could never read were left behind by the upgrade", "table", t.name, "rows", left)
 		}
 	}
 	for _, t := range slices.Backward(schema) {

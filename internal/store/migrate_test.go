@@ -284,8 +284,16 @@ func TestMigrationStrictKeepsData(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	logs := &logBuffer{}
+	s.log = slog.New(slog.NewTextHandler(logs, nil))
 	if err := s.migrateTo(ctx, upgrades); err != nil {
 		t.Fatal(err)
+	}
+	// What is left behind is said, table by table.
+	for _, want := range []string{"table=messages rows=2", "table=tasks rows=2", "table=groups rows=1"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the upgrade's log lacks %q:\n%s", want, logs)
+		}
 	}
 
 	var loose []string
