@@ -1,8 +1,10 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,10 +28,7 @@ type Channels struct {
 
 // NewChannels makes an empty set of channels.
 func NewChannels(st *store.Store, assistantName string, log *slog.Logger) *Channels {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Channels{st: st, log: log, name: assistantName, current: make(map[string]string)}
+	return &Channels{st: st, log: cmp.Or(log, slog.Default()), name: assistantName, current: make(map[string]string)}
 }
 
 // Add lets the router and the tools send through ch.
@@ -39,8 +38,8 @@ func (c *Channels) Add(ch channel.Channel) {
 	c.list = append(c.list, ch)
 }
 
-// For is the channel that serves chat, nil if none.
-func (c *Channels) For(chat string) channel.Channel {
+// forChat is the channel that serves chat, nil if none.
+func (c *Channels) forChat(chat string) channel.Channel {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ch := range c.list {
@@ -52,19 +51,19 @@ func (c *Channels) For(chat string) channel.Channel {
 }
 
 // Serves reports whether a channel serves chat.
-func (c *Channels) Serves(chat string) bool { return c.For(chat) != nil }
+func (c *Channels) Serves(chat string) bool { return c.forChat(chat) != nil }
 
 // CheckSend reports whether the chat's send limit, if its channel has one,
 // lets a message go now (R9).
 func (c *Channels) CheckSend(chat string) error {
-	if l, ok := c.For(chat).(channel.Limited); ok {
+	if l, ok := c.forChat(chat).(channel.Limited); ok {
 		return l.CheckSend(chat)
 	}
 	return nil
 }
 
-// SetCurrent notes that the group in folder is answering chat now.
-func (c *Channels) SetCurrent(folder, chat string) {
+// setCurrent notes that the group in folder is answering chat now.
+func (c *Channels) setCurrent(folder, chat string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current[folder] = chat
@@ -80,7 +79,7 @@ func (c *Channels) CurrentChat(folder string) string {
 // Deliver sends a kept message through its chat's channel and marks it
 // sent. A failure leaves it unsent; the next start sends it.
 func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
-	ch := c.For(o.ChatJID)
+	ch := c.forChat(o.ChatJID)
 	if ch == nil {
 		c.log.Warn("no connected channel for chat; reply kept for later", "chat", o.ChatJID)
 		return false
@@ -100,7 +99,7 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 // them.
 func (c *Channels) Refresh(ctx context.Context) {
 	c.mu.Lock()
-	chs := append([]channel.Channel(nil), c.list...)
+	chs := slices.Clone(c.list)
 	c.mu.Unlock()
 	for _, ch := range chs {
 		list, err := ch.Chats(ctx)

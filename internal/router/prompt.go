@@ -3,8 +3,10 @@ package router
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
@@ -108,7 +110,7 @@ func clean(s string) string {
 		switch {
 		case r == '\t' || r == '\n' || r == '\r':
 			return r
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0xFFFE || r == 0xFFFF:
+		case unicode.IsControl(r) || r == 0xFFFE || r == 0xFFFF:
 			return -1
 		}
 		return r
@@ -119,40 +121,17 @@ func clean(s string) string {
 // references so parsers do not turn them into newlines; inside attributes
 // tabs and newlines are too, since parsers normalize them to spaces there.
 func escape(s string, attr bool) string {
-	var b strings.Builder
-	b.Grow(len(s) + len(s)/8)
-	for _, r := range s {
-		switch r {
-		case '&':
-			b.WriteString("&amp;")
-		case '<':
-			b.WriteString("&lt;")
-		case '>':
-			b.WriteString("&gt;")
-		case '"':
-			b.WriteString("&quot;")
-		case '\'':
-			b.WriteString("&apos;")
-		case '\r':
-			b.WriteString("&#xD;")
-		case '\n':
-			if attr {
-				b.WriteString("&#xA;")
-			} else {
-				b.WriteRune(r)
-			}
-		case '\t':
-			if attr {
-				b.WriteString("&#x9;")
-			} else {
-				b.WriteRune(r)
-			}
-		default:
-			b.WriteRune(r)
-		}
+	if attr {
+		return attrEscaper.Replace(s)
 	}
-	return b.String()
+	return textEscaper.Replace(s)
 }
+
+var (
+	xmlSpecials = []string{"&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;", "\r", "&#xD;"}
+	textEscaper = strings.NewReplacer(xmlSpecials...)
+	attrEscaper = strings.NewReplacer(slices.Concat(xmlSpecials, []string{"\n", "&#xA;", "\t", "&#x9;"})...)
+)
 
 // Trigger matches a message addressed to the assistant: "@Name" at the
 // start (after spaces), case-insensitive, followed by the end or a

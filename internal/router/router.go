@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -68,12 +69,8 @@ type Router struct {
 
 // New makes a Router.
 func New(opt Options) *Router {
-	if opt.Logger == nil {
-		opt.Logger = slog.Default()
-	}
-	if opt.Location == nil {
-		opt.Location = time.UTC
-	}
+	opt.Logger = cmp.Or(opt.Logger, slog.Default())
+	opt.Location = cmp.Or(opt.Location, time.UTC)
 	if opt.Channels == nil {
 		opt.Channels = NewChannels(opt.Store, opt.AssistantName, opt.Logger)
 	}
@@ -207,15 +204,11 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 					return
 				}
 			}
-			if err := r.answer(ctx, g, sess, w); err != nil {
-				select {
-				case <-sess.Done(): // the container is gone (timeout, crash): start afresh next time
-					sess = nil
-				default:
-				}
+			if err := r.answer(ctx, g, sess, w); err != nil && ended(sess) {
+				sess = nil // the container is gone (timeout, crash): start afresh next time
 			}
 		}
-		for _, t := range r.takeTasks(folder) {
+		for _, t := range r.tasks.take(folder) {
 			sess = r.runTask(ctx, g, sess, t)
 		}
 		if sess == nil {
@@ -243,8 +236,25 @@ func (r *Router) start(ctx context.Context, g store.Group) (Container, error) {
 		r.log.Warn("stored session unreadable; starting a fresh one", "group", g.Folder, "err", err)
 		session = ""
 	}
-	return r.opt.Agents.Start(ctx, g,
-		agent.StartOptions{SessionID: session})
+	return r.opt.Agents.Start(ctx, g, agent.StartOptions{SessionID: session})
+}
+
+// ended reports whether the container has exited.
+func ended(c Container) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// failed is a run's error: err, or the agent's own report of a failed turn.
+func failed(out ipc.Output, err error) error {
+	if err == nil && out.IsError {
+		return fmt.Errorf("the agent failed: %s", sanitize.FirstLine(out.Error+" "+out.Result, 300))
+	}
+	return err
 }
 
 // pending collects, per chat of the group, the messages since the chat's
@@ -295,8 +305,8 @@ func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error)
 // answer runs one prompt and delivers its reply. The chat's cursor moves, in
 // the same transaction that keeps the reply, only after the agent answered.
 func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w chatWork) error {
-	r.ch.SetCurrent(g.Folder, w.chat)
-	ch := r.ch.For(w.chat)
+	r.ch.setCurrent(g.Folder, w.chat)
+	ch := r.ch.forChat(w.chat)
 	if ch != nil {
 		ch.SetTyping(ctx, w.chat, true)
 		defer ch.SetTyping(context.WithoutCancel(ctx), w.chat, false)
@@ -306,10 +316,7 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w ch
 	}
 	start := time.Now()
 	out, err := sess.Prompt(ctx, w.prompt.Text)
-	if err == nil && out.IsError {
-		err = fmt.Errorf("the agent failed: %s", sanitize.FirstLine(out.Error+" "+out.Result, 300))
-	}
-	if err != nil {
+	if err = failed(out, err); err != nil {
 		r.log.Error("agent run failed", "group", g.Folder, "chat", w.chat, "err", err)
 		r.runDone(w.chat, 0, err)
 		return err
@@ -344,7 +351,7 @@ func (r *Router) flushUnsent(ctx context.Context) {
 }
 
 func (r *Router) runDone(chat string, upTo int64, err error) {
-	if obs, ok := r.ch.For(chat).(channel.Observer); ok {
+	if obs, ok := r.ch.forChat(chat).(channel.Observer); ok {
 		obs.RunDone(chat, upTo, err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
@@ -63,8 +62,6 @@ func (r *Router) RunTask(t store.Task) {
 	r.q.Notify(t.Folder)
 }
 
-func (r *Router) takeTasks(folder string) []store.Task { return r.tasks.take(folder) }
-
 // runTask runs a scheduled task in the group's container: in the group's
 // session (context_mode group) or a fresh one that is not kept (isolated).
 // Its output is only logged; the task speaks to the chat through
@@ -91,7 +88,7 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 		r.recordRun(ctx, t, start, ipc.Output{}, fmt.Errorf("%w: the task was %s before this run started", scheduler.ErrSkipped, t.Status))
 		return sess
 	}
-	r.ch.SetCurrent(g.Folder, t.ChatJID)
+	r.ch.setCurrent(g.Folder, t.ChatJID)
 	prompt := fmt.Sprintf("[Scheduled task %s. No one is waiting for your answer: your final output is only logged. "+
 		"To tell the chat anything, use the send_message tool.]\n\n%s", t.ID, t.Prompt)
 	var out ipc.Output
@@ -101,9 +98,7 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 			sess = nil
 		}
 		var iso Container
-		iso, err = r.opt.Agents.Start(ctx, g,
-			agent.StartOptions{Isolated: true})
-		if err == nil {
+		if iso, err = r.opt.Agents.Start(ctx, g, agent.StartOptions{Isolated: true}); err == nil {
 			out, err = iso.Prompt(ctx, prompt)
 			iso.Close(context.WithoutCancel(ctx))
 		}
@@ -112,17 +107,12 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 			sess, err = r.start(ctx, g)
 		}
 		if err == nil {
-			out, err = sess.Prompt(ctx, prompt)
-			select {
-			case <-sess.Done():
+			if out, err = sess.Prompt(ctx, prompt); ended(sess) {
 				sess = nil
-			default:
 			}
 		}
 	}
-	if err == nil && out.IsError {
-		err = fmt.Errorf("the agent failed: %s", sanitize.FirstLine(out.Error+" "+out.Result, 300))
-	}
+	err = failed(out, err)
 	r.log.Info("task ran", "group", g.Folder, "task", t.ID, "duration_ms", time.Since(start).Milliseconds(), "ok", err == nil)
 	r.recordRun(ctx, t, start, out, err)
 	return sess
