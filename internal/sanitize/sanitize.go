@@ -53,41 +53,27 @@ const MaxNameRunes = 100
 // Invalid UTF-8 becomes U+FFFD. Name is idempotent.
 func Name(s string) string {
 	var b strings.Builder
-	b.Grow(min(len(s), 4*MaxNameRunes))
-	n := 0
-	space, cut := false, false
+	n, space := 0, false // runes written; white space seen since the last
 	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
 		switch {
+		case n > MaxNameRunes: // enough to know it is cut
 		case unicode.IsSpace(r):
 			space = n > 0
-			continue
-		case invisible(r) || r == '<' || r == '>':
-			continue
-		}
-		if n+btoi(space) >= MaxNameRunes {
-			cut = true
-			break
-		}
-		if space {
-			b.WriteByte(' ')
+		case !invisible(r) && r != '<' && r != '>':
+			if space {
+				b.WriteByte(' ')
+				n++
+				space = false
+			}
+			b.WriteRune(r)
 			n++
-			space = false
 		}
-		b.WriteRune(r)
-		n++
 	}
-	if cut {
-		out := []rune(b.String())
-		return strings.TrimRightFunc(string(out[:MaxNameRunes-1]), unicode.IsSpace) + "…"
+	if n <= MaxNameRunes {
+		return b.String()
 	}
-	return b.String()
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	out := []rune(b.String())
+	return strings.TrimRightFunc(string(out[:MaxNameRunes-1]), unicode.IsSpace) + "…"
 }
 
 // invisible reports characters that change how text around them is shown
