@@ -9,6 +9,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -56,23 +57,18 @@ type Queue struct {
 	again     map[string]bool          // groups that got work while their worker ran
 	wake      map[string]chan struct{} // per running group: closed by Notify
 	order     []string                 // groups waiting for a place, oldest first
-	queued    map[string]bool          // members of order
 	contended chan struct{}            // closed when order becomes non-empty
 	wg        sync.WaitGroup
 }
 
-// New makes a queue running at most max workers at once.
-func New(max int, worker Worker) *Queue {
-	if max < 1 {
-		max = 1
-	}
+// New makes a queue running at most limit workers at once (at least one).
+func New(limit int, worker Worker) *Queue {
 	return &Queue{
-		max:       max,
+		max:       max(limit, 1),
 		worker:    worker,
 		running:   make(map[string]bool),
 		again:     make(map[string]bool),
 		wake:      make(map[string]chan struct{}),
-		queued:    make(map[string]bool),
 		contended: make(chan struct{}),
 	}
 }
@@ -106,10 +102,9 @@ func (q *Queue) Notify(group string) {
 }
 
 func (q *Queue) enqueue(group string) {
-	if q.queued[group] {
+	if slices.Contains(q.order, group) {
 		return
 	}
-	q.queued[group] = true
 	q.order = append(q.order, group)
 	if len(q.order) == 1 {
 		close(q.contended)
@@ -124,7 +119,6 @@ func (q *Queue) fill() {
 	for len(q.running) < q.max && len(q.order) > 0 {
 		group := q.order[0]
 		q.order = q.order[1:]
-		delete(q.queued, group)
 		if len(q.order) == 0 {
 			q.contended = make(chan struct{})
 		}
