@@ -19,28 +19,22 @@ func (r *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
 	if err := ValidateImage(ref); err != nil {
 		return false, err
 	}
+	verb := "inspect"
 	if r.Kind == Podman {
-		_, err := r.run(ctx, "image", "exists", ref)
-		var ee *exec.ExitError
-		var ce *CLIError
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.As(err, &ee) && ee.ExitCode() == 1 && errors.As(err, &ce) && ce.Stderr == "":
-			return false, nil // podman: a silent exit 1 is "no such image"; errors say why
-		default:
-			return false, fmt.Errorf("check image %s: %w", ref, err)
-		}
+		verb = "exists"
 	}
-	_, err := r.run(ctx, "image", "inspect", ref)
+	_, err := r.run(ctx, "image", verb, ref)
+	var ee *exec.ExitError
+	var ce *CLIError
 	switch {
 	case err == nil:
 		return true, nil
-	case isNotFound(err):
+	case r.Kind == Podman && errors.As(err, &ee) && ee.ExitCode() == 1 && errors.As(err, &ce) && ce.Stderr == "":
+		return false, nil // podman: a silent exit 1 is "no such image"; errors say why
+	case r.Kind != Podman && isNotFound(err):
 		return false, nil
-	default:
-		return false, fmt.Errorf("check image %s: %w", ref, err)
 	}
+	return false, fmt.Errorf("check image %s: %w", ref, err)
 }
 
 // BuildOptions is one image build.

@@ -7,8 +7,10 @@ import (
 	"path"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -108,7 +110,7 @@ func checkPath(what, p string) error {
 		return fmt.Errorf("%s %q is not clean (want %q; no '..', '.' or '//')", what, p, path.Clean(p))
 	}
 	for i, r := range p {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if unicode.IsControl(r) {
 			return fmt.Errorf("%s %q has a control character at byte %d", what, p, i)
 		}
 		if strings.ContainsRune(`,:="`, r) {
@@ -240,7 +242,7 @@ func (r *Runtime) RunArgs(s Spec) ([]string, error) {
 		return nil, fmt.Errorf("unknown container runtime kind %q", r.Kind)
 	}
 	// The label goes right after "run": both CLIs take --label there.
-	return append(a[:1], append(labels, a[1:]...)...), nil
+	return slices.Insert(a, 1, labels...), nil
 }
 
 // linuxArgs is the docker/podman command line; the two differ only where
