@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,7 +77,7 @@ type Runner struct {
 	mu         sync.Mutex
 	containers map[string]*Container // by folder
 	failures   map[string]int        // by folder: resumed runs in a row without a good answer
-	imageOK    bool                  // the image was seen once; it is not looked up again
+	imageOK    atomic.Bool           // the image was seen once; it is not looked up again
 }
 
 // NewRunner makes a Runner; it serves the gateway's input and output
@@ -97,11 +98,8 @@ func NewRunner(opt Options) *Runner {
 	return r
 }
 
-// Gateway is the runner's gateway (for its statistics).
-func (r *Runner) Gateway() *gateway.Gateway { return r.gw }
-
-// Container returns the group's warm container, if one is running.
-func (r *Runner) Container(folder string) *Container {
+// running returns the group's warm container, if one is running.
+func (r *Runner) running(folder string) *Container {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.containers[folder]
@@ -247,10 +245,7 @@ func (r *Runner) clearSession(ctx context.Context, folder string) {
 // checkImage fails clearly when the agent image is missing, instead of
 // letting the container start fail with the runtime's own words.
 func (r *Runner) checkImage(ctx context.Context) error {
-	r.mu.Lock()
-	ok := r.imageOK
-	r.mu.Unlock()
-	if ok {
+	if r.imageOK.Load() {
 		return nil
 	}
 	exists, err := r.opt.Runtime.ImageExists(ctx, r.opt.Image)
@@ -260,9 +255,7 @@ func (r *Runner) checkImage(ctx context.Context) error {
 	if !exists {
 		return fmt.Errorf("start agent: the agent image %s does not exist in %s: run 'nanoclaw image build'", r.opt.Image, r.opt.Runtime.Kind)
 	}
-	r.mu.Lock()
-	r.imageOK = true
-	r.mu.Unlock()
+	r.imageOK.Store(true)
 	return nil
 }
 
@@ -288,7 +281,7 @@ func (r *Runner) Close(ctx context.Context) {
 
 // Next implements gateway.Handler: the agent's long poll for input.
 func (r *Runner) Next(ctx context.Context, folder string) (ipc.Input, bool, error) {
-	s := r.Container(folder)
+	s := r.running(folder)
 	if s == nil {
 		return ipc.Input{Kind: ipc.InputClose}, true, nil
 	}
@@ -297,7 +290,7 @@ func (r *Runner) Next(ctx context.Context, folder string) (ipc.Input, bool, erro
 
 // Output implements gateway.Handler: one answer from the agent.
 func (r *Runner) Output(_ context.Context, folder string, out ipc.Output) error {
-	s := r.Container(folder)
+	s := r.running(folder)
 	if s == nil {
 		return fmt.Errorf("no agent container is running for group %s", folder)
 	}

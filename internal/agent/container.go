@@ -67,7 +67,6 @@ type Container struct {
 
 	mu        sync.Mutex
 	waiting   map[string]chan ipc.Output
-	sessionID string
 	idle      *time.Timer
 	closeOnce sync.Once
 	stopOnce  sync.Once
@@ -91,16 +90,6 @@ func newContainer(r *Runner, g store.Group) *Container {
 		done:    make(chan struct{}),
 		waiting: make(map[string]chan ipc.Output),
 	}
-}
-
-// Name is the container's name.
-func (s *Container) Name() string { return s.name }
-
-// SessionID is the Claude Code session of the last answer.
-func (s *Container) SessionID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sessionID
 }
 
 // Done is closed when the container has exited.
@@ -186,10 +175,7 @@ func (s *Container) removeRunDir() {
 }
 
 func (s *Container) timeout() time.Duration {
-	if t := s.group.Config.TimeoutSeconds; t > 0 {
-		return time.Duration(t) * time.Second
-	}
-	return s.r.opt.Timeout
+	return positiveOr(time.Duration(s.group.Config.TimeoutSeconds)*time.Second, s.r.opt.Timeout)
 }
 
 // Prompt gives the warm agent one prompt and waits for its answer. The turn
@@ -288,15 +274,9 @@ func (s *Container) next(ctx context.Context) (ipc.Input, bool, error) {
 func (s *Container) deliver(out ipc.Output) error {
 	s.mu.Lock()
 	ch, ok := s.waiting[out.InputID]
-	keep := ok && !out.IsError && out.SessionID != ""
 	if ok {
 		delete(s.waiting, out.InputID)
-		if !out.IsError {
-			s.answered = true
-		}
-		if keep {
-			s.sessionID = out.SessionID
-		}
+		s.answered = s.answered || !out.IsError
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -306,7 +286,7 @@ func (s *Container) deliver(out ipc.Output) error {
 		kept := sanitize.Truncate(out.Result, maxResultBytes)
 		out.Result = kept + fmt.Sprintf("\n[nanoclaw: output truncated, %d bytes left out]", len(out.Result)-len(kept))
 	}
-	if keep && s.save && s.r.opt.Store != nil {
+	if !out.IsError && out.SessionID != "" && s.save && s.r.opt.Store != nil {
 		if err := s.r.opt.Store.SetSession(context.Background(), s.group.Folder, out.SessionID); err != nil {
 			s.r.log.Error("save session", "group", s.group.Folder, "err", err)
 		}

@@ -310,7 +310,7 @@ func TestNetworkIsTheGatewayOnly(t *testing.T) {
 		}
 
 		out := check("net-public", store.Egress{Mode: store.EgressPublic})
-		if st := h.runner.Gateway().Stats()["net-public"]; st.Denied < 3 {
+		if st := h.runner.gw.Stats()["net-public"]; st.Denied < 3 {
 			t.Errorf("the gateway counted %d denied destinations for net-public, want at least 3 (metadata, private, loopback)", st.Denied)
 		}
 		for _, want := range []string{"DIRECT-BLOCKED", "DIRECT-LOCAL-BLOCKED", "metadata=403", "private=403"} {
@@ -451,7 +451,7 @@ func TestStartSaysWhatIsMissing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to say %q", err, tc.want)
 			}
-			if h.runner.Container("nothing") != nil {
+			if h.runner.running("nothing") != nil {
 				t.Error("a failed start left a session behind")
 			}
 		})

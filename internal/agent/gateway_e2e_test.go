@@ -70,7 +70,7 @@ func TestHostileAgentAgainstItsGateway(t *testing.T) {
 		// is served, and only then the hostile script lets go.
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
-		for h.runner.Gateway().Stats()["hostile"].Refused == 0 {
+		for h.runner.gw.Stats()["hostile"].Refused == 0 {
 			select {
 			case <-tick.C:
 			case r := <-done:
@@ -127,7 +127,7 @@ func TestHostileAgentAgainstItsGateway(t *testing.T) {
 		if codes["503"] == 0 || codes["503"]+codes["000"]+codes["408"] != sum(codes) {
 			t.Errorf("flood answers %v; want 503 (refused at once), 000 or 408 (held, then cut) only, some 503", codes)
 		}
-		if st := h.runner.Gateway().Stats()["hostile"]; st.Refused == 0 {
+		if st := h.runner.gw.Stats()["hostile"]; st.Refused == 0 {
 			t.Errorf("stats %+v: nothing refused", st)
 		}
 		// The upstream saw nothing but Claude Code's own turns.

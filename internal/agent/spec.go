@@ -86,7 +86,7 @@ func (s *Container) extraMounts() []sandbox.Mount {
 
 // positiveOr is v when it is set (positive), else def: a group's own
 // limit, or the runner's.
-func positiveOr[T int | float64](v, def T) T {
+func positiveOr[T int | float64 | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
 	}
