@@ -17,7 +17,6 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
-	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -35,10 +34,6 @@ const exitSessionNotFound = 3
 
 // pollWindow bounds one long poll of the agent for input.
 const pollWindow = 25 * time.Second
-
-// maxResultBytes caps one result the host passes on (a chat message cannot
-// usefully be longer); the rest is cut with a note.
-const maxResultBytes = 1 << 20
 
 // Container is one running container of a group: a warm Claude Code that
 // answers prompts until it is closed, idles out or times out.
@@ -269,8 +264,9 @@ func (s *Container) next(ctx context.Context) (ipc.Input, bool, error) {
 // deliver hands one answer to the prompt waiting for it. R15: the first
 // answer to a prompt wins — taken out of the waiting set under the lock, so
 // a container that posts many answers cannot pin a goroutine or its body;
-// the rest are refused at once. R17: only the session id of an accepted,
-// successful answer is kept.
+// the rest are refused at once; its fields were capped by the gateway's
+// Validate. R17: only the session id of an accepted, successful answer is
+// kept.
 func (s *Container) deliver(out ipc.Output) error {
 	s.mu.Lock()
 	ch, ok := s.waiting[out.InputID]
@@ -281,10 +277,6 @@ func (s *Container) deliver(out ipc.Output) error {
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("no prompt %q is waiting for an answer", out.InputID)
-	}
-	if len(out.Result) > maxResultBytes {
-		kept := sanitize.Truncate(out.Result, maxResultBytes)
-		out.Result = kept + fmt.Sprintf("\n[nanoclaw: output truncated, %d bytes left out]", len(out.Result)-len(kept))
 	}
 	if !out.IsError && out.SessionID != "" && s.save && s.r.opt.Store != nil {
 		if err := s.r.opt.Store.SetSession(context.Background(), s.group.Folder, out.SessionID); err != nil {

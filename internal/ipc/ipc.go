@@ -89,17 +89,13 @@ const MaxPromptBytes = 4 << 20
 
 // Validate checks an Input as the agent receives it.
 func (in Input) Validate() error {
-	switch in.Kind {
-	case InputPrompt:
-		if !validID(in.ID) {
-			return fmt.Errorf("prompt id %q: want 1-64 letters, digits, '-' or '_'", in.ID)
-		}
-		if in.Text == "" || len(in.Text) > MaxPromptBytes || !utf8.ValidString(in.Text) {
-			return fmt.Errorf("prompt %s: text must be non-empty UTF-8 of at most %d bytes", in.ID, MaxPromptBytes)
-		}
-	case InputClose:
-	default:
+	switch {
+	case in.Kind != InputPrompt && in.Kind != InputClose:
 		return fmt.Errorf("unknown input kind %q", in.Kind)
+	case in.Kind == InputPrompt && !validID(in.ID):
+		return fmt.Errorf("prompt id %q: want 1-64 letters, digits, '-' or '_'", in.ID)
+	case in.Kind == InputPrompt && (in.Text == "" || len(in.Text) > MaxPromptBytes || !utf8.ValidString(in.Text)):
+		return fmt.Errorf("prompt %s: text must be non-empty UTF-8 of at most %d bytes", in.ID, MaxPromptBytes)
 	}
 	return nil
 }
@@ -148,25 +144,20 @@ const MaxOutputBytes = 6*(MaxResultBytes+MaxErrorBytes) + 4<<10
 
 // Validate checks an Output as the host receives it.
 func (o Output) Validate() error {
-	if !validID(o.InputID) {
+	switch {
+	case !validID(o.InputID):
 		return fmt.Errorf("output: input id %q is not a prompt id", o.InputID)
-	}
-	if o.SessionID != "" && !ValidSessionID(o.SessionID) {
+	case o.SessionID != "" && !ValidSessionID(o.SessionID):
 		return fmt.Errorf("output %s: session id %q has unexpected characters", o.InputID, o.SessionID)
-	}
-	if len(o.Result) > MaxResultBytes || !utf8.ValidString(o.Result) {
+	case len(o.Result) > MaxResultBytes || !utf8.ValidString(o.Result):
 		return fmt.Errorf("output %s: result must be UTF-8 of at most %d bytes (got %d bytes)", o.InputID, MaxResultBytes, len(o.Result))
-	}
-	if len(o.Error) > MaxErrorBytes || !utf8.ValidString(o.Error) {
+	case len(o.Error) > MaxErrorBytes || !utf8.ValidString(o.Error):
 		return fmt.Errorf("output %s: error must be UTF-8 of at most %d bytes (got %d bytes)", o.InputID, MaxErrorBytes, len(o.Error))
-	}
-	if o.Usage.InputTokens < 0 || o.Usage.OutputTokens < 0 || o.DurationMS < 0 {
+	case o.Usage.InputTokens < 0 || o.Usage.OutputTokens < 0 || o.DurationMS < 0:
 		return fmt.Errorf("output %s: negative usage or duration", o.InputID)
-	}
-	if o.Usage.InputTokens > MaxTurnTokens || o.Usage.OutputTokens > MaxTurnTokens {
+	case o.Usage.InputTokens > MaxTurnTokens || o.Usage.OutputTokens > MaxTurnTokens:
 		return fmt.Errorf("output %s: usage of %d input and %d output tokens is over the limit of %d", o.InputID, o.Usage.InputTokens, o.Usage.OutputTokens, int64(MaxTurnTokens))
-	}
-	if o.DurationMS > MaxTurnDurationMS {
+	case o.DurationMS > MaxTurnDurationMS:
 		return fmt.Errorf("output %s: duration of %d ms is over the limit of %d", o.InputID, o.DurationMS, MaxTurnDurationMS)
 	}
 	return nil
@@ -194,10 +185,10 @@ const MaxToolBodyBytes = 6*MaxMessageBytes + 16<<10
 
 // Validate checks send_message's arguments.
 func (a SendMessageArgs) Validate() error {
-	if strings.TrimSpace(a.Text) == "" {
+	switch {
+	case strings.TrimSpace(a.Text) == "":
 		return errors.New("text is empty")
-	}
-	if len(a.Text) > MaxMessageBytes || !utf8.ValidString(a.Text) {
+	case len(a.Text) > MaxMessageBytes || !utf8.ValidString(a.Text):
 		return fmt.Errorf("text must be UTF-8 of at most %d bytes", MaxMessageBytes)
 	}
 	return nil

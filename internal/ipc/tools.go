@@ -3,6 +3,7 @@ package ipc
 import (
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 )
 
@@ -59,12 +60,11 @@ func ValidToolName(s string) bool { return toolName.MatchString(s) }
 
 // LookupTool finds a tool of Tools by name.
 func LookupTool(name string) (ToolSpec, bool) {
-	for _, t := range Tools {
-		if t.Name == name {
-			return t, true
-		}
+	i := slices.IndexFunc(Tools, func(t ToolSpec) bool { return t.Name == name })
+	if i < 0 {
+		return ToolSpec{}, false
 	}
-	return ToolSpec{}, false
+	return Tools[i], true
 }
 
 // Tools is every host tool, in the order the model sees them: the one list
