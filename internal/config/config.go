@@ -228,11 +228,7 @@ func checkFileKeys(path string, values map[string]string) error {
 // each preceded by a comment saying where its value came from.
 func (c *Config) Print(w io.Writer) {
 	c.printLine(w, "NANOCLAW_CONFIG_DIR", c.ConfigDir, "")
-	file := c.File
-	if file == "" {
-		file = filepath.Join(c.ConfigDir, "config") + " (not present)"
-	}
-	fmt.Fprintf(w, "# config file: %s\n", file)
+	fmt.Fprintf(w, "# config file: %s\n", cmp.Or(c.File, filepath.Join(c.ConfigDir, "config")+" (not present)"))
 	for _, s := range settings {
 		c.printLine(w, s.Name, s.show(c), c.Sources[s.Name])
 	}

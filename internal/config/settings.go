@@ -133,10 +133,8 @@ func validName(v string) error {
 }
 
 func validSecret(v string) error {
-	for _, r := range v {
-		if r <= ' ' || r == 0x7f {
-			return errors.New("contains a space or control character (paste error?)")
-		}
+	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return errors.New("contains a space or control character (paste error?)")
 	}
 	return nil
 }
