@@ -115,11 +115,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		connectWhatsApp(ctx, wa, rtr, st, log)
-	}()
+	wg.Go(func() { connectWhatsApp(ctx, wa, rtr, st, log) })
 	srv := control.NewServer(control.Options{Local: loc, Logger: log,
 		Tools: tl.OwnerCall, // the owner's rights, which no model has (R6)
 		Registered: func(ctx context.Context, jid string) (bool, error) {
@@ -127,24 +123,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return ok, err
 		}})
 	controlErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		controlErr <- srv.Serve(ctx, cfg.ControlSocket())
-	}()
+	wg.Go(func() { controlErr <- srv.Serve(ctx, cfg.ControlSocket()) })
 
 	log.Info("nanoclaw running", "home", cfg.Home, "assistant", cfg.AssistantName,
 		"database", cfg.DBPath(), "encrypted", st.Encrypted(), "runtime", runtimeName(rt))
 	routerErr := make(chan error, 1)
 	go func() { routerErr <- rtr.Run(ctx) }()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		// Due tasks go into their groups' queues, as messages do.
 		if err := engine.Run(ctx, rtr.RunTask); err != nil && ctx.Err() == nil {
 			log.Error("scheduler stopped", "err", err)
 		}
-	}()
+	})
 	select {
 	case err = <-controlErr:
 		err = fmt.Errorf("control socket: %w", err)
