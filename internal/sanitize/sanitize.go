@@ -111,9 +111,6 @@ func bidi(r rune) bool {
 // controls. Invalid UTF-8 becomes U+FFFD.
 func Terminal(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
-	if clean(s) {
-		return s
-	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
@@ -125,10 +122,7 @@ func Terminal(s string) string {
 			i += size + csiBody(s[i+size:])
 		case r == '\u0090', r == '\u0098', r == '\u009d', r == '\u009e', r == '\u009f': // 8-bit DCS, SOS, OSC, PM, APC
 			i += size + stringBody(s[i+size:])
-		case r == '\n' || r == '\t':
-			b.WriteRune(r)
-			i += size
-		case unicode.IsControl(r) || bidi(r):
+		case unicode.IsControl(r) && r != '\n' && r != '\t' || bidi(r):
 			i += size
 		default:
 			b.WriteString(s[i : i+size])
@@ -136,16 +130,6 @@ func Terminal(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// clean reports whether Terminal has nothing to remove from valid UTF-8 s.
-func clean(s string) bool {
-	for _, r := range s {
-		if (unicode.IsControl(r) && r != '\n' && r != '\t') || bidi(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // escape returns the length of the escape sequence at the start of s (which
