@@ -144,34 +144,22 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	c := &Config{Sources: make(map[string]string)}
 
-	dir := getenv("NANOCLAW_CONFIG_DIR")
-	switch {
-	case dir != "":
-	case getenv("XDG_CONFIG_HOME") != "":
-		dir = filepath.Join(getenv("XDG_CONFIG_HOME"), "nanoclaw")
-	default:
-		dir = filepath.Join(home, ".config", "nanoclaw")
-	}
+	dir := cmp.Or(getenv("NANOCLAW_CONFIG_DIR"), filepath.Join(cmp.Or(getenv("XDG_CONFIG_HOME"), filepath.Join(home, ".config")), "nanoclaw"))
 	var err error
 	if c.ConfigDir, err = expandHome(dir, home); err != nil {
 		return nil, fmt.Errorf("NANOCLAW_CONFIG_DIR: %w", err)
 	}
 
-	fileValues := map[string]string{}
 	path := filepath.Join(c.ConfigDir, "config")
 	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if fileValues, err = ParseEnvFile(path, data); err != nil {
-			return nil, err
-		}
+	if err == nil {
 		c.File = path
-		if err := checkFileKeys(path, fileValues); err != nil {
-			return nil, err
-		}
-	case errors.Is(err, fs.ErrNotExist):
-	default:
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	fileValues, err := ParseEnvFile(path, data) // no file: no values
+	if err = cmp.Or(err, checkFileKeys(path, fileValues)); err != nil {
+		return nil, err
 	}
 
 	var errs []error
