@@ -350,12 +350,11 @@ func (s *Container) wait() {
 // host stopped itself (a timeout) do not count.
 func (s *Container) settleResume(code int) {
 	s.mu.Lock()
-	failed := s.resumed && !s.answered && !s.hostStopped
-	answered := s.answered
+	answered, stopped := s.answered, s.hostStopped
 	s.mu.Unlock()
 	if answered || !s.resumed {
 		s.r.resumeFailures(s.group.Folder, false)
-	} else if failed && (code == exitSessionNotFound || s.r.resumeFailures(s.group.Folder, true) >= maxResumeFailures) {
+	} else if !stopped && (code == exitSessionNotFound || s.r.resumeFailures(s.group.Folder, true) >= maxResumeFailures) {
 		s.r.log.Warn("the group's session could not be resumed; cleared, the next run starts fresh", "group", s.group.Folder, "container", s.name, "code", code)
 		s.r.clearSession(context.Background(), s.group.Folder)
 		s.r.resumeFailures(s.group.Folder, false)

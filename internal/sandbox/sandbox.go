@@ -160,8 +160,9 @@ func Detect(ctx context.Context, want Kind) (*Runtime, error) {
 	if want == "" || want == Auto {
 		kinds = autoOrder(runtime.GOOS)
 	}
-	var problems []string
+	var problems, tried []string
 	for _, k := range kinds {
+		tried = append(tried, string(k))
 		r, err := detectOne(ctx, k)
 		if err == nil {
 			return r, nil
@@ -174,12 +175,8 @@ func Detect(ctx context.Context, want Kind) (*Runtime, error) {
 	if len(kinds) == 1 {
 		return nil, fmt.Errorf("container runtime %s is not usable: %s", want, problems[0])
 	}
-	names := make([]string, len(kinds))
-	for i, k := range kinds {
-		names[i] = string(k)
-	}
 	return nil, fmt.Errorf("no working container runtime (tried %s):\n  %s\nInstall one, or fix it, or choose one with NANOCLAW_RUNTIME",
-		strings.Join(names, ", "), strings.Join(problems, "\n  "))
+		strings.Join(tried, ", "), strings.Join(problems, "\n  "))
 }
 
 func detectOne(ctx context.Context, k Kind) (*Runtime, error) {
