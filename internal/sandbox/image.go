@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,9 +129,7 @@ func (r *Runtime) Build(ctx context.Context, o BuildOptions, progress io.Writer)
 	if err != nil {
 		return err
 	}
-	if progress == nil {
-		progress = io.Discard
-	}
+	progress = cmp.Or(progress, io.Writer(io.Discard))
 	cmd := exec.CommandContext(ctx, r.Bin, args...)
 	cmd.Env = cliEnv(os.Getenv, true)
 	cmd.Stdout, cmd.Stderr = progress, progress

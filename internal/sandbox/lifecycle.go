@@ -151,17 +151,13 @@ func (r *Runtime) names(ctx context.Context, all bool, prefix string) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	var args []string
-	switch r.Kind {
-	case Apple:
+	args := []string{"ps", "--format", "{{.Names}}"}
+	if r.Kind == Apple {
 		// IDs, which are the --name given to run. Apple's list has no label
 		// filter: there the name prefix alone selects.
 		args = []string{"list", "--quiet"}
-	default:
-		args = []string{"ps", "--format", "{{.Names}}"}
-		if labels != nil {
-			args = append(args, "--filter", "label="+labels[1])
-		}
+	} else if labels != nil {
+		args = append(args, "--filter", "label="+labels[1])
 	}
 	if all {
 		args = append(args, "--all")
