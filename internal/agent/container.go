@@ -20,9 +20,9 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
-// ErrTimeout reports a turn that took longer than the group's timeout; its
+// errTimeout reports a turn that took longer than the group's timeout; its
 // container has been stopped.
-var ErrTimeout = errors.New("agent timed out")
+var errTimeout = errors.New("agent timed out")
 
 // maxResumeFailures is how many resumed runs in a row may end without a
 // good answer before the group's session is cleared.
@@ -175,7 +175,7 @@ func (s *Container) timeout() time.Duration {
 
 // Prompt gives the warm agent one prompt and waits for its answer. The turn
 // is bounded by the group's timeout: past it the container is stopped and
-// ErrTimeout returned.
+// errTimeout returned.
 func (s *Container) Prompt(ctx context.Context, text string) (ipc.Output, error) {
 	in := ipc.Input{Kind: ipc.InputPrompt, ID: newID(), Text: text}
 	if err := in.Validate(); err != nil {
@@ -212,7 +212,7 @@ func (s *Container) Prompt(ctx context.Context, text string) (ipc.Output, error)
 	case <-timer.C:
 		s.r.log.Warn("agent timed out; stopping its container", "group", s.group.Folder, "container", s.name, "timeout", s.timeout())
 		s.stop(context.WithoutCancel(ctx))
-		return ipc.Output{}, fmt.Errorf("%w after %v (group %s); its container was stopped", ErrTimeout, s.timeout(), s.group.Folder)
+		return ipc.Output{}, fmt.Errorf("%w after %v (group %s); its container was stopped", errTimeout, s.timeout(), s.group.Folder)
 	case <-s.done:
 		return ipc.Output{}, s.exited()
 	case <-ctx.Done():

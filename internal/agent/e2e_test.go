@@ -413,7 +413,7 @@ func TestTimeoutStopsTheContainer(t *testing.T) {
 		s := h.start(g, StartOptions{})
 		start := time.Now()
 		_, err := s.Prompt(context.Background(), "take your time")
-		if err == nil || !strings.Contains(err.Error(), ErrTimeout.Error()) {
+		if err == nil || !strings.Contains(err.Error(), errTimeout.Error()) {
 			var results []fakeapi.ToolResult
 			for _, r := range h.fake.MainRequests() {
 				results = append(results, r.ToolResults()...)

@@ -157,7 +157,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read config file: %w", err)
 	}
-	fileValues, err := ParseEnvFile(path, data) // no file: no values
+	fileValues, err := parseEnvFile(path, data) // no file: no values
 	if err = cmp.Or(err, checkFileKeys(path, fileValues)); err != nil {
 		return nil, err
 	}

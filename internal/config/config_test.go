@@ -35,7 +35,7 @@ func TestParseEnvFileKeepsValuesLiterally(t *testing.T) {
 		"EMPTY=",
 		"CRLF=win\r",
 	}, "\n")
-	got, err := ParseEnvFile("test.env", []byte(file))
+	got, err := parseEnvFile("test.env", []byte(file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestParseEnvFileErrorsNameFileAndLine(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseEnvFile("cfg", []byte(tc.file))
+			_, err := parseEnvFile("cfg", []byte(tc.file))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
@@ -326,7 +326,7 @@ func TestPrintCoversEverySetting(t *testing.T) {
 		}
 	}
 	// What print-config prints must read back through the same parser.
-	if _, err := ParseEnvFile("printed", out.Bytes()); err != nil {
+	if _, err := parseEnvFile("printed", out.Bytes()); err != nil {
 		t.Errorf("printed config does not parse: %v", err)
 	}
 }
@@ -335,7 +335,7 @@ func FuzzParseEnvFile(f *testing.F) {
 	f.Add("A=1\nB='x y'\n# c\n")
 	f.Add("A=\"$(x)\"\nexport B==\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		values, err := ParseEnvFile("fuzz", []byte(s))
+		values, err := parseEnvFile("fuzz", []byte(s))
 		if err != nil {
 			return
 		}

@@ -14,7 +14,7 @@ import (
 // alphabet, so a file that works here reads the same everywhere.
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// ParseEnvFile reads an env-style file (KEY=VALUE per line) without any shell
+// parseEnvFile reads an env-style file (KEY=VALUE per line) without any shell
 // (finding 8): nothing is expanded, executed or unescaped. Blank lines and lines
 // whose first non-space character is '#' are comments. The value is everything
 // after the first '=', with surrounding spaces trimmed; if it is wrapped whole in
@@ -23,7 +23,7 @@ var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // A leading "export " is accepted so a file shared with a shell still parses.
 //
 // name is used only in error messages, which name the file and the line.
-func ParseEnvFile(name string, data []byte) (map[string]string, error) {
+func parseEnvFile(name string, data []byte) (map[string]string, error) {
 	values := make(map[string]string)
 	seen := make(map[string]int)
 	sc := bufio.NewScanner(bytes.NewReader(data))

@@ -26,7 +26,7 @@ func (r *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
 	}
 	_, err := r.run(ctx, "image", verb, ref)
 	var ee *exec.ExitError
-	var ce *CLIError
+	var ce *cliError
 	switch {
 	case err == nil:
 		return true, nil

@@ -24,7 +24,7 @@ func ContainerName(folder string, t time.Time) (string, error) {
 		return "", fmt.Errorf("container name: time %v is before 1970", t)
 	}
 	name := "nanoclaw-" + folder + "-" + strconv.FormatInt(ms, 10)
-	return name, ValidateName(name)
+	return name, validateName(name)
 }
 
 // removeTimeout bounds the forced removal Command does when its context ends.
@@ -66,7 +66,7 @@ const stopSlack = 20 * time.Second
 // makes sure the container is removed. A container that is already gone is
 // not an error.
 func (r *Runtime) Stop(ctx context.Context, name string, grace time.Duration) error {
-	if err := ValidateName(name); err != nil { // finding 7: only our names, as one argument
+	if err := validateName(name); err != nil { // finding 7: only our names, as one argument
 		return err
 	}
 	secs := int(math.Ceil(max(grace, 0).Seconds()))
@@ -170,7 +170,7 @@ func (r *Runtime) names(ctx context.Context, all bool, prefix string) ([]string,
 	for _, line := range strings.Split(string(out), "\n") {
 		n := strings.TrimSpace(line)
 		// Only names nanoclaw could have made: anything else stays untouched.
-		if strings.HasPrefix(n, prefix) && ValidateName(n) == nil {
+		if strings.HasPrefix(n, prefix) && validateName(n) == nil {
 			names = append(names, n)
 		}
 	}
@@ -179,7 +179,7 @@ func (r *Runtime) names(ctx context.Context, all bool, prefix string) ([]string,
 
 // isNotFound reports whether a CLI's failure means the object is missing.
 func isNotFound(err error) bool {
-	var ce *CLIError
+	var ce *cliError
 	if !errors.As(err, &ce) {
 		return false
 	}

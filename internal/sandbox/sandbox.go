@@ -201,20 +201,20 @@ func (r *Runtime) run(ctx context.Context, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), &CLIError{Args: args, Err: err, Stderr: sanitize.FirstLine(stderr.String(), 300)}
+		return stdout.Bytes(), &cliError{Args: args, Err: err, Stderr: sanitize.FirstLine(stderr.String(), 300)}
 	}
 	return stdout.Bytes(), nil
 }
 
-// CLIError is a container CLI command that failed.
-type CLIError struct {
+// cliError is a container CLI command that failed.
+type cliError struct {
 	Args   []string // the arguments after the program name
 	Err    error    // usually an *exec.ExitError
 	Stderr string   // the first line of what the CLI printed on stderr
 }
 
 // Error says which command failed, how, and what the CLI said.
-func (e *CLIError) Error() string {
+func (e *cliError) Error() string {
 	cmd := sanitize.Clip(strings.Join(e.Args, " "), 80, "…")
 	if e.Stderr == "" {
 		return fmt.Sprintf("`%s` failed: %v", cmd, e.Err)
@@ -223,4 +223,4 @@ func (e *CLIError) Error() string {
 }
 
 // Unwrap returns the underlying error, usually an *exec.ExitError.
-func (e *CLIError) Unwrap() error { return e.Err }
+func (e *cliError) Unwrap() error { return e.Err }

@@ -76,8 +76,8 @@ var (
 	userSpec = regexp.MustCompile(`^([0-9]{1,10}):([0-9]{1,10})$`)
 )
 
-// ValidateName checks a container name against the one shape nanoclaw uses.
-func ValidateName(name string) error {
+// validateName checks a container name against the one shape nanoclaw uses.
+func validateName(name string) error {
 	if !containerName.MatchString(name) {
 		return fmt.Errorf("invalid container name %q: want nanoclaw-<group folder>-<unix ms>", name)
 	}
@@ -146,7 +146,7 @@ func (s *Spec) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	add(ValidateName(s.Name))
+	add(validateName(s.Name))
 	add(ValidateImage(s.Image))
 	_, _, err := parseUser(s.User)
 	add(err)

@@ -264,7 +264,7 @@ func TestContainerName(t *testing.T) {
 		t.Errorf("ContainerName = %q, %v", name, err)
 	}
 	long := strings.Repeat("a", 63)
-	if name, err := ContainerName(long, at); err != nil || ValidateName(name) != nil {
+	if name, err := ContainerName(long, at); err != nil || validateName(name) != nil {
 		t.Errorf("63-character folder: %q, %v", name, err)
 	}
 	for _, bad := range []string{"", "../etc", "Family", "a b", "-x", "a/b", "a;b", strings.Repeat("a", 64)} {
