@@ -29,8 +29,11 @@ type setting struct {
 // intSetting is a whole number within lo..hi, kept in *field(c).
 func intSetting(name, def, help string, lo, hi int, field func(*Config) *int) setting {
 	return setting{Name: name, Default: def, Help: help,
-		apply: func(c *Config, v string) (err error) { *field(c), err = intIn(v, lo, hi); return err },
-		show:  func(c *Config) string { return strconv.Itoa(*field(c)) }}
+		apply: func(c *Config, v string) (err error) {
+			*field(c), err = numberIn(v, lo, hi, strconv.Atoi, "a whole number")
+			return err
+		},
+		show: func(c *Config) string { return strconv.Itoa(*field(c)) }}
 }
 
 // durationSetting is a duration within lo..hi, kept in *field(c).
@@ -91,8 +94,11 @@ var settings = []setting{
 	intSetting("CONTAINER_MEMORY_MB", "2048", "memory limit of an agent container, MiB", 64, 1<<16,
 		func(c *Config) *int { return &c.ContainerMemoryMB }),
 	{Name: "CONTAINER_CPUS", Default: "2", Help: "CPU limit of an agent container",
-		apply: func(c *Config, v string) (err error) { c.ContainerCPUs, err = floatIn(v, 0.1, 64); return err },
-		show:  func(c *Config) string { return strconv.FormatFloat(c.ContainerCPUs, 'f', -1, 64) }},
+		apply: func(c *Config, v string) (err error) {
+			c.ContainerCPUs, err = numberIn(v, 0.1, 64, parseFloat, "a number")
+			return err
+		},
+		show: func(c *Config) string { return strconv.FormatFloat(c.ContainerCPUs, 'f', -1, 64) }},
 	intSetting("CONTAINER_PIDS_LIMIT", "512", "process limit of an agent container", 16, 1<<16,
 		func(c *Config) *int { return &c.ContainerPidsLimit }),
 	intSetting("PROMPT_MAX_MESSAGES", "50", "most messages in one prompt (newest kept)", 1, 10000,
@@ -162,27 +168,19 @@ func validImage(v string) error {
 	return nil
 }
 
-func intIn(v string, lo, hi int) (int, error) {
-	n, err := strconv.Atoi(v)
+// numberIn is v read by parse (what it must be, for the error), within lo..hi.
+func numberIn[T int | float64](v string, lo, hi T, parse func(string) (T, error), what string) (T, error) {
+	n, err := parse(v)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a whole number", v)
+		return 0, fmt.Errorf("%q is not %s", v, what)
 	}
-	if n < lo || n > hi {
-		return 0, fmt.Errorf("%d is outside %d..%d", n, lo, hi)
+	if !(n >= lo && n <= hi) {
+		return 0, fmt.Errorf("%v is outside %v..%v", n, lo, hi)
 	}
 	return n, nil
 }
 
-func floatIn(v string, lo, hi float64) (float64, error) {
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a number", v)
-	}
-	if !(f >= lo && f <= hi) {
-		return 0, fmt.Errorf("%v is outside %v..%v", f, lo, hi)
-	}
-	return f, nil
-}
+func parseFloat(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
 
 // durationIn accepts a Go duration ("5m", "90s") or, as the original's
 // settings did, a plain number of milliseconds.
