@@ -64,7 +64,7 @@ type Options struct {
 	AllowlistPath string
 
 	Gateway gateway.Options // Handler is set by NewRunner; Tools answer the agents' tool calls
-	Store   *store.Store
+	Store   *store.Store    // required: the groups' sessions and container ids
 	Logger  *slog.Logger
 }
 
@@ -91,7 +91,7 @@ func NewRunner(opt Options) *Runner {
 	gopt := opt.Gateway
 	gopt.Handler = r
 	gopt.Logger = opt.Logger
-	if opt.Store != nil && gopt.Usage == nil {
+	if gopt.Usage == nil {
 		gopt.Usage = opt.Store
 	}
 	r.gw = gateway.New(gopt)
@@ -234,9 +234,6 @@ func (r *Runner) resumeFailures(folder string, failed bool) int {
 }
 
 func (r *Runner) clearSession(ctx context.Context, folder string) {
-	if r.opt.Store == nil {
-		return
-	}
 	if err := r.opt.Store.ClearSession(context.WithoutCancel(ctx), folder); err != nil {
 		r.log.Error("clear the group's session", "group", folder, "err", err)
 	}

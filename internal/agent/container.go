@@ -278,7 +278,7 @@ func (s *Container) deliver(out ipc.Output) error {
 	if !ok {
 		return fmt.Errorf("no prompt %q is waiting for an answer", out.InputID)
 	}
-	if !out.IsError && out.SessionID != "" && s.save && s.r.opt.Store != nil {
+	if !out.IsError && out.SessionID != "" && s.save {
 		if err := s.r.opt.Store.SetSession(context.Background(), s.group.Folder, out.SessionID); err != nil {
 			s.r.log.Error("save session", "group", s.group.Folder, "err", err)
 		}
