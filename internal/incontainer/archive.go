@@ -7,6 +7,7 @@ package incontainer
 // agent (and the user, through it) can read it later.
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/json"
@@ -118,9 +119,9 @@ func ReadTranscript(path, claudeDir string) (entries []TranscriptEntry, cut bool
 		return nil, false, fmt.Errorf("transcript %s: not a regular file", real)
 	}
 	lr := &io.LimitedReader{R: f, N: MaxTranscriptBytes}
-	lines := newLineReader(lr, maxTranscriptLine)
+	lines := bufio.NewReaderSize(lr, 64<<10)
 	for {
-		line, err := lines.next()
+		line, err := readLine(lines, maxTranscriptLine)
 		switch {
 		case errors.Is(err, io.EOF):
 			return entries, lr.N == 0, nil

@@ -1,6 +1,7 @@
 package incontainer
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -171,7 +172,6 @@ type claudeProc struct {
 	mu      sync.Mutex
 	waitErr error
 	tail    []byte // last stderr bytes
-	closed  bool   // stdin closed
 	wg      sync.WaitGroup
 }
 
@@ -221,9 +221,9 @@ func (p *claudeProc) readStdout(r *os.File) {
 	defer close(p.stdoutDone)
 	defer close(p.events)
 	defer r.Close()
-	lr := newLineReader(r, MaxLineBytes)
+	br := bufio.NewReaderSize(r, 64<<10)
 	for {
-		line, err := lr.next()
+		line, err := readLine(br, MaxLineBytes)
 		if errors.Is(err, errLineTooLong) {
 			p.log.Warn("claude code wrote a line over the limit; skipped", "limit", MaxLineBytes)
 			continue
@@ -251,9 +251,9 @@ func (p *claudeProc) readStdout(r *os.File) {
 // and keeps its tail for error outputs.
 func (p *claudeProc) readStderr(r *os.File) {
 	defer r.Close()
-	lr := newLineReader(r, 64<<10)
+	br := bufio.NewReaderSize(r, 64<<10)
 	for {
-		line, err := lr.next()
+		line, err := readLine(br, 64<<10)
 		if errors.Is(err, errLineTooLong) {
 			continue
 		}
@@ -305,15 +305,8 @@ func (p *claudeProc) send(text string) error {
 }
 
 // closeInput closes stdin: Claude Code finishes the turn it is in, then
-// exits.
-func (p *claudeProc) closeInput() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.closed {
-		p.closed = true
-		p.stdin.Close()
-	}
-}
+// exits. An *os.File may be closed again, and while a write is under way.
+func (p *claudeProc) closeInput() { p.stdin.Close() }
 
 // deathStatus is called once stdout has ended unasked: it waits (briefly)
 // for the process to be gone, ending it if it lingers without output, and

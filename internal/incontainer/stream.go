@@ -124,26 +124,17 @@ func UserMessage(text string) []byte {
 // errLineTooLong marks a line over MaxLineBytes, which was skipped.
 var errLineTooLong = errors.New("line too long")
 
-// lineReader reads newline-terminated lines with a cap: a longer line is
-// consumed and reported as errLineTooLong rather than buffered.
-type lineReader struct {
-	r   *bufio.Reader
-	max int
-}
-
-func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
-}
-
-// next returns the next line without its newline. At the end of the input
-// it returns io.EOF (a last line without a newline is returned first).
-func (lr *lineReader) next() ([]byte, error) {
+// readLine reads the next newline-terminated line of r, without its newline,
+// with a cap: a line longer than max is consumed and reported as
+// errLineTooLong rather than buffered. At the end of the input it returns
+// io.EOF (a last line without a newline is returned first).
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	var buf []byte
 	tooLong := false
 	for {
-		chunk, err := lr.r.ReadSlice('\n')
+		chunk, err := r.ReadSlice('\n')
 		if !tooLong {
-			if len(buf)+len(chunk) > lr.max+1 { // +1: the newline
+			if len(buf)+len(chunk) > max+1 { // +1: the newline
 				tooLong, buf = true, nil
 			} else {
 				buf = append(buf, chunk...)
@@ -157,7 +148,7 @@ func (lr *lineReader) next() ([]byte, error) {
 			return bytes.TrimSuffix(buf, []byte{'\n'}), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
-		case errors.Is(err, io.EOF) && (tooLong || len(buf) > lr.max):
+		case errors.Is(err, io.EOF) && (tooLong || len(buf) > max):
 			return nil, errLineTooLong
 		case errors.Is(err, io.EOF) && len(buf) > 0:
 			return buf, nil

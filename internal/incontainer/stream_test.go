@@ -170,11 +170,10 @@ func TestUserMessage(t *testing.T) {
 func TestLineReader(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	in := "short\n" + long + "\n\nafter\n" + strings.Repeat("y", 150) + "\nlast-no-newline"
-	lr := newLineReader(strings.NewReader(in), 200)
-	lr.r = bufio.NewReaderSize(strings.NewReader(in), 16) // force chunked reads
+	lr := bufio.NewReaderSize(strings.NewReader(in), 16) // force chunked reads
 	var got []string
 	for {
-		line, err := lr.next()
+		line, err := readLine(lr, 200)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -192,11 +191,11 @@ func TestLineReader(t *testing.T) {
 		t.Errorf("lines %q\nwant %q", got, want)
 	}
 	// Exactly at the limit is fine; one over is not.
-	lr = newLineReader(strings.NewReader(strings.Repeat("z", 200)+"\n"+strings.Repeat("z", 201)+"\n"), 200)
-	if l, err := lr.next(); err != nil || len(l) != 200 {
+	lr = bufio.NewReaderSize(strings.NewReader(strings.Repeat("z", 200)+"\n"+strings.Repeat("z", 201)+"\n"), 64<<10)
+	if l, err := readLine(lr, 200); err != nil || len(l) != 200 {
 		t.Errorf("line at the limit: %d bytes, %v", len(l), err)
 	}
-	if _, err := lr.next(); !errors.Is(err, errLineTooLong) {
+	if _, err := readLine(lr, 200); !errors.Is(err, errLineTooLong) {
 		t.Errorf("line over the limit: %v", err)
 	}
 }
