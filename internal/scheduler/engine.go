@@ -70,7 +70,6 @@ type Options struct {
 // NanoClaw had.
 type Engine struct {
 	opt     Options
-	log     *slog.Logger
 	changed chan struct{}
 }
 
@@ -89,7 +88,7 @@ func New(opt Options) *Engine {
 	if opt.Clock == nil {
 		opt.Clock = time.Now
 	}
-	return &Engine{opt: opt, log: opt.Logger, changed: make(chan struct{}, 1)}
+	return &Engine{opt: opt, changed: make(chan struct{}, 1)}
 }
 
 // Changed tells the engine that tasks were created, changed, paused or
@@ -137,12 +136,12 @@ func (e *Engine) round(ctx context.Context, dispatch func(store.Task)) time.Dura
 		})
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Error("claim due tasks", "err", err)
+				e.opt.Logger.Error("claim due tasks", "err", err)
 			}
 			return retryDelay
 		}
 		for _, c := range claimed {
-			e.log.Info("task due", "task", c.ID, "group", c.Folder, "due", c.Due, "late_ms", now.Sub(c.Due).Milliseconds(), "next_run", c.NextRun)
+			e.opt.Logger.Info("task due", "task", c.ID, "group", c.Folder, "due", c.Due, "late_ms", now.Sub(c.Due).Milliseconds(), "next_run", c.NextRun)
 			dispatch(c.Task)
 		}
 		if len(claimed) < e.opt.Batch {
@@ -153,7 +152,7 @@ func (e *Engine) round(ctx context.Context, dispatch func(store.Task)) time.Dura
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
-			e.log.Error("find the next due task", "err", err)
+			e.opt.Logger.Error("find the next due task", "err", err)
 		}
 		return retryDelay
 	case next == nil:
@@ -162,7 +161,7 @@ func (e *Engine) round(ctx context.Context, dispatch func(store.Task)) time.Dura
 		// Due when we claimed, yet neither claimed nor cleared: only more
 		// than a batch of unreadable rows (cleared a batch at a time) or a
 		// fault gets here. Do not spin on it.
-		e.log.Warn("a due task could not be claimed; retrying", "next_run", *next)
+		e.opt.Logger.Warn("a due task could not be claimed; retrying", "next_run", *next)
 		return retryDelay
 	}
 	return min(max(next.Sub(e.opt.Clock()), 0), e.opt.MaxSleep)
@@ -197,7 +196,7 @@ func (e *Engine) RecordRun(ctx context.Context, task store.Task, start time.Time
 			return fmt.Errorf("complete once task %s: %w", task.ID, err)
 		}
 	}
-	e.log.Info("task ran", "task", task.ID, "group", task.Folder, "status", run.Status, "duration_ms", run.Duration.Milliseconds())
+	e.opt.Logger.Info("task ran", "task", task.ID, "group", task.Folder, "status", run.Status, "duration_ms", run.Duration.Milliseconds())
 	return nil
 }
 

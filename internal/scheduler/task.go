@@ -154,17 +154,11 @@ func NextRun(t store.Task, now time.Time) (*time.Time, error) {
 }
 
 // firstRun parses a schedule given now (ParseSchedule) and finds its first
-// run.
+// run, which a schedule ParseSchedule accepts always has.
 func firstRun(kind, value string, loc *time.Location, now time.Time, minInterval time.Duration) (Schedule, time.Time, error) {
 	sched, err := ParseSchedule(kind, value, loc, now, minInterval)
-	if err != nil {
-		return Schedule{}, time.Time{}, err
-	}
-	first, ok := sched.Next(now)
-	if !ok {
-		return Schedule{}, time.Time{}, fmt.Errorf("%s schedule %q never runs", kind, value)
-	}
-	return sched, first, nil
+	first, _ := sched.Next(now)
+	return sched, first, err
 }
 
 // zoneOf loads t's own zone; never the host's.
