@@ -41,7 +41,7 @@ func (c *Channel) lookupPN(lid types.JID) types.JID {
 // (re)connect (at most hourly) and every sync interval, until Close.
 func (c *Channel) syncGroups() {
 	defer c.wg.Done()
-	ticker := time.NewTicker(c.syncInterval)
+	ticker := time.NewTicker(groupSyncInterval)
 	defer ticker.Stop()
 	var last time.Time
 	for {

@@ -62,8 +62,9 @@ var ErrLoggedOut = errors.New("WhatsApp logged this device out: run '" + PairCom
 // reconnecting so that the two do not take turns.
 var ErrReplaced = errors.New("another client connected to WhatsApp with this session, so this one was disconnected: make sure only one nanoclaw runs with this database")
 
-// DefaultGroupSyncInterval is how often group names are refreshed.
-const DefaultGroupSyncInterval = 24 * time.Hour
+// groupSyncInterval is how often group names are re-read; they are also
+// read at (re)connect.
+const groupSyncInterval = 24 * time.Hour
 
 // minGroupResync keeps a flapping connection from fetching the group list at
 // every reconnect.
@@ -74,9 +75,6 @@ type Options struct {
 	// Logger receives the channel's and whatsmeow's logs; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// GroupSyncInterval is how often group names are re-read; 0 means
-	// DefaultGroupSyncInterval. They are also read at (re)connect.
-	GroupSyncInterval time.Duration
 	// HTTPClient carries the WhatsApp websocket; nil means whatsmeow's
 	// default (which honours HTTPS_PROXY). Tests point it at a dead end.
 	HTTPClient *http.Client
@@ -88,12 +86,11 @@ type Options struct {
 // Channel is the WhatsApp connection. Create it with New; it is safe for
 // concurrent use.
 type Channel struct {
-	log          *slog.Logger
-	container    *sqlstore.Container
-	device       *store.Device
-	cli          *whatsmeow.Client
-	syncInterval time.Duration
-	limit        *channel.SendLimit
+	log       *slog.Logger
+	container *sqlstore.Container
+	device    *store.Device
+	cli       *whatsmeow.Client
+	limit     *channel.SendLimit
 	// send sends one message (cli.SendMessage; tests replace it).
 	send func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error)
 
@@ -131,8 +128,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Channel, error) {
 	life, stop := context.WithCancel(context.Background())
 	c := &Channel{
 		log: log, container: container, device: device, cli: cli,
-		syncInterval: cmp.Or(max(opts.GroupSyncInterval, 0), DefaultGroupSyncInterval),
-		limit:        cmp.Or(opts.SendLimit, channel.NewSendLimit(0, 0)),
+		limit: cmp.Or(opts.SendLimit, channel.NewSendLimit(0, 0)),
 		send: func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error) {
 			return cli.SendMessage(ctx, to, msg)
 		},
