@@ -344,8 +344,7 @@ func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) 
 	if closed {
 		return nil, ErrClosed
 	}
-	n := c.publish(Event{Type: EventReply, Chat: jid, ID: id, Text: text})
-	if n == 0 {
+	if c.publish(Event{Type: EventReply, Chat: jid, ID: id, Text: text}) == 0 {
 		c.log.Debug("local reply has no viewer", "chat", jid, "id", id)
 	}
 	return []string{id}, nil
