@@ -51,7 +51,7 @@ func (gw *Gateway) newAPIProxy() *httputil.ReverseProxy {
 		FlushInterval:  -1,
 		ModifyResponse: gw.meterResponse,
 		ErrorHandler:   gw.apiFailed,
-		ErrorLog:       slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn),
+		ErrorLog:       slog.NewLogLogger(gw.opt.Logger.Handler(), slog.LevelWarn),
 	}
 }
 
@@ -94,7 +94,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	gw := e.gw
 	if target := apiTarget(r); !apiAllowed[r.Method+" "+target] {
 		method, target := sanitize.Clip(r.Method, 32, "…"), sanitize.Clip(target, maxLoggedTarget, "…")
-		gw.log.Warn("api refused", "group", e.group.Folder, "method", method, "target", target)
+		gw.opt.Logger.Warn("api refused", "group", e.group.Folder, "method", method, "target", target)
 		apiError(w, http.StatusForbidden, "permission_error", fmt.Sprintf(
 			"gateway: %s %q is not an API call nanoclaw forwards; only %s reach the API", method, target, apiAllowedText))
 		return
@@ -140,7 +140,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	if err := checkMessagesBody(body, e.policy.Mode); err != nil {
-		gw.log.Warn("api refused", "group", e.group.Folder, "method", r.Method, "target", apiTarget(r), "reason", err.Error())
+		gw.opt.Logger.Warn("api refused", "group", e.group.Folder, "method", r.Method, "target", apiTarget(r), "reason", err.Error())
 		apiError(w, http.StatusForbidden, "permission_error", "gateway: "+err.Error())
 		return
 	}
@@ -157,7 +157,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 			in, out, _ := call.meter.totals()
 			attrs = append(attrs, "input_tokens", in, "output_tokens", out)
 		}
-		gw.log.Info("api", attrs...)
+		gw.opt.Logger.Info("api", attrs...)
 	}()
 	gw.api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), apiCallKey{}, call)))
 }
@@ -238,7 +238,7 @@ func (gw *Gateway) recordUsage(call *apiCall) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := gw.opt.Usage.AddUsage(ctx, folder, day, in, out); err != nil {
-			gw.log.Error("gateway: record usage", "group", folder, "day", day, "input_tokens", in, "output_tokens", out, "err", err)
+			gw.opt.Logger.Error("gateway: record usage", "group", folder, "day", day, "input_tokens", in, "output_tokens", out, "err", err)
 		}
 	}()
 }
@@ -259,7 +259,7 @@ func (gw *Gateway) apiFailed(w http.ResponseWriter, r *http.Request, err error) 
 	case r.Context().Err() != nil:
 		// The container went away or the endpoint closed: nobody to answer.
 	default:
-		gw.log.Warn("gateway: upstream API failed", "path", r.URL.Path, "err", err)
+		gw.opt.Logger.Warn("gateway: upstream API failed", "path", r.URL.Path, "err", err)
 		apiError(w, status, "api_error", "gateway: upstream API unreachable: "+err.Error())
 	}
 	if call != nil {

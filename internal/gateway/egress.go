@@ -135,9 +135,9 @@ func (e *Endpoint) logFlow(f *flow) {
 		attrs = append(attrs, "err", f.err.Error())
 	}
 	if f.d.Allowed && f.err == nil {
-		e.gw.log.Info("egress", attrs...)
+		e.gw.opt.Logger.Info("egress", attrs...)
 	} else {
-		e.gw.log.Warn("egress", attrs...)
+		e.gw.opt.Logger.Warn("egress", attrs...)
 	}
 }
 

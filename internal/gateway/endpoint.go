@@ -95,13 +95,13 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return e.ctx },
-		ErrorLog:          slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(gw.opt.Logger.Handler(), slog.LevelWarn),
 	}
 	go func() {
 		defer close(e.served)
 		e.srv.Serve(e.ln) //nolint:errcheck // returns ErrServerClosed on Close
 	}()
-	gw.log.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(policy.Mode), "rules", len(policy.Allow))
+	gw.opt.Logger.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(policy.Mode), "rules", len(policy.Allow))
 	return e, nil
 }
 
@@ -177,7 +177,7 @@ func (e *Endpoint) Close() error {
 		select {
 		case <-done:
 		case <-time.After(closeWait):
-			e.gw.log.Warn("gateway: requests still running after close", "group", e.group.Folder)
+			e.gw.opt.Logger.Warn("gateway: requests still running after close", "group", e.group.Folder)
 		}
 		if err := os.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) && e.closeErr == nil {
 			e.closeErr = err
@@ -187,7 +187,7 @@ func (e *Endpoint) Close() error {
 			delete(e.gw.open, e.group.Folder)
 		}
 		e.gw.mu.Unlock()
-		e.gw.log.Info("gateway socket closed", "group", e.group.Folder)
+		e.gw.opt.Logger.Info("gateway socket closed", "group", e.group.Folder)
 	})
 	return e.closeErr
 }

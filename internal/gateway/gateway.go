@@ -152,7 +152,6 @@ type Stats struct {
 // per running group.
 type Gateway struct {
 	opt     Options
-	log     *slog.Logger
 	api     *httputil.ReverseProxy
 	records sync.WaitGroup // usage being stored
 
@@ -177,10 +176,7 @@ func New(opt Options) *Gateway {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	g := &Gateway{
-		opt: opt, log: opt.Logger,
-		stats: map[string]*Stats{}, open: map[string]*Endpoint{},
-	}
+	g := &Gateway{opt: opt, stats: map[string]*Stats{}, open: map[string]*Endpoint{}}
 	g.api = g.newAPIProxy()
 	return g
 }

@@ -68,11 +68,11 @@ func (e *Endpoint) next(w http.ResponseWriter, r *http.Request, h Handler) {
 	case err != nil && ctx.Err() != nil, err == nil && !ok:
 		w.WriteHeader(http.StatusNoContent)
 	case err != nil:
-		e.gw.log.Error("gateway: next input", "group", e.group.Folder, "err", err)
+		e.gw.opt.Logger.Error("gateway: next input", "group", e.group.Folder, "err", err)
 		jsonError(w, http.StatusInternalServerError, "next input: "+err.Error())
 	default:
 		if err := in.Validate(); err != nil {
-			e.gw.log.Error("gateway: host produced an invalid input", "group", e.group.Folder, "err", err)
+			e.gw.opt.Logger.Error("gateway: host produced an invalid input", "group", e.group.Folder, "err", err)
 			jsonError(w, http.StatusInternalServerError, "next input: "+err.Error())
 			return
 		}
@@ -98,7 +98,7 @@ func (e *Endpoint) output(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	if err := h.Output(r.Context(), e.group.Folder, out); err != nil {
-		e.gw.log.Warn("gateway: output refused", "group", e.group.Folder, "input_id", out.InputID, "err", err)
+		e.gw.opt.Logger.Warn("gateway: output refused", "group", e.group.Folder, "input_id", out.InputID, "err", err)
 		jsonError(w, http.StatusConflict, fmt.Sprintf("output %s: %v", out.InputID, err))
 		return
 	}
@@ -142,26 +142,26 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	attrs := []any{"group", caller.Folder, "tool", name, "duration_ms", time.Since(start).Milliseconds()}
 	if err != nil {
-		e.gw.log.Info("ipc tool", append(attrs, "ok", false, "err", err.Error())...)
+		e.gw.opt.Logger.Info("ipc tool", append(attrs, "ok", false, "err", err.Error())...)
 		ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Error: err.Error()})
 		return
 	}
 	var result json.RawMessage
 	if res != nil {
 		if result, err = json.Marshal(res); err != nil {
-			e.gw.log.Error("gateway: encode tool result", append(attrs, "err", err)...)
+			e.gw.opt.Logger.Error("gateway: encode tool result", append(attrs, "err", err)...)
 			jsonError(w, http.StatusInternalServerError, fmt.Sprintf("tool %s: cannot encode result: %v", name, err))
 			return
 		}
 		// A backstop: the tools bound their answers; one that is still
 		// larger is not handed to the model (nor held for it).
 		if len(result) > maxToolResultBytes {
-			e.gw.log.Warn("ipc tool", append(attrs, "ok", false, "err", "result too large", "bytes", len(result))...)
+			e.gw.opt.Logger.Warn("ipc tool", append(attrs, "ok", false, "err", "result too large", "bytes", len(result))...)
 			ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Error: fmt.Sprintf("the answer of %s is larger than %d bytes; ask for less", name, maxToolResultBytes)})
 			return
 		}
 	}
-	e.gw.log.Info("ipc tool", append(attrs, "ok", true)...)
+	e.gw.opt.Logger.Info("ipc tool", append(attrs, "ok", true)...)
 	ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Result: result})
 }
 

@@ -65,7 +65,7 @@ func (r *refusals) add(what string) {
 		return
 	}
 	since := n - r.logged.Swap(n)
-	r.e.gw.log.Warn("gateway: socket at its caps, refusing", "group", r.e.group.Folder, "what", what,
+	r.e.gw.opt.Logger.Warn("gateway: socket at its caps, refusing", "group", r.e.group.Folder, "what", what,
 		"refused", since, "max_conns", r.e.gw.opt.MaxConns, "max_buffered_body_bytes", maxBufferedBodies)
 }
 
