@@ -9,6 +9,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // R9 end to end, the second review's task findings: a non-main group's
@@ -93,7 +94,7 @@ func TestNonMainOnceTasksSpacedAndListBounded(t *testing.T) {
 	}
 	st := w.openStore()
 	defer st.Close()
-	if tasks, _ := st.ListTasks(context.Background(), "alpha"); len(tasks) != 2 {
+	if tasks, _, _ := st.ListTasksPage(context.Background(), store.TaskQuery{Folder: "alpha", Finished: true, Limit: 1000}); len(tasks) != 2 {
 		t.Errorf("%d tasks stored for alpha, want 2", len(tasks))
 	}
 }

@@ -113,7 +113,7 @@ func TestScheduledTaskRunsOnTimeInItsGroup(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	tasks, _ := st.ListTasks(context.Background(), "")
+	tasks, _, _ := st.ListTasksPage(context.Background(), store.TaskQuery{Finished: true, Limit: 1000})
 	if len(tasks) != 1 {
 		t.Fatalf("%d tasks stored, want 1 (the invalid ones must not be): %+v", len(tasks), tasks)
 	}
@@ -213,7 +213,7 @@ func TestNonMainGroupTaskLimitsReachTheModel(t *testing.T) {
 	}
 	st := w.openStore()
 	defer st.Close()
-	if tasks, _ := st.ListTasks(context.Background(), "alpha"); len(tasks) != 2 {
+	if tasks, _, _ := st.ListTasksPage(context.Background(), store.TaskQuery{Folder: "alpha", Finished: true, Limit: 1000}); len(tasks) != 2 {
 		t.Errorf("%d tasks stored for alpha, want the 2 within its cap", len(tasks))
 	}
 }

@@ -26,7 +26,7 @@ func TestTasksListIsBounded(t *testing.T) {
 		task := store.Task{ID: fmt.Sprintf("task-%03d", i), Folder: "family", ChatJID: "local:family", Prompt: strings.Repeat("p", 16<<10),
 			ScheduleType: store.ScheduleInterval, ScheduleValue: "3600000", Timezone: "UTC", ContextMode: store.ContextIsolated,
 			Status: store.TaskActive, NextRun: &next, CreatedAt: created.Add(time.Duration(i) * time.Second)}
-		if err := st.CreateTask(ctx, task); err != nil {
+		if err := st.CreateTaskWithin(ctx, task, store.TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 		if i >= 120 {

@@ -91,9 +91,9 @@ func TestSlowTaskRunsOneCopyAtATime(t *testing.T) {
 		start := time.Now()
 		due := start.Add(50 * time.Millisecond)
 		// Stored directly: the tools would refuse an interval this short.
-		if err := st.CreateTask(ctx, store.Task{ID: "busy", Folder: "main", ChatJID: "local:main", Prompt: "work hard",
+		if err := st.CreateTaskWithin(ctx, store.Task{ID: "busy", Folder: "main", ChatJID: "local:main", Prompt: "work hard",
 			ScheduleType: store.ScheduleInterval, ScheduleValue: "50", Timezone: "UTC", ContextMode: store.ContextIsolated,
-			Status: store.TaskActive, NextRun: &due, CreatedAt: start}); err != nil {
+			Status: store.TaskActive, NextRun: &due, CreatedAt: start}, store.TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -174,9 +174,9 @@ func TestClaimedTaskStoppedBeforeItsTurnDoesNotRun(t *testing.T) {
 			w := newRouterWorld(t, time.Minute)
 			now := time.Now()
 			due := now.Add(-time.Second)
-			if err := w.st.CreateTask(ctx, store.Task{ID: "t1", Folder: "main", ChatJID: "local:main", Prompt: "p",
+			if err := w.st.CreateTaskWithin(ctx, store.Task{ID: "t1", Folder: "main", ChatJID: "local:main", Prompt: "p",
 				ScheduleType: store.ScheduleInterval, ScheduleValue: "3600000", Timezone: "UTC", ContextMode: store.ContextGroup,
-				Status: store.TaskActive, NextRun: &due, CreatedAt: now}); err != nil {
+				Status: store.TaskActive, NextRun: &due, CreatedAt: now}, store.TaskCaps{}); err != nil {
 				t.Fatal(err)
 			}
 			claimed, err := w.st.ClaimDue(ctx, now, 0, time.Hour, func(t store.Task) (*time.Time, error) { return scheduler.NextRun(t, now) })

@@ -13,7 +13,7 @@ import (
 
 // seedFarTasks stores n active tasks due a day or more from now. It inserts
 // in one transaction, below the Store's API, only to keep the set-up fast
-// (10 000 CreateTask calls would be 10 000 commits).
+// (10 000 CreateTaskWithin calls would be 10 000 commits).
 func seedFarTasks(b *testing.B, st *store.Store, n int) {
 	b.Helper()
 	ctx := context.Background()

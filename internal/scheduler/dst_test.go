@@ -168,7 +168,7 @@ func TestClaimAcrossDST(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.CreateTask(ctx, task); err != nil {
+		if err := st.CreateTaskWithin(ctx, task, store.TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 		var claims []time.Time

@@ -36,7 +36,7 @@ func addTask(t testing.TB, st *store.Store, id string, kind store.ScheduleType, 
 		ContextMode: store.ContextIsolated, Status: store.TaskActive, NextRun: &next,
 		CreatedAt: time.Now(),
 	}
-	if err := st.CreateTask(context.Background(), task); err != nil {
+	if err := st.CreateTaskWithin(context.Background(), task, store.TaskCaps{}); err != nil {
 		t.Fatal(err)
 	}
 	return task

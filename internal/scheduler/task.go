@@ -191,7 +191,7 @@ func checkPrompt(p string) error {
 }
 
 // newTaskID returns "task-" and 10 random hex digits: short enough to type
-// in the CLI, and CreateTask refuses the rare duplicate.
+// in the CLI, and CreateTaskWithin refuses the rare duplicate.
 func newTaskID() string {
 	b := make([]byte, 5)
 	rand.Read(b) // never fails: it crashes the program instead

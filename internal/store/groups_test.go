@@ -298,7 +298,7 @@ func TestDeleteGroupCascades(t *testing.T) {
 		t.Fatal(err)
 	}
 	task := testTask("t1", "family")
-	if err := s.CreateTask(ctx, task); err != nil {
+	if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AddTaskRun(ctx, TaskRun{TaskID: "t1", StartedAt: time.Now(), Status: RunSuccess}); err != nil {

@@ -340,7 +340,7 @@ func TestMigrationStrictKeepsData(t *testing.T) {
 	if c, err := s.Cursor(ctx, "g@g.us"); err != nil || c != 1 {
 		t.Errorf("cursor = %d, %v", c, err)
 	}
-	if tasks, err := s.ListTasks(ctx, ""); err != nil || len(tasks) != 1 || tasks[0].ID != "t1" || tasks[0].PausedBy != ActorOwner || tasks[0].LastResult != "ok" {
+	if tasks, _, err := s.ListTasksPage(ctx, TaskQuery{Finished: true, Limit: 1000}); err != nil || len(tasks) != 1 || tasks[0].ID != "t1" || tasks[0].PausedBy != ActorOwner || tasks[0].LastResult != "ok" {
 		t.Errorf("tasks = %+v, %v", tasks, err)
 	}
 	if runs, err := s.TaskRuns(ctx, "t1", 0); err != nil || len(runs) != 1 || runs[0].ID != 7 || runs[0].Duration != 12*time.Millisecond {

@@ -109,13 +109,9 @@ const pruneFinished = `
 				AND id IS NOT (SELECT id FROM tasks WHERE folder = :folder AND schedule_type = 'once'
 					AND last_run IS NOT NULL ORDER BY last_run DESC, id DESC LIMIT 1)))`
 
-// CreateTask stores a new task. A zero CreatedAt means now. An existing id,
-// or a folder with no group, is an error.
-func (s *Store) CreateTask(ctx context.Context, t Task) error {
-	return s.CreateTaskWithin(ctx, t, TaskCaps{})
-}
-
-// CreateTaskWithin is CreateTask within caps. First the group's finished
+// CreateTaskWithin stores a new task within caps (zero caps: no cap). A
+// zero CreatedAt means now. An existing id, or a folder with no group, is an
+// error. First the group's finished
 // tasks are pruned (pruneFinished, as of t.CreatedAt, keeping the newest
 // KeepFinishedTasks or as many as caps.Kept leaves beside caps.Counted,
 // whichever is fewer); then t is stored

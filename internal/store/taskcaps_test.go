@@ -76,7 +76,7 @@ func TestPruneFinishedTasks(t *testing.T) {
 		t.Helper()
 		task := testTask(id, folder)
 		task.CreatedAt = created
-		if err := s.CreateTask(ctx, task); err != nil {
+		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 		if status != TaskActive {
@@ -188,7 +188,7 @@ func TestListTasksPage(t *testing.T) {
 	for i := range 30 {
 		task := testTask(fmt.Sprintf("f%02d", i), "family")
 		task.CreatedAt = created.Add(time.Duration(i) * time.Minute)
-		if err := s.CreateTask(ctx, task); err != nil {
+		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 		switch i % 3 {
@@ -204,7 +204,7 @@ func TestListTasksPage(t *testing.T) {
 	}
 	w := testTask("w0", "work")
 	w.CreatedAt = created.Add(time.Hour)
-	if err := s.CreateTask(ctx, w); err != nil {
+	if err := s.CreateTaskWithin(ctx, w, TaskCaps{}); err != nil {
 		t.Fatal(err)
 	}
 	ids := func(list []Task) string {

@@ -35,7 +35,7 @@ func TestClaimDue(t *testing.T) {
 			task.PausedBy = ActorGroup
 		}
 		task.ScheduleValue = map[ScheduleType]string{ScheduleCron: "0 * * * *", ScheduleInterval: "60000", ScheduleOnce: "2025-07-01T11:59:00Z"}[tc.kind]
-		if err := s.CreateTask(ctx, task); err != nil {
+		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,7 +105,7 @@ func TestClaimDueUnschedulable(t *testing.T) {
 	for _, id := range []string{"broken", "stuck", "fine"} {
 		task := testTask(id, "family")
 		task.NextRun = timePtr(now.Add(-time.Minute))
-		if err := s.CreateTask(ctx, task); err != nil {
+		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,7 +155,7 @@ func TestClaimDueTwoStoresRace(t *testing.T) {
 	for i := range n {
 		task := testTask(fmt.Sprintf("t%02d", i), "family")
 		task.NextRun = &now
-		if err := a.CreateTask(ctx, task); err != nil {
+		if err := a.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -217,7 +217,7 @@ func TestNextDue(t *testing.T) {
 		if tc.status == TaskPaused {
 			task.PausedBy = ActorMain
 		}
-		if err := s.CreateTask(ctx, task); err != nil {
+		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -260,7 +260,7 @@ func TestClaimDueIsolated(t *testing.T) {
 	for i := range 5 {
 		task := testTask(fmt.Sprintf("t%d", i), "family")
 		task.NextRun = &now
-		if err := a.CreateTask(ctx, task); err != nil {
+		if err := a.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,7 +299,7 @@ func TestClaimDueOneRunAtATime(t *testing.T) {
 	t0 := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
 	task := testTask("slow", "family")
 	task.ScheduleType, task.ScheduleValue, task.NextRun = ScheduleInterval, "60000", &t0
-	if err := s.CreateTask(ctx, task); err != nil {
+	if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 		t.Fatal(err)
 	}
 	const lease = time.Hour

@@ -51,7 +51,7 @@ func TestCreateTaskWithinLimit(t *testing.T) {
 		wg.Go(func() { s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("r%02d", i), "race"), TaskCaps{Counted: 5}) })
 	}
 	wg.Wait()
-	if list, _ := s.ListTasks(ctx, "race"); len(list) != 5 {
+	if list, _, _ := s.ListTasksPage(ctx, TaskQuery{Folder: "race", Finished: true, Limit: 1000}); len(list) != 5 {
 		t.Fatalf("%d tasks after 20 concurrent creations under a cap of 5", len(list))
 	}
 }
@@ -155,7 +155,7 @@ func TestResumeTaskWithinLimit(t *testing.T) {
 	mustPutGroup(t, s, testGroup("family"))
 	next := time.Date(2025, 7, 2, 8, 0, 0, 0, time.UTC)
 	for i := range 3 {
-		if err := s.CreateTask(ctx, testTask(fmt.Sprintf("t%d", i), "family")); err != nil {
+		if err := s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("t%d", i), "family"), TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.PauseTask(ctx, fmt.Sprintf("t%d", i), ActorGroup); err != nil {

@@ -12,7 +12,7 @@ func TestTaskRuns(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
 	mustPutGroup(t, s, testGroup("family"))
-	if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+	if err := s.CreateTaskWithin(ctx, testTask("t1", "family"), TaskCaps{}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
@@ -71,7 +71,7 @@ func TestTaskRunBadRows(t *testing.T) {
 	ctx := context.Background()
 	s, logs := openTest(t)
 	mustPutGroup(t, s, testGroup("family"))
-	if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+	if err := s.CreateTaskWithin(ctx, testTask("t1", "family"), TaskCaps{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AddTaskRun(ctx, TaskRun{TaskID: "t1", StartedAt: time.UnixMilli(5), Status: RunSuccess}); err != nil {

@@ -182,15 +182,6 @@ func (s *Store) GetTask(ctx context.Context, id string) (t Task, found bool, err
 		`SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id)
 }
 
-// ListTasks returns every task of the group in folder ("" = of all groups),
-// finished ones too, oldest first. Invalid rows are skipped and logged. What
-// a model or the owner asks for goes through ListTasksPage, which is
-// bounded.
-func (s *Store) ListTasks(ctx context.Context, folder string) ([]Task, error) {
-	return queryList(ctx, s, fmt.Sprintf("list tasks of group %q", folder), "tasks", scanTask,
-		`SELECT `+taskColumns+` FROM tasks WHERE ?1 = '' OR folder = ?1 ORDER BY created_at, id`, folder)
-}
-
 // TaskQuery selects the tasks of ListTasksPage.
 type TaskQuery struct {
 	Folder   string // the group's tasks; "" every group's

@@ -82,7 +82,7 @@ func TestTasksRoundTrip(t *testing.T) {
 	t2.NextRun = nil
 	t2.LastRun, t2.LastResult = timePtr(time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)), "ok"
 	for _, task := range []Task{t1, t2} {
-		if err := s.CreateTask(ctx, task); err != nil {
+		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,16 +94,16 @@ func TestTasksRoundTrip(t *testing.T) {
 		t.Fatalf("GetTask(missing) = %v, %v", found, err)
 	}
 
-	if err := s.CreateTask(ctx, t1); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if err := s.CreateTaskWithin(ctx, t1, TaskCaps{}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("duplicate id: err = %v", err)
 	}
 	orphan := testTask("t3", "nobody")
-	if err := s.CreateTask(ctx, orphan); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `no group "nobody"`) {
+	if err := s.CreateTaskWithin(ctx, orphan, TaskCaps{}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `no group "nobody"`) {
 		t.Fatalf("task for a missing group: err = %v", err)
 	}
 	bad := testTask("t4", "family")
 	bad.Timezone = "Nowhere/Land"
-	if err := s.CreateTask(ctx, bad); err == nil {
+	if err := s.CreateTaskWithin(ctx, bad, TaskCaps{}); err == nil {
 		t.Fatal("invalid task created")
 	}
 
@@ -111,12 +111,12 @@ func TestTasksRoundTrip(t *testing.T) {
 		folder string
 		want   []string
 	}{
-		{"", []string{"t1", "t2"}},
+		{"", []string{"t2", "t1"}},
 		{"family", []string{"t1"}},
 		{"work", []string{"t2"}},
 		{"other", nil},
 	} {
-		list, err := s.ListTasks(ctx, tc.folder)
+		list, _, err := s.ListTasksPage(ctx, TaskQuery{Folder: tc.folder, Finished: true, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestTasksRoundTrip(t *testing.T) {
 			ids = append(ids, task.ID)
 		}
 		if !reflect.DeepEqual(ids, tc.want) {
-			t.Errorf("ListTasks(%q) = %v, want %v", tc.folder, ids, tc.want)
+			t.Errorf("ListTasksPage(%q) = %v, want %v", tc.folder, ids, tc.want)
 		}
 	}
 
@@ -196,16 +196,16 @@ func TestTaskBadRows(t *testing.T) {
 			mustPutGroup(t, s, testGroup("family"))
 			good := testTask("good", "family")
 			good.NextRun = timePtr(time.UnixMilli(0))
-			if err := s.CreateTask(ctx, good); err != nil {
+			if err := s.CreateTaskWithin(ctx, good, TaskCaps{}); err != nil {
 				t.Fatal(err)
 			}
 			rawExec(t, s, []string{"ignore_check_constraints=ON", "foreign_keys=OFF"}, insert, append([]any{"bad"}, tc.args...)...)
 
-			for name, list := range map[string]func() ([]Task, error){
-				"ListTasks(all)":    func() ([]Task, error) { return s.ListTasks(ctx, "") },
-				"ListTasks(family)": func() ([]Task, error) { return s.ListTasks(ctx, "family") },
+			for name, q := range map[string]TaskQuery{
+				"ListTasksPage(all)":    {Finished: true, Limit: 10},
+				"ListTasksPage(family)": {Folder: "family", Finished: true, Limit: 10},
 			} {
-				got, err := list()
+				got, _, err := s.ListTasksPage(ctx, q)
 				if err != nil {
 					t.Fatalf("%s failed instead of skipping: %v", name, err)
 				}
@@ -246,7 +246,7 @@ func TestTaskPauseRights(t *testing.T) {
 		t.Run(fmt.Sprintf("paused by %s, lifted by %s", tc.pausedBy, tc.by), func(t *testing.T) {
 			s, _ := openTest(t)
 			mustPutGroup(t, s, testGroup("family"))
-			if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+			if err := s.CreateTaskWithin(ctx, testTask("t1", "family"), TaskCaps{}); err != nil {
 				t.Fatal(err)
 			}
 			if tc.pausedBy == ActorScheduler {
@@ -290,7 +290,7 @@ func TestTaskPauseRights(t *testing.T) {
 	// Cancelled is final, for everyone.
 	s, _ := openTest(t)
 	mustPutGroup(t, s, testGroup("family"))
-	if err := s.CreateTask(ctx, testTask("t1", "family")); err != nil {
+	if err := s.CreateTaskWithin(ctx, testTask("t1", "family"), TaskCaps{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetTaskStatus(ctx, "t1", TaskCancelled); err != nil {

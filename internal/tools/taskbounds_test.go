@@ -55,7 +55,7 @@ func TestTaskToolsScheduleCancelLoopStaysBounded(t *testing.T) {
 			t.Fatalf("pair %d: cancel: %v", i, err)
 		}
 	}
-	all, err := w.st.ListTasks(ctx, "alpha")
+	all, _, err := w.st.ListTasksPage(ctx, store.TaskQuery{Folder: "alpha", Finished: true, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestTaskToolsOnceTasksKeepTheMinInterval(t *testing.T) {
 			}
 		}
 	}
-	if list, _ := w.st.ListTasks(ctx, "alpha"); len(list) != 1 {
+	if list, _, _ := w.st.ListTasksPage(ctx, store.TaskQuery{Folder: "alpha", Finished: true, Limit: 1000}); len(list) != 1 {
 		t.Fatalf("%d once tasks stored, want 1", len(list))
 	}
 	if _, err := w.call("alpha", "schedule_task", once(first.Add(5*time.Minute))); err != nil {

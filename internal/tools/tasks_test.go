@@ -242,7 +242,7 @@ func TestTaskToolsLimits(t *testing.T) {
 			t.Errorf("fourth task: %v, want it to say %q", err, want)
 		}
 	}
-	if list, _ := w.st.ListTasks(context.Background(), "alpha"); len(list) != 3 {
+	if list, _, _ := w.st.ListTasksPage(context.Background(), store.TaskQuery{Folder: "alpha", Finished: true, Limit: 1000}); len(list) != 3 {
 		t.Fatalf("%d tasks stored, want 3", len(list))
 	}
 	// Another group has its own count; main may add to alpha up to its own cap.
@@ -343,7 +343,7 @@ func TestTaskToolsCompletedOnceTasksStayWithinCap(t *testing.T) {
 			}
 		}
 	}
-	tasks, _ := w.st.ListTasks(ctx, "alpha")
+	tasks, _, _ := w.st.ListTasksPage(ctx, store.TaskQuery{Folder: "alpha", Finished: true, Limit: 1000})
 	active := 0
 	for _, task := range tasks {
 		if task.Status == store.TaskActive {
