@@ -88,12 +88,12 @@ var specials = []special{
 // globalUnicast is the only IPv6 range the public internet uses.
 var globalUnicast = p("2000::/3")
 
-// Forbidden reports whether ip is anything but a public internet address,
-// and why: loopback, private (RFC 1918), link-local (including the cloud
-// metadata service 169.254.169.254 and fe80::/10), CGNAT, multicast,
-// unspecified, broadcast, reserved, benchmarking and documentation ranges,
-// IPv6 unique-local and site-local, Teredo, and the AWS IPv6 metadata
-// address. IPv6 addresses that embed an IPv4 address (IPv4-mapped,
+// classify says how ip may be reached and, if it is anything but a public
+// internet address, why: loopback, private (RFC 1918), link-local
+// (including the cloud metadata service 169.254.169.254 and fe80::/10),
+// CGNAT, multicast, unspecified, broadcast, reserved, benchmarking and
+// documentation ranges, IPv6 unique-local and site-local, Teredo, and the
+// AWS IPv6 metadata address. IPv6 addresses that embed an IPv4 address (IPv4-mapped,
 // IPv4-compatible, NAT64 64:ff9b::/96, 6to4 2002::/16) are judged by the
 // embedded address. The zero Addr is forbidden.
 //
@@ -101,12 +101,6 @@ var globalUnicast = p("2000::/3")
 // ones no rule can open: cloud metadata and platform endpoints, unspecified,
 // "this network", broadcast, multicast, reserved and Teredo addresses, and
 // (known only to Decide, which reads them) the host's own addresses.
-func Forbidden(ip netip.Addr) (reason string, bad bool) {
-	reason, c := classify(ip)
-	return reason, c != public
-}
-
-// classify says how ip may be reached and, if it is not public, why.
 func classify(ip netip.Addr) (string, class) { return classifyOn(ip, nil) }
 
 // hostReason is why an address of the host's own interfaces is refused.

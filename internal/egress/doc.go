@@ -8,7 +8,7 @@
 // and private addresses need a rule. Prescreen says whether a destination
 // may be looked up at all; Decide judges it with every address it resolved
 // to, refusing private, loopback, link-local and metadata addresses (see
-// Forbidden) unless a rule deliberately names them, and every address of
+// classify) unless a rule deliberately names them, and every address of
 // the host's own interfaces always, and returns the one checked address to
 // connect to, so a second DNS answer cannot redirect the connection (DNS
 // rebinding).

@@ -243,12 +243,12 @@ func TestForbidden(t *testing.T) {
 		{"4000::1", "outside global unicast"},
 		{"::2", "IPv4-compatible address of 0.0.0.2"},
 	} {
-		reason, bad := Forbidden(netip.MustParseAddr(tc.ip))
-		if bad != (tc.reason != "") || !strings.Contains(reason, tc.reason) {
-			t.Errorf("Forbidden(%s) = %q, %v; want %q", tc.ip, reason, bad, tc.reason)
+		reason, c := classify(netip.MustParseAddr(tc.ip))
+		if (c != public) != (tc.reason != "") || !strings.Contains(reason, tc.reason) {
+			t.Errorf("classify(%s) = %q, %v; want %q", tc.ip, reason, c, tc.reason)
 		}
 	}
-	if _, bad := Forbidden(netip.Addr{}); !bad {
+	if _, c := classify(netip.Addr{}); c == public {
 		t.Error("the zero Addr is not forbidden")
 	}
 }

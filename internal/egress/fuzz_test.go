@@ -354,7 +354,7 @@ func FuzzDecide(f *testing.F) {
 			}
 			byAddr := slices.ContainsFunc(p.Allow, func(r Rule) bool { return r.namesAddr(a.Unmap(), port) })
 			byService := !lit.IsValid() && slices.ContainsFunc(p.Allow, func(r Rule) bool { return r.Kind == Domain && r.Port == port && r.Host == h })
-			if _, bad := Forbidden(a); bad && !byAddr && (loopback || !byService) {
+			if _, c := classify(a); c != public && !byAddr && (loopback || !byService) {
 				t.Fatalf("%s %v: %q:%d allowed to %v, which no rule names: %+v", p.Mode, p.Allow, host, port, a, got)
 			}
 			if !webPort(port) && !byAddr && !named(p, h, lit, port) {

@@ -168,7 +168,7 @@ type Decider struct {
 // private address is refused (no mixing): the client could be steered to
 // either. An address passes
 //
-//   - under public: if it is public (see Forbidden) and port is 80 or 443,
+//   - under public: if it is public (see classify) and port is 80 or 443,
 //     or an Address/Network rule covers it at port, or a Domain/Suffix rule
 //     covers host at port and the address is public, or a Domain rule names
 //     host with this exact port ("nas.lan:5000") and the address is not

@@ -78,7 +78,7 @@ type Rule struct {
 //
 // Network rules must be canonical (host bits zero) and at least /8 (IPv4)
 // or /32 (IPv6). A rule naming an address no rule may open (the cloud
-// metadata service, multicast, ...; see Forbidden) is refused.
+// metadata service, multicast, ...; see classify) is refused.
 func ParseRule(s string) (Rule, error) {
 	r, err := parseRule(s)
 	if err != nil {
