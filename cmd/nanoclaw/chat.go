@@ -184,13 +184,17 @@ func (c *chatSession) post(ctx context.Context, line string) error {
 		return nil
 	}
 	if err := local.ValidateText(text); err != nil {
-		c.notSentBecause(err.Error())
+		c.clearStatus()
+		fmt.Fprintf(c.m.Stderr, "not sent: %v\n", err)
+		c.notSent++
 		return nil
 	}
 	r, err := c.cl.PostMessage(ctx, control.MessageRequest{Chat: c.chat, Sender: c.sender, Text: text})
 	var apiErr *control.APIError
 	if errors.As(err, &apiErr) { // the daemon answered: the chat goes on
-		c.notSentBecause(sanitize.Terminal(err.Error()))
+		c.clearStatus()
+		fmt.Fprintf(c.m.Stderr, "not sent: %s\n", sanitize.Terminal(err.Error()))
+		c.notSent++
 		return nil
 	}
 	if err != nil {
@@ -203,13 +207,6 @@ func (c *chatSession) post(ctx context.Context, line string) error {
 		fmt.Fprintln(c.m.Stderr, notAnsweredNote(c.cfg))
 	}
 	return nil
-}
-
-// notSentBecause reports a line that was not stored, and why.
-func (c *chatSession) notSentBecause(why string) {
-	c.clearStatus()
-	fmt.Fprintf(c.m.Stderr, "not sent: %s\n", why)
-	c.notSent++
 }
 
 // show displays one event of the chat.
