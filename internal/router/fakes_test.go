@@ -2,14 +2,12 @@ package router
 
 import (
 	"context"
-	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
-	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/channel/channeltest"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
@@ -53,30 +51,5 @@ func (s *fakeSession) Close(ctx context.Context) {
 	})
 }
 
-// fakeChannel records what is sent.
-type fakeChannel struct {
-	mu   sync.Mutex
-	sent []string
-	n    atomic.Int64
-}
-
-func (c *fakeChannel) Name() string                                         { return "fake" }
-func (c *fakeChannel) Owns(jid string) bool                                 { return true }
-func (c *fakeChannel) Connect(ctx context.Context, h channel.Handler) error { return nil }
-func (c *fakeChannel) SetTyping(context.Context, string, bool) error        { return nil }
-func (c *fakeChannel) Chats(context.Context) ([]channel.ChatInfo, error)    { return nil, nil }
-func (c *fakeChannel) Self() string                                         { return "" }
-func (c *fakeChannel) Close() error                                         { return nil }
-func (c *fakeChannel) Send(ctx context.Context, jid, text string) ([]string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.sent = append(c.sent, text)
-	return []string{fmt.Sprintf("sent-%d", c.n.Add(1))}, nil
-}
-
-// texts returns what was sent so far.
-func (c *fakeChannel) texts() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.sent)
-}
+// fakeChannel serves every chat and records what is sent.
+type fakeChannel = channeltest.Recorder

@@ -134,7 +134,7 @@ func TestSlowTaskRunsOneCopyAtATime(t *testing.T) {
 		said := time.Now()
 		r.OnMessage(ctx, ch, channel.Message{ChatJID: "local:main", ID: "m1", Sender: "me", SenderName: "Me", Text: "hello", Timestamp: said})
 		for {
-			if len(ch.texts()) > 0 {
+			if len(ch.Texts()) > 0 {
 				break
 			}
 			if time.Since(said) > 2*time.Second {

@@ -59,7 +59,7 @@ func TestFollowUpsGoIntoTheWarmAgent(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		sent := w.ch.texts()
+		sent := w.ch.Texts()
 		if len(sent) == 2 && sent[0] == "Andy: ok" {
 			break
 		}

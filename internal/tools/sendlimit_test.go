@@ -56,7 +56,7 @@ func TestSendMessageKeepsToTheChatLimit(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "(20 messages a minute, 5 at once) is reached: wait 3s before sending again") {
 			t.Fatalf("send_message over the limit: %v", err)
 		}
-		if n := ch.count(); n != 5 {
+		if n := len(ch.Texts()); n != 5 {
 			t.Errorf("%d messages sent, want the burst of 5", n)
 		}
 		if unsent, _ := st.Unsent(ctx); len(unsent) != 0 {
@@ -77,7 +77,7 @@ func TestSendMessageKeepsToTheChatLimit(t *testing.T) {
 		if _, err := r.Call(ctx, family, "send_message", send); err != nil {
 			t.Errorf("send_message after waiting: %v", err)
 		}
-		if n := ch.count(); n != 7 {
+		if n := len(ch.Texts()); n != 7 {
 			t.Errorf("%d messages sent, want 7", n)
 		}
 	})
