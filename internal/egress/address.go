@@ -107,7 +107,8 @@ func classify(ip netip.Addr) (string, class) { return classifyOn(ip, nil) }
 const hostReason = "an address of this host"
 
 // classifyOn is classify on a host whose interfaces have the addresses
-// self: each of them, in any encoding, is never reachable.
+// self (mapped or zoned as they come): each of them, in any encoding, is
+// never reachable.
 func classifyOn(ip netip.Addr, self []netip.Addr) (string, class) {
 	if !ip.IsValid() {
 		return "invalid address", never
@@ -117,7 +118,7 @@ func classifyOn(ip netip.Addr, self []netip.Addr) (string, class) {
 	// or ::, and a broad rule ("10.0.0.0/8:*") would open them by accident.
 	// Loopback stays as it was: closed unless a rule names it, the owner's
 	// deliberate way to one host service ("127.0.0.1:11434").
-	if !ip.IsLoopback() && slices.Contains(self, ip) {
+	if !ip.IsLoopback() && slices.ContainsFunc(self, func(s netip.Addr) bool { return s.Unmap().WithZone("") == ip }) {
 		return hostReason, never
 	}
 	for _, s := range specials {

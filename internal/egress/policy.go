@@ -138,12 +138,6 @@ func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
 // public internet.
 func webPort(port int) bool { return port == 80 || port == 443 }
 
-// closedPort is why a public destination on a port other than 80 and 443
-// is refused under public: what the container sees says how to open it.
-func closedPort(dest string, port int) string {
-	return fmt.Sprintf("port %d is not a web port (only 80 and 443 are open by default); the owner can open it with the egress rule %q", port, joinHostPort(dest, port))
-}
-
 // Decide is Decider{}.Decide: it judges against this host's real
 // interface addresses.
 func Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
@@ -195,7 +189,11 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 	if len(addrs) == 0 {
 		return deny("%s has no address", h)
 	}
-	self, err := d.hostAddrs()
+	hostAddrs := d.HostAddrs
+	if hostAddrs == nil {
+		hostAddrs = InterfaceAddrs
+	}
+	self, err := hostAddrs()
 	if err != nil {
 		// R4: without the host's own addresses no destination is known to
 		// be elsewhere.
@@ -204,7 +202,9 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 	var named, exact *Rule
 	if !lit.IsValid() {
 		named = p.nameRule(h, port)
-		exact = p.firstRule(func(r Rule) bool { return r.exactService() && r.namesHost(h, port) })
+		// A rule naming one host and one port ("nas.lan:5000") is the
+		// user's deliberate exception that may lead to a private address.
+		exact = p.firstRule(func(r Rule) bool { return r.Kind == Domain && r.Port > 0 && r.namesHost(h, port) })
 	}
 	dest := func(a netip.Addr) string {
 		if lit.IsValid() {
@@ -235,8 +235,9 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 		case c == public && p.mode() == Public && webPort(port):
 			by = "public address"
 		case c == public:
-			// R4: only reachable under public, on a port no rule opens.
-			return deny("%s: %s", dest(a), closedPort(h, port))
+			// R4: only reachable under public, on a port no rule opens;
+			// what the container sees says how to open it.
+			return deny("%s: port %d is not a web port (only 80 and 443 are open by default); the owner can open it with the egress rule %q", dest(a), port, joinHostPort(h, port))
 		case exact != nil && !strings.HasSuffix(reason, "loopback"):
 			by = "allowed by rule " + exact.String()
 		default:
@@ -247,23 +248,6 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 		}
 	}
 	return Decision{Allowed: true, Reason: why, Addr: addrs[0].Unmap()}
-}
-
-// hostAddrs returns the host's own addresses, unmapped and without zones.
-func (d Decider) hostAddrs() ([]netip.Addr, error) {
-	list := d.HostAddrs
-	if list == nil {
-		list = InterfaceAddrs
-	}
-	self, err := list()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]netip.Addr, 0, len(self))
-	for _, a := range self {
-		out = append(out, a.Unmap().WithZone(""))
-	}
-	return out, nil
 }
 
 func (p Policy) mode() Mode { return cmp.Or(p.Mode, DefaultMode) }

@@ -314,18 +314,14 @@ func (r Rule) String() string {
 	default:
 		return "(invalid rule)"
 	}
-	if r.Port == WebPorts {
+	// JoinHostPort brackets an IPv6 address or range.
+	switch r.Port {
+	case WebPorts:
 		return target
+	case AnyPort:
+		return net.JoinHostPort(target, "*")
 	}
-	return net.JoinHostPort(target, portString(r.Port)) // brackets an IPv6 address or range
-
-}
-
-func portString(port int) string {
-	if port == AnyPort {
-		return "*"
-	}
-	return strconv.Itoa(port)
+	return net.JoinHostPort(target, strconv.Itoa(r.Port))
 }
 
 // AllowsPort reports whether the rule covers port.
@@ -359,8 +355,3 @@ func (r Rule) namesHost(host string, port int) bool {
 func (r Rule) namesAddr(addr netip.Addr, port int) bool {
 	return (r.Kind == Address || r.Kind == Network) && r.AllowsPort(port) && r.Prefix.Contains(addr)
 }
-
-// exactService reports whether the rule names one host and one port
-// ("nas.lan:5000"): the user's deliberate exception that may lead to a
-// private address.
-func (r Rule) exactService() bool { return r.Kind == Domain && r.Port > 0 }
