@@ -40,9 +40,8 @@ func forwarder(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := incontainer.NewForwarder(ln, path, 16, slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
-	go func() { f.Run(ctx); close(done) }()
+	go func() { incontainer.Forward(ctx, ln, path, 16, slog.New(slog.DiscardHandler)); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()
 }

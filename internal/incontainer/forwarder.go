@@ -17,41 +17,25 @@ import (
 // stream, egress CONNECTs of WebFetch, MCP-less side calls).
 const MaxForwardedConns = 64
 
-// Forwarder pipes the raw bytes of each TCP connection accepted on a
-// loopback listener to a new connection on the gateway's unix socket, both
-// ways. It neither reads nor changes what passes: the gateway serves the
-// API proxy (/v1/…) and the egress proxy (CONNECT) on that socket, and the
-// container has no other way out (finding 2: --network none).
-type Forwarder struct {
-	ln     net.Listener
-	socket string
-	max    int
-	log    *slog.Logger
+// Forward pipes the raw bytes of each TCP connection accepted on the
+// loopback listener ln to a new connection on the gateway's unix socket,
+// both ways, at most conns at a time (MaxForwardedConns if conns <= 0). It
+// neither reads nor changes what passes: the gateway serves the API proxy
+// (/v1/…) and the egress proxy (CONNECT) on that socket, and the container
+// has no other way out (finding 2: --network none).
+//
+// Forward owns ln. It serves until ctx ends, then closes the listener and
+// every open connection and returns once all are done.
+func Forward(ctx context.Context, ln net.Listener, socket string, conns int, log *slog.Logger) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Every way out ends ctx, which closes the listener and each pipe's
+	// connections.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	context.AfterFunc(ctx, func() { ln.Close() })
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-// NewForwarder forwards connections accepted on ln to the unix socket at
-// socket, at most conns at a time (MaxForwardedConns if conns <= 0). Run serves;
-// the forwarder owns ln from here on.
-func NewForwarder(ln net.Listener, socket string, conns int, log *slog.Logger) *Forwarder {
-	return &Forwarder{ln: ln, socket: socket, max: cmp.Or(max(conns, 0), MaxForwardedConns),
-		log: cmp.Or(log, slog.New(slog.DiscardHandler)), conns: map[net.Conn]struct{}{}}
-}
-
-// Addr is the listening address, e.g. 127.0.0.1:3128.
-func (f *Forwarder) Addr() net.Addr { return f.ln.Addr() }
-
-// Run accepts and pipes connections until ctx ends, then closes the
-// listener and every open connection and returns once all are done.
-func (f *Forwarder) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { f.ln.Close() })
-	defer stop()
-	defer f.closeAll()
-
-	slots := make(chan struct{}, f.max)
+	slots := make(chan struct{}, cmp.Or(max(conns, 0), MaxForwardedConns))
 	var tempDelay time.Duration
 	for {
 		select {
@@ -59,7 +43,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		c, err := f.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			<-slots
 			if ctx.Err() != nil {
@@ -75,52 +59,28 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			return err
 		}
 		tempDelay = 0
-		f.track(c, true)
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
+		wg.Go(func() {
 			defer func() { <-slots }()
-			defer f.track(c, false)
-			f.pipe(ctx, c)
-		}()
+			pipe(ctx, c, socket, log)
+		})
 	}
-}
-
-func (f *Forwarder) track(c net.Conn, add bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if add {
-		f.conns[c] = struct{}{}
-	} else {
-		delete(f.conns, c)
-	}
-}
-
-func (f *Forwarder) closeAll() {
-	f.mu.Lock()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
 }
 
 // pipe copies both ways until both directions are done, passing on each
 // half-close so request/response protocols end cleanly.
-func (f *Forwarder) pipe(ctx context.Context, c net.Conn) {
+func pipe(ctx context.Context, c net.Conn, socket string, log *slog.Logger) {
 	defer c.Close()
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	up, err := d.DialContext(dctx, "unix", f.socket)
+	up, err := d.DialContext(dctx, "unix", socket)
 	cancel()
 	if err != nil {
-		f.log.Warn("forwarder: gateway socket unreachable", "socket", f.socket, "err", err)
+		log.Warn("forwarder: gateway socket unreachable", "socket", socket, "err", err)
 		return
 	}
 	defer up.Close()
-	// The upstream conn is closed with the client conn (by closeAll via c,
-	// and here on return); AfterFunc covers a stop while both are idle.
-	stop := context.AfterFunc(ctx, func() { up.Close() })
+	// A stop closes both connections, idle or not.
+	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
 	defer stop()
 
 	done := make(chan struct{}, 2)

@@ -66,16 +66,17 @@ func newEchoServer(t *testing.T) (*echoServer, string) {
 	return e, path
 }
 
-func startForwarder(t *testing.T, socket string, max int) (*Forwarder, context.CancelFunc, chan error) {
+// startForwarder forwards a new loopback listener to socket and returns
+// its address.
+func startForwarder(t *testing.T, socket string, max int) (string, context.CancelFunc, chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := NewForwarder(ln, socket, max, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	go func() { done <- Forward(ctx, ln, socket, max, discard) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -84,20 +85,20 @@ func startForwarder(t *testing.T, socket string, max int) (*Forwarder, context.C
 			t.Error("forwarder did not stop")
 		}
 	})
-	return f, cancel, done
+	return ln.Addr().String(), cancel, done
 }
 
 // Bytes pass unchanged both ways, including binary data and a half-close.
 func TestForwarderPipesBytes(t *testing.T) {
 	_, sock := newEchoServer(t)
-	f, _, _ := startForwarder(t, sock, 0)
+	addr, _, _ := startForwarder(t, sock, 0)
 
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("tcp", f.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Error(err)
 				return
@@ -122,10 +123,10 @@ func TestForwarderPipesBytes(t *testing.T) {
 // At most max connections are piped at once; the next waits its turn.
 func TestForwarderIsBounded(t *testing.T) {
 	echo, sock := newEchoServer(t)
-	f, _, _ := startForwarder(t, sock, 2)
+	addr, _, _ := startForwarder(t, sock, 2)
 	var conns []net.Conn
 	for range 3 {
-		c, err := net.Dial("tcp", f.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,8 +163,8 @@ func TestForwarderIsBounded(t *testing.T) {
 // Stopping closes the listener and every open connection, upstream too.
 func TestForwarderStopClosesEverything(t *testing.T) {
 	echo, sock := newEchoServer(t)
-	f, cancel, done := startForwarder(t, sock, 0)
-	c, err := net.Dial("tcp", f.Addr().String())
+	addr, cancel, done := startForwarder(t, sock, 0)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,16 +192,16 @@ func TestForwarderStopClosesEverything(t *testing.T) {
 	if n := echo.open.Load(); n != 0 {
 		t.Errorf("%d upstream connections still open", n)
 	}
-	if _, err := net.DialTimeout("tcp", f.Addr().String(), time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Error("listener still accepting after stop")
 	}
 }
 
 // A missing gateway socket drops the connection; the forwarder goes on.
 func TestForwarderSurvivesMissingSocket(t *testing.T) {
-	f, _, done := startForwarder(t, filepath.Join(t.TempDir(), "absent.sock"), 0)
+	addr, _, done := startForwarder(t, filepath.Join(t.TempDir(), "absent.sock"), 0)
 	for range 3 {
-		c, err := net.Dial("tcp", f.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}

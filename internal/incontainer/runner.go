@@ -52,11 +52,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("forwarder: %w", err)
 	}
-	fwd := NewForwarder(ln, cfg.Socket, 0, log.With("part", "forwarder"))
+	proxy := ln.Addr().String()
 	fctx, stopFwd := context.WithCancel(context.Background())
 	var fwdDone sync.WaitGroup
 	fwdDone.Go(func() {
-		if err := fwd.Run(fctx); err != nil {
+		if err := Forward(fctx, ln, cfg.Socket, 0, log.With("part", "forwarder")); err != nil {
 			log.Error("forwarder stopped", "err", err)
 		}
 	})
@@ -86,12 +86,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	args := ClaudeArgs(cfg.SessionID, mcpConfig, memoryFile)
 	start := time.Now()
-	p, err := startClaude(claudeBin, args, ClaudeEnv(cfg, fwd.Addr().String()), cfg.WorkDir, log.With("part", "claude"))
+	p, err := startClaude(claudeBin, args, ClaudeEnv(cfg, proxy), cfg.WorkDir, log.With("part", "claude"))
 	if err != nil {
 		return err
 	}
 	log.Info("claude code started", "pid", p.pid, "resume", cfg.SessionID, "main", cfg.Main,
-		"global_memory_bytes", len(memory), "proxy", fwd.Addr().String())
+		"global_memory_bytes", len(memory), "proxy", proxy)
 
 	client := hostclient.New(cfg.Socket, log.With("part", "hostclient"))
 	defer client.Close()
