@@ -18,7 +18,15 @@ import (
 // unix milliseconds UTC; booleans INTEGER 0/1. Parents come before the
 // tables that refer to them; keep selects the rows of a child whose parent
 // is there (see upgradeStrict).
-var schema = []struct{ name, columns, keep string }{
+var schema = append(slices.Clip(strictV6), table{"events", eventsColumns, ""})
+
+// table is one table of the schema.
+type table struct{ name, columns, keep string }
+
+// strictV6 are the tables as schema step v6 made them, which that released
+// step recreates: a later change to one of them is a later step, and a
+// changed copy in schema.
+var strictV6 = []table{
 	{"chats", `
 	jid           TEXT NOT NULL PRIMARY KEY CHECK (jid <> ''),
 	name          TEXT NOT NULL DEFAULT '',
@@ -106,7 +114,7 @@ var schema = []struct{ name, columns, keep string }{
 	sent_at    INTEGER CHECK (sent_at >= 0)`, ""},
 }
 
-// schemaIndexes are the indexes of schema's tables.
+// schemaIndexes are the indexes of strictV6's tables.
 const schemaIndexes = `
 CREATE UNIQUE INDEX groups_one_main ON groups(is_main) WHERE is_main = 1;
 CREATE INDEX group_chats_folder ON group_chats(folder);
@@ -115,6 +123,10 @@ CREATE INDEX tasks_due ON tasks(status, next_run);
 CREATE INDEX tasks_folder ON tasks(folder);
 CREATE INDEX task_runs_task ON task_runs(task_id, started_at);
 CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
+`
+
+// eventsIndex serves the trace of one group, newest first.
+const eventsIndex = `CREATE INDEX events_folder ON events(folder, id);
 `
 
 // containerIDs keeps the host-side uid each group's containers run as when
@@ -141,7 +153,7 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("create %s: %w", t.name, err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes)
+	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex)
 	return err
 }
 
@@ -187,6 +199,8 @@ CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 	script(`ALTER TABLE messages ADD COLUMN quote TEXT NOT NULL DEFAULT '';`),
 	// v6: every table STRICT, with CHECK constraints (finding 12).
 	upgradeStrict,
+	// v7: the trace of each group's steps (events).
+	script(`CREATE TABLE events (` + eventsColumns + `) STRICT;` + eventsIndex),
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this
@@ -312,12 +326,12 @@ CREATE INDEX task_runs_task ON task_runs(task_id, started_at);
 // AUTOINCREMENT counters come along, so no seq or run id is handed out
 // twice, not even one of a row left behind.
 func upgradeStrict(ctx context.Context, tx *sql.Tx) error {
-	for _, t := range schema {
+	for _, t := range strictV6 {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+t.name+` RENAME TO `+t.name+`_v5`); err != nil {
 			return err
 		}
 	}
-	for _, t := range schema {
+	for _, t := range strictV6 {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE `+t.name+` (`+t.columns+`) STRICT`); err != nil {
 			return fmt.Errorf("create %s: %w", t.name, err)
 		}
@@ -342,7 +356,7 @@ func upgradeStrict(ctx context.Context, tx *sql.Tx) error {
 			log.Warn("rows the store could never read were left behind by the upgrade", "table", t.name, "rows", left)
 		}
 	}
-	for _, t := range slices.Backward(schema) {
+	for _, t := range slices.Backward(strictV6) {
 		if _, err := tx.ExecContext(ctx, `DROP TABLE `+t.name+`_v5`); err != nil {
 			return err
 		}
