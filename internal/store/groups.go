@@ -188,3 +188,87 @@ func (s *Store) ChatsOfGroup(ctx context.Context, folder string) ([]string, erro
 	return queryList(ctx, s, fmt.Sprintf("chats of group %q", folder), "group_chats", scanChatID,
 		`SELECT jid FROM group_chats WHERE folder = ? ORDER BY jid`, folder)
 }
+
+// Session returns the id of the Claude session a group's agent resumes, or ""
+// if the group has none yet.
+func (s *Store) Session(ctx context.Context, folder string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT session_id FROM sessions WHERE folder = ?`, folder).Scan(&id)
+	if err != nil && !isNoRows(err) {
+		return "", fmt.Errorf("get session of group %q: %w", folder, err)
+	}
+	return id, nil
+}
+
+// SetSession records the session id a group's agent resumes next time.
+func (s *Store) SetSession(ctx context.Context, folder, id string) error {
+	if id == "" {
+		return fmt.Errorf("set session of group %q: empty session id", folder)
+	}
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO sessions (folder, session_id, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (folder) DO UPDATE SET session_id = excluded.session_id, updated_at = excluded.updated_at`,
+		folder, id, toMillis(time.Now()))
+	if errors.Is(err, sqlite3.CONSTRAINT_FOREIGNKEY) {
+		return fmt.Errorf("set session of group %q: no such group: %w", folder, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set session of group %q: %w", folder, err)
+	}
+	return nil
+}
+
+// ClearSession forgets a group's session, so its next run starts afresh.
+// Clearing a group without a session does nothing.
+func (s *Store) ClearSession(ctx context.Context, folder string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE folder = ?`, folder); err != nil {
+		return fmt.Errorf("clear session of group %q: %w", folder, err)
+	}
+	return nil
+}
+
+// ContainerID returns the uid (the gid is the same number) that the group
+// in folder's containers run as when the daemon runs as root. On first use
+// it allocates the lowest id in [lo, hi) above every id handed out so far
+// for which taken reports false — taken says whether an id belongs to an
+// account, a group or a subordinate range of the host (R2: a container user
+// is never a real account of the host, and no two groups share one). The id
+// is kept for good, so a group's files stay its own across restarts.
+func (s *Store) ContainerID(ctx context.Context, folder string, lo, hi int, taken func(int) bool) (int, error) {
+	if err := ValidateFolder(folder); err != nil {
+		return 0, fmt.Errorf("container id: %w", err)
+	}
+	var uid int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT uid FROM container_ids WHERE folder = ?`, folder).Scan(&uid)
+		if err == nil {
+			if uid < lo || uid >= hi {
+				return fmt.Errorf("stored uid %d is outside the range %d-%d", uid, lo, hi-1)
+			}
+			return nil
+		}
+		if !isNoRows(err) {
+			return err
+		}
+		var last sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(uid) FROM container_ids`).Scan(&last); err != nil {
+			return err
+		}
+		uid = lo
+		if last.Valid && int(last.Int64) >= lo {
+			uid = int(last.Int64) + 1
+		}
+		for uid < hi && taken(uid) {
+			uid++
+		}
+		if uid >= hi {
+			return fmt.Errorf("no free id left in the range %d-%d", lo, hi-1)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO container_ids (folder, uid) VALUES (?, ?)`, folder, uid)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("container id of group %q: %w", folder, err)
+	}
+	return uid, nil
+}
