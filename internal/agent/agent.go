@@ -44,9 +44,6 @@ type Options struct {
 	SessionsDir string // sessions/<folder>/.claude
 	IPCDir      string // ipc/<run>/gateway.sock: a directory per run
 	LogsDir     string // logs/<folder>/<start>-<container>.log: the host's own, never mounted
-	// EtcDir holds the host's passwd, group, subuid and subgid files, whose
-	// ids a root daemon's containers never use (default /etc).
-	EtcDir string
 
 	Timeout     time.Duration // longest turn before the container is stopped
 	IdleTimeout time.Duration // how long a warm container waits for a follow-up
@@ -54,7 +51,6 @@ type Options struct {
 	MemoryMB    int
 	CPUs        float64
 	PidsLimit   int
-	LogCap      int64 // bytes of container output kept in a run's log
 
 	// DefaultEgress applies to groups whose config does not choose.
 	DefaultEgress egress.Policy
@@ -63,7 +59,7 @@ type Options struct {
 	// file means no extra mounts. It is never mounted itself.
 	AllowlistPath string
 
-	Gateway gateway.Options // Handler is set by NewRunner; Tools answer the agents' tool calls
+	Gateway gateway.Options // Tools answer the agents' tool calls; NewRunner sets Handler, Logger and Usage
 	Store   *store.Store    // required: the groups' sessions and container ids
 	Logger  *slog.Logger
 }
@@ -85,15 +81,9 @@ type Runner struct {
 func NewRunner(opt Options) *Runner {
 	opt.Logger = cmp.Or(opt.Logger, slog.Default())
 	opt.StopGrace = cmp.Or(opt.StopGrace, 5*time.Second)
-	opt.LogCap = cmp.Or(opt.LogCap, 10<<20)
-	opt.EtcDir = cmp.Or(opt.EtcDir, "/etc")
 	r := &Runner{opt: opt, log: opt.Logger, containers: make(map[string]*Container), failures: make(map[string]int)}
 	gopt := opt.Gateway
-	gopt.Handler = r
-	gopt.Logger = opt.Logger
-	if gopt.Usage == nil {
-		gopt.Usage = opt.Store
-	}
+	gopt.Handler, gopt.Logger, gopt.Usage = r, opt.Logger, opt.Store
 	r.gw = gateway.New(gopt)
 	return r
 }
@@ -219,19 +209,6 @@ const maxTranscriptBytes = 256 << 20
 // claudeProjectDir is where Claude Code keeps the transcripts of sessions
 // run in ipc.ContainerGroupDir, relative to its state directory.
 const claudeProjectDir = "projects/-workspace-group"
-
-// resumeFailures counts one more resumed run of folder without a good
-// answer (failed), or starts the count again; it returns the count.
-func (r *Runner) resumeFailures(folder string, failed bool) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !failed {
-		delete(r.failures, folder)
-		return 0
-	}
-	r.failures[folder]++
-	return r.failures[folder]
-}
 
 func (r *Runner) clearSession(ctx context.Context, folder string) {
 	if err := r.opt.Store.ClearSession(context.WithoutCancel(ctx), folder); err != nil {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -120,7 +119,7 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	// R13: each run has its own socket directory, and only that directory
 	// is mounted: a container of an earlier run (one a killed daemon left
 	// behind) holds the old directory, and can never reach this socket.
-	ep, err := r.gw.Open(gateway.Caller{Folder: g.Folder, IsMain: g.IsMain}, policy, p.run, id.uid, id.gid)
+	ep, err := r.gw.Open(gateway.Caller{Folder: g.Folder, IsMain: g.IsMain}, policy, p.run, id, id)
 	if err != nil {
 		s.removeRunDir()
 		return fmt.Errorf("open gateway: %w", err)
@@ -149,7 +148,7 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	pruneRunLogs(p.logs, s.logPath, r.log)
 	fmt.Fprintf(s.logFile, "container %s\nimage %s\nuser %s\nstarted %s\nresume %q\nmain %v\n\n",
 		s.name, spec.Image, spec.User, s.started.Format(time.RFC3339Nano), opt.SessionID, g.IsMain)
-	out := &cappedWriter{w: s.logFile, left: r.opt.LogCap}
+	out := &cappedWriter{w: s.logFile, left: maxRunLogOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 	s.cmd = cmd
 	if err := cmd.Start(); err != nil {
@@ -167,10 +166,6 @@ func (s *Container) removeRunDir() {
 	if err := os.Remove(s.runDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.r.log.Warn("remove the run's socket directory", "group", s.group.Folder, "dir", s.runDir, "err", err)
 	}
-}
-
-func (s *Container) timeout() time.Duration {
-	return positiveOr(time.Duration(s.group.Config.TimeoutSeconds)*time.Second, s.r.opt.Timeout)
 }
 
 // Prompt gives the warm agent one prompt and waits for its answer. The turn
@@ -203,16 +198,17 @@ func (s *Container) Prompt(ctx context.Context, text string) (ipc.Output, error)
 	case <-ctx.Done():
 		return ipc.Output{}, ctx.Err()
 	}
-	timer := time.NewTimer(s.timeout())
+	timeout := positiveOr(time.Duration(s.group.Config.TimeoutSeconds)*time.Second, s.r.opt.Timeout)
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case out := <-ch:
 		s.armIdle()
 		return out, nil
 	case <-timer.C:
-		s.r.log.Warn("agent timed out; stopping its container", "group", s.group.Folder, "container", s.name, "timeout", s.timeout())
+		s.r.log.Warn("agent timed out; stopping its container", "group", s.group.Folder, "container", s.name, "timeout", timeout)
 		s.stop(context.WithoutCancel(ctx))
-		return ipc.Output{}, fmt.Errorf("%w after %v (group %s); its container was stopped", errTimeout, s.timeout(), s.group.Folder)
+		return ipc.Output{}, fmt.Errorf("%w after %v (group %s); its container was stopped", errTimeout, timeout, s.group.Folder)
 	case <-s.done:
 		return ipc.Output{}, s.exited()
 	case <-ctx.Done():
@@ -220,8 +216,8 @@ func (s *Container) Prompt(ctx context.Context, text string) (ipc.Output, error)
 	}
 }
 
+// exited says why the container ended; s.done is closed.
 func (s *Container) exited() error {
-	<-s.done
 	how := ""
 	if s.exitErr != nil {
 		how = ": " + s.exitErr.Error()
@@ -323,13 +319,10 @@ func (s *Container) wait() {
 	s.exitErr = s.cmd.Wait()
 	s.ep.Close()
 	s.removeRunDir()
-	code := -1
-	if s.cmd.ProcessState != nil {
-		code = s.cmd.ProcessState.ExitCode()
-	}
+	code := s.cmd.ProcessState.ExitCode() // -1 when it did not exit (a nil ProcessState too)
 	s.settleResume(code)
-	fmt.Fprintf(s.logFile, "\nexited %s after %v, code %s\n", time.Now().Format(time.RFC3339Nano),
-		time.Since(s.started).Round(time.Millisecond), strconv.Itoa(code))
+	fmt.Fprintf(s.logFile, "\nexited %s after %v, code %d\n", time.Now().Format(time.RFC3339Nano),
+		time.Since(s.started).Round(time.Millisecond), code)
 	s.logFile.Close()
 	s.mu.Lock()
 	if s.idle != nil {
@@ -352,11 +345,21 @@ func (s *Container) settleResume(code int) {
 	s.mu.Lock()
 	answered, stopped := s.answered, s.hostStopped
 	s.mu.Unlock()
-	if answered || !s.resumed {
-		s.r.resumeFailures(s.group.Folder, false)
-	} else if !stopped && (code == exitSessionNotFound || s.r.resumeFailures(s.group.Folder, true) >= maxResumeFailures) {
-		s.r.log.Warn("the group's session could not be resumed; cleared, the next run starts fresh", "group", s.group.Folder, "container", s.name, "code", code)
-		s.r.clearSession(context.Background(), s.group.Folder)
-		s.r.resumeFailures(s.group.Folder, false)
+	r, folder := s.r, s.group.Folder
+	stale := false
+	r.mu.Lock()
+	switch {
+	case answered || !s.resumed:
+		delete(r.failures, folder)
+	case !stopped:
+		r.failures[folder]++
+		if stale = code == exitSessionNotFound || r.failures[folder] >= maxResumeFailures; stale {
+			delete(r.failures, folder)
+		}
+	}
+	r.mu.Unlock()
+	if stale {
+		r.log.Warn("the group's session could not be resumed; cleared, the next run starts fresh", "group", folder, "container", s.name, "code", code)
+		r.clearSession(context.Background(), folder)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,57 +30,45 @@ const (
 	containerIDs     = 1 << 16
 )
 
-// identity is who a group's container runs as on the host.
-type identity struct {
-	uid, gid int // -1: the daemon's own (it does not run as root); nothing is chowned
-}
-
-func (id identity) user() string {
-	if id.uid < 0 {
-		id = identity{os.Getuid(), os.Getgid()}
-	}
-	return strconv.Itoa(id.uid) + ":" + strconv.Itoa(id.gid)
-}
-
-// identity returns the ids the group's containers run as. An ordinary user's
-// daemon runs them as that user (rootless podman maps it; docker runs them
-// as that uid); a root daemon as the group's own id from the store.
-func (r *Runner) identity(ctx context.Context, folder string) (identity, error) {
+// identity returns the host id the group's containers run as, their uid
+// and gid alike, or -1: the daemon's own user, and nothing is chowned. An
+// ordinary user's daemon runs them as that user (rootless podman maps it;
+// docker runs them as that uid); a root daemon as the group's own id from
+// the store.
+func (r *Runner) identity(ctx context.Context, folder string) (int, error) {
 	if os.Geteuid() != 0 {
-		return identity{-1, -1}, nil
+		return -1, nil
 	}
-	used, err := hostIDs(r.opt.EtcDir)
+	used, err := hostIDs("/etc")
 	if err != nil {
-		return identity{}, err
+		return 0, err
 	}
-	uid, err := r.opt.Store.ContainerID(ctx, folder, FirstContainerID, FirstContainerID+containerIDs, used.taken)
+	id, err := r.opt.Store.ContainerID(ctx, folder, FirstContainerID, FirstContainerID+containerIDs, used.taken)
 	if err != nil {
-		return identity{}, err
+		return 0, err
 	}
 	// Checked at every run: an account made after the id was handed out
 	// would otherwise share it.
-	if used.taken(uid) {
-		return identity{}, fmt.Errorf("group %s's container id %d is now used by an account, group or subordinate id range of this host (see %s/passwd, group, subuid, subgid): free that id, then start again", folder, uid, r.opt.EtcDir)
+	if used.taken(id) {
+		return 0, fmt.Errorf("group %s's container id %d is now used by an account, group or subordinate id range of this host (see /etc/passwd, group, subuid, subgid): free that id, then start again", folder, id)
 	}
-	return identity{uid, uid}, nil
+	return id, nil
 }
 
-// usedIDs are the ids the host's account files name.
-type usedIDs struct {
-	ids    map[int]bool
-	ranges [][2]int // [first, first+count)
+// containerUser is the "uid:gid" a container of identity id runs as.
+func containerUser(id int) string {
+	if id < 0 {
+		return fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	}
+	return fmt.Sprintf("%d:%d", id, id)
 }
+
+// usedIDs are the ids the host's account files name, as ranges
+// [first, first+count); an account's id is a range of one.
+type usedIDs [][2]int
 
 func (u usedIDs) taken(id int) bool {
-	if u.ids[id] {
-		return true
-	}
-	for _, r := range u.ranges {
-		if id >= r[0] && id < r[1] {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(u, func(r [2]int) bool { return id >= r[0] && id < r[1] })
 }
 
 // maxAccountFile bounds what is read of one account file.
@@ -90,7 +79,7 @@ const maxAccountFile = 16 << 20
 // served only by NSS modules (LDAP and the like) are not seen: see
 // SECURITY.md.
 func hostIDs(etc string) (usedIDs, error) {
-	u := usedIDs{ids: map[int]bool{}}
+	var u usedIDs
 	for _, f := range []struct {
 		name  string
 		field int // the id's field, counting from 0
@@ -114,14 +103,13 @@ func hostIDs(etc string) (usedIDs, error) {
 			if err != nil || n < 0 {
 				continue
 			}
+			count := 1
 			if f.isSub {
-				count, err := strconv.Atoi(fields[2])
-				if err == nil && count > 0 {
-					u.ranges = append(u.ranges, [2]int{n, n + count})
+				if count, err = strconv.Atoi(fields[2]); err != nil || count <= 0 {
+					continue
 				}
-				continue
 			}
-			u.ids[n] = true
+			u = append(u, [2]int{n, n + count})
 		}
 		file.Close()
 		if err := sc.Err(); err != nil {
@@ -150,7 +138,7 @@ type groupPaths struct {
 // a tree only through os.Root from a parent only the host can write, so a
 // symlink the agent planted is never followed out of it; ownership and mode
 // changes never follow a link.
-func (r *Runner) prepareDirs(g store.Group, id identity) (groupPaths, error) {
+func (r *Runner) prepareDirs(g store.Group, id int) (groupPaths, error) {
 	o := r.opt
 	p := groupPaths{
 		group:  filepath.Join(o.GroupsDir, g.Folder),
@@ -173,11 +161,11 @@ func (r *Runner) prepareDirs(g store.Group, id identity) (groupPaths, error) {
 		return p, err
 	}
 	// Global memory: main's to write, every group's to read.
-	gid := identity{-1, -1}
+	globalOwner := -1
 	if g.IsMain {
-		gid = id
+		globalOwner = id
 	}
-	if err := sandboxDir(o.GroupsDir, "global", gid, 0o755); err != nil {
+	if err := sandboxDir(o.GroupsDir, "global", globalOwner, 0o755); err != nil {
 		return p, err
 	}
 	// This run's socket directory: new, never one another run holds.
@@ -214,12 +202,12 @@ func hostDir(dir string) error {
 }
 
 // sandboxDir makes parent/name, a directory a container writes, owned by
-// id (unless id.uid < 0) with mode. parent is the host's own. If name is
+// id as uid and gid (unless id < 0) with mode. parent is the host's own. If name is
 // owned by someone else — a tree written before each group had its own id,
 // or by another group — the whole tree is handed over, without following
 // any link. The group's container is not running while this happens (one
 // container per group), so nothing inside can change under the walk.
-func sandboxDir(parent, name string, id identity, mode os.FileMode) error {
+func sandboxDir(parent, name string, id int, mode os.FileMode) error {
 	root, err := os.OpenRoot(parent)
 	if err != nil {
 		return err
@@ -235,13 +223,13 @@ func sandboxDir(parent, name string, id identity, mode os.FileMode) error {
 	if !st.IsDir() {
 		return fmt.Errorf("%s is not a directory (%s); move it away", filepath.Join(parent, name), st.Mode().Type())
 	}
-	if id.uid >= 0 {
+	if id >= 0 {
 		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok || int(sys.Uid) != id.uid || int(sys.Gid) != id.gid {
+		if !ok || int(sys.Uid) != id || int(sys.Gid) != id {
 			if err := chownTree(root, name, id); err != nil {
-				return fmt.Errorf("hand %s to uid %d: %w", filepath.Join(parent, name), id.uid, err)
+				return fmt.Errorf("hand %s to uid %d: %w", filepath.Join(parent, name), id, err)
 			}
-		} else if err := root.Lchown(name+"/CLAUDE.md", id.uid, id.gid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		} else if err := root.Lchown(name+"/CLAUDE.md", id, id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			// The host writes CLAUDE.md from a template; the agent edits it.
 			return err
 		}
@@ -252,7 +240,7 @@ func sandboxDir(parent, name string, id identity, mode os.FileMode) error {
 
 // chownTree hands every entry under root/name to id, links themselves
 // rather than what they point at. os.Root keeps the walk inside the tree.
-func chownTree(root *os.Root, name string, id identity) error {
+func chownTree(root *os.Root, name string, id int) error {
 	sub, err := root.OpenRoot(name)
 	if err != nil {
 		return err
@@ -262,6 +250,6 @@ func chownTree(root *os.Root, name string, id identity) error {
 		if err != nil {
 			return err
 		}
-		return sub.Lchown(p, id.uid, id.gid)
+		return sub.Lchown(p, id, id)
 	})
 }

@@ -5,14 +5,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 )
 
 // A group's run logs are kept within these bounds, newest first: what a
 // container writes to its output must not fill the host's disk.
 const (
-	maxRunLogs     = 50
-	maxRunLogBytes = 100 << 20
+	maxRunLogs      = 50
+	maxRunLogBytes  = 100 << 20
+	maxRunLogOutput = 10 << 20 // of one run's container output
 )
 
 // pruneRunLogs removes a group's oldest run logs beyond the bounds,
@@ -42,17 +42,16 @@ func pruneRunLogs(dir, current string, log *slog.Logger) {
 	}
 }
 
-// cappedWriter keeps at most left bytes, then notes what was cut.
+// cappedWriter keeps at most left bytes, then notes what was cut. It is
+// the container's stdout and stderr both, which exec.Cmd then writes from
+// one goroutine at a time: no lock.
 type cappedWriter struct {
-	mu   sync.Mutex
 	w    io.Writer
 	left int64
 	cut  bool
 }
 
 func (c *cappedWriter) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	n := len(p)
 	if c.left <= 0 {
 		if !c.cut {

@@ -12,7 +12,7 @@ import (
 // spec is the container for this run: the hardened flags come from the
 // runtime; the mounts are exactly these, nothing else (finding 3: no project
 // root, no data home, no store, no config dir).
-func (s *Container) spec(p groupPaths, id identity, sessionID string) sandbox.Spec {
+func (s *Container) spec(p groupPaths, id int, sessionID string) sandbox.Spec {
 	o := s.r.opt
 	c := s.group.Config
 	mounts := []sandbox.Mount{
@@ -33,7 +33,7 @@ func (s *Container) spec(p groupPaths, id identity, sessionID string) sandbox.Sp
 	return sandbox.Spec{
 		Name:    s.name,
 		Image:   o.Image,
-		User:    id.user(),
+		User:    containerUser(id),
 		Workdir: ipc.ContainerGroupDir,
 		Mounts:  mounts,
 		Tmpfs: []sandbox.Tmpfs{
