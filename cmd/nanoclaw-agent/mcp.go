@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/nanoclaw/nanoclaw/internal/incontainer"
@@ -23,13 +24,7 @@ func (m *Main) runMCP(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	path := *socket
-	if path == "" {
-		path = m.Getenv(incontainer.EnvSocket)
-	}
-	if path == "" {
-		path = ipc.ContainerSocket
-	}
+	path := cmp.Or(*socket, m.Getenv(incontainer.EnvSocket), ipc.ContainerSocket)
 	client := hostclient.New(path, log)
 	defer client.Close()
 	log.Info("mcp server starting", "socket", path)

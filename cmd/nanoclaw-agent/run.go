@@ -6,7 +6,6 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/cli"
 	"github.com/nanoclaw/nanoclaw/internal/incontainer"
-	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 const runHelp = `Run Claude Code for the group: take prompts from the host over the gateway
@@ -37,9 +36,6 @@ func (m *Main) runRun(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Path, "path", cfg.Path, "test/debug: PATH for Claude Code")
 	if err := m.parse(fs, args); err != nil {
 		return err
-	}
-	if cfg.SessionID != "" && !ipc.ValidSessionID(cfg.SessionID) {
-		return cli.Usagef("--session %s: not a session id", cfg.SessionID)
 	}
 	log, err := m.logger(*level, "run")
 	if err != nil {

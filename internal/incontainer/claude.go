@@ -285,10 +285,8 @@ func (p *claudeProc) wait() {
 	p.mu.Unlock()
 	close(p.exited)
 	p.log.Info("claude code exited", "pid", p.pid, "status", exitStatus(err))
-	t := time.NewTimer(2 * time.Second)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-time.After(2 * time.Second):
 		syscall.Kill(-p.pid, syscall.SIGKILL) //nolint:errcheck // the group may be gone already
 	case <-p.stdoutDone:
 	}
@@ -322,12 +320,10 @@ func (p *claudeProc) deathStatus() string {
 // exitsWithin waits at most d for the process to exit and reports whether
 // it did.
 func (p *claudeProc) exitsWithin(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-p.exited:
 		return true
-	case <-t.C:
+	case <-time.After(d):
 		return false
 	}
 }

@@ -80,7 +80,7 @@ func DefaultConfig() Config {
 // Validate checks a Config before anything starts.
 func (c Config) Validate() error {
 	if c.SessionID != "" && !ipc.ValidSessionID(c.SessionID) {
-		return fmt.Errorf("session id %q: want letters, digits, '-' or '_', not starting with '-'", c.SessionID)
+		return fmt.Errorf("session %q: not a session id (letters, digits, '-' or '_', not starting with '-')", c.SessionID)
 	}
 	if c.Idle <= 0 {
 		return fmt.Errorf("idle timeout %v: must be positive", c.Idle)

@@ -253,9 +253,7 @@ func (r *runner) turn(ctx context.Context, in ipc.Input) error {
 			stopping = nil
 			log.Info("stop requested during a turn; letting it finish", "grace", r.cfg.StopGrace)
 			r.p.closeInput()
-			t := time.NewTimer(r.cfg.StopGrace)
-			defer t.Stop()
-			graceC = t.C
+			graceC = time.After(r.cfg.StopGrace)
 		case <-graceC:
 			r.post(log, r.errorOutput(in.ID, start, "the agent was stopped before the turn finished"))
 			return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 // Claude Code's stream-json protocol, as version 2.1.332 speaks it (checked
@@ -40,16 +42,8 @@ type Event struct {
 	Result     string
 	IsError    bool
 	DurationMS int64
-	Usage      Usage
+	Usage      ipc.Usage // the turn's tokens, as the result line reports them
 	Errors     []string
-}
-
-// Usage is the token count of one turn as the result line reports it.
-type Usage struct {
-	InputTokens              int64 `json:"input_tokens"`
-	OutputTokens             int64 `json:"output_tokens"`
-	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 }
 
 // rawEvent is a line as decoded first: only type, subtype and session_id

@@ -121,13 +121,9 @@ func (c *Client) PostOutput(ctx context.Context, out ipc.Output) error {
 	if err := out.Validate(); err != nil {
 		return fmt.Errorf("post output: %w", err)
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return fmt.Errorf("post output %s: %w", out.InputID, err)
-	}
-	if len(b) > ipc.MaxOutputBytes {
-		return fmt.Errorf("post output %s: %d bytes is over the limit of %d", out.InputID, len(b), ipc.MaxOutputBytes)
-	}
+	// A valid Output marshals, within ipc.MaxOutputBytes: its texts are
+	// bounded for that.
+	b, _ := json.Marshal(out)
 	status, body, err := c.do(ctx, http.MethodPost, ipc.PathOutput, b, CallTimeout, maxErrorBody, true)
 	if err != nil {
 		return fmt.Errorf("post output %s: %w", out.InputID, err)
@@ -209,12 +205,10 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, timeo
 			return 0, nil, err
 		}
 		c.log.Warn("gateway call failed; retrying", "method", method, "path", path, "attempt", attempt, "status", status, "err", err, "in", wait)
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return 0, nil, ctx.Err()
-		case <-t.C:
+		case <-time.After(wait):
 		}
 		wait = min(wait*2, retryMax)
 	}

@@ -31,21 +31,6 @@ type Caller interface {
 	CallTool(ctx context.Context, name string, args json.RawMessage) (ipc.ToolResponse, error)
 }
 
-// add offers one host tool to the model: its name, description and the
-// argument schema derived from its argument type, with each property
-// described by the spec's Params. A property without a description, or a
-// description of no property, panics (a bug in the declaration).
-func add(s *mcp.Server, c Caller, log *slog.Logger, t ipc.ToolSpec) {
-	schema, err := inputSchema(t)
-	if err != nil {
-		panic(fmt.Sprintf("mcpserver: tool %s: %v", t.Name, err))
-	}
-	mcp.AddTool(s, &mcp.Tool{Name: t.Name, Description: t.Description, InputSchema: schema},
-		func(ctx context.Context, _ *mcp.CallToolRequest, in json.RawMessage) (*mcp.CallToolResult, any, error) {
-			return forward(ctx, c, log, t, in), nil, nil
-		})
-}
-
 // inputSchema derives the JSON schema of the tool's arguments and sets each
 // property's description from its Params.
 func inputSchema(t ipc.ToolSpec) (*jsonschema.Schema, error) {
@@ -57,16 +42,14 @@ func inputSchema(t ipc.ToolSpec) (*jsonschema.Schema, error) {
 		return nil, fmt.Errorf("arguments type %v is not a struct", t.Args)
 	}
 	for prop, s := range schema.Properties {
-		d, ok := t.Params[prop]
-		if !ok || d == "" {
+		s.Description = t.Params[prop]
+		if s.Description == "" {
 			return nil, fmt.Errorf("argument %q has no description", prop)
 		}
-		s.Description = d
 	}
-	for prop := range t.Params {
-		if _, ok := schema.Properties[prop]; !ok {
-			return nil, fmt.Errorf("description for %q, which is not an argument", prop)
-		}
+	// Every argument is described: a description more describes nothing.
+	if len(t.Params) != len(schema.Properties) {
+		return nil, fmt.Errorf("%d descriptions for %d arguments", len(t.Params), len(schema.Properties))
 	}
 	// jsonschema.ForType forbids additional properties: an argument the
 	// model invents is an error it can correct, not something silently
@@ -111,7 +94,10 @@ func toolError(msg string) *mcp.CallToolResult {
 }
 
 // New returns the MCP server offering the described tools of tools (see
-// ipc.ToolSpec), each forwarding to c. A nil logger discards.
+// ipc.ToolSpec) to the model, each with the argument schema derived from
+// its argument type and each property described by the spec's Params, and
+// forwarding to c. A property without a description, or a description of
+// no property, panics (a bug in the declaration). A nil logger discards.
 func New(c Caller, tools []ipc.ToolSpec, log *slog.Logger) *mcp.Server {
 	log = cmp.Or(log, slog.New(slog.DiscardHandler))
 	s := mcp.NewServer(&mcp.Implementation{Name: ServerName, Version: "1"}, &mcp.ServerOptions{
@@ -125,20 +111,23 @@ func New(c Caller, tools []ipc.ToolSpec, log *slog.Logger) *mcp.Server {
 		// to the initialize handshake at 2025-11-25 (checked with the real
 		// binary; it also works when the probe succeeds, but the handshake
 		// is the long-proven path and needs no per-request _meta).
-		SupportedProtocolVersions: handshakeVersions(),
+		SupportedProtocolVersions: slices.DeleteFunc(slices.Clone(mcp.SupportedProtocolVersions()),
+			func(v string) bool { return v >= "2026-07-28" }),
 	})
 	for _, t := range tools {
-		if t.Description != "" {
-			add(s, c, log, t)
+		if t.Description == "" {
+			continue
 		}
+		schema, err := inputSchema(t)
+		if err != nil {
+			panic(fmt.Sprintf("mcpserver: tool %s: %v", t.Name, err))
+		}
+		mcp.AddTool(s, &mcp.Tool{Name: t.Name, Description: t.Description, InputSchema: schema},
+			func(ctx context.Context, _ *mcp.CallToolRequest, in json.RawMessage) (*mcp.CallToolResult, any, error) {
+				return forward(ctx, c, log, t, in), nil, nil
+			})
 	}
 	return s
-}
-
-// handshakeVersions is every protocol version the SDK supports that is
-// negotiated with the initialize handshake (before 2026-07-28).
-func handshakeVersions() []string {
-	return slices.DeleteFunc(slices.Clone(mcp.SupportedProtocolVersions()), func(v string) bool { return v >= "2026-07-28" })
 }
 
 // Serve runs the server on stdin/stdout until the client closes the
