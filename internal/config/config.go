@@ -215,18 +215,14 @@ func checkFileKeys(path string, values map[string]string) error {
 // Print writes the effective configuration as KEY=VALUE lines, secrets masked,
 // each preceded by a comment saying where its value came from.
 func (c *Config) Print(w io.Writer) {
-	c.printLine(w, "NANOCLAW_CONFIG_DIR", c.ConfigDir, "")
+	fmt.Fprintf(w, "NANOCLAW_CONFIG_DIR=%s\n", c.ConfigDir)
 	fmt.Fprintf(w, "# config file: %s\n", cmp.Or(c.File, filepath.Join(c.ConfigDir, "config")+" (not present)"))
 	for _, s := range settings {
-		c.printLine(w, s.Name, s.show(c), c.Sources[s.Name])
+		if src := c.Sources[s.Name]; src != "" {
+			fmt.Fprintf(w, "# %s from %s\n", s.Name, src)
+		}
+		fmt.Fprintf(w, "%s=%s\n", s.Name, s.show(c))
 	}
-}
-
-func (c *Config) printLine(w io.Writer, name, value, src string) {
-	if src != "" {
-		fmt.Fprintf(w, "# %s from %s\n", name, src)
-	}
-	fmt.Fprintf(w, "%s=%s\n", name, value)
 }
 
 // Help lists every setting with its default, for --help texts and docs.
