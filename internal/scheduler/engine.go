@@ -75,15 +75,9 @@ type Engine struct {
 
 // New makes an Engine; Run starts it.
 func New(opt Options) *Engine {
-	if opt.MaxSleep <= 0 {
-		opt.MaxSleep = DefaultMaxSleep
-	}
-	if opt.Batch <= 0 {
-		opt.Batch = DefaultBatch
-	}
-	if opt.RunLease <= 0 {
-		opt.RunLease = DefaultRunLease
-	}
+	opt.MaxSleep = cmp.Or(max(opt.MaxSleep, 0), DefaultMaxSleep)
+	opt.Batch = cmp.Or(max(opt.Batch, 0), DefaultBatch)
+	opt.RunLease = cmp.Or(max(opt.RunLease, 0), DefaultRunLease)
 	opt.Logger = cmp.Or(opt.Logger, slog.Default())
 	if opt.Clock == nil {
 		opt.Clock = time.Now

@@ -30,6 +30,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -104,9 +105,7 @@ func (e *TooFrequentError) Error() string {
 // at least minInterval apart (<= 0 means DefaultMinInterval); else the error
 // is a *TooFrequentError.
 func ParseSchedule(kind, value string, loc *time.Location, now time.Time, minInterval time.Duration) (Schedule, error) {
-	if minInterval <= 0 {
-		minInterval = DefaultMinInterval
-	}
+	minInterval = cmp.Or(max(minInterval, 0), DefaultMinInterval)
 	// A schedule is printed on the owner's terminal and read by main's
 	// model: printable text and spaces only (a carriage return would
 	// otherwise pass as a field separator).
@@ -141,6 +140,7 @@ func ParseSchedule(kind, value string, loc *time.Location, now time.Time, minInt
 // parse reads a schedule without the checks that depend on when it is given
 // (minimum interval, once time in the future): a stored task's schedule must
 // still be readable after the host's minimum was raised or its time passed.
+// On an error the Schedule is to be dropped.
 func parse(kind store.ScheduleType, value string, loc *time.Location) (Schedule, error) {
 	if err := kind.Validate(); err != nil {
 		return Schedule{}, err
@@ -162,10 +162,7 @@ func parse(kind store.ScheduleType, value string, loc *time.Location) (Schedule,
 	case store.ScheduleOnce:
 		s.at, err = parseOnce(value, loc)
 	}
-	if err != nil {
-		return Schedule{}, err
-	}
-	return s, nil
+	return s, err
 }
 
 func parseCron(value string) (string, error) {
@@ -292,9 +289,6 @@ func parseOnce(value string, loc *time.Location) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("once time %q: want local time YYYY-MM-DDTHH:MM[:SS] (in the task's zone) or RFC 3339 with a zone, e.g. 2026-01-02T15:04:05+01:00", value)
 }
-
-// Kind returns the schedule's type.
-func (s Schedule) Kind() store.ScheduleType { return s.kind }
 
 // Next returns the first run strictly after after; false means there is none
 // (a once task whose time has come, or a cron expression that never fires).

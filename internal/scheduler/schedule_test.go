@@ -91,8 +91,8 @@ func TestParseSchedule(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseSchedule(%q, %q): %v", tc.kind, tc.value, err)
 			}
-			if s.Kind() != store.ScheduleType(tc.kind) {
-				t.Errorf("Kind = %q", s.Kind())
+			if s.kind != store.ScheduleType(tc.kind) {
+				t.Errorf("kind = %q", s.kind)
 			}
 			next, ok := s.Next(now)
 			if !ok || !next.Equal(tc.wantNext) {

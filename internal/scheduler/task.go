@@ -51,7 +51,7 @@ func NewTask(req TaskRequest, folder, chatJID string, now time.Time, defaultTZ *
 	if err != nil {
 		return store.Task{}, err
 	}
-	sched, first, err := firstRun(req.ScheduleType, req.ScheduleValue, loc, now, req.MinInterval)
+	first, err := firstRun(req.ScheduleType, req.ScheduleValue, loc, now, req.MinInterval)
 	if err != nil {
 		return store.Task{}, err
 	}
@@ -60,7 +60,7 @@ func NewTask(req TaskRequest, folder, chatJID string, now time.Time, defaultTZ *
 		Folder:        folder,
 		ChatJID:       chatJID,
 		Prompt:        req.Prompt,
-		ScheduleType:  sched.Kind(),
+		ScheduleType:  store.ScheduleType(req.ScheduleType),
 		ScheduleValue: strings.TrimSpace(req.ScheduleValue),
 		Timezone:      tz,
 		ContextMode:   store.ContextMode(cmp.Or(req.ContextMode, string(store.ContextGroup))),
@@ -109,11 +109,11 @@ func Update(t store.Task, edit TaskEdit, now time.Time) (store.Task, error) {
 		if err != nil {
 			return store.Task{}, err
 		}
-		sched, next, err := firstRun(kind, value, loc, now, edit.MinInterval)
+		next, err := firstRun(kind, value, loc, now, edit.MinInterval)
 		if err != nil {
 			return store.Task{}, err
 		}
-		t.ScheduleType, t.ScheduleValue, t.NextRun = sched.Kind(), strings.TrimSpace(value), &next
+		t.ScheduleType, t.ScheduleValue, t.NextRun = store.ScheduleType(kind), strings.TrimSpace(value), &next
 	}
 	if err := t.Validate(); err != nil {
 		return store.Task{}, err
@@ -140,12 +140,9 @@ func NextRun(t store.Task, now time.Time) (*time.Time, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", t.ID, err)
 	}
-	var next time.Time
-	var ok bool
+	next, ok := sched.Next(now)
 	if t.NextRun != nil {
 		next, ok = sched.following(*t.NextRun, now)
-	} else {
-		next, ok = sched.Next(now)
 	}
 	if !ok {
 		return nil, nil
@@ -155,10 +152,10 @@ func NextRun(t store.Task, now time.Time) (*time.Time, error) {
 
 // firstRun parses a schedule given now (ParseSchedule) and finds its first
 // run, which a schedule ParseSchedule accepts always has.
-func firstRun(kind, value string, loc *time.Location, now time.Time, minInterval time.Duration) (Schedule, time.Time, error) {
+func firstRun(kind, value string, loc *time.Location, now time.Time, minInterval time.Duration) (time.Time, error) {
 	sched, err := ParseSchedule(kind, value, loc, now, minInterval)
 	first, _ := sched.Next(now)
-	return sched, first, err
+	return first, err
 }
 
 // zoneOf loads t's own zone; never the host's.
