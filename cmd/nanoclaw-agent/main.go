@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/nanoclaw/nanoclaw/internal/cli"
@@ -78,13 +77,11 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 }
 
 func (m *Main) usage(w io.Writer) {
-	var b strings.Builder
-	b.WriteString("nanoclaw-agent — the in-container side of nanoclaw.\n\nUsage: nanoclaw-agent <command> [options]\n\nCommands:\n")
+	io.WriteString(w, "nanoclaw-agent — the in-container side of nanoclaw.\n\nUsage: nanoclaw-agent <command> [options]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.Name, c.Summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.Summary)
 	}
-	b.WriteString("\nRun 'nanoclaw-agent <command> --help' for a command's options.\n")
-	io.WriteString(w, b.String())
+	io.WriteString(w, "\nRun 'nanoclaw-agent <command> --help' for a command's options.\n")
 }
 
 // flagSet makes a subcommand's flag set (cli.FlagSet).

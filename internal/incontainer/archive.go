@@ -62,12 +62,11 @@ const HookSettings = `{"hooks":{"PreCompact":[{"hooks":[{"type":"command","comma
 // fields nanoclaw uses; Claude Code 2.1.332 also sends permission_mode and
 // others, which are ignored).
 type HookPayload struct {
-	SessionID          string `json:"session_id"`
-	TranscriptPath     string `json:"transcript_path"`
-	Cwd                string `json:"cwd"`
-	HookEventName      string `json:"hook_event_name"`
-	Trigger            string `json:"trigger"`
-	CustomInstructions string `json:"custom_instructions"`
+	SessionID      string `json:"session_id"`
+	TranscriptPath string `json:"transcript_path"`
+	Cwd            string `json:"cwd"`
+	HookEventName  string `json:"hook_event_name"`
+	Trigger        string `json:"trigger"`
 }
 
 // ParseHookPayload decodes and validates a PreCompact payload.
