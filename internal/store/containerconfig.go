@@ -2,7 +2,6 @@ package store
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -86,12 +85,6 @@ func ParseContainerConfig(data []byte) (ContainerConfig, error) {
 	return c, nil
 }
 
-// marshal encodes c as the JSON stored in the database.
-func (c ContainerConfig) marshal() (string, error) {
-	b, err := json.Marshal(c)
-	return string(b), err
-}
-
 // Validate checks every field's range and form.
 func (c ContainerConfig) Validate() error {
 	if err := cmp.Or(checkRange("timeout_seconds", c.TimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds),
@@ -101,7 +94,7 @@ func (c ContainerConfig) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, m := range c.AdditionalMounts {
-		if err := m.validate(); err != nil {
+		if err := cmp.Or(ValidateHostPath(m.HostPath), ValidateContainerPath(m.ContainerPath)); err != nil {
 			return fmt.Errorf("container config: additional_mounts[%d]: %w", i, err)
 		}
 		if seen[m.ContainerPath] {
@@ -134,10 +127,6 @@ func (e Egress) validate() error {
 		return fmt.Errorf("container config: %w", err)
 	}
 	return nil
-}
-
-func (m Mount) validate() error {
-	return cmp.Or(ValidateHostPath(m.HostPath), ValidateContainerPath(m.ContainerPath))
 }
 
 // ValidateHostPath checks the form of a mount's host path: absolute, or

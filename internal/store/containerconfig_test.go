@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"math"
 	"reflect"
 	"strings"
@@ -157,22 +158,23 @@ func TestParseContainerConfig(t *testing.T) {
 	}
 }
 
+// A config is stored as PutGroup encodes it: the zero config as the column
+// default, "{}", and every config so that it parses back.
 func TestContainerConfigMarshal(t *testing.T) {
-	// The zero config is stored as the column default, "{}".
-	if got, err := (ContainerConfig{}).marshal(); err != nil || got != "{}" {
+	if got, err := json.Marshal(ContainerConfig{}); err != nil || string(got) != "{}" {
 		t.Fatalf("zero config marshals to %q, %v; want {}", got, err)
 	}
 	c := ContainerConfig{MemoryMB: 512, Egress: Egress{Mode: EgressNone},
 		AdditionalMounts: []Mount{{HostPath: "/a", ContainerPath: "a"}}}
-	data, err := c.marshal()
+	data, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"memory_mb":512,"egress":{"mode":"none"},"additional_mounts":[{"host_path":"/a","container_path":"a"}]}`
-	if data != want {
+	if string(data) != want {
 		t.Fatalf("marshal = %s, want %s", data, want)
 	}
-	back, err := ParseContainerConfig([]byte(data))
+	back, err := ParseContainerConfig(data)
 	if err != nil || !reflect.DeepEqual(back, c) {
 		t.Fatalf("round trip = %+v, %v; want %+v", back, err, c)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -85,7 +86,7 @@ func (s *Store) PutGroup(ctx context.Context, g Group) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("put group %q: %w", g.Folder, err)
 	}
-	config, err := g.Config.marshal()
+	config, err := json.Marshal(g.Config)
 	if err != nil {
 		return fmt.Errorf("put group %q: %w", g.Folder, err)
 	}
@@ -98,7 +99,7 @@ func (s *Store) PutGroup(ctx context.Context, g Group) error {
 			requires_trigger = excluded.requires_trigger,
 			is_main = excluded.is_main,
 			container_config = excluded.container_config`,
-		g.Folder, g.Name, g.Trigger, g.RequiresTrigger, g.IsMain, toMillis(g.AddedAt), config)
+		g.Folder, g.Name, g.Trigger, g.RequiresTrigger, g.IsMain, toMillis(g.AddedAt), string(config))
 	if errors.Is(err, sqlite3.CONSTRAINT_UNIQUE) {
 		return fmt.Errorf("put group %q: another group is already the main group", g.Folder)
 	}

@@ -38,6 +38,23 @@ type rowScanner[T any] func(scanner) (value T, key string, err error)
 // logged with its table and key (finding 12), so one bad row cannot take
 // down a whole listing. An error says what failed: what.
 func queryList[T any](ctx context.Context, s *Store, what, table string, scan rowScanner[T], query string, args ...any) ([]T, error) {
+	return queryRows(ctx, s, what, table, false, scan, query, args...)
+}
+
+// queryOne runs a query for at most one row. No row is (zero, false, nil); an
+// invalid row is a *BadRowError. An error says what failed: what.
+func queryOne[T any](ctx context.Context, s *Store, what, table string, scan rowScanner[T], query string, args ...any) (T, bool, error) {
+	list, err := queryRows(ctx, s, what, table, true, scan, query, args...)
+	if err != nil || len(list) == 0 {
+		var zero T
+		return zero, false, err
+	}
+	return list[0], true, nil
+}
+
+// queryRows reads the rows of a query; an invalid row is a *BadRowError if
+// strict, else skipped and logged.
+func queryRows[T any](ctx context.Context, s *Store, what, table string, strict bool, scan rowScanner[T], query string, args ...any) ([]T, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -46,38 +63,19 @@ func queryList[T any](ctx context.Context, s *Store, what, table string, scan ro
 	var list []T
 	for rows.Next() {
 		v, key, err := scan(rows)
-		if err != nil {
+		switch {
+		case err != nil && strict:
+			return nil, fmt.Errorf("%s: %w", what, &BadRowError{Table: table, Key: key, Err: err})
+		case err != nil:
 			s.log.Warn("skipping invalid row", "table", table, "key", key, "err", err)
-			continue
+		default:
+			list = append(list, v)
 		}
-		list = append(list, v)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return list, nil
-}
-
-// queryOne runs a query for at most one row. No row is (zero, false, nil); an
-// invalid row is a *BadRowError. An error says what failed: what.
-func queryOne[T any](ctx context.Context, s *Store, what, table string, scan rowScanner[T], query string, args ...any) (T, bool, error) {
-	var zero T
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return zero, false, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return zero, false, fmt.Errorf("%s: %w", what, err)
-		}
-		return zero, false, nil
-	}
-	v, key, err := scan(rows)
-	if err != nil {
-		return zero, false, fmt.Errorf("%s: %w", what, &BadRowError{Table: table, Key: key, Err: err})
-	}
-	return v, true, nil
 }
 
 // Times are stored as INTEGER unix milliseconds UTC.

@@ -49,10 +49,7 @@ func (e *TaskLimitError) Error() string {
 
 // TaskKeptError is the refusal of CreateTaskWithin when the group already
 // keeps Limit tasks of any status.
-type TaskKeptError struct {
-	Folder string
-	Limit  int
-}
+type TaskKeptError TaskLimitError
 
 func (e *TaskKeptError) Error() string {
 	return fmt.Sprintf("group %s already keeps %d tasks, finished ones included", e.Folder, e.Limit)
