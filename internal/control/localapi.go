@@ -85,7 +85,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 	// published before Deliver returns.
 	events, cancel := s.opt.Local.Subscribe(q.Chat)
 	defer cancel()
-	d, err := s.opt.Local.Deliver(ctx, draft)
+	stored, err := s.opt.Local.Deliver(ctx, draft)
 	if err != nil {
 		status := http.StatusInternalServerError
 		switch {
@@ -98,8 +98,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, "%v", err)
 		return
 	}
-	stored := local.Event{Type: local.EventStored, Chat: q.Chat, ID: d.Message.ID, Seq: d.Seq, WillAnswer: d.WillAnswer, Time: d.Message.Timestamp}
-	if d.Seq == 0 {
+	if stored.Seq == 0 {
 		// Nothing new stored. A fresh random id cannot have been stored
 		// before, so the router dropped the message: no group is bound to
 		// the chat. A client's id may be a retry of a stored message; with
@@ -111,7 +110,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 		stored.Duplicate = true
 	}
 	if !q.Wait {
-		ipc.WriteJSON(w, http.StatusOK, Receipt{Chat: q.Chat, ID: d.Message.ID, Seq: d.Seq, WillAnswer: d.WillAnswer, Duplicate: stored.Duplicate})
+		ipc.WriteJSON(w, http.StatusOK, Receipt{Chat: q.Chat, ID: stored.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer, Duplicate: stored.Duplicate})
 		return
 	}
 

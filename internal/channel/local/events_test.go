@@ -16,7 +16,7 @@ func TestSubscribersGetTheirChatsEvents(t *testing.T) {
 	defer cancelOther()
 
 	ctx := context.Background()
-	r.seq = 6
+	r.Seq = 6
 	if _, err := c.Deliver(ctx, Draft{Chat: "local:main", Sender: "a", Text: "hi", ID: "m1"}); err != nil {
 		t.Fatal(err)
 	}

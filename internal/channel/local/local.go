@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/user"
 	"slices"
@@ -75,15 +76,6 @@ type Draft struct {
 	// id each time, so a message the first attempt stored is not stored
 	// twice: the store ignores a second message with the same id.
 	ID string
-}
-
-// Delivered is what became of a delivered Draft: the message, and what the
-// handler did with it. Seq 0 means it stored nothing new: a message with
-// this id was already stored, or the chat is not a registered group (with a
-// random id, only the latter).
-type Delivered struct {
-	Message channel.Message
-	channel.Stored
 }
 
 // Validate checks a draft before anything is stored; the error names the
@@ -263,14 +255,17 @@ func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
 }
 
 // Deliver hands one message from the terminal user to the handler and
-// returns when the handler is done with it: stored, unless Seq is 0; a
-// message stored now is published as a stored event. A chat seen for the
-// first time is announced to the handler (OnChat) first. The handler gets
-// the channel's own context, not ctx: the router may tie work the message
-// starts to it, and a client that hangs up must not cancel that.
-func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
+// returns when the handler is done with it, with the message's stored
+// event. Seq 0 in it means the handler stored nothing new: a message with
+// this id was already stored, or the chat is not a registered group (with a
+// random id, only the latter); only a message stored now is published. A
+// chat seen for the first time is announced to the handler (OnChat) first.
+// The handler gets the channel's own context, not ctx: the router may tie
+// work the message starts to it, and a client that hangs up must not cancel
+// that.
+func (c *Channel) Deliver(ctx context.Context, d Draft) (Event, error) {
 	if err := cmp.Or(d.Validate(), ctx.Err()); err != nil {
-		return Delivered{}, err
+		return Event{}, err
 	}
 	if d.Sender == "" {
 		d.Sender = DefaultSender()
@@ -303,11 +298,11 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
 	c.mu.Unlock()
 	switch {
 	case closed:
-		return Delivered{}, ErrClosed
+		return Event{}, ErrClosed
 	case h == nil:
-		return Delivered{}, ErrNotConnected
+		return Event{}, ErrNotConnected
 	case busy:
-		return Delivered{}, fmt.Errorf("message %s in %s: %w", d.ID, d.Chat, ErrInProgress)
+		return Event{}, fmt.Errorf("message %s in %s: %w", d.ID, d.Chat, ErrInProgress)
 	}
 	defer func() {
 		c.mu.Lock()
@@ -319,14 +314,15 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Delivered, error) {
 	}
 	stored, err := h.OnMessage(c.life, c, m)
 	if err != nil {
-		return Delivered{}, fmt.Errorf("store message %s in %s: %w", d.ID, d.Chat, err)
+		return Event{}, fmt.Errorf("store message %s in %s: %w", d.ID, d.Chat, err)
 	}
-	if stored.Seq != 0 {
-		c.publish(Event{Type: EventStored, Chat: d.Chat, ID: d.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer})
+	ev := Event{Type: EventStored, Chat: d.Chat, ID: d.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer, Time: now}
+	if ev.Seq != 0 {
+		c.publish(ev)
 	}
 	c.log.Debug("local message delivered", "chat", d.Chat, "id", d.ID, "sender", d.Sender,
-		"bytes", len(d.Text), "seq", stored.Seq)
-	return Delivered{Message: m, Stored: stored}, nil
+		"bytes", len(d.Text), "seq", ev.Seq)
+	return ev, nil
 }
 
 // Send publishes a reply event to the chat's subscribers and returns its id.
@@ -371,12 +367,11 @@ func (c *Channel) RunDone(jid string, upTo int64, err error) {
 // Chats lists the local chats seen since the channel was made, by id.
 func (c *Channel) Chats(ctx context.Context) ([]channel.ChatInfo, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := make([]channel.ChatInfo, 0, len(c.chats))
-	for jid, t := range c.chats {
-		out = append(out, chatInfo(jid, t))
+	for _, jid := range slices.Sorted(maps.Keys(c.chats)) {
+		out = append(out, chatInfo(jid, c.chats[jid]))
 	}
-	c.mu.Unlock()
-	slices.SortFunc(out, func(a, b channel.ChatInfo) int { return strings.Compare(a.JID, b.JID) })
 	return out, nil
 }
 
@@ -396,9 +391,8 @@ func (c *Channel) Close() error {
 	c.stop()
 	for jid, set := range c.subs {
 		for ch := range set {
-			close(ch)
+			c.remove(jid, ch)
 		}
-		delete(c.subs, jid)
 	}
 	return nil
 }

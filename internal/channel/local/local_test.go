@@ -6,53 +6,25 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/channel/channeltest"
 )
-
-// recorder is a handler that records what it is given; OnMessage says it
-// stored each message at the next position, to be answered.
-type recorder struct {
-	mu    sync.Mutex
-	msgs  []channel.Message
-	chats []string
-	err   error
-	seq   int64
-}
-
-func (r *recorder) OnMessage(ctx context.Context, ch channel.Channel, m channel.Message) (channel.Stored, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return channel.Stored{}, r.err
-	}
-	r.msgs = append(r.msgs, m)
-	r.seq++
-	return channel.Stored{Seq: r.seq, WillAnswer: true}, nil
-}
-
-func (r *recorder) OnChat(ctx context.Context, ch channel.Channel, c channel.ChatInfo) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.chats = append(r.chats, c.JID)
-}
 
 var quiet = slog.New(slog.DiscardHandler)
 
 // inject delivers text from sender to chat with a new id.
-func inject(ctx context.Context, c *Channel, chat, sender, text string) (channel.Message, error) {
-	d, err := c.Deliver(ctx, Draft{Chat: chat, Sender: sender, Text: text})
-	return d.Message, err
+func inject(ctx context.Context, c *Channel, chat, sender, text string) (Event, error) {
+	return c.Deliver(ctx, Draft{Chat: chat, Sender: sender, Text: text})
 }
 
-func connected(t *testing.T) (*Channel, *recorder) {
+func connected(t *testing.T) (*Channel, *channeltest.Handler) {
 	t.Helper()
 	c := New(quiet)
 	t.Cleanup(func() { c.Close() })
-	r := &recorder{}
+	r := &channeltest.Handler{}
 	if err := c.Connect(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
@@ -64,20 +36,25 @@ func TestDeliverStoresSynchronously(t *testing.T) {
 	events, cancel := c.Subscribe("local:main")
 	defer cancel()
 	before := time.Now()
-	m, err := inject(context.Background(), c, "local:main", "alice", "hello there")
+	d, err := inject(context.Background(), c, "local:main", "alice", "hello there")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Deliver returned: the handler has the message already.
-	if len(r.msgs) != 1 || r.msgs[0] != m {
-		t.Fatalf("handler got %+v, Deliver returned %+v", r.msgs, m)
+	msgs := r.Messages()
+	if len(msgs) != 1 || msgs[0].ID != d.ID || !msgs[0].Timestamp.Equal(d.Time) {
+		t.Fatalf("handler got %+v, Deliver returned %+v", msgs, d)
 	}
+	m := msgs[0]
 	if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(m.ID) {
 		t.Errorf("id %q is not 16 hex digits", m.ID)
 	}
 	if m.ChatJID != "local:main" || m.Sender != "local:alice" || m.SenderName != "alice" ||
 		m.Text != "hello there" || !m.IsGroup || !m.FromMe || m.Timestamp.Before(before) || time.Since(m.Timestamp) > time.Minute {
 		t.Errorf("message %+v", m)
+	}
+	if d.Type != EventStored || d.Seq != 1 || !d.WillAnswer || d.Chat != "local:main" {
+		t.Errorf("Deliver returned %+v", d)
 	}
 	// The stored event reached the subscriber before Deliver returned.
 	select {
@@ -88,9 +65,9 @@ func TestDeliverStoresSynchronously(t *testing.T) {
 	default:
 		t.Fatal("no stored event buffered when Deliver returned")
 	}
-	m2, err := inject(context.Background(), c, "local:main", "alice", "again")
-	if err != nil || m2.ID == m.ID {
-		t.Fatalf("second Deliver: %v, id %q (first %q)", err, m2.ID, m.ID)
+	d2, err := inject(context.Background(), c, "local:main", "alice", "again")
+	if err != nil || d2.ID == m.ID {
+		t.Fatalf("second Deliver: %v, id %q (first %q)", err, d2.ID, m.ID)
 	}
 }
 
@@ -101,8 +78,12 @@ func TestDeliverAnnouncesNewChatsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if strings.Join(r.chats, ",") != "local:main,local:work" {
-		t.Errorf("OnChat calls %v, want main at Connect, then work once", r.chats)
+	var announced []string
+	for _, chat := range r.Chats() {
+		announced = append(announced, chat.JID)
+	}
+	if strings.Join(announced, ",") != "local:main,local:work" {
+		t.Errorf("OnChat calls %v, want main at Connect, then work once", announced)
 	}
 	chats, _ := c.Chats(context.Background())
 	if len(chats) != 2 || chats[0].JID != "local:main" || chats[1].JID != "local:work" || chats[1].Name != "work" || !chats[1].IsGroup {
@@ -111,44 +92,47 @@ func TestDeliverAnnouncesNewChatsOnce(t *testing.T) {
 }
 
 func TestDeliverDefaultsSender(t *testing.T) {
-	c, _ := connected(t)
-	m, err := inject(context.Background(), c, "local:main", "", "hi")
-	if err != nil {
+	c, r := connected(t)
+	if _, err := inject(context.Background(), c, "local:main", "", "hi"); err != nil {
 		t.Fatal(err)
 	}
-	if m.SenderName != DefaultSender() || ValidateSender(m.SenderName) != nil {
+	if m := r.Messages()[0]; m.SenderName != DefaultSender() || ValidateSender(m.SenderName) != nil {
 		t.Errorf("sender %q, default %q", m.SenderName, DefaultSender())
 	}
 }
 
 func TestDeliverRejects(t *testing.T) {
-	cases := []struct{ chat, sender, text, want string }{
-		{"main", "a", "hi", "not a local chat"},
-		{"whatsapp:main", "a", "hi", "not a local chat"},
-		{"local:", "a", "hi", "empty name"},
-		{"local:Main", "a", "hi", "not allowed"},
-		{"local:global", "a", "hi", "reserved"},
-		{"local:../x", "a", "hi", "not allowed"},
-		{"local:main", "a\nb", "hi", "not printable"},
-		{"local:main", "a\tb", "hi", "not printable"},
-		{"local:main", strings.Repeat("x", 65), "hi", "at most 64"},
-		{"local:main", " a", "hi", "space"},
-		{"local:main", "a\xffb", "hi", "UTF-8"},
-		{"local:main", "a", "", "empty message"},
-		{"local:main", "a", " \n\t", "empty message"},
-		{"local:main", "a", strings.Repeat("x", MaxTextBytes+1), "at most 65536"},
-		{"local:main", "a", "bad \xff", "UTF-8"},
-		{"local:main", "a", "nul \x00", "NUL"},
+	cases := []struct{ chat, sender, text, id, want string }{
+		{"main", "a", "hi", "", "not a local chat"},
+		{"whatsapp:main", "a", "hi", "", "not a local chat"},
+		{"local:", "a", "hi", "", "empty name"},
+		{"local:Main", "a", "hi", "", "not allowed"},
+		{"local:global", "a", "hi", "", "reserved"},
+		{"local:../x", "a", "hi", "", "not allowed"},
+		{"local:main", "a\nb", "hi", "", "not printable"},
+		{"local:main", "a\tb", "hi", "", "not printable"},
+		{"local:main", strings.Repeat("x", 65), "hi", "", "at most 64"},
+		{"local:main", " a", "hi", "", "space"},
+		{"local:main", "a\xffb", "hi", "", "UTF-8"},
+		{"local:main", "a", "", "", "empty message"},
+		{"local:main", "a", " \n\t", "", "empty message"},
+		{"local:main", "a", strings.Repeat("x", MaxTextBytes+1), "", "at most 65536"},
+		{"local:main", "a", "bad \xff", "", "UTF-8"},
+		{"local:main", "a", "nul \x00", "", "NUL"},
+		{"local:main", "a", "hi", "has space", "message id"},
+		{"local:main", "a", "hi", strings.Repeat("x", 65), "message id"},
+		{"local:main", "a", "hi", "ünï", "message id"},
+		{"local:main", "a", "hi", "a/b", "message id"},
 	}
 	c, r := connected(t)
 	for _, tc := range cases {
-		_, err := inject(context.Background(), c, tc.chat, tc.sender, tc.text)
+		_, err := c.Deliver(context.Background(), Draft{Chat: tc.chat, Sender: tc.sender, Text: tc.text, ID: tc.id})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Deliver(%q, %q, %.20q): %v, want error with %q", tc.chat, tc.sender, tc.text, err, tc.want)
+			t.Errorf("Deliver(%q, %q, %.20q, id %q): %v, want error with %q", tc.chat, tc.sender, tc.text, tc.id, err, tc.want)
 		}
 	}
-	if len(r.msgs) != 0 {
-		t.Errorf("rejected messages reached the handler: %d", len(r.msgs))
+	if n := len(r.Messages()); n != 0 {
+		t.Errorf("rejected messages reached the handler: %d", n)
 	}
 	// The limits themselves are allowed.
 	if _, err := inject(context.Background(), c, "local:main", strings.Repeat("é", 64), strings.Repeat("x", MaxTextBytes)); err != nil {
@@ -161,7 +145,7 @@ func TestDeliverNotConnectedClosedAndFailing(t *testing.T) {
 	if _, err := inject(context.Background(), c, "local:main", "a", "hi"); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("before Connect: %v", err)
 	}
-	r := &recorder{err: errors.New("disk full")}
+	r := &channeltest.Handler{Err: errors.New("disk full")}
 	c.Connect(context.Background(), r)
 	if _, err := inject(context.Background(), c, "local:main", "a", "hi"); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("handler failure: %v", err)
@@ -225,7 +209,7 @@ func TestDeliverReportsWhatTheHandlerDid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Seq != 1 || !d.WillAnswer || d.Message.ID != "client-id:1" || r.msgs[0].ID != "client-id:1" {
+	if d.Seq != 1 || !d.WillAnswer || d.ID != "client-id:1" || r.Messages()[0].ID != "client-id:1" {
 		t.Errorf("delivered %+v", d)
 	}
 
@@ -234,14 +218,8 @@ func TestDeliverReportsWhatTheHandlerDid(t *testing.T) {
 	defer c2.Close()
 	c2.Connect(context.Background(), handlerFunc(func(context.Context, channel.Message) error { return nil }))
 	d, err = c2.Deliver(context.Background(), Draft{Chat: "local:main", Text: "hi"})
-	if err != nil || d.Seq != 0 || d.WillAnswer || d.Message.ID == "" {
+	if err != nil || d.Seq != 0 || d.WillAnswer || d.ID == "" {
 		t.Errorf("nothing stored: %+v %v", d, err)
-	}
-
-	for _, id := range []string{"has space", strings.Repeat("x", 65), "ünï", "a/b"} {
-		if _, err := c.Deliver(context.Background(), Draft{Chat: "local:main", Text: "hi", ID: id}); err == nil || !strings.Contains(err.Error(), "message id") {
-			t.Errorf("id %q: %v", id, err)
-		}
 	}
 }
 
