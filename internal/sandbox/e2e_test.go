@@ -125,8 +125,8 @@ func TestStopEndsContainerWithinGrace(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the run command did not end after Stop")
 			}
-			if exists, err := r.exists(ctx, name); err != nil || exists {
-				t.Errorf("after Stop: exists=%v err=%v, want it removed", exists, err)
+			if there, err := exists(ctx, r, name); err != nil || there {
+				t.Errorf("after Stop: exists=%v err=%v, want it removed", there, err)
 			}
 			// Stopping what is gone is not an error.
 			if err := r.Stop(ctx, name, grace); err != nil {
@@ -205,7 +205,7 @@ func TestRemoveStaleAfterKilledHost(t *testing.T) {
 				t.Errorf("rm calls %q, want one call naming both", rmCalls)
 			}
 			for _, n := range want {
-				if exists, err := real.exists(ctx, n); err != nil || exists {
+				if there, err := exists(ctx, real, n); err != nil || there {
 					t.Errorf("%s still exists (%v)", n, err)
 				}
 			}
@@ -238,7 +238,7 @@ func TestRemoveStaleSparesOtherInstances(t *testing.T) {
 			if !slices.Equal(removed, []string{ours}) {
 				t.Errorf("removed %v, want only [%s]", removed, ours)
 			}
-			if ok, _ := real.exists(ctx, other); !ok {
+			if ok, _ := exists(ctx, real, other); !ok {
 				t.Errorf("another instance's container %s was removed", other)
 			}
 		})
@@ -258,8 +258,8 @@ func TestCommandContextEndRemovesContainer(t *testing.T) {
 			if err == nil {
 				t.Error("Wait after cancel: nil error")
 			}
-			if exists, err := r.exists(context.Background(), name); err != nil || exists {
-				t.Errorf("after cancel: exists=%v err=%v", exists, err)
+			if there, err := exists(context.Background(), r, name); err != nil || there {
+				t.Errorf("after cancel: exists=%v err=%v", there, err)
 			}
 		})
 	}

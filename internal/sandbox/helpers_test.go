@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,4 +255,10 @@ func assertHardened(t *testing.T, f hardenedFixture, rep probeReport) {
 	if !strings.Contains(rep.PID1, "init") {
 		t.Errorf("PID 1 is %q, want an init (it forwards SIGTERM and reaps orphans)", rep.PID1)
 	}
+}
+
+// exists reports whether a container of that name exists, running or not.
+func exists(ctx context.Context, r *Runtime, name string) (bool, error) {
+	names, err := r.names(ctx, true, "nanoclaw-")
+	return slices.Contains(names, name), err
 }

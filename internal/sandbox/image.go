@@ -25,17 +25,28 @@ func (r *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
 		verb = "exists"
 	}
 	_, err := r.run(ctx, "image", verb, ref)
-	var ee *exec.ExitError
-	var ce *cliError
-	switch {
-	case err == nil:
-		return true, nil
-	case r.Kind == Podman && errors.As(err, &ee) && ee.ExitCode() == 1 && errors.As(err, &ce) && ce.Stderr == "":
-		return false, nil // podman: a silent exit 1 is "no such image"; errors say why
-	case r.Kind != Podman && isNotFound(err):
-		return false, nil
+	if err == nil || r.imageMissing(err) {
+		return err == nil, nil
 	}
 	return false, fmt.Errorf("check image %s: %w", ref, err)
+}
+
+// imageMissing reports whether a failed image lookup means that the image
+// is not there, rather than that the CLI could not say.
+func (r *Runtime) imageMissing(err error) bool {
+	var ce *cliError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	if r.Kind == Podman {
+		// podman: a silent exit 1 is "no such image"; errors say why.
+		var ee *exec.ExitError
+		return errors.As(ce.Err, &ee) && ee.ExitCode() == 1 && ce.Stderr == ""
+	}
+	// docker: "No such image"; Apple's CLI: "notFound: …" / "… not found".
+	s := strings.ToLower(ce.Stderr)
+	return slices.ContainsFunc([]string{"no such", "not found", "notfound", "not known", "does not exist"},
+		func(m string) bool { return strings.Contains(s, m) })
 }
 
 // BuildOptions is one image build.

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -45,11 +44,10 @@ func (r *Runtime) Command(ctx context.Context, s Spec) (*exec.Cmd, error) {
 	}
 	cmd := exec.CommandContext(ctx, r.Bin, args...)
 	cmd.Env = cliEnv(os.Getenv, false)
-	name := s.Name
 	cmd.Cancel = func() error {
 		rctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 		defer cancel()
-		_, _ = r.run(rctx, r.removeArgs(name)...) // best effort; the CLI dies next either way
+		_, _ = r.run(rctx, r.removeArgs(s.Name)...) // best effort; the CLI dies next either way
 		return cmd.Process.Kill()
 	}
 	// After the kill, stop waiting for output the container can no longer send.
@@ -79,8 +77,8 @@ func (r *Runtime) Stop(ctx context.Context, name string, grace time.Duration) er
 	if rmErr == nil {
 		return nil
 	}
-	if exists, err := r.exists(ctx, name); err == nil && !exists {
-		return nil
+	if names, err := r.names(ctx, true, "nanoclaw-"); err == nil && !slices.Contains(names, name) {
+		return nil // gone
 	}
 	if strings.Contains(rmErr.Error(), "already in progress") {
 		return nil // docker's --rm got there first
@@ -135,12 +133,6 @@ func (r *Runtime) List(ctx context.Context, prefix string) ([]string, error) {
 	return r.names(ctx, false, prefix)
 }
 
-// exists reports whether a container of that name exists, running or not.
-func (r *Runtime) exists(ctx context.Context, name string) (bool, error) {
-	names, err := r.names(ctx, true, "nanoclaw-")
-	return slices.Contains(names, name), err
-}
-
 // names lists containers (all, or only running ones) whose names start with
 // prefix and have the shape of a nanoclaw container name.
 func (r *Runtime) names(ctx context.Context, all bool, prefix string) ([]string, error) {
@@ -175,17 +167,4 @@ func (r *Runtime) names(ctx context.Context, all bool, prefix string) ([]string,
 		}
 	}
 	return names, nil
-}
-
-// isNotFound reports whether a CLI's failure means the object is missing.
-func isNotFound(err error) bool {
-	var ce *cliError
-	if !errors.As(err, &ce) {
-		return false
-	}
-	// docker: "No such image"; podman: "image not known"; Apple's CLI:
-	// "notFound: …" / "… not found".
-	s := strings.ToLower(ce.Stderr)
-	return slices.ContainsFunc([]string{"no such", "not found", "notfound", "not known", "does not exist"},
-		func(m string) bool { return strings.Contains(s, m) })
 }
