@@ -94,38 +94,39 @@ func TestNext(t *testing.T) {
 	}
 }
 
-// Transient failures are retried with backoff: a 503, and a socket that is
-// not there yet.
+// Transient failures are retried with backoff: a 503, any 5xx on a poll,
+// and a socket that is not there yet.
 func TestRetries(t *testing.T) {
-	t.Run("500 on a poll then ok", func(t *testing.T) {
-		var calls atomic.Int32
-		path, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
-			if calls.Add(1) < 2 {
-				w.WriteHeader(http.StatusInternalServerError)
-				return
+	for _, c := range []struct {
+		name     string
+		status   int // the answer to the first calls
+		failures int32
+		then     int    // the answer after them
+		body     string // with this body
+		ok       bool   // what Next returns
+	}{
+		{"500 on a poll then ok", http.StatusInternalServerError, 1, http.StatusOK, `{"kind":"close"}`, true},
+		{"503 then ok", http.StatusServiceUnavailable, 2, http.StatusNoContent, ``, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var calls atomic.Int32
+			path, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) <= c.failures {
+					w.WriteHeader(c.status)
+					return
+				}
+				w.WriteHeader(c.then)
+				io.WriteString(w, c.body)
+			})
+			in, ok, err := newClient(path).Next(context.Background())
+			if err != nil || ok != c.ok || ok && in.Kind != ipc.InputClose {
+				t.Fatalf("Next = %+v, %v, %v", in, ok, err)
 			}
-			io.WriteString(w, `{"kind":"close"}`)
-		})
-		if in, ok, err := newClient(path).Next(context.Background()); err != nil || !ok || in.Kind != ipc.InputClose {
-			t.Fatalf("Next = %+v, %v, %v", in, ok, err)
-		}
-	})
-	t.Run("503 then ok", func(t *testing.T) {
-		var calls atomic.Int32
-		path, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
-			if calls.Add(1) < 3 {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return
+			if calls.Load() != c.failures+1 {
+				t.Errorf("%d calls, want %d", calls.Load(), c.failures+1)
 			}
-			w.WriteHeader(http.StatusNoContent)
 		})
-		if _, ok, err := newClient(path).Next(context.Background()); err != nil || ok {
-			t.Fatalf("Next = %v, %v", ok, err)
-		}
-		if calls.Load() != 3 {
-			t.Errorf("%d calls, want 3", calls.Load())
-		}
-	})
+	}
 	t.Run("socket appears late", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "gw.sock")
@@ -172,74 +173,85 @@ func TestRetries(t *testing.T) {
 // A tool call that may have reached the host is not repeated: send_message
 // must not send twice.
 func TestToolCallNotRepeatedAfterItReachedTheHost(t *testing.T) {
-	for _, status := range []int{http.StatusInternalServerError, http.StatusBadGateway} {
-		path, n := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	fail := func(status int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(status)
 			io.WriteString(w, "oops")
-		})
-		_, err := newClient(path).CallTool(context.Background(), "send_message", json.RawMessage(`{"text":"x"}`))
-		if err == nil || n.Load() != 1 {
-			t.Errorf("status %d: err %v after %d calls; want an error after 1", status, err, n.Load())
 		}
 	}
-	// A connection cut mid-answer is not repeated either.
-	path, n := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		c, _, _ := w.(http.Hijacker).Hijack()
-		c.Close()
-	})
-	if _, err := newClient(path).CallTool(context.Background(), "send_message", json.RawMessage(`{"text":"x"}`)); err == nil || n.Load() != 1 {
-		t.Errorf("cut connection: err %v after %d calls", err, n.Load())
+	for name, h := range map[string]http.HandlerFunc{
+		"status 500": fail(http.StatusInternalServerError),
+		"status 502": fail(http.StatusBadGateway),
+		"cut connection": func(w http.ResponseWriter, r *http.Request) {
+			c, _, _ := w.(http.Hijacker).Hijack()
+			c.Close()
+		},
+	} {
+		path, n := serve(t, h)
+		_, err := newClient(path).CallTool(context.Background(), "send_message", json.RawMessage(`{"text":"x"}`))
+		if err == nil || n.Load() != 1 {
+			t.Errorf("%s: err %v after %d calls; want an error after 1", name, err, n.Load())
+		}
 	}
 }
 
 func TestCallTool(t *testing.T) {
-	var gotPath, gotBody, gotType string
-	path, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		gotPath, gotBody, gotType = r.URL.Path, string(b), r.Header.Get("Content-Type")
-		switch {
-		case strings.Contains(gotBody, "refuse"):
-			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, `{"error":"not permitted"}`)
-		case strings.Contains(gotBody, "empty"):
-			io.WriteString(w, `{}`)
-		case strings.Contains(gotBody, "html"):
-			io.WriteString(w, `<html>`)
-		default:
-			io.WriteString(w, `{"result":{"delivered":true}}`)
-		}
-	})
+	for _, c := range []struct {
+		name   string
+		status int
+		answer string
+		want   string // the response as JSON; "" for an error
+	}{
+		{"result", http.StatusOK, `{"result":{"delivered":true}}`, `{"result":{"delivered":true}}`},
+		// The host's refusal is an answer for the model, not a failure.
+		{"refusal", http.StatusForbidden, `{"error":"not permitted"}`, `{"error":"not permitted"}`},
+		{"neither result nor error", http.StatusOK, `{}`, ""},
+		{"not a tool response", http.StatusOK, `<html>`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var gotPath, gotBody, gotType string
+			path, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				gotPath, gotBody, gotType = r.URL.Path, string(b), r.Header.Get("Content-Type")
+				w.WriteHeader(c.status)
+				io.WriteString(w, c.answer)
+			})
+			resp, err := newClient(path).CallTool(context.Background(), "send_message", json.RawMessage(`{"text":"hi"}`))
+			got, _ := json.Marshal(resp)
+			if c.want == "" {
+				if err == nil {
+					t.Errorf("answer %s accepted", got)
+				}
+			} else if err != nil || string(got) != c.want {
+				t.Errorf("CallTool = %s, %v; want %s", got, err, c.want)
+			}
+			if gotPath != ipc.PathToolPrefix+"send_message" || gotBody != `{"text":"hi"}` || gotType != "application/json" {
+				t.Errorf("host saw %s %q %q", gotPath, gotBody, gotType)
+			}
+		})
+	}
+}
+
+// Calls the host would refuse never leave the container.
+func TestCallToolRefusesBadCalls(t *testing.T) {
+	path, n := serve(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"result":{}}`) })
 	c := newClient(path)
-	ctx := context.Background()
-	resp, err := c.CallTool(ctx, "send_message", json.RawMessage(`{"text":"hi"}`))
-	if err != nil || string(resp.Result) != `{"delivered":true}` || resp.Error != "" {
-		t.Errorf("CallTool = %+v, %v", resp, err)
-	}
-	if gotPath != ipc.PathToolPrefix+"send_message" || gotBody != `{"text":"hi"}` || gotType != "application/json" {
-		t.Errorf("host saw %s %q %q", gotPath, gotBody, gotType)
-	}
-	// The host's refusal is an answer for the model, not a failure.
-	if resp, err := c.CallTool(ctx, "send_message", json.RawMessage(`{"text":"refuse"}`)); err != nil || resp.Error != "not permitted" {
-		t.Errorf("refusal = %+v, %v", resp, err)
-	}
-	for _, body := range []string{`{"text":"empty"}`, `{"text":"html"}`} {
-		if resp, err := c.CallTool(ctx, "send_message", json.RawMessage(body)); err == nil {
-			t.Errorf("%s: answer %+v accepted", body, resp)
-		}
-	}
-	for _, name := range []string{"", "../output", "Send", "a/b", "x?y"} {
-		if _, err := c.CallTool(ctx, name, json.RawMessage(`{}`)); err == nil {
-			t.Errorf("tool name %q accepted", name)
-		}
-	}
-	if _, err := c.CallTool(ctx, "x", json.RawMessage(`[1]`)); err == nil {
-		t.Error("non-object arguments accepted")
-	}
-	gotBody = ""
 	big := `{"text":"` + strings.Repeat("x", ipc.MaxToolBodyBytes) + `"}`
-	if _, err := c.CallTool(ctx, "send_message", json.RawMessage(big)); err == nil ||
-		!strings.Contains(err.Error(), fmt.Sprintf("over the host's limit of %d bytes", ipc.MaxToolBodyBytes)) || gotBody != "" {
-		t.Errorf("arguments over the host's limit: %v (host saw %d bytes)", err, len(gotBody))
+	for _, bad := range []struct{ tool, args, want string }{
+		{"", `{}`, "tool name"},
+		{"../output", `{}`, "tool name"},
+		{"Send", `{}`, "tool name"},
+		{"a/b", `{}`, "tool name"},
+		{"x?y", `{}`, "tool name"},
+		{"x", `[1]`, "must be a JSON object"},
+		{"send_message", big, fmt.Sprintf("over the host's limit of %d bytes", ipc.MaxToolBodyBytes)},
+	} {
+		if _, err := c.CallTool(context.Background(), bad.tool, json.RawMessage(bad.args)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("CallTool(%q, %.20s…) = %v; want an error with %q", bad.tool, bad.args, err, bad.want)
+		}
+	}
+	if n.Load() != 0 {
+		t.Errorf("the host was asked %d times", n.Load())
 	}
 }
 
