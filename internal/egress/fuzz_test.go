@@ -352,7 +352,9 @@ func FuzzDecide(f *testing.F) {
 					t.Fatalf("%s %v: %q:%d allowed to %v, which carries %v: %+v", p.Mode, p.Allow, host, port, a, e, got)
 				}
 			}
-			byAddr := slices.ContainsFunc(p.Allow, func(r Rule) bool { return r.namesAddr(a.Unmap(), port) })
+			byAddr := slices.ContainsFunc(p.Allow, func(r Rule) bool {
+				return (r.Kind == Address || r.Kind == Network) && r.AllowsPort(port) && r.Prefix.Contains(a.Unmap())
+			})
 			byService := !lit.IsValid() && slices.ContainsFunc(p.Allow, func(r Rule) bool { return r.Kind == Domain && r.Port == port && r.Host == h })
 			if _, c := classify(a); c != public && !byAddr && (loopback || !byService) {
 				t.Fatalf("%s %v: %q:%d allowed to %v, which no rule names: %+v", p.Mode, p.Allow, host, port, a, got)

@@ -204,7 +204,7 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 		named = p.nameRule(h, port)
 		// A rule naming one host and one port ("nas.lan:5000") is the
 		// user's deliberate exception that may lead to a private address.
-		exact = p.firstRule(func(r Rule) bool { return r.Kind == Domain && r.Port > 0 && r.namesHost(h, port) })
+		exact = p.firstRule(func(r Rule) bool { return r.Kind == Domain && r.Port == port && r.Host == h })
 	}
 	dest := func(a netip.Addr) string {
 		if lit.IsValid() {
@@ -260,14 +260,19 @@ func (p Policy) firstRule(match func(Rule) bool) *Rule {
 	return nil
 }
 
-// nameRule returns the first Domain or Suffix rule covering host:port.
+// nameRule returns the first Domain or Suffix rule covering host:port (host
+// in canonical form).
 func (p Policy) nameRule(host string, port int) *Rule {
-	return p.firstRule(func(r Rule) bool { return r.namesHost(host, port) })
+	return p.firstRule(func(r Rule) bool {
+		return r.AllowsPort(port) && (r.Kind == Domain && host == r.Host || r.Kind == Suffix && strings.HasSuffix(host, "."+r.Host))
+	})
 }
 
 // addrRule returns the first Address or Network rule covering addr:port.
 func (p Policy) addrRule(addr netip.Addr, port int) *Rule {
-	return p.firstRule(func(r Rule) bool { return r.namesAddr(addr, port) })
+	return p.firstRule(func(r Rule) bool {
+		return (r.Kind == Address || r.Kind == Network) && r.AllowsPort(port) && r.Prefix.Contains(addr)
+	})
 }
 
 // CanonicalHost is host as Prescreen and Decide see it, and as it should be

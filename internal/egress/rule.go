@@ -335,23 +335,3 @@ func (r Rule) AllowsPort(port int) bool {
 		return port == r.Port
 	}
 }
-
-// namesHost reports whether a Domain or Suffix rule covers host:port (host
-// in canonical form).
-func (r Rule) namesHost(host string, port int) bool {
-	if !r.AllowsPort(port) {
-		return false
-	}
-	switch r.Kind {
-	case Domain:
-		return host == r.Host
-	case Suffix:
-		return strings.HasSuffix(host, "."+r.Host)
-	}
-	return false
-}
-
-// namesAddr reports whether an Address or Network rule covers addr:port.
-func (r Rule) namesAddr(addr netip.Addr, port int) bool {
-	return (r.Kind == Address || r.Kind == Network) && r.AllowsPort(port) && r.Prefix.Contains(addr)
-}
