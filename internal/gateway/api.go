@@ -116,7 +116,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	case e.apiSlots <- struct{}{}:
 		defer func() { <-e.apiSlots }()
 	default:
-		e.refused.add("api")
+		e.refuseAtCap("api")
 		apiError(w, http.StatusTooManyRequests, "rate_limit_error", fmt.Sprintf("gateway: at most %d API calls of this group at once", maxAPICalls))
 		return
 	}
@@ -181,11 +181,9 @@ func (gw *Gateway) rewriteAPI(pr *httputil.ProxyRequest) {
 	}
 	h.Set("Authorization", "Bearer "+gw.opt.OAuthToken)
 	var betas []string
-	for _, v := range h.Values("Anthropic-Beta") {
-		for _, b := range strings.Split(v, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				betas = append(betas, b)
-			}
+	for b := range strings.SplitSeq(strings.Join(h.Values("Anthropic-Beta"), ","), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			betas = append(betas, b)
 		}
 	}
 	if !slices.Contains(betas, oauthBeta) {
@@ -231,16 +229,14 @@ func (gw *Gateway) recordUsage(call *apiCall) {
 	if gw.opt.Usage == nil {
 		return
 	}
-	day := gw.opt.Now().Local().Format("2006-01-02")
-	gw.records.Add(1)
-	go func() {
-		defer gw.records.Done()
+	day := time.Now().Format("2006-01-02") // the host's local date
+	gw.records.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := gw.opt.Usage.AddUsage(ctx, folder, day, in, out); err != nil {
 			gw.opt.Logger.Error("gateway: record usage", "group", folder, "day", day, "input_tokens", in, "output_tokens", out, "err", err)
 		}
-	}()
+	})
 }
 
 // apiFailed answers a request the upstream did not.

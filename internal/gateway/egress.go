@@ -27,7 +27,6 @@ const (
 // flow is one egress attempt: what was asked, what was decided, and what
 // went through. It ends as one log line.
 type flow struct {
-	e      *Endpoint
 	kind   string // "connect" or "http"
 	host   string // as canonical as it could be made
 	port   int
@@ -43,12 +42,11 @@ type flow struct {
 // decide resolves host on the host (unless it is an IP literal or the
 // policy refuses it unresolved) and applies the group's policy (finding 2).
 func (e *Endpoint) decide(ctx context.Context, f *flow) {
-	pol := e.policy
 	h, lit, err := egress.CanonicalHost(f.host)
 	if err == nil {
 		f.host = h
 	}
-	if reason, ok := pol.Prescreen(f.host, f.port); !ok {
+	if reason, ok := e.policy.Prescreen(f.host, f.port); !ok {
 		f.d = egress.Decision{Reason: reason}
 		return
 	}
@@ -62,7 +60,7 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 			return
 		}
 	}
-	f.d = egress.Decide(pol, f.host, f.port, addrs)
+	f.d = egress.Decide(e.policy, f.host, f.port, addrs)
 	if f.d.Allowed {
 		// Decide passed every address, so each may be tried in turn.
 		f.addrs = []netip.Addr{f.d.Addr}
@@ -166,7 +164,7 @@ func (e *Endpoint) dialChecked(ctx context.Context, f *flow) (net.Conn, error) {
 
 // connect serves CONNECT host:port: a byte tunnel, no TLS interception.
 func (e *Endpoint) connect(w http.ResponseWriter, r *http.Request) {
-	f := &flow{e: e, kind: "connect", start: time.Now()}
+	f := &flow{kind: "connect", start: time.Now()}
 	host, portText, err := net.SplitHostPort(r.Host)
 	if err == nil {
 		// Out-of-range ports are left to the policy, which names them.
@@ -281,7 +279,7 @@ func tunnel(ctx context.Context, client, dst net.Conn, idle time.Duration, up, d
 // forward serves an absolute-URI plain-HTTP request ("GET http://host/...")
 // through the checked address.
 func (e *Endpoint) forward(w http.ResponseWriter, r *http.Request) {
-	f := &flow{e: e, kind: "http", start: time.Now(), host: r.URL.Hostname(), port: 80}
+	f := &flow{kind: "http", start: time.Now(), host: r.URL.Hostname(), port: 80}
 	var err error
 	if p := r.URL.Port(); p != "" {
 		f.port, err = strconv.Atoi(p)

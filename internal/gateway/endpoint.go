@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
@@ -33,16 +34,16 @@ type Endpoint struct {
 	group  Caller        // whose socket this is
 	policy egress.Policy // where its egress may go
 	path   string
-	ln     net.Listener
 	srv    *http.Server
 	slots  chan struct{} // one per open egress connection
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
-	bodies    bodyBudget    // /ipc bodies
-	apiBodies bodyBudget    // /v1 bodies being checked
-	apiSlots  chan struct{} // one per API call in flight
-	refused   refusals
+	bodies        bodyBudget    // /ipc bodies
+	apiBodies     bodyBudget    // /v1 bodies being checked
+	apiSlots      chan struct{} // one per API call in flight
+	refusals      atomic.Int64  // refused at the caps since the last log line
+	refusalLogged atomic.Int64  // unix nanoseconds of that line
 
 	// ctx is every request's base context: Close cancels it, which ends
 	// long polls, streams and hijacked tunnels alike.
@@ -69,9 +70,8 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 	}
 	e := &Endpoint{gw: gw, group: g, policy: policy, path: filepath.Join(dir, ipc.SocketName),
 		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{}),
-		bodies: bodyBudget{free: maxBufferedBodies}, apiBodies: bodyBudget{free: maxBufferedAPIBodies},
+		bodies: bodyBudget{max: maxBufferedBodies}, apiBodies: bodyBudget{max: maxBufferedAPIBodies},
 		apiSlots: make(chan struct{}, maxAPICalls)}
-	e.refused.e = e
 	gw.mu.Lock()
 	if gw.open[g.Folder] != nil {
 		gw.mu.Unlock()
@@ -87,7 +87,7 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 		gw.mu.Unlock()
 		return nil, fmt.Errorf("gateway: open socket of group %s: %w", g.Folder, err)
 	}
-	e.ln = newCapListener(ln, gw.opt.MaxConns, &e.refused)
+	ln = newCapListener(ln, gw.opt.MaxConns, e.refuseAtCap)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.srv = &http.Server{
 		Handler:           e,
@@ -99,7 +99,7 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 	}
 	go func() {
 		defer close(e.served)
-		e.srv.Serve(e.ln) //nolint:errcheck // returns ErrServerClosed on Close
+		e.srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
 	}()
 	gw.opt.Logger.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(policy.Mode), "rules", len(policy.Allow))
 	return e, nil

@@ -78,23 +78,12 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// DialFunc opens a connection to an address "ip:port" the egress policy
-// allowed.
-type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
-
-// Defaults of the Options limits.
-const (
-	DefaultMaxTunnels  = 32
-	DefaultTunnelIdle  = 5 * time.Minute
-	DefaultPollTimeout = 25 * time.Second
-	// DefaultMaxConns is what one agent needs with room to spare: the
-	// in-container forwarder pipes at most incontainer.MaxForwardedConns (64)
-	// connections (Claude Code's API streams and the egress tunnels, which
-	// have their own cap), and nanoclaw-agent's own client holds the long
-	// poll, an output and a few tool calls of the MCP server.
-	DefaultMaxConns    = 96
-	DefaultBodyTimeout = 30 * time.Second
-)
+// defaultMaxConns is what one agent needs with room to spare: the
+// in-container forwarder pipes at most incontainer.MaxForwardedConns (64)
+// connections (Claude Code's API streams and the egress tunnels, which
+// have their own cap), and nanoclaw-agent's own client holds the long
+// poll, an output and a few tool calls of the MCP server.
+const defaultMaxConns = 96
 
 // Options configure a Gateway.
 type Options struct {
@@ -115,24 +104,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Resolver resolves egress destinations; nil means net.DefaultResolver.
 	Resolver Resolver
-	// Dial connects to allowed egress destinations; nil means a net.Dialer.
-	Dial DialFunc
-	// MaxTunnels bounds a group's open egress connections (default
-	// DefaultMaxTunnels); TunnelIdle closes one when neither side sent
-	// anything for that long (default DefaultTunnelIdle).
+	// Dial connects to an address "ip:port" the egress policy allowed; nil
+	// means a net.Dialer.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// MaxTunnels bounds a group's open egress connections (default 32);
+	// TunnelIdle closes one when neither side sent anything for that long
+	// (default 5 minutes).
 	MaxTunnels int
 	TunnelIdle time.Duration
-	// PollTimeout bounds one long poll of ipc.PathNext (default
-	// DefaultPollTimeout).
+	// PollTimeout bounds one long poll of ipc.PathNext (default 25
+	// seconds).
 	PollTimeout time.Duration
 	// MaxConns bounds the connections open at once on one group's socket
-	// (default DefaultMaxConns); one more is answered 503 and closed
+	// (default defaultMaxConns); one more is answered 503 and closed
 	// without reading it. BodyTimeout bounds reading one request's body
-	// (default DefaultBodyTimeout): a body not complete by then is cut.
+	// (default 30 seconds): a body not complete by then is cut.
 	MaxConns    int
 	BodyTimeout time.Duration
-	// Now is the clock for usage days; nil means time.Now.
-	Now func() time.Time
 }
 
 // Stats are one group's counters since the Gateway was made.
@@ -156,7 +144,7 @@ type Gateway struct {
 	records sync.WaitGroup // usage being stored
 
 	mu    sync.Mutex
-	stats map[string]*Stats
+	stats map[string]Stats
 	open  map[string]*Endpoint // by folder
 }
 
@@ -168,15 +156,12 @@ func New(opt Options) *Gateway {
 		opt.Dial = (&net.Dialer{Timeout: dialTimeout}).DialContext
 	}
 	// A negative limit is no limit given: the default.
-	opt.MaxTunnels = cmp.Or(max(opt.MaxTunnels, 0), DefaultMaxTunnels)
-	opt.TunnelIdle = cmp.Or(max(opt.TunnelIdle, 0), DefaultTunnelIdle)
-	opt.PollTimeout = cmp.Or(max(opt.PollTimeout, 0), DefaultPollTimeout)
-	opt.MaxConns = cmp.Or(max(opt.MaxConns, 0), DefaultMaxConns)
-	opt.BodyTimeout = cmp.Or(max(opt.BodyTimeout, 0), DefaultBodyTimeout)
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
-	g := &Gateway{opt: opt, stats: map[string]*Stats{}, open: map[string]*Endpoint{}}
+	opt.MaxTunnels = cmp.Or(max(opt.MaxTunnels, 0), 32)
+	opt.TunnelIdle = cmp.Or(max(opt.TunnelIdle, 0), 5*time.Minute)
+	opt.PollTimeout = cmp.Or(max(opt.PollTimeout, 0), 25*time.Second)
+	opt.MaxConns = cmp.Or(max(opt.MaxConns, 0), defaultMaxConns)
+	opt.BodyTimeout = cmp.Or(max(opt.BodyTimeout, 0), 30*time.Second)
+	g := &Gateway{opt: opt, stats: map[string]Stats{}, open: map[string]*Endpoint{}}
 	g.api = g.newAPIProxy()
 	return g
 }
@@ -185,11 +170,7 @@ func New(opt Options) *Gateway {
 func (g *Gateway) Stats() map[string]Stats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make(map[string]Stats, len(g.stats))
-	for k, v := range g.stats {
-		out[k] = *v
-	}
-	return out
+	return maps.Clone(g.stats)
 }
 
 // count changes the group's counters under the lock.
@@ -197,11 +178,8 @@ func (g *Gateway) count(folder string, f func(*Stats)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.stats[folder]
-	if s == nil {
-		s = &Stats{}
-		g.stats[folder] = s
-	}
-	f(s)
+	f(&s)
+	g.stats[folder] = s
 }
 
 // Close closes every open Endpoint and waits for usage being stored.

@@ -45,37 +45,27 @@ const maxBufferedAPIBodies = maxAPIBody + 8<<20
 // one line per interval with the count, not one per connection.
 const refusalLogEvery = 10 * time.Second
 
-// refusals counts what a socket refused at its caps and logs it now and
-// then.
-type refusals struct {
-	e       *Endpoint
-	count   atomic.Int64
-	logged  atomic.Int64 // count at the last log line
-	lastLog atomic.Int64 // unix nanoseconds of the last log line
-}
-
-// add counts one refusal, in the group's stats and, at most every
-// refusalLogEvery, in a log line.
-func (r *refusals) add(what string) {
-	n := r.count.Add(1)
-	r.e.gw.count(r.e.group.Folder, func(s *Stats) { s.Refused++ })
+// refuseAtCap counts one refusal at the socket's caps, in the group's
+// stats and, at most every refusalLogEvery, in a log line.
+func (e *Endpoint) refuseAtCap(what string) {
+	e.refusals.Add(1)
+	e.gw.count(e.group.Folder, func(s *Stats) { s.Refused++ })
 	now := time.Now().UnixNano()
-	last := r.lastLog.Load()
-	if now-last < int64(refusalLogEvery) || !r.lastLog.CompareAndSwap(last, now) {
+	last := e.refusalLogged.Load()
+	if now-last < int64(refusalLogEvery) || !e.refusalLogged.CompareAndSwap(last, now) {
 		return
 	}
-	since := n - r.logged.Swap(n)
-	r.e.gw.opt.Logger.Warn("gateway: socket at its caps, refusing", "group", r.e.group.Folder, "what", what,
-		"refused", since, "max_conns", r.e.gw.opt.MaxConns, "max_buffered_body_bytes", maxBufferedBodies)
+	e.gw.opt.Logger.Warn("gateway: socket at its caps, refusing", "group", e.group.Folder, "what", what,
+		"refused", e.refusals.Swap(0), "max_conns", e.gw.opt.MaxConns, "max_buffered_body_bytes", maxBufferedBodies)
 }
 
 // capListener accepts at most cap(slots) connections at once; the slot is
 // freed when the connection is closed.
 type capListener struct {
 	net.Listener
-	slots   chan struct{}
-	refused *refusals
-	answer  []byte // the whole 503 response to a connection over the cap
+	slots  chan struct{}
+	refuse func(what string) // counts and logs a refusal
+	answer []byte            // the whole 503 response to a connection over the cap
 
 	lingering atomic.Int32 // refused connections not closed yet
 }
@@ -87,11 +77,11 @@ const (
 	maxLingering  = 16
 )
 
-func newCapListener(ln net.Listener, max int, refused *refusals) *capListener {
+func newCapListener(ln net.Listener, max int, refuse func(what string)) *capListener {
 	body := fmt.Sprintf(`{"error":"gateway: too many connections on this socket (at most %d at once); retry shortly"}`, max)
 	answer := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"+
 		"Connection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	return &capListener{Listener: ln, slots: make(chan struct{}, max), refused: refused, answer: []byte(answer)}
+	return &capListener{Listener: ln, slots: make(chan struct{}, max), refuse: refuse, answer: []byte(answer)}
 }
 
 // Accept returns the next connection within the cap; those over it are
@@ -107,7 +97,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return &slotConn{Conn: c, free: func() { <-l.slots }}, nil
 		default:
 		}
-		l.refused.add("connection")
+		l.refuse("connection")
 		// A fresh socket's send buffer takes the short answer at once; the
 		// deadline only keeps the accept loop from ever waiting on it.
 		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)) //nolint:errcheck // a failed write is fine: it is closed anyway
@@ -160,33 +150,29 @@ func (c *slotConn) CloseWrite() error {
 	return errors.New("gateway: connection cannot half-close")
 }
 
-// bodyBudget bounds the body bytes a socket's /ipc requests hold at once.
+// bodyBudget bounds the body bytes a socket's requests hold at once.
 type bodyBudget struct {
-	mu   sync.Mutex
-	free int64
+	max  int64
+	used atomic.Int64
 }
 
 // take reserves n bytes, or reports false if they are not free now.
 func (b *bodyBudget) take(n int64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if n > b.free {
-		return false
+	for {
+		used := b.used.Load()
+		if used+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
 	}
-	b.free -= n
-	return true
-}
-
-func (b *bodyBudget) give(n int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.free += n
 }
 
 // errBodyBusy means the socket holds as many bodies as it may: retry.
 var errBodyBusy = errors.New("too many requests in flight on this socket; retry shortly")
 
-// readBody reads the whole body of an /ipc request, at most max bytes,
+// readBody reads the whole body of a request, at most max bytes,
 // within the socket's budget. The caller calls release once it no longer
 // holds the body. An error is errBodyBusy, a body over max, or a read
 // failure (a body not complete within BodyTimeout among them); status is
@@ -199,49 +185,33 @@ func (e *Endpoint) readBody(r *http.Request, max int64, budget *bodyBudget) (bod
 		n = r.ContentLength
 	}
 	if !budget.take(n) {
-		e.refused.add("body")
+		e.refuseAtCap("body")
 		return nil, nil, http.StatusServiceUnavailable, errBodyBusy
 	}
-	release = func() { budget.give(n) }
+	release = func() { budget.used.Add(-n) }
 	// It reads up to the limit even when Content-Length already says too
 	// much, so a client that is still writing gets to read the answer. A
-	// declared length is read into a buffer of its size, allocated once.
-	var b []byte
+	// declared length is read into a buffer of its size, allocated once;
+	// net/http hands io.EOF over with its last bytes, which lifts the
+	// body's deadline (deadlineBody).
 	if n == r.ContentLength {
-		b, err = readAllInto(make([]byte, 0, n+1), r.Body)
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
 	} else {
-		b, err = io.ReadAll(io.LimitReader(r.Body, max+1))
+		body, err = io.ReadAll(io.LimitReader(r.Body, max+1))
 	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		release()
-		return nil, nil, http.StatusRequestTimeout, fmt.Errorf("body not complete within %v", e.gw.opt.BodyTimeout)
+		status, err = http.StatusRequestTimeout, fmt.Errorf("body not complete within %v", e.gw.opt.BodyTimeout)
 	case err != nil:
-		release()
-		return nil, nil, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
-	case int64(len(b)) > max:
-		release()
-		return nil, nil, http.StatusBadRequest, fmt.Errorf("body exceeds the limit of %d bytes", max)
+		status, err = http.StatusBadRequest, fmt.Errorf("read body: %w", err)
+	case int64(len(body)) > max:
+		status, err = http.StatusBadRequest, fmt.Errorf("body exceeds the limit of %d bytes", max)
+	default:
+		return body, release, 0, nil
 	}
-	return b, release, 0, nil
-}
-
-// readAllInto is io.ReadAll into buf, which has room for the whole body
-// and one byte more to see its end.
-func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			return buf, errors.New("body longer than its Content-Length")
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
+	release()
+	return nil, nil, status, err
 }
 
 // deadlineBody lifts the connection's read deadline once the body has

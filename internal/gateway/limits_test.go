@@ -129,7 +129,7 @@ wait:
 	if grown > floodHeapBound {
 		t.Errorf("the flood pinned %.1f MiB of heap, over the bound of %.1f MiB", float64(grown)/(1<<20), float64(floodHeapBound)/(1<<20))
 	}
-	if limit := 2*DefaultMaxConns + 16; hostGoroutines > limit {
+	if limit := 2*defaultMaxConns + 16; hostGoroutines > limit {
 		t.Errorf("the flood holds %d goroutines of the host, want at most %d", hostGoroutines, limit)
 	}
 	if counts["refused"] == 0 || e.gw.Stats()["flood"].Refused == 0 {

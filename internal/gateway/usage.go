@@ -61,23 +61,16 @@ func newUsageMeter(contentType string) *usageMeter {
 // Write takes the next bytes of the body.
 func (m *usageMeter) Write(p []byte) {
 	if !m.sse {
-		if m.skipping {
-			return
-		}
-		if len(m.buf)+len(p) > maxMeteredJSON {
-			m.skipping, m.buf = true, nil
-			return
-		}
-		m.buf = append(m.buf, p...)
+		m.keep(p, maxMeteredJSON)
 		return
 	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			m.appendLine(p)
+			m.keep(p, maxMeteredLine)
 			return
 		}
-		m.appendLine(p[:i])
+		m.keep(p[:i], maxMeteredLine)
 		if !m.skipping {
 			m.line(bytes.TrimSuffix(m.buf, []byte("\r")))
 		}
@@ -86,12 +79,14 @@ func (m *usageMeter) Write(p []byte) {
 	}
 }
 
-func (m *usageMeter) appendLine(b []byte) {
+// keep appends b to buf, unless buf would grow beyond limit: then what it
+// holds is dropped, and so is the rest until the line (or body) ends.
+func (m *usageMeter) keep(b []byte, limit int) {
 	if m.skipping {
 		return
 	}
-	if len(m.buf)+len(b) > maxMeteredLine {
-		m.skipping, m.buf = true, m.buf[:0]
+	if len(m.buf)+len(b) > limit {
+		m.skipping, m.buf = true, nil
 		return
 	}
 	m.buf = append(m.buf, b...)
