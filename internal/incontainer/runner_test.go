@@ -415,23 +415,37 @@ func TestRunResumesWithGlobalMemory(t *testing.T) {
 }
 
 func TestGlobalMemory(t *testing.T) {
-	dir := t.TempDir()
-	if m, err := GlobalMemory(dir, false); m != "" || err != nil {
-		t.Errorf("no file: %q, %v", m, err)
+	write := func(text string) func(string) error {
+		return func(path string) error { return os.WriteFile(path, []byte(text), 0o644) }
 	}
-	os.WriteFile(filepath.Join(dir, "CLAUDE.md"), []byte(" \n\t\n"), 0o644)
-	if m, err := GlobalMemory(dir, false); m != "" || err != nil {
-		t.Errorf("blank file: %q, %v", m, err)
-	}
-	os.WriteFile(filepath.Join(dir, "CLAUDE.md"), []byte(strings.Repeat("ab\n", MaxMemoryBytes)), 0o644)
-	m, err := GlobalMemory(dir, false)
-	if err != nil || len(m) > MaxMemoryBytes+1024 || !strings.Contains(m, "[global memory cut at") || !strings.Contains(m, "read-only") {
-		t.Errorf("big file: %d bytes, %v", len(m), err)
-	}
-	os.Remove(filepath.Join(dir, "CLAUDE.md"))
-	os.Mkdir(filepath.Join(dir, "CLAUDE.md"), 0o700) // unreadable as a file
-	if _, err := GlobalMemory(dir, false); err == nil {
-		t.Error("a directory named CLAUDE.md read as memory")
+	for _, c := range []struct {
+		name   string
+		make   func(path string) error // makes CLAUDE.md; nil for none
+		want   []string                // in the memory; nil for none
+		hasErr bool
+	}{
+		{"no file", nil, nil, false},
+		{"blank file", write(" \n\t\n"), nil, false},
+		{"big file", write(strings.Repeat("ab\n", MaxMemoryBytes)), []string{"[global memory cut at", "read-only"}, false},
+		{"a directory", func(path string) error { return os.Mkdir(path, 0o700) }, nil, true}, // unreadable as a file
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if c.make != nil {
+				if err := c.make(filepath.Join(dir, "CLAUDE.md")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := GlobalMemory(dir, false)
+			if (err != nil) != c.hasErr || (m != "") != (c.want != nil) || len(m) > MaxMemoryBytes+1024 {
+				t.Fatalf("memory of %d bytes, %v", len(m), err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(m, w) {
+					t.Errorf("memory lacks %q", w)
+				}
+			}
+		})
 	}
 }
 
