@@ -87,6 +87,10 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 	ids, err := ch.Send(ctx, o.ChatJID, o.Content)
 	if err != nil {
 		c.log.Error("send reply; kept for later", "chat", o.ChatJID, "err", err)
+		e := store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed, Detail: "sending the reply failed; it is kept and sent at the next start: " + err.Error()}
+		if err := c.st.AddEvents(context.WithoutCancel(ctx), e); err != nil {
+			c.log.Warn("keep trace", "group", o.Folder, "err", err)
+		}
 		return false
 	}
 	if err := c.st.MarkSent(context.WithoutCancel(ctx), o, ids, c.name); err != nil {

@@ -18,6 +18,7 @@ type fakeAgents struct {
 	started chan time.Time
 	prompt  chan time.Time // a time per prompt received
 	closed  chan struct{}  // a value per session closed, while there is room
+	fail    error          // when set, Start fails with it
 }
 
 func newFakeAgents() *fakeAgents {
@@ -27,6 +28,9 @@ func newFakeAgents() *fakeAgents {
 func (f *fakeAgents) Start(ctx context.Context, g store.Group, opt agent.StartOptions) (Container, error) {
 	f.starts.Add(1)
 	f.started <- time.Now()
+	if f.fail != nil {
+		return nil, f.fail
+	}
 	return &fakeSession{agents: f, done: make(chan struct{})}, nil
 }
 

@@ -65,6 +65,7 @@ type Router struct {
 	mu       sync.Mutex
 	triggers map[string]Trigger
 	tasks    taskRuns // claimed tasks waiting for their group's turn (taskrun.go)
+	states   states   // what each busy group's worker does (state.go)
 }
 
 // New makes a Router.
@@ -96,7 +97,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	for _, jid := range chats {
 		if g, found, err := r.st.GroupForChat(ctx, jid); err == nil && found {
-			r.q.Notify(g.Folder)
+			r.notify(g.Folder)
 		}
 	}
 	if len(chats) > 0 {
@@ -135,9 +136,20 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	if !inserted {
 		return channel.Stored{}, nil // a redelivery, or the echo of our own message
 	}
-	answer := !isBot && r.asks(g, m.Text)
+	if isBot {
+		return channel.Stored{Seq: seq}, nil
+	}
+	answer := r.asks(g, m.Text)
+	stored := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventStored, Detail: "from " + cmp.Or(m.SenderName, m.Sender)}
+	next := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventQueued}
+	if !answer {
+		next.Kind, next.Detail = store.EventIgnored, fmt.Sprintf("kept as context, not answered: in this group only a message that starts with %s asks for an answer", g.Trigger)
+	}
+	if err := r.st.AddEvents(ctx, stored, next); err != nil {
+		r.log.Warn("keep trace", "group", g.Folder, "err", err)
+	}
 	if answer {
-		r.q.Notify(g.Folder)
+		r.notify(g.Folder)
 	}
 	return channel.Stored{Seq: seq, WillAnswer: answer}, nil
 }
@@ -183,8 +195,10 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 		if sess != nil {
 			sess.Close(context.WithoutCancel(ctx))
 		}
+		r.states.set(folder, "")
 	}()
 	for {
+		r.states.set(folder, StateRunning)
 		r.q.Taken(folder) // before reading: a message stored from now on wakes us
 		g, found, err := r.st.GetGroup(ctx, folder)
 		if err != nil || !found {
@@ -200,9 +214,11 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 			if sess == nil {
 				if sess, err = r.start(ctx, g); err != nil {
 					r.log.Error("cannot start agent", "group", folder, "err", err)
+					r.trace(ctx, folder, w.chat, w.upTo, store.EventFailed, "cannot start the agent: %v", err)
 					r.runDone(w.chat, 0, err)
 					return
 				}
+				r.trace(ctx, folder, w.chat, w.upTo, store.EventStarted, "container started")
 			}
 			if err := r.answer(ctx, g, sess, w); err != nil && ended(sess) {
 				sess = nil // the container is gone (timeout, crash): start afresh next time
@@ -214,6 +230,7 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 		if sess == nil {
 			return
 		}
+		r.states.set(folder, StateWarm)
 		idle := time.NewTimer(r.opt.IdleTimeout)
 		select {
 		case <-slot.Woken():
@@ -315,9 +332,11 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w ch
 		r.log.Info("catch-up capped", "group", g.Folder, "chat", w.chat, "kept", w.prompt.Kept, "omitted", w.prompt.Omitted)
 	}
 	start := time.Now()
+	r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventPrompted, "%d messages (%d older ones left out)", w.prompt.Kept, w.prompt.Omitted)
 	out, err := sess.Prompt(ctx, w.prompt.Text)
 	if err = failed(out, err); err != nil {
 		r.log.Error("agent run failed", "group", g.Folder, "chat", w.chat, "err", err)
+		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventFailed, "the run failed: %v", err)
 		r.runDone(w.chat, 0, err)
 		return err
 	}
@@ -328,8 +347,14 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w ch
 	}
 	if err := r.st.AnswerChat(ctx, w.chat, w.upTo, reply); err != nil {
 		r.log.Error("record answer", "group", g.Folder, "chat", w.chat, "err", err)
+		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventFailed, "cannot keep the reply: %v", err)
 		r.runDone(w.chat, 0, err)
 		return err
+	}
+	if reply != nil {
+		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "a reply of %d bytes, kept and sent", len(reply.Content))
+	} else {
+		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "the agent chose not to reply")
 	}
 	r.log.Info("answered", "group", g.Folder, "chat", w.chat, "messages", w.prompt.Kept, "duration_ms", time.Since(start).Milliseconds())
 	if reply != nil {

@@ -59,7 +59,7 @@ func (r *Router) RunTask(t store.Task) {
 		r.log.Warn("task already has a run waiting or running; not queued again", "task", t.ID, "group", t.Folder)
 		return
 	}
-	r.q.Notify(t.Folder)
+	r.notify(t.Folder)
 }
 
 // runTask runs a scheduled task in the group's container: in the group's
@@ -89,6 +89,7 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 		return sess
 	}
 	r.ch.setCurrent(g.Folder, t.ChatJID)
+	r.trace(ctx, g.Folder, t.ChatJID, 0, store.EventPrompted, "scheduled task %s", t.ID)
 	prompt := fmt.Sprintf("[Scheduled task %s. No one is waiting for your answer: your final output is only logged. "+
 		"To tell the chat anything, use the send_message tool.]\n\n%s", t.ID, t.Prompt)
 	var out ipc.Output
@@ -113,6 +114,11 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 		}
 	}
 	err = failed(out, err)
+	if err != nil {
+		r.trace(ctx, g.Folder, t.ChatJID, 0, store.EventFailed, "scheduled task %s failed: %v", t.ID, err)
+	} else {
+		r.trace(ctx, g.Folder, t.ChatJID, 0, store.EventReplied, "scheduled task %s ran", t.ID)
+	}
 	r.log.Info("task ran", "group", g.Folder, "task", t.ID, "duration_ms", time.Since(start).Milliseconds(), "ok", err == nil)
 	r.recordRun(ctx, t, start, out, err)
 	return sess

@@ -70,23 +70,32 @@ func (e Event) Validate() error {
 	return ValidateFolder(e.Folder)
 }
 
-// AddEvent records a step of folder's trace and drops the group's events
-// beyond the newest MaxEventsPerGroup. The detail is clipped, so any text
-// may be passed.
-func (s *Store) AddEvent(ctx context.Context, e Event) error {
-	e.At = cmp.Or(e.At, time.Now())
-	e.Detail = sanitize.Clip(e.Detail, MaxEventDetail, "…")
-	if err := e.Validate(); err != nil {
-		return fmt.Errorf("record %s event of group %q: %w", e.Kind, e.Folder, err)
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (at, folder, chat_jid, seq, kind, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-			e.At.UnixMilli(), e.Folder, e.Chat, e.Seq, string(e.Kind), e.Detail); err != nil {
+// AddEvents records steps of groups' traces, in one transaction, and drops
+// each group's events beyond the newest MaxEventsPerGroup. Details are
+// clipped, so any text may be passed.
+func (s *Store) AddEvents(ctx context.Context, evs ...Event) error {
+	for i := range evs {
+		e := &evs[i]
+		e.At = cmp.Or(e.At, time.Now())
+		e.Detail = sanitize.Clip(e.Detail, MaxEventDetail, "…")
+		if err := e.Validate(); err != nil {
 			return fmt.Errorf("record %s event of group %q: %w", e.Kind, e.Folder, err)
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM events WHERE folder = ?1 AND id <= (
-			SELECT id FROM events WHERE folder = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`, e.Folder, MaxEventsPerGroup)
-		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, e := range evs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO events (at, folder, chat_jid, seq, kind, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+				e.At.UnixMilli(), e.Folder, e.Chat, e.Seq, string(e.Kind), e.Detail); err != nil {
+				return fmt.Errorf("record %s event of group %q: %w", e.Kind, e.Folder, err)
+			}
+		}
+		for _, e := range evs {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE folder = ?1 AND id <= (
+				SELECT id FROM events WHERE folder = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`, e.Folder, MaxEventsPerGroup); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

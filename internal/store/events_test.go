@@ -12,11 +12,11 @@ func TestEventsTraceOneGroupNewestKept(t *testing.T) {
 	s, _ := openTest(t)
 	t0 := time.UnixMilli(1_700_000_000_000)
 	for i := range MaxEventsPerGroup + 5 {
-		if err := s.AddEvent(ctx, Event{At: t0.Add(time.Duration(i) * time.Second), Folder: "fam", Chat: "c1", Seq: int64(i + 1), Kind: EventStored}); err != nil {
+		if err := s.AddEvents(ctx, Event{At: t0.Add(time.Duration(i) * time.Second), Folder: "fam", Chat: "c1", Seq: int64(i + 1), Kind: EventStored}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.AddEvent(ctx, Event{Folder: "work", Kind: EventFailed, Detail: strings.Repeat("é", MaxEventDetail)}); err != nil {
+	if err := s.AddEvents(ctx, Event{Folder: "work", Kind: EventFailed, Detail: strings.Repeat("é", MaxEventDetail)}); err != nil {
 		t.Fatal(err)
 	}
 	evs, err := s.Events(ctx, "fam", 1000)
@@ -41,7 +41,7 @@ func TestEventsTraceOneGroupNewestKept(t *testing.T) {
 		t.Errorf("detail not clipped to %d bytes: %d bytes", MaxEventDetail, len(d))
 	}
 	for _, bad := range []Event{{Folder: "fam", Kind: "exploded"}, {Folder: "../x", Kind: EventStored}, {Folder: "fam", Kind: EventStored, Seq: -1}} {
-		if err := s.AddEvent(ctx, bad); err == nil {
+		if err := s.AddEvents(ctx, bad); err == nil {
 			t.Errorf("AddEvent(%+v) accepted", bad)
 		}
 	}

@@ -1,0 +1,77 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// The states of a group's worker, as `status` shows them; a group in none of
+// them is idle.
+const (
+	StateQueued  = "queued"  // it has work and waits for a place
+	StateRunning = "running" // its agent is starting or answering
+	StateWarm    = "warm"    // its container waits for more messages
+)
+
+// GroupState is what a group's worker does, since when.
+type GroupState struct {
+	State string
+	Since time.Time
+}
+
+// states tracks each busy group's GroupState.
+type states struct {
+	mu sync.Mutex
+	m  map[string]GroupState
+}
+
+// set records folder's state; "" means idle. Queued is set only on an idle
+// group: a busy worker takes the new work itself.
+func (s *states) set(folder, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, busy := s.m[folder]
+	switch {
+	case state == "":
+		delete(s.m, folder)
+	case state == StateQueued && busy:
+	case cur.State != state:
+		if s.m == nil {
+			s.m = make(map[string]GroupState)
+		}
+		s.m[folder] = GroupState{State: state, Since: time.Now()}
+	}
+}
+
+// States returns the busy groups' states; a group not in it is idle.
+func (r *Router) States() map[string]GroupState {
+	r.states.mu.Lock()
+	defer r.states.mu.Unlock()
+	return maps.Clone(r.states.m)
+}
+
+// Load returns how many groups' agents run, the cap, and the groups waiting
+// for a place, oldest first.
+func (r *Router) Load() (running, limit int, waiting []string) {
+	return r.q.Load()
+}
+
+// notify queues folder's worker for work.
+func (r *Router) notify(folder string) {
+	r.states.set(folder, StateQueued)
+	r.q.Notify(folder)
+}
+
+// trace records a step of a group's way for `status --group`. The trace is
+// for the owner's eyes only; failing to keep it is logged, never fatal.
+func (r *Router) trace(ctx context.Context, folder, chat string, seq int64, kind store.EventKind, format string, args ...any) {
+	e := store.Event{Folder: folder, Chat: chat, Seq: seq, Kind: kind, Detail: fmt.Sprintf(format, args...)}
+	if err := r.st.AddEvents(context.WithoutCancel(ctx), e); err != nil {
+		r.log.Warn("keep trace", "group", folder, "err", err)
+	}
+}
