@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -142,21 +143,28 @@ func hasPair(args []string, flag, value string) bool {
 
 func TestRunArgsCapsCPUsAtHostCount(t *testing.T) {
 	withHostCPUs(t, 2)
-	s := fullSpec()
-	s.CPUs = 16
-	for kind, want := range map[Kind]string{Docker: "2", Podman: "2", Apple: "2"} {
-		got, err := (&Runtime{Kind: kind}).RunArgs(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !hasPair(got, "--cpus", want) {
-			t.Errorf("%s: want --cpus %s in %q", kind, want, got)
-		}
+	cases := []struct {
+		kind Kind
+		cpus float64
+		want string
+	}{
+		{Docker, 16, "2"},
+		{Podman, 16, "2"},
+		{Apple, 16, "2"},
+		{Apple, 0.25, "1"}, // Apple's older releases take whole CPUs only: rounded up
 	}
-	s.CPUs = 0.25 // Apple's older releases take whole CPUs only: rounded up
-	got, _ := (&Runtime{Kind: Apple}).RunArgs(s)
-	if !hasPair(got, "--cpus", "1") {
-		t.Errorf("apple: want --cpus 1 for 0.25 in %q", got)
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/%v", tc.kind, tc.cpus), func(t *testing.T) {
+			s := fullSpec()
+			s.CPUs = tc.cpus
+			got, err := (&Runtime{Kind: tc.kind}).RunArgs(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !hasPair(got, "--cpus", tc.want) {
+				t.Errorf("want --cpus %s in %q", tc.want, got)
+			}
+		})
 	}
 }
 
