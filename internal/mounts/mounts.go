@@ -183,11 +183,12 @@ func (a *Allowlist) Check(m store.Mount, isMain bool, protected ...string) Verdi
 		v.Reason = fmt.Sprintf(format, args...)
 		return v
 	}
-	cp, err := ContainerPath(m.ContainerPath)
-	if err != nil {
+	// The store's rule for container paths, so a stored path is one a run
+	// accepts (R14).
+	if err := store.ValidateContainerPath(m.ContainerPath); err != nil {
 		return reject("%v", err)
 	}
-	v.ContainerPath = cp
+	v.ContainerPath = ipc.ContainerExtraDir + "/" + m.ContainerPath
 
 	if err := store.ValidateHostPath(m.HostPath); err != nil {
 		return reject("%v", err)
@@ -293,16 +294,6 @@ func (g Guard) CheckAll(ms []store.Mount, isMain bool) ([]Verdict, error) {
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-// ContainerPath checks a requested container path (store.ValidateContainerPath,
-// the rule the store applies too) and returns where it is mounted inside the
-// container.
-func ContainerPath(p string) (string, error) {
-	if err := store.ValidateContainerPath(p); err != nil {
-		return "", err
-	}
-	return ipc.ContainerExtraDir + "/" + p, nil
 }
 
 // blocked reports the first component of p matching a blocked pattern. A
