@@ -51,15 +51,14 @@ func NewOutgoing(chatJID, folder, content string) Outgoing {
 // moves without its reply being kept, and a reply is never kept for
 // messages that stay unanswered.
 func (s *Store) AnswerChat(ctx context.Context, chatJID string, upTo int64, reply *Outgoing) error {
-	if err := checkJID(chatJID); err != nil {
+	err := checkJID(chatJID)
+	if reply != nil {
+		err = cmp.Or(err, reply.Validate())
+	}
+	if err != nil {
 		return fmt.Errorf("answer chat %q: %w", chatJID, err)
 	}
-	if reply != nil {
-		if err := reply.Validate(); err != nil {
-			return fmt.Errorf("answer chat %q: %w", chatJID, err)
-		}
-	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO cursors (chat_jid, last_seq, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (chat_jid) DO UPDATE SET last_seq = excluded.last_seq, updated_at = excluded.updated_at
@@ -112,15 +111,13 @@ func (s *Store) MarkSent(ctx context.Context, o Outgoing, ids []string, sender s
 			return fmt.Errorf("outgoing message %s: %w (or already sent)", o.ID, ErrNotFound)
 		}
 		for _, id := range ids {
-			m := Message{ChatJID: o.ChatJID, ID: id, Sender: sender, SenderName: sender, Content: o.Content,
-				Timestamp: now, FromMe: true, IsBot: true}
-			if err := m.Validate(); err != nil {
+			if err := cmp.Or(checkJID(o.ChatJID), nonEmpty("message id", id)); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO messages (chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot)
 				VALUES (?, ?, ?, ?, ?, ?, 1, 1) ON CONFLICT (chat_jid, id) DO NOTHING`,
-				m.ChatJID, m.ID, m.Sender, m.SenderName, m.Content, toMillis(now)); err != nil {
+				o.ChatJID, id, sender, sender, o.Content, toMillis(now)); err != nil {
 				return err
 			}
 		}

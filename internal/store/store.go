@@ -147,17 +147,15 @@ func checkKey(path string, key []byte) error {
 	case err != nil && err != io.ErrUnexpectedEOF:
 		return err
 	}
-	if key == nil {
-		if !bytes.HasPrefix(block[:n], sqliteHeader) {
+	plain := block[:n]
+	if key != nil {
+		if n < adiantumBlockSize { // shorter than one encrypted block
 			return ErrWrongKey
 		}
-		return nil
+		var tweak [8]byte // block 0: offset 0
+		plain = adiantum.New(key).Decrypt(block, tweak[:])
 	}
-	if n < adiantumBlockSize { // shorter than one encrypted block
-		return ErrWrongKey
-	}
-	var tweak [8]byte // block 0: offset 0
-	if !bytes.HasPrefix(adiantum.New(key).Decrypt(block, tweak[:]), sqliteHeader) {
+	if !bytes.HasPrefix(plain, sqliteHeader) {
 		return ErrWrongKey
 	}
 	return nil

@@ -126,12 +126,11 @@ func (t Task) Validate() error {
 	if (t.Status == TaskPaused) != (t.PausedBy != "") {
 		return fmt.Errorf("status %s with paused_by %q: a task records who paused it exactly while it is paused", t.Status, string(t.PausedBy))
 	}
+	var pauser error
 	if t.PausedBy != "" {
-		if err := t.PausedBy.Validate(); err != nil {
-			return err
-		}
+		pauser = t.PausedBy.Validate()
 	}
-	return cmp.Or(checkNullTime("claimed_at", t.ClaimedAt), checkNullTime("next_run", t.NextRun),
+	return cmp.Or(pauser, checkNullTime("claimed_at", t.ClaimedAt), checkNullTime("next_run", t.NextRun),
 		checkNullTime("last_run", t.LastRun), checkTime("created_at", t.CreatedAt))
 }
 
