@@ -277,11 +277,10 @@ func (g Guard) CheckAll(ms []store.Mount, isMain bool) ([]Verdict, error) {
 	if len(ms) == 0 {
 		return nil, nil
 	}
-	file := g.AllowlistPath
-	if file == "" {
+	if g.AllowlistPath == "" {
 		return nil, errors.New("no mount allowlist is configured, so no extra mounts are allowed")
 	}
-	al, err := LoadAllowlist(file)
+	al, err := LoadAllowlist(g.AllowlistPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: fix it, then check it with 'nanoclaw mounts check'", err)
 	}
