@@ -3,9 +3,9 @@
 // inbound events to the host, send text, show typing, list the chats the
 // account is in, and say who it is.
 //
-// Adapters know nothing of the router (the local channel takes only the
-// group-folder rule from the store): they turn the service's events into
-// Message and ChatInfo values and hand them to a Handler.
+// Adapters know nothing of the router, and take only their chat ids' rules
+// from the store (R14): they turn the service's events into Message and
+// ChatInfo values and hand them to a Handler.
 package channel
 
 import (

@@ -3,38 +3,26 @@ package whatsapp
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
-)
 
-var (
-	digits  = regexp.MustCompile(`^[0-9]{1,20}$`)
-	groupID = regexp.MustCompile(`^[0-9]{1,20}(-[0-9]{1,20})?$`)
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // ParseChatJID validates a chat id NanoClaw may send to: "DIGITS@s.whatsapp.net"
 // (a user by phone number), "DIGITS@lid" (a user by LID) or "ID@g.us" (a
-// group), without a device part.
+// group), without a device part. The grammar is the store's (R14), so a chat
+// can be registered as a group exactly when the channel can send to it.
 func ParseChatJID(s string) (types.JID, error) {
 	user, server, ok := strings.Cut(s, "@")
-	if !ok || user == "" || server == "" {
+	if !ok {
 		return types.JID{}, fmt.Errorf("WhatsApp chat id %q: want USER@SERVER", s)
 	}
-	switch server {
-	case types.DefaultUserServer, types.HiddenUserServer:
-		if !digits.MatchString(user) {
-			return types.JID{}, fmt.Errorf("WhatsApp chat id %q: user part must be digits", s)
-		}
-	case types.GroupServer:
-		if !groupID.MatchString(user) {
-			return types.JID{}, fmt.Errorf("WhatsApp chat id %q: not a group id", s)
-		}
-	default:
-		return types.JID{}, fmt.Errorf("WhatsApp chat id %q: server %q is not s.whatsapp.net, lid or g.us", s, server)
+	if err := store.ValidateChatID(s); err != nil {
+		return types.JID{}, err
 	}
 	return types.NewJID(user, server), nil
 }
