@@ -40,7 +40,6 @@ func (c *Channel) lookupPN(lid types.JID) types.JID {
 // syncGroups reports the joined groups' names to the handler at each
 // (re)connect (at most hourly) and every sync interval, until Close.
 func (c *Channel) syncGroups() {
-	defer c.wg.Done()
 	ticker := time.NewTicker(groupSyncInterval)
 	defer ticker.Stop()
 	var last time.Time

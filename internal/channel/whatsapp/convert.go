@@ -60,11 +60,6 @@ func (id identity) canonical(jid, alt types.JID) types.JID {
 	}
 }
 
-// isSelf reports whether a canonical chat id is the account's self-chat.
-func (id identity) isSelf(jid types.JID) bool {
-	return !id.pn.IsEmpty() && jid == id.pn
-}
-
 // convert turns a whatsmeow message event into a channel.Message. ok is false
 // for what NanoClaw ignores: status updates, broadcast lists and newsletters;
 // protocol messages (deletions, key shares, settings), edits, and anything

@@ -1,7 +1,6 @@
 package whatsapp
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -27,10 +26,7 @@ import (
 // With an encrypted database, the session keys are encrypted at rest with
 // everything else (finding 11).
 func openDevice(ctx context.Context, db *sql.DB, log *slog.Logger) (*sqlstore.Container, *store.Device, error) {
-	if db == nil {
-		return nil, nil, fmt.Errorf("open WhatsApp session store: no database")
-	}
-	container := sqlstore.NewWithDB(db, "sqlite3", newWALogger(log, "store"))
+	container := sqlstore.NewWithDB(db, "sqlite3", waLogger{log, "whatsmeow/store"})
 	if err := container.Upgrade(ctx); err != nil {
 		return nil, nil, fmt.Errorf("open WhatsApp session store: upgrade its tables: %w", err)
 	}
@@ -57,10 +53,6 @@ var setDeviceProps = sync.OnceFunc(func() {
 type waLogger struct {
 	log    *slog.Logger
 	module string
-}
-
-func newWALogger(log *slog.Logger, module string) waLog.Logger {
-	return waLogger{log: cmp.Or(log, slog.Default()), module: "whatsmeow/" + module}
 }
 
 func (l waLogger) logf(level slog.Level, format string, args []any) {

@@ -33,9 +33,7 @@ const loginWait = 30 * time.Second
 type Account struct {
 	// JID is the account's phone-number id, "15551234567@s.whatsapp.net":
 	// also the id of its self-chat (Channel.Self).
-	JID string
-	// LID is the account's LID, "98765@lid", when known.
-	LID      string
+	JID      string
 	PushName string // the account's display name, when known
 }
 
@@ -45,12 +43,8 @@ func (a Account) Phone() string {
 	return "+" + user
 }
 
-func accountOf(jid, lid types.JID, pushName string) Account {
-	a := Account{JID: jid.ToNonAD().String(), PushName: pushName}
-	if !lid.IsEmpty() {
-		a.LID = lid.ToNonAD().String()
-	}
-	return a
+func accountOf(jid types.JID, pushName string) Account {
+	return Account{JID: jid.ToNonAD().String(), PushName: pushName}
 }
 
 // AlreadyPairedError reports that the database already holds a linked
@@ -127,7 +121,7 @@ func Pair(ctx context.Context, db *sql.DB, opts PairOptions) (Account, error) {
 	var old *store.Device
 	if device.ID != nil {
 		if !opts.Replace {
-			return Account{}, &AlreadyPairedError{Account: accountOf(*device.ID, device.LID, device.PushName)}
+			return Account{}, &AlreadyPairedError{Account: accountOf(*device.ID, device.PushName)}
 		}
 		old, device = device, container.NewDevice()
 	}
@@ -189,9 +183,9 @@ func Pair(ctx context.Context, db *sql.DB, opts PairOptions) (Account, error) {
 				opts.QR(item.Code, item.Timeout)
 			}
 		case item == whatsmeow.QRChannelSuccess:
-			acct := accountOf(cli.Store.GetJID(), cli.Store.GetLID(), cli.Store.PushName)
+			acct := accountOf(cli.Store.GetJID(), cli.Store.PushName)
 			if old != nil {
-				gone := accountOf(*old.ID, old.LID, old.PushName)
+				gone := accountOf(*old.ID, old.PushName)
 				if err := old.Delete(ctx); err != nil {
 					return acct, fmt.Errorf("paired with %s, but could not delete the old session of %s: %w", acct.Phone(), gone.Phone(), err)
 				}

@@ -149,7 +149,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Channel, error) {
 
 // newClient makes a whatsmeow client for device.
 func newClient(device *store.Device, log *slog.Logger, hc *http.Client) *whatsmeow.Client {
-	cli := whatsmeow.NewClient(device, newWALogger(log, "client"))
+	cli := whatsmeow.NewClient(device, waLogger{log, "whatsmeow/client"})
 	if hc != nil {
 		cli.SetWebsocketHTTPClient(hc)
 		cli.SetPreLoginHTTPClient(hc)
@@ -204,45 +204,41 @@ func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
 	// socket, its handlers and its reconnects under it.
 	connCtx, cancel := context.WithCancel(c.life)
 	c.connCancel = cancel
+	c.cli.BackgroundEventCtx = connCtx
 	if !c.syncing {
 		c.syncing = true
-		c.wg.Add(1)
-		go c.syncGroups()
+		c.wg.Go(c.syncGroups)
 	}
-	c.wg.Add(1) // the connect goroutine below; added under mu so Close waits for it
-	c.mu.Unlock()
-
-	c.cli.BackgroundEventCtx = connCtx
 	started := time.Now()
-	go func() {
-		defer c.wg.Done()
+	// Started under mu, so Close waits for it.
+	c.wg.Go(func() {
 		// With InitialAutoReconnect, a network error here comes back as nil
 		// and whatsmeow retries in the background; anything else is final.
 		// The dial follows connCtx; whatsmeow's handshake gives up after 20 s.
 		if err := c.cli.ConnectContext(connCtx); err != nil {
 			c.finishConnect(fmt.Errorf("cannot reach WhatsApp: %w", err))
 		}
-	}()
+	})
+	c.mu.Unlock()
 
 	select {
 	case err = <-waiter:
 	case <-ctx.Done():
 		err = fmt.Errorf("cannot reach WhatsApp: not connected after %s: %w", time.Since(started).Round(time.Second), ctx.Err())
 	}
+	if err != nil {
+		cancel() // aborts a dial in progress and stops whatsmeow's retries
+		c.cli.Disconnect()
+	}
 	c.mu.Lock()
 	if c.waiter == waiter {
 		c.waiter = nil
 	}
-	c.mu.Unlock()
 	if err != nil {
-		cancel() // aborts a dial in progress and stops whatsmeow's retries
-		c.cli.Disconnect()
-		c.mu.Lock()
 		c.connected = false // a login that raced the deadline is undone too
-		c.mu.Unlock()
-		return err
 	}
-	return nil
+	c.mu.Unlock()
+	return err
 }
 
 // finishConnect ends a pending Connect with err (nil: connected).
@@ -383,10 +379,7 @@ func (c *Channel) usable() error {
 // logout and after Close. The self-chat arrives under this id whether
 // WhatsApp addressed it by phone number or by LID.
 func (c *Channel) Self() string {
-	c.mu.Lock()
-	ok := c.connected && !c.closed && c.fatal == nil
-	c.mu.Unlock()
-	if !ok {
+	if c.usable() != nil {
 		return ""
 	}
 	return c.identity().pn.String()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,37 +19,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/channel/channeltest"
 )
-
-// recorder is a channel.Handler that keeps what it got and can fail.
-type recorder struct {
-	mu    sync.Mutex
-	msgs  []channel.Message
-	chats []channel.ChatInfo
-	fail  error
-}
-
-func (r *recorder) OnMessage(_ context.Context, _ channel.Channel, m channel.Message) (channel.Stored, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail != nil {
-		return channel.Stored{}, r.fail
-	}
-	r.msgs = append(r.msgs, m)
-	return channel.Stored{Seq: int64(len(r.msgs))}, nil
-}
-
-func (r *recorder) OnChat(_ context.Context, _ channel.Channel, c channel.ChatInfo) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.chats = append(r.chats, c)
-}
-
-func (r *recorder) messages() []channel.Message {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]channel.Message(nil), r.msgs...)
-}
 
 // deadEnd is an HTTP client whose every connection is refused; it counts the
 // attempts.
@@ -128,7 +100,7 @@ func TestConnectWithoutPairing(t *testing.T) {
 	}
 	defer c.Close()
 	start := time.Now()
-	err = c.Connect(context.Background(), &recorder{})
+	err = c.Connect(context.Background(), &channeltest.Handler{})
 	if !errors.Is(err, ErrNotPaired) || !strings.Contains(err.Error(), "nanoclaw pair whatsapp") {
 		t.Fatalf("Connect = %v, want ErrNotPaired naming the pair command", err)
 	}
@@ -154,7 +126,7 @@ func TestConnectGivesUpWhenUnreachable(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			err := c.Connect(ctx, &recorder{})
+			err := c.Connect(ctx, &channeltest.Handler{})
 			took := time.Since(start)
 			if err == nil || !strings.Contains(err.Error(), "cannot reach WhatsApp") {
 				t.Fatalf("Connect = %v, want a 'cannot reach WhatsApp' error", err)
@@ -197,7 +169,7 @@ func TestConnectGivesUpWhenUnreachable(t *testing.T) {
 // to store one is reported back so that whatsmeow does not acknowledge it.
 func TestMessagesAreStoredBeforeTheyAreAcknowledged(t *testing.T) {
 	c := newPaired(t, nil)
-	rec := &recorder{}
+	rec := &channeltest.Handler{}
 	c.handler = rec
 
 	evt := msgEvent(types.MessageInfo{
@@ -206,7 +178,7 @@ func TestMessagesAreStoredBeforeTheyAreAcknowledged(t *testing.T) {
 	if ack := c.handleEvent(evt); !ack {
 		t.Fatal("stored message not acknowledged")
 	}
-	got := rec.messages() // already there: delivery was synchronous
+	got := rec.Messages() // already there: delivery was synchronous
 	if len(got) != 1 {
 		t.Fatalf("handler got %d messages when the event handler returned", len(got))
 	}
@@ -214,18 +186,18 @@ func TestMessagesAreStoredBeforeTheyAreAcknowledged(t *testing.T) {
 		t.Errorf("self-chat message by LID converted to %+v", got[0])
 	}
 
-	rec.fail = errors.New("disk full")
+	rec.Err = errors.New("disk full")
 	if ack := c.handleEvent(msgEvent(types.MessageInfo{MessageSource: types.MessageSource{Chat: bobPN, Sender: bobPN}, ID: "X2"},
 		&waE2E.Message{Conversation: proto.String("hi")})); ack {
 		t.Error("message acknowledged although storing it failed")
 	}
-	rec.fail = nil
+	rec.Err = nil
 
 	if ack := c.handleEvent(msgEvent(types.MessageInfo{MessageSource: types.MessageSource{Chat: bobPN, Sender: bobPN}},
 		&waE2E.Message{StickerMessage: &waE2E.StickerMessage{}})); !ack {
 		t.Error("ignored sticker not acknowledged: WhatsApp would redeliver it forever")
 	}
-	if n := len(rec.messages()); n != 1 {
+	if n := len(rec.Messages()); n != 1 {
 		t.Errorf("handler has %d messages, want 1 (the sticker ignored)", n)
 	}
 
@@ -237,7 +209,7 @@ func TestMessagesAreStoredBeforeTheyAreAcknowledged(t *testing.T) {
 
 func TestChatNamesReachTheHandler(t *testing.T) {
 	c := newPaired(t, nil)
-	rec := &recorder{}
+	rec := &channeltest.Handler{}
 	c.handler = rec
 	c.handleEvent(&events.PushName{JID: bobLID, JIDAlt: bobPN, NewPushName: "Bob"})
 	c.handleEvent(&events.GroupInfo{JID: group, Name: &types.GroupName{Name: "Family"}})
@@ -248,22 +220,15 @@ func TestChatNamesReachTheHandler(t *testing.T) {
 		{JID: "120363025246125486@g.us", Name: "Family", IsGroup: true},
 		{JID: "1203@g.us", Name: "Book club", IsGroup: true},
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.chats) != len(want) {
-		t.Fatalf("chats %+v, want %+v", rec.chats, want)
-	}
-	for i := range want {
-		if rec.chats[i] != want[i] {
-			t.Errorf("chat %d: %+v, want %+v", i, rec.chats[i], want[i])
-		}
+	if got := rec.Chats(); !slices.Equal(got, want) {
+		t.Errorf("chats %+v, want %+v", got, want)
 	}
 }
 
 // A logout is final: clear errors naming the pair command, no retry.
 func TestLoggedOutStops(t *testing.T) {
 	c := newPaired(t, nil)
-	c.handler = &recorder{}
+	c.handler = &channeltest.Handler{}
 	c.mu.Lock()
 	c.connected = true
 	c.mu.Unlock()
@@ -279,7 +244,7 @@ func TestLoggedOutStops(t *testing.T) {
 		t.Errorf("Send after logout = %v", err)
 	}
 	start := time.Now()
-	if err := c.Connect(context.Background(), &recorder{}); !errors.Is(err, ErrLoggedOut) {
+	if err := c.Connect(context.Background(), &channeltest.Handler{}); !errors.Is(err, ErrLoggedOut) {
 		t.Errorf("Connect after logout = %v", err)
 	}
 	if time.Since(start) > time.Second {
