@@ -290,9 +290,9 @@ func (r *runner) output(id string, start time.Time, ev Event) ipc.Output {
 	return out
 }
 
+// errorOutput is the host's Output for a turn that failed with msg.
 func (r *runner) errorOutput(id string, start time.Time, msg string) ipc.Output {
-	return ipc.Output{InputID: id, SessionID: r.sessionID, IsError: true,
-		Error: sanitize.Clip(msg, 64<<10, "\n[cut]"), DurationMS: time.Since(start).Milliseconds()}
+	return r.output(id, start, Event{IsError: true, Errors: []string{msg}})
 }
 
 // post sends an Output with its own deadline: it must go out even when the

@@ -76,7 +76,10 @@ func fakeClaude() int {
 		}
 	}
 	b, _ := json.Marshal(rec)
-	os.WriteFile(fmt.Sprintf("fake-claude-%d.json", rec.PID), b, 0o600)
+	// Renamed into place: the test reads these while the fake runs.
+	name := fmt.Sprintf("fake-claude-%d.json", rec.PID)
+	os.WriteFile(name+".tmp", b, 0o600)
+	os.Rename(name+".tmp", name)
 	if sid == "missing-session" {
 		// What Claude Code 2.1.332 does, at once, for an unknown session.
 		fmt.Fprintln(os.Stderr, "No conversation found with session ID: missing-session")

@@ -219,13 +219,9 @@ var errTooLarge = errors.New("response too large")
 func (c *Client) once(ctx context.Context, method, path string, body []byte, timeout time.Duration, limit int64) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
 	// The host part is never dialled (DialContext goes to the socket); it
 	// only names the peer in logs and errors.
-	req, err := http.NewRequestWithContext(ctx, method, "http://gateway"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, "http://gateway"+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
