@@ -84,9 +84,7 @@ func TestFairOrderAndRerun(t *testing.T) {
 				<-release
 			}
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go q.Run(ctx)
+		go q.Run(t.Context())
 		q.Notify("a")
 		synctest.Wait() // a runs
 		q.Notify("b")
@@ -111,9 +109,7 @@ func TestTakenAvoidsARerun(t *testing.T) {
 			<-gate
 			q.Taken(g) // the worker reads everything pending now
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go q.Run(ctx)
+		go q.Run(t.Context())
 		q.Notify("a")
 		synctest.Wait() // a runs
 		q.Notify("a")
@@ -139,9 +135,7 @@ func TestSlotSignalsContention(t *testing.T) {
 				got <- false
 			}
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go q.Run(ctx)
+		go q.Run(t.Context())
 		q.Notify("warm")
 		synctest.Wait() // warm runs
 		select {
@@ -176,9 +170,7 @@ func TestWokenWhileWarm(t *testing.T) {
 				}
 			}
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go q.Run(ctx)
+		go q.Run(t.Context())
 		q.Notify("g")
 		if n := <-rounds; n != 1 {
 			t.Fatalf("first round %d", n)

@@ -163,6 +163,19 @@ func runEngines(t *testing.T, n int, db string, st *store.Store, want []string) 
 	}
 }
 
+// checkRuns checks that each task of ids logged want(id) runs, and logs
+// which process ran how many.
+func checkRuns(t *testing.T, st *store.Store, ids []string, want func(id string) int) {
+	t.Helper()
+	count, by := runCounts(t, st, ids)
+	for _, id := range ids {
+		if count[id] != want(id) {
+			t.Errorf("task %s ran %d times, want %d", id, count[id], want(id))
+		}
+	}
+	t.Logf("runs by process: %v", by)
+}
+
 // runCounts returns how many runs each task logged, and by whom.
 func runCounts(t *testing.T, st *store.Store, ids []string) (map[string]int, map[string]int) {
 	t.Helper()
@@ -199,13 +212,7 @@ func TestProcessesRunEachTaskOnce(t *testing.T) {
 	due := time.Now().Add(time.Second) // the children are up by then, most likely
 	ids := addDueTasks(t, st, 50, due)
 	runEngines(t, 3, db, st, ids)
-	count, by := runCounts(t, st, ids)
-	for _, id := range ids {
-		if count[id] != 1 {
-			t.Errorf("task %s ran %d times, want 1", id, count[id])
-		}
-	}
-	t.Logf("runs by process: %v", by)
+	checkRuns(t, st, ids, func(string) int { return 1 })
 }
 
 // A process dies inside the claim transaction: nothing of it is committed,
@@ -227,13 +234,7 @@ func TestProcessCrashMidClaim(t *testing.T) {
 		}
 	}
 	runEngines(t, 2, db, st, ids)
-	count, by := runCounts(t, st, ids)
-	for _, id := range ids {
-		if count[id] != 1 {
-			t.Errorf("task %s ran %d times, want 1", id, count[id])
-		}
-	}
-	t.Logf("runs by process: %v", by)
+	checkRuns(t, st, ids, func(string) int { return 1 })
 }
 
 // A process claims 20 due runs and dies before running them: those runs are
@@ -261,14 +262,10 @@ func TestProcessCrashAfterClaim(t *testing.T) {
 		}
 	}
 	runEngines(t, 2, db, st, rest)
-	count, _ := runCounts(t, st, ids)
-	for _, id := range ids {
-		want := 1
+	checkRuns(t, st, ids, func(id string) int {
 		if lost[id] {
-			want = 0
+			return 0 // claimed by the dead process
 		}
-		if count[id] != want {
-			t.Errorf("task %s (claimed by the dead process: %v) ran %d times, want %d", id, lost[id], count[id], want)
-		}
-	}
+		return 1
+	})
 }
