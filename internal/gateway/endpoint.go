@@ -51,8 +51,7 @@ type Endpoint struct {
 	cancel context.CancelFunc
 	served chan struct{} // closed when srv.Serve returned
 
-	mu       sync.Mutex
-	closed   bool
+	mu       sync.Mutex // orders enter against Close
 	handlers sync.WaitGroup
 	once     sync.Once
 	closeErr error
@@ -167,9 +166,8 @@ func listen(dir, sock string, uid, gid int) (net.Listener, error) {
 func (e *Endpoint) Close() error {
 	e.once.Do(func() {
 		e.mu.Lock()
-		e.closed = true
-		e.mu.Unlock()
 		e.cancel()
+		e.mu.Unlock()
 		e.closeErr = e.srv.Close()
 		<-e.served
 		done := make(chan struct{})
@@ -196,7 +194,7 @@ func (e *Endpoint) Close() error {
 func (e *Endpoint) enter() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.ctx.Err() != nil {
 		return false
 	}
 	e.handlers.Add(1)

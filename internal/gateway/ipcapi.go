@@ -122,7 +122,6 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	start := time.Now()
-	caller := e.group
 	var res any
 	// Arguments whose ipc type validates itself (send_message's) are
 	// checked here, before the host sees them.
@@ -138,9 +137,9 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 	case e.gw.opt.Tools == nil:
 		err = fmt.Errorf("tool %s is not available", name)
 	default:
-		res, err = e.gw.opt.Tools.Call(r.Context(), caller, name, json.RawMessage(body))
+		res, err = e.gw.opt.Tools.Call(r.Context(), e.group, name, json.RawMessage(body))
 	}
-	attrs := []any{"group", caller.Folder, "tool", name, "duration_ms", time.Since(start).Milliseconds()}
+	attrs := []any{"group", e.group.Folder, "tool", name, "duration_ms", time.Since(start).Milliseconds()}
 	if err != nil {
 		e.gw.opt.Logger.Info("ipc tool", append(attrs, "ok", false, "err", err.Error())...)
 		ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Error: err.Error()})

@@ -153,22 +153,19 @@ func (m *usageMeter) totals() (in, out int64, ok bool) {
 }
 
 // meteredBody feeds what the client reads of a response to a meter, and
-// calls done once when the body ends or is closed.
+// calls done once when the body ends or is closed. The reverse proxy reads
+// and closes a response body in one goroutine: Read and Close never run at
+// once.
 type meteredBody struct {
 	io.ReadCloser
-	mu    sync.Mutex
 	meter *usageMeter
-	ended bool
+	ended sync.Once
 	done  func()
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.mu.Lock()
-	if n > 0 && !b.ended {
-		b.meter.Write(p[:n])
-	}
-	b.mu.Unlock()
+	b.meter.Write(p[:n])
 	if err == io.EOF {
 		b.end()
 	}
@@ -182,13 +179,8 @@ func (b *meteredBody) Close() error {
 }
 
 func (b *meteredBody) end() {
-	b.mu.Lock()
-	if b.ended {
-		b.mu.Unlock()
-		return
-	}
-	b.ended = true
-	b.meter.finish()
-	b.mu.Unlock()
-	b.done()
+	b.ended.Do(func() {
+		b.meter.finish()
+		b.done()
+	})
 }
