@@ -36,6 +36,18 @@ func mustURL(t *testing.T, s string) *url.URL {
 	return u
 }
 
+// postStream posts streamBody to path on ep and returns the response as
+// it starts; its body is closed when the test ends.
+func postStream(t *testing.T, ep *Endpoint, path string) *http.Response {
+	t.Helper()
+	resp, err := client(ep).Post("http://gateway"+path, "application/json", strings.NewReader(streamBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // containerHeaders are what a container might send: the placeholder in
 // every credential header it can think of.
 var containerHeaders = []string{
@@ -311,13 +323,7 @@ func TestAPIStreamsIncrementally(t *testing.T) {
 	e := newEnv(t, Options{Upstream: mustURL(t, upstream.URL), APIKey: realKey})
 	ep := e.open(t, "family", false, egress.Policy{})
 
-	req, _ := http.NewRequest(http.MethodPost, "http://gateway/v1/messages", strings.NewReader(streamBody))
-	resp, err := client(ep).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
+	br := bufio.NewReader(postStream(t, ep, "/v1/messages").Body)
 	first := make(chan string, 1)
 	go func() {
 		var ev strings.Builder
@@ -427,11 +433,7 @@ func TestAPIStreamCutShort(t *testing.T) {
 	defer upstream.Close()
 	e := newEnv(t, Options{Upstream: mustURL(t, upstream.URL), APIKey: realKey})
 	ep := e.open(t, "g", false, egress.Policy{})
-	req, _ := http.NewRequest(http.MethodPost, "http://gateway/v1/messages", strings.NewReader(streamBody))
-	resp, err := client(ep).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postStream(t, ep, "/v1/messages")
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || !strings.Contains(line, "message_start") {
 		t.Fatalf("first line %q, %v", line, err)

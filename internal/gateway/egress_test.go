@@ -15,17 +15,23 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 )
 
+// tunnelEnv is an env under opt whose name a.example resolves to publicA,
+// which is routed to an echo server, and the endpoint of group g under
+// public egress.
+func tunnelEnv(t *testing.T, opt Options) (*env, *Endpoint) {
+	t.Helper()
+	e := newEnv(t, opt)
+	e.resolver.table["a.example"] = []netip.Addr{publicA}
+	e.dialer.route["1.1.1.1:443"] = echoServer(t)
+	return e, e.open(t, "g", false, mustPolicy(t, "public"))
+}
+
 // finding 2: CONNECT to a name that resolves to a public address is
 // tunnelled to exactly the address that was checked, and logged once with
 // the bytes that went through.
 func TestConnectPublicTunnelsToCheckedAddress(t *testing.T) {
-	echo := echoServer(t)
-	e := newEnv(t, Options{})
-	e.resolver.table["api.example.com"] = []netip.Addr{publicA}
-	e.dialer.route["1.1.1.1:443"] = echo
-	ep := e.open(t, "family", false, mustPolicy(t, "public"))
-
-	status, body, c, br := connect(t, ep, "API.Example.com:443")
+	e, ep := tunnelEnv(t, Options{})
+	status, body, c, br := connect(t, ep, "A.Example:443")
 	if status != http.StatusOK {
 		t.Fatalf("CONNECT: %d %s", status, body)
 	}
@@ -39,16 +45,16 @@ func TestConnectPublicTunnelsToCheckedAddress(t *testing.T) {
 	if got := e.dialer.addrs(); !slices.Equal(got, []string{"1.1.1.1:443"}) {
 		t.Errorf("dialled %v, want only the checked address 1.1.1.1:443", got)
 	}
-	if got := e.resolver.looked(); !slices.Equal(got, []string{"api.example.com"}) {
-		t.Errorf("lookups %v, want one of api.example.com", got)
+	if got := e.resolver.looked(); !slices.Equal(got, []string{"a.example"}) {
+		t.Errorf("lookups %v, want one of a.example", got)
 	}
 	lines := e.log.waitLines(t, "egress", 1)
 	l := lines[0]
-	if l["group"] != "family" || l["host"] != "api.example.com" || l["port"] != float64(443) || l["addr"] != "1.1.1.1" ||
+	if l["group"] != "g" || l["host"] != "a.example" || l["port"] != float64(443) || l["addr"] != "1.1.1.1" ||
 		l["allowed"] != true || l["bytes_up"] != float64(5) || l["bytes_down"] != float64(11) || l["kind"] != "connect" {
 		t.Errorf("log line %v", l)
 	}
-	st := e.gw.Stats()["family"]
+	st := e.gw.Stats()["g"]
 	if st.Allowed != 1 || st.Denied != 0 || st.Active != 0 || st.BytesUp != 5 || st.BytesDown != 11 {
 		t.Errorf("stats %+v", st)
 	}
@@ -288,11 +294,7 @@ func TestForwardPublicName(t *testing.T) {
 
 // Each group has a bounded number of open connections.
 func TestTunnelLimit(t *testing.T) {
-	echo := echoServer(t)
-	e := newEnv(t, Options{MaxTunnels: 1})
-	e.resolver.table["a.example"] = []netip.Addr{publicA}
-	e.dialer.route["1.1.1.1:443"] = echo
-	ep := e.open(t, "g", false, mustPolicy(t, "public"))
+	e, ep := tunnelEnv(t, Options{MaxTunnels: 1})
 	other := e.open(t, "h", false, mustPolicy(t, "public"))
 
 	status, _, c, _ := connect(t, ep, "a.example:443")
@@ -321,13 +323,9 @@ func TestTunnelLimit(t *testing.T) {
 
 // A tunnel nobody uses is closed after the idle time; one in use is not.
 func TestTunnelIdle(t *testing.T) {
-	echo := echoServer(t)
 	// The idle time is ten times the gap between round trips, so a busy
 	// machine (the race detector, parallel packages) cannot pass for idle.
-	e := newEnv(t, Options{TunnelIdle: time.Second})
-	e.resolver.table["a.example"] = []netip.Addr{publicA}
-	e.dialer.route["1.1.1.1:443"] = echo
-	ep := e.open(t, "g", false, mustPolicy(t, "public"))
+	e, ep := tunnelEnv(t, Options{TunnelIdle: time.Second})
 	_, _, c, br := connect(t, ep, "a.example:443")
 	// Busy for longer than the idle time: stays open.
 	for i := range 15 {
@@ -352,11 +350,7 @@ func TestTunnelIdle(t *testing.T) {
 
 // Closing the endpoint ends its tunnels and removes the socket.
 func TestCloseEndsTunnels(t *testing.T) {
-	echo := echoServer(t)
-	e := newEnv(t, Options{})
-	e.resolver.table["a.example"] = []netip.Addr{publicA}
-	e.dialer.route["1.1.1.1:443"] = echo
-	ep := e.open(t, "g", false, mustPolicy(t, "public"))
+	e, ep := tunnelEnv(t, Options{})
 	_, _, c, br := connect(t, ep, "a.example:443")
 	fmt.Fprintf(c, "hi\n")
 	if _, err := br.ReadString('\n'); err != nil {

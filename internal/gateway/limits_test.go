@@ -241,13 +241,7 @@ func TestSocketBodyTimeout(t *testing.T) {
 	}
 
 	// A stream that outlasts the body's deadline goes on.
-	req, _ := http.NewRequest(http.MethodPost, "http://gateway/v1/messages?beta=true", strings.NewReader(streamBody))
-	resp, err := client(ep).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
+	br := bufio.NewReader(postStream(t, ep, "/v1/messages?beta=true").Body)
 	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "message_start") {
 		t.Fatalf("first event: %q %v", line, err)
 	}
