@@ -58,8 +58,9 @@ type RateLimitError struct {
 }
 
 func (e *RateLimitError) Error() string {
+	wait := (e.Wait + time.Second - 1).Truncate(time.Second) // rounded up, so it is never too short
 	return fmt.Sprintf("the send limit of chat %s (%s) is reached: wait %s before sending again",
-		e.Chat, e.Limit, roundUp(e.Wait))
+		e.Chat, e.Limit, wait)
 }
 
 // delay is how long a message to chat must wait at now; take says whether
@@ -123,9 +124,4 @@ type Limited interface {
 	// CheckSend reports, without using the budget, whether a message to
 	// chat jid may go now: nil, or a *RateLimitError.
 	CheckSend(jid string) error
-}
-
-// roundUp rounds d up to a whole second, so "wait" is never too short.
-func roundUp(d time.Duration) time.Duration {
-	return (d + time.Second - 1).Truncate(time.Second)
 }

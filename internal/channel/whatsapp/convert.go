@@ -123,7 +123,7 @@ func convert(evt *events.Message, id identity) (channel.Message, bool) {
 		Sender:     sender.String(),
 		SenderName: validText(name),
 		Text:       text,
-		Quote:      quote(contextInfo(msg)), // apart, so a swipe-reply starting with the trigger triggers
+		Quote:      quote(msg), // apart, so a swipe-reply starting with the trigger triggers
 		Timestamp:  ts.UTC(),
 		FromMe:     info.IsFromMe,
 		IsGroup:    chat.Server == types.GroupServer,
@@ -138,23 +138,13 @@ func messageText(msg *waE2E.Message) string {
 		msg.GetImageMessage().GetCaption(), msg.GetVideoMessage().GetCaption()))
 }
 
-// contextInfo is the reply context of the message kinds messageText reads.
-func contextInfo(msg *waE2E.Message) *waE2E.ContextInfo {
-	switch {
-	case msg.GetExtendedTextMessage() != nil:
-		return msg.GetExtendedTextMessage().GetContextInfo()
-	case msg.GetImageMessage() != nil:
-		return msg.GetImageMessage().GetContextInfo()
-	case msg.GetVideoMessage() != nil:
-		return msg.GetVideoMessage().GetContextInfo()
-	}
-	return nil
-}
-
-// quote renders the message a reply answers as one line, whitespace
-// collapsed and capped at quoteMaxRunes; "" when the message is no reply or
-// the quoted message has no text.
-func quote(ci *waE2E.ContextInfo) string {
+// quote renders the message that msg answers as one line, whitespace
+// collapsed and capped at quoteMaxRunes; "" when msg is no reply or the
+// quoted message has no text. The reply context is read from the message
+// kinds messageText reads.
+func quote(msg *waE2E.Message) string {
+	ci := cmp.Or(msg.GetExtendedTextMessage().GetContextInfo(), msg.GetImageMessage().GetContextInfo(),
+		msg.GetVideoMessage().GetContextInfo())
 	q := ci.GetQuotedMessage()
 	if q == nil {
 		return ""
