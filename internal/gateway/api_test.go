@@ -151,26 +151,6 @@ func TestAPIOAuthToken(t *testing.T) {
 	}
 }
 
-func TestAPINoCredential(t *testing.T) {
-	fake := fakeapi.New()
-	defer fake.Close()
-	e := newEnv(t, Options{Upstream: mustURL(t, fake.URL())})
-	ep := e.open(t, "g", false, egress.Policy{})
-	status, body, _ := do(t, ep, http.MethodPost, "/v1/messages", streamBody, containerHeaders...)
-	var got struct {
-		Type  string
-		Error struct{ Type, Message string }
-	}
-	json.Unmarshal([]byte(body), &got)
-	if status != http.StatusUnauthorized || got.Type != "error" || got.Error.Type != "authentication_error" ||
-		!strings.Contains(got.Error.Message, "no API credential configured on the host: set ANTHROPIC_API_KEY") {
-		t.Fatalf("status %d body %s; want 401 with an authentication_error naming ANTHROPIC_API_KEY", status, body)
-	}
-	if n := len(fake.Requests()); n != 0 {
-		t.Fatalf("upstream saw %d requests without a credential", n)
-	}
-}
-
 // R5: only the API calls Claude Code makes reach the upstream, spelled
 // exactly as it spells them; every other method, path, query or encoding
 // is refused with 403 in the API's error shape and one log line, and the
@@ -399,21 +379,49 @@ func TestAPIUsagePerGroup(t *testing.T) {
 	}
 }
 
-func TestAPIUpstreamDown(t *testing.T) {
+// An API call the host cannot forward (no upstream, no credential, the
+// upstream down) is answered in the API's error shape, which Claude Code
+// shows, and never with the real key; without a credential nothing goes
+// upstream.
+func TestAPIHostNotReady(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
+	down := "http://" + ln.Addr().String()
 	ln.Close()
-	e := newEnv(t, Options{Upstream: mustURL(t, "http://"+addr), APIKey: realKey})
-	ep := e.open(t, "g", false, egress.Policy{})
-	status, body, _ := do(t, ep, http.MethodPost, "/v1/messages", streamBody)
-	if status != http.StatusBadGateway || !strings.Contains(body, `"api_error"`) || !strings.Contains(body, "upstream API unreachable") {
-		t.Fatalf("status %d body %s; want 502 api_error", status, body)
+	fake := fakeapi.New()
+	defer fake.Close()
+	for _, tc := range []struct {
+		name          string
+		opt           Options
+		status        int
+		typ, contains string
+	}{
+		{"no upstream", Options{APIKey: realKey}, http.StatusServiceUnavailable, "api_error", "no upstream API URL configured"},
+		{"no credential", Options{Upstream: mustURL(t, fake.URL())}, http.StatusUnauthorized, "authentication_error",
+			"no API credential configured on the host: set ANTHROPIC_API_KEY"},
+		{"upstream down", Options{Upstream: mustURL(t, down), APIKey: realKey}, http.StatusBadGateway, "api_error", "upstream API unreachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.opt)
+			ep := e.open(t, "g", false, egress.Policy{})
+			status, body, _ := do(t, ep, http.MethodPost, "/v1/messages", streamBody, containerHeaders...)
+			var got struct {
+				Type  string
+				Error struct{ Type, Message string }
+			}
+			json.Unmarshal([]byte(body), &got)
+			if status != tc.status || got.Type != "error" || got.Error.Type != tc.typ || !strings.Contains(got.Error.Message, tc.contains) {
+				t.Fatalf("status %d body %s; want %d with an %s naming %q", status, body, tc.status, tc.typ, tc.contains)
+			}
+			if strings.Contains(body, realKey) || strings.Contains(e.log.String(), realKey) {
+				t.Fatal("the real key leaked into an answer or the log")
+			}
+		})
 	}
-	if strings.Contains(body, realKey) || strings.Contains(e.log.String(), realKey) {
-		t.Fatal("the real key leaked into an answer or the log")
+	if n := len(fake.Requests()); n != 0 {
+		t.Fatalf("upstream saw %d requests without a credential", n)
 	}
 }
 
