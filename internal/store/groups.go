@@ -80,9 +80,7 @@ func scanGroup(sc scanner) (g Group, key string, err error) {
 // original AddedAt). A zero AddedAt means now. g is validated first and
 // written in one statement, so it is stored whole or not at all.
 func (s *Store) PutGroup(ctx context.Context, g Group) error {
-	if g.AddedAt.IsZero() {
-		g.AddedAt = time.Now()
-	}
+	g.AddedAt = cmp.Or(g.AddedAt, time.Now())
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("put group %q: %w", g.Folder, err)
 	}

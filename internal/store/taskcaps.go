@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -118,9 +119,7 @@ const pruneFinished = `
 // pass a cap; the pruning, the insert and the reading of a refusal's reason
 // are one transaction.
 func (s *Store) CreateTaskWithin(ctx context.Context, t Task, caps TaskCaps) error {
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = time.Now()
-	}
+	t.CreatedAt = cmp.Or(t.CreatedAt, time.Now())
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("create task %q: %w", t.ID, err)
 	}
