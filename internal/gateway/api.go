@@ -131,7 +131,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		case http.StatusRequestTimeout:
 			typ, msg = "timeout_error", "gateway: request "+err.Error()
 		case http.StatusBadRequest:
-			if r.ContentLength > maxAPIBody || strings.Contains(err.Error(), "exceeds") {
+			if strings.Contains(err.Error(), "exceeds") { // a body without a length (a declared one was answered above)
 				status, typ = http.StatusRequestEntityTooLarge, "request_too_large"
 			}
 		}
