@@ -181,29 +181,40 @@ func TestPruneRunLogs(t *testing.T) {
 // Every container runs nanoclaw-agent: one that another user could replace
 // is refused.
 func TestCheckAgentBinary(t *testing.T) {
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "nanoclaw-agent")
-	writeFile(t, bin, "#!", 0o755)
-	if err := checkAgentBinary(bin); err != nil {
-		t.Fatalf("a private binary was refused: %v", err)
+	cases := []struct {
+		name   string
+		change func(t *testing.T, dir, bin string) string // returns the path to check
+		want   string                                     // "": accepted; else part of the refusal
+	}{
+		{"private binary", func(_ *testing.T, _, bin string) string { return bin }, ""},
+		{"world-writable binary", func(_ *testing.T, _, bin string) string {
+			os.Chmod(bin, 0o777)
+			return bin
+		}, "another user"},
+		{"world-writable directory", func(_ *testing.T, dir, bin string) string {
+			os.Chmod(dir, 0o777)
+			return bin
+		}, "another user"},
+		{"link to a private binary", func(t *testing.T, _, bin string) string {
+			link := filepath.Join(t.TempDir(), "link")
+			os.Symlink(bin, link)
+			return link
+		}, ""},
+		{"missing binary", func(_ *testing.T, dir, _ string) string { return filepath.Join(dir, "missing") }, "make build"},
 	}
-	os.Chmod(bin, 0o777)
-	if err := checkAgentBinary(bin); err == nil || !strings.Contains(err.Error(), "another user") {
-		t.Errorf("a world-writable binary: %v", err)
-	}
-	os.Chmod(bin, 0o755)
-	os.Chmod(dir, 0o777)
-	if err := checkAgentBinary(bin); err == nil {
-		t.Error("a binary in a world-writable directory was accepted")
-	}
-	os.Chmod(dir, 0o755)
-	link := filepath.Join(t.TempDir(), "link")
-	os.Symlink(bin, link)
-	if err := checkAgentBinary(link); err != nil {
-		t.Errorf("a link to a private binary: %v", err)
-	}
-	if err := checkAgentBinary(filepath.Join(dir, "missing")); err == nil {
-		t.Error("a missing binary was accepted")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.Chmod(dir, 0o755)
+			bin := filepath.Join(dir, "nanoclaw-agent")
+			writeFile(t, bin, "#!", 0o755)
+			err := checkAgentBinary(tc.change(t, dir, bin))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want it to say %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -22,6 +22,22 @@ func writeFile(t *testing.T, name, body string, perm os.FileMode) {
 	}
 }
 
+// mountHarness is a harness whose runner reads the mount allowlist written
+// at path, and whose log the test reads back.
+func mountHarness(t *testing.T, rtName, path, allowlist string, tweak func(*Options)) (*harness, *testenv.Buffer) {
+	t.Helper()
+	writeFile(t, path, allowlist, 0o600)
+	logs := &testenv.Buffer{}
+	h := newHarness(t, rtName, func(o *Options) {
+		o.AllowlistPath = path
+		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+		if tweak != nil {
+			tweak(o)
+		}
+	})
+	return h, logs
+}
+
 // TestExtraMounts runs a real container with a mix of extra mounts and
 // checks, from inside, what the allowlist let through and how (finding 3).
 func TestExtraMounts(t *testing.T) {
@@ -44,17 +60,10 @@ func TestExtraMounts(t *testing.T) {
 		}
 		os.Chmod(filepath.Join(rootRW, "writable"), 0o777) // the container user may write here
 		os.Chmod(filepath.Join(rootRO, "docs"), 0o777)     // only the mount can stop a write
-		allowlist := filepath.Join(confDir, "mount-allowlist.json")
-		writeFile(t, allowlist, `{"allowedRoots": [
+		h, logs := mountHarness(t, rtName, filepath.Join(confDir, "mount-allowlist.json"), `{"allowedRoots": [
 			{"path": "`+rootRW+`", "allowReadWrite": true, "description": "`+marker+`"},
 			{"path": "`+rootRO+`", "allowReadWrite": false}
-		], "nonMainReadOnly": false}`, 0o600)
-
-		logs := &testenv.Buffer{}
-		h := newHarness(t, rtName, func(o *Options) {
-			o.AllowlistPath = allowlist
-			o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-		})
+		], "nonMainReadOnly": false}`, nil)
 		g := h.group("extras", false, store.ContainerConfig{AdditionalMounts: []store.Mount{
 			{HostPath: filepath.Join(rootRW, "shared"), ContainerPath: "shared", ReadOnly: true},
 			{HostPath: filepath.Join(rootRO, "docs"), ContainerPath: "docs"},   // rw asked, ro root
@@ -103,6 +112,47 @@ func TestExtraMounts(t *testing.T) {
 		}
 		if n := strings.Count(l, "extra mount skipped"); n != 4 {
 			t.Errorf("%d mounts logged as skipped, want 4", n)
+		}
+	})
+}
+
+// TestAgentBinaryDirNeverMounted (R7): the owner keeps nanoclaw-agent under
+// a read-write allowed root; a non-main group asking for that directory,
+// or for the root itself, gets neither, so it cannot replace the program
+// every later container runs. A neighbouring directory is mounted.
+func TestAgentBinaryDirNeverMounted(t *testing.T) {
+	runtimes(t, func(t *testing.T, rtName string) {
+		root, _ := filepath.EvalSymlinks(t.TempDir())
+		os.Chmod(root, 0o755)
+		agentBin := filepath.Join(root, "tools", "nanoclaw-agent")
+		data, err := os.ReadFile(testenv.AgentBinary(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, agentBin, string(data), 0o755)
+		os.Chmod(filepath.Dir(agentBin), 0o755)
+		writeFile(t, filepath.Join(root, "work", "w.txt"), "WORK-CONTENT\n", 0o644)
+		os.Chmod(filepath.Join(root, "work"), 0o755)
+		h, logs := mountHarness(t, rtName, filepath.Join(t.TempDir(), "mount-allowlist.json"),
+			`{"allowedRoots": [{"path": "`+root+`", "allowReadWrite": true}], "nonMainReadOnly": false}`,
+			func(o *Options) { o.AgentBinary = agentBin })
+		g := h.group("binary", false, store.ContainerConfig{AdditionalMounts: []store.Mount{
+			{HostPath: filepath.Join(root, "tools"), ContainerPath: "tools"}, // the agent binary's directory
+			{HostPath: root, ContainerPath: "all"},                           // contains it
+			{HostPath: filepath.Join(root, "work"), ContainerPath: "work"},   // the control
+		}})
+		s := h.start(g, StartOptions{})
+		out := h.bash(s, `ls /workspace/extra; cat /workspace/extra/work/w.txt; echo END-OF-CHECK`)
+		if !strings.Contains(out, "END-OF-CHECK") || !strings.Contains(out, "WORK-CONTENT") {
+			t.Fatalf("the control mount is missing:\n%s", out)
+		}
+		for _, bad := range []string{"tools", "all"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%q is mounted:\n%s", bad, out)
+			}
+		}
+		if n := strings.Count(logs.String(), "overlaps nanoclaw's own"); n != 2 {
+			t.Errorf("%d mounts logged as overlapping nanoclaw's own, want 2:\n%s", n, logs.String())
 		}
 	})
 }
