@@ -113,28 +113,37 @@ func TestUpdate(t *testing.T) {
 	}
 	now := created.Add(30 * time.Minute)
 	str := func(s string) *string { return &s }
+	at := func(t time.Time) *time.Time { return &t }
 
-	// The prompt alone: the next run stays.
-	got, err := Update(orig, TaskEdit{Prompt: str("new")}, now)
-	if err != nil || got.Prompt != "new" || !got.NextRun.Equal(*orig.NextRun) {
-		t.Fatalf("prompt update = %+v, %v", got, err)
-	}
-	// A new cron value: the next run is recomputed from now, in the task's zone.
-	got, err = Update(orig, TaskEdit{ScheduleValue: str("0 18 * * *")}, now)
-	if err != nil || !got.NextRun.Equal(time.Date(2026, 5, 4, 16, 0, 0, 0, time.UTC)) || got.ScheduleValue != "0 18 * * *" {
-		t.Fatalf("cron update = next %v, %v", got.NextRun, err)
-	}
-	// A new type and value.
-	got, err = Update(orig, TaskEdit{ScheduleType: str("interval"), ScheduleValue: str("120000")}, now)
-	if err != nil || got.ScheduleType != store.ScheduleInterval || !got.NextRun.Equal(now.Add(2*time.Minute)) {
-		t.Fatalf("interval update = %+v, %v", got, err)
-	}
-	got, err = Update(orig, TaskEdit{ScheduleType: str("once"), ScheduleValue: str("2026-06-01T08:00")}, now)
-	if err != nil || !got.NextRun.Equal(time.Date(2026, 6, 1, 6, 0, 0, 0, time.UTC)) {
-		t.Fatalf("once update = %v, %v", got.NextRun, err)
-	}
-	if got.Status != orig.Status || got.ID != orig.ID || got.Timezone != orig.Timezone {
-		t.Fatalf("Update changed more than asked: %+v", got)
+	for _, tc := range []struct {
+		name string
+		edit TaskEdit
+		want store.Task // the fields an edit may change
+	}{
+		// The prompt alone: the next run stays.
+		{"prompt", TaskEdit{Prompt: str("new")},
+			store.Task{Prompt: "new", ScheduleType: store.ScheduleCron, ScheduleValue: "0 9 * * *", NextRun: orig.NextRun}},
+		// A new cron value: the next run is recomputed from now, in the task's zone.
+		{"cron value", TaskEdit{ScheduleValue: str("0 18 * * *")},
+			store.Task{Prompt: "old", ScheduleType: store.ScheduleCron, ScheduleValue: "0 18 * * *", NextRun: at(time.Date(2026, 5, 4, 16, 0, 0, 0, time.UTC))}},
+		// A new type and value.
+		{"interval", TaskEdit{ScheduleType: str("interval"), ScheduleValue: str("120000")},
+			store.Task{Prompt: "old", ScheduleType: store.ScheduleInterval, ScheduleValue: "120000", NextRun: at(now.Add(2 * time.Minute))}},
+		{"once", TaskEdit{ScheduleType: str("once"), ScheduleValue: str("2026-06-01T08:00")},
+			store.Task{Prompt: "old", ScheduleType: store.ScheduleOnce, ScheduleValue: "2026-06-01T08:00", NextRun: at(time.Date(2026, 6, 1, 6, 0, 0, 0, time.UTC))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Update(orig, tc.edit, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Prompt != tc.want.Prompt || got.ScheduleType != tc.want.ScheduleType || got.ScheduleValue != tc.want.ScheduleValue || !got.NextRun.Equal(*tc.want.NextRun) {
+				t.Fatalf("Update = %+v (next %v), want %+v (next %v)", got, got.NextRun, tc.want, tc.want.NextRun)
+			}
+			if got.Status != orig.Status || got.ID != orig.ID || got.Timezone != orig.Timezone {
+				t.Fatalf("Update changed more than asked: %+v", got)
+			}
+		})
 	}
 
 	for _, tc := range []struct {
@@ -157,35 +166,38 @@ func TestUpdate(t *testing.T) {
 func TestNextRunOfStoredTask(t *testing.T) {
 	now := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
 	due := now.Add(-25 * time.Second)
-	task := store.Task{ID: "t", ScheduleType: store.ScheduleInterval, ScheduleValue: "10000", Timezone: "UTC", NextRun: &due}
-	// Stored before the minimum was raised: still runs, on its grid.
-	next, err := NextRun(task, now)
-	if err != nil || !next.Equal(due.Add(30*time.Second)) {
-		t.Fatalf("NextRun = %v, %v; want %v", next, err, due.Add(30*time.Second))
-	}
-	task.ScheduleType, task.ScheduleValue = store.ScheduleOnce, "2026-05-04T11:00:00Z"
-	if next, err := NextRun(task, now); err != nil || next != nil {
-		t.Fatalf("claimed once task: NextRun = %v, %v; want none", next, err)
-	}
-	// Not claimed (resuming): the first run after now.
-	task.NextRun = nil
-	if next, err := NextRun(task, now); err != nil || next == nil || !next.Equal(now.Add(time.Hour)) {
-		t.Fatalf("resumed once task: NextRun = %v, %v; want its time", next, err)
-	}
-	if next, err := NextRun(task, now.Add(2*time.Hour)); err != nil || next != nil {
-		t.Fatalf("resumed once task past its time: NextRun = %v, %v; want none", next, err)
-	}
-	task.ScheduleType, task.ScheduleValue = store.ScheduleInterval, "60000"
-	if next, err := NextRun(task, now); err != nil || next == nil || !next.Equal(now.Add(time.Minute)) {
-		t.Fatalf("resumed interval task: NextRun = %v, %v; want now + interval", next, err)
-	}
-	task.NextRun = &due
-	task.ScheduleType, task.ScheduleValue = store.ScheduleCron, "not cron"
-	if _, err := NextRun(task, now); err == nil || !strings.Contains(err.Error(), "must have 5 fields") {
-		t.Fatalf("broken cron: err = %v", err)
-	}
-	task.ScheduleValue, task.Timezone = "* * * * *", "Local"
-	if _, err := NextRun(task, now); err == nil {
-		t.Fatal("a task in the host's zone was scheduled")
+	at := func(t time.Time) *time.Time { return &t }
+	for _, tc := range []struct {
+		name        string
+		kind        store.ScheduleType
+		value, zone string
+		claimed     *time.Time // the task's NextRun: the due time of a claimed run
+		now         time.Time
+		want        *time.Time // nil: no further run
+		wantErr     string     // part of the error; "": none
+	}{
+		// Stored before the minimum was raised: still runs, on its grid.
+		{"claimed interval under the minimum", store.ScheduleInterval, "10000", "UTC", &due, now, at(due.Add(30 * time.Second)), ""},
+		{"claimed once task", store.ScheduleOnce, "2026-05-04T11:00:00Z", "UTC", &due, now, nil, ""},
+		// Not claimed (resuming): the first run after now.
+		{"resumed once task", store.ScheduleOnce, "2026-05-04T11:00:00Z", "UTC", nil, now, at(now.Add(time.Hour)), ""},
+		{"resumed once task past its time", store.ScheduleOnce, "2026-05-04T11:00:00Z", "UTC", nil, now.Add(2 * time.Hour), nil, ""},
+		{"resumed interval task", store.ScheduleInterval, "60000", "UTC", nil, now, at(now.Add(time.Minute)), ""},
+		{"broken cron", store.ScheduleCron, "not cron", "UTC", &due, now, nil, "must have 5 fields"},
+		{"the host's zone", store.ScheduleCron, "* * * * *", "Local", &due, now, nil, `time zone "Local"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := store.Task{ID: "t", ScheduleType: tc.kind, ScheduleValue: tc.value, Timezone: tc.zone, NextRun: tc.claimed}
+			next, err := NextRun(task, tc.now)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || (next == nil) != (tc.want == nil) || next != nil && !next.Equal(*tc.want) {
+				t.Fatalf("NextRun = %v, %v; want %v", next, err, tc.want)
+			}
+		})
 	}
 }
