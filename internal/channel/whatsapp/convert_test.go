@@ -202,9 +202,11 @@ func TestConvertIgnores(t *testing.T) {
 		{"no message", &events.Message{Info: types.MessageInfo{MessageSource: direct}}},
 	}
 	for _, tc := range cases {
-		if got, ok := convert(tc.evt, testIdentity()); ok {
-			t.Errorf("%s: converted to %+v, want ignored", tc.name, got)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got, ok := convert(tc.evt, testIdentity()); ok {
+				t.Errorf("converted to %+v, want ignored", got)
+			}
+		})
 	}
 }
 

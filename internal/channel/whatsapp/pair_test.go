@@ -114,13 +114,19 @@ func TestPairUnreachable(t *testing.T) {
 
 func TestPairNeedsItsCallbacks(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "nanoclaw.db"), nil)
-	if _, err := Pair(context.Background(), st.DB(), PairOptions{Logger: quiet}); err == nil {
-		t.Error("Pair without a QR callback accepted")
-	}
-	if _, err := Pair(context.Background(), st.DB(), PairOptions{Phone: "+14155550123", Logger: quiet}); err == nil {
-		t.Error("Pair by phone without a code callback accepted")
-	}
-	if _, err := Pair(context.Background(), st.DB(), PairOptions{Phone: "12ab", PairingCode: func(string) {}, Logger: quiet}); err == nil {
-		t.Error("Pair accepted a bad phone number")
+	for _, tc := range []struct {
+		name string
+		opts PairOptions
+	}{
+		{"by QR without a QR callback", PairOptions{}},
+		{"by phone without a code callback", PairOptions{Phone: "+14155550123"}},
+		{"a bad phone number", PairOptions{Phone: "12ab", PairingCode: func(string) {}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Logger = quiet
+			if _, err := Pair(context.Background(), st.DB(), tc.opts); err == nil {
+				t.Error("Pair accepted it")
+			}
+		})
 	}
 }

@@ -186,24 +186,31 @@ func TestMessagesAreStoredBeforeTheyAreAcknowledged(t *testing.T) {
 		t.Errorf("self-chat message by LID converted to %+v", got[0])
 	}
 
-	rec.Err = errors.New("disk full")
-	if ack := c.handleEvent(msgEvent(types.MessageInfo{MessageSource: types.MessageSource{Chat: bobPN, Sender: bobPN}, ID: "X2"},
-		&waE2E.Message{Conversation: proto.String("hi")})); ack {
-		t.Error("message acknowledged although storing it failed")
-	}
-	rec.Err = nil
-
-	if ack := c.handleEvent(msgEvent(types.MessageInfo{MessageSource: types.MessageSource{Chat: bobPN, Sender: bobPN}},
-		&waE2E.Message{StickerMessage: &waE2E.StickerMessage{}})); !ack {
-		t.Error("ignored sticker not acknowledged: WhatsApp would redeliver it forever")
-	}
-	if n := len(rec.Messages()); n != 1 {
-		t.Errorf("handler has %d messages, want 1 (the sticker ignored)", n)
-	}
-
-	c.handler = nil
-	if ack := c.handleEvent(evt); ack {
-		t.Error("message acknowledged with no handler to store it")
+	fromBob := types.MessageSource{Chat: bobPN, Sender: bobPN}
+	for _, tc := range []struct {
+		name    string
+		handler *channeltest.Handler // nil: none set
+		evt     *events.Message
+		wantAck bool // an ignored message is acknowledged, or WhatsApp would redeliver it forever
+	}{
+		{"storing fails", &channeltest.Handler{Err: errors.New("disk full")},
+			msgEvent(types.MessageInfo{MessageSource: fromBob, ID: "X2"}, &waE2E.Message{Conversation: proto.String("hi")}), false},
+		{"a sticker is ignored", &channeltest.Handler{},
+			msgEvent(types.MessageInfo{MessageSource: fromBob}, &waE2E.Message{StickerMessage: &waE2E.StickerMessage{}}), true},
+		{"no handler to store it", nil, evt, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.handler = nil // not a nil *Handler, which would be a handler
+			if tc.handler != nil {
+				c.handler = tc.handler
+			}
+			if ack := c.handleEvent(tc.evt); ack != tc.wantAck {
+				t.Errorf("acknowledged = %v, want %v", ack, tc.wantAck)
+			}
+			if tc.handler != nil && len(tc.handler.Messages()) != 0 {
+				t.Errorf("handler stored %+v", tc.handler.Messages())
+			}
+		})
 	}
 }
 
