@@ -61,15 +61,8 @@ type BuildOptions struct {
 var labelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
 
 func (o *BuildOptions) validate() error {
-	var errs []error
-	for what, p := range map[string]string{"build context": o.ContextDir, "Dockerfile": o.Dockerfile} {
-		if err := checkArgPath(what, p); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := ValidateImage(o.Tag); err != nil {
-		errs = append(errs, err)
-	}
+	// errors.Join drops the nil ones.
+	errs := []error{checkArgPath("build context", o.ContextDir), checkArgPath("Dockerfile", o.Dockerfile), ValidateImage(o.Tag)}
 	for _, kv := range []struct {
 		what string
 		key  *regexp.Regexp

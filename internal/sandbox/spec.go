@@ -141,11 +141,7 @@ func parseUser(u string) (uid, gid uint64, err error) {
 // Validate checks every field of the Spec and reports all problems at once.
 func (s *Spec) Validate() error {
 	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	add := func(err error) { errs = append(errs, err) } // errors.Join drops the nil ones
 	add(validateName(s.Name))
 	add(ValidateImage(s.Image))
 	_, _, err := parseUser(s.User)
