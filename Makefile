@@ -4,7 +4,7 @@
 
 GO          ?= go
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -X main.version=$(VERSION)
+LDFLAGS     := -X main.version=$(VERSION) -X github.com/nanoclaw/nanoclaw/internal/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Go 1.26 lives in /usr/local/go on the machines this project targets.

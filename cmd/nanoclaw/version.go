@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"runtime/debug"
-)
 
-// version is set at build time (-ldflags "-X main.version=…"); otherwise the
-// VCS revision Go recorded is shown.
-var version = "dev"
+	"github.com/nanoclaw/nanoclaw/internal/version"
+)
 
 func (m *Main) runVersion(_ context.Context, args []string) error {
 	fs := m.flagSet("version", "", "Print nanoclaw's version, the commit it was built from and the Go version.")
@@ -19,28 +16,6 @@ func (m *Main) runVersion(_ context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	fmt.Fprintf(m.Stdout, "nanoclaw %s (%s, %s)\n", version, revision(), runtime.Version())
+	fmt.Fprintf(m.Stdout, "nanoclaw %s (%s, %s)\n", version.Version, version.Revision(), runtime.Version())
 	return nil
-}
-
-func revision() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown commit"
-	}
-	var rev, dirty string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+changes"
-			}
-		}
-	}
-	if rev == "" {
-		return "unknown commit"
-	}
-	return "commit " + rev[:min(len(rev), 12)] + dirty
 }

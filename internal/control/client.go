@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+	"github.com/nanoclaw/nanoclaw/internal/status"
 )
 
 // ErrNotRunning matches (errors.Is) the error of a call made while no daemon
@@ -107,6 +108,21 @@ func (c *Client) Tool(ctx context.Context, tool string, args, out any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Status fetches the daemon's status report: of every group, or of the
+// group in folder with its trace.
+func (c *Client) Status(ctx context.Context, folder string) (*status.Report, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/status?"+url.Values{"group": {folder}}.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var rep status.Report
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&rep); err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	return &rep, nil
 }
 
 // do sends one request; a status other than 200 becomes an *APIError.

@@ -19,6 +19,9 @@
 //	    409 same id being stored, 500 store failed, 503 channel down.
 //	GET  /v1/local/events?chat=local:F
 //	    200 NDJSON of every local.Event of the chat until the client leaves.
+//	GET  /v1/status?group=F
+//	    200 status.Report, of every group or of group F with its trace;
+//	    404 no such group.
 //
 // Streams flush each line; a client that falls behind gets a "lagged" event
 // and the end of the stream.
@@ -43,6 +46,8 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/status"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // maxSocketPath is the longest path a unix socket may have on Linux (the
@@ -67,6 +72,9 @@ type Options struct {
 	// owner, with the owner's rights: tools.Set.OwnerCall); nil disables
 	// /v1/tools.
 	Tools func(ctx context.Context, tool string, args json.RawMessage) (any, error)
+	// Status reports what the daemon does (of one group, with its trace,
+	// when folder is set); nil disables /v1/status.
+	Status func(ctx context.Context, folder string) (*status.Report, error)
 	// Logger receives request errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -91,6 +99,32 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/local/messages", s.postLocalMessage)
 	s.mux.HandleFunc("GET /v1/local/events", s.getLocalEvents)
 	s.mux.HandleFunc("POST /v1/tools/{tool}", s.postTool)
+	s.mux.HandleFunc("GET /v1/status", s.getStatus)
+}
+
+// getStatus answers `nanoclaw status`.
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Status == nil {
+		writeError(w, http.StatusServiceUnavailable, "status is not available")
+		return
+	}
+	folder := r.URL.Query().Get("group")
+	if folder != "" {
+		if err := store.ValidateFolder(folder); err != nil {
+			writeError(w, http.StatusBadRequest, "group: %s", err.Error())
+			return
+		}
+	}
+	rep, err := s.opt.Status(r.Context(), folder)
+	if errors.Is(err, status.ErrNoGroup) {
+		writeError(w, http.StatusNotFound, "%s", err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%s", err.Error())
+		return
+	}
+	ipc.WriteJSON(w, http.StatusOK, rep)
 }
 
 // postTool runs one of the owner's tools (ipc.Owner) for the CLI, with the

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -23,7 +24,38 @@ type Channels struct {
 
 	mu      sync.Mutex
 	list    []channel.Channel
-	current map[string]string // folder → chat of the prompt being answered
+	current map[string]string    // folder → chat of the prompt being answered
+	heard   map[string]time.Time // channel name → when it last delivered a message
+}
+
+// ChannelStatus is what `status` shows of a channel.
+type ChannelStatus struct {
+	Name      string
+	Account   string    // the account's own chat id; "" while not connected
+	LastEvent time.Time // when it last delivered a message; zero: never since start
+}
+
+// Statuses reports each channel, in the order they were added.
+func (c *Channels) Statuses() []ChannelStatus {
+	c.mu.Lock()
+	list := slices.Clone(c.list)
+	heard := maps.Clone(c.heard)
+	c.mu.Unlock()
+	var out []ChannelStatus
+	for _, ch := range list {
+		out = append(out, ChannelStatus{Name: ch.Name(), Account: ch.Self(), LastEvent: heard[ch.Name()]})
+	}
+	return out
+}
+
+// heardFrom notes that ch delivered a message now.
+func (c *Channels) heardFrom(ch channel.Channel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.heard == nil {
+		c.heard = make(map[string]time.Time)
+	}
+	c.heard[ch.Name()] = time.Now()
 }
 
 // NewChannels makes an empty set of channels.

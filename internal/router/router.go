@@ -112,6 +112,7 @@ func (r *Router) Run(ctx context.Context) error {
 // message was stored. Messages of chats that are not registered are not
 // stored; only the chat's metadata is.
 func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Message) (channel.Stored, error) {
+	r.ch.heardFrom(ch)
 	if err := r.st.UpsertChat(ctx, store.Chat{JID: m.ChatJID, Channel: ch.Name(), IsGroup: m.IsGroup, LastActivity: m.Timestamp}); err != nil {
 		return channel.Stored{}, fmt.Errorf("store chat %s: %w", m.ChatJID, err)
 	}

@@ -125,8 +125,10 @@ CREATE INDEX task_runs_task ON task_runs(task_id, started_at);
 CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 `
 
-// eventsIndex serves the trace of one group, newest first.
+// eventsIndex serves the trace of one group, newest first, and each
+// group's last reply.
 const eventsIndex = `CREATE INDEX events_folder ON events(folder, id);
+CREATE INDEX events_kind ON events(kind, folder, at);
 `
 
 // containerIDs keeps the host-side uid each group's containers run as when
