@@ -88,18 +88,7 @@ func TestContainerConfigValidate(t *testing.T) {
 		{"mount colon host path", mount("/a:b", "p"), "cannot be mounted"},
 		{"mount duplicate container path", ContainerConfig{AdditionalMounts: []Mount{{HostPath: "/a", ContainerPath: "x"}, {HostPath: "/b", ContainerPath: "x"}}}, "additional_mounts[1]: container_path \"x\" used twice"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.config.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantErrText(t, tc.config.Validate(), tc.wantErr) })
 	}
 }
 
@@ -142,16 +131,7 @@ func TestParseContainerConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseContainerConfig([]byte(tc.json))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("unexpected error: %v", err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
+			if wantErrText(t, err, tc.wantErr); err == nil && !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})

@@ -78,6 +78,18 @@ func rawExec(t *testing.T, s *Store, pragmas []string, query string, args ...any
 	}
 }
 
+// wantErrText asserts that err is nil when want is "", and otherwise an
+// error whose text contains want.
+func wantErrText(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("err = %v, want it to contain %q", err, want)
+	}
+}
+
 // wantBadRow asserts that err is a *BadRowError for table and key.
 func wantBadRow(t *testing.T, err error, table, key string) {
 	t.Helper()

@@ -99,18 +99,12 @@ func TestParseKeyFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key, err := ParseKeyFile([]byte(tc.data))
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				want, _ := hex.DecodeString(strings.ToLower(strings.TrimSpace(tc.data)))
-				if !bytes.Equal(key, want) || len(key) != KeySize {
-					t.Fatalf("key = %x, want %x", key, want)
-				}
+			if wantErrText(t, err, tc.wantErr); err != nil {
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			want, _ := hex.DecodeString(strings.ToLower(strings.TrimSpace(tc.data)))
+			if !bytes.Equal(key, want) || len(key) != KeySize {
+				t.Fatalf("key = %x, want %x", key, want)
 			}
 		})
 	}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// R9: a group's scheduled tasks are capped, atomically; finished ones do not count.
+// R9: a group's scheduled tasks are capped (atomically: TestCapsHoldUnderConcurrency);
+// finished ones do not count.
 func TestCreateTaskWithinLimit(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
@@ -42,17 +42,6 @@ func TestCreateTaskWithinLimit(t *testing.T) {
 	}
 	if err := s.CreateTaskWithin(ctx, testTask("t3", "family"), TaskCaps{Counted: 3}); err != nil {
 		t.Fatalf("after a cancel: %v", err)
-	}
-
-	// Concurrent creations cannot together pass the cap.
-	mustPutGroup(t, s, testGroup("race"))
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Go(func() { s.CreateTaskWithin(ctx, testTask(fmt.Sprintf("r%02d", i), "race"), TaskCaps{Counted: 5}) })
-	}
-	wg.Wait()
-	if list, _, _ := s.ListTasksPage(ctx, TaskQuery{Folder: "race", Finished: true, Limit: 1000}); len(list) != 5 {
-		t.Fatalf("%d tasks after 20 concurrent creations under a cap of 5", len(list))
 	}
 }
 

@@ -55,16 +55,7 @@ func TestTaskValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			task := testTask("t1", "family")
 			tc.edit(&task)
-			err := task.Validate()
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
-			}
+			wantErrText(t, task.Validate(), tc.wantErr)
 		})
 	}
 }
