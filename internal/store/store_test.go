@@ -119,11 +119,11 @@ func TestKeyFileRoundTrip(t *testing.T) {
 	}
 }
 
-// fileHashes returns the SHA-256 of each existing file among path and its
-// -wal and -shm companions.
-func fileHashes(t *testing.T, path string) map[string]string {
+// dbFiles reads the database at path and those of its -wal and -shm
+// companions that exist.
+func dbFiles(t *testing.T, path string) map[string][]byte {
 	t.Helper()
-	h := map[string]string{}
+	files := map[string][]byte{}
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		data, err := os.ReadFile(f)
 		if errors.Is(err, os.ErrNotExist) {
@@ -132,6 +132,17 @@ func fileHashes(t *testing.T, path string) map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		files[f] = data
+	}
+	return files
+}
+
+// fileHashes returns the SHA-256 of each existing file among path and its
+// -wal and -shm companions.
+func fileHashes(t *testing.T, path string) map[string]string {
+	t.Helper()
+	h := map[string]string{}
+	for f, data := range dbFiles(t, path) {
 		sum := sha256.Sum256(data)
 		h[f] = hex.EncodeToString(sum[:])
 	}
@@ -143,16 +154,8 @@ func fileHashes(t *testing.T, path string) map[string]string {
 // it read.
 func assertNoPlaintext(t *testing.T, path, marker string) int {
 	t.Helper()
-	read := 0
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
-		data, err := os.ReadFile(f)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		read++
+	files := dbFiles(t, path)
+	for f, data := range files {
 		if bytes.Contains(data, []byte(marker)) {
 			t.Errorf("%s contains the marker text in plaintext", filepath.Base(f))
 		}
@@ -160,7 +163,7 @@ func assertNoPlaintext(t *testing.T, path, marker string) int {
 			t.Errorf("%s contains the plaintext SQLite header", filepath.Base(f))
 		}
 	}
-	return read
+	return len(files)
 }
 
 func TestEncryptionAtRest(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -144,21 +145,29 @@ func TestClaimDueUnschedulable(t *testing.T) {
 	}
 }
 
-func TestClaimDueTwoStoresRace(t *testing.T) {
-	ctx := context.Background()
-	path := t.TempDir() + "/race.db"
-	a, _ := openTestAt(t, path, nil)
-	b, _ := openTestAt(t, path, nil)
+// twoStoresWithDue opens two stores on one new file, with n tasks of group
+// family due at now.
+func twoStoresWithDue(t *testing.T, n int, now time.Time) (a, b *Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "two.db")
+	a, _ = openTestAt(t, path, nil)
+	b, _ = openTestAt(t, path, nil)
 	mustPutGroup(t, a, testGroup("family"))
-	now := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
-	const n = 50
 	for i := range n {
 		task := testTask(fmt.Sprintf("t%02d", i), "family")
 		task.NextRun = &now
-		if err := a.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
+		if err := a.CreateTaskWithin(context.Background(), task, TaskCaps{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return a, b
+}
+
+func TestClaimDueTwoStoresRace(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
+	const n = 50
+	a, b := twoStoresWithDue(t, n, now)
 	later := now.Add(time.Hour)
 	next := func(Task) (*time.Time, error) { return &later, nil }
 	var mu sync.Mutex
@@ -252,18 +261,8 @@ func TestNextDue(t *testing.T) {
 // neither claim the same runs nor, afterwards, claim them again.
 func TestClaimDueIsolated(t *testing.T) {
 	ctx := context.Background()
-	path := t.TempDir() + "/iso.db"
-	a, _ := openTestAt(t, path, nil)
-	b, _ := openTestAt(t, path, nil)
-	mustPutGroup(t, a, testGroup("family"))
 	now := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
-	for i := range 5 {
-		task := testTask(fmt.Sprintf("t%d", i), "family")
-		task.NextRun = &now
-		if err := a.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := twoStoresWithDue(t, 5, now)
 	later := now.Add(time.Hour)
 	next := func(Task) (*time.Time, error) { return &later, nil }
 	var inner []ClaimedTask
