@@ -20,6 +20,28 @@ func countRows(t *testing.T, s *Store, table, where string, args ...any) int {
 	return n
 }
 
+// addTask stores task id of group folder, made at created, and gives it
+// status (a pause is its group's).
+func addTask(t *testing.T, s *Store, id, folder string, created time.Time, status TaskStatus) {
+	t.Helper()
+	ctx := context.Background()
+	task := testTask(id, folder)
+	task.CreatedAt = created
+	if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	switch status {
+	case TaskPaused:
+		err = s.PauseTask(ctx, id, ActorGroup)
+	case TaskCompleted, TaskCancelled:
+		err = s.SetTaskStatus(ctx, id, status)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // R9: the second review scheduled and cancelled tasks in a loop: the cap
 // counted only tasks that may run, so the cancelled ones piled up without
 // end (1 500 pairs, then a few lists, took the daemon from 26 MB to 3.6 GB).
@@ -72,33 +94,20 @@ func TestPruneFinishedTasks(t *testing.T) {
 	mustPutGroup(t, s, testGroup("family"))
 	mustPutGroup(t, s, testGroup("work"))
 	now := time.Date(2025, 9, 1, 8, 0, 0, 0, time.UTC)
-	add := func(id, folder string, created time.Time, status TaskStatus) {
-		t.Helper()
-		task := testTask(id, folder)
-		task.CreatedAt = created
-		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
-			t.Fatal(err)
-		}
-		if status != TaskActive {
-			if err := s.SetTaskStatus(ctx, id, status); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	old := now.Add(-FinishedTaskRetention - time.Minute)
-	add("old-cancelled", "family", old, TaskCancelled)
-	add("old-active", "family", old, TaskActive)
-	add("old-but-ran", "family", old, TaskCompleted)
+	addTask(t, s, "old-cancelled", "family", old, TaskCancelled)
+	addTask(t, s, "old-active", "family", old, TaskActive)
+	addTask(t, s, "old-but-ran", "family", old, TaskCompleted)
 	rawExec(t, s, nil, `UPDATE tasks SET last_run = ? WHERE id = 'old-but-ran'`, toMillis(now.Add(-61*time.Minute)))
-	add("old-claimed", "family", old, TaskCancelled)
+	addTask(t, s, "old-claimed", "family", old, TaskCancelled)
 	rawExec(t, s, nil, `UPDATE tasks SET claimed_at = ? WHERE id = 'old-claimed'`, toMillis(now.Add(-time.Minute)))
-	add("other-group", "work", old, TaskCancelled)
+	addTask(t, s, "other-group", "work", old, TaskCancelled)
 	// The latest once run, then more finished tasks than are kept.
-	add("latest-once", "family", now.Add(-2*time.Hour), TaskCompleted)
+	addTask(t, s, "latest-once", "family", now.Add(-2*time.Hour), TaskCompleted)
 	rawExec(t, s, nil, `UPDATE tasks SET schedule_type = 'once', schedule_value = '2025-09-01T07:00:00', last_run = ? WHERE id = 'latest-once'`,
 		toMillis(now.Add(-90*time.Minute)))
 	for i := range KeepFinishedTasks {
-		add(fmt.Sprintf("new-%02d", i), "family", now.Add(-time.Hour+time.Duration(i)*time.Second), TaskCancelled)
+		addTask(t, s, fmt.Sprintf("new-%02d", i), "family", now.Add(-time.Hour+time.Duration(i)*time.Second), TaskCancelled)
 	}
 
 	next := testTask("next", "family")
@@ -177,27 +186,10 @@ func TestListTasksPage(t *testing.T) {
 	mustPutGroup(t, s, testGroup("work"))
 	created := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
 	for i := range 30 {
-		task := testTask(fmt.Sprintf("f%02d", i), "family")
-		task.CreatedAt = created.Add(time.Duration(i) * time.Minute)
-		if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
-			t.Fatal(err)
-		}
-		switch i % 3 {
-		case 1:
-			if err := s.SetTaskStatus(ctx, task.ID, TaskCancelled); err != nil {
-				t.Fatal(err)
-			}
-		case 2:
-			if err := s.PauseTask(ctx, task.ID, ActorGroup); err != nil {
-				t.Fatal(err)
-			}
-		}
+		status := []TaskStatus{TaskActive, TaskCancelled, TaskPaused}[i%3]
+		addTask(t, s, fmt.Sprintf("f%02d", i), "family", created.Add(time.Duration(i)*time.Minute), status)
 	}
-	w := testTask("w0", "work")
-	w.CreatedAt = created.Add(time.Hour)
-	if err := s.CreateTaskWithin(ctx, w, TaskCaps{}); err != nil {
-		t.Fatal(err)
-	}
+	addTask(t, s, "w0", "work", created.Add(time.Hour), TaskActive)
 	ids := func(list []Task) string {
 		var b strings.Builder
 		for _, task := range list {
