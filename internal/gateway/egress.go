@@ -113,6 +113,9 @@ func (e *Endpoint) refuse(w http.ResponseWriter, f *flow) {
 		target = net.JoinHostPort(f.host, strconv.Itoa(f.port))
 	}
 	fmt.Fprintf(w, "nanoclaw egress: %s denied: %s\n", target, f.d.Reason)
+	if e.gw.opt.OnDenied != nil {
+		e.gw.opt.OnDenied(e.group.Folder, sanitize.Clip(target, 256, "…"), f.d.Reason)
+	}
 }
 
 // logFlow writes the one line of an egress attempt.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,7 +125,13 @@ func TestConnectTriesCheckedAddressesInOrder(t *testing.T) {
 // by CONNECT and by plain-HTTP forwarding, with one log line each and
 // nothing dialled.
 func TestEgressForbiddenDestinations(t *testing.T) {
-	e := newEnv(t, Options{})
+	var mu sync.Mutex
+	var heard []string // what OnDenied heard, for status
+	e := newEnv(t, Options{OnDenied: func(folder, target, reason string) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, folder+" "+target+" "+reason)
+	}})
 	e.resolver.table["localhost"] = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}
 	e.resolver.table["metadata.google.internal"] = []netip.Addr{netip.MustParseAddr("169.254.169.254")}
 	e.resolver.table["nas.lan"] = []netip.Addr{netip.MustParseAddr("192.168.1.20")}
@@ -173,6 +180,11 @@ func TestEgressForbiddenDestinations(t *testing.T) {
 	}
 	if st := e.gw.Stats()["g"]; st.Denied != 17 || st.Allowed != 0 {
 		t.Errorf("stats %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) != 17 || !strings.HasPrefix(heard[0], "g 127.0.0.1:22 ") || !strings.Contains(heard[0], "loopback") {
+		t.Errorf("OnDenied heard %d refusals: %q", len(heard), heard)
 	}
 }
 

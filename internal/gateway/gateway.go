@@ -95,6 +95,9 @@ type Options struct {
 	APIKey, OAuthToken string
 	// Usage records tokens per group and day; nil records nothing.
 	Usage UsageRecorder
+	// OnDenied hears of each egress connection refused (the group, the
+	// destination "host:port" and why) for `status`; it must return fast.
+	OnDenied func(folder, target, reason string)
 	// Handler serves /ipc; nil answers 503 there.
 	Handler Handler
 	// Tools answers /ipc/tool/...; nil answers every call with an error.
