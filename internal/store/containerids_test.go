@@ -2,17 +2,12 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 )
 
 // R2: each group gets its own id, skipping the host's; it is kept for good.
 func TestContainerIDs(t *testing.T) {
-	st, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, _ := openTest(t)
 	ctx := context.Background()
 	const lo, hi = 100000, 100005
 	taken := func(id int) bool { return id == 100000 || id == 100002 }
@@ -34,7 +29,5 @@ func TestContainerIDs(t *testing.T) {
 	if _, err := st.ContainerID(ctx, "../x", lo, hi, taken); err == nil {
 		t.Error("an invalid folder got an id")
 	}
-	if _, err := st.db.ExecContext(ctx, `INSERT INTO container_ids (folder, uid) VALUES ('root', 0)`); err == nil {
-		t.Error("the database accepted uid 0")
-	}
+	wantRefused(t, st, `INSERT INTO container_ids (folder, uid) VALUES ('root', 0)`)
 }
