@@ -147,7 +147,7 @@ func (s *Service) Check() error {
 	}
 	dir := s.path("run/systemd/system")
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("systemd is not running on this machine (no %s): run nanoclaw run under your own supervisor, or see the unit with --dry-run", dir)
+		return fmt.Errorf("systemd is not running on this machine (no %s): run nanoclaw run under your own supervisor", dir)
 	}
 	return nil
 }
