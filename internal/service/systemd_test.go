@@ -88,7 +88,7 @@ func TestRenderSystemUnit(t *testing.T) {
 [Unit]
 Description=nanoclaw, a personal assistant running Claude Code in a sandbox per chat group
 Wants=network-online.target
-After=network-online.target docker.service podman.socket
+After=network-online.target docker.service
 # Restart for as long as it takes: no start limit that gives up for good.
 StartLimitIntervalSec=0
 
