@@ -439,3 +439,26 @@ func TestParseSystemdVersion(t *testing.T) {
 		}
 	}
 }
+
+// Exec starts the program itself, with only the environment the service
+// manager's client needs.
+func TestExecRunsWithAnExplicitEnvironment(t *testing.T) {
+	env := map[string]string{"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": "/run/user/1000", "ANTHROPIC_API_KEY": "sk-ant-secret", "HOME": "/home/alice"}
+	run := Exec(func(k string) string { return env[k] })
+	ctx := context.Background()
+	out, code, err := run(ctx, "env")
+	if err != nil || code != 0 {
+		t.Fatalf("env: %d, %v", code, err)
+	}
+	got := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{"LC_ALL=C", "SYSTEMD_COLORS=0", "PATH=/usr/bin:/bin", "HOME=/home/alice", "XDG_RUNTIME_DIR=/run/user/1000"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the environment: %q, want %q", got, want)
+	}
+	if _, code, err := run(ctx, "false"); err != nil || code != 1 {
+		t.Errorf("false: exit %d, %v", code, err)
+	}
+	if _, _, err := run(ctx, "no-such-program-nanoclaw"); err == nil {
+		t.Error("a missing program ran")
+	}
+}
