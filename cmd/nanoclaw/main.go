@@ -46,6 +46,7 @@ var commands = []cli.Command[*Main]{
 	{Name: "status", Summary: "show what the daemon is doing", Run: notYet("status")},
 	{Name: "doctor", Summary: "check the installation and say what to fix", Run: notYet("doctor")},
 	{Name: "image", Summary: "build the agent container image", Run: (*Main).runImage},
+	{Name: "logs", Summary: "show or follow the daemon's log, or a group's latest run log", Run: (*Main).runLogs},
 	{Name: "mounts", Summary: "check the mount allowlist and print verdicts", Run: (*Main).runMounts},
 	{Name: "version", Summary: "print the version", Run: (*Main).runVersion},
 }

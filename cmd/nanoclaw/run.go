@@ -8,7 +8,9 @@ import (
 )
 
 const runHelp = `Run the assistant in the foreground until interrupted (Ctrl-C or SIGTERM).
-Logs go to stderr: text on a terminal, JSON otherwise.
+Logs go to stderr (text on a terminal, JSON otherwise) and, as JSON lines, to
+the data home's logs/nanoclaw.log, rotated at 10 MB with 5 older files kept;
+'nanoclaw logs' shows and follows it.
 
 Settings (environment variables, or KEY=VALUE lines in $NANOCLAW_CONFIG_DIR/config;
 the environment wins; the file is read literally, without any shell):
@@ -33,5 +35,5 @@ func (m *Main) runDaemon(ctx context.Context, args []string) error {
 		return nil
 	}
 	m.useConfig(cfg)
-	return daemon.Run(ctx, cfg, m.Logger)
+	return daemon.Run(ctx, cfg, m.Logger, &m.level)
 }

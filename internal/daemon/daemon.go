@@ -24,6 +24,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/control"
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/logfile"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
@@ -33,8 +34,10 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/tools"
 )
 
-// Run starts the daemon and blocks until ctx is cancelled.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// Run starts the daemon and blocks until ctx is cancelled. Once the data
+// home is locked, log also writes to the daemon's log file (logfile), at
+// the level that level sets.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.Leveler) error {
 	if err := PrepareHome(cfg, log); err != nil {
 		return err
 	}
@@ -46,6 +49,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer unlock()
+	// Opened only now: two daemons must not write one log file.
+	log, closeLog, err := logfile.Open(cfg.LogsDir(), log, level)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 
 	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
