@@ -304,6 +304,12 @@ func TestBuild(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != "hello yes" {
 			t.Errorf("labels %q, %v", out, err)
 		}
+		if labels, found, err := r.ImageLabels(ctx, tag); err != nil || !found || labels["greeting"] != "hello" || labels["org.nanoclaw.test"] != "yes" {
+			t.Errorf("ImageLabels = %v, %v, %v", labels, found, err)
+		}
+		if _, found, err := r.ImageLabels(ctx, "localhost/nanoclaw-no-such-image:none"); err != nil || found {
+			t.Errorf("ImageLabels of a missing image: found=%v, %v", found, err)
+		}
 		// A failing build is an error naming the runtime and the tag. (It
 		// fails in COPY, not RUN: docker's classic builder keeps the
 		// container of a failed RUN step.)
