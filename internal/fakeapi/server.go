@@ -34,6 +34,16 @@ type Server struct {
 	answered int // main requests answered
 	isMain   func(*Request) bool
 	extra    []*http.Server
+	key      string // when set, every request must carry it (RequireCredential)
+}
+
+// RequireCredential makes the fake answer 401 authentication_error, as the
+// real API does, to every request that carries neither X-Api-Key: key nor
+// Authorization: Bearer key.
+func (s *Server) RequireCredential(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.key = key
 }
 
 // New starts a fake on 127.0.0.1 at a random port. Close it when done.
@@ -222,6 +232,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	s.mu.Lock()
 	r.Seq = len(s.requests)
 	var turn Turn
+	if s.key != "" && hr.Header.Get("X-Api-Key") != s.key && hr.Header.Get("Authorization") != "Bearer "+s.key {
+		s.requests = append(s.requests, r)
+		r.Status = http.StatusUnauthorized
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write(errorBody("authentication_error", "invalid x-api-key"))
+		return
+	}
 	if r.Path == "/v1/messages" && r.Messages != nil && s.isMain(r) {
 		r.Main, r.Turn = true, s.mains
 		s.mains++

@@ -175,11 +175,18 @@ func (gw *Gateway) rewriteAPI(pr *httputil.ProxyRequest) {
 	// Without Accept-Encoding the transport asks for gzip itself and
 	// decompresses, so the usage meter reads plain text.
 	h.Del("Accept-Encoding")
-	if gw.opt.APIKey != "" {
-		h.Set("X-Api-Key", gw.opt.APIKey)
+	setCredential(h, gw.opt.APIKey, gw.opt.OAuthToken)
+}
+
+// setCredential puts the host's credential on a request to the upstream:
+// the API key if there is one (as Claude Code prefers it), else the OAuth
+// token with the beta flag OAuth needs.
+func setCredential(h http.Header, apiKey, oauthToken string) {
+	if apiKey != "" {
+		h.Set("X-Api-Key", apiKey)
 		return
 	}
-	h.Set("Authorization", "Bearer "+gw.opt.OAuthToken)
+	h.Set("Authorization", "Bearer "+oauthToken)
 	var betas []string
 	for b := range strings.SplitSeq(strings.Join(h.Values("Anthropic-Beta"), ","), ",") {
 		if b = strings.TrimSpace(b); b != "" {
