@@ -29,15 +29,18 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/router"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/scheduler"
+	"github.com/nanoclaw/nanoclaw/internal/status"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/templates"
 	"github.com/nanoclaw/nanoclaw/internal/tools"
+	"github.com/nanoclaw/nanoclaw/internal/version"
 )
 
 // Run starts the daemon and blocks until ctx is cancelled. Once the data
 // home is locked, log also writes to the daemon's log file (logfile), at
 // the level that level sets.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.Leveler) error {
+	started := time.Now()
 	if err := PrepareHome(cfg, log); err != nil {
 		return err
 	}
@@ -93,6 +96,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 			APIKey:     cfg.APIKey.Reveal(),
 			OAuthToken: cfg.OAuthToken.Reveal(),
 			Tools:      tl,
+			OnDenied:   status.NewDenials(st, log).Record,
 		},
 		Store:  st,
 		Logger: log,
@@ -127,6 +131,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	wg.Go(func() { connectWhatsApp(ctx, wa, rtr, st, log) })
 	srv := control.NewServer(control.Options{Local: loc, Logger: log,
 		Tools: tl.OwnerCall, // the owner's rights, which no model has (R6)
+		Status: func(ctx context.Context, folder string) (*status.Report, error) {
+			return status.Collect(ctx, st, folder, time.Now(), live(started, chats, rtr))
+		},
 		Registered: func(ctx context.Context, jid string) (bool, error) {
 			_, ok, err := st.GroupForChat(ctx, jid)
 			return ok, err
@@ -157,6 +164,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	defer stopCancel()
 	runner.Close(stopCtx)
 	return err
+}
+
+// live is what the running daemon tells `status` beyond the store.
+func live(started time.Time, chats *router.Channels, rtr *router.Router) *status.Live {
+	l := &status.Live{Version: version.Version, Started: started, States: make(map[string]status.GroupState)}
+	for _, c := range chats.Statuses() {
+		ch := status.Channel{Name: c.Name, Connected: c.Account != "", Account: c.Account, LastEvent: c.LastEvent}
+		if c.Name == "whatsapp" && !ch.Connected {
+			ch.Note = "not connected: pair it with 'nanoclaw pair whatsapp', or see 'nanoclaw logs'"
+		}
+		l.Channels = append(l.Channels, ch)
+	}
+	l.Queue.Running, l.Queue.Limit, l.Queue.Waiting = rtr.Load()
+	for folder, s := range rtr.States() {
+		l.States[folder] = status.GroupState{State: s.State, Since: s.Since}
+	}
+	return l
 }
 
 // Tools are the host's tools on st as cfg sets them up: the daemon's, and
