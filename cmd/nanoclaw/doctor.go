@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/doctor"
+)
+
+const doctorHelp = `Check the installation and say what to fix: the config files' permissions,
+the data home, the container runtime and its settings, the agent image (present
+and built from this version), the agent binary, the credential (accepted by the
+upstream), the database (and its key), WhatsApp's pairing, the daemon and the
+free disk. One line per check, ✓ or ✗ with the fix; exit 1 when any fails.
+
+With --sandbox, also start a real hardened container as a non-main group gets
+it and report, from inside, what it can and cannot reach: the boundary,
+checked on this machine.`
+
+func (m *Main) runDoctor(ctx context.Context, args []string) error {
+	fs := m.flagSet("doctor", "[--json] [--sandbox]", doctorHelp)
+	asJSON := fs.Bool("json", false, "print the checks as JSON")
+	withSandbox := fs.Bool("sandbox", false, "also prove the sandbox from inside a real container")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := config.Load(m.Getenv)
+	if err != nil {
+		return err
+	}
+	m.useConfig(cfg)
+	checks := doctor.Run(ctx, cfg, m.Logger)
+	if *withSandbox {
+		checks = append(checks, sandboxChecks(ctx, cfg, m)...)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(checks); err != nil {
+			return err
+		}
+	} else {
+		for _, c := range checks {
+			m.printCheck(c)
+		}
+	}
+	if n := doctor.Failed(checks); n > 0 {
+		return fmt.Errorf("%d of %d checks failed", n, len(checks))
+	}
+	if !*asJSON {
+		fmt.Fprintf(m.Stdout, "all %d checks passed\n", len(checks))
+	}
+	return nil
+}
+
+func (m *Main) printCheck(c doctor.Check) {
+	if c.OK {
+		fmt.Fprintf(m.Stdout, "✓ %s: %s\n", c.Name, oneLine(c.Detail, 300))
+		return
+	}
+	fmt.Fprintf(m.Stdout, "✗ %s: %s\n    fix: %s\n", c.Name, oneLine(c.Detail, 300), c.Fix)
+}
+
+// sandboxChecks is wired to doctor.Sandbox once it lands.
+var sandboxChecks = func(context.Context, *config.Config, *Main) []doctor.Check { return nil }

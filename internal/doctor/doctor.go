@@ -1,0 +1,265 @@
+package doctor
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/agentimage"
+	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/control"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/sandbox"
+)
+
+// MinFreeBytes is the free space below which the data home's disk fails
+// the check: images, run logs and the database all grow there.
+const MinFreeBytes = 1 << 30
+
+// Run makes every check of the installation that cfg describes, in the
+// order a fix is best made: what a later check needs comes first. It never
+// changes anything (the database is opened, never created).
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check {
+	var checks []Check
+	add := func(c ...Check) { checks = append(checks, c...) }
+	add(configFiles(cfg)...)
+	add(dataHome(cfg))
+	rt, c := containerRuntime(ctx, cfg)
+	add(c...)
+	add(image(ctx, cfg, rt))
+	add(agentBinary(cfg.AgentBinary))
+	add(credential(ctx, cfg))
+	add(database(ctx, cfg, log)...)
+	add(running(ctx, cfg))
+	add(freeDisk(cfg.Home))
+	return checks
+}
+
+// Failed counts the checks that failed.
+func Failed(checks []Check) int {
+	n := 0
+	for _, c := range checks {
+		if !c.OK {
+			n++
+		}
+	}
+	return n
+}
+
+func ok(name, detail string) Check { return Check{Name: name, OK: true, Detail: detail} }
+
+func fail(name, detail, fix string) Check { return Check{Name: name, Detail: detail, Fix: fix} }
+
+// configFiles: the config directory is private, and each secret file in it
+// (config, db.key) readable by its owner alone (R12).
+func configFiles(cfg *config.Config) []Check {
+	const name = "config files"
+	var checks []Check
+	info, err := os.Stat(cfg.ConfigDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return []Check{ok(name, cfg.ConfigDir+" does not exist yet: every setting has its default")}
+	case err != nil:
+		return []Check{fail(name, err.Error(), "check the permissions of "+filepath.Dir(cfg.ConfigDir))}
+	case info.Mode().Perm()&0o022 != 0:
+		checks = append(checks, fail(name, fmt.Sprintf("%s is writable by other users (mode %04o)", cfg.ConfigDir, info.Mode().Perm()),
+			"chmod 700 "+cfg.ConfigDir))
+	}
+	for _, f := range []string{cfg.File, cfg.DBKeyFile} {
+		info, err := os.Stat(f)
+		if f == "" || errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			checks = append(checks, fail(name, err.Error(), "check the permissions of "+f))
+		} else if info.Mode().Perm()&0o077 != 0 {
+			checks = append(checks, fail(name, fmt.Sprintf("%s is readable by other users (mode %04o)", f, info.Mode().Perm()), "chmod 600 "+f))
+		}
+	}
+	if len(checks) == 0 {
+		checks = append(checks, ok(name, cfg.ConfigDir+" and the files in it are private"))
+	}
+	return checks
+}
+
+// dataHome: the data home exists, is this user's, and private (R12).
+func dataHome(cfg *config.Config) Check {
+	const name = "data home"
+	info, err := os.Stat(cfg.Home)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fail(name, cfg.Home+" does not exist yet", "start nanoclaw once ('nanoclaw run'), or run 'nanoclaw setup'")
+	case err != nil:
+		return fail(name, err.Error(), "check the permissions of "+filepath.Dir(cfg.Home))
+	case info.Mode().Perm()&0o077 != 0:
+		return fail(name, fmt.Sprintf("%s is open to other users (mode %04o)", cfg.Home, info.Mode().Perm()), "chmod 700 "+cfg.Home)
+	}
+	if st, isUnix := info.Sys().(*syscall.Stat_t); isUnix && int(st.Uid) != os.Getuid() {
+		return fail(name, fmt.Sprintf("%s belongs to uid %d, not to this user (%d)", cfg.Home, st.Uid, os.Getuid()),
+			"run nanoclaw as the user who owns it, or set NANOCLAW_HOME")
+	}
+	return ok(name, cfg.Home+", private")
+}
+
+// containerRuntime: a container runtime works and is set up for this host.
+func containerRuntime(ctx context.Context, cfg *config.Config) (*sandbox.Runtime, []Check) {
+	const name = "container runtime"
+	rt, err := sandbox.Detect(ctx, cfg.Runtime)
+	if err != nil {
+		return nil, []Check{fail(name, err.Error(), "install podman ('apt-get install podman runc catatonit' on Debian), or fix the one above")}
+	}
+	checks := []Check{ok(name, fmt.Sprintf("%s at %s", rt.Kind, rt.Bin))}
+	if rt.Kind != sandbox.Podman {
+		return rt, checks
+	}
+	// Without systemd as init, podman's systemd cgroup manager cannot
+	// create a container's cgroup; cgroupfs can.
+	if mgr, err := rt.Info(ctx, "{{.Host.CgroupManager}}"); err == nil && mgr == "systemd" && !systemdRuns() {
+		checks = append(checks, fail("podman cgroup manager", "systemd, but systemd is not running on this host",
+			`set cgroup_manager = "cgroupfs" under [engine] in /etc/containers/containers.conf`))
+	}
+	// Every agent runs with --init: podman needs catatonit for it.
+	if found := firstExisting("/usr/libexec/podman/catatonit", "/usr/bin/catatonit", "/usr/libexec/catatonit/catatonit"); found == "" {
+		checks = append(checks, fail("podman init", "no catatonit, which podman's --init runs", "apt-get install catatonit"))
+	}
+	return rt, checks
+}
+
+func systemdRuns() bool { _, err := os.Stat("/run/systemd/system"); return err == nil }
+
+func firstExisting(paths ...string) string {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// image: the agent image exists and was built from this nanoclaw's
+// Dockerfile (which pins Claude Code).
+func image(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime) Check {
+	const name = "agent image"
+	if rt == nil {
+		return fail(name, "not checked: no container runtime", "fix the container runtime first")
+	}
+	labels, found, err := rt.ImageLabels(ctx, cfg.Image)
+	switch {
+	case err != nil:
+		return fail(name, err.Error(), "check the container runtime")
+	case !found:
+		return fail(name, cfg.Image+" is missing", "nanoclaw image build")
+	case labels[agentimage.LabelDockerfile] != agentimage.DockerfileDigest():
+		return fail(name, cfg.Image+" was built from another version's Dockerfile", "nanoclaw image build")
+	}
+	return ok(name, cfg.Image+", current")
+}
+
+// agentBinary: nanoclaw-agent is there and static, so it runs in any image.
+func agentBinary(path string) Check {
+	const name = "agent binary"
+	const fix = "build it ('make build'), or set NANOCLAW_AGENT_BINARY to a static nanoclaw-agent"
+	f, err := elf.Open(path)
+	if err != nil {
+		return fail(name, fmt.Sprintf("%s: %v", path, err), fix)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fail(name, path+" is dynamically linked", fix)
+		}
+	}
+	return ok(name, path+", static")
+}
+
+// credential: there is one, and the upstream takes it.
+func credential(ctx context.Context, cfg *config.Config) Check {
+	const name = "credential"
+	where := cfg.File
+	if where == "" {
+		where = filepath.Join(cfg.ConfigDir, "config")
+	}
+	if cfg.APIKey == "" && cfg.OAuthToken == "" {
+		return fail(name, "no ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN", "run 'nanoclaw setup', or put ANTHROPIC_API_KEY=… in "+where+" (mode 600)")
+	}
+	err := gateway.CheckCredential(ctx, cfg.UpstreamURL, cfg.APIKey.Reveal(), cfg.OAuthToken.Reveal())
+	switch {
+	case errors.Is(err, gateway.ErrCredentialRefused):
+		return fail(name, err.Error(), "replace the credential in "+where+" (or run 'nanoclaw setup')")
+	case err != nil:
+		return fail(name, err.Error(), "check the network, or ANTHROPIC_BASE_URL")
+	}
+	return ok(name, "accepted by "+cfg.UpstreamURL.Redacted())
+}
+
+// database: it opens (with its key when encrypted), and WhatsApp's session
+// in it.
+func database(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check {
+	const name = "database"
+	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
+		return []Check{ok(name, "none yet: the first start creates it")}
+	}
+	st, err := daemon.OpenStore(ctx, cfg, log)
+	if err != nil {
+		return []Check{fail(name, err.Error(), "restore db.key (or NANOCLAW_DB_KEY_FILE) from your copy of the key")}
+	}
+	defer st.Close()
+	what := "opens"
+	if st.Encrypted() {
+		what = "opens with its key (encrypted)"
+	}
+	checks := []Check{ok(name, cfg.DBPath()+" "+what)}
+	acc, paired, err := whatsapp.Paired(ctx, st.DB())
+	switch {
+	case err != nil:
+		checks = append(checks, fail("WhatsApp", err.Error(), "pair again: nanoclaw pair whatsapp --replace"))
+	case paired:
+		checks = append(checks, ok("WhatsApp", "paired with "+acc.Phone()))
+	default:
+		checks = append(checks, ok("WhatsApp", "not paired (optional; after a logout too): nanoclaw pair whatsapp"))
+	}
+	return checks
+}
+
+// running: the daemon answers on its control socket.
+func running(ctx context.Context, cfg *config.Config) Check {
+	const name = "daemon"
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rep, err := control.Dial(cfg.ControlSocket()).Status(ctx, "")
+	if err != nil {
+		return fail(name, err.Error(), "start it: 'nanoclaw service start', or 'nanoclaw run' in a terminal")
+	}
+	return ok(name, fmt.Sprintf("running %s, up %s", rep.Version, time.Since(rep.Started).Round(time.Second)))
+}
+
+// freeDisk: the data home's file system has room.
+func freeDisk(home string) Check {
+	const name = "free disk"
+	dir := home
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	var fsStat syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fsStat); err != nil {
+		return fail(name, err.Error(), "check "+dir)
+	}
+	free := fsStat.Bavail * uint64(fsStat.Bsize)
+	detail := fmt.Sprintf("%.1f GiB free on %s", float64(free)/(1<<30), dir)
+	if free < MinFreeBytes {
+		return fail(name, detail, "free some space (old images: 'podman image prune'; old run logs: logs/ in the data home)")
+	}
+	return ok(name, detail)
+}
