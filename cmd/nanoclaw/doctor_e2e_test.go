@@ -37,8 +37,8 @@ func TestDoctorNamesTheFixOfEachBrokenState(t *testing.T) {
 	defer fake.Close()
 	fake.RequireCredential("sk-ant-good")
 	env, home := homeEnv(t)
-	env = slices.Concat(env, []string{"NANOCLAW_RUNTIME=podman", "NANOCLAW_IMAGE="+testenv.AgentImage,
-		"NANOCLAW_AGENT_BINARY="+testenv.AgentBinary(t), "ANTHROPIC_BASE_URL="+fake.URL()})
+	env = slices.Concat(env, []string{"NANOCLAW_RUNTIME=podman", "NANOCLAW_IMAGE=" + testenv.AgentImage,
+		"NANOCLAW_AGENT_BINARY=" + testenv.AgentBinary(t), "ANTHROPIC_BASE_URL=" + fake.URL()})
 	good := slices.Concat(env, []string{"ANTHROPIC_API_KEY=sk-ant-good"})
 	d := startDaemon(t, good)
 	d.waitLog(t, "nanoclaw running")
@@ -62,7 +62,7 @@ func TestDoctorNamesTheFixOfEachBrokenState(t *testing.T) {
 		{name: "no image", check: "agent image", fix: "nanoclaw image build",
 			env: slices.Concat(good, []string{"NANOCLAW_IMAGE=localhost/nanoclaw-no-such-image:none"})},
 		{name: "stale image", check: "agent image", fix: "nanoclaw image build",
-			env: slices.Concat(good, []string{"NANOCLAW_IMAGE="+testenv.BaseImage})},
+			env: slices.Concat(good, []string{"NANOCLAW_IMAGE=" + testenv.BaseImage})},
 		{name: "bad key", check: "credential", fix: "replace the credential",
 			env: slices.Concat(env, []string{"ANTHROPIC_API_KEY=sk-ant-bad"})},
 		{name: "no key", check: "credential", fix: "nanoclaw setup", env: env},
