@@ -69,7 +69,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "extra"}, cli.ExitUsage, `unexpected argument "extra"`, true},
 		{[]string{"version", "x"}, cli.ExitUsage, `unexpected argument "x"`, true},
 		{[]string{"chat"}, cli.ExitFailure, "nanoclaw chat: nanoclaw is not running", true},
-		{[]string{"doctor"}, cli.ExitFailure, "nanoclaw doctor: not yet available", true},
+		{[]string{"doctor", "x"}, cli.ExitUsage, `unexpected argument "x"`, true},
+		{[]string{"status"}, cli.ExitFailure, "nanoclaw status: nanoclaw has not run with data home", true},
+		{[]string{"setup"}, cli.ExitFailure, "nanoclaw setup: not yet available", true},
 		{[]string{"version"}, cli.ExitOK, "", false},
 	}
 	for _, tc := range cases {
