@@ -50,38 +50,21 @@ func main() {
 
 // Run dispatches to a subcommand and turns its error into an exit code.
 func (m *Main) Run(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		m.usage(m.Stderr)
-		return cli.ExitUsage
-	}
-	name := args[0]
-	switch name {
-	case "-h", "-help", "--help", "help":
-		m.usage(m.Stdout)
-		return cli.ExitOK
-	}
-	for _, c := range commands {
-		if c.Name != name {
-			continue
-		}
-		err := c.Run(m, ctx, args[1:])
-		if errors.Is(err, incontainer.ErrSessionNotFound) {
-			fmt.Fprintf(m.Stderr, "nanoclaw-agent %s: %v\n", name, err)
-			return exitNoSession
-		}
-		return cli.Exit(m.Stderr, "nanoclaw-agent "+name, err)
-	}
-	fmt.Fprintf(m.Stderr, "nanoclaw-agent: unknown command %q\n\n", name)
-	m.usage(m.Stderr)
-	return cli.ExitUsage
+	return program.Dispatch(m, ctx, args, m.Stdout, m.Stderr)
 }
 
-func (m *Main) usage(w io.Writer) {
-	io.WriteString(w, "nanoclaw-agent — the in-container side of nanoclaw.\n\nUsage: nanoclaw-agent <command> [options]\n\nCommands:\n")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.Summary)
-	}
-	io.WriteString(w, "\nRun 'nanoclaw-agent <command> --help' for a command's options.\n")
+var program = cli.Program[*Main]{
+	Name:     "nanoclaw-agent",
+	Intro:    "nanoclaw-agent — the in-container side of nanoclaw.",
+	Synopsis: "<command> [options]",
+	Commands: commands,
+	Exit: func(w io.Writer, cmd string, err error) int {
+		if errors.Is(err, incontainer.ErrSessionNotFound) {
+			fmt.Fprintf(w, "%s: %v\n", cmd, err)
+			return exitNoSession
+		}
+		return cli.Exit(w, cmd, err)
+	},
 }
 
 // flagSet makes a subcommand's flag set (cli.FlagSet).

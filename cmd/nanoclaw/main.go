@@ -84,38 +84,18 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	m.levelFromFlag = *logLevel != ""
 	m.Logger = newLogger(m.Stderr, &m.level)
 
-	rest := fs.Args()
-	if len(rest) == 0 {
-		m.usage(m.Stderr)
-		return cli.ExitUsage
-	}
-	name := rest[0]
-	if name == "help" {
-		if len(rest) > 1 {
-			return m.Run(ctx, []string{rest[1], "--help"})
-		}
-		m.usage(m.Stdout)
-		return cli.ExitOK
-	}
-	for _, c := range commands {
-		if c.Name == name {
-			return cli.Exit(m.Stderr, "nanoclaw "+name, c.Run(m, ctx, rest[1:]))
-		}
-	}
-	fmt.Fprintf(m.Stderr, "nanoclaw: unknown command %q\n\n", name)
-	m.usage(m.Stderr)
-	return cli.ExitUsage
+	return program.Dispatch(m, ctx, fs.Args(), m.Stdout, m.Stderr)
 }
 
-func (m *Main) usage(w io.Writer) {
-	fmt.Fprint(w, "nanoclaw — a personal assistant that runs Claude Code for each chat group in its own sandbox.\n\n",
-		"Usage: nanoclaw [--log-level LEVEL] <command> [arguments]\n\nCommands:\n")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.Summary)
-	}
-	fmt.Fprint(w, "\nRun 'nanoclaw <command> --help' for a command's options.\n",
-		"Settings come from the environment or ~/.config/nanoclaw/config; see 'nanoclaw run --help'.\n")
+var program = cli.Program[*Main]{
+	Name:     "nanoclaw",
+	Intro:    "nanoclaw — a personal assistant that runs Claude Code for each chat group in its own sandbox.",
+	Synopsis: "[--log-level LEVEL] <command> [arguments]",
+	Outro:    "Settings come from the environment or ~/.config/nanoclaw/config; see 'nanoclaw run --help'.\n",
+	Commands: commands,
 }
+
+func (m *Main) usage(w io.Writer) { program.Usage(w) }
 
 // useConfig applies what the config says to this command's logging: its
 // LOG_LEVEL, unless --log-level was given, and its warnings.

@@ -85,3 +85,55 @@ func Exit(w io.Writer, cmd string, err error) int {
 	fmt.Fprintf(w, "%s: %s\n", cmd, sanitize.Terminal(err.Error()))
 	return ExitFailure
 }
+
+// Program is a binary's table of contents: what its usage says around the
+// list of Commands, and how a command's error becomes an exit code (Exit
+// when nil).
+type Program[M any] struct {
+	Name     string // the binary, "nanoclaw"
+	Intro    string // the usage's first line
+	Synopsis string // after "Usage: Name ", e.g. "<command> [arguments]"
+	Outro    string // after the command list
+	Commands []Command[M]
+	Exit     func(w io.Writer, cmd string, err error) int
+}
+
+// Usage prints the program's usage: intro, synopsis, commands, outro.
+func (p *Program[M]) Usage(w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nUsage: %s %s\n\nCommands:\n", p.Intro, p.Name, p.Synopsis)
+	for _, c := range p.Commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.Summary)
+	}
+	fmt.Fprintf(w, "\nRun '%s <command> --help' for a command's options.\n%s", p.Name, p.Outro)
+}
+
+// Dispatch runs the command args[0] names with the rest of args and returns
+// the exit code. No command, or an unknown one, prints the usage on stderr
+// (ExitUsage); "help" (or -h, --help) prints it on stdout, and "help CMD"
+// is "CMD --help".
+func (p *Program[M]) Dispatch(m M, ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		p.Usage(stderr)
+		return ExitUsage
+	}
+	switch name := args[0]; name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && name == "help" {
+			return p.Dispatch(m, ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		p.Usage(stdout)
+		return ExitOK
+	}
+	for _, c := range p.Commands {
+		if c.Name == args[0] {
+			exit := p.Exit
+			if exit == nil {
+				exit = Exit
+			}
+			return exit(stderr, p.Name+" "+c.Name, c.Run(m, ctx, args[1:]))
+		}
+	}
+	fmt.Fprintf(stderr, "%s: unknown command %q\n\n", p.Name, args[0])
+	p.Usage(stderr)
+	return ExitUsage
+}

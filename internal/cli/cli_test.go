@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -52,5 +54,45 @@ func TestParse(t *testing.T) {
 	fs := newFS()
 	if err := Parse(fs, []string{"--group", "family", "rest"}, &stdout, &stderr); err != nil || fs.Arg(0) != "rest" {
 		t.Errorf("Parse = %v, args %q", err, fs.Args())
+	}
+}
+
+func TestProgramDispatch(t *testing.T) {
+	var ran []string
+	p := &Program[*[]string]{Name: "prog", Intro: "prog — a test.", Synopsis: "<command>", Commands: []Command[*[]string]{
+		{Name: "hello", Summary: "say hello", Run: func(m *[]string, _ context.Context, args []string) error {
+			fs := FlagSet("prog hello", "", "Say hello.")
+			if err := Parse(fs, args, io.Discard, io.Discard); err != nil {
+				return err
+			}
+			*m = append(*m, "hello")
+			return nil
+		}},
+		{Name: "fail", Summary: "fail", Run: func(*[]string, context.Context, []string) error { return errors.New("boom") }},
+	}}
+	for _, tc := range []struct {
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{nil, ExitUsage, "", "Usage: prog <command>"},
+		{[]string{"nope"}, ExitUsage, "", `prog: unknown command "nope"`},
+		{[]string{"help"}, ExitOK, "  hello    say hello", ""},
+		{[]string{"help", "hello"}, ExitOK, "", ""},
+		{[]string{"hello"}, ExitOK, "", ""},
+		{[]string{"fail"}, ExitFailure, "", "prog fail: boom"},
+	} {
+		var out, errb strings.Builder
+		code := p.Dispatch(&ran, context.Background(), tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errb.String(), tc.stderr) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, code, out.String(), errb.String())
+		}
+	}
+	if len(ran) != 1 {
+		t.Errorf("hello ran %d times, want once (help hello only prints its help)", len(ran))
+	}
+	p.Exit = func(w io.Writer, cmd string, err error) int { return 7 }
+	if code := p.Dispatch(&ran, context.Background(), []string{"fail"}, io.Discard, io.Discard); code != 7 {
+		t.Errorf("custom Exit: %d", code)
 	}
 }
