@@ -45,6 +45,7 @@ var commands = []cli.Command[*Main]{
 	{Name: "tasks", Summary: "list and manage scheduled tasks", Run: (*Main).runTasks},
 	{Name: "status", Summary: "show what the daemon is doing, and why a group did or did not reply", Run: (*Main).runStatus},
 	{Name: "doctor", Summary: "check the installation and say what to fix (--sandbox: prove the boundary)", Run: (*Main).runDoctor},
+	{Name: "service", Summary: "install, start, stop or remove the background service", Run: (*Main).runService},
 	{Name: "image", Summary: "build the agent container image", Run: (*Main).runImage},
 	{Name: "logs", Summary: "show or follow the daemon's log, or a group's latest run log", Run: (*Main).runLogs},
 	{Name: "mounts", Summary: "check the mount allowlist and print verdicts", Run: (*Main).runMounts},
