@@ -37,6 +37,7 @@ var commands = []cli.Command[*Main]{
 	{Name: "run", Summary: "drive Claude Code for the group: prompts from the host, results back", Run: (*Main).runRun},
 	{Name: "mcp", Summary: "serve the nanoclaw MCP tools on stdin/stdout (started by Claude Code)", Run: (*Main).runMCP},
 	{Name: "hook", Summary: "run a Claude Code hook (precompact: archive the transcript; started by Claude Code)", Run: (*Main).runHook},
+	{Name: "selftest", Summary: "probe the container's boundary from inside (started by nanoclaw doctor --sandbox)", Run: (*Main).runSelftest},
 	{Name: "version", Summary: "print the version", Run: (*Main).runVersion},
 }
 
