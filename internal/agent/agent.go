@@ -83,7 +83,10 @@ func NewRunner(opt Options) *Runner {
 	opt.StopGrace = cmp.Or(opt.StopGrace, 5*time.Second)
 	r := &Runner{opt: opt, log: opt.Logger, containers: make(map[string]*Container), failures: make(map[string]int)}
 	gopt := opt.Gateway
-	gopt.Handler, gopt.Logger, gopt.Usage = r, opt.Logger, opt.Store
+	gopt.Handler, gopt.Logger = r, opt.Logger
+	if opt.Store != nil { // a nil *store.Store in the interface would not read as nil
+		gopt.Usage = opt.Store
+	}
 	r.gw = gateway.New(gopt)
 	return r
 }
@@ -97,37 +100,47 @@ func (r *Runner) running(folder string) *Container {
 
 // Start starts the group's container and returns it.
 func (r *Runner) Start(ctx context.Context, g store.Group, opt StartOptions) (*Container, error) {
-	if err := store.ValidateFolder(g.Folder); err != nil {
-		return nil, fmt.Errorf("start agent: %w", err) // finding 5
-	}
-	if r.opt.Runtime == nil {
-		return nil, errors.New("start agent: no container runtime (install podman or docker, or set NANOCLAW_RUNTIME)")
-	}
-	if r.opt.Gateway.APIKey == "" && r.opt.Gateway.OAuthToken == "" {
-		// Claude Code would retry the gateway's refusal for minutes: say it now.
-		return nil, errors.New("start agent: no API credential on the host: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in ~/.config/nanoclaw/config")
-	}
-	if err := r.checkImage(ctx); err != nil {
+	s := newContainer(r, g)
+	if err := r.launch(ctx, s, opt); err != nil {
 		return nil, err
 	}
+	return s, nil
+}
+
+// launch checks what every container needs and starts s: a group's agent,
+// or the self-test's probe (selftest.go), which goes the same way.
+func (r *Runner) launch(ctx context.Context, s *Container, opt StartOptions) error {
+	g := s.group
+	if err := store.ValidateFolder(g.Folder); err != nil {
+		return fmt.Errorf("start agent: %w", err) // finding 5
+	}
+	if r.opt.Runtime == nil {
+		return errors.New("start agent: no container runtime (install podman or docker, or set NANOCLAW_RUNTIME)")
+	}
+	if s.probe == nil && r.opt.Gateway.APIKey == "" && r.opt.Gateway.OAuthToken == "" {
+		// Claude Code would retry the gateway's refusal for minutes: say it now.
+		return errors.New("start agent: no API credential on the host: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in ~/.config/nanoclaw/config")
+	}
+	if err := r.checkImage(ctx); err != nil {
+		return err
+	}
 	if err := checkAgentBinary(r.opt.AgentBinary); err != nil {
-		return nil, fmt.Errorf("start agent: %w", err)
+		return fmt.Errorf("start agent: %w", err)
 	}
 	opt.SessionID = r.resumable(ctx, g.Folder, opt.SessionID)
 	r.mu.Lock()
 	if _, busy := r.containers[g.Folder]; busy {
 		r.mu.Unlock()
-		return nil, fmt.Errorf("start agent %s: a container is already running for this group", g.Folder)
+		return fmt.Errorf("start agent %s: a container is already running for this group", g.Folder)
 	}
-	s := newContainer(r, g)
 	r.containers[g.Folder] = s
 	r.mu.Unlock()
 
 	if err := s.start(ctx, opt); err != nil {
 		r.forget(s)
-		return nil, fmt.Errorf("start agent %s: %w", g.Folder, err)
+		return fmt.Errorf("start agent %s: %w", g.Folder, err)
 	}
-	return s, nil
+	return nil
 }
 
 // checkAgentBinary refuses a nanoclaw-agent that someone other than the

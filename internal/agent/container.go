@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -53,6 +54,12 @@ type Container struct {
 	logPath string
 	runDir  string // ipc/<random>: this run's socket directory
 	started time.Time
+	ran     sandbox.Spec // what was started
+
+	// The self-test's probe (selftest.go): its command's arguments after
+	// the program, and where its stdout goes; nil for an agent.
+	probe    []string
+	probeOut io.Writer
 
 	inputs  chan ipc.Input
 	closeCh chan struct{} // closed: the agent's next poll gets "close"
@@ -100,7 +107,7 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	if s.name, err = sandbox.ContainerName(g.Folder, s.started); err != nil {
 		return err
 	}
-	id, err := r.identity(ctx, g.Folder)
+	id, err := s.identity(ctx)
 	if err != nil {
 		return err
 	}
@@ -132,6 +139,7 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	}
 
 	spec := s.spec(p, id, opt.SessionID)
+	s.ran = spec
 	// The container's life is not the caller's request: it is ended by
 	// Close, the idle timer or the timeout, through the runtime's stop.
 	cmd, err := r.opt.Runtime.Command(context.WithoutCancel(ctx), spec)
@@ -150,6 +158,9 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 		s.name, spec.Image, spec.User, s.started.Format(time.RFC3339Nano), opt.SessionID, g.IsMain)
 	out := &cappedWriter{w: s.logFile, left: maxRunLogOutput}
 	cmd.Stdout, cmd.Stderr = out, out
+	if s.probeOut != nil {
+		cmd.Stdout = s.probeOut // the probe's report; its stderr stays in the run log
+	}
 	s.cmd = cmd
 	if err := cmd.Start(); err != nil {
 		s.logFile.Close()

@@ -30,6 +30,9 @@ func (s *Container) spec(p groupPaths, id int, sessionID string) sandbox.Spec {
 	if s.group.IsMain {
 		cmd = append(cmd, "--main")
 	}
+	if s.probe != nil {
+		cmd = append([]string{ipc.ContainerAgentBinary}, s.probe...)
+	}
 	return sandbox.Spec{
 		Name:    s.name,
 		Image:   o.Image,
