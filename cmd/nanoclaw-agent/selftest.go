@@ -48,11 +48,19 @@ func (m *Main) runSelftest(ctx context.Context, args []string) error {
 	socket := fs.String("socket", ipc.ContainerSocket, "the gateway socket")
 	listen := fs.String("listen", "127.0.0.1:0", "test/debug: the forwarder's loopback address")
 	fs.StringVar(&cfg.WalkRoot, "walk-root", cfg.WalkRoot, "test/debug: where the search for credentials starts")
+	var roDirs []string
+	fs.Func("read-only-dir", "test/debug: a directory that must refuse a new file (repeatable; default / and /usr)", func(s string) error {
+		roDirs = append(roDirs, s)
+		return nil
+	})
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	if ap, err := netip.ParseAddrPort(*listen); err != nil || !ap.Addr().IsLoopback() {
 		return cli.Usagef("--listen %q: must be a loopback IP and port", *listen)
+	}
+	if roDirs != nil {
+		cfg.ReadOnlyDirs = roDirs
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
