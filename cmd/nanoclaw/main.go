@@ -37,7 +37,7 @@ type Main struct {
 // commands is the table of contents of the CLI.
 var commands = []cli.Command[*Main]{
 	{Name: "run", Summary: "run the assistant (the daemon, in the foreground)", Run: (*Main).runDaemon},
-	{Name: "setup", Summary: "first-time set-up: check the machine, build the agent image", Run: notYet("setup")},
+	{Name: "setup", Summary: "set up from nothing: machine, credential, image, WhatsApp, service, proof", Run: (*Main).runSetup},
 	{Name: "pair", Summary: "pair a chat channel (WhatsApp)", Run: (*Main).runPair},
 	{Name: "chat", Summary: "chat with the assistant in this terminal", Run: (*Main).runChat},
 	{Name: "send", Summary: "send one message to a group, optionally wait for the reply", Run: (*Main).runSend},
@@ -117,17 +117,6 @@ func (m *Main) flagSet(name, usage, help string) *flag.FlagSet {
 // parse parses a subcommand's flags with this Main's output (cli.Parse).
 func (m *Main) parse(fs *flag.FlagSet, args []string) error {
 	return cli.Parse(fs, args, m.Stdout, m.Stderr)
-}
-
-// notYet is the placeholder for a command whose work is still ahead.
-func notYet(name string) func(*Main, context.Context, []string) error {
-	return func(m *Main, _ context.Context, args []string) error {
-		fs := m.flagSet(name, "", "This command is not yet available in this version of nanoclaw.")
-		if err := m.parse(fs, args); err != nil {
-			return err
-		}
-		return fmt.Errorf("not yet available in this version")
-	}
 }
 
 // newLogger logs to stderr: readable text on a terminal, JSON otherwise (for

@@ -71,7 +71,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"chat"}, cli.ExitFailure, "nanoclaw chat: nanoclaw is not running", true},
 		{[]string{"doctor", "x"}, cli.ExitUsage, `unexpected argument "x"`, true},
 		{[]string{"status"}, cli.ExitFailure, "nanoclaw status: nanoclaw has not run with data home", true},
-		{[]string{"setup"}, cli.ExitFailure, "nanoclaw setup: not yet available", true},
+		{[]string{"setup", "x"}, cli.ExitUsage, `unexpected argument "x"`, true},
 		{[]string{"version"}, cli.ExitOK, "", false},
 	}
 	for _, tc := range cases {

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"database/sql"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -33,14 +34,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check {
 	add := func(c ...Check) { checks = append(checks, c...) }
 	add(configFiles(cfg)...)
 	add(dataHome(cfg))
-	rt, c := containerRuntime(ctx, cfg)
+	rt, c := ContainerRuntime(ctx, cfg)
 	add(c...)
-	add(image(ctx, cfg, rt))
+	add(Image(ctx, cfg, rt))
 	add(agentBinary(cfg.AgentBinary))
-	add(credential(ctx, cfg))
+	add(Credential(ctx, cfg))
 	add(database(ctx, cfg, log)...)
 	add(running(ctx, cfg))
-	add(freeDisk(cfg.Home))
+	add(FreeDisk(cfg.Home))
 	return checks
 }
 
@@ -110,8 +111,8 @@ func dataHome(cfg *config.Config) Check {
 	return ok(name, cfg.Home+", private")
 }
 
-// containerRuntime: a container runtime works and is set up for this host.
-func containerRuntime(ctx context.Context, cfg *config.Config) (*sandbox.Runtime, []Check) {
+// ContainerRuntime: a container runtime works and is set up for this host.
+func ContainerRuntime(ctx context.Context, cfg *config.Config) (*sandbox.Runtime, []Check) {
 	const name = "container runtime"
 	rt, err := sandbox.Detect(ctx, cfg.Runtime)
 	if err != nil {
@@ -145,9 +146,9 @@ func firstExisting(paths ...string) string {
 	return ""
 }
 
-// image: the agent image exists and was built from this nanoclaw's
+// Image: the agent image exists and was built from this nanoclaw's
 // Dockerfile (which pins Claude Code).
-func image(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime) Check {
+func Image(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime) Check {
 	const name = "agent image"
 	if rt == nil {
 		return fail(name, "not checked: no container runtime", "fix the container runtime first")
@@ -181,8 +182,8 @@ func agentBinary(path string) Check {
 	return ok(name, path+", static")
 }
 
-// credential: there is one, and the upstream takes it.
-func credential(ctx context.Context, cfg *config.Config) Check {
+// Credential: there is one, and the upstream takes it.
+func Credential(ctx context.Context, cfg *config.Config) Check {
 	const name = "credential"
 	where := cfg.File
 	if where == "" {
@@ -218,16 +219,32 @@ func database(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check
 		what = "opens with its key (encrypted)"
 	}
 	checks := []Check{ok(name, cfg.DBPath()+" "+what)}
-	acc, paired, err := whatsapp.Paired(ctx, st.DB())
+	return append(checks, whatsappSession(ctx, st.DB()))
+}
+
+// WhatsApp is WhatsApp's pairing, read from the database (without
+// connecting): "paired with +…" or not paired, which is no failure.
+func WhatsApp(ctx context.Context, cfg *config.Config, log *slog.Logger) Check {
+	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
+		return ok("WhatsApp", "not paired: no database yet")
+	}
+	st, err := daemon.OpenStore(ctx, cfg, log)
+	if err != nil {
+		return fail("WhatsApp", err.Error(), "run 'nanoclaw doctor'")
+	}
+	defer st.Close()
+	return whatsappSession(ctx, st.DB())
+}
+
+func whatsappSession(ctx context.Context, db *sql.DB) Check {
+	acc, paired, err := whatsapp.Paired(ctx, db)
 	switch {
 	case err != nil:
-		checks = append(checks, fail("WhatsApp", err.Error(), "pair again: nanoclaw pair whatsapp --replace"))
+		return fail("WhatsApp", err.Error(), "pair again: nanoclaw pair whatsapp --replace")
 	case paired:
-		checks = append(checks, ok("WhatsApp", "paired with "+acc.Phone()))
-	default:
-		checks = append(checks, ok("WhatsApp", "not paired (optional; after a logout too): nanoclaw pair whatsapp"))
+		return ok("WhatsApp", "paired with "+acc.Phone())
 	}
-	return checks
+	return ok("WhatsApp", "not paired (optional; after a logout too): nanoclaw pair whatsapp")
 }
 
 // running: the daemon answers on its control socket.
@@ -242,8 +259,8 @@ func running(ctx context.Context, cfg *config.Config) Check {
 	return ok(name, fmt.Sprintf("running %s, up %s", rep.Version, time.Since(rep.Started).Round(time.Second)))
 }
 
-// freeDisk: the data home's file system has room.
-func freeDisk(home string) Check {
+// FreeDisk: the data home's file system has room.
+func FreeDisk(home string) Check {
 	const name = "free disk"
 	dir := home
 	for {
