@@ -7,13 +7,14 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/doctor"
+	"github.com/nanoclaw/nanoclaw/internal/service"
 )
 
 const doctorHelp = `Check the installation and say what to fix: the config files' permissions,
 the data home, the container runtime and its settings, the agent image (present
 and built from this version), the agent binary, the credential (accepted by the
-upstream), the database (and its key), WhatsApp's pairing, the daemon and the
-free disk. One line per check, ✓ or ✗ with the fix; exit 1 when any fails.
+upstream), the database (and its key), WhatsApp's pairing, the daemon, the
+free disk and the background service. One line per check, ✓ or ✗ with the fix; exit 1 when any fails.
 
 With --sandbox, also start a real hardened container as a non-main group gets
 it and report, from inside, what it can and cannot reach: the boundary,
@@ -34,7 +35,7 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 		return err
 	}
 	m.useConfig(cfg)
-	checks := doctor.Run(ctx, cfg, m.Logger)
+	checks := append(doctor.Run(ctx, cfg, m.Logger), m.serviceCheck(ctx))
 	if *withSandbox {
 		checks = append(checks, sandboxChecks(ctx, cfg, m)...)
 	}
@@ -56,6 +57,35 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "all %d checks passed\n", len(checks))
 	}
 	return nil
+}
+
+// serviceCheck: the background service is installed and running, where a
+// service manager runs.
+func (m *Main) serviceCheck(ctx context.Context) doctor.Check {
+	c := doctor.Check{Name: "service"}
+	host, err := serviceHost(m)
+	var svc *service.Service
+	if err == nil {
+		svc, err = service.New(host)
+	}
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), "see 'nanoclaw service status'"
+		return c
+	}
+	if why := svc.Check(); why != nil {
+		c.OK, c.Detail = true, "none: "+why.Error()
+		return c
+	}
+	st, err := svc.Status(ctx)
+	switch {
+	case err != nil:
+		c.Detail, c.Fix = err.Error(), "nanoclaw service install"
+	case !st.Running:
+		c.Detail, c.Fix = svc.File+" is installed but the service is not running", "nanoclaw service start ('nanoclaw service status' says why it stopped)"
+	default:
+		c.OK, c.Detail = true, svc.File+", running"
+	}
+	return c
 }
 
 func (m *Main) printCheck(c doctor.Check) {
