@@ -37,7 +37,7 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 	m.useConfig(cfg)
 	checks := append(doctor.Run(ctx, cfg, m.Logger), m.serviceCheck(ctx))
 	if *withSandbox {
-		checks = append(checks, sandboxChecks(ctx, cfg, m)...)
+		checks = append(checks, doctor.Sandbox(ctx, cfg, m.Logger)...)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(m.Stdout)
@@ -96,5 +96,3 @@ func (m *Main) printCheck(c doctor.Check) {
 	fmt.Fprintf(m.Stdout, "✗ %s: %s\n    fix: %s\n", c.Name, oneLine(c.Detail, 300), c.Fix)
 }
 
-// sandboxChecks is wired to doctor.Sandbox once it lands.
-var sandboxChecks = func(context.Context, *config.Config, *Main) []doctor.Check { return nil }
