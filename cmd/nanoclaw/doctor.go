@@ -95,4 +95,3 @@ func (m *Main) printCheck(c doctor.Check) {
 	}
 	fmt.Fprintf(m.Stdout, "✗ %s: %s\n    fix: %s\n", c.Name, oneLine(c.Detail, 300), c.Fix)
 }
-
