@@ -64,6 +64,12 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
+// ErrNoCredential is Start's error when the host has neither an API key nor
+// an OAuth token, so nothing can answer until the owner adds one. Its text
+// is the one line that says how: the router shows it to the owner.
+var ErrNoCredential = errors.New("nanoclaw has no Anthropic credential yet: put ANTHROPIC_API_KEY=… (or CLAUDE_CODE_OAUTH_TOKEN=…) " +
+	"in ~/.config/nanoclaw/config with mode 600, or run 'nanoclaw setup'; then restart nanoclaw")
+
 // Runner owns the running agent containers, at most one per group.
 type Runner struct {
 	opt Options
@@ -119,7 +125,7 @@ func (r *Runner) launch(ctx context.Context, s *Container, opt StartOptions) err
 	}
 	if s.probe == nil && r.opt.Gateway.APIKey == "" && r.opt.Gateway.OAuthToken == "" {
 		// Claude Code would retry the gateway's refusal for minutes: say it now.
-		return errors.New("start agent: no API credential on the host: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in ~/.config/nanoclaw/config")
+		return ErrNoCredential
 	}
 	if err := r.checkImage(ctx); err != nil {
 		return err

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -283,10 +284,11 @@ func TestStartSaysWhatIsMissing(t *testing.T) {
 		name  string
 		tweak func(*Options)
 		want  string
+		is    error // the router recognises this one
 	}{
-		{"no credential", func(o *Options) { o.Gateway.APIKey = "" }, "no API credential on the host"},
-		{"no image", func(o *Options) { o.Image = "localhost/nanoclaw-agent:missing" }, "run 'nanoclaw image build'"},
-		{"no runtime", func(o *Options) { o.Runtime = nil }, "no container runtime"},
+		{"no credential", func(o *Options) { o.Gateway.APIKey = "" }, "put ANTHROPIC_API_KEY=", ErrNoCredential},
+		{"no image", func(o *Options) { o.Image = "localhost/nanoclaw-agent:missing" }, "run 'nanoclaw image build'", nil},
+		{"no runtime", func(o *Options) { o.Runtime = nil }, "no container runtime", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -294,6 +296,9 @@ func TestStartSaysWhatIsMissing(t *testing.T) {
 			_, err := h.runner.Start(context.Background(), h.group("nothing", false, store.ContainerConfig{}), StartOptions{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to say %q", err, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v is not %v", err, tc.is)
 			}
 			if h.runner.running("nothing") != nil {
 				t.Error("a failed start left a session behind")

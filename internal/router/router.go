@@ -3,6 +3,7 @@ package router
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -216,7 +217,7 @@ func (r *Router) work(ctx context.Context, folder string, slot *queue.Slot) {
 				if sess, err = r.start(ctx, g); err != nil {
 					r.log.Error("cannot start agent", "group", folder, "err", err)
 					r.trace(ctx, folder, w.chat, w.upTo, store.EventFailed, "cannot start the agent: %v", err)
-					r.runDone(w.chat, 0, err)
+					r.startFailed(ctx, w.chat, err)
 					return
 				}
 				r.trace(ctx, folder, w.chat, w.upTo, store.EventStarted, "container started")
@@ -374,6 +375,34 @@ func (r *Router) flushUnsent(ctx context.Context) {
 	for _, o := range unsent {
 		r.ch.Deliver(ctx, o)
 	}
+}
+
+// errAwaitsCredential is what a terminal waiting for an answer is told
+// after the line that says how to add a credential.
+var errAwaitsCredential = errors.New("not answered yet: the message is kept, and answered once nanoclaw runs with a credential")
+
+// startFailed ends the wait of a chat whose agent could not start. Without
+// a credential nothing can answer until the owner adds one: a chat whose
+// channel shows progress to the owner at a terminal (an Observer) gets the
+// line that says how, as a reply, and its messages stay unanswered (the
+// cursor does not move), so the first run with a credential answers them.
+// A WhatsApp chat gets nothing but the log and the status trace: its owner
+// is not at a terminal, a group's other members must not read the host's
+// set-up, and a line sent outside the outbox is not known as the
+// assistant's, so in the self-chat it would come back as the owner's own
+// message and start another run.
+func (r *Router) startFailed(ctx context.Context, chat string, err error) {
+	if errors.Is(err, agent.ErrNoCredential) {
+		if ch := r.ch.forChat(chat); ch != nil {
+			if _, shows := ch.(channel.Observer); shows {
+				if _, serr := ch.Send(ctx, chat, agent.ErrNoCredential.Error()); serr != nil {
+					r.log.Warn("tell the owner how to add a credential", "chat", chat, "err", serr)
+				}
+				err = errAwaitsCredential
+			}
+		}
+	}
+	r.runDone(chat, 0, err)
 }
 
 func (r *Router) runDone(chat string, upTo int64, err error) {
