@@ -114,21 +114,27 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 	ch := c.forChat(o.ChatJID)
 	if ch == nil {
 		c.log.Warn("no connected channel for chat; reply kept for later", "chat", o.ChatJID)
+		c.traceUnsent(ctx, o, "no channel serving the chat is connected")
 		return false
 	}
 	ids, err := ch.Send(ctx, o.ChatJID, o.Content)
 	if err != nil {
 		c.log.Error("send reply; kept for later", "chat", o.ChatJID, "err", err)
-		e := store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed, Detail: "sending the reply failed; it is kept and sent at the next start: " + err.Error()}
-		if err := c.st.AddEvents(context.WithoutCancel(ctx), e); err != nil {
-			c.log.Warn("keep trace", "group", o.Folder, "err", err)
-		}
+		c.traceUnsent(ctx, o, "sending failed: "+err.Error())
 		return false
 	}
 	if err := c.st.MarkSent(context.WithoutCancel(ctx), o, ids, c.name); err != nil {
 		c.log.Error("mark reply sent", "chat", o.ChatJID, "err", err)
 	}
 	return true
+}
+
+// traceUnsent records in the group's trace that a reply is kept unsent.
+func (c *Channels) traceUnsent(ctx context.Context, o store.Outgoing, why string) {
+	e := store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed, Detail: "the reply is kept, to be sent at the next start: " + why}
+	if err := c.st.AddEvents(context.WithoutCancel(ctx), e); err != nil {
+		c.log.Warn("keep trace", "group", o.Folder, "err", err)
+	}
 }
 
 // Refresh asks every channel for the chats the account is in, and keeps

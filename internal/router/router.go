@@ -353,14 +353,12 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w ch
 		r.runDone(w.chat, 0, err)
 		return err
 	}
-	if reply != nil {
-		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "a reply of %d bytes, kept and sent", len(reply.Content))
-	} else {
-		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "the agent chose not to reply")
-	}
 	r.log.Info("answered", "group", g.Folder, "chat", w.chat, "messages", w.prompt.Kept, "duration_ms", time.Since(start).Milliseconds())
-	if reply != nil {
-		r.ch.Deliver(ctx, *reply)
+	switch {
+	case reply == nil:
+		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "the agent chose not to reply")
+	case r.ch.Deliver(ctx, *reply): // a failure is traced where it happens
+		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "a reply of %d bytes, delivered", len(reply.Content))
 	}
 	r.runDone(w.chat, w.upTo, nil)
 	return nil
