@@ -1,6 +1,7 @@
 # nanoclaw — the two commands a newcomer needs are `make run` and `make test`
-# (see README.md). Everything they need is installed by this Makefile and
-# scripts/test-env, idempotently.
+# (see README.md). Everything they need is installed by this Makefile and the
+# scripts it calls (scripts/runtime, scripts/base-image, scripts/test-env),
+# idempotently.
 
 GO          ?= go
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -10,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Go 1.26 lives in /usr/local/go on the machines this project targets.
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build run test test-env unit race lint bench fuzz clean
+.PHONY: build run image test test-env unit race lint bench fuzz clean
 
 ## build: compile bin/nanoclaw (host) and bin/nanoclaw-agent (static, in-container)
 build:
@@ -18,9 +19,23 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nanoclaw ./cmd/nanoclaw
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/nanoclaw-agent ./cmd/nanoclaw-agent
 
-## run: build, then start the daemon in the foreground
+## run: build; make sure a container runtime works and the agent image is current (installing podman, building the image, when missing); then start the daemon in the foreground
+# On a ready machine the two checks cost about half a second: `podman info` and
+# one `image inspect`. Without a credential the daemon still starts, and the
+# local chat answers with the line that says how to add one.
 run: build
+	@./scripts/runtime
+	@./bin/nanoclaw image status >/dev/null 2>&1 || { $(IMAGE_IF_NEEDED); }
 	./bin/nanoclaw run
+
+## image: build the agent image when it is missing or stale, with progress (on Debian as root FROM a Debian base made offline, so no image registry is needed)
+image: build
+	@./scripts/runtime
+	@$(IMAGE_IF_NEEDED)
+
+# scripts/base-image prints the base it made, or nothing where it cannot (not
+# Debian as root): the Dockerfile's own base is pulled then.
+IMAGE_IF_NEEDED = base=$$(./scripts/base-image) && ./bin/nanoclaw image build --if-needed $${base:+--base "$$base"}
 
 ## test: prepare the test machine (runtimes, base image, Claude Code), then run every test, then the concurrent packages' tests under the race detector, then the fuzz targets briefly
 test: test-env

@@ -19,7 +19,9 @@ slim Debian base, run by a non-root user. nanoclaw-agent is not part of it: it
 is mounted in when a container starts, so host and agent never drift apart.
 
 Subcommands:
-  build    build the image (see 'nanoclaw image build --help')`
+  build    build the image (see 'nanoclaw image build --help')
+  status   say whether the image is there and current: built from this
+           nanoclaw's Dockerfile (exit 0), or missing or stale (exit 1)`
 
 const imageBuildHelp = `Build the agent image from the Dockerfile built into this nanoclaw binary,
 with the container runtime NANOCLAW_RUNTIME selects (auto: podman or docker on
@@ -28,7 +30,16 @@ stderr. The image gets the labels ` + agentimage.LabelDockerfile + ` (the
 Dockerfile's SHA-256) and ` + agentimage.LabelBase + `.
 
 It downloads Debian packages and Claude Code's native program (checked against
-a pinned SHA-512) while it builds; the base image must be present or pullable.`
+a pinned SHA-512) while it builds; the base image must be present or pullable.
+
+With --if-needed it builds only when the image is missing or was built from
+another Dockerfile (its ` + agentimage.LabelDockerfile + ` label differs),
+whatever its base: a second call does nothing.`
+
+const imageStatusHelp = `Say whether the agent image (NANOCLAW_IMAGE, or --tag) is there and was
+built from the Dockerfile in this nanoclaw binary (its ` + agentimage.LabelDockerfile + `
+label). Current: one line on stdout, exit 0. Missing or stale: what to run,
+exit 1. It builds nothing.`
 
 func (m *Main) runImage(ctx context.Context, args []string) error {
 	fs := m.flagSet("image", "<subcommand> [options]", imageHelp)
@@ -37,41 +48,48 @@ func (m *Main) runImage(ctx context.Context, args []string) error {
 	}
 	switch sub := fs.Arg(0); sub {
 	case "":
-		return usagef("missing subcommand (build)")
+		return usagef("missing subcommand (build or status)")
 	case "build":
 		return m.runImageBuild(ctx, fs.Args()[1:])
+	case "status":
+		return m.runImageStatus(ctx, fs.Args()[1:])
 	default:
-		return usagef("unknown subcommand %q (want build)", sub)
+		return usagef("unknown subcommand %q (want build or status)", sub)
 	}
 }
 
 func (m *Main) runImageBuild(ctx context.Context, args []string) error {
-	fs := m.flagSet("image build", "[--base IMAGE] [--tag IMAGE]", imageBuildHelp)
+	fs := m.flagSet("image build", "[--base IMAGE] [--tag IMAGE] [--if-needed]", imageBuildHelp)
 	base := fs.String("base", "", "base image, a Debian bookworm (default: the Dockerfile's debian:bookworm-slim)")
-	tag := fs.String("tag", "", "image to build (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest)")
+	tagFlag := fs.String("tag", "", "image to build (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest)")
+	ifNeeded := fs.Bool("if-needed", false, "build only when the image is missing or was built from another Dockerfile")
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	for _, f := range []struct{ name, image string }{{"--base", *base}, {"--tag", *tag}} {
-		if f.image != "" {
-			if err := sandbox.ValidateImage(f.image); err != nil {
-				return usagef("%s: %v", f.name, err)
-			}
+	if *base != "" {
+		if err := sandbox.ValidateImage(*base); err != nil {
+			return usagef("--base: %v", err)
 		}
 	}
-	cfg, err := config.Load(m.Getenv)
+	rt, tag, err := m.imageRuntime(ctx, *tagFlag)
 	if err != nil {
 		return err
 	}
-	*tag = cmp.Or(*tag, cfg.Image)
+	if *ifNeeded {
+		st, err := imageStatus(ctx, rt, tag)
+		if err != nil {
+			return err
+		}
+		if st == imageCurrent {
+			fmt.Fprintf(m.Stderr, "nanoclaw image build: %s (%s) is current: built from this Dockerfile; nothing to do\n", tag, rt.Kind)
+			return nil
+		}
+		fmt.Fprintf(m.Stderr, "nanoclaw image build: %s (%s) %s\n", tag, rt.Kind, st)
+	}
 	platform, err := agentimage.ClaudeCodePlatform(goruntime.GOARCH)
-	if err != nil {
-		return err
-	}
-	rt, err := sandbox.Detect(ctx, cfg.Runtime)
 	if err != nil {
 		return err
 	}
@@ -86,14 +104,82 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), agentimage.Dockerfile(), 0o644); err != nil {
 		return err
 	}
-	opts := imageBuildOptions(dir, *base, *tag, platform)
-	fmt.Fprintf(m.Stderr, "nanoclaw image build: building %s with %s (%s)\n", *tag, rt.Kind, rt.Bin)
+	opts := imageBuildOptions(dir, *base, tag, platform)
+	fmt.Fprintf(m.Stderr, "nanoclaw image build: building %s with %s (%s)\n", tag, rt.Kind, rt.Bin)
 	start := time.Now()
 	if err := rt.Build(ctx, opts, m.Stderr); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stderr, "nanoclaw image build: built %s in %s\n", *tag, time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(m.Stderr, "nanoclaw image build: built %s in %s\n", tag, time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+func (m *Main) runImageStatus(ctx context.Context, args []string) error {
+	fs := m.flagSet("image status", "[--tag IMAGE]", imageStatusHelp)
+	tag := fs.String("tag", "", "image to look at (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest)")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	rt, ref, err := m.imageRuntime(ctx, *tag)
+	if err != nil {
+		return err
+	}
+	st, err := imageStatus(ctx, rt, ref)
+	if err != nil {
+		return err
+	}
+	if st != imageCurrent {
+		return fmt.Errorf("%s (%s) %s: run 'nanoclaw image build'", ref, rt.Kind, st)
+	}
+	fmt.Fprintf(m.Stdout, "%s (%s) is current: built from this nanoclaw's Dockerfile\n", ref, rt.Kind)
+	return nil
+}
+
+// imageRuntime validates --tag and returns the runtime the daemon would use
+// and the image: tag, or NANOCLAW_IMAGE when tag is empty.
+func (m *Main) imageRuntime(ctx context.Context, tag string) (*sandbox.Runtime, string, error) {
+	if tag != "" {
+		if err := sandbox.ValidateImage(tag); err != nil {
+			return nil, "", usagef("--tag: %v", err)
+		}
+	}
+	cfg, err := config.Load(m.Getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	rt, err := sandbox.Detect(ctx, cfg.Runtime)
+	if err != nil {
+		return nil, "", err
+	}
+	return rt, cmp.Or(tag, cfg.Image), nil
+}
+
+// imageState is what an image is to this nanoclaw.
+type imageState string
+
+const (
+	imageCurrent imageState = "is current"
+	imageMissing imageState = "is missing"
+	imageStale   imageState = "is stale (built from another Dockerfile)"
+)
+
+// imageStatus tells whether ref is there and was built from this binary's
+// Dockerfile. The label is the cheap proof: one `image inspect`, nothing run.
+// The base is not compared: an owner may build from any Debian bookworm.
+func imageStatus(ctx context.Context, rt *sandbox.Runtime, ref string) (imageState, error) {
+	labels, found, err := rt.ImageLabels(ctx, ref)
+	switch {
+	case err != nil:
+		return "", err
+	case !found:
+		return imageMissing, nil
+	case labels[agentimage.LabelDockerfile] != agentimage.DockerfileDigest():
+		return imageStale, nil
+	}
+	return imageCurrent, nil
 }
 
 // imageBuildOptions is the build of the agent image from the Dockerfile

@@ -20,8 +20,10 @@ func TestImageUsage(t *testing.T) {
 	}{
 		{[]string{"image", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image <subcommand>", ""},
 		{[]string{"help", "image"}, nil, cli.ExitOK, "build    build the image", ""},
-		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image build [--base IMAGE] [--tag IMAGE]", ""},
-		{[]string{"image"}, nil, cli.ExitUsage, "", "nanoclaw image: missing subcommand (build)"},
+		{[]string{"help", "image"}, nil, cli.ExitOK, "status   say whether the image is there and current", ""},
+		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image build [--base IMAGE] [--tag IMAGE] [--if-needed]", ""},
+		{[]string{"image", "status", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image status [--tag IMAGE]", ""},
+		{[]string{"image"}, nil, cli.ExitUsage, "", "nanoclaw image: missing subcommand (build or status)"},
 		{[]string{"image", "push"}, nil, cli.ExitUsage, "", `unknown subcommand "push"`},
 		{[]string{"image", "--bogus"}, nil, cli.ExitUsage, "", "flag provided but not defined: -bogus"},
 		{[]string{"image", "build", "extra"}, nil, cli.ExitUsage, "", `unexpected argument "extra"`},
@@ -29,11 +31,17 @@ func TestImageUsage(t *testing.T) {
 		{[]string{"image", "build", "--base", "--privileged"}, nil, cli.ExitUsage, "", `--base: invalid image reference "--privileged"`},
 		{[]string{"image", "build", "--tag", "a b"}, nil, cli.ExitUsage, "", `--tag: invalid image reference "a b"`},
 		{[]string{"image", "build", "--base"}, nil, cli.ExitUsage, "", "flag needs an argument: -base"},
+		{[]string{"image", "build", "--if-needed=maybe"}, nil, cli.ExitUsage, "", "invalid boolean value"},
+		{[]string{"image", "status", "extra"}, nil, cli.ExitUsage, "", `unexpected argument "extra"`},
+		{[]string{"image", "status", "--tag", "-x"}, nil, cli.ExitUsage, "", `--tag: invalid image reference "-x"`},
+		{[]string{"image", "status", "--base", "x"}, nil, cli.ExitUsage, "", "flag provided but not defined: -base"},
 		// Past the usage checks: a bad setting or no runtime is a failure (exit 1).
 		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "lxc"}, cli.ExitFailure, "", "NANOCLAW_RUNTIME"},
 		{[]string{"image", "build"}, map[string]string{"NANOCLAW_RUNTIME": "docker"}, cli.ExitFailure, "",
 			"container runtime docker is not usable: docker: not installed"},
 		{[]string{"image", "build"}, nil, cli.ExitFailure, "", "no working container runtime"},
+		{[]string{"image", "build", "--if-needed"}, nil, cli.ExitFailure, "", "no working container runtime"},
+		{[]string{"image", "status"}, nil, cli.ExitFailure, "", "no working container runtime"},
 	}
 	for _, tc := range cases {
 		code, out, errOut := run(t, tc.env, tc.args...)
