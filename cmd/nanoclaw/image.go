@@ -11,6 +11,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/doctor"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
@@ -79,11 +80,11 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 		return err
 	}
 	if *ifNeeded {
-		st, err := imageStatus(ctx, rt, tag)
+		st, err := doctor.ImageStatus(ctx, rt, tag)
 		if err != nil {
 			return err
 		}
-		if st == imageCurrent {
+		if st == doctor.ImageCurrent {
 			fmt.Fprintf(m.Stderr, "nanoclaw image build: %s (%s) is current: built from this Dockerfile; nothing to do\n", tag, rt.Kind)
 			return nil
 		}
@@ -127,11 +128,11 @@ func (m *Main) runImageStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := imageStatus(ctx, rt, ref)
+	st, err := doctor.ImageStatus(ctx, rt, ref)
 	if err != nil {
 		return err
 	}
-	if st != imageCurrent {
+	if st != doctor.ImageCurrent {
 		return fmt.Errorf("%s (%s) %s: run 'nanoclaw image build'", ref, rt.Kind, st)
 	}
 	fmt.Fprintf(m.Stdout, "%s (%s) is current: built from this nanoclaw's Dockerfile\n", ref, rt.Kind)
@@ -155,31 +156,6 @@ func (m *Main) imageRuntime(ctx context.Context, tag string) (*sandbox.Runtime, 
 		return nil, "", err
 	}
 	return rt, cmp.Or(tag, cfg.Image), nil
-}
-
-// imageState is what an image is to this nanoclaw.
-type imageState string
-
-const (
-	imageCurrent imageState = "is current"
-	imageMissing imageState = "is missing"
-	imageStale   imageState = "is stale (built from another Dockerfile)"
-)
-
-// imageStatus tells whether ref is there and was built from this binary's
-// Dockerfile. The label is the cheap proof: one `image inspect`, nothing run.
-// The base is not compared: an owner may build from any Debian bookworm.
-func imageStatus(ctx context.Context, rt *sandbox.Runtime, ref string) (imageState, error) {
-	labels, found, err := rt.ImageLabels(ctx, ref)
-	switch {
-	case err != nil:
-		return "", err
-	case !found:
-		return imageMissing, nil
-	case labels[agentimage.LabelDockerfile] != agentimage.DockerfileDigest():
-		return imageStale, nil
-	}
-	return imageCurrent, nil
 }
 
 // imageBuildOptions is the build of the agent image from the Dockerfile

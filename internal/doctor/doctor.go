@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
@@ -153,14 +152,12 @@ func Image(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime) Check {
 	if rt == nil {
 		return fail(name, "not checked: no container runtime", "fix the container runtime first")
 	}
-	labels, found, err := rt.ImageLabels(ctx, cfg.Image)
+	st, err := ImageStatus(ctx, rt, cfg.Image)
 	switch {
 	case err != nil:
 		return fail(name, err.Error(), "check the container runtime")
-	case !found:
-		return fail(name, cfg.Image+" is missing", "nanoclaw image build")
-	case labels[agentimage.LabelDockerfile] != agentimage.DockerfileDigest():
-		return fail(name, cfg.Image+" was built from another version's Dockerfile", "nanoclaw image build")
+	case st != ImageCurrent:
+		return fail(name, cfg.Image+" "+string(st), "nanoclaw image build")
 	}
 	return ok(name, cfg.Image+", current")
 }
