@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
@@ -40,9 +39,7 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 		checks = append(checks, doctor.Sandbox(ctx, cfg, m.Logger)...)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(m.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(checks); err != nil {
+		if err := writeJSON(m.Stdout, checks); err != nil {
 			return err
 		}
 	} else {
@@ -90,8 +87,8 @@ func (m *Main) serviceCheck(ctx context.Context) doctor.Check {
 
 func (m *Main) printCheck(c doctor.Check) {
 	if c.OK {
-		fmt.Fprintf(m.Stdout, "✓ %s: %s\n", c.Name, oneLine(c.Detail, 300))
+		fmt.Fprintf(m.Stdout, "✓ %s: %s\n", oneLine(c.Name, 80), oneLine(c.Detail, 300))
 		return
 	}
-	fmt.Fprintf(m.Stdout, "✗ %s: %s\n    fix: %s\n", c.Name, oneLine(c.Detail, 300), c.Fix)
+	fmt.Fprintf(m.Stdout, "✗ %s: %s\n    fix: %s\n", oneLine(c.Name, 80), oneLine(c.Detail, 300), oneLine(c.Fix, 300))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/doctor"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 const setupHelp = `Set nanoclaw up, from nothing to an always-on assistant, one step at a time:
@@ -81,9 +82,12 @@ func (m *Main) runSetup(ctx context.Context, args []string) error {
 	}
 	for i, step := range steps {
 		r := step(ctx)
+		// R10: a step's words may quote the model (the proof) or the
+		// upstream (the credential check).
+		r.detail = sanitize.Terminal(r.detail)
 		switch {
 		case r.err != nil:
-			fmt.Fprintf(m.Stdout, "✗ %d. %s: %v\n", i+1, r.name, r.err)
+			fmt.Fprintf(m.Stdout, "✗ %d. %s: %s\n", i+1, r.name, sanitize.Terminal(r.err.Error()))
 			fmt.Fprintf(m.Stdout, "What was done so far stays done; fix this, then run 'nanoclaw setup' again.\n")
 			return fmt.Errorf("step %d (%s) failed", i+1, r.name)
 		case r.skip:

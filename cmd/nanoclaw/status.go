@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -49,9 +51,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(m.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(m.Stdout, rep)
 	}
 	m.printStatus(rep, cfg)
 	return nil
@@ -168,6 +168,28 @@ func (m *Main) printEvents(title string, evs []status.Event, at func(time.Time) 
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", at(e.At), where, e.Kind, oneLine(e.Detail, 160))
 	}
 	tw.Flush()
+}
+
+// writeJSON prints v as indented JSON for a terminal or a script. Beyond
+// what encoding/json escapes, the C1 controls (U+0080–U+009F, which some
+// terminals obey like escape sequences) are written as \u escapes: the
+// report carries chat and model text (R10).
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	for _, r := range string(b) {
+		if r >= 0x80 && r <= 0x9f {
+			fmt.Fprintf(&out, "\\u%04x", r)
+		} else {
+			out.WriteRune(r)
+		}
+	}
+	out.WriteByte('\n')
+	_, err = io.WriteString(w, out.String())
+	return err
 }
 
 // usage is "requests / input / output", short.

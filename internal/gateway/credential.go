@@ -41,7 +41,10 @@ func CheckCredential(ctx context.Context, upstream *url.URL, apiKey, oauthToken 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Anthropic-Version", "2023-06-01")
 	setCredential(req.Header, apiKey, oauthToken)
-	resp, err := http.DefaultClient.Do(req)
+	// No redirects: Go would carry X-Api-Key to wherever one points, and the
+	// API proxy does not follow them either.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach %s: %w", upstream.Redacted(), errors.Unwrap(err))
 	}
@@ -53,7 +56,15 @@ func CheckCredential(ctx context.Context, upstream *url.URL, apiKey, oauthToken 
 	if json.Unmarshal(msg, &e) == nil && e.Error.Message != "" {
 		msg = []byte(e.Error.Message)
 	}
-	why := sanitize.FirstLine(strings.ToValidUTF8(string(msg), "?"), 200)
+	// The upstream's words are quoted: never with the secret in them, never
+	// with a terminal's control sequences (R10).
+	text := string(msg)
+	for _, secret := range []string{apiKey, oauthToken} {
+		if secret != "" {
+			text = strings.ReplaceAll(text, secret, "(the credential)")
+		}
+	}
+	why := sanitize.FirstLine(sanitize.Terminal(text), 200)
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return nil

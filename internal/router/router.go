@@ -142,7 +142,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 		return channel.Stored{Seq: seq}, nil
 	}
 	answer := r.asks(g, m.Text)
-	stored := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventStored, Detail: "from " + cmp.Or(m.SenderName, m.Sender)}
+	stored := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventStored, Detail: from(m)}
 	next := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventQueued}
 	if !answer {
 		next.Kind, next.Detail = store.EventIgnored, fmt.Sprintf("kept as context, not answered: in this group only a message that starts with %s asks for an answer", g.Trigger)
@@ -154,6 +154,16 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 		r.notify(g.Folder)
 	}
 	return channel.Stored{Seq: seq, WillAnswer: answer}, nil
+}
+
+// from says who sent m, for the trace: a display name is the sender's own
+// claim, so the id and the owner marker the channel set go along.
+func from(m channel.Message) string {
+	who := fmt.Sprintf("from %s <%s>", sanitize.Name(cmp.Or(m.SenderName, "?")), sanitize.Clip(m.Sender, 80, "…"))
+	if m.FromMe {
+		who += " (the owner)"
+	}
+	return who
 }
 
 // OnChat keeps a chat's name for group discovery.

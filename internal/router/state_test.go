@@ -46,7 +46,7 @@ func TestTraceTellsWhyAndStatesFollowTheWorker(t *testing.T) {
 	want := []store.EventKind{store.EventStored, store.EventQueued, store.EventStarted, store.EventPrompted, store.EventReplied}
 	waitFor(t, "main's trace", func() bool { ks, _ := kinds(t, w.st, "main"); return slices.Equal(ks, want) })
 	waitFor(t, "main warm", func() bool { return w.r.States()["main"].State == StateWarm })
-	if _, evs := kinds(t, w.st, "main"); evs[0].Detail != "from Me" || evs[0].Seq == 0 || !strings.Contains(evs[4].Detail, "delivered") {
+	if _, evs := kinds(t, w.st, "main"); evs[0].Detail != "from Me <me>" || evs[0].Seq == 0 || !strings.Contains(evs[4].Detail, "delivered") {
 		t.Errorf("trace details: %+v", evs)
 	}
 	if running, limit, waiting := w.r.Load(); running != 1 || limit != 3 || len(waiting) != 0 {

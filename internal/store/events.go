@@ -32,11 +32,14 @@ const (
 var eventKinds = []EventKind{EventStored, EventIgnored, EventQueued, EventStarted, EventPrompted,
 	EventReplied, EventFailed, EventDenied, EventSkipped}
 
-// Caps of the trace: each group keeps its newest MaxEventsPerGroup events;
-// a detail is clipped to MaxEventDetail bytes.
+// Caps of the trace: each group keeps its newest MaxEventsPerGroup steps
+// and, apart from them so that they cannot push the steps out, its newest
+// MaxDenialsPerGroup refused destinations; a detail is clipped to
+// MaxEventDetail bytes.
 const (
-	MaxEventsPerGroup = 200
-	MaxEventDetail    = 300
+	MaxEventsPerGroup  = 200
+	MaxDenialsPerGroup = 50
+	MaxEventDetail     = 300
 )
 
 // eventsColumns are the events table's, in schema and in step v7.
@@ -71,7 +74,7 @@ func (e Event) Validate() error {
 }
 
 // AddEvents records steps of groups' traces, in one transaction, and drops
-// each group's events beyond the newest MaxEventsPerGroup. Details are
+// each group's events beyond the caps. Details are
 // clipped, so any text may be passed.
 func (s *Store) AddEvents(ctx context.Context, evs ...Event) error {
 	for i := range evs {
@@ -90,8 +93,13 @@ func (s *Store) AddEvents(ctx context.Context, evs ...Event) error {
 			}
 		}
 		for _, e := range evs {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE folder = ?1 AND id <= (
-				SELECT id FROM events WHERE folder = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`, e.Folder, MaxEventsPerGroup); err != nil {
+			denied, keep := e.Kind == EventDenied, MaxEventsPerGroup
+			if denied {
+				keep = MaxDenialsPerGroup
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE folder = ?1 AND (kind = 'denied') = ?3 AND id <= (
+				SELECT id FROM events WHERE folder = ?1 AND (kind = 'denied') = ?3 ORDER BY id DESC LIMIT 1 OFFSET ?2)`,
+				e.Folder, keep, denied); err != nil {
 				return err
 			}
 		}

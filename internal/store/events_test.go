@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,17 @@ func TestEventsTraceOneGroupNewestKept(t *testing.T) {
 	}
 	if d := failed[0].Detail; len(d) > MaxEventDetail || !strings.HasSuffix(d, "…") {
 		t.Errorf("detail not clipped to %d bytes: %d bytes", MaxEventDetail, len(d))
+	}
+	for i := range MaxDenialsPerGroup + 10 {
+		if err := s.AddEvents(ctx, Event{Folder: "fam", Kind: EventDenied, Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if evs, _ := s.Events(ctx, "fam", 1000, EventStored); len(evs) != MaxEventsPerGroup {
+		t.Errorf("refused destinations pushed out the group's steps: %d left", len(evs))
+	}
+	if evs, _ := s.Events(ctx, "fam", 1000, EventDenied); len(evs) != MaxDenialsPerGroup || evs[0].Detail != "10" {
+		t.Errorf("denials kept: %d, oldest %+v", len(evs), evs[0])
 	}
 	for _, bad := range []Event{{Folder: "fam", Kind: "exploded"}, {Folder: "../x", Kind: EventStored}, {Folder: "fam", Kind: EventStored, Seq: -1}} {
 		if err := s.AddEvents(ctx, bad); err == nil {
