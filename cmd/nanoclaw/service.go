@@ -186,8 +186,15 @@ func (m *Main) serviceUnit(cfg *config.Config, homeDir string) (service.Unit, er
 	if err != nil {
 		return service.Unit{}, fmt.Errorf("find the nanoclaw binary: %w", err)
 	}
-	return service.Unit{Exe: exe, HomeDir: homeDir, DataHome: cfg.Home, ConfigDir: cfg.ConfigDir,
-		Path: service.SearchPath(m.Getenv("PATH"), runtime.GOOS), LogsDir: cfg.LogsDir()}, nil
+	u := service.Unit{Exe: exe, HomeDir: homeDir, DataHome: cfg.Home, ConfigDir: cfg.ConfigDir,
+		Path: service.SearchPath(m.Getenv("PATH"), runtime.GOOS), LogsDir: cfg.LogsDir()}
+	// The service manager runs this binary, and the daemon the runtime
+	// CLIs it finds in PATH, at every boot (as root for a system unit):
+	// none of them may be replaceable by another user.
+	if err := u.CheckReplaceable(os.Geteuid()); err != nil {
+		return service.Unit{}, fmt.Errorf("service: %w", err)
+	}
+	return u, nil
 }
 
 // warnEnvironmentOnly names the settings that only this shell's

@@ -215,3 +215,36 @@ func TestServiceDryRunOnThisMachine(t *testing.T) {
 		t.Errorf("--dry-run created %s", svc.File)
 	}
 }
+
+// A world-writable directory holding a runtime CLI, first in PATH: the
+// service would run what another user puts there, so install refuses,
+// names the directory and its fix, and writes and runs nothing.
+func TestServiceInstallRefusesAReplaceablePATH(t *testing.T) {
+	root, calls := fakeServiceHost(t, true, func([]string) (string, int) { return "", 0 })
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(open, "podman"), []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := filepath.EvalSymlinks(t.TempDir())
+	env := map[string]string{"NANOCLAW_HOME": filepath.Join(base, "data"), "NANOCLAW_CONFIG_DIR": filepath.Join(base, "conf"),
+		"PATH": open + ":/usr/bin:/bin"}
+	for _, args := range [][]string{{"service", "install"}, {"service", "install", "--dry-run"}} {
+		code, out, errOut := run(t, env, args...)
+		want := "PATH entry " + open + ": " + open + " can be changed by another user"
+		if code != cli.ExitFailure || !strings.Contains(errOut, want) || !strings.Contains(errOut, "chmod go-w "+open) || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want a refusal saying %q", args, code, out, errOut, want)
+		}
+	}
+	if len(*calls) != 0 {
+		t.Errorf("a refused install ran %q", *calls)
+	}
+	if _, err := os.Stat(filepath.Join(root, "home/alice/.config/systemd/user/nanoclaw.service")); err == nil {
+		t.Error("a refused install wrote the unit")
+	}
+}
