@@ -45,6 +45,13 @@ const (
 	FindingMountsListed = "mounts listed"
 )
 
+// Findings are the names of the probe's findings, in the order Run
+// reports them. A report must hold each exactly once: one with fewer,
+// more or others is not the probe's (an image that prints a report of its
+// own in the probe's place), and is refused whole.
+var Findings = []string{FindingRoute, FindingDial, FindingUser, FindingCaps, FindingReadOnly,
+	FindingEnv, FindingFiles, FindingEgress, FindingAPI, FindingMountsListed}
+
 // Finding is one thing the probe looked at.
 type Finding struct {
 	Name   string `json:"name"`
@@ -73,12 +80,12 @@ func (r Report) OK() bool {
 // Caps of a report as the host reads it: it comes out of a container.
 const (
 	MaxReportBytes = 1 << 20
-	maxFindings    = 64
 	maxMounts      = 512
 	maxDetailBytes = 4 << 10
 )
 
-// Decode reads a report the probe wrote, strictly and within caps.
+// Decode reads a report the probe wrote, strictly and within caps: every
+// one of Findings exactly once, and nothing else.
 func Decode(b []byte) (Report, error) {
 	var r Report
 	if len(b) > MaxReportBytes {
@@ -87,12 +94,24 @@ func Decode(b []byte) (Report, error) {
 	if err := ipc.DecodeStrict(b, &r); err != nil {
 		return Report{}, err
 	}
-	if len(r.Findings) == 0 || len(r.Findings) > maxFindings || len(r.Mounts) > maxMounts {
-		return Report{}, fmt.Errorf("report with %d findings and %d mounts: want 1-%d and at most %d", len(r.Findings), len(r.Mounts), maxFindings, maxMounts)
+	if len(r.Mounts) > maxMounts {
+		return Report{}, fmt.Errorf("report with %d mounts: want at most %d", len(r.Mounts), maxMounts)
 	}
+	seen := make(map[string]bool, len(Findings))
 	for _, f := range r.Findings {
-		if f.Name == "" || len(f.Name) > 128 || len(f.Detail) > maxDetailBytes {
-			return Report{}, fmt.Errorf("finding %.128q: name or detail too long or empty", f.Name)
+		switch {
+		case !slices.Contains(Findings, f.Name):
+			return Report{}, fmt.Errorf("finding %.128q is not one the probe reports: this is not the probe's report", f.Name)
+		case seen[f.Name]:
+			return Report{}, fmt.Errorf("finding %q reported twice: this is not the probe's report", f.Name)
+		case len(f.Detail) > maxDetailBytes:
+			return Report{}, fmt.Errorf("finding %q: detail over %d bytes", f.Name, maxDetailBytes)
+		}
+		seen[f.Name] = true
+	}
+	for _, name := range Findings {
+		if !seen[name] {
+			return Report{}, fmt.Errorf("finding %q is missing: this is not the probe's report", name)
 		}
 	}
 	return r, nil

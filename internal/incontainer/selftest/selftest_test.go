@@ -3,6 +3,7 @@ package selftest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -121,20 +122,34 @@ func TestParseMountinfo(t *testing.T) {
 	}
 }
 
+// A report is the probe's only with each of its findings exactly once:
+// one an image printed in its place, with fewer, more or other findings,
+// is refused whole.
 func TestDecodeRejects(t *testing.T) {
-	good := `{"findings":[{"name":"x","ok":true,"detail":""}],"mounts":[]}`
+	report := func(names ...string) string {
+		var fs []string
+		for _, n := range names {
+			fs = append(fs, `{"name":"`+n+`","ok":true,"detail":""}`)
+		}
+		return `{"findings":[` + strings.Join(fs, ",") + `],"mounts":[]}`
+	}
+	good := report(Findings...)
 	if _, err := Decode([]byte(good)); err != nil {
 		t.Fatalf("good report refused: %v", err)
 	}
-	for _, bad := range []string{
-		`{"findings":[],"mounts":[]}`,
-		`{"findings":[{"name":"x","ok":true,"detail":"","extra":1}],"mounts":[]}`,
-		`{"findings":[{"name":"","ok":true,"detail":""}],"mounts":[]}`,
-		good + good,
-		`{"findings":[{"name":"x","ok":true,"detail":"` + strings.Repeat("d", maxDetailBytes+1) + `"}],"mounts":[]}`,
+	for what, bad := range map[string]string{
+		"no findings":           report(),
+		"one finding":           report(FindingRoute),
+		"one missing":           report(Findings[1:]...),
+		"one twice":             report(append([]string{FindingCaps}, Findings...)...),
+		"one twice for another": report(append([]string{FindingCaps}, Findings[1:]...)...),
+		"one of the host's":     report(append([]string{"only the expected mounts"}, Findings...)...),
+		"an unknown field":      strings.Replace(good, `"detail":""`, `"detail":"","extra":1`, 1),
+		"two reports":           good + good,
+		"a long detail":         strings.Replace(good, `"detail":""`, `"detail":"`+strings.Repeat("d", maxDetailBytes+1)+`"`, 1),
 	} {
 		if _, err := Decode([]byte(bad)); err == nil {
-			t.Errorf("Decode accepted %.80s", bad)
+			t.Errorf("Decode accepted a report with %s: %.80s", what, bad)
 		}
 	}
 }
@@ -196,6 +211,14 @@ func TestProbeOutsideAContainerFails(t *testing.T) {
 	}
 	if rep.OK() {
 		t.Error("report says OK")
+	}
+	// What the probe itself reports, the host takes as the probe's.
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(b); err != nil {
+		t.Errorf("the probe's own report refused: %v", err)
 	}
 	if !hasRoot(rep.Mounts) {
 		t.Errorf("mounts of the host not listed: %v", rep.Mounts)
