@@ -138,7 +138,7 @@ func (e *Endpoint) logFlow(f *flow) {
 	if f.d.Allowed && f.err == nil {
 		e.gw.opt.Logger.Info("egress", attrs...)
 	} else {
-		e.gw.opt.Logger.Warn("egress", attrs...)
+		e.warn("egress", attrs...)
 	}
 }
 

@@ -44,6 +44,7 @@ type Endpoint struct {
 	apiSlots      chan struct{} // one per API call in flight
 	refusals      atomic.Int64  // refused at the caps since the last log line
 	refusalLogged atomic.Int64  // unix nanoseconds of that line
+	warnings      logGate       // the refusal lines it has the daemon log
 
 	// ctx is every request's base context: Close cancels it, which ends
 	// long polls, streams and hijacked tunnels alike.

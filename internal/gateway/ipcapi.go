@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -141,7 +142,7 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	attrs := []any{"group", e.group.Folder, "tool", name, "duration_ms", time.Since(start).Milliseconds()}
 	if err != nil {
-		e.gw.opt.Logger.Info("ipc tool", append(attrs, "ok", false, "err", err.Error())...)
+		e.gated(slog.LevelInfo, "ipc tool", append(attrs, "ok", false, "err", err.Error())...)
 		ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Error: err.Error()})
 		return
 	}
@@ -155,12 +156,12 @@ func (e *Endpoint) tool(w http.ResponseWriter, r *http.Request, name string) {
 		// A backstop: the tools bound their answers; one that is still
 		// larger is not handed to the model (nor held for it).
 		if len(result) > maxToolResultBytes {
-			e.gw.opt.Logger.Warn("ipc tool", append(attrs, "ok", false, "err", "result too large", "bytes", len(result))...)
+			e.warn("ipc tool", append(attrs, "ok", false, "err", "result too large", "bytes", len(result))...)
 			ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Error: fmt.Sprintf("the answer of %s is larger than %d bytes; ask for less", name, maxToolResultBytes)})
 			return
 		}
 	}
-	e.gw.opt.Logger.Info("ipc tool", append(attrs, "ok", true)...)
+	e.gated(slog.LevelInfo, "ipc tool", append(attrs, "ok", true)...)
 	ipc.WriteJSON(w, http.StatusOK, ipc.ToolResponse{Result: result})
 }
 

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -255,4 +257,51 @@ func (e *Endpoint) limitBody(w http.ResponseWriter, r *http.Request) *deadlineBo
 	b := &deadlineBody{ReadCloser: r.Body, clear: func() { rc.SetReadDeadline(time.Time{}) }} //nolint:errcheck // the connection is gone then
 	r.Body = b
 	return b
+}
+
+// maxWarnLines is how many refusal and tool-call lines one socket may write
+// to the daemon's log a minute. A container refused in a loop must not flood the
+// log and rotate the owner's history away (the log keeps 60 MB): the lines
+// beyond it are counted, and the next line written says how many.
+const maxWarnLines = 30
+
+// logGate counts an endpoint's refusal and tool lines per minute.
+type logGate struct {
+	mu      sync.Mutex
+	start   time.Time
+	n       int // written this minute
+	dropped int // not written since the last line written
+}
+
+// pass says whether a line may be written now, and how many were not
+// written before it.
+func (g *logGate) pass(now time.Time) (ok bool, dropped int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Sub(g.start) >= time.Minute {
+		g.start, g.n = now, 0
+	}
+	if g.n >= maxWarnLines {
+		g.dropped++
+		return false, 0
+	}
+	g.n++
+	dropped, g.dropped = g.dropped, 0
+	return true, dropped
+}
+
+// warn writes a refusal line of the endpoint's, within its logGate.
+func (e *Endpoint) warn(msg string, attrs ...any) { e.gated(slog.LevelWarn, msg, attrs...) }
+
+// gated writes a line the container can make the host write at will (a
+// refusal, a tool call), within the endpoint's logGate.
+func (e *Endpoint) gated(level slog.Level, msg string, attrs ...any) {
+	ok, dropped := e.warnings.pass(time.Now())
+	if !ok {
+		return
+	}
+	if dropped > 0 {
+		attrs = append(attrs, "not_logged_before", dropped)
+	}
+	e.gw.opt.Logger.Log(context.Background(), level, msg, attrs...)
 }

@@ -273,3 +273,23 @@ func TestSocketBodyTimeout(t *testing.T) {
 		t.Errorf("slow tool: %s; want 200 {}", got)
 	}
 }
+
+// A socket refused in a loop writes at most maxWarnLines refusal lines a
+// minute; the next line written says how many were not.
+func TestLogGate(t *testing.T) {
+	var g logGate
+	t0 := time.Unix(1_700_000_000, 0)
+	for i := range maxWarnLines {
+		if ok, dropped := g.pass(t0.Add(time.Duration(i) * time.Millisecond)); !ok || dropped != 0 {
+			t.Fatalf("line %d: %v, %d", i, ok, dropped)
+		}
+	}
+	for range 1000 {
+		if ok, _ := g.pass(t0.Add(time.Second)); ok {
+			t.Fatal("a line beyond the minute's lines was let through")
+		}
+	}
+	if ok, dropped := g.pass(t0.Add(time.Minute + time.Second)); !ok || dropped != 1000 {
+		t.Errorf("the next minute's first line: %v, %d not logged; want 1000", ok, dropped)
+	}
+}
