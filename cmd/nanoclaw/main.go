@@ -53,6 +53,9 @@ var commands = []cli.Command[*Main]{
 }
 
 func main() {
+	// R21: whatever a command creates (a database's -wal file while the
+	// daemon is down, a key, a log) is private unless it says otherwise.
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	code := m.Run(ctx, os.Args[1:])

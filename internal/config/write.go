@@ -54,10 +54,18 @@ func SetFileValues(path string, values map[string]string) error {
 			fmt.Fprintf(&out, "%s=%s\n", k, values[k])
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*")
+	// R12: a secret goes only into a directory nobody else may write to
+	// (who could swap the file or read it before the rename).
+	if info, err := os.Stat(dir); err != nil {
+		return err
+	} else if info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by other users (mode %04o): run chmod 700 %s first", dir, info.Mode().Perm(), dir)
+	}
+	tmp, err := os.CreateTemp(dir, ".config-*")
 	if err != nil {
 		return err
 	}

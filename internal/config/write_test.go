@@ -39,4 +39,10 @@ func TestSetFileValues(t *testing.T) {
 	if err := SetFileValues(path, map[string]string{"X": "y"}); err == nil {
 		t.Error("a file that does not parse was rewritten")
 	}
+	loose := filepath.Join(t.TempDir(), "loose")
+	os.Mkdir(loose, 0o777)
+	os.Chmod(loose, 0o777)
+	if err := SetFileValues(filepath.Join(loose, "config"), map[string]string{"X": "y"}); err == nil {
+		t.Error("a secret was written into a directory others may write to")
+	}
 }
