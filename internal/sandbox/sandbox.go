@@ -53,6 +53,11 @@ type Runtime struct {
 	// those: two hosts on one machine (two users, or parallel tests) never
 	// remove each other's containers. Lowercase letters and digits, ≤ 32.
 	Instance string
+	// Keep, when set, leaves each container in place when it exits (no
+	// --rm) for the caller to Inspect, then remove with Stop; RemoveStale
+	// clears what a killed caller left. The self-test sets it: the
+	// runtime's own word on a container can be read only while it exists.
+	Keep bool
 }
 
 // instanceLabel is the label key that ties a container to its host.

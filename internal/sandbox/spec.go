@@ -47,7 +47,9 @@ type Spec struct {
 	CPUs        float64 // CPU limit; capped at the host's CPU count
 	PidsLimit   int     // process (and thread) limit
 	Interactive bool    // keep stdin open (the caller writes the agent's input to it)
-	Cmd         []string
+	// Cmd is the program and its arguments, run in place of the image's
+	// ENTRYPOINT and CMD; empty runs the image's own.
+	Cmd []string
 }
 
 // Limits every run gets, the same on every runtime.
@@ -205,8 +207,10 @@ func (s *Spec) Validate() error {
 			add(fmt.Errorf("command argument %d contains a NUL byte", i))
 		}
 	}
-	if len(s.Cmd) > 0 && s.Cmd[0] == "" {
-		add(errors.New("command is empty"))
+	if len(s.Cmd) > 0 && (s.Cmd[0] == "" || strings.HasPrefix(s.Cmd[0], "-") || strings.HasPrefix(s.Cmd[0], "[")) {
+		// It becomes --entrypoint's value: never a flag, nor the JSON list
+		// podman would read from a leading '['.
+		add(fmt.Errorf("command %q is empty or starts with '-' or '['", s.Cmd[0]))
 	}
 	return errors.Join(errs...)
 }
@@ -237,6 +241,9 @@ func (r *Runtime) RunArgs(s Spec) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("unknown container runtime kind %q", r.Kind)
 	}
+	if !r.Keep {
+		a = slices.Insert(a, 1, "--rm")
+	}
 	// The label goes right after "run": both CLIs take --label there.
 	return slices.Insert(a, 1, labels...), nil
 }
@@ -245,7 +252,7 @@ func (r *Runtime) RunArgs(s Spec) ([]string, error) {
 // their defaults differ.
 func (r *Runtime) linuxArgs(s Spec, cpus float64) []string {
 	uid, gid, _ := parseUser(s.User)
-	a := []string{"run", "--rm", "--name", s.Name,
+	a := []string{"run", "--name", s.Name,
 		// An init as PID 1 forwards SIGTERM (a graceful Stop) and reaps the
 		// orphans Claude Code's tools leave behind.
 		"--init",
@@ -307,7 +314,7 @@ func (r *Runtime) linuxArgs(s Spec, cpus float64) []string {
 // mounts listed. Where a docker/podman flag has no equivalent, the comment
 // says what covers it.
 func appleArgs(s Spec, cpus float64) []string {
-	a := []string{"run", "--rm", "--name", s.Name,
+	a := []string{"run", "--name", s.Name,
 		"--init",
 		// finding 2: Apple's CLI supports --network none (no vmnet attachment:
 		// the VM has only loopback).
@@ -343,7 +350,7 @@ func appleArgs(s Spec, cpus float64) []string {
 }
 
 // commonTail is what all three CLIs spell the same way: working directory,
-// environment, bind mounts, stdin, image and command.
+// environment, bind mounts, stdin, entrypoint, image and command.
 func commonTail(s Spec) []string {
 	var a []string
 	if s.Workdir != "" {
@@ -364,6 +371,12 @@ func commonTail(s Spec) []string {
 	if s.Interactive {
 		a = append(a, "--interactive")
 	}
-	a = append(a, s.Image)
-	return append(a, s.Cmd...)
+	if len(s.Cmd) == 0 {
+		return append(a, s.Image)
+	}
+	// The command runs as given, whatever ENTRYPOINT the image names:
+	// an image cannot wrap the agent (or the self-test's probe) in a
+	// program of its own. --entrypoint also drops the image's CMD.
+	a = append(a, "--entrypoint", s.Cmd[0], s.Image)
+	return append(a, s.Cmd[1:]...)
 }

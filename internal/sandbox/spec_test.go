@@ -47,7 +47,7 @@ func TestRunArgsPerRuntime(t *testing.T) {
 		"--mount", "type=bind,source=/srv/nanoclaw/groups/family-chat,target=/workspace/group",
 		"--mount", "type=bind,source=/srv/nanoclaw/ipc/family-chat,target=/workspace/ipc,readonly",
 		"--interactive",
-		"localhost/nanoclaw-agent:latest", "/usr/local/bin/nanoclaw-agent", "run", "--verbose",
+		"--entrypoint", "/usr/local/bin/nanoclaw-agent", "localhost/nanoclaw-agent:latest", "run", "--verbose",
 	}
 	limits := []string{
 		"--pids-limit", "512", "--memory", "2048m", "--memory-swap", "2048m", "--cpus", "1.5",
@@ -87,6 +87,12 @@ func TestRunArgsPerRuntime(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("RunArgs:\n got %q\nwant %q", got, tc.want)
+			}
+			// Keep: the same, but the container stays when it exits.
+			r.Keep = true
+			got, err = r.RunArgs(fullSpec())
+			if want := slices.Delete(slices.Clone(tc.want), 1, 2); err != nil || !slices.Equal(got, want) {
+				t.Errorf("RunArgs with Keep:\n got %q, %v\nwant %q", got, err, want)
 			}
 		})
 	}
@@ -221,7 +227,9 @@ func TestRunArgsRejects(t *testing.T) {
 		{"cpu infinite", func(s *Spec) { s.CPUs = math.Inf(1) }, "CPU limit +Inf"},
 		{"no pids limit", func(s *Spec) { s.PidsLimit = 0 }, "process limit 0"},
 		{"cmd NUL", func(s *Spec) { s.Cmd = []string{"run", "a\x00b"} }, "command argument 1 contains a NUL"},
-		{"cmd empty program", func(s *Spec) { s.Cmd = []string{""} }, "command is empty"},
+		{"cmd empty program", func(s *Spec) { s.Cmd = []string{""} }, `command "" is empty`},
+		{"cmd program a flag", func(s *Spec) { s.Cmd = []string{"--privileged"} }, `command "--privileged" is empty or starts with '-'`},
+		{"cmd program a JSON list", func(s *Spec) { s.Cmd = []string{`["/bin/sh","-c"]`} }, `starts with '-' or '['`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -135,7 +135,8 @@ func translateBuild(rest []string) ([]string, error) {
 var (
 	runValueFlags = map[string]bool{"--name": true, "--network": true, "--user": true, "-u": true,
 		"--cap-drop": true, "--mount": true, "--memory": true, "-m": true, "--cpus": true, "-c": true,
-		"--ulimit": true, "--workdir": true, "-w": true, "--env": true, "-e": true, "--tmpfs": true}
+		"--ulimit": true, "--workdir": true, "-w": true, "--env": true, "-e": true, "--tmpfs": true,
+		"--entrypoint": true}
 	runBoolFlags = map[string]bool{"--rm": true, "--remove": true, "--init": true, "--read-only": true,
 		"--interactive": true, "-i": true}
 	mountKeys = map[string]bool{"type": true, "source": true, "src": true, "target": true,
