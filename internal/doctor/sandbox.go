@@ -1,12 +1,16 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
@@ -14,6 +18,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/incontainer/selftest"
+	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
@@ -31,11 +36,15 @@ const selfTestTimeout = 2 * time.Minute
 // non-main group's agent would get it — the same runner, spec, user,
 // mounts, limits, gateway socket and egress policy as the daemon's — runs
 // the boundary probe in it, and returns one Check per finding, with a fix
-// for each that failed.
+// for each that failed. The probe's findings are named "sandbox
+// (inside)": they are the container's word. The host's own are named
+// "sandbox (host)": what it read from the runtime, counted at the gateway,
+// and found (or not) in the mounts' sources and the owner's trees.
 //
 // It works beside a running daemon: the probe's runner has its own gateway
-// and a scratch data home, and its container carries an instance label of
-// its own, so neither takes the other's containers for leftovers.
+// (without the credential) and a scratch data home, and its container
+// carries an instance label of its own, so neither takes the other's
+// containers for leftovers.
 func Sandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check {
 	ctx, cancel := context.WithTimeout(ctx, selfTestTimeout)
 	defer cancel()
@@ -51,13 +60,19 @@ func Sandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check 
 			log.Warn("remove a leftover self-test container", "err", err)
 		}
 	}
-	home, err := os.MkdirTemp("", "nanoclaw-selftest-")
+	sweepScratch(os.TempDir(), time.Now(), log)
+	home, err := os.MkdirTemp("", scratchPrefix)
 	if err != nil {
 		return []Check{{Name: "sandbox: scratch data home", Detail: err.Error(), Fix: "make the temporary directory ($TMPDIR or /tmp) writable"}}
 	}
 	defer os.RemoveAll(home)
+	trees, err := ownersTrees(cfg)
+	if err != nil {
+		return []Check{{Name: "sandbox: mount allowlist", Detail: err.Error(),
+			Fix: "fix the mount allowlist ('nanoclaw mounts check' says what is wrong), then run the self-test again"}}
+	}
 
-	runner := agent.NewRunner(agent.Options{
+	tester := agent.NewSelfTester(agent.Options{
 		Runtime:     rt,
 		Image:       cfg.Image,
 		AgentBinary: cfg.AgentBinary,
@@ -72,25 +87,27 @@ func Sandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check 
 		PidsLimit:   cfg.ContainerPidsLimit,
 		// The policy a new non-main group gets (daemon.Run's default).
 		DefaultEgress: egress.Policy{Mode: egress.DefaultMode},
-		Gateway: gateway.Options{
-			Upstream: cfg.UpstreamURL,
-			// Given so the host can look for their bytes in what is
-			// mounted; the probe's one API call is refused before any
-			// credential would be used.
-			APIKey:     cfg.APIKey.Reveal(),
-			OAuthToken: cfg.OAuthToken.Reveal(),
-		},
-		Logger: log,
+		// No credential: NewSelfTester would drop one anyway. The probe's
+		// gateway must not be able to spend it.
+		Gateway: gateway.Options{Upstream: cfg.UpstreamURL},
+		Logger:  log,
 	})
-	defer runner.Close(context.WithoutCancel(ctx))
-	rep, err := runner.SelfTest(ctx, store.Group{Folder: SelfTestFolder, Name: "sandbox self-test", RequiresTrigger: true})
+	defer tester.Close(context.WithoutCancel(ctx))
+	rep, err := tester.Run(ctx, store.Group{Folder: SelfTestFolder, Name: "sandbox self-test", RequiresTrigger: true}, agent.SelfTestScan{
+		// Only the host's scan gets the credential's bytes.
+		Secrets: [][]byte{[]byte(cfg.APIKey.Reveal()), []byte(cfg.OAuthToken.Reveal())},
+		Trees:   trees,
+	})
 	if err != nil {
 		return []Check{{Name: "sandbox: probe container", Detail: err.Error(),
 			Fix: "fix what the message names, then run 'nanoclaw doctor' for the rest of the installation"}}
 	}
 	checks := make([]Check, 0, len(rep.Findings))
 	for _, f := range rep.Findings {
-		c := Check{Name: "sandbox: " + f.Name, OK: f.OK, Detail: f.Detail}
+		c := Check{Name: "sandbox (inside): " + f.Name, OK: f.OK, Detail: f.Detail}
+		if slices.Contains(agent.HostFindings, f.Name) {
+			c.Name = "sandbox (host): " + f.Name
+		}
 		if !f.OK {
 			c.Fix = fixes[f.Name]
 			if c.Fix == "" {
@@ -100,6 +117,67 @@ func Sandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check 
 		checks = append(checks, c)
 	}
 	return checks
+}
+
+// ownersTrees are the owner's own trees that containers mount: every
+// group's folder and groups/global, every group's Claude state, and each
+// root the mount allowlist lets a group mount. The host scans them for the
+// credential's bytes; the probe, in its scratch folders, sees none of them.
+func ownersTrees(cfg *config.Config) ([]string, error) {
+	trees := []string{cfg.GroupsDir(), cfg.SessionsDir()}
+	al, err := mounts.LoadAllowlist(cfg.AllowlistPath())
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range al.Roots {
+		trees = append(trees, cmp.Or(r.Resolved, r.Path)) // unresolved: reported as missing
+	}
+	return trees, nil
+}
+
+// scratchPrefix begins the name of each self-test's scratch data home in
+// the temporary directory; os.MkdirTemp adds digits.
+const scratchPrefix = "nanoclaw-selftest-"
+
+var scratchName = regexp.MustCompile(`^` + scratchPrefix + `[0-9]+$`)
+
+// staleAfter is the age past which a scratch data home is a killed
+// self-test's: a running one takes minutes at most (selfTestTimeout).
+const staleAfter = time.Hour
+
+// sweepScratch removes what self-tests killed before their own clean-up
+// (SIGKILL) left in dir: only directories, never through a link, named as
+// MkdirTemp names ours, owned by this user, and older than staleAfter.
+func sweepScratch(dir string, now time.Time, log *slog.Logger) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	f, err := root.Open(".")
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	me := uint32(os.Geteuid())
+	for _, name := range names {
+		if !scratchName.MatchString(name) {
+			continue
+		}
+		st, err := root.Lstat(name)
+		if err != nil || !st.IsDir() || now.Sub(st.ModTime()) < staleAfter {
+			continue
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || sys.Uid != me {
+			continue
+		}
+		if err := root.RemoveAll(name); err != nil {
+			log.Warn("remove a killed self-test's scratch data home", "dir", filepath.Join(dir, name), "err", err)
+			continue
+		}
+		log.Info("removed a killed self-test's scratch data home", "dir", filepath.Join(dir, name))
+	}
 }
 
 // selfTestInstance labels the self-test's containers: its own, so the
@@ -124,5 +202,7 @@ var fixes = map[string]string{
 	selftest.FindingAPI:          "the gateway forwarded an API call outside its allowlist: report this as a bug",
 	selftest.FindingMountsListed: "the probe could not read /proc/self/mountinfo: check the runtime's /proc",
 	agent.FindingMounts:          "the container has mounts nanoclaw did not ask for: check containers.conf or the docker daemon's configuration for default mounts",
-	agent.FindingSources:         "the credential's bytes are in a file the container sees: delete it there and rotate the key",
+	agent.FindingSources:         "the credential's bytes are in a file a container sees (or may be given): delete it there and rotate the key",
+	agent.FindingRuntime:         "the runtime did not record the hardening nanoclaw asked for: use podman or docker as installed by `make run`, and check containers.conf or the docker daemon's configuration (on Apple's container this cannot be checked)",
+	agent.FindingGateway:         "the gateway did not count the refusals the probe reports: the probe's report is not to be trusted; report this as a bug",
 }
