@@ -8,8 +8,10 @@
 // what it mounted, judges that list.
 //
 // The probe is never given the real credential: it looks for anything
-// shaped like one. The host, which has it, scans the mounts' sources for
-// its exact bytes (agent.Runner.SelfTest).
+// shaped like one. The host, which has it, scans the mounts' sources and
+// the owner's trees for its exact bytes, and checks what it can see
+// itself — the runtime's record of the container, the gateway's counts —
+// rather than take this report's word (agent.SelfTester).
 package selftest
 
 import (
