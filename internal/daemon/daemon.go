@@ -65,7 +65,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	}
 	defer st.Close()
 
-	rt := prepareRuntime(ctx, cfg, log)
 	if err := ensureMainGroup(ctx, cfg, st); err != nil {
 		return err
 	}
@@ -76,8 +75,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	engine := scheduler.New(scheduler.Options{Store: st, Logger: log,
 		RunLease: max(scheduler.DefaultRunLease, 4*cfg.ContainerTimeout)})
 	tl := Tools(cfg, st, chats, engine.Changed, log)
-	runner := agent.NewRunner(agent.Options{
-		Runtime:       rt,
+	// The runtime is prepared after start (gate.prepare): probing the CLI
+	// and clearing leftovers take longer than the rest of start together.
+	gate := &agentGate{ready: make(chan struct{})}
+	agentOpts := agent.Options{
 		Image:         cfg.Image,
 		AgentBinary:   cfg.AgentBinary,
 		GroupsDir:     cfg.GroupsDir(),
@@ -100,10 +101,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 		},
 		Store:  st,
 		Logger: log,
-	})
+	}
 	rtr := router.New(router.Options{
 		Store:         st,
-		Agents:        agents{runner},
+		Agents:        gate,
 		AssistantName: cfg.AssistantName,
 		Caps:          router.Caps{MaxMessages: cfg.PromptMaxMessages, MaxBytes: cfg.PromptMaxBytes, MaxMessageBytes: cfg.MessageMaxBytes},
 		Location:      cfg.Timezone,
@@ -142,7 +143,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	wg.Go(func() { controlErr <- srv.Serve(ctx, cfg.ControlSocket()) })
 
 	log.Info("nanoclaw running", "home", cfg.Home, "assistant", cfg.AssistantName,
-		"database", cfg.DBPath(), "encrypted", st.Encrypted(), "runtime", runtimeName(rt))
+		"database", cfg.DBPath(), "encrypted", st.Encrypted())
+	wg.Go(func() { gate.prepare(ctx, cfg, agentOpts, log) })
 	routerErr := make(chan error, 1)
 	go func() { routerErr <- rtr.Run(ctx) }()
 	wg.Go(func() {
@@ -162,7 +164,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	<-routerErr
 	stopCtx, stopCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stopCancel()
-	runner.Close(stopCtx)
+	<-gate.ready
+	gate.runner.Close(stopCtx)
 	return err
 }
 
@@ -197,11 +200,40 @@ func Tools(cfg *config.Config, st *store.Store, chats tools.Chats, tasksChanged 
 		TasksChanged: tasksChanged, Logger: log})
 }
 
-// agents adapts the agent runner to what the router needs.
-type agents struct{ *agent.Runner }
+// agentGate is the agent runner as the router needs it, once the runtime
+// is prepared: until then every run waits. R13: a leftover container of a
+// killed earlier run must be gone before any group's run opens a socket.
+type agentGate struct {
+	ready  chan struct{} // closed by prepare, after runner and err are set
+	runner *agent.Runner
+	err    error // why there is no runtime (runner then fails every run)
+}
 
-func (a agents) Start(ctx context.Context, g store.Group, opt agent.StartOptions) (router.Container, error) {
-	s, err := a.Runner.Start(ctx, g, opt)
+// prepare prepares the runtime, makes the runner with it and lets the
+// waiting runs go. A stop does not cut it short: a clean-up begun is
+// finished, so the leftovers are gone even after the shortest run.
+func (a *agentGate) prepare(ctx context.Context, cfg *config.Config, opt agent.Options, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), prepareTimeout)
+	defer cancel()
+	opt.Runtime, a.err = prepareRuntime(ctx, cfg, log)
+	a.runner = agent.NewRunner(opt)
+	close(a.ready)
+}
+
+// prepareTimeout bounds the runtime's preparation (a stuck CLI must not
+// hold a stopping daemon for long).
+const prepareTimeout = time.Minute
+
+func (a *agentGate) Start(ctx context.Context, g store.Group, opt agent.StartOptions) (router.Container, error) {
+	select {
+	case <-a.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if a.err != nil {
+		return nil, fmt.Errorf("start agent: %w", a.err)
+	}
+	s, err := a.runner.Start(ctx, g, opt)
 	if err != nil {
 		return nil, err // not a typed nil in an interface
 	}
@@ -271,19 +303,19 @@ func ensureMainGroup(ctx context.Context, cfg *config.Config, st *store.Store) e
 
 // prepareRuntime finds the container runtime and removes the containers a
 // killed earlier run of this host left behind. Without a runtime the daemon
-// still runs (messages are stored); agent runs then fail with this reason.
-func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *sandbox.Runtime {
+// still runs (messages are stored); agent runs then fail with the error.
+func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sandbox.Runtime, error) {
 	rt, err := sandbox.Detect(ctx, cfg.Runtime)
 	if err != nil {
 		log.Error("no container runtime: the assistant cannot answer until one works", "err", err)
-		return nil
+		return nil, fmt.Errorf("no container runtime: %w", err)
 	}
 	rt.Instance = Instance(cfg)
 	removed, err := rt.RemoveStale(ctx, "nanoclaw-")
 	if err != nil {
 		// R13: a leftover container must be gone before its group runs again.
 		log.Error("leftover containers of an earlier run could not be removed: no agent runs until they are; remove them, then restart nanoclaw", "err", err)
-		return nil
+		return nil, fmt.Errorf("leftover containers of an earlier run could not be removed (remove them, then restart nanoclaw): %w", err)
 	}
 	if len(removed) > 0 {
 		log.Info("removed leftover containers of an earlier run", "containers", removed)
@@ -302,7 +334,8 @@ func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *
 	if _, err := os.Stat(cfg.AgentBinary); err != nil {
 		log.Error("nanoclaw-agent binary missing: run 'make build' or set NANOCLAW_AGENT_BINARY", "path", cfg.AgentBinary)
 	}
-	return rt
+	log.Info("container runtime ready", "runtime", rt.Kind)
+	return rt, nil
 }
 
 // Instance names this host's containers: derived from the data home, so a
@@ -311,13 +344,6 @@ func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) *
 func Instance(cfg *config.Config) string {
 	sum := sha256.Sum256([]byte(cfg.Home))
 	return hex.EncodeToString(sum[:6])
-}
-
-func runtimeName(rt *sandbox.Runtime) string {
-	if rt == nil {
-		return "none"
-	}
-	return string(rt.Kind)
 }
 
 // PrepareHome creates the data home's directories, private to the owner.
