@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,23 @@ func benchEnv(b *testing.B) func(home string) []string {
 	}
 }
 
+// benchBinary is the nanoclaw the benchmarks start: built as `make build`
+// builds it (static, -trimpath; the test binary's own build links libc,
+// which the shipped one does not), or $NANOCLAW_BENCH_BINARY, to measure
+// another build (an earlier commit's) on the same machine in the same hour.
+var benchBinary = sync.OnceValues(func() (string, error) {
+	if path := os.Getenv("NANOCLAW_BENCH_BINARY"); path != "" {
+		return path, nil
+	}
+	path := filepath.Join(filepath.Dir(binary), "nanoclaw-static")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", path, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build nanoclaw as make build does: %v\n%s", err, out)
+	}
+	return path, nil
+})
+
 // startTimes is how long one start took, from exec.
 type startTimes struct {
 	running time.Duration // to the "nanoclaw running" log line
@@ -58,7 +76,11 @@ type benchDaemon struct {
 // running and its control socket answers, with how long each took.
 func startBenchDaemon(b *testing.B, env []string, home string) (*benchDaemon, startTimes) {
 	b.Helper()
-	d := &benchDaemon{cmd: exec.Command(binary, "run"), stderr: &testenv.Buffer{}, done: make(chan struct{})}
+	bin, err := benchBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &benchDaemon{cmd: exec.Command(bin, "run"), stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	d.cmd.Env = env
 	pipe, err := d.cmd.StderrPipe()
 	if err != nil {
