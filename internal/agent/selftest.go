@@ -2,17 +2,14 @@ package agent
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/incontainer/selftest"
@@ -38,16 +35,14 @@ var HostFindings = []string{FindingMounts, FindingSources, FindingRuntime, Findi
 // and hardened spec — and checks on the host what the probe cannot vouch
 // for itself.
 type SelfTester struct {
-	r       *Runner
-	refusal *refusalCounter
+	r *Runner
 }
 
 // NewSelfTester makes the self-test's Runner from opt, the daemon's
-// options. Three things differ, each for the host's checks: its gateway
+// options. Two things differ, each for the host's checks: its gateway
 // holds no credential (the probe's calls must not spend the owner's key;
 // the host looks for the key's bytes itself), its runtime keeps the
-// probe's container after it exits until the host has inspected it, and
-// its log counts the gateway's refusals of API calls.
+// probe's container after it exits until the host has inspected it.
 //
 // opt's directories should be a scratch data home (doctor.Sandbox makes
 // one): nothing is stored for the throwaway group.
@@ -58,10 +53,7 @@ func NewSelfTester(opt Options) *SelfTester {
 		rt.Keep = true
 		opt.Runtime = &rt
 	}
-	opt.Logger = cmp.Or(opt.Logger, slog.Default())
-	rc := newRefusalCounter(opt.Logger.Handler())
-	opt.Logger = slog.New(rc)
-	return &SelfTester{r: NewRunner(opt), refusal: rc}
+	return &SelfTester{r: NewRunner(opt)}
 }
 
 // Close stops what is still running.
@@ -99,7 +91,6 @@ func (t *SelfTester) Run(ctx context.Context, g store.Group, scan SelfTestScan) 
 	}
 	s.probeOut = &cappedWriter{w: out, left: selftest.MaxReportBytes}
 	before := r.gw.Stats()[g.Folder]
-	refusedBefore := t.refusal.count(g.Folder)
 	if err := r.launch(ctx, s, StartOptions{Isolated: true}); err != nil {
 		return selftest.Report{}, err
 	}
@@ -125,64 +116,10 @@ func (t *SelfTester) Run(ctx context.Context, g store.Group, scan SelfTestScan) 
 		checkMounts(s.ran, rep.Mounts),
 		scanSources(s.ran.Mounts, scan.Trees, scan.Secrets),
 		checkInspection(ctx, r.opt.Runtime, s.ran),
-		checkCounts(after.Denied-before.Denied, t.refusal.count(g.Folder)-refusedBefore, after.APIRequests-before.APIRequests, len(addrs)))
+		checkCounts(after.Denied-before.Denied, after.APIRefused-before.APIRefused, after.APIRequests-before.APIRequests, len(addrs)))
 	return rep, nil
 }
 
-// refusalCounter passes every log record on and counts, per group, the
-// gateway's "api refused" records: the gateway keeps no other count of the
-// API calls it refused.
-type refusalCounter struct {
-	next slog.Handler
-	n    *refusals // shared with the handlers derived from this one
-}
-
-type refusals struct {
-	mu sync.Mutex
-	by map[string]int64
-}
-
-func newRefusalCounter(next slog.Handler) *refusalCounter {
-	return &refusalCounter{next: next, n: &refusals{by: map[string]int64{}}}
-}
-
-// Enabled lets the gateway's warnings through to Handle even when the
-// owner's log level would drop them: they are counted either way.
-func (h *refusalCounter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn || h.next.Enabled(ctx, l)
-}
-
-func (h *refusalCounter) Handle(ctx context.Context, rec slog.Record) error {
-	if rec.Message == "api refused" {
-		rec.Attrs(func(a slog.Attr) bool {
-			if a.Key == "group" {
-				h.n.mu.Lock()
-				h.n.by[a.Value.String()]++
-				h.n.mu.Unlock()
-				return false
-			}
-			return true
-		})
-	}
-	if !h.next.Enabled(ctx, rec.Level) {
-		return nil
-	}
-	return h.next.Handle(ctx, rec)
-}
-
-func (h *refusalCounter) WithAttrs(as []slog.Attr) slog.Handler {
-	return &refusalCounter{next: h.next.WithAttrs(as), n: h.n}
-}
-
-func (h *refusalCounter) WithGroup(name string) slog.Handler {
-	return &refusalCounter{next: h.next.WithGroup(name), n: h.n}
-}
-
-func (h *refusalCounter) count(folder string) int64 {
-	h.n.mu.Lock()
-	defer h.n.mu.Unlock()
-	return h.n.by[folder]
-}
 
 // identity is the host id the container runs as: the group's own from the
 // store, or for the probe selfTestID, so a self-test stores nothing.

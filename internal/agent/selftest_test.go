@@ -205,8 +205,8 @@ func TestSelfTesterGatewayHoldsNoCredential(t *testing.T) {
 			t.Errorf("the upstream saw the real key on %s %s", r.Method, r.Path)
 		}
 	}
-	if code := post("/v1/files", "{}"); code != http.StatusForbidden || st.refusal.count("probe") != 1 {
-		t.Errorf("a call outside the allowlist: %d, counted %d; want 403, counted 1", code, st.refusal.count("probe"))
+	if code := post("/v1/files", "{}"); code != http.StatusForbidden || st.r.gw.Stats()["probe"].APIRefused != 1 {
+		t.Errorf("a call outside the allowlist: %d, counted %d; want 403, counted 1", code, st.r.gw.Stats()["probe"].APIRefused)
 	}
 }
 

@@ -94,6 +94,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	gw := e.gw
 	if target := apiTarget(r); !apiAllowed[r.Method+" "+target] {
 		method, target := sanitize.Clip(r.Method, 32, "…"), sanitize.Clip(target, maxLoggedTarget, "…")
+		gw.count(e.group.Folder, func(s *Stats) { s.APIRefused++ })
 		e.warn("api refused", "group", e.group.Folder, "method", method, "target", target)
 		apiError(w, http.StatusForbidden, "permission_error", fmt.Sprintf(
 			"gateway: %s %q is not an API call nanoclaw forwards; only %s reach the API", method, target, apiAllowedText))
@@ -140,6 +141,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	if err := checkMessagesBody(body, e.policy.Mode); err != nil {
+		gw.count(e.group.Folder, func(s *Stats) { s.APIRefused++ })
 		e.warn("api refused", "group", e.group.Folder, "method", r.Method, "target", apiTarget(r), "reason", err.Error())
 		apiError(w, http.StatusForbidden, "permission_error", "gateway: "+err.Error())
 		return

@@ -129,6 +129,7 @@ type Options struct {
 // Stats are one group's counters since the Gateway was made.
 type Stats struct {
 	APIRequests  int64 // /v1 requests proxied upstream
+	APIRefused   int64 // /v1 requests refused: not a call Claude Code makes, or a body that asks for too much
 	InputTokens  int64 // counted from API responses (see usage.go)
 	OutputTokens int64
 	Allowed      int64 // egress connections allowed
