@@ -120,7 +120,6 @@ func (t *SelfTester) Run(ctx context.Context, g store.Group, scan SelfTestScan) 
 	return rep, nil
 }
 
-
 // identity is the host id the container runs as: the group's own from the
 // store, or for the probe selfTestID, so a self-test stores nothing.
 func (s *Container) identity(ctx context.Context) (int, error) {
