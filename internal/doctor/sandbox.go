@@ -15,8 +15,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/config"
-	"github.com/nanoclaw/nanoclaw/internal/egress"
-	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/daemon"
 	"github.com/nanoclaw/nanoclaw/internal/incontainer/selftest"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
@@ -72,26 +71,11 @@ func Sandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check 
 			Fix: "fix the mount allowlist ('nanoclaw mounts check' says what is wrong), then run the self-test again"}}
 	}
 
-	tester := agent.NewSelfTester(agent.Options{
-		Runtime:     rt,
-		Image:       cfg.Image,
-		AgentBinary: cfg.AgentBinary,
-		GroupsDir:   filepath.Join(home, "groups"),
-		SessionsDir: filepath.Join(home, "sessions"),
-		IPCDir:      filepath.Join(home, "ipc"),
-		LogsDir:     filepath.Join(home, "logs"),
-		Timeout:     cfg.ContainerTimeout,
-		IdleTimeout: cfg.IdleTimeout,
-		MemoryMB:    cfg.ContainerMemoryMB,
-		CPUs:        cfg.ContainerCPUs,
-		PidsLimit:   cfg.ContainerPidsLimit,
-		// The policy a new non-main group gets (daemon.Run's default).
-		DefaultEgress: egress.Policy{Mode: egress.DefaultMode},
-		// No credential: NewSelfTester would drop one anyway. The probe's
-		// gateway must not be able to spend it.
-		Gateway: gateway.Options{Upstream: cfg.UpstreamURL},
-		Logger:  log,
-	})
+	// No credential in the probe's gateway (NewSelfTester would drop one
+	// anyway): it must not be able to spend it.
+	opt := daemon.AgentOptions(cfg, home)
+	opt.Runtime, opt.Logger = rt, log
+	tester := agent.NewSelfTester(opt)
 	defer tester.Close(context.WithoutCancel(ctx))
 	rep, err := tester.Run(ctx, store.Group{Folder: SelfTestFolder, Name: "sandbox self-test", RequiresTrigger: true}, agent.SelfTestScan{
 		// Only the host's scan gets the credential's bytes.

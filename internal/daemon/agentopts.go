@@ -1,0 +1,34 @@
+package daemon
+
+import (
+	"path/filepath"
+
+	"github.com/nanoclaw/nanoclaw/internal/agent"
+	"github.com/nanoclaw/nanoclaw/internal/config"
+	"github.com/nanoclaw/nanoclaw/internal/egress"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
+)
+
+// AgentOptions are the agent runner's options as cfg sets them, with the
+// data home's directories under home: cfg.Home for the daemon, a scratch
+// one for the self-test. The gateway gets the upstream and no credential;
+// the caller adds what it needs (the daemon: the credential, the tools,
+// the store).
+func AgentOptions(cfg *config.Config, home string) agent.Options {
+	return agent.Options{
+		Image:         cfg.Image,
+		AgentBinary:   cfg.AgentBinary,
+		GroupsDir:     filepath.Join(home, "groups"),
+		SessionsDir:   filepath.Join(home, "sessions"),
+		IPCDir:        filepath.Join(home, "ipc"),
+		LogsDir:       filepath.Join(home, "logs"),
+		Timeout:       cfg.ContainerTimeout,
+		IdleTimeout:   cfg.IdleTimeout,
+		MemoryMB:      cfg.ContainerMemoryMB,
+		CPUs:          cfg.ContainerCPUs,
+		PidsLimit:     cfg.ContainerPidsLimit,
+		DefaultEgress: egress.Policy{Mode: egress.DefaultMode}, // a group that does not choose
+		AllowlistPath: cfg.AllowlistPath(),
+		Gateway:       gateway.Options{Upstream: cfg.UpstreamURL},
+	}
+}
