@@ -132,11 +132,3 @@ func TestBindMountAliasOfProtectedDirIsRefused(t *testing.T) {
 		t.Errorf("a bind mount of an ordinary directory was refused: %s", v.Reason)
 	}
 }
-
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/tab\011x`: "/tab\tx", `/plain`: "/plain", `/bad\9`: `/bad\9`, `/end\04`: `/end\04`} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/mountinfo"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
@@ -291,28 +292,9 @@ func parseMountinfo(s string) ([]Mount, error) {
 			return nil, fmt.Errorf("mountinfo line %q: not in proc(5)'s format", clipN(line, 120))
 		}
 		opts := strings.Split(fields[5], ",")
-		out = append(out, Mount{Point: unescapeOctal(fields[4]), ReadOnly: slices.Contains(opts, "ro"), FSType: tail[0]})
+		out = append(out, Mount{Point: mountinfo.Unescape(fields[4]), ReadOnly: slices.Contains(opts, "ro"), FSType: tail[0]})
 	}
 	return out, nil
-}
-
-// unescapeOctal undoes mountinfo's \ooo escapes (space, tab, newline, backslash).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // clip keeps a detail within what the host accepts.
