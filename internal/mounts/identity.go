@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-
 	"github.com/nanoclaw/nanoclaw/internal/mountinfo"
 )
 
