@@ -22,8 +22,6 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
-	"github.com/nanoclaw/nanoclaw/internal/egress"
-	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/logfile"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/router"
@@ -78,30 +76,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	// The runtime is prepared after start (gate.prepare): probing the CLI
 	// and clearing leftovers take longer than the rest of start together.
 	gate := &agentGate{ready: make(chan struct{})}
-	agentOpts := agent.Options{
-		Image:         cfg.Image,
-		AgentBinary:   cfg.AgentBinary,
-		GroupsDir:     cfg.GroupsDir(),
-		SessionsDir:   cfg.SessionsDir(),
-		IPCDir:        cfg.IPCDir(),
-		LogsDir:       cfg.LogsDir(),
-		Timeout:       cfg.ContainerTimeout,
-		IdleTimeout:   cfg.IdleTimeout,
-		MemoryMB:      cfg.ContainerMemoryMB,
-		CPUs:          cfg.ContainerCPUs,
-		PidsLimit:     cfg.ContainerPidsLimit,
-		DefaultEgress: egress.Policy{Mode: egress.DefaultMode},
-		AllowlistPath: cfg.AllowlistPath(),
-		Gateway: gateway.Options{
-			Upstream:   cfg.UpstreamURL,
-			APIKey:     cfg.APIKey.Reveal(),
-			OAuthToken: cfg.OAuthToken.Reveal(),
-			Tools:      tl,
-			OnDenied:   status.NewDenials(st, log).Record,
-		},
-		Store:  st,
-		Logger: log,
-	}
+	agentOpts := AgentOptions(cfg, cfg.Home)
+	agentOpts.Gateway.APIKey, agentOpts.Gateway.OAuthToken = cfg.APIKey.Reveal(), cfg.OAuthToken.Reveal()
+	agentOpts.Gateway.Tools, agentOpts.Gateway.OnDenied = tl, status.NewDenials(st, log).Record
+	agentOpts.Store, agentOpts.Logger = st, log
 	rtr := router.New(router.Options{
 		Store:         st,
 		Agents:        gate,
