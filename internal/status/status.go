@@ -118,46 +118,27 @@ var ErrNoGroup = errors.New("no group")
 // daemon knows (nil when it is down). With folder set, the report is that
 // group's alone, with its trace.
 func Collect(ctx context.Context, st *store.Store, folder string, now time.Time, live *Live) (*Report, error) {
-	groups, err := st.ListGroups(ctx)
+	groups, err := reportGroups(ctx, st, folder)
 	if err != nil {
 		return nil, err
 	}
-	acts, err := st.Activity(ctx)
-	if err != nil {
-		return nil, err
-	}
+	// Usage days are UTC, as the gateway counts them.
 	today := now.UTC().Format(store.DayLayout)
-	usage, err := st.Usage(ctx, folder, now.UTC().AddDate(0, 0, 1-now.UTC().Day()).Format(store.DayLayout), today)
+	month := now.UTC().AddDate(0, 0, 1-now.UTC().Day()).Format(store.DayLayout)
+	acts, err := st.Activity(ctx, folder, month, today)
 	if err != nil {
 		return nil, err
 	}
 	r := &Report{Running: live != nil, Groups: []Group{}}
-	found := folder == ""
 	for _, g := range groups {
-		if folder != "" && g.Folder != folder {
-			continue
-		}
-		found = true
 		a := acts[g.Folder]
 		row := Group{Folder: g.Folder, Name: g.Name, Main: g.IsMain, LastMessage: a.LastMessage, LastReply: a.LastReply,
-			Tasks: a.Tasks, NextRun: a.NextRun}
+			Tasks: a.Tasks, NextRun: a.NextRun, Today: Usage(a.UsedLastDay), Month: Usage(a.Used)}
 		if live != nil {
 			s := live.States[g.Folder]
 			row.State, row.Since = cmp.Or(s.State, "idle"), s.Since
 		}
-		for _, u := range usage {
-			if u.Folder != g.Folder {
-				continue
-			}
-			row.Month.add(u)
-			if u.Day == today {
-				row.Today.add(u)
-			}
-		}
 		r.Groups = append(r.Groups, row)
-	}
-	if !found {
-		return nil, fmt.Errorf("%w %q: 'nanoclaw groups list' shows the groups", ErrNoGroup, folder)
 	}
 	tasks, err := st.NextTasks(ctx, folder, maxTasks)
 	if err != nil {
@@ -186,10 +167,20 @@ func Collect(ctx context.Context, st *store.Store, folder string, now time.Time,
 	return r, nil
 }
 
-func (u *Usage) add(d store.UsageDay) {
-	u.Requests += d.Requests
-	u.InputTokens += d.InputTokens
-	u.OutputTokens += d.OutputTokens
+// reportGroups are the groups the report is of: every group, or the one in
+// folder.
+func reportGroups(ctx context.Context, st *store.Store, folder string) ([]store.Group, error) {
+	if folder == "" {
+		return st.ListGroups(ctx)
+	}
+	g, found, err := st.GetGroup(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%w %q: 'nanoclaw groups list' shows the groups", ErrNoGroup, folder)
+	}
+	return []store.Group{g}, nil
 }
 
 func events(ctx context.Context, st *store.Store, folder string, limit int, kinds ...store.EventKind) ([]Event, error) {

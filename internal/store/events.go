@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
@@ -120,15 +121,31 @@ func scanEvent(sc scanner) (e Event, key string, err error) {
 // kinds (all kinds when none are given).
 func (s *Store) Events(ctx context.Context, folder string, limit int, kinds ...EventKind) ([]Event, error) {
 	what := fmt.Sprintf("events of group %q", folder)
-	ks := []string{}
-	for _, k := range kinds {
-		ks = append(ks, string(k))
+	// The statement is made for the case, so that an index serves it (none
+	// serves "?1 = '' OR folder = ?1"): events_folder a group's steps,
+	// events_kind the newest of one kind of every group.
+	var where []string
+	var args []any
+	if folder != "" {
+		where, args = append(where, "folder = ?"), append(args, folder)
 	}
-	kj, _ := json.Marshal(ks)
-	evs, err := queryList(ctx, s, what, "events", scanEvent,
-		`SELECT folder, chat_jid, seq, kind, detail, at FROM events
-		WHERE (?1 = '' OR folder = ?1) AND (?3 = '[]' OR kind IN (SELECT value FROM json_each(?3)))
-		ORDER BY id DESC LIMIT ?2`, folder, limit, string(kj))
+	switch len(kinds) {
+	case 0:
+	case 1:
+		where, args = append(where, "kind = ?"), append(args, string(kinds[0]))
+	default:
+		ks := []string{}
+		for _, k := range kinds {
+			ks = append(ks, string(k))
+		}
+		kj, _ := json.Marshal(ks)
+		where, args = append(where, "kind IN (SELECT value FROM json_each(?))"), append(args, string(kj))
+	}
+	query := `SELECT folder, chat_jid, seq, kind, detail, at FROM events`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	evs, err := queryList(ctx, s, what, "events", scanEvent, query+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
 	slices.Reverse(evs)
 	return evs, err
 }

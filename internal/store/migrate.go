@@ -125,10 +125,13 @@ CREATE INDEX task_runs_task ON task_runs(task_id, started_at);
 CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 `
 
-// eventsIndex serves the trace of one group, newest first, and each
-// group's last reply.
+// eventsIndex serves, newest first: the trace of one group, and its
+// trimming (events_folder); the steps of one kind, such as errors, of every
+// group (events_kind); and of one group (events_kind_folder), such as its
+// last reply, one seek a group.
 const eventsIndex = `CREATE INDEX events_folder ON events(folder, id);
-CREATE INDEX events_kind ON events(kind, folder, at);
+CREATE INDEX events_kind ON events(kind, id);
+CREATE INDEX events_kind_folder ON events(kind, folder, id);
 `
 
 // containerIDs keeps the host-side uid each group's containers run as when
