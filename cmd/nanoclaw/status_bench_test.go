@@ -21,12 +21,14 @@ import (
 const (
 	benchGroups        = 1000
 	benchTasksPerGroup = 10
+	benchUsageDays     = 7 // a group's agent ran on a week's days of the month
 )
 
 // fillStatusStore makes the database of a data home under home as a busy
 // owner's would be: benchGroups groups, each with a bound chat, a few
-// messages, a trace of events, model usage on every day of this month so
-// far, and benchTasksPerGroup tasks (one in five paused).
+// messages, a trace of events, model usage on benchUsageDays days of this
+// month (fewer in its first days: status sums this month's), and
+// benchTasksPerGroup tasks (one in five paused).
 func fillStatusStore(b *testing.B, home string, now time.Time) {
 	b.Helper()
 	ctx := context.Background()
@@ -69,8 +71,8 @@ func fillStatusStore(b *testing.B, home string, now time.Time) {
 		evs = append(evs, store.Event{At: at, Folder: folder, Kind: store.EventFailed, Detail: "the run failed: timed out"},
 			store.Event{At: at, Folder: folder, Kind: store.EventDenied, Detail: "10.0.0.1:22"})
 		must(st.AddEvents(ctx, evs...))
-		for day := now.UTC().AddDate(0, 0, 1-now.UTC().Day()); !day.After(now); day = day.AddDate(0, 0, 1) {
-			must(st.AddUsage(ctx, folder, day.Format(store.DayLayout), 1200, 300))
+		for d := range min(benchUsageDays, now.UTC().Day()) {
+			must(st.AddUsage(ctx, folder, now.UTC().AddDate(0, 0, -d).Format(store.DayLayout), 1200, 300))
 		}
 		for n := range benchTasksPerGroup {
 			next := now.Add(time.Duration(i*benchTasksPerGroup+n) * time.Second)
