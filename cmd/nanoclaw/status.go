@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,38 +47,51 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	m.useConfig(cfg)
-	rep, err := m.status(ctx, cfg, *group)
+	rep, raw, err := m.status(ctx, cfg, *group)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return writeJSON(m.Stdout, rep)
+		if raw == nil { // read from the database
+			return writeJSON(m.Stdout, rep)
+		}
+		// The daemon's JSON as it is, indented: decoded and encoded again
+		// it would cost the time status is meant to answer in.
+		var out bytes.Buffer
+		if err := json.Indent(&out, raw, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err = io.WriteString(m.Stdout, escapeC1(out.String()))
+		return err
 	}
 	m.printStatus(rep, cfg)
 	return nil
 }
 
 // status asks the daemon, or reads the database when the daemon is down.
-func (m *Main) status(ctx context.Context, cfg *config.Config, group string) (*status.Report, error) {
-	rep, err := control.Dial(cfg.ControlSocket()).Status(ctx, group)
+// raw is the daemon's JSON (nil from the database).
+func (m *Main) status(ctx context.Context, cfg *config.Config, group string) (*status.Report, []byte, error) {
+	rep, raw, err := control.Dial(cfg.ControlSocket()).Status(ctx, group)
 	var apiErr *control.APIError
 	switch {
 	case err == nil:
-		return rep, nil
+		return rep, raw, nil
 	case errors.As(err, &apiErr):
-		return nil, errors.New(apiErr.Message)
+		return nil, nil, errors.New(apiErr.Message)
 	case !errors.Is(err, control.ErrNotRunning):
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("nanoclaw has not run with data home %s yet: start it with 'nanoclaw run' (or 'nanoclaw setup')", cfg.Home)
+		return nil, nil, fmt.Errorf("nanoclaw has not run with data home %s yet: start it with 'nanoclaw run' (or 'nanoclaw setup')", cfg.Home)
 	}
 	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer st.Close()
-	return status.Collect(ctx, st, group, time.Now(), nil)
+	rep, err = status.Collect(ctx, st, group, time.Now(), nil)
+	return rep, nil, err
 }
 
 func (m *Main) printStatus(r *status.Report, cfg *config.Config) {
@@ -179,17 +193,24 @@ func writeJSON(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
+	_, err = io.WriteString(w, escapeC1(string(b))+"\n")
+	return err
+}
+
+// escapeC1 writes the C1 controls of JSON text as \u escapes.
+func escapeC1(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r >= 0x80 && r <= 0x9f }) {
+		return s
+	}
 	var out strings.Builder
-	for _, r := range string(b) {
+	for _, r := range s {
 		if r >= 0x80 && r <= 0x9f {
 			fmt.Fprintf(&out, "\\u%04x", r)
 		} else {
 			out.WriteRune(r)
 		}
 	}
-	out.WriteByte('\n')
-	_, err = io.WriteString(w, out.String())
-	return err
+	return out.String()
 }
 
 // usage is "requests / input / output", short.

@@ -111,18 +111,22 @@ func (c *Client) Tool(ctx context.Context, tool string, args, out any) error {
 }
 
 // Status fetches the daemon's status report: of every group, or of the
-// group in folder with its trace.
-func (c *Client) Status(ctx context.Context, folder string) (*status.Report, error) {
+// group in folder with its trace. raw is the report as the daemon wrote it
+// (JSON), for a caller that prints it as such.
+func (c *Client) Status(ctx context.Context, folder string) (rep *status.Report, raw []byte, err error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/status?"+url.Values{"group": {folder}}.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	var rep status.Report
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("read status: %w", err)
+	raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err == nil {
+		err = json.Unmarshal(raw, &rep)
 	}
-	return &rep, nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("read status: %w", err)
+	}
+	return rep, raw, nil
 }
 
 // do sends one request; a status other than 200 becomes an *APIError.
