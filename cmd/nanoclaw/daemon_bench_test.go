@@ -135,6 +135,18 @@ func startBenchDaemon(b *testing.B, env []string, home string) (*benchDaemon, st
 	return d, times
 }
 
+// settled waits until the daemon's runtime is prepared: the clean-up it
+// runs after start (the container CLI's own work) is over, so what is timed
+// next is the daemon at rest.
+func (d *benchDaemon) settled(b *testing.B) {
+	b.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(d.stderr.String(), `"msg":"container runtime ready"`); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("no \"container runtime ready\" within 60s:\n%s", d.stderr)
+		}
+	}
+}
+
 // stop ends the daemon as the service manager would, and waits for it.
 func (d *benchDaemon) stop(b *testing.B) {
 	b.Helper()

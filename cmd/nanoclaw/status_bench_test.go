@@ -123,6 +123,7 @@ func BenchmarkStatus(b *testing.B) {
 			env := benchEnv(b)(home)
 			d, _ := startBenchDaemon(b, env, home)
 			defer d.stop(b)
+			d.settled(b)
 			bin, _ := benchBinary() // startBenchDaemon checked it
 			var took []time.Duration
 			for b.Loop() {
