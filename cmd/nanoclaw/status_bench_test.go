@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/control"
 	"github.com/nanoclaw/nanoclaw/internal/status"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
@@ -144,6 +145,26 @@ func BenchmarkStatus(b *testing.B) {
 			b.ReportMetric(ms(median(took)), "ms")
 		}
 	}
+	// The daemon's answer alone, to a client in this process: what the CLI
+	// adds on top is its own start (a process, the config) and printing.
+	b.Run("answer", func(b *testing.B) {
+		env := benchEnv(b)(home)
+		d, _ := startBenchDaemon(b, env, home)
+		defer d.stop(b)
+		d.settled(b)
+		cl := control.Dial(filepath.Join(home, ".nanoclaw", "control.sock"))
+		var took []time.Duration
+		for b.Loop() {
+			start := time.Now()
+			rep, _, err := cl.Status(context.Background(), "")
+			took = append(took, time.Since(start))
+			if err != nil {
+				b.Fatalf("status: %v:\n%s", err, d.stderr)
+			}
+			checkReport(b, rep, benchGroups)
+		}
+		b.ReportMetric(ms(median(took)), "ms")
+	})
 	b.Run("cli", cli(benchGroups))
 	b.Run("cli-group", cli(1, "--group", "group-0500"))
 }
