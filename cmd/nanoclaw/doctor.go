@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/doctor"
 	"github.com/nanoclaw/nanoclaw/internal/service"
 )
@@ -23,17 +22,13 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 	fs := m.flagSet("doctor", "[--json] [--sandbox]", doctorHelp)
 	asJSON := fs.Bool("json", false, "print the checks as JSON")
 	withSandbox := fs.Bool("sandbox", false, "also prove the sandbox from inside a real container")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	cfg, err := config.Load(m.Getenv)
+	cfg, err := m.loadConfig()
 	if err != nil {
 		return err
 	}
-	m.useConfig(cfg)
 	checks := append(doctor.Run(ctx, cfg, m.Logger), m.serviceCheck(ctx))
 	if *withSandbox {
 		checks = append(checks, doctor.Sandbox(ctx, cfg, m.Logger)...)

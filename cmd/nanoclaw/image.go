@@ -64,11 +64,8 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 	base := fs.String("base", "", "base image, a Debian bookworm (default: the Dockerfile's debian:bookworm-slim)")
 	tagFlag := fs.String("tag", "", "image to build (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest)")
 	ifNeeded := fs.Bool("if-needed", false, "build only when the image is missing or was built from another Dockerfile")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *base != "" {
 		if err := sandbox.ValidateImage(*base); err != nil {
@@ -118,11 +115,8 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 func (m *Main) runImageStatus(ctx context.Context, args []string) error {
 	fs := m.flagSet("image status", "[--tag IMAGE]", imageStatusHelp)
 	tag := fs.String("tag", "", "image to look at (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest)")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	rt, ref, err := m.imageRuntime(ctx, *tag)
 	if err != nil {

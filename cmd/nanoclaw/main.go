@@ -122,6 +122,27 @@ func (m *Main) parse(fs *flag.FlagSet, args []string) error {
 	return cli.Parse(fs, args, m.Stdout, m.Stderr)
 }
 
+// parseNoArgs parses the flags of a command that takes no arguments.
+func (m *Main) parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// loadConfig loads the configuration and applies it to this command's
+// logging (useConfig).
+func (m *Main) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(m.Getenv)
+	if err == nil {
+		m.useConfig(cfg)
+	}
+	return cfg, err
+}
+
 // newLogger logs to stderr: readable text on a terminal, JSON otherwise (for
 // journald and log collectors). stdout is kept for command output alone.
 func newLogger(w io.Writer, level slog.Leveler) *slog.Logger {

@@ -10,7 +10,6 @@ import (
 	"github.com/mdp/qrterminal/v3"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
-	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/daemon"
 )
 
@@ -64,11 +63,10 @@ func (m *Main) runPair(ctx context.Context, args []string) error {
 		}
 	}
 
-	cfg, err := config.Load(m.Getenv)
+	cfg, err := m.loadConfig()
 	if err != nil {
 		return err
 	}
-	m.useConfig(cfg)
 	if err := daemon.PrepareHome(cfg, m.Logger); err != nil {
 		return err
 	}

@@ -20,11 +20,8 @@ the environment wins; the file is read literally, without any shell):
 func (m *Main) runDaemon(ctx context.Context, args []string) error {
 	fs := m.flagSet("run", "[--print-config]", runHelp+config.Help())
 	printConfig := fs.Bool("print-config", false, "print the effective configuration, secrets masked, and exit")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := config.Load(m.Getenv)
 	if err != nil {

@@ -88,11 +88,10 @@ func (m *Main) runService(ctx context.Context, args []string) error {
 	if sub.NArg() > 0 {
 		return usagef("unexpected argument %q", sub.Arg(0))
 	}
-	cfg, err := config.Load(m.Getenv)
+	cfg, err := m.loadConfig()
 	if err != nil {
 		return err
 	}
-	m.useConfig(cfg)
 	host, err := serviceHost(m)
 	if err != nil {
 		return err

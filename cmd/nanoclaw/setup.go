@@ -53,11 +53,8 @@ func (m *Main) runSetup(ctx context.Context, args []string) error {
 	skipWA := fs.Bool("skip-whatsapp", false, "do not pair WhatsApp now ('nanoclaw pair whatsapp' does it later)")
 	phone := fs.String("phone", "", "pair WhatsApp by a code typed on the phone (its number, with country code)")
 	noService := fs.Bool("no-service", false, "do not install the background service")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *runtimeFlag != "" {
 		if _, err := sandbox.ParseKind(*runtimeFlag); err != nil {
@@ -65,11 +62,10 @@ func (m *Main) runSetup(ctx context.Context, args []string) error {
 		}
 	}
 	interactive := !*yes && isTerminal(stdin) && isTerminal(m.Stdout)
-	cfg, err := config.Load(m.Getenv)
+	cfg, err := m.loadConfig()
 	if err != nil {
 		return err
 	}
-	m.useConfig(cfg)
 	s := &setup{m: m, cfg: cfg, interactive: interactive}
 	steps := []func(context.Context) setupStep{
 		func(ctx context.Context) setupStep { return s.machine(ctx, *runtimeFlag) },

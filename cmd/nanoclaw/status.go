@@ -31,22 +31,18 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	fs := m.flagSet("status", "[--group FOLDER] [--json]", statusHelp)
 	group := fs.String("group", "", "one group's status and trace")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *group != "" {
 		if err := store.ValidateFolder(*group); err != nil {
 			return usagef("--group: %v", err)
 		}
 	}
-	cfg, err := config.Load(m.Getenv)
+	cfg, err := m.loadConfig()
 	if err != nil {
 		return err
 	}
-	m.useConfig(cfg)
 	rep, raw, err := m.status(ctx, cfg, *group)
 	if err != nil {
 		return err

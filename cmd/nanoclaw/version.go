@@ -10,11 +10,8 @@ import (
 
 func (m *Main) runVersion(_ context.Context, args []string) error {
 	fs := m.flagSet("version", "", "Print nanoclaw's version, the commit it was built from and the Go version.")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	fmt.Fprintf(m.Stdout, "nanoclaw %s (%s, %s)\n", version.Version, version.Revision(), runtime.Version())
 	return nil
