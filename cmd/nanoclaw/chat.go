@@ -226,7 +226,7 @@ func (c *chatSession) show(ev local.Event) error {
 		c.clearStatus()
 		if ev.Error != "" {
 			c.failures++
-			fmt.Fprintf(c.m.Stderr, "the assistant's run failed: %s\n", sanitize.Terminal(ev.Error)) // R10
+			fmt.Fprintf(c.m.Stderr, "no answer: %s\n", sanitize.Terminal(ev.Error)) // R10
 		}
 		if c.pending > 0 && ev.Covers(c.pending) {
 			c.pending = 0

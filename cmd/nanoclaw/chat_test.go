@@ -66,7 +66,7 @@ func TestChatFailures(t *testing.T) {
 	for _, want := range []string{
 		"not sent: store message",
 		"database is locked",
-		"the assistant's run failed: " + controltest.RunError,
+		"no answer: " + controltest.RunError,
 		"nanoclaw chat: 1 message(s) not sent, 1 run(s) failed",
 	} {
 		if !strings.Contains(errOut, want) {
@@ -161,7 +161,7 @@ func TestChatStripsEscapeSequences(t *testing.T) {
 	if out.String() != "Andy: done\n" {
 		t.Errorf("stdout %q", out.String())
 	}
-	if errb.String() != "the assistant's run failed: the agent failed: boomok\n" {
+	if errb.String() != "no answer: the agent failed: boomok\n" {
 		t.Errorf("stderr %q", errb.String())
 	}
 }

@@ -193,7 +193,7 @@ func checkNoCredentialReply(t *testing.T, env []string) {
 	t.Helper()
 	code, out, errOut := runProgram(t, env, binary, "send", "--wait=1m", "hello, anyone there?")
 	if code != 1 || out != agent.ErrNoCredential.Error()+"\n" ||
-		errOut != "nanoclaw send: the assistant's run failed: not answered yet: the message is kept, and answered once nanoclaw runs with a credential\n" {
+		errOut != "nanoclaw send: no answer: the message is kept, and answered once nanoclaw runs with a credential\n" {
 		t.Fatalf("send --wait without a credential: exit %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 }

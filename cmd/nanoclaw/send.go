@@ -168,7 +168,7 @@ func (m *Main) runSend(ctx context.Context, args []string) error {
 			printReply(m.Stdout, ev.Text)
 		case local.EventDone:
 			if ev.Error != "" {
-				return fmt.Errorf("the assistant's run failed: %s", sanitize.Terminal(ev.Error))
+				return fmt.Errorf("no answer: %s", sanitize.Terminal(ev.Error))
 			}
 			return nil
 		case local.EventLagged:

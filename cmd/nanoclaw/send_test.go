@@ -99,7 +99,7 @@ func TestSendWaitNotTriggered(t *testing.T) {
 func TestSendWaitFailures(t *testing.T) {
 	d := controltest.Start(t)
 	code, out, errOut := runWith(t, d.Home, nil, "send", "--wait", "please", "fail")
-	if code != cli.ExitFailure || out != "" || !strings.Contains(errOut, "nanoclaw send: the assistant's run failed: "+controltest.RunError) {
+	if code != cli.ExitFailure || out != "" || !strings.Contains(errOut, "nanoclaw send: no answer: "+controltest.RunError) {
 		t.Errorf("failed run: exit %d stdout %q stderr %q", code, out, errOut)
 	}
 	start := time.Now()

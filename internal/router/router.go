@@ -387,7 +387,7 @@ func (r *Router) flushUnsent(ctx context.Context) {
 
 // errAwaitsCredential is what a terminal waiting for an answer is told
 // after the line that says how to add a credential.
-var errAwaitsCredential = errors.New("not answered yet: the message is kept, and answered once nanoclaw runs with a credential")
+var errAwaitsCredential = errors.New("the message is kept, and answered once nanoclaw runs with a credential")
 
 // startFailed ends the wait of a chat whose agent could not start. Without
 // a credential nothing can answer until the owner adds one: a chat whose
