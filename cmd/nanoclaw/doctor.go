@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/doctor"
-	"github.com/nanoclaw/nanoclaw/internal/service"
 )
 
 const doctorHelp = `Check the installation and say what to fix: the config files' permissions,
@@ -29,7 +29,7 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	checks := append(doctor.Run(ctx, cfg, m.Logger), m.serviceCheck(ctx))
+	checks := append(doctor.Run(ctx, cfg, m.Logger), m.serviceCheck(ctx, cfg))
 	if *withSandbox {
 		checks = append(checks, doctor.Sandbox(ctx, cfg, m.Logger)...)
 	}
@@ -53,13 +53,9 @@ func (m *Main) runDoctor(ctx context.Context, args []string) error {
 
 // serviceCheck: the background service is installed and running, where a
 // service manager runs.
-func (m *Main) serviceCheck(ctx context.Context) doctor.Check {
+func (m *Main) serviceCheck(ctx context.Context, cfg *config.Config) doctor.Check {
 	c := doctor.Check{Name: "service"}
-	host, err := serviceHost(m)
-	var svc *service.Service
-	if err == nil {
-		svc, err = service.New(host)
-	}
+	svc, _, _, err := m.newService(cfg)
 	if err != nil {
 		c.Detail, c.Fix = err.Error(), "see 'nanoclaw service status'"
 		return c

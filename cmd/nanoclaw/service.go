@@ -92,15 +92,7 @@ func (m *Main) runService(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	host, err := serviceHost(m)
-	if err != nil {
-		return err
-	}
-	svc, err := service.New(host)
-	if err != nil {
-		return err
-	}
-	unit, err := m.serviceUnit(cfg, host.HomeDir)
+	svc, unit, host, err := m.newService(cfg)
 	if err != nil {
 		return err
 	}
@@ -173,6 +165,21 @@ func (m *Main) runService(ctx context.Context, args []string) error {
 	return nil
 }
 
+// newService is this machine's service manager and the unit it would run
+// for cfg.
+func (m *Main) newService(cfg *config.Config) (*service.Service, service.Unit, service.Host, error) {
+	host, err := serviceHost(m)
+	if err != nil {
+		return nil, service.Unit{}, host, err
+	}
+	svc, err := service.New(host)
+	if err != nil {
+		return nil, service.Unit{}, host, err
+	}
+	unit, err := m.serviceUnit(cfg, host.HomeDir)
+	return svc, unit, host, err
+}
+
 // serviceUnit is what the service runs: this binary, with the data home and
 // config dir this command resolved, so the service uses the same ones.
 func (m *Main) serviceUnit(cfg *config.Config, homeDir string) (service.Unit, error) {
@@ -208,6 +215,6 @@ func (m *Main) warnEnvironmentOnly(cfg *config.Config) {
 	slices.Sort(names)
 	for _, name := range names {
 		fmt.Fprintf(m.Stdout, "warning: %s is set only in this shell's environment, which the service does not see: put it in %s\n",
-			name, filepath.Join(cfg.ConfigDir, "config"))
+			name, cfg.FilePath())
 	}
 }

@@ -105,17 +105,10 @@ type setup struct {
 	daemonUp    bool // the service runs (so the proof goes through it)
 }
 
-func (s *setup) configFile() string {
-	if s.cfg.File != "" {
-		return s.cfg.File
-	}
-	return filepath.Join(s.cfg.ConfigDir, "config")
-}
-
 // save writes settings into the config file and reloads the config.
 func (s *setup) save(values map[string]string) error {
-	if err := config.SetFileValues(s.configFile(), values); err != nil {
-		return fmt.Errorf("write %s: %w", s.configFile(), err)
+	if err := config.SetFileValues(s.cfg.FilePath(), values); err != nil {
+		return fmt.Errorf("write %s: %w", s.cfg.FilePath(), err)
 	}
 	cfg, err := config.Load(s.m.Getenv)
 	if err != nil {
@@ -200,7 +193,7 @@ func (s *setup) credential(ctx context.Context, file string) setupStep {
 		r.err = err
 		return r
 	}
-	r.detail = fmt.Sprintf("accepted by %s; saved as %s in %s (mode 600)", s.cfg.UpstreamURL.Redacted(), name, s.configFile())
+	r.detail = fmt.Sprintf("accepted by %s; saved as %s in %s (mode 600)", s.cfg.UpstreamURL.Redacted(), name, s.cfg.FilePath())
 	if s.m.Getenv(name) != "" {
 		r.detail += fmt.Sprintf("; note: %s in your environment overrides the file", name)
 	}
@@ -312,8 +305,8 @@ func (s *setup) whatsapp(ctx context.Context, skip bool, phone string) setupStep
 	return r
 }
 
-// errNoUnit is what the service step says where no service manager runs.
-var errNoUnit = errors.New("no service manager")
+// errNoServiceManager is what the service step says where no service manager runs.
+var errNoServiceManager = errors.New("no service manager")
 
 func (s *setup) service(ctx context.Context, skip bool) setupStep {
 	r := setupStep{name: "background service"}
@@ -323,7 +316,7 @@ func (s *setup) service(ctx context.Context, skip bool) setupStep {
 	}
 	detail, running, err := s.m.setupService(ctx, s.cfg)
 	switch {
-	case errors.Is(err, errNoUnit):
+	case errors.Is(err, errNoServiceManager):
 		r.skip, r.detail = true, detail
 	case err != nil:
 		r.err = err

@@ -20,17 +20,16 @@ import (
 
 // setupService installs and starts the service. Where no service manager
 // runs, the unit is still rendered and, when systemd-analyze is there,
-// verified; the error is then errNoUnit and detail says so.
+// verified; the error is then errNoServiceManager and detail says so. A
+// credential set only in this shell's environment is refused first: the
+// service would start without it and never answer.
 func (m *Main) setupService(ctx context.Context, cfg *config.Config) (detail string, running bool, err error) {
-	host, err := serviceHost(m)
-	if err != nil {
-		return "", false, err
+	for _, name := range []string{"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"} {
+		if cfg.Sources[name] == "environment" {
+			return "", false, fmt.Errorf("%s is set only in this shell's environment, which the service does not see\n    fix: save it with 'nanoclaw setup --credential-file FILE', or put it in %s; or run setup with --no-service", name, cfg.FilePath())
+		}
 	}
-	svc, err := service.New(host)
-	if err != nil {
-		return "", false, err
-	}
-	unit, err := m.serviceUnit(cfg, host.HomeDir)
+	svc, unit, _, err := m.newService(cfg)
 	if err != nil {
 		return "", false, err
 	}
@@ -43,7 +42,7 @@ func (m *Main) setupService(ctx context.Context, cfg *config.Config) (detail str
 		if err != nil {
 			return "", false, fmt.Errorf("the service file does not verify: %w", err)
 		}
-		return fmt.Sprintf("NOT INSTALLED: %v; the service file it would write %s", why, verified), false, errNoUnit
+		return fmt.Sprintf("NOT INSTALLED: %v; the service file it would write %s", why, verified), false, errNoServiceManager
 	}
 	done, err := svc.Install(ctx, unit, false, false)
 	if err != nil {

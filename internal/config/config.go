@@ -119,6 +119,10 @@ func (c *Config) ControlSocket() string { return filepath.Join(c.Home, "control.
 // LockFile guards the data home against a second daemon.
 func (c *Config) LockFile() string { return filepath.Join(c.Home, "nanoclaw.lock") }
 
+// FilePath is the config file: File when one was read, else where one
+// would be ($NANOCLAW_CONFIG_DIR/config).
+func (c *Config) FilePath() string { return cmp.Or(c.File, filepath.Join(c.ConfigDir, "config")) }
+
 // AllowlistPath is the mount allowlist; it lives in ConfigDir so no container
 // can ever see or edit it.
 func (c *Config) AllowlistPath() string { return filepath.Join(c.ConfigDir, "mount-allowlist.json") }
@@ -150,7 +154,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("NANOCLAW_CONFIG_DIR: %w", err)
 	}
 
-	path := filepath.Join(c.ConfigDir, "config")
+	path := c.FilePath() // File is not set yet
 	data, err := os.ReadFile(path)
 	if err == nil {
 		c.File = path
@@ -216,7 +220,7 @@ func checkFileKeys(path string, values map[string]string) error {
 // each preceded by a comment saying where its value came from.
 func (c *Config) Print(w io.Writer) {
 	fmt.Fprintf(w, "NANOCLAW_CONFIG_DIR=%s\n", c.ConfigDir)
-	fmt.Fprintf(w, "# config file: %s\n", cmp.Or(c.File, filepath.Join(c.ConfigDir, "config")+" (not present)"))
+	fmt.Fprintf(w, "# config file: %s\n", cmp.Or(c.File, c.FilePath()+" (not present)"))
 	for _, s := range settings {
 		if src := c.Sources[s.Name]; src != "" {
 			fmt.Fprintf(w, "# %s from %s\n", s.Name, src)

@@ -182,10 +182,7 @@ func agentBinary(path string) Check {
 // Credential: there is one, and the upstream takes it.
 func Credential(ctx context.Context, cfg *config.Config) Check {
 	const name = "credential"
-	where := cfg.File
-	if where == "" {
-		where = filepath.Join(cfg.ConfigDir, "config")
-	}
+	where := cfg.FilePath()
 	if cfg.APIKey == "" && cfg.OAuthToken == "" {
 		return fail(name, "no ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN", "run 'nanoclaw setup', or put ANTHROPIC_API_KEY=… in "+where+" (mode 600)")
 	}
