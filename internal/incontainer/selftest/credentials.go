@@ -19,6 +19,11 @@ import (
 
 // The credential findings: the environment, and every readable file.
 
+// credentialEnv are the variables Claude Code reads a credential from.
+var credentialEnv = []string{"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"}
+
+// environment: no variable holds a credential; the placeholder the agent
+// hands Claude Code is fine (finding 1).
 func environment(env []string) Finding {
 	f := Finding{Name: FindingEnv, OK: true, Detail: fmt.Sprintf("%d variables, none a credential", len(env))}
 	var bad []string

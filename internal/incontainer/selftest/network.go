@@ -126,8 +126,6 @@ func dials(ctx context.Context, cfg Config) Finding {
 	return f
 }
 
-// identity: not root, no capabilities in any set, no-new-privileges.
-
 // egressRefusals: through the forwarder, the gateway answers CONNECT to
 // each private destination and each of the host's addresses with its own
 // 403 (R4).
@@ -211,5 +209,3 @@ func apiRefusal(ctx context.Context, cfg Config) Finding {
 	}
 	return f
 }
-
-// readMountinfo lists the mount points of a mountinfo file.

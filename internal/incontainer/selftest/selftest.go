@@ -34,7 +34,7 @@ import (
 )
 
 // The findings' names, in the order they are reported. The host adds its
-// own (agent.FindingMounts, agent.FindingSources).
+// own (agent.HostFindings).
 const (
 	FindingRoute        = "no network route"
 	FindingDial         = "no direct connection"
@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	return r, ctx.Err()
 }
 
+// identity: not root, no capabilities in any set, no-new-privileges.
 func identity(cfg Config) []Finding {
 	user := Finding{Name: FindingUser, OK: true}
 	groups, _ := os.Getgroups()
@@ -265,11 +266,7 @@ func readOnly(cfg Config) Finding {
 	return f
 }
 
-// credentialEnv are the variables Claude Code reads a credential from.
-var credentialEnv = []string{"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"}
-
-// environment: no variable holds a credential; the placeholder the agent
-// hands Claude Code is fine (finding 1).
+// readMountinfo lists the mount points of a mountinfo file.
 func readMountinfo(path string) ([]Mount, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
