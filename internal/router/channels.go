@@ -131,10 +131,8 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 
 // traceUnsent records in the group's trace that a reply is kept unsent.
 func (c *Channels) traceUnsent(ctx context.Context, o store.Outgoing, why string) {
-	e := store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed, Detail: "the reply is kept, to be sent at the next start: " + why}
-	if err := c.st.AddEvents(context.WithoutCancel(ctx), e); err != nil {
-		c.log.Warn("keep trace", "group", o.Folder, "err", err)
-	}
+	keepTrace(ctx, c.st, c.log, store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed,
+		Detail: "the reply is kept, to be sent at the next start: " + why})
 }
 
 // Refresh asks every channel for the chats the account is in, and keeps

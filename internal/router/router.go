@@ -147,9 +147,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	if !answer {
 		next.Kind, next.Detail = store.EventIgnored, fmt.Sprintf("kept as context, not answered: in this group only a message that starts with %s asks for an answer", g.Trigger)
 	}
-	if err := r.st.AddEvents(ctx, stored, next); err != nil {
-		r.log.Warn("keep trace", "group", g.Folder, "err", err)
-	}
+	keepTrace(ctx, r.st, r.log, stored, next)
 	if answer {
 		r.notify(g.Folder)
 	}

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"sync"
 	"time"
@@ -67,11 +68,15 @@ func (r *Router) notify(folder string) {
 	r.q.Notify(folder)
 }
 
-// trace records a step of a group's way for `status --group`. The trace is
-// for the owner's eyes only; failing to keep it is logged, never fatal.
+// trace records a step of a group's way for `status --group`.
 func (r *Router) trace(ctx context.Context, folder, chat string, seq int64, kind store.EventKind, format string, args ...any) {
-	e := store.Event{Folder: folder, Chat: chat, Seq: seq, Kind: kind, Detail: fmt.Sprintf(format, args...)}
-	if err := r.st.AddEvents(context.WithoutCancel(ctx), e); err != nil {
-		r.log.Warn("keep trace", "group", folder, "err", err)
+	keepTrace(ctx, r.st, r.log, store.Event{Folder: folder, Chat: chat, Seq: seq, Kind: kind, Detail: fmt.Sprintf(format, args...)})
+}
+
+// keepTrace stores steps of the trace. The trace is for the owner's eyes
+// only: failing to keep it is logged, never fatal.
+func keepTrace(ctx context.Context, st *store.Store, log *slog.Logger, evs ...store.Event) {
+	if err := st.AddEvents(context.WithoutCancel(ctx), evs...); err != nil {
+		log.Warn("keep trace", "group", evs[0].Folder, "err", err)
 	}
 }

@@ -81,10 +81,12 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 		r.log.Info("task deleted before its run", "task", claimed.ID, "group", g.Folder)
 		return sess
 	case t.Folder != g.Folder:
+		r.trace(ctx, g.Folder, t.ChatJID, 0, store.EventSkipped, "scheduled task %s belongs to group %s", t.ID, t.Folder)
 		r.recordRun(ctx, t, start, ipc.Output{}, fmt.Errorf("%w: the task belongs to group %s, not %s", scheduler.ErrSkipped, t.Folder, g.Folder))
 		return sess
 	case t.Status != store.TaskActive && t.Status != store.TaskCompleted: // a claimed once task is completed
 		r.log.Info("task not run: it was stopped after its claim", "task", t.ID, "group", g.Folder, "status", t.Status)
+		r.trace(ctx, g.Folder, t.ChatJID, 0, store.EventSkipped, "scheduled task %s was %s before its run", t.ID, t.Status)
 		r.recordRun(ctx, t, start, ipc.Output{}, fmt.Errorf("%w: the task was %s before this run started", scheduler.ErrSkipped, t.Status))
 		return sess
 	}

@@ -50,9 +50,10 @@ func (s *Store) Activity(ctx context.Context, folder, fromDay, toDay string) (ma
 		{"last message", `SELECT gc.folder, max(c.last_activity) FROM group_chats gc JOIN chats c ON c.jid = gc.jid
 			WHERE (?1 = '' OR gc.folder = ?1) GROUP BY gc.folder`, byGroup,
 			func(a *Activity, v []sql.NullInt64) { a.LastMessage = deref(millis(v[0])) }},
-		// Each group's newest reply is one seek of events_kind_folder.
+		// Each group's newest reply is one seek of events_kind_folder; a
+		// task's run (seq 0: no message) is no reply.
 		{"last reply", `SELECT g.folder, (SELECT e.at FROM events e WHERE e.kind = 'replied' AND e.folder = g.folder
-			ORDER BY e.id DESC LIMIT 1) ` + groups, byGroup,
+			AND e.seq > 0 ORDER BY e.id DESC LIMIT 1) ` + groups, byGroup,
 			func(a *Activity, v []sql.NullInt64) { a.LastReply = deref(millis(v[0])) }},
 		{"tasks", `SELECT g.folder, count(*), min(iif(t.status = 'active', t.next_run, NULL))
 			FROM groups g CROSS JOIN tasks t ON t.folder = g.folder AND t.status IN ('active', 'paused')

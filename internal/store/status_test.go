@@ -33,8 +33,10 @@ func TestActivity(t *testing.T) {
 		}
 	}
 	if err := s.AddEvents(ctx,
-		Event{At: at(3), Folder: "family", Kind: EventReplied},
-		Event{At: at(4), Folder: "family", Kind: EventReplied},
+		Event{At: at(3), Folder: "family", Kind: EventReplied, Seq: 1},
+		Event{At: at(4), Folder: "family", Kind: EventReplied, Seq: 2},
+		// A scheduled task's run (no message: seq 0) is no reply.
+		Event{At: at(5), Folder: "family", Kind: EventReplied},
 		Event{At: at(6), Folder: "family", Kind: EventFailed},
 		Event{At: at(7), Folder: "work", Kind: EventStored},
 	); err != nil {
