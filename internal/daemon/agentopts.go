@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"path/filepath"
-
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/egress"
@@ -15,13 +13,15 @@ import (
 // the caller adds what it needs (the daemon: the credential, the tools,
 // the store).
 func AgentOptions(cfg *config.Config, home string) agent.Options {
+	at := *cfg // the same layout, under home
+	at.Home = home
 	return agent.Options{
 		Image:         cfg.Image,
 		AgentBinary:   cfg.AgentBinary,
-		GroupsDir:     filepath.Join(home, "groups"),
-		SessionsDir:   filepath.Join(home, "sessions"),
-		IPCDir:        filepath.Join(home, "ipc"),
-		LogsDir:       filepath.Join(home, "logs"),
+		GroupsDir:     at.GroupsDir(),
+		SessionsDir:   at.SessionsDir(),
+		IPCDir:        at.IPCDir(),
+		LogsDir:       at.LogsDir(),
 		Timeout:       cfg.ContainerTimeout,
 		IdleTimeout:   cfg.IdleTimeout,
 		MemoryMB:      cfg.ContainerMemoryMB,

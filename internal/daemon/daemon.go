@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 
 // live is what the running daemon tells `status` beyond the store.
 func live(started time.Time, chats *router.Channels, rtr *router.Router) *status.Live {
-	l := &status.Live{Version: version.Version, Started: started, States: make(map[string]status.GroupState)}
+	l := &status.Live{Version: version.Version, Started: started, States: rtr.States()}
 	for _, c := range chats.Statuses() {
 		ch := status.Channel{Name: c.Name, Connected: c.Account != "", Account: c.Account, LastEvent: c.LastEvent}
 		if c.Name == "whatsapp" && !ch.Connected {
@@ -162,9 +162,6 @@ func live(started time.Time, chats *router.Channels, rtr *router.Router) *status
 		l.Channels = append(l.Channels, ch)
 	}
 	l.Queue.Running, l.Queue.Limit, l.Queue.Waiting = rtr.Load()
-	for folder, s := range rtr.States() {
-		l.States[folder] = status.GroupState{State: s.State, Since: s.Since}
-	}
 	return l
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/status"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -19,16 +20,10 @@ const (
 	StateWarm    = "warm"    // its container waits for more messages
 )
 
-// GroupState is what a group's worker does, since when.
-type GroupState struct {
-	State string
-	Since time.Time
-}
-
-// states tracks each busy group's GroupState.
+// states tracks each busy group's state (status.GroupState).
 type states struct {
 	mu sync.Mutex
-	m  map[string]GroupState
+	m  map[string]status.GroupState
 }
 
 // set records folder's state; "" means idle. Queued is set only on an idle
@@ -43,14 +38,14 @@ func (s *states) set(folder, state string) {
 	case state == StateQueued && busy:
 	case cur.State != state:
 		if s.m == nil {
-			s.m = make(map[string]GroupState)
+			s.m = make(map[string]status.GroupState)
 		}
-		s.m[folder] = GroupState{State: state, Since: time.Now()}
+		s.m[folder] = status.GroupState{State: state, Since: time.Now()}
 	}
 }
 
 // States returns the busy groups' states; a group not in it is idle.
-func (r *Router) States() map[string]GroupState {
+func (r *Router) States() map[string]status.GroupState {
 	r.states.mu.Lock()
 	defer r.states.mu.Unlock()
 	return maps.Clone(r.states.m)
