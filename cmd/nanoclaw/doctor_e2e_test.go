@@ -68,7 +68,7 @@ func TestDoctorNamesTheFixOfEachBrokenState(t *testing.T) {
 		{name: "no key", check: "credential", fix: "nanoclaw setup", env: env},
 		{name: "wrong permissions", check: "data home", fix: "chmod 700 " + dataHome, env: good,
 			before: func() { os.Chmod(dataHome, 0o755) }, after: func() { os.Chmod(dataHome, 0o700) }},
-		{name: "runtime down", check: "container runtime", fix: "install podman",
+		{name: "runtime down", check: "container runtime", fix: "make docker work",
 			env: slices.Concat(good, []string{"NANOCLAW_RUNTIME=docker", "DOCKER_HOST=unix:///nonexistent/docker.sock"})},
 		{name: "daemon down", check: "daemon", fix: "nanoclaw service start", env: good,
 			before: func() { d.cmd.Process.Kill(); d.wait(t) }},

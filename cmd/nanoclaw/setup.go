@@ -285,7 +285,7 @@ func (s *setup) image(ctx context.Context) setupStep {
 
 func (s *setup) whatsapp(ctx context.Context, skip bool, phone string) setupStep {
 	r := setupStep{name: "WhatsApp"}
-	if c := doctor.WhatsApp(ctx, s.cfg, s.m.Logger); c.OK && strings.HasPrefix(c.Detail, "paired") {
+	if paired, c := doctor.WhatsApp(ctx, s.cfg, s.m.Logger); paired {
 		r.detail = c.Detail
 		return r
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/daemon"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // MinFreeBytes is the free space below which the data home's disk fails
@@ -115,7 +116,11 @@ func ContainerRuntime(ctx context.Context, cfg *config.Config) (*sandbox.Runtime
 	const name = "container runtime"
 	rt, err := sandbox.Detect(ctx, cfg.Runtime)
 	if err != nil {
-		return nil, []Check{fail(name, err.Error(), "install podman ('apt-get install podman runc catatonit' on Debian), or fix the one above")}
+		fix := "run 'make run' (Debian as root: it installs podman), or install podman or docker"
+		if cfg.Sources["NANOCLAW_RUNTIME"] != "default" {
+			fix = fmt.Sprintf("make %s work (see above), or set NANOCLAW_RUNTIME=auto to use whichever works", cfg.Runtime)
+		}
+		return nil, []Check{fail(name, err.Error(), fix)}
 	}
 	checks := []Check{ok(name, fmt.Sprintf("%s at %s", rt.Kind, rt.Bin))}
 	if rt.Kind != sandbox.Podman {
@@ -205,7 +210,11 @@ func database(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check
 	}
 	st, err := daemon.OpenStore(ctx, cfg, log)
 	if err != nil {
-		return []Check{fail(name, err.Error(), "restore db.key (or NANOCLAW_DB_KEY_FILE) from your copy of the key")}
+		fix := "check " + cfg.DBPath() + " ('nanoclaw logs' says what the daemon saw)"
+		if errors.Is(err, store.ErrWrongKey) {
+			fix = "restore db.key (or NANOCLAW_DB_KEY_FILE) from your copy of the key"
+		}
+		return []Check{fail(name, err.Error(), fix)}
 	}
 	defer st.Close()
 	what := "opens"
@@ -213,32 +222,33 @@ func database(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check
 		what = "opens with its key (encrypted)"
 	}
 	checks := []Check{ok(name, cfg.DBPath()+" "+what)}
-	return append(checks, whatsappSession(ctx, st.DB()))
+	_, c := whatsappSession(ctx, st.DB())
+	return append(checks, c)
 }
 
 // WhatsApp is WhatsApp's pairing, read from the database (without
-// connecting): "paired with +…" or not paired, which is no failure.
-func WhatsApp(ctx context.Context, cfg *config.Config, log *slog.Logger) Check {
+// connecting): paired with +…, or not, which is no failure.
+func WhatsApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (paired bool, c Check) {
 	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
-		return ok("WhatsApp", "not paired: no database yet")
+		return false, ok("WhatsApp", "not paired: no database yet")
 	}
 	st, err := daemon.OpenStore(ctx, cfg, log)
 	if err != nil {
-		return fail("WhatsApp", err.Error(), "run 'nanoclaw doctor'")
+		return false, fail("WhatsApp", err.Error(), "the database does not open: 'nanoclaw doctor' says why")
 	}
 	defer st.Close()
 	return whatsappSession(ctx, st.DB())
 }
 
-func whatsappSession(ctx context.Context, db *sql.DB) Check {
+func whatsappSession(ctx context.Context, db *sql.DB) (paired bool, c Check) {
 	acc, paired, err := whatsapp.Paired(ctx, db)
 	switch {
 	case err != nil:
-		return fail("WhatsApp", err.Error(), "pair again: nanoclaw pair whatsapp --replace")
+		return false, fail("WhatsApp", err.Error(), "pair again: 'nanoclaw pair whatsapp --replace'")
 	case paired:
-		return ok("WhatsApp", "paired with "+acc.Phone())
+		return true, ok("WhatsApp", "paired with "+acc.Phone())
 	}
-	return ok("WhatsApp", "not paired (optional; after a logout too): nanoclaw pair whatsapp")
+	return false, ok("WhatsApp", "not paired (optional; after a logout too): 'nanoclaw pair whatsapp'")
 }
 
 // running: the daemon answers on its control socket.
