@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/agentimage"
-	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/doctor"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
@@ -141,7 +140,7 @@ func (m *Main) imageRuntime(ctx context.Context, tag string) (*sandbox.Runtime, 
 			return nil, "", usagef("--tag: %v", err)
 		}
 	}
-	cfg, err := config.Load(m.Getenv)
+	cfg, err := m.loadConfig()
 	if err != nil {
 		return nil, "", err
 	}

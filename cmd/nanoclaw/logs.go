@@ -17,7 +17,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/logfile"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
@@ -46,12 +45,10 @@ func (m *Main) runLogs(ctx context.Context, args []string) error {
 	group := fs.String("group", "", "only the lines about the group `FOLDER`; with --run, its run log")
 	run := fs.Bool("run", false, "print the group's latest run log instead of the daemon's log")
 	asJSON := fs.Bool("json", false, "print lines as written (JSON lines), not as readable text")
-	if err := m.parse(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usagef("unexpected argument %q", fs.Arg(0))
 	case *n < 0:
 		return usagef("-n %d: give the number of lines to print, 0 or more", *n)
 	case *run && *group == "":
@@ -62,7 +59,7 @@ func (m *Main) runLogs(ctx context.Context, args []string) error {
 			return usagef("--group: %v", err)
 		}
 	}
-	cfg, err := config.Load(m.Getenv)
+	cfg, err := m.loadConfig()
 	if err != nil {
 		return err
 	}

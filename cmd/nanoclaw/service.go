@@ -82,11 +82,8 @@ func (m *Main) runService(ctx context.Context, args []string) error {
 	case "uninstall":
 		force = sub.Bool("force", false, "remove a service file nanoclaw did not write")
 	}
-	if err := m.parse(sub, fs.Args()[1:]); err != nil {
+	if err := m.parseNoArgs(sub, fs.Args()[1:]); err != nil {
 		return err
-	}
-	if sub.NArg() > 0 {
-		return usagef("unexpected argument %q", sub.Arg(0))
 	}
 	cfg, err := m.loadConfig()
 	if err != nil {
@@ -116,7 +113,11 @@ func (m *Main) runService(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "wrote %s\n", svc.File)
+		if done.Replaced {
+			fmt.Fprintf(w, "replaced %s\n", svc.File)
+		} else {
+			fmt.Fprintf(w, "wrote %s\n", svc.File)
+		}
 		switch {
 		case done.Started:
 			fmt.Fprintln(w, "the service is enabled and running: it starts at boot (or login) and restarts after a failure")

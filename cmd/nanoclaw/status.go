@@ -140,14 +140,18 @@ func (m *Main) printStatus(r *status.Report, cfg *config.Config) {
 		if g.NextRun != nil {
 			next = at(*g.NextRun)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", name, state, at(g.LastMessage), at(g.LastReply), g.Tasks, next, usage(g.Today), usage(g.Month))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", name, state, at(g.LastMessage), at(g.LastReply), g.Tasks, next, usageCell(g.Today), usageCell(g.Month))
 	}
 	tw.Flush()
 	if len(r.Tasks) > 0 {
 		fmt.Fprintln(out, "\nNEXT TASKS")
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, t := range r.Tasks {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", t.ID, t.Folder, when(t.NextRun, loc), oneLine(t.LastResult, 60))
+			next := "-"
+			if t.NextRun != nil {
+				next = at(*t.NextRun)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", t.ID, t.Folder, next, oneLine(t.LastResult, 60))
 		}
 		tw.Flush()
 	}
@@ -209,8 +213,8 @@ func escapeC1(s string) string {
 	return out.String()
 }
 
-// usage is "requests / input / output", short.
-func usage(u status.Usage) string {
+// usageCell is "requests / input / output", short.
+func usageCell(u status.Usage) string {
 	return fmt.Sprintf("%d / %s / %s", u.Requests, short(u.InputTokens), short(u.OutputTokens))
 }
 

@@ -50,7 +50,7 @@ func Sandbox(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check 
 	rt, err := sandbox.Detect(ctx, cfg.Runtime)
 	if err != nil {
 		return []Check{{Name: "sandbox: container runtime", Detail: err.Error(),
-			Fix: "install podman or docker (`make run` does it on Debian), or set NANOCLAW_RUNTIME to one that works"}}
+			Fix: "install podman or docker ('make run' does it on Debian), or set NANOCLAW_RUNTIME to one that works"}}
 	}
 	rt.Instance = selfTestInstance(cfg)
 	if rt.Kind != sandbox.Apple { // Apple's CLI has no label filter: the prefix alone would select
@@ -175,18 +175,18 @@ func selfTestInstance(cfg *config.Config) string {
 // fixes say, per finding, what to do when it fails: most failures mean
 // the runtime does not honour a flag nanoclaw passes.
 var fixes = map[string]string{
-	selftest.FindingRoute:        "the container has a network: use podman or docker as installed by `make run` (--network none must leave only lo)",
+	selftest.FindingRoute:        "the container has a network: use podman or docker as installed by 'make run' (--network none must leave only lo)",
 	selftest.FindingDial:         "the container reached the network directly: check that the runtime honours --network none",
 	selftest.FindingUser:         "the container runs as root: do not set a user in the image's place; report this as a bug",
 	selftest.FindingCaps:         "the container holds capabilities or may gain privileges: check that the runtime honours --cap-drop ALL and no-new-privileges",
 	selftest.FindingReadOnly:     "the container's root is writable: check that the runtime honours --read-only",
-	selftest.FindingEnv:          "a credential is in the container's environment: remove it from the image (nanoclaw image build) and from containers.conf",
+	selftest.FindingEnv:          "a credential is in the container's environment: remove it from the image ('nanoclaw image build') and from containers.conf",
 	selftest.FindingFiles:        "credential-shaped bytes are readable in the container: remove them from the image or the file named, then rebuild with 'nanoclaw image build'",
 	selftest.FindingEgress:       "the gateway let a private destination through: report this as a bug, and set egress=none for your groups meanwhile",
 	selftest.FindingAPI:          "the gateway forwarded an API call outside its allowlist: report this as a bug",
 	selftest.FindingMountsListed: "the probe could not read /proc/self/mountinfo: check the runtime's /proc",
 	agent.FindingMounts:          "the container has mounts nanoclaw did not ask for: check containers.conf or the docker daemon's configuration for default mounts",
 	agent.FindingSources:         "the credential's bytes are in a file a container sees (or may be given): delete it there and rotate the key",
-	agent.FindingRuntime:         "the runtime did not record the hardening nanoclaw asked for: use podman or docker as installed by `make run`, and check containers.conf or the docker daemon's configuration (on Apple's container this cannot be checked)",
+	agent.FindingRuntime:         "the runtime did not record the hardening nanoclaw asked for: use podman or docker as installed by 'make run', and check containers.conf or the docker daemon's configuration (on Apple's container this cannot be checked)",
 	agent.FindingGateway:         "the gateway did not count the refusals the probe reports: the probe's report is not to be trusted; report this as a bug",
 }
