@@ -1,6 +1,7 @@
 # nanoclaw — the two commands a newcomer needs are `make run` and `make test`
 # (see README.md). Everything they need is installed by this Makefile and the
-# scripts it calls (scripts/runtime, scripts/base-image, scripts/test-env),
+# scripts it calls (scripts/runtime, scripts/base-image, scripts/test-env, which
+# share scripts/lib.sh),
 # idempotently.
 
 GO          ?= go
