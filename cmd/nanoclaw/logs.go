@@ -19,7 +19,6 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/logfile"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
-	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 const logsHelp = `Show the daemon's log (logs/nanoclaw.log in the data home), one line a
@@ -54,10 +53,8 @@ func (m *Main) runLogs(ctx context.Context, args []string) error {
 	case *run && *group == "":
 		return usagef("--run needs --group FOLDER: whose run log?")
 	}
-	if *group != "" {
-		if err := store.ValidateFolder(*group); err != nil {
-			return usagef("--group: %v", err)
-		}
+	if err := optionalGroup(*group); err != nil {
+		return err
 	}
 	cfg, err := m.loadConfig()
 	if err != nil {

@@ -34,10 +34,8 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *group != "" {
-		if err := store.ValidateFolder(*group); err != nil {
-			return usagef("--group: %v", err)
-		}
+	if err := optionalGroup(*group); err != nil {
+		return err
 	}
 	cfg, err := m.loadConfig()
 	if err != nil {
@@ -62,6 +60,17 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	m.printStatus(rep, cfg)
+	return nil
+}
+
+// optionalGroup checks a --group that may be left out (finding 5).
+func optionalGroup(folder string) error {
+	if folder == "" {
+		return nil
+	}
+	if err := store.ValidateFolder(folder); err != nil {
+		return usagef("--group: %v", err)
+	}
 	return nil
 }
 
