@@ -11,16 +11,11 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return testenv.OpenStore(t, filepath.Join(t.TempDir(), "db"), store.Options{})
 }
 
 // A flood of 50 000 waiting messages in one chat becomes one prompt within

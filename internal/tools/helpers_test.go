@@ -1,22 +1,16 @@
 package tools
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/channeltest"
 	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return testenv.OpenStore(t, filepath.Join(t.TempDir(), "db"), store.Options{})
 }
 
 // fakeChannel serves every chat and records what is sent.
