@@ -95,7 +95,7 @@ const proofText = "This is nanoclaw setup checking that you answer. Reply with o
 func (m *Main) proveReply(ctx context.Context, cfg *config.Config, daemonUp bool) (string, error) {
 	cl := control.Dial(cfg.ControlSocket())
 	if !daemonUp {
-		if _, _, err := cl.Status(ctx, ""); err == nil {
+		if _, err := cl.Status(ctx, ""); err == nil {
 			daemonUp = true // a daemon of the owner's own already runs
 		}
 	}
@@ -165,7 +165,7 @@ func (m *Main) startProofDaemon(ctx context.Context, cl *control.Client) (stop f
 			return nil, fmt.Errorf("nanoclaw run stopped (%v): 'nanoclaw logs' says why", err)
 		default:
 		}
-		if _, _, err := cl.Status(ctx, ""); err == nil {
+		if _, err := cl.Status(ctx, ""); err == nil {
 			return stop, nil
 		}
 	}

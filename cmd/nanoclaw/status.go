@@ -41,25 +41,18 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, raw, err := m.status(ctx, cfg, *group)
+	raw, err := m.statusJSON(ctx, cfg, *group)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		if raw == nil { // read from the database
-			return writeJSON(m.Stdout, rep)
-		}
-		// The daemon's JSON as it is, indented: decoded and encoded again
-		// it would cost the time status is meant to answer in.
-		var out bytes.Buffer
-		if err := json.Indent(&out, raw, "", "  "); err != nil {
-			return err
-		}
-		out.WriteByte('\n')
-		_, err = io.WriteString(m.Stdout, escapeC1(out.String()))
-		return err
+		return writeRawJSON(m.Stdout, raw)
 	}
-	m.printStatus(rep, cfg)
+	var rep status.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("read status: %w", err)
+	}
+	m.printStatus(&rep, cfg)
 	return nil
 }
 
@@ -74,29 +67,33 @@ func optionalGroup(folder string) error {
 	return nil
 }
 
-// status asks the daemon, or reads the database when the daemon is down.
-// raw is the daemon's JSON (nil from the database).
-func (m *Main) status(ctx context.Context, cfg *config.Config, group string) (*status.Report, []byte, error) {
-	rep, raw, err := control.Dial(cfg.ControlSocket()).Status(ctx, group)
+// statusJSON is the report as JSON: the daemon's own (printed as it is,
+// not decoded and encoded again: that would cost the time status is meant
+// to answer in), or made from the database when the daemon is down.
+func (m *Main) statusJSON(ctx context.Context, cfg *config.Config, group string) ([]byte, error) {
+	raw, err := control.Dial(cfg.ControlSocket()).StatusJSON(ctx, group)
 	var apiErr *control.APIError
 	switch {
 	case err == nil:
-		return rep, raw, nil
+		return raw, nil
 	case errors.As(err, &apiErr):
-		return nil, nil, errors.New(apiErr.Message)
+		return nil, errors.New(apiErr.Message)
 	case !errors.Is(err, control.ErrNotRunning):
-		return nil, nil, err
+		return nil, err
 	}
 	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("nanoclaw has not run with data home %s yet: start it with 'nanoclaw run' (or 'nanoclaw setup')", cfg.Home)
+		return nil, fmt.Errorf("nanoclaw has not run with data home %s yet: start it with 'nanoclaw run' (or 'nanoclaw setup')", cfg.Home)
 	}
 	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer st.Close()
-	rep, err = status.Collect(ctx, st, group, time.Now(), nil)
-	return rep, nil, err
+	rep, err := status.Collect(ctx, st, group, time.Now(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(rep)
 }
 
 func (m *Main) printStatus(r *status.Report, cfg *config.Config) {
@@ -198,11 +195,21 @@ func (m *Main) printEvents(title string, evs []status.Event, at func(time.Time) 
 // terminals obey like escape sequences) are written as \u escapes: the
 // report carries chat and model text (R10).
 func writeJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(w, escapeC1(string(b))+"\n")
+	return writeRawJSON(w, b)
+}
+
+// writeRawJSON prints the JSON text b as writeJSON does.
+func writeRawJSON(w io.Writer, b []byte) error {
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	_, err := io.WriteString(w, escapeC1(out.String()))
 	return err
 }
 

@@ -156,7 +156,7 @@ func BenchmarkStatus(b *testing.B) {
 		var took []time.Duration
 		for b.Loop() {
 			start := time.Now()
-			rep, _, err := cl.Status(context.Background(), "")
+			rep, err := cl.Status(context.Background(), "")
 			took = append(took, time.Since(start))
 			if err != nil {
 				b.Fatalf("status: %v:\n%s", err, d.stderr)

@@ -179,6 +179,11 @@ func TestLoadRejectsHostileValues(t *testing.T) {
 		{"ASSISTANT_NAME", "$(reboot)", "ASSISTANT_NAME (from environment)"},
 		{"ASSISTANT_NAME", "<b>Andy</b>", "ASSISTANT_NAME"},
 		{"ASSISTANT_NAME", "-rf", "ASSISTANT_NAME"},
+		{"ASSISTANT_NAME", " Andy", "ASSISTANT_NAME"},
+		{"ASSISTANT_NAME", "An\x1b[2Jdy", "ASSISTANT_NAME"},
+		{"ASSISTANT_NAME", "Andy\xff", "ASSISTANT_NAME"},
+		{"ASSISTANT_NAME", "Andy\u200b", "ASSISTANT_NAME"},
+		{"ASSISTANT_NAME", strings.Repeat("é", 51), "ASSISTANT_NAME"},
 		{"ANTHROPIC_API_KEY", "sk ant", "space or control character"},
 		{"ANTHROPIC_BASE_URL", "file:///etc/passwd", "want an http(s) URL"},
 		{"ANTHROPIC_BASE_URL", "https://user:pw@example.com", "no user info"},
@@ -358,5 +363,15 @@ func TestParseLevel(t *testing.T) {
 	}
 	if _, err := ParseLevel("loud"); err == nil || !strings.Contains(err.Error(), "unknown log level") {
 		t.Errorf("ParseLevel(loud) = %v", err)
+	}
+}
+
+// An assistant's name may be any letters and digits, in any script, with
+// spaces and a few joiners between them.
+func TestAssistantNamesAccepted(t *testing.T) {
+	for _, name := range []string{"Andy", "Jörg 2", "アンディ", "R2-D2.b_c", "٣ Andy", strings.Repeat("é", 50)} {
+		if err := validName(name); err != nil {
+			t.Errorf("validName(%q) = %v", name, err)
+		}
 	}
 }

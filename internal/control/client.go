@@ -110,23 +110,32 @@ func (c *Client) Tool(ctx context.Context, tool string, args, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// Status fetches the daemon's status report: of every group, or of the
-// group in folder with its trace. raw is the report as the daemon wrote it
-// (JSON), for a caller that prints it as such.
-func (c *Client) Status(ctx context.Context, folder string) (rep *status.Report, raw []byte, err error) {
+// StatusJSON fetches the daemon's status report, as the daemon wrote it
+// (JSON): of every group, or of the group in folder with its trace.
+func (c *Client) StatusJSON(ctx context.Context, folder string) ([]byte, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/status?"+url.Values{"group": {folder}}.Encode(), nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err == nil {
-		err = json.Unmarshal(raw, &rep)
-	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, nil, fmt.Errorf("read status: %w", err)
+		return nil, fmt.Errorf("read status: %w", err)
 	}
-	return rep, raw, nil
+	return raw, nil
+}
+
+// Status fetches the daemon's status report and decodes it.
+func (c *Client) Status(ctx context.Context, folder string) (*status.Report, error) {
+	raw, err := c.StatusJSON(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	var rep status.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
+	return &rep, nil
 }
 
 // do sends one request; a status other than 200 becomes an *APIError.

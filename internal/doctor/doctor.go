@@ -256,7 +256,7 @@ func running(ctx context.Context, cfg *config.Config) Check {
 	const name = "daemon"
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	rep, _, err := control.Dial(cfg.ControlSocket()).Status(ctx, "")
+	rep, err := control.Dial(cfg.ControlSocket()).Status(ctx, "")
 	if err != nil {
 		return fail(name, err.Error(), "start it: 'nanoclaw service start', or 'nanoclaw run' in a terminal")
 	}

@@ -118,24 +118,20 @@ var ErrNoGroup = errors.New("no group")
 // daemon knows (nil when it is down). With folder set, the report is that
 // group's alone, with its trace.
 func Collect(ctx context.Context, st *store.Store, folder string, now time.Time, live *Live) (*Report, error) {
-	groups, err := reportGroups(ctx, st, folder)
+	// Usage days are UTC, as the gateway counts them.
+	acts, err := st.Activity(ctx, folder, now.UTC().Format(store.DayLayout))
 	if err != nil {
 		return nil, err
 	}
-	// Usage days are UTC, as the gateway counts them.
-	today := now.UTC().Format(store.DayLayout)
-	month := now.UTC().AddDate(0, 0, 1-now.UTC().Day()).Format(store.DayLayout)
-	acts, err := st.Activity(ctx, folder, month, today)
-	if err != nil {
-		return nil, err
+	if folder != "" && len(acts) == 0 {
+		return nil, fmt.Errorf("%w %q: 'nanoclaw groups list' shows the groups", ErrNoGroup, folder)
 	}
 	r := &Report{Running: live != nil, Groups: []Group{}}
-	for _, g := range groups {
-		a := acts[g.Folder]
-		row := Group{Folder: g.Folder, Name: g.Name, Main: g.IsMain, LastMessage: a.LastMessage, LastReply: a.LastReply,
-			Tasks: a.Tasks, NextRun: a.NextRun, Today: Usage(a.UsedLastDay), Month: Usage(a.Used)}
+	for _, a := range acts {
+		row := Group{Folder: a.Folder, Name: a.Name, Main: a.Main, LastMessage: a.LastMessage, LastReply: a.LastReply,
+			Tasks: a.Tasks, NextRun: a.NextRun, Today: Usage(a.Day), Month: Usage(a.Month)}
 		if live != nil {
-			s := live.States[g.Folder]
+			s := live.States[a.Folder]
 			row.State, row.Since = cmp.Or(s.State, "idle"), s.Since
 		}
 		r.Groups = append(r.Groups, row)
@@ -165,22 +161,6 @@ func Collect(ctx context.Context, st *store.Store, folder string, now time.Time,
 		r.Queue = &live.Queue
 	}
 	return r, nil
-}
-
-// reportGroups are the groups the report is of: every group, or the one in
-// folder.
-func reportGroups(ctx context.Context, st *store.Store, folder string) ([]store.Group, error) {
-	if folder == "" {
-		return st.ListGroups(ctx)
-	}
-	g, found, err := st.GetGroup(ctx, folder)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("%w %q: 'nanoclaw groups list' shows the groups", ErrNoGroup, folder)
-	}
-	return []store.Group{g}, nil
 }
 
 func events(ctx context.Context, st *store.Store, folder string, limit int, kinds ...store.EventKind) ([]Event, error) {

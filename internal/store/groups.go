@@ -308,13 +308,18 @@ func (s *Store) AddUsage(ctx context.Context, folder, day string, inTokens, outT
 	if err := u.Validate(); err != nil {
 		return fmt.Errorf("add usage of group %q on %s: %w", folder, day, err)
 	}
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO usage (folder, day, requests, input_tokens, output_tokens) VALUES (?, ?, 1, ?, ?)
-		ON CONFLICT (folder, day) DO UPDATE SET
-			requests = usage.requests + 1,
-			input_tokens = usage.input_tokens + excluded.input_tokens,
-			output_tokens = usage.output_tokens + excluded.output_tokens`,
-		folder, day, inTokens, outTokens)
+	// The day's row and the month's (usage_months), together.
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range []struct{ table, key, value string }{{"usage", "day", day}, {"usage_months", "month", day[:7]}} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+r.table+` (folder, `+r.key+`, requests, input_tokens, output_tokens)
+				VALUES (?, ?, 1, ?, ?) ON CONFLICT (folder, `+r.key+`) DO UPDATE SET requests = requests + 1,
+				input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens`,
+				folder, r.value, inTokens, outTokens); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("add usage of group %q on %s: %w", folder, day, err)
 	}

@@ -144,6 +144,26 @@ CREATE TABLE container_ids (
 ) STRICT;
 `
 
+// statusSummaries make what status shows of a group a few seeks of indexes,
+// however long the group's history: usage_months is each group's usage by
+// month, added to with its day's (AddUsage); tasks_folder also orders a
+// group's tasks by state and next run, so their count and the soonest run
+// come from the index alone.
+var statusSummaries = `
+CREATE TABLE usage_months (
+	folder        TEXT NOT NULL CHECK (` + folderRule("folder") + `),
+	month         TEXT NOT NULL CHECK (month GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]'),
+	requests      INTEGER NOT NULL CHECK (requests >= 0),
+	input_tokens  INTEGER NOT NULL CHECK (input_tokens >= 0),
+	output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
+	PRIMARY KEY (folder, month)
+) STRICT;
+INSERT INTO usage_months (folder, month, requests, input_tokens, output_tokens)
+	SELECT folder, substr(day, 1, 7), sum(requests), sum(input_tokens), sum(output_tokens) FROM usage GROUP BY folder, substr(day, 1, 7);
+DROP INDEX tasks_folder;
+CREATE INDEX tasks_folder ON tasks(folder, status, next_run);
+`
+
 // folderRule is ValidateFolder's rule on column col, in SQL. length and GLOB
 // stop at a NUL; octet_length counts every byte.
 func folderRule(col string) string {
@@ -158,7 +178,7 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("create %s: %w", t.name, err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex)
+	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex+statusSummaries)
 	return err
 }
 
@@ -206,6 +226,8 @@ CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 	upgradeStrict,
 	// v7: the trace of each group's steps (events).
 	script(`CREATE TABLE events (` + eventsColumns + `) STRICT;` + eventsIndex),
+	// v8: usage by month, and tasks_folder by state and next run (status).
+	script(statusSummaries),
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this

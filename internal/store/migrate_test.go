@@ -36,7 +36,7 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
 	s, logs := openTestAt(t, path, nil)
 
-	want := []string{"chats", "container_ids", "cursors", "events", "group_chats", "groups", "messages", "outbox", "schema_migrations", "sessions", "task_runs", "tasks", "usage"}
+	want := []string{"chats", "container_ids", "cursors", "events", "group_chats", "groups", "messages", "outbox", "schema_migrations", "sessions", "task_runs", "tasks", "usage", "usage_months"}
 	if got := tableNames(t, s); !slices.Equal(got, want) {
 		t.Fatalf("tables = %v, want %v", got, want)
 	}
@@ -438,5 +438,38 @@ func TestMigrationTaskClaimsKeepsData(t *testing.T) {
 	var left int
 	if err := s.DB().QueryRow(`SELECT count(*) FROM task_runs WHERE task_id = 'a'`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d runs of a deleted task left (%v)", left, err)
+	}
+}
+
+// The v8 step sums the usage an older nanoclaw counted into usage_months,
+// so status and budgets see this month's usage from before the upgrade.
+func TestMigrationSumsUsageByMonth(t *testing.T) {
+	ctx := context.Background()
+	s := openAtVersion(t, 7)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO usage VALUES ('family', '2025-07-01', 2, 150, 15),
+		('family', '2025-07-31', 1, 10, 1), ('family', '2025-08-01', 1, 5, 5), ('work', '2025-07-02', 3, 30, 3)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.migrateTo(ctx, upgrades); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		folder string
+		want   UsageSum
+	}{{"family", UsageSum{3, 160, 16}}, {"work", UsageSum{3, 30, 3}}} {
+		var got UsageSum
+		err := s.db.QueryRowContext(ctx, `SELECT requests, input_tokens, output_tokens FROM usage_months WHERE folder = ? AND month = '2025-07'`,
+			tc.folder).Scan(&got.Requests, &got.InputTokens, &got.OutputTokens)
+		if err != nil || got != tc.want {
+			t.Errorf("July of %s = %+v, %v; want %+v", tc.folder, got, err, tc.want)
+		}
+	}
+	// And counting goes on from there.
+	if err := s.AddUsage(ctx, "family", "2025-08-09", 100, 10); err != nil {
+		t.Fatal(err)
+	}
+	var requests, in int64
+	if err := s.db.QueryRowContext(ctx, `SELECT requests, input_tokens FROM usage_months WHERE folder = 'family' AND month = '2025-08'`).Scan(&requests, &in); err != nil || requests != 2 || in != 105 {
+		t.Errorf("August of family = %d requests, %d input tokens, %v; want 2, 105", requests, in, err)
 	}
 }

@@ -1,21 +1,23 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"time"
 )
 
-// Activity is what `status` shows of a group beside its settings.
+// Activity is a group as `status` shows it: its name and what it did.
 type Activity struct {
+	Folder      string
+	Name        string
+	Main        bool
 	LastMessage time.Time  // the newest message in any of its chats; zero: none
 	LastReply   time.Time  // the newest step of its trace that was a reply; zero: none
 	Tasks       int        // active and paused tasks
 	NextRun     *time.Time // the soonest run of an active task; nil: none
-	Used        UsageSum   // model usage over the days asked for
-	UsedLastDay UsageSum   // model usage on the last of them
+	Month       UsageSum   // model usage in the month of the day asked for
+	Day         UsageSum   // model usage on that day
 }
 
 // UsageSum is model usage summed over days.
@@ -25,89 +27,52 @@ type UsageSum struct {
 	OutputTokens int64
 }
 
-// Activity returns the Activity of every group, or of the group in folder
-// alone, by folder, with the usage from fromDay to toDay (YYYY-MM-DD); a
-// group with none of it may be missing. Each part is one statement that
-// seeks an index once per group, so status costs a few statements and a
-// little per group however many messages, events, tasks and days of usage
-// the groups have.
-func (s *Store) Activity(ctx context.Context, folder, fromDay, toDay string) (map[string]Activity, error) {
-	if err := cmp.Or(ValidateDay(fromDay), ValidateDay(toDay)); err != nil {
-		return nil, fmt.Errorf("activity from %s to %s: %w", fromDay, toDay, err)
-	}
-	// Each query gives a folder, then numbers: counts, or unix ms, or NULL.
-	// CROSS JOIN keeps groups the outer loop, so each group is a seek of
-	// the other table's index (without statistics SQLite would rather scan
-	// all of usage, or walk tasks_due once per group).
-	const groups = `FROM groups g WHERE (?1 = '' OR g.folder = ?1)`
-	// Each binds what it uses: SQLite refuses an unused argument.
-	byGroup, byDays, byDay := []any{folder}, []any{folder, fromDay, toDay}, []any{folder, toDay}
-	parts := []struct {
-		what, query string
-		args        []any
-		set         func(a *Activity, v []sql.NullInt64)
-	}{
-		{"last message", `SELECT gc.folder, max(c.last_activity) FROM group_chats gc JOIN chats c ON c.jid = gc.jid
-			WHERE (?1 = '' OR gc.folder = ?1) GROUP BY gc.folder`, byGroup,
-			func(a *Activity, v []sql.NullInt64) { a.LastMessage = deref(millis(v[0])) }},
-		// Each group's newest reply is one seek of events_kind_folder; a
-		// task's run (seq 0: no message) is no reply.
-		{"last reply", `SELECT g.folder, (SELECT e.at FROM events e WHERE e.kind = 'replied' AND e.folder = g.folder
-			AND e.seq > 0 ORDER BY e.id DESC LIMIT 1) ` + groups, byGroup,
-			func(a *Activity, v []sql.NullInt64) { a.LastReply = deref(millis(v[0])) }},
-		{"tasks", `SELECT g.folder, count(*), min(iif(t.status = 'active', t.next_run, NULL))
-			FROM groups g CROSS JOIN tasks t ON t.folder = g.folder AND t.status IN ('active', 'paused')
-			WHERE (?1 = '' OR g.folder = ?1) GROUP BY g.folder`, byGroup,
-			func(a *Activity, v []sql.NullInt64) { a.Tasks, a.NextRun = int(v[0].Int64), millis(v[1]) }},
-		// Summed here, not row by row in Go: a month of 1 000 groups is
-		// 30 000 rows. The last day is a seek a group of its own, cheaper
-		// than a condition on each of those rows.
-		{"usage", `SELECT g.folder, sum(u.requests), sum(u.input_tokens), sum(u.output_tokens)
-			FROM groups g CROSS JOIN usage u ON u.folder = g.folder AND u.day BETWEEN ?2 AND ?3
-			WHERE (?1 = '' OR g.folder = ?1) GROUP BY g.folder`, byDays,
-			func(a *Activity, v []sql.NullInt64) { a.Used = UsageSum{v[0].Int64, v[1].Int64, v[2].Int64} }},
-		{"usage of the last day", `SELECT g.folder, u.requests, u.input_tokens, u.output_tokens
-			FROM groups g CROSS JOIN usage u ON u.folder = g.folder AND u.day = ?2
-			WHERE (?1 = '' OR g.folder = ?1)`, byDay,
-			func(a *Activity, v []sql.NullInt64) { a.UsedLastDay = UsageSum{v[0].Int64, v[1].Int64, v[2].Int64} }},
-	}
-	acts := make(map[string]Activity)
-	for _, p := range parts {
-		if err := s.activity(ctx, p.query, p.args, func(folder string, v []sql.NullInt64) {
-			a := acts[folder]
-			p.set(&a, v)
-			acts[folder] = a
-		}); err != nil {
-			return nil, fmt.Errorf("read the %s of each group: %w", p.what, err)
-		}
-	}
-	return acts, nil
-}
+// activityQuery is one row a group, each value a seek of an index (see
+// statusSummaries): status costs the same per group however many messages,
+// events, tasks and days of usage the groups have. ?1 is a folder (empty
+// for every group), ?2 the month, ?3 the day.
+const activityQuery = `SELECT g.folder, g.name, g.is_main,
+	(SELECT max(c.last_activity) FROM group_chats gc JOIN chats c ON c.jid = gc.jid WHERE gc.folder = g.folder),
+	-- a task's run (seq 0: no message) is no reply
+	(SELECT e.at FROM events e WHERE e.kind = 'replied' AND e.folder = g.folder AND e.seq > 0 ORDER BY e.id DESC LIMIT 1),
+	(SELECT count(*) FROM tasks t WHERE t.folder = g.folder AND t.status IN ('active', 'paused')),
+	(SELECT min(t.next_run) FROM tasks t WHERE t.folder = g.folder AND t.status = 'active'),
+	coalesce(m.requests, 0), coalesce(m.input_tokens, 0), coalesce(m.output_tokens, 0),
+	coalesce(d.requests, 0), coalesce(d.input_tokens, 0), coalesce(d.output_tokens, 0)
+FROM groups g
+LEFT JOIN usage_months m ON m.folder = g.folder AND m.month = ?2
+LEFT JOIN usage d ON d.folder = g.folder AND d.day = ?3
+WHERE (?1 = '' OR g.folder = ?1)
+ORDER BY g.folder`
 
-// activity runs query and hands each row's folder and numbers to add.
-func (s *Store) activity(ctx context.Context, query string, args []any, add func(folder string, v []sql.NullInt64)) error {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+// Activity returns every group's Activity by folder, or the group's in
+// folder alone (none when there is no such group), with its usage on day
+// (YYYY-MM-DD, UTC as the gateway counts) and in day's month.
+func (s *Store) Activity(ctx context.Context, folder, day string) ([]Activity, error) {
+	if err := ValidateDay(day); err != nil {
+		return nil, fmt.Errorf("activity on %s: %w", day, err)
+	}
+	rows, err := s.db.QueryContext(ctx, activityQuery, folder, day[:7], day)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("read what each group did: %w", err)
 	}
 	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return err
-	}
-	var folder string
-	v := make([]sql.NullInt64, len(cols)-1)
-	dest := []any{&folder}
-	for i := range v {
-		dest = append(dest, &v[i])
-	}
+	var acts []Activity
 	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return err
+		var a Activity
+		var lastMessage, lastReply, nextRun sql.NullInt64
+		if err := rows.Scan(&a.Folder, &a.Name, &a.Main, &lastMessage, &lastReply, &a.Tasks, &nextRun,
+			&a.Month.Requests, &a.Month.InputTokens, &a.Month.OutputTokens,
+			&a.Day.Requests, &a.Day.InputTokens, &a.Day.OutputTokens); err != nil {
+			return nil, fmt.Errorf("read what each group did: %w", err)
 		}
-		add(folder, v)
+		a.LastMessage, a.LastReply, a.NextRun = deref(millis(lastMessage)), deref(millis(lastReply)), millis(nextRun)
+		acts = append(acts, a)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read what each group did: %w", err)
+	}
+	return acts, nil
 }
 
 // millis is the time of unix milliseconds ms; nil for NULL.

@@ -9,7 +9,7 @@ import (
 )
 
 // Activity reads each group's newest message and reply, its tasks, and its
-// usage over the days asked for and on the last of them; of one group, no
+// usage in the month of the day asked for and on that day; of one group, no
 // other group's.
 func TestActivity(t *testing.T) {
 	ctx := context.Background()
@@ -50,12 +50,13 @@ func TestActivity(t *testing.T) {
 		folder, day string
 		in, out     int64
 	}{
-		{"family", "2025-06-30", 1000, 1000}, // before the span
+		{"family", "2025-06-30", 1000, 1000}, // another month
 		{"family", "2025-07-01", 100, 10},
 		{"family", "2025-07-03", 50, 5},
 		{"family", "2025-07-03", 7, 1},
-		{"family", "2025-07-04", 1000, 1000}, // after it
+		{"family", "2025-07-04", 1000, 1000}, // after the day, in its month
 		{"work", "2025-07-02", 9, 9},
+		{"work", "2025-08-01", 9, 9}, // the next month
 	} {
 		if err := s.AddUsage(ctx, u.folder, u.day, u.in, u.out); err != nil {
 			t.Fatal(err)
@@ -63,27 +64,31 @@ func TestActivity(t *testing.T) {
 	}
 
 	next := testTask("f1", "family").NextRun
-	family := Activity{LastMessage: at(5), LastReply: at(4), Tasks: 2, NextRun: next,
-		Used: UsageSum{3, 157, 16}, UsedLastDay: UsageSum{2, 57, 6}}
-	work := Activity{LastMessage: at(2), Tasks: 1, Used: UsageSum{1, 9, 9}}
-	got, err := s.Activity(ctx, "", "2025-07-01", "2025-07-03")
+	family := Activity{Folder: "family", Name: "Group family", LastMessage: at(5), LastReply: at(4), Tasks: 2, NextRun: next,
+		Month: UsageSum{4, 1157, 1016}, Day: UsageSum{2, 57, 6}}
+	quiet := Activity{Folder: "quiet", Name: "Group quiet"}
+	work := Activity{Folder: "work", Name: "Group work", LastMessage: at(2), Tasks: 1, Month: UsageSum{1, 9, 9}}
+	got, err := s.Activity(ctx, "", "2025-07-03")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for f, a := range got {
-		got[f] = inUTC(a)
+	for i, a := range got {
+		got[i] = inUTC(a)
 	}
-	if !reflect.DeepEqual(got["family"], family) || !reflect.DeepEqual(got["work"], work) || !reflect.DeepEqual(got["quiet"], Activity{}) {
-		t.Errorf("Activity of every group:\nfamily %+v\n  want %+v\nwork   %+v\n  want %+v\nquiet  %+v", got["family"], family, got["work"], work, got["quiet"])
+	if want := []Activity{family, quiet, work}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Activity of every group:\n got %+v\nwant %+v", got, want)
 	}
-	one, err := s.Activity(ctx, "work", "2025-07-01", "2025-07-03")
+	one, err := s.Activity(ctx, "work", "2025-07-03")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(one) != 1 || !reflect.DeepEqual(inUTC(one["work"]), work) {
+	if len(one) != 1 || !reflect.DeepEqual(inUTC(one[0]), work) {
 		t.Errorf("Activity of work alone: %+v", one)
 	}
-	if _, err := s.Activity(ctx, "", "July", "2025-07-03"); err == nil {
+	if none, err := s.Activity(ctx, "nobody", "2025-07-03"); err != nil || len(none) != 0 {
+		t.Errorf("Activity of no group = %+v, %v", none, err)
+	}
+	if _, err := s.Activity(ctx, "", "July"); err == nil {
 		t.Error("Activity took a day that is no date")
 	}
 }
