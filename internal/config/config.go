@@ -71,6 +71,12 @@ type Config struct {
 	PromptMaxBytes    int
 	MessageMaxBytes   int
 
+	MediaMaxBytes    int64         // largest media fetched or sent
+	MediaRetention   time.Duration // how long received media are kept
+	TranscribeURL    *url.URL      // nil: voice notes are not transcribed
+	TranscribeAPIKey Secret        // host side only, as APIKey
+	TranscribeModel  string
+
 	SendPerMinute int // R9: messages a minute to one chat, all senders together
 	SendBurst     int // R9: messages at once to one chat before the pace applies
 

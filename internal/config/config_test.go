@@ -375,3 +375,19 @@ func TestAssistantNamesAccepted(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{{"25MB", 25e6}, {"26214400", 26214400}, {"1 MiB", 1 << 20}, {"2GiB", 2 << 30}, {"512kB", 512e3}} {
+		if got, err := parseSize(tc.in, 1<<10, 2<<30); err != nil || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "MB", "25 mb", "-1MB", "3GiB", "1", "9999999999999999999GB", "25MB5"} {
+		if got, err := parseSize(bad, 1<<10, 2<<30); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", bad, got)
+		}
+	}
+}

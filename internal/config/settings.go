@@ -118,6 +118,30 @@ var settings = []setting{
 		func(c *Config) *int { return &c.SendPerMinute }),
 	intSetting("SEND_BURST", "5", "messages nanoclaw may send to one WhatsApp chat at once before SEND_PER_MINUTE paces them", 1, 100,
 		func(c *Config) *int { return &c.SendBurst }),
+	{Name: "MEDIA_MAX_BYTES", Default: "25MB", Help: "largest photo, voice note or document fetched into a group's folder (larger ones are noted, not fetched), and largest file an agent may send: bytes, or with kB, MB, GB, KiB, MiB or GiB",
+		apply: func(c *Config, v string) (err error) { c.MediaMaxBytes, err = parseSize(v, 1<<10, 2<<30); return err },
+		show:  func(c *Config) string { return strconv.FormatInt(c.MediaMaxBytes, 10) }},
+	durationSetting("MEDIA_RETENTION", "720h", "how long received media stay in a group's media/ folder", time.Hour, 10*365*24*time.Hour,
+		func(c *Config) *time.Duration { return &c.MediaRetention }),
+	{Name: "TRANSCRIBE_URL", Help: "OpenAI-compatible transcription endpoint for voice notes (e.g. https://api.openai.com/v1/audio/transcriptions); empty: voice notes are not transcribed",
+		apply: func(c *Config, v string) (err error) {
+			if v != "" {
+				c.TranscribeURL, err = parseEndpoint(v)
+			}
+			return err
+		},
+		show: func(c *Config) string {
+			if c.TranscribeURL == nil {
+				return ""
+			}
+			return c.TranscribeURL.String()
+		}},
+	{Name: "TRANSCRIBE_API_KEY", Secret: true, Help: "key of the transcription endpoint; stays on the host",
+		apply: func(c *Config, v string) error { c.TranscribeAPIKey = Secret(v); return validSecret(v) },
+		show:  func(c *Config) string { return c.TranscribeAPIKey.String() }},
+	{Name: "TRANSCRIBE_MODEL", Default: "whisper-1", Help: "model the transcription endpoint is asked for",
+		apply: func(c *Config, v string) error { c.TranscribeModel = v; return validModel(v) },
+		show:  func(c *Config) string { return c.TranscribeModel }},
 	{Name: "TZ", Help: "time zone for schedules (IANA name); default: the host's",
 		apply: func(c *Config, v string) (err error) { c.Timezone, err = loadZone(v); return err },
 		show:  func(c *Config) string { return c.Timezone.String() }},
@@ -145,6 +169,45 @@ func validName(v string) error {
 func validSecret(v string) error {
 	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return errors.New("contains a space or control character (paste error?)")
+	}
+	return nil
+}
+
+// parseEndpoint is an http(s) URL with a path and perhaps a query, but no
+// user info or fragment.
+func parseEndpoint(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return nil, fmt.Errorf("%q: want an http(s) URL without user info, like https://api.openai.com/v1/audio/transcriptions", v)
+	}
+	return u, nil
+}
+
+// parseSize reads a size in bytes: a whole number, optionally followed by
+// kB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024), within lo..hi.
+func parseSize(v string, lo, hi int64) (int64, error) {
+	digits := strings.TrimRightFunc(v, unicode.IsLetter)
+	units := map[string]int64{"": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	unit, ok := units[strings.TrimSpace(v[len(digits):])]
+	n, err := strconv.ParseInt(strings.TrimSpace(digits), 10, 64)
+	if !ok || err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a size such as 25MB or 26214400", v)
+	}
+	if n > hi/unit || n*unit < lo || n*unit > hi {
+		return 0, fmt.Errorf("%q: outside %d..%d bytes", v, lo, hi)
+	}
+	return n * unit, nil
+}
+
+// validModel accepts a model name: 1-100 letters, digits, '.', '_', ':', '/' or '-'.
+func validModel(v string) error {
+	if v == "" || len(v) > 100 || strings.ContainsFunc(v, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._:/-", r))
+	}) {
+		return fmt.Errorf("%q: a model name of letters, digits, '.', '_', ':', '/' or '-'", v)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -173,7 +174,7 @@ func TestConvert(t *testing.T) {
 			if !ok {
 				t.Fatal("ignored, want converted")
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})
