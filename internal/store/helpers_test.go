@@ -167,7 +167,7 @@ func messagesOf(t *testing.T, s *Store, chat string) []Message {
 func sentTo(t *testing.T, s *Store, chat string) []Outgoing {
 	t.Helper()
 	list, err := queryList(context.Background(), s, "outbox", "outbox", scanOutgoing,
-		`SELECT id, chat_jid, folder, content, created_at, sent_at FROM outbox WHERE chat_jid = ? AND sent_at IS NOT NULL ORDER BY sent_at, rowid`, chat)
+		`SELECT `+outgoingColumns+` FROM outbox WHERE chat_jid = ? AND sent_at IS NOT NULL ORDER BY sent_at, rowid`, chat)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,6 +158,15 @@ type Message struct {
 	Timestamp  time.Time // when it was sent
 	FromMe     bool      // written by the owner: from the owner's own account, or at the local terminal
 	IsBot      bool      // sent by the assistant; never fed back to it as input
+	// ReplyTo is the id of the message of the chat this one replies to;
+	// QuoteSender who wrote that one, as the sender's app claims it.
+	ReplyTo     string
+	QuoteSender string
+	// Addressed marks a message that speaks to the assistant without its
+	// trigger word: it @-mentions the account, or replies to the
+	// assistant's own message.
+	Addressed   bool
+	Attachments []Attachment // the media it carried, as kept
 }
 
 // Validate checks the fields AddMessage stores (not Seq, which it assigns).
@@ -165,11 +174,23 @@ func (m Message) Validate() error {
 	return cmp.Or(checkJID(m.ChatJID), nonEmpty("message id", m.ID), checkTime("timestamp", m.Timestamp))
 }
 
-const messageColumns = `seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote`
+const messageColumns = `seq, chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote, reply_to, quote_sender, addressed, attachments`
 
 func scanMessage(sc scanner) (m Message, key string, err error) {
-	err = sc.Scan(&m.Seq, &m.ChatJID, &m.ID, &m.Sender, &m.SenderName, &m.Content, asTime(&m.Timestamp), &m.FromMe, &m.IsBot, &m.Quote)
+	var attachments string
+	err = sc.Scan(&m.Seq, &m.ChatJID, &m.ID, &m.Sender, &m.SenderName, &m.Content, asTime(&m.Timestamp), &m.FromMe, &m.IsBot, &m.Quote,
+		&m.ReplyTo, &m.QuoteSender, &m.Addressed, &attachments)
+	if err == nil {
+		m.Attachments, err = decodeAttachments(attachments)
+	}
 	return m, strconv.FormatInt(m.Seq, 10), cmp.Or(err, m.Validate())
+}
+
+// MessageByID returns the message id of chat chatJID; found is false when
+// the chat has none by that id.
+func (s *Store) MessageByID(ctx context.Context, chatJID, id string) (m Message, found bool, err error) {
+	return queryOne(ctx, s, fmt.Sprintf("message %q of chat %q", id, chatJID), "messages", scanMessage,
+		`SELECT `+messageColumns+` FROM messages WHERE chat_jid = ? AND id = ?`, chatJID, id)
 }
 
 // AddMessage stores m and returns its seq. A second delivery of the same
@@ -180,12 +201,18 @@ func (s *Store) AddMessage(ctx context.Context, m Message) (seq int64, inserted 
 		return 0, false, fmt.Errorf("add message %q in chat %q: %w", m.ID, m.ChatJID, err)
 	}
 	m.SenderName = sanitize.Name(m.SenderName) // R19: a stranger's name is one short line
+	attachments, err := encodeAttachments(m.Attachments)
+	if err != nil {
+		return 0, false, fmt.Errorf("add message %q in chat %q: %w", m.ID, m.ChatJID, err)
+	}
 	err = s.db.QueryRowContext(ctx, `
-		INSERT INTO messages (chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO messages (chat_jid, id, sender, sender_name, content, timestamp, from_me, is_bot, quote,
+			reply_to, quote_sender, addressed, attachments)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (chat_jid, id) DO NOTHING
 		RETURNING seq`,
 		m.ChatJID, m.ID, m.Sender, m.SenderName, m.Content, toMillis(m.Timestamp), m.FromMe, m.IsBot, m.Quote,
+		m.ReplyTo, m.QuoteSender, m.Addressed, attachments,
 	).Scan(&seq)
 	if err == nil {
 		return seq, true, nil
@@ -236,15 +263,23 @@ func (s *Store) Backlog(ctx context.Context, chatJID string, afterSeq int64, lim
 	return b, nil
 }
 
-// AnyStart reports whether match accepts the start of a message of the chat
-// with afterSeq < seq < beforeSeq that the assistant did not send. match
-// sees the message's first n characters after leading white space (space,
-// tab, newline, form feed, carriage return); messages are tried newest
-// first, one row at a time, and the first match ends the search — so a
-// large backlog is never held in memory (R11).
-func (s *Store) AnyStart(ctx context.Context, chatJID string, afterSeq, beforeSeq int64, n int, match func(start string) bool) (bool, error) {
+// MessageStart is what AnyStart shows match of a message.
+type MessageStart struct {
+	Sender    string
+	FromMe    bool
+	Addressed bool
+	Start     string // the first characters of its text, after leading white space
+}
+
+// AnyStart reports whether match accepts a message of the chat with
+// afterSeq < seq < beforeSeq that the assistant did not send. match sees
+// the message's sender and its first n characters after leading white
+// space (space, tab, newline, form feed, carriage return); messages are
+// tried newest first, one row at a time, and the first match ends the
+// search — so a large backlog is never held in memory (R11).
+func (s *Store) AnyStart(ctx context.Context, chatJID string, afterSeq, beforeSeq int64, n int, match func(MessageStart) bool) (bool, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT substr(ltrim(content, ' '||char(9, 10, 12, 13)), 1, ?) FROM messages
+		SELECT sender, from_me, addressed, substr(ltrim(content, ' '||char(9, 10, 12, 13)), 1, ?) FROM messages
 		WHERE chat_jid = ? AND seq > ? AND seq < ? AND is_bot = 0 ORDER BY seq DESC`,
 		max(n, 1), chatJID, afterSeq, beforeSeq)
 	if err != nil {
@@ -252,11 +287,11 @@ func (s *Store) AnyStart(ctx context.Context, chatJID string, afterSeq, beforeSe
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var start string
-		if err := rows.Scan(&start); err != nil {
+		var m MessageStart
+		if err := rows.Scan(&m.Sender, &m.FromMe, &m.Addressed, &m.Start); err != nil {
 			return false, fmt.Errorf("search messages of chat %q: %w", chatJID, err)
 		}
-		if match(start) {
+		if match(m) {
 			return true, nil
 		}
 	}

@@ -231,9 +231,9 @@ func TestBacklogLoadsOnlyTheNewest(t *testing.T) {
 	rawExec(t, s, nil, `UPDATE messages SET content = ' '||char(10, 9)||'  @Andy, are you there? '||content WHERE seq = ?`, asking)
 	before := newest[0]
 	var seen int
-	found, err := s.AnyStart(ctx, "big@g.us", cursor, before, 6, func(start string) bool {
+	found, err := s.AnyStart(ctx, "big@g.us", cursor, before, 6, func(m MessageStart) bool {
 		seen++
-		return start == "@Andy,"
+		return m.Start == "@Andy,"
 	})
 	if err != nil || !found {
 		t.Fatalf("AnyStart = %v, %v; want the message at seq %d found", found, err, asking)
@@ -247,7 +247,7 @@ func TestBacklogLoadsOnlyTheNewest(t *testing.T) {
 	if seen != want {
 		t.Errorf("AnyStart looked at %d messages, want %d (newest first, none after the match)", seen, want)
 	}
-	if found, _ := s.AnyStart(ctx, "big@g.us", asking, before, 6, func(start string) bool { return start == "@Andy," }); found {
+	if found, _ := s.AnyStart(ctx, "big@g.us", asking, before, 6, func(m MessageStart) bool { return m.Start == "@Andy," }); found {
 		t.Error("AnyStart looked at a message outside its range")
 	}
 }

@@ -164,6 +164,21 @@ DROP INDEX tasks_folder;
 CREATE INDEX tasks_folder ON tasks(folder, status, next_run);
 `
 
+// mediaColumns keep what a message carries besides its text, and what
+// became of a reply the assistant sent: see Message, Attachment and
+// Outgoing.
+const mediaColumns = `
+ALTER TABLE messages ADD COLUMN attachments TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN reply_to TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN quote_sender TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN addressed INTEGER NOT NULL DEFAULT 0 CHECK (addressed IN (0, 1));
+ALTER TABLE outbox ADD COLUMN file TEXT NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN reply_to TEXT NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN failed_at INTEGER CHECK (failed_at >= 0);
+ALTER TABLE outbox ADD COLUMN error TEXT NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN told INTEGER NOT NULL DEFAULT 0 CHECK (told IN (0, 1));
+`
+
 // folderRule is ValidateFolder's rule on column col, in SQL. length and GLOB
 // stop at a NUL; octet_length counts every byte.
 func folderRule(col string) string {
@@ -178,7 +193,7 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("create %s: %w", t.name, err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex+statusSummaries)
+	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex+statusSummaries+mediaColumns)
 	return err
 }
 
@@ -226,8 +241,9 @@ CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 	upgradeStrict,
 	// v7: the trace of each group's steps (events).
 	script(`CREATE TABLE events (` + eventsColumns + `) STRICT;` + eventsIndex),
-	// v8: usage by month, and tasks_folder by state and next run (status).
-	script(statusSummaries),
+	// v8: usage by month, and tasks_folder by state and next run (status);
+	// media, replies and mentions of messages, files and failures of replies.
+	script(statusSummaries + mediaColumns),
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this

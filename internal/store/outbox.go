@@ -6,11 +6,16 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // Outgoing is a message the assistant is to send to a chat.
@@ -21,6 +26,59 @@ type Outgoing struct {
 	Content   string
 	CreatedAt time.Time
 	SentAt    *time.Time
+	// File is the file this message sends, nil for text alone; Content is
+	// then its caption, or a line that names the file.
+	File *OutFile
+	// ReplyTo is the id of the message of the chat the reply quotes; "" for
+	// none.
+	ReplyTo string
+	// FailedAt is when the channel gave up sending it, with Error why; nil
+	// while it is sent or still to be sent.
+	FailedAt *time.Time
+	Error    string
+}
+
+// OutFile is a file the assistant sends: a copy the host took of it
+// (Spool, a name in the host's own spool directory), and what it is.
+type OutFile struct {
+	Spool   string `json:"spool"`   // the copy's name in the spool directory
+	Name    string `json:"name"`    // the file's base name, shown with a document
+	MIME    string `json:"mime"`    // detected from the content
+	Kind    string `json:"kind"`    // image, audio, video or document
+	Caption string `json:"caption"` // "" for none
+}
+
+// Validate checks every field of f.
+func (f OutFile) Validate() error {
+	if err := ValidateSpoolName(f.Spool); err != nil {
+		return err
+	}
+	if !slices.Contains([]string{"image", "audio", "video", "document"}, f.Kind) {
+		return fmt.Errorf("file kind %q: want image, audio, video or document", f.Kind)
+	}
+	for _, v := range []struct {
+		what, v string
+		max     int
+	}{{"name", f.Name, maxAttachmentName}, {"MIME type", f.MIME, maxAttachmentMIME}, {"caption", f.Caption, MaxOutgoingBytes}} {
+		if len(v.v) > v.max || !utf8.ValidString(v.v) || strings.ContainsRune(v.v, 0) {
+			return fmt.Errorf("file %s: at most %d bytes of UTF-8 text", v.what, v.max)
+		}
+	}
+	if f.Name == "" || strings.ContainsAny(f.Name, "/\\") {
+		return fmt.Errorf("file name %q: want a base name", f.Name)
+	}
+	return nil
+}
+
+// ValidateSpoolName accepts a spool file's name: what NewOutgoing's ids
+// look like, with a suffix: 1-64 ASCII letters, digits, '.', '_' or '-'.
+func ValidateSpoolName(name string) error {
+	if name == "" || len(name) > 64 || name[0] == '.' || strings.ContainsFunc(name, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._-", r))
+	}) {
+		return fmt.Errorf("spool file name %q: want 1-64 letters, digits, '.', '_' or '-'", name)
+	}
+	return nil
 }
 
 // MaxOutgoingBytes bounds one outgoing message.
@@ -33,6 +91,11 @@ func (o Outgoing) Validate() error {
 	}
 	if strings.TrimSpace(o.Content) == "" || len(o.Content) > MaxOutgoingBytes || !utf8.ValidString(o.Content) {
 		return fmt.Errorf("outgoing message %s: content must be non-empty UTF-8 of at most %d bytes", o.ID, MaxOutgoingBytes)
+	}
+	if o.File != nil {
+		if err := o.File.Validate(); err != nil {
+			return fmt.Errorf("outgoing message %s: %w", o.ID, err)
+		}
 	}
 	return cmp.Or(checkJID(o.ChatJID), ValidateFolder(o.Folder), checkTime("created_at", o.CreatedAt))
 }
@@ -86,15 +149,56 @@ func (s *Store) Enqueue(ctx context.Context, o Outgoing) error {
 }
 
 func insertOutgoing(ctx context.Context, tx *sql.Tx, o Outgoing) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, chat_jid, folder, content, created_at) VALUES (?, ?, ?, ?, ?)`,
-		o.ID, o.ChatJID, o.Folder, o.Content, toMillis(o.CreatedAt))
+	var file []byte
+	if o.File != nil {
+		file, _ = json.Marshal(o.File) // strings alone: cannot fail
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, chat_jid, folder, content, created_at, file, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		o.ID, o.ChatJID, o.Folder, o.Content, toMillis(o.CreatedAt), string(file), o.ReplyTo)
 	return err
 }
 
-// Unsent returns the queued messages not yet sent, oldest first.
+const outgoingColumns = `id, chat_jid, folder, content, created_at, sent_at, file, reply_to, failed_at, error`
+
+// Unsent returns the queued messages neither sent nor given up, oldest
+// first.
 func (s *Store) Unsent(ctx context.Context) ([]Outgoing, error) {
 	return queryList(ctx, s, "unsent messages", "outbox", scanOutgoing,
-		`SELECT id, chat_jid, folder, content, created_at, sent_at FROM outbox WHERE sent_at IS NULL ORDER BY created_at, rowid`)
+		`SELECT `+outgoingColumns+` FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY created_at, rowid`)
+}
+
+// MarkFailed records that the channel gave up sending o, and why: it is
+// not sent again, and Undelivered reports it to the group's next prompt.
+func (s *Store) MarkFailed(ctx context.Context, id, reason string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET failed_at = ?, error = ? WHERE id = ? AND sent_at IS NULL AND failed_at IS NULL`,
+		toMillis(time.Now()), sanitize.FirstLine(reason, 300), id)
+	if err != nil {
+		return fmt.Errorf("mark %s failed: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("mark %s failed: %w (or already sent or failed)", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Undelivered returns the messages of the group in folder the channel gave
+// up sending that its agent has not been told of (MarkTold), oldest first.
+func (s *Store) Undelivered(ctx context.Context, folder string) ([]Outgoing, error) {
+	return queryList(ctx, s, fmt.Sprintf("undelivered messages of group %q", folder), "outbox", scanOutgoing,
+		`SELECT `+outgoingColumns+` FROM outbox WHERE folder = ? AND failed_at IS NOT NULL AND told = 0 ORDER BY created_at, rowid LIMIT 20`, folder)
+}
+
+// MarkTold records that the agent was told the messages ids were not
+// delivered.
+func (s *Store) MarkTold(ctx context.Context, ids ...string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET told = 1 WHERE id = ?`, id); err != nil {
+				return fmt.Errorf("mark %s told: %w", id, err)
+			}
+		}
+		return nil
+	})
 }
 
 // MarkSent records that o was sent as the channel messages ids, and stores
@@ -130,6 +234,12 @@ func (s *Store) MarkSent(ctx context.Context, o Outgoing, ids []string, sender s
 }
 
 func scanOutgoing(sc scanner) (o Outgoing, key string, err error) {
-	err = sc.Scan(&o.ID, &o.ChatJID, &o.Folder, &o.Content, asTime(&o.CreatedAt), asNullTime(&o.SentAt))
+	var file string
+	err = sc.Scan(&o.ID, &o.ChatJID, &o.Folder, &o.Content, asTime(&o.CreatedAt), asNullTime(&o.SentAt), &file, &o.ReplyTo,
+		asNullTime(&o.FailedAt), &o.Error)
+	if err == nil && file != "" {
+		o.File = new(OutFile)
+		err = ipc.DecodeStrict([]byte(file), o.File)
+	}
 	return o, o.ID, cmp.Or(err, o.Validate())
 }
