@@ -15,6 +15,10 @@ const (
 	EventReply  = "reply"  // the assistant sent text (Send)
 	EventTyping = "typing" // typing started or stopped (SetTyping)
 	EventDone   = "done"   // a run for the chat ended (Observer.RunDone)
+	// EventFile: the assistant sent a file (SendFile); it is at Path.
+	EventFile = "file"
+	// EventReaction: the assistant reacted to message ID (React).
+	EventReaction = "reaction"
 	// EventLagged is the last event of a subscriber that fell behind: its
 	// channel is closed right after it.
 	EventLagged = "lagged"
@@ -25,7 +29,8 @@ const (
 type Event struct {
 	Type string `json:"type"`
 	Chat string `json:"chat"`
-	// ID is the stored message's id (stored) or the reply's id (reply).
+	// ID is the stored message's id (stored), the reply's or file's id
+	// (reply, file), or the id of the message reacted to (reaction).
 	ID string `json:"id,omitempty"`
 	// Seq is the stored message's position in the chat (stored).
 	Seq int64 `json:"seq,omitempty"`
@@ -37,8 +42,21 @@ type Event struct {
 	Duplicate bool `json:"duplicate,omitempty"`
 	// UpTo is the position the run answered up to (done).
 	UpTo int64 `json:"up_to,omitempty"`
-	// Text is the reply's text, as sent (reply).
+	// Text is the reply's text, as sent (reply), or the file's caption
+	// (file).
 	Text string `json:"text,omitempty"`
+	// ReplyTo is the id of the message the reply quotes (reply).
+	ReplyTo string `json:"reply_to,omitempty"`
+	// Name is the file's cleaned base name (CleanFileName), MIME its type,
+	// Kind its channel.MediaKind, Bytes its size, and Path where the
+	// daemon wrote it, in its host-only FilesDir (file).
+	Name  string `json:"name,omitempty"`
+	MIME  string `json:"mime,omitempty"`
+	Kind  string `json:"kind,omitempty"`
+	Bytes int64  `json:"bytes,omitempty"`
+	Path  string `json:"path,omitempty"`
+	// Emoji is the reaction; "" removes it (reaction).
+	Emoji string `json:"emoji,omitempty"`
 	// Typing says whether typing started or stopped (typing).
 	Typing bool `json:"typing,omitempty"`
 	// Error is why the run failed (done), or why the stream ends (lagged).

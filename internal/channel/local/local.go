@@ -13,6 +13,11 @@
 // Publishing never blocks: a subscriber whose buffer is full is sent a final
 // "lagged" event and its channel is closed (see Subscribe). Replies sent while
 // nobody is subscribed are not kept by the channel.
+//
+// A draft may carry files: they become the message's attachments, their
+// kind sniffed from their content. Files the assistant sends are written
+// into a host-only directory (WithFiles) and announced by a file event with
+// their path; reactions and quoted replies are events too.
 package local
 
 import (
@@ -76,6 +81,12 @@ type Draft struct {
 	// id each time, so a message the first attempt stored is not stored
 	// twice: the store ignores a second message with the same id.
 	ID string
+	// Files are attached to the message (at most MaxFiles); with files,
+	// Text is their caption and may be empty.
+	Files []DraftFile
+	// ReplyTo is the id of the message of the same chat this one replies
+	// to; "" for none.
+	ReplyTo string
 }
 
 // Validate checks a draft before anything is stored; the error names the
@@ -92,13 +103,39 @@ func (d Draft) Validate() error {
 			return fmt.Errorf("sender: %w", err)
 		}
 	}
-	if err := ValidateText(d.Text); err != nil {
-		return fmt.Errorf("text: %w", err)
+	if d.Text != "" || len(d.Files) == 0 {
+		if err := ValidateText(d.Text); err != nil {
+			return fmt.Errorf("text: %w", err)
+		}
 	}
 	if d.ID != "" {
 		if err := ValidateID(d.ID); err != nil {
 			return fmt.Errorf("id: %w", err)
 		}
+	}
+	if d.ReplyTo != "" {
+		if err := ValidateID(d.ReplyTo); err != nil {
+			return fmt.Errorf("reply_to: %w", err)
+		}
+	}
+	if err := validateFiles(d.Files); err != nil {
+		return fmt.Errorf("files: %w", err)
+	}
+	return nil
+}
+
+// validateSize checks the draft's files against the media limit max: each
+// file, and all of them together.
+func (d Draft) validateSize(max int64) error {
+	var total int64
+	for i, f := range d.Files {
+		if n := int64(len(f.Data)); n > max {
+			return fmt.Errorf("files: file %d (%q) of %d bytes: %w (%d bytes)", i+1, f.Name, n, channel.ErrTooLarge, max)
+		}
+		total += int64(len(f.Data))
+	}
+	if total > max {
+		return fmt.Errorf("files: %d bytes together: %w (%d bytes for one message's files)", total, channel.ErrTooLarge, max)
 	}
 	return nil
 }
@@ -106,7 +143,10 @@ func (d Draft) Validate() error {
 // Channel is the local terminal channel. Create it with New; it is safe for
 // concurrent use.
 type Channel struct {
-	log *slog.Logger
+	log       *slog.Logger
+	mediaMax  int64
+	filesDir  string        // "": SendFile fails
+	retention time.Duration // of the files in filesDir; 0: kept
 
 	// life is handed to the handler instead of Deliver's ctx: the router may
 	// tie work started by a message to it, and a client that hangs up must
@@ -123,21 +163,30 @@ type Channel struct {
 }
 
 var (
-	_ channel.Channel  = (*Channel)(nil)
-	_ channel.Observer = (*Channel)(nil)
+	_ channel.Channel    = (*Channel)(nil)
+	_ channel.Observer   = (*Channel)(nil)
+	_ channel.FileSender = (*Channel)(nil)
+	_ channel.Reactor    = (*Channel)(nil)
+	_ channel.Quoter     = (*Channel)(nil)
 )
 
-// New makes a local channel; logger nil means slog.Default().
-func New(logger *slog.Logger) *Channel {
+// New makes a local channel; logger nil means slog.Default(). Without
+// options its media limit is DefaultMediaMaxBytes and it cannot send files.
+func New(logger *slog.Logger, opts ...Option) *Channel {
 	life, stop := context.WithCancel(context.Background())
-	return &Channel{
-		log:     cmp.Or(logger, slog.Default()).With("channel", Name),
-		life:    life,
-		stop:    stop,
-		chats:   make(map[string]time.Time),
-		subs:    make(map[string]map[chan Event]struct{}),
-		storing: make(map[string]bool),
+	c := &Channel{
+		log:      cmp.Or(logger, slog.Default()).With("channel", Name),
+		mediaMax: DefaultMediaMaxBytes,
+		life:     life,
+		stop:     stop,
+		chats:    make(map[string]time.Time),
+		subs:     make(map[string]map[chan Event]struct{}),
+		storing:  make(map[string]bool),
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // JID is the chat id of a group folder's local chat.
@@ -264,7 +313,7 @@ func (c *Channel) Connect(ctx context.Context, h channel.Handler) error {
 // work the message starts to it, and a client that hangs up must not cancel
 // that.
 func (c *Channel) Deliver(ctx context.Context, d Draft) (Event, error) {
-	if err := cmp.Or(d.Validate(), ctx.Err()); err != nil {
+	if err := cmp.Or(d.Validate(), d.validateSize(c.mediaMax), ctx.Err()); err != nil {
 		return Event{}, err
 	}
 	if d.Sender == "" {
@@ -283,6 +332,10 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Event, error) {
 		// theirs alone), so every message here is the owner's (R18).
 		FromMe:  true,
 		IsGroup: true,
+		ReplyTo: d.ReplyTo,
+	}
+	for _, f := range d.Files {
+		m.Attachments = append(m.Attachments, attachment(f))
 	}
 	key := d.Chat + "\x00" + d.ID
 
@@ -321,29 +374,45 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Event, error) {
 		c.publish(ev)
 	}
 	c.log.Debug("local message delivered", "chat", d.Chat, "id", d.ID, "sender", d.Sender,
-		"bytes", len(d.Text), "seq", ev.Seq)
+		"bytes", len(d.Text), "files", len(d.Files), "seq", ev.Seq)
 	return ev, nil
 }
 
 // Send publishes a reply event to the chat's subscribers and returns its id.
 func (c *Channel) Send(ctx context.Context, jid, text string) ([]string, error) {
+	return c.send(jid, text, "")
+}
+
+// send publishes a reply, quoting message replyTo unless it is "".
+func (c *Channel) send(jid, text, replyTo string) ([]string, error) {
 	if _, err := ParseChat(jid); err != nil {
 		return nil, err
 	}
-	id := newID()
-	c.mu.Lock()
-	closed := c.closed
-	if !closed {
-		c.chats[jid] = time.Now()
-	}
-	c.mu.Unlock()
-	if closed {
+	if !c.touch(jid) {
 		return nil, ErrClosed
 	}
-	if c.publish(Event{Type: EventReply, Chat: jid, ID: id, Text: text}) == 0 {
+	id := newID()
+	if c.publish(Event{Type: EventReply, Chat: jid, ID: id, Text: text, ReplyTo: replyTo}) == 0 {
 		c.log.Debug("local reply has no viewer", "chat", jid, "id", id)
 	}
 	return []string{id}, nil
+}
+
+// touch records activity in chat jid; false when the channel is closed.
+func (c *Channel) touch(jid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.chats[jid] = time.Now()
+	}
+	return !c.closed
+}
+
+// isClosed reports whether Close was called.
+func (c *Channel) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // SetTyping publishes a typing event to the chat's subscribers.
