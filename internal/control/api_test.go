@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -256,7 +257,10 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/local/messages", `{"chat":"local:Main","text":"hi"}`, 400, `invalid group folder`},
 		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"  "}`, 400, `text: empty message`},
 		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"` + long + `"}`, 400, `at most 65536`},
-		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"` + strings.Repeat(`\u0001`, 70000) + `"}`, 400, `request body larger than`},
+		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"` + strings.Repeat(`\u0001`, 70000) + `"}`, 400, `text: message of 70000 bytes: at most 65536`},
+		{"POST", "/v1/local/messages", `{"chat":"local:main","files":[{"name":"a","data":"not base64!"}]}`, 400, `illegal base64`},
+		{"POST", "/v1/local/messages", `{"chat":"local:main","files":[{"name":"a/b","data":"eA=="}]}`, 400, `files: file 1: file name "a/b" contains '/'`},
+		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"hi","reply_to":"a b"}`, 400, `reply_to: message id`},
 		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"hi","sender":"a\nb"}`, 400, `sender: `},
 		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"hi","wait":"yes"}`, 400, `field "wait": want a JSON bool`},
 		{"POST", "/v1/local/messages", `{"chat":"local:main","text":"hi"} {}`, 400, `trailing data after the JSON object`},
@@ -329,4 +333,88 @@ func equalEvents(got, want []local.Event) bool {
 		}
 	}
 	return true
+}
+
+func TestPostMessageWithFilesAndTheEventsOfItsRun(t *testing.T) {
+	d := controltest.Start(t)
+	png := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 24)...)
+	st, err := control.Dial(d.Socket).PostMessageWait(ctxT(t), control.MessageRequest{Chat: "local:main", Text: "react quote file", ReplyTo: "earlier-1",
+		Files: []local.DraftFile{{Name: "cat.png", Data: png}, {Name: "notes.txt", Data: []byte("milk\n")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := collect(t, st)
+	m := d.Router.Messages()[0]
+	if m.ReplyTo != "earlier-1" || len(m.Attachments) != 2 || m.Attachments[0].Kind != "image" || m.Attachments[0].MIME != "image/png" ||
+		m.Attachments[1].Kind != "document" || m.Attachments[1].FileName != "notes.txt" || m.Attachments[1].Size != 5 {
+		t.Fatalf("stored %+v", m)
+	}
+	var types []string
+	for _, ev := range events {
+		types = append(types, ev.Type)
+	}
+	if got := strings.Join(types, " "); got != "stored reaction typing reply file typing reaction done" {
+		t.Fatalf("events %s: %+v", got, events)
+	}
+	if ev := events[1]; ev.ID != m.ID || ev.Emoji != "👀" {
+		t.Errorf("first reaction %+v", ev)
+	}
+	if ev := events[3]; ev.ReplyTo != m.ID {
+		t.Errorf("the reply quotes %q, want %q", ev.ReplyTo, m.ID)
+	}
+	file := events[4]
+	if file.Name != controltest.FileName || file.Text != controltest.FileCaption || file.Bytes != int64(len(controltest.FileData)) ||
+		filepath.Dir(file.Path) != local.FilesDir(d.Home) {
+		t.Errorf("file event %+v", file)
+	}
+	if data, err := os.ReadFile(file.Path); err != nil || string(data) != controltest.FileData {
+		t.Errorf("the file at the event's path: %q, %v", data, err)
+	}
+	if ev := events[6]; ev.ID != m.ID || ev.Emoji != "✅" {
+		t.Errorf("last reaction %+v", ev)
+	}
+}
+
+func TestPostMessageOverTheMediaLimit(t *testing.T) {
+	const mediaMax = 1000
+	d := controltest.Start(t, local.WithMediaMax(mediaMax))
+	limit := control.MessageBodyLimit(mediaMax)
+	file := func(n int) local.DraftFile { return local.DraftFile{Name: "f", Data: make([]byte, n)} }
+	cl := control.Dial(d.Socket)
+	for _, tc := range []struct {
+		name  string
+		files []local.DraftFile
+		want  string
+	}{
+		{"a file over the limit", []local.DraftFile{file(mediaMax + 1)}, "larger than the media limit (1000 bytes)"},
+		{"files together over the limit", []local.DraftFile{file(600), file(600)}, "1200 bytes together"},
+		{"a body over the body limit", []local.DraftFile{file(int(limit))}, fmt.Sprintf("message larger than the %d bytes the daemon accepts: a message's files may be 1000 bytes together (MEDIA_MAX_BYTES)", limit)},
+	} {
+		_, err := cl.PostMessage(ctxT(t), control.MessageRequest{Chat: "local:main", Files: tc.files})
+		var apiErr *control.APIError
+		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusRequestEntityTooLarge || !strings.Contains(apiErr.Message, tc.want) {
+			t.Errorf("%s: %v, want a 413 with %q", tc.name, err, tc.want)
+		}
+	}
+
+	// A body of no declared length is cut at the limit too.
+	body := io.MultiReader(strings.NewReader(`{"chat":"local:main","text":"`), strings.NewReader(strings.Repeat("x", int(limit))), strings.NewReader(`"}`))
+	req, _ := http.NewRequest("POST", "http://x/v1/local/messages", body)
+	resp, err := rawClient(d.Socket).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if req.ContentLength != 0 || resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(data), "MEDIA_MAX_BYTES") {
+		t.Errorf("chunked body: length %d, status %d, %s", req.ContentLength, resp.StatusCode, data)
+	}
+
+	// At the limits, files pass.
+	if _, err := cl.PostMessage(ctxT(t), control.MessageRequest{Chat: "local:main", Files: []local.DraftFile{file(500), file(500)}}); err != nil {
+		t.Errorf("files at the limit together: %v", err)
+	}
+	if n := len(d.Router.Messages()); n != 1 {
+		t.Errorf("%d messages stored, want only the last", n)
+	}
 }

@@ -1,16 +1,28 @@
 package control
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 
+	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
-// maxMessageBody bounds a message post: the text's 64 KiB may grow six-fold
-// when every byte is JSON-escaped (\u0001), plus the other fields.
+// maxMessageBody bounds a message post without files: the text's 64 KiB may
+// grow six-fold when every byte is JSON-escaped (\u0001), plus the other
+// fields.
 const maxMessageBody = 6*local.MaxTextBytes + 4096
+
+// MessageBodyLimit is the largest message post a channel with media limit
+// mediaMax accepts: the text's, plus its files together at mediaMax in
+// base64 (4 bytes for every 3), plus each file's escaped name and keys.
+func MessageBodyLimit(mediaMax int64) int64 {
+	return maxMessageBody + (mediaMax+2)/3*4 + local.MaxFiles*(6*local.MaxFileNameBytes+64)
+}
 
 // MessageRequest is the body of POST /v1/local/messages.
 type MessageRequest struct {
@@ -24,6 +36,11 @@ type MessageRequest struct {
 	// a retry after a failure cannot store the message twice; empty means
 	// a new random one.
 	ID string `json:"id,omitempty"`
+	// ReplyTo is the id of the message of the chat this one replies to.
+	ReplyTo string `json:"reply_to,omitempty"`
+	// Files are attached (at most local.MaxFiles, together at most the
+	// daemon's MEDIA_MAX_BYTES); with files, Text is an optional caption.
+	Files []local.DraftFile `json:"files,omitempty"`
 	// Wait asks for an NDJSON stream of the message's events up to the end
 	// of the run that answers it, instead of a Receipt.
 	Wait bool `json:"wait,omitempty"`
@@ -51,18 +68,19 @@ func notRegistered(w http.ResponseWriter, chat string) {
 // when wait is set, with an NDJSON stream: the message's stored event, then
 // every typing and reply event of the chat, ending after the done event of
 // the run that covered the message (right after the stored event when the
-// message starts no run or is a duplicate).
+// message starts no run or is a duplicate). The stream carries the file
+// and reaction events of the chat too.
 func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 	if s.opt.Local == nil {
 		writeError(w, http.StatusServiceUnavailable, "the local channel is not enabled in this daemon")
 		return
 	}
-	var q MessageRequest
-	if err := decodeBody(w, r, maxMessageBody, &q); err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
+	q, status, err := s.readMessage(w, r)
+	if err != nil {
+		writeError(w, status, "%v", err)
 		return
 	}
-	draft := local.Draft{Chat: q.Chat, Sender: q.Sender, Text: q.Text, ID: q.ID}
+	draft := local.Draft{Chat: q.Chat, Sender: q.Sender, Text: q.Text, ID: q.ID, ReplyTo: q.ReplyTo, Files: q.Files}
 	if err := draft.Validate(); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -93,6 +111,8 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusServiceUnavailable
 		case errors.Is(err, local.ErrInProgress):
 			status = http.StatusConflict
+		case errors.Is(err, channel.ErrTooLarge):
+			status = http.StatusRequestEntityTooLarge
 		}
 		s.log.Warn("local message not stored", "chat", q.Chat, "err", err)
 		writeError(w, status, "%v", err)
@@ -133,7 +153,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 			return // channel closed: the daemon is stopping
 		}
 		switch ev.Type {
-		case local.EventReply, local.EventTyping, local.EventLagged:
+		case local.EventReply, local.EventTyping, local.EventFile, local.EventReaction, local.EventLagged:
 		case local.EventDone:
 			if !ev.Covers(stored.Seq) {
 				continue // an earlier run ended; ours is still to come
@@ -145,6 +165,34 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// readMessage reads a message post: at most MessageBodyLimit of the
+// channel's media limit, refused with a 413 (before it is read when its
+// length says it is larger: decodeBody would make that a 400); then strictly
+// decoded (finding 12), a 400 when that fails.
+func (s *Server) readMessage(w http.ResponseWriter, r *http.Request) (MessageRequest, int, error) {
+	mediaMax := s.opt.Local.MediaMax()
+	limit := MessageBodyLimit(mediaMax)
+	tooLarge := fmt.Errorf("message larger than the %d bytes the daemon accepts: a message's files may be %d bytes together (MEDIA_MAX_BYTES)", limit, mediaMax)
+	if r.ContentLength > limit {
+		return MessageRequest{}, http.StatusRequestEntityTooLarge, tooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return MessageRequest{}, http.StatusRequestEntityTooLarge, tooLarge
+	case err != nil:
+		return MessageRequest{}, http.StatusBadRequest, fmt.Errorf("request body: %v", err)
+	case len(bytes.TrimSpace(b)) == 0:
+		return MessageRequest{}, http.StatusBadRequest, errors.New("empty request body: want a JSON object")
+	}
+	var q MessageRequest
+	if err := ipc.DecodeStrict(b, &q); err != nil {
+		return MessageRequest{}, http.StatusBadRequest, fmt.Errorf("request body: %w", err)
+	}
+	return q, http.StatusOK, nil
 }
 
 // getLocalEvents is GET /v1/local/events?chat=local:<folder>: an NDJSON

@@ -28,6 +28,13 @@ const Trigger = "@Andy"
 // RunError is the error of a run the script makes fail.
 const RunError = "agent crashed: exit status 3"
 
+// The file a "file" message makes the fake agent send.
+const (
+	FileName    = "report.txt"
+	FileData    = "the quarterly report\n"
+	FileCaption = "Andy: here it is"
+)
+
 // Router is a fake of the real router, as far as the local channel sees it:
 // it "stores" each message with the next position of its chat, returns that
 // position and, for a message that triggers (every message in local:main,
@@ -42,6 +49,9 @@ const RunError = "agent crashed: exit status 3"
 //	contains "hang"     the run never ends
 //	contains "twice"    two replies
 //	contains "slow"     first an earlier run's done event (UpTo one less), then the reply
+//	contains "file"     also sends the file FileName (FileData, caption FileCaption)
+//	contains "react"    also reacts 👀 to the message first and ✅ at the end
+//	contains "quote"    the reply quotes the message
 //	otherwise           typing on, reply "Andy: echo <text>", typing off, done
 type Router struct {
 	ch *local.Channel
@@ -123,12 +133,30 @@ func (r *Router) run(ctx context.Context, m channel.Message, seq int64) bool {
 	case strings.Contains(m.Text, "slow"):
 		r.ch.RunDone(jid, seq-1, nil)
 	}
+	ref := channel.MessageRef{ID: m.ID, Sender: m.Sender, FromMe: m.FromMe, Text: m.Text}
+	react := strings.Contains(m.Text, "react")
+	if react {
+		r.ch.React(ctx, jid, ref, "👀")
+	}
 	r.ch.SetTyping(ctx, jid, true)
-	r.ch.Send(ctx, jid, "Andy: echo "+m.Text)
+	if strings.Contains(m.Text, "quote") {
+		r.ch.SendQuoting(ctx, jid, "Andy: echo "+m.Text, ref)
+	} else {
+		r.ch.Send(ctx, jid, "Andy: echo "+m.Text)
+	}
 	if strings.Contains(m.Text, "twice") {
 		r.ch.Send(ctx, jid, "Andy: and again")
 	}
+	if strings.Contains(m.Text, "file") {
+		if _, err := r.ch.SendFile(ctx, jid, channel.File{Name: FileName, MIME: "text/plain; charset=utf-8",
+			Kind: channel.KindDocument, Data: []byte(FileData), Caption: FileCaption}); err != nil {
+			r.ch.Send(ctx, jid, "Andy: could not send the file: "+err.Error())
+		}
+	}
 	r.ch.SetTyping(ctx, jid, false)
+	if react {
+		r.ch.React(ctx, jid, ref, "✅")
+	}
 	r.ch.RunDone(jid, seq, nil)
 	return true
 }
@@ -155,15 +183,17 @@ type Daemon struct {
 }
 
 // Start serves the control API on Home/control.sock until the test ends. The
-// directory is made short (unix socket paths are limited to 107 bytes).
-func Start(t testing.TB) *Daemon {
+// directory is made short (unix socket paths are limited to 107 bytes). The
+// local channel keeps the files it sends in local.FilesDir(Home), as the
+// daemon's does; opts come after that, and may change it or the media limit.
+func Start(t testing.TB, opts ...local.Option) *Daemon {
 	t.Helper()
 	home, err := os.MkdirTemp("", "nc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
-	d := &Daemon{Home: home, Socket: filepath.Join(home, "control.sock"), Local: local.New(quiet)}
+	d := &Daemon{Home: home, Socket: filepath.Join(home, "control.sock"), Local: local.New(quiet, append([]local.Option{local.WithFiles(local.FilesDir(home), 0)}, opts...)...)}
 	d.Router = NewRouter(d.Local)
 	if err := d.Local.Connect(context.Background(), d.Router); err != nil {
 		t.Fatal(err)
