@@ -44,6 +44,9 @@ type Options struct {
 	SessionsDir string // sessions/<folder>/.claude
 	IPCDir      string // ipc/<run>/gateway.sock: a directory per run
 	LogsDir     string // logs/<folder>/<start>-<container>.log: the host's own, never mounted
+	// SpoolDir (outbox/) holds the copies SpoolFile takes of the files the
+	// agents send: the host's own (0700, made when missing), never mounted.
+	SpoolDir string
 
 	Timeout     time.Duration // longest turn before the container is stopped
 	IdleTimeout time.Duration // how long a warm container waits for a follow-up
