@@ -91,8 +91,17 @@ type Channel struct {
 	device    *store.Device
 	cli       *whatsmeow.Client
 	limit     *channel.SendLimit
-	// send sends one message (cli.SendMessage; tests replace it).
-	send func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error)
+	// send sends one message (cli.SendMessage), upload encrypts and uploads
+	// a file (cli.Upload), presence shows or clears "typing…"
+	// (cli.SendChatPresence), download fetches a media item
+	// (Channel.downloadMedia): what the channel asks of whatsmeow's client
+	// beyond connecting, so tests can replace each.
+	send     func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error)
+	upload   func(ctx context.Context, data []byte, kind whatsmeow.MediaType) (whatsmeow.UploadResponse, error)
+	presence func(ctx context.Context, to types.JID, state types.ChatPresence) error
+	download downloadFunc
+
+	recent recentSenders // how WhatsApp addressed the latest messages' senders
 
 	// life ends with Close; it bounds handlers and the group-sync goroutine.
 	life   context.Context
@@ -106,13 +115,17 @@ type Channel struct {
 	waiter     chan error         // the pending Connect's outcome, nil when none
 	connCancel context.CancelFunc // ends the current connection's context
 	syncing    bool               // the group-sync goroutine is running
+	typing     map[string]*typer  // the chats "typing…" is kept shown in
 	closed     bool
 	fatal      error // a logout or replacement: the channel cannot go on
 }
 
 var (
-	_ channel.Channel = (*Channel)(nil)
-	_ channel.Limited = (*Channel)(nil)
+	_ channel.Channel    = (*Channel)(nil)
+	_ channel.Limited    = (*Channel)(nil)
+	_ channel.FileSender = (*Channel)(nil)
+	_ channel.Reactor    = (*Channel)(nil)
+	_ channel.Quoter     = (*Channel)(nil)
 )
 
 // New opens the WhatsApp session stored in db (creating or upgrading
@@ -132,8 +145,13 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Channel, error) {
 		send: func(ctx context.Context, to types.JID, msg *waE2E.Message) (whatsmeow.SendResponse, error) {
 			return cli.SendMessage(ctx, to, msg)
 		},
+		upload: cli.Upload,
+		presence: func(ctx context.Context, to types.JID, state types.ChatPresence) error {
+			return cli.SendChatPresence(ctx, to, state, "")
+		},
 		life: life, stop: stop, resync: make(chan struct{}, 1),
 	}
+	c.download = c.downloadMedia
 	// Reconnection is whatsmeow's: after a dropped connection it retries
 	// with a growing delay; after a logout or a replaced stream it stops.
 	cli.EnableAutoReconnect = true
@@ -296,10 +314,11 @@ func (c *Channel) handleEvent(evt any) bool {
 // onMessage stores one message through the handler, synchronously (see the
 // package comment).
 func (c *Channel) onMessage(evt *events.Message) bool {
-	m, ok := convert(evt, c.identity())
+	m, ok := convert(evt, c.identity(), c.download)
 	if !ok {
 		return true
 	}
+	c.recent.remember(m.ChatJID, m.ID, evt.Info.Sender)
 	c.mu.Lock()
 	h := c.handler
 	c.mu.Unlock()

@@ -195,8 +195,8 @@ func TestMessagesAreStoredBeforeTheyAreAcknowledged(t *testing.T) {
 	}{
 		{"storing fails", &channeltest.Handler{Err: errors.New("disk full")},
 			msgEvent(types.MessageInfo{MessageSource: fromBob, ID: "X2"}, &waE2E.Message{Conversation: proto.String("hi")}), false},
-		{"a sticker is ignored", &channeltest.Handler{},
-			msgEvent(types.MessageInfo{MessageSource: fromBob}, &waE2E.Message{StickerMessage: &waE2E.StickerMessage{}}), true},
+		{"a reaction is ignored", &channeltest.Handler{},
+			msgEvent(types.MessageInfo{MessageSource: fromBob}, &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Text: proto.String("👍")}}), true},
 		{"no handler to store it", nil, evt, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
