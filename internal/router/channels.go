@@ -3,13 +3,20 @@ package router
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -21,6 +28,13 @@ type Channels struct {
 	st   *store.Store
 	log  *slog.Logger
 	name string // the assistant's, for the messages it sent
+
+	// spool is where the agents' files wait to be sent (the tools' copies),
+	// maxFile how large one may be; retry the pause before a failed send
+	// is tried again (doubling).
+	spool   string
+	maxFile int64
+	retry   time.Duration
 
 	mu      sync.Mutex
 	list    []channel.Channel
@@ -60,8 +74,13 @@ func (c *Channels) heardFrom(ch channel.Channel) {
 
 // NewChannels makes an empty set of channels.
 func NewChannels(st *store.Store, assistantName string, log *slog.Logger) *Channels {
-	return &Channels{st: st, log: cmp.Or(log, slog.Default()), name: assistantName, current: make(map[string]string)}
+	return &Channels{st: st, log: cmp.Or(log, slog.Default()), name: assistantName, current: make(map[string]string),
+		retry: 2 * time.Second}
 }
+
+// Spool tells Deliver where the files the agents send wait (the send_file
+// tool's copies), and how large one may be.
+func (c *Channels) Spool(dir string, maxBytes int64) { c.spool, c.maxFile = dir, maxBytes }
 
 // Add lets the router and the tools send through ch.
 func (c *Channels) Add(ch channel.Channel) {
@@ -108,8 +127,17 @@ func (c *Channels) CurrentChat(folder string) string {
 	return c.current[folder]
 }
 
+// deliverAttempts is how often Deliver tries a send before it gives up.
+const deliverAttempts = 3
+
+// errCannot marks a send that trying again cannot help.
+type errCannot struct{ error }
+
 // Deliver sends a kept message through its chat's channel and marks it
-// sent. A failure leaves it unsent; the next start sends it.
+// sent. A send that fails is tried again, twice, after a pause; then the
+// message is given up (store.MarkFailed): traced, and told to its group's
+// next run. With no channel for the chat connected, or once ctx ends, it
+// stays unsent: the next start sends it.
 func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 	ch := c.forChat(o.ChatJID)
 	if ch == nil {
@@ -117,16 +145,102 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 		c.traceUnsent(ctx, o, "no channel serving the chat is connected")
 		return false
 	}
-	ids, err := ch.Send(ctx, o.ChatJID, o.Content)
+	var ids []string
+	var err error
+	for attempt := range deliverAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(c.retry << (attempt - 1)):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		ids, err = c.send(ctx, ch, o)
+		if _, cannot := err.(errCannot); err == nil || cannot {
+			break
+		}
+		c.log.Warn("send failed", "chat", o.ChatJID, "attempt", attempt+1, "err", err)
+	}
+	if ctx.Err() != nil {
+		c.traceUnsent(ctx, o, "nanoclaw was stopping")
+		return false
+	}
 	if err != nil {
-		c.log.Error("send reply; kept for later", "chat", o.ChatJID, "err", err)
-		c.traceUnsent(ctx, o, "sending failed: "+err.Error())
+		c.log.Error("send failed; given up", "chat", o.ChatJID, "err", err)
+		if merr := c.st.MarkFailed(context.WithoutCancel(ctx), o.ID, err.Error()); merr != nil {
+			c.log.Error("mark reply failed", "chat", o.ChatJID, "err", merr)
+		}
+		keepTrace(ctx, c.st, c.log, store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed,
+			Detail: "the reply could not be delivered (its agent is told at its next run): " + err.Error()})
+		c.dropSpool(o)
 		return false
 	}
 	if err := c.st.MarkSent(context.WithoutCancel(ctx), o, ids, c.name); err != nil {
 		c.log.Error("mark reply sent", "chat", o.ChatJID, "err", err)
 	}
+	c.dropSpool(o)
 	return true
+}
+
+// send sends o once: its file, or its text, quoting the message it
+// answers where the channel can.
+func (c *Channels) send(ctx context.Context, ch channel.Channel, o store.Outgoing) ([]string, error) {
+	if o.File != nil {
+		fs, ok := ch.(channel.FileSender)
+		if !ok {
+			return nil, errCannot{fmt.Errorf("the %s channel cannot send files", ch.Name())}
+		}
+		data, err := c.readSpool(o.File.Spool)
+		if err != nil {
+			return nil, errCannot{err}
+		}
+		id, err := fs.SendFile(ctx, o.ChatJID, channel.File{Name: o.File.Name, MIME: o.File.MIME, Kind: channel.MediaKind(o.File.Kind),
+			Data: data, Caption: o.File.Caption})
+		if err != nil {
+			return nil, err
+		}
+		return []string{id}, nil
+	}
+	if q, ok := ch.(channel.Quoter); ok && o.ReplyTo != "" {
+		if m, found, err := c.st.MessageByID(ctx, o.ChatJID, o.ReplyTo); err == nil && found {
+			return q.SendQuoting(ctx, o.ChatJID, o.Content, channel.MessageRef{ID: m.ID, Sender: m.Sender, FromMe: m.FromMe,
+				Text: sanitize.FirstLine(m.Content, 100)})
+		}
+	}
+	return ch.Send(ctx, o.ChatJID, o.Content)
+}
+
+// readSpool reads a spooled file, at most the file limit: the host's own
+// copy, in its own directory.
+func (c *Channels) readSpool(name string) ([]byte, error) {
+	if c.spool == "" {
+		return nil, errors.New("this host keeps no files to send")
+	}
+	if err := store.ValidateSpoolName(name); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(c.spool, name))
+	if err != nil {
+		return nil, fmt.Errorf("the file to send is gone: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, c.maxFile+1))
+	if err == nil && int64(len(data)) > c.maxFile {
+		err = fmt.Errorf("the file to send is larger than %d bytes", c.maxFile)
+	}
+	return data, err
+}
+
+// dropSpool removes o's spooled file once it is sent or given up.
+func (c *Channels) dropSpool(o store.Outgoing) {
+	if o.File == nil || c.spool == "" || store.ValidateSpoolName(o.File.Spool) != nil {
+		return
+	}
+	if err := os.Remove(filepath.Join(c.spool, o.File.Spool)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("remove a sent file's copy", "file", o.File.Spool, "err", err)
+	}
 }
 
 // traceUnsent records in the group's trace that a reply is kept unsent.

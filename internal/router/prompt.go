@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // PromptMessage is one chat message as the agent reads it.
@@ -20,7 +21,15 @@ type PromptMessage struct {
 	Time      time.Time
 	Text      string
 	Quote     string // what a reply quotes, as the sender's app claims it
+	// QuoteSender is who wrote the quoted message, as the sender's app
+	// claims it (or as the store knows it).
+	QuoteSender string
+	Attachments []store.Attachment // the media it carried, as the host kept them
 }
+
+// GroupDir is where a group's folder is in its container: attachments'
+// paths in a prompt are under it.
+const GroupDir = "/workspace/group"
 
 // Caps bound a prompt (finding 9): a flood of messages, or one huge one,
 // must not become an unbounded prompt.
@@ -42,7 +51,9 @@ type Prompt struct {
 //	<messages>
 //	<message sender="Name" sender_id="…" time="…">text</message>
 //	<message sender="Owner" sender_id="…" from_owner="true" time="…">text</message>
-//	<message sender="Name" sender_id="…" time="…" quoted="what it replies to">text</message>
+//	<message sender="Name" sender_id="…" time="…" quoted="what it replies to" quoted_sender="…">text</message>
+//	<message sender="Name" sender_id="…" time="…">caption<attachment kind="image" type="image/jpeg" path="/workspace/group/media/…" bytes="…"/></message>
+//	<message sender="Name" sender_id="…" time="…" transcript="true">what the voice note said<attachment kind="voice" …/></message>
 //	</messages>
 //
 // with every value escaped (finding 10: & < > " ' and control characters),
@@ -97,8 +108,40 @@ func formatMessage(m PromptMessage, maxText int, loc *time.Location) string {
 	if m.Quote != "" {
 		quoted = ` quoted="` + escape(sanitize.Truncate(clean(m.Quote), maxText), true) + `"`
 	}
+	if m.QuoteSender != "" {
+		quoted += ` quoted_sender="` + escape(sanitize.Truncate(clean(m.QuoteSender), 200), true) + `"`
+	}
+	var media strings.Builder
+	for _, a := range m.Attachments {
+		media.WriteString(formatAttachment(a))
+		if a.Transcribed {
+			quoted += ` transcript="true"`
+		}
+	}
 	return `<message sender="` + escape(clean(m.Sender), true) + `" sender_id="` + escape(clean(m.SenderID), true) + `"` +
-		owner + ` time="` + m.Time.In(loc).Format(time.RFC3339) + `"` + quoted + `>` + escape(text, false) + "</message>\n"
+		owner + ` time="` + m.Time.In(loc).Format(time.RFC3339) + `"` + quoted + `>` + escape(text, false) + media.String() + "</message>\n"
+}
+
+// formatAttachment is an attachment as the prompt carries it: what it is,
+// where the agent finds it (never its bytes: media count toward the caps
+// by this reference alone), and, when it was not kept or transcribed, why.
+func formatAttachment(a store.Attachment) string {
+	var b strings.Builder
+	b.WriteString(`<attachment kind="` + escape(clean(a.Kind), true) + `"`)
+	attr := func(name, v string) {
+		if v != "" {
+			b.WriteString(" " + name + `="` + escape(clean(v), true) + `"`)
+		}
+	}
+	attr("type", a.MIME)
+	if a.Path != "" {
+		attr("path", GroupDir+"/"+a.Path)
+		attr("bytes", fmt.Sprint(a.Bytes))
+	}
+	attr("name", a.FileName)
+	attr("note", a.Note)
+	b.WriteString("/>")
+	return b.String()
 }
 
 // clean makes s valid XML character data: invalid UTF-8 becomes U+FFFD;

@@ -49,8 +49,15 @@ type Options struct {
 	// are kept unsent.
 	Channels *Channels
 	// Runs logs scheduled tasks' runs; nil: they are not logged.
-	Runs   RunRecorder
-	Logger *slog.Logger
+	Runs RunRecorder
+	// Media keeps inbound files in the groups' folders, at most
+	// MediaMaxBytes each; nil: attachments are noted, not kept.
+	Media         MediaKeeper
+	MediaMaxBytes int64
+	// Transcriber turns voice notes into text; nil: they are noted as not
+	// transcribed.
+	Transcriber Transcriber
+	Logger      *slog.Logger
 }
 
 // Router turns stored chat messages into agent runs and their answers into
@@ -128,9 +135,18 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	// under (MarkSent stored those, so their echo is a duplicate below); the
 	// prefix catches an echo that arrives before the send returned.
 	isBot := m.FromMe && strings.HasPrefix(m.Text, r.prefix)
+	if _, dup, err := r.st.MessageByID(ctx, m.ChatJID, m.ID); err == nil && dup {
+		return channel.Stored{}, nil // a redelivery: its media were fetched the first time
+	}
+	var media []store.Attachment
+	if !isBot {
+		media = r.keepMedia(ctx, g.Folder, &m)
+	}
+	replyTo, addressed := r.quoted(ctx, &m)
 	seq, inserted, err := r.st.AddMessage(ctx, store.Message{
 		ChatJID: m.ChatJID, ID: m.ID, Sender: m.Sender, SenderName: m.SenderName, Content: m.Text, Quote: m.Quote,
-		Timestamp: m.Timestamp, FromMe: m.FromMe, IsBot: isBot,
+		Timestamp: m.Timestamp, FromMe: m.FromMe, IsBot: isBot, ReplyTo: replyTo, QuoteSender: m.QuoteSender,
+		Addressed: addressed, Attachments: media,
 	})
 	if err != nil {
 		return channel.Stored{}, fmt.Errorf("store message %s in %s: %w", m.ID, m.ChatJID, err)
@@ -141,17 +157,39 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	if isBot {
 		return channel.Stored{Seq: seq}, nil
 	}
-	answer := r.asks(g, m.Text)
+	answer, why := r.asks(g, store.MessageStart{Sender: m.Sender, FromMe: m.FromMe, Addressed: addressed, Start: m.Text})
 	stored := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventStored, Detail: from(m)}
 	next := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventQueued}
 	if !answer {
-		next.Kind, next.Detail = store.EventIgnored, fmt.Sprintf("kept as context, not answered: in this group only a message that starts with %s asks for an answer", g.Trigger)
+		next.Kind, next.Detail = store.EventIgnored, "kept as context, not answered: "+why
 	}
 	keepTrace(ctx, r.st, r.log, stored, next)
 	if answer {
 		r.notify(g.Folder)
 	}
 	return channel.Stored{Seq: seq, WillAnswer: answer}, nil
+}
+
+// quoted completes what m says of the message it replies to from the
+// store, and reports whether m speaks to the assistant without its trigger
+// word: it @-mentions the account, or replies to the assistant's own
+// message (which the store knows by id; a sender's app may claim anything
+// of the quote).
+func (r *Router) quoted(ctx context.Context, m *channel.Message) (replyTo string, addressed bool) {
+	if m.ReplyTo == "" {
+		return "", m.MentionsSelf
+	}
+	q, found, err := r.st.MessageByID(ctx, m.ChatJID, m.ReplyTo)
+	if err != nil || !found {
+		return sanitize.Clip(m.ReplyTo, 128, ""), m.MentionsSelf
+	}
+	if m.Quote == "" {
+		m.Quote = sanitize.FirstLine(q.Content, 120)
+	}
+	if m.QuoteSender == "" {
+		m.QuoteSender = q.Sender
+	}
+	return q.ID, m.MentionsSelf || q.IsBot
 }
 
 // from says who sent m, for the trace: a display name is the sender's own
@@ -169,13 +207,19 @@ func (r *Router) OnChat(ctx context.Context, ch channel.Channel, c channel.ChatI
 	r.ch.keepChat(ctx, ch, c)
 }
 
-// asks reports whether text in group g asks for an answer: main and groups
-// without a trigger answer everything; the others need the trigger.
-func (r *Router) asks(g store.Group, text string) bool {
-	if g.IsMain || !g.RequiresTrigger {
-		return true
+// asks reports whether a message in group g asks for an answer, and if
+// not, why: only the senders in the group's trigger_senders (and the owner)
+// start runs when it has that list; then main and groups without a trigger
+// answer everything; the others need the trigger word at the start, an
+// @-mention of the account, or a reply to the assistant's message.
+func (r *Router) asks(g store.Group, m store.MessageStart) (bool, string) {
+	switch {
+	case !g.Config.MayTrigger(m.Sender, m.FromMe):
+		return false, "in this group only the senders in trigger_senders start a run"
+	case g.IsMain || !g.RequiresTrigger || m.Addressed || r.trigger(g).Match(m.Start):
+		return true, ""
 	}
-	return r.trigger(g).Match(text)
+	return false, fmt.Sprintf("in this group only a message that starts with %s, mentions the assistant or replies to it asks for an answer", g.Trigger)
 }
 
 func (r *Router) trigger(g store.Group) Trigger {
@@ -191,9 +235,11 @@ func (r *Router) trigger(g store.Group) Trigger {
 
 // chatWork is one chat's unanswered messages, ready as a prompt.
 type chatWork struct {
-	chat   string
-	prompt Prompt
-	upTo   int64 // the newest seq the prompt covers
+	chat    string
+	prompt  Prompt
+	upTo    int64          // the newest seq the prompt covers
+	trigger *store.Message // the newest message that asked: reacted to, and quoted by the reply in groups
+	isGroup bool
 }
 
 // work is the queue's worker for one group: it answers every chat of the
@@ -307,24 +353,34 @@ func (r *Router) pending(ctx context.Context, g store.Group) ([]chatWork, error)
 			continue
 		}
 		input := make([]PromptMessage, 0, len(b.Messages))
-		asked := false
-		for _, m := range b.Messages {
+		var trigger *store.Message
+		for i, m := range b.Messages {
 			input = append(input, PromptMessage{Sender: m.SenderName, SenderID: m.Sender, FromOwner: m.FromMe,
-				Time: m.Timestamp, Text: m.Content, Quote: m.Quote})
-			asked = asked || r.asks(g, m.Content)
+				Time: m.Timestamp, Text: m.Content, Quote: m.Quote, QuoteSender: m.QuoteSender, Attachments: m.Attachments})
+			if ok, _ := r.asks(g, store.MessageStart{Sender: m.Sender, FromMe: m.FromMe, Addressed: m.Addressed, Start: m.Content}); ok {
+				trigger = &b.Messages[i]
+			}
 		}
+		asked := trigger != nil
 		if !asked && b.Older > 0 {
 			// A trigger said before the newest messages still asks for an answer.
-			t := r.trigger(g)
-			if asked, err = r.st.AnyStart(ctx, chat, cursor, b.Messages[0].Seq, t.Len(), t.Match); err != nil {
+			asked, err = r.st.AnyStart(ctx, chat, cursor, b.Messages[0].Seq, r.trigger(g).Len(), func(m store.MessageStart) bool {
+				ok, _ := r.asks(g, m)
+				return ok
+			})
+			if err != nil {
 				return nil, err
 			}
 		}
 		if !asked {
 			continue
 		}
+		isGroup := true
+		if c, found, err := r.st.GetChat(ctx, chat); err == nil && found {
+			isGroup = c.IsGroup
+		}
 		work = append(work, chatWork{chat: chat, prompt: FormatPrompt(input, b.Older, r.opt.Caps, r.opt.Location),
-			upTo: b.Messages[len(b.Messages)-1].Seq})
+			upTo: b.Messages[len(b.Messages)-1].Seq, trigger: trigger, isGroup: isGroup})
 	}
 	return work, nil
 }
@@ -343,21 +399,44 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w ch
 	}
 	start := time.Now()
 	r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventPrompted, "%d messages (%d older ones left out)", w.prompt.Kept, w.prompt.Omitted)
-	out, err := sess.Prompt(ctx, w.prompt.Text)
+	r.react(ctx, g, ch, w, "👀")
+	text := w.prompt.Text
+	undelivered, err := r.st.Undelivered(ctx, g.Folder)
+	if err != nil {
+		r.log.Warn("read undelivered replies", "group", g.Folder, "err", err)
+	}
+	if len(undelivered) > 0 {
+		text = undeliveredNote(undelivered, r.prefix, r.opt.Location) + text
+	}
+	out, err := sess.Prompt(ctx, text)
+	if len(undelivered) > 0 {
+		ids := make([]string, 0, len(undelivered))
+		for _, o := range undelivered {
+			ids = append(ids, o.ID)
+		}
+		if err := r.st.MarkTold(context.WithoutCancel(ctx), ids...); err != nil {
+			r.log.Warn("mark undelivered replies told", "group", g.Folder, "err", err)
+		}
+	}
 	if err = failed(out, err); err != nil {
 		r.log.Error("agent run failed", "group", g.Folder, "chat", w.chat, "err", err)
 		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventFailed, "the run failed: %v", err)
+		r.react(ctx, g, ch, w, "❌")
 		r.runDone(w.chat, 0, err)
 		return err
 	}
 	var reply *store.Outgoing
 	if text := strings.TrimSpace(out.Result); text != "" {
 		o := store.NewOutgoing(w.chat, g.Folder, r.prefix+text)
+		if w.isGroup && w.trigger != nil {
+			o.ReplyTo = w.trigger.ID // in a group, the reply says which message it answers
+		}
 		reply = &o
 	}
 	if err := r.st.AnswerChat(ctx, w.chat, w.upTo, reply); err != nil {
 		r.log.Error("record answer", "group", g.Folder, "chat", w.chat, "err", err)
 		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventFailed, "cannot keep the reply: %v", err)
+		r.react(ctx, g, ch, w, "❌")
 		r.runDone(w.chat, 0, err)
 		return err
 	}
@@ -365,11 +444,43 @@ func (r *Router) answer(ctx context.Context, g store.Group, sess Container, w ch
 	switch {
 	case reply == nil:
 		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "the agent chose not to reply")
+		r.react(ctx, g, ch, w, "✅")
 	case r.ch.Deliver(ctx, *reply): // a failure is traced where it happens
 		r.trace(ctx, g.Folder, w.chat, w.upTo, store.EventReplied, "a reply of %d bytes, delivered", len(reply.Content))
+		r.react(ctx, g, ch, w, "✅")
+	default:
+		r.react(ctx, g, ch, w, "❌")
 	}
 	r.runDone(w.chat, w.upTo, nil)
 	return nil
+}
+
+// react puts emoji on the message that asked for w's run, where the
+// channel can and the group has not turned reactions off; best effort.
+func (r *Router) react(ctx context.Context, g store.Group, ch channel.Channel, w chatWork, emoji string) {
+	rc, ok := ch.(channel.Reactor)
+	if !ok || w.trigger == nil || !g.Config.ReactionsOn() {
+		return
+	}
+	to := channel.MessageRef{ID: w.trigger.ID, Sender: w.trigger.Sender, FromMe: w.trigger.FromMe}
+	if err := rc.React(context.WithoutCancel(ctx), w.chat, to, emoji); err != nil {
+		r.log.Debug("reaction not set", "group", g.Folder, "chat", w.chat, "emoji", emoji, "err", err)
+	}
+}
+
+// undeliveredNote tells the agent which of its messages never reached
+// their chat, and why, ahead of the next prompt.
+func undeliveredNote(list []store.Outgoing, prefix string, loc *time.Location) string {
+	var b strings.Builder
+	for _, o := range list {
+		what := sanitize.FirstLine(strings.TrimPrefix(o.Content, prefix), 100)
+		if o.File != nil {
+			what = "the file " + o.File.Name
+		}
+		b.WriteString(`<not_delivered time="` + o.CreatedAt.In(loc).Format(time.RFC3339) + `" chat="` + escape(clean(o.ChatJID), true) +
+			`" reason="` + escape(clean(o.Error), true) + `">Your earlier message was not delivered: ` + escape(clean(what), false) + "</not_delivered>\n")
+	}
+	return b.String()
 }
 
 func (r *Router) flushUnsent(ctx context.Context) {

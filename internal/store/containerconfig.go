@@ -29,6 +29,27 @@ type ContainerConfig struct {
 	// AdditionalMounts are extra host directories the group asks for; the
 	// mount allowlist still decides whether each is granted.
 	AdditionalMounts []Mount `json:"additional_mounts,omitempty"`
+
+	// Reactions says whether the assistant reacts to the message it
+	// answers (👀 working, ✅ answered, ❌ failed); nil means yes.
+	Reactions *bool `json:"reactions,omitempty"`
+	// TriggerSenders, when set, are the only senders (ids as the channel
+	// gives them, like "4915112345678@s.whatsapp.net") whose messages start
+	// a run; the owner's always do. Others' messages still go along as
+	// context.
+	TriggerSenders []string `json:"trigger_senders,omitempty"`
+}
+
+// MaxTriggerSenders bounds a group's trigger_senders.
+const MaxTriggerSenders = 100
+
+// ReactionsOn reports whether the group reacts to the messages it answers.
+func (c ContainerConfig) ReactionsOn() bool { return c.Reactions == nil || *c.Reactions }
+
+// MayTrigger reports whether a message of sender (fromOwner: the owner's
+// own) may start a run.
+func (c ContainerConfig) MayTrigger(sender string, fromOwner bool) bool {
+	return fromOwner || len(c.TriggerSenders) == 0 || slices.Contains(c.TriggerSenders, sender)
 }
 
 // EgressMode is a container's network policy.
@@ -91,6 +112,14 @@ func (c ContainerConfig) Validate() error {
 		checkRange("memory_mb", c.MemoryMB, MinMemoryMB, MaxMemoryMB), checkRange("cpus", c.CPUs, MinCPUs, MaxCPUs),
 		checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit), c.Egress.validate()); err != nil {
 		return err
+	}
+	if len(c.TriggerSenders) > MaxTriggerSenders {
+		return fmt.Errorf("container config: trigger_senders: %d senders, at most %d", len(c.TriggerSenders), MaxTriggerSenders)
+	}
+	for i, s := range c.TriggerSenders {
+		if s == "" || len(s) > 200 || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || r == ',' }) {
+			return fmt.Errorf("container config: trigger_senders[%d] %q: want a sender id like 4915112345678@s.whatsapp.net", i, s)
+		}
 	}
 	seen := map[string]bool{}
 	for i, m := range c.AdditionalMounts {

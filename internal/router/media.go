@@ -1,0 +1,161 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// MediaKeeper keeps an inbound message's files in its group's folder
+// (internal/agent's Runner in production): under media/NAME, created anew,
+// through the folder's os.Root, owned by the group's container user.
+type MediaKeeper interface {
+	SaveMedia(ctx context.Context, folder, name string, fetch func(w io.Writer) error) (int64, error)
+}
+
+// Transcriber turns a voice note into text (internal/transcribe's Client).
+type Transcriber interface {
+	Enabled() bool
+	Transcribe(ctx context.Context, audio io.Reader, fileName, mimeType string) (string, error)
+}
+
+// extensions name a kept file's type for the tools that read it; the type
+// itself is detected from the content.
+var extensions = map[string]string{
+	"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+	"audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp4": ".m4a", "audio/aac": ".aac", "audio/wave": ".wav",
+	"video/mp4": ".mp4", "video/webm": ".webm", "video/3gpp": ".3gp",
+	"application/pdf": ".pdf", "text/plain": ".txt", "application/zip": ".zip",
+}
+
+// keepMedia fetches each attachment of m into the group's media folder,
+// bounded, and says what became of it: kept (its path, size and type) or
+// not, and why. A voice note is transcribed on the host when a transcriber
+// is set; its transcript becomes the message's text when the message has
+// none. A failure is noted in the attachment, never a reason to lose the
+// message.
+func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Message) []store.Attachment {
+	var kept []store.Attachment
+	for i, a := range m.Attachments {
+		if i == store.MaxAttachments {
+			r.log.Warn("attachments beyond the limit left out", "chat", m.ChatJID, "id", m.ID, "count", len(m.Attachments))
+			break
+		}
+		k := store.Attachment{Kind: string(a.Kind), MIME: mediaType(a.MIME), FileName: sanitize.FirstLine(a.FileName, 100)}
+		if k.Validate() != nil { // a kind this host does not know: kept as a document
+			k.Kind = string(channel.KindDocument)
+		}
+		var voice *bytes.Buffer
+		switch {
+		case r.opt.Media == nil || a.Fetch == nil:
+			k.Note = "not kept: this host keeps no media"
+		case a.Size > r.opt.MediaMaxBytes:
+			k.Note = fmt.Sprintf("not fetched: %s is over the limit of %s (MEDIA_MAX_BYTES)", size(a.Size), size(r.opt.MediaMaxBytes))
+		default:
+			var head sniffer
+			if a.Kind == channel.KindVoice {
+				voice = new(bytes.Buffer)
+			}
+			name := mediaName(m.ID, i, k.MIME)
+			n, err := r.opt.Media.SaveMedia(ctx, folder, name, func(w io.Writer) error {
+				if voice != nil {
+					w = io.MultiWriter(w, voice)
+				}
+				return a.Fetch(ctx, io.MultiWriter(w, &head), r.opt.MediaMaxBytes)
+			})
+			switch {
+			case errors.Is(err, channel.ErrTooLarge):
+				k.Note = fmt.Sprintf("not fetched: over the limit of %s (MEDIA_MAX_BYTES)", size(r.opt.MediaMaxBytes))
+				voice = nil
+			case err != nil:
+				r.log.Warn("media not kept", "chat", m.ChatJID, "id", m.ID, "kind", a.Kind, "err", err)
+				k.Note = "could not be fetched: " + sanitize.FirstLine(err.Error(), 200)
+				voice = nil
+			default:
+				k.Path, k.Bytes = store.MediaDir+"/"+name, n
+				if k.MIME == "" || k.MIME == "application/octet-stream" {
+					k.MIME = mediaType(http.DetectContentType(head.b))
+				}
+			}
+		}
+		if a.Kind == channel.KindVoice && k.Note == "" {
+			r.transcribe(ctx, m, &k, voice)
+		}
+		kept = append(kept, k)
+	}
+	return kept
+}
+
+// transcribe makes the voice note's transcript the message's text, or
+// notes why there is none.
+func (r *Router) transcribe(ctx context.Context, m *channel.Message, k *store.Attachment, audio *bytes.Buffer) {
+	if r.opt.Transcriber == nil || !r.opt.Transcriber.Enabled() {
+		k.Note = "not transcribed: no transcriber is set (TRANSCRIBE_URL)"
+		return
+	}
+	text, err := r.opt.Transcriber.Transcribe(ctx, audio, k.Path[len(store.MediaDir)+1:], k.MIME)
+	if err != nil {
+		r.log.Warn("voice note not transcribed", "chat", m.ChatJID, "id", m.ID, "err", err)
+		k.Note = "not transcribed: " + sanitize.FirstLine(err.Error(), 200)
+		return
+	}
+	if strings.TrimSpace(m.Text) == "" {
+		m.Text, k.Transcribed = text, true
+	}
+}
+
+// mediaName is the host's name for attachment i of message id: the id's
+// safe characters, the position, and an extension for the type.
+func mediaName(id string, i int, mimeType string) string {
+	safe := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, id)
+	ext, ok := extensions[mimeType]
+	if !ok {
+		ext = ".bin"
+	}
+	return fmt.Sprintf("%s-%d%s", safe[:min(len(safe), 60)], i, ext)
+}
+
+// mediaType is a MIME type without parameters, "" when it is none.
+func mediaType(v string) string {
+	t, _, err := mime.ParseMediaType(v)
+	if err != nil || len(t) > 100 {
+		return ""
+	}
+	return t
+}
+
+// size is a byte count for people.
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// sniffer keeps the first 512 bytes written to it: what content type
+// detection reads.
+type sniffer struct{ b []byte }
+
+func (s *sniffer) Write(p []byte) (int, error) {
+	if n := 512 - len(s.b); n > 0 {
+		s.b = append(s.b, p[:min(n, len(p))]...)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,472 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nanoclaw/nanoclaw/internal/agent"
+	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+)
+
+// chatChannel is a channel that can do everything a channel may: it
+// records sends, quotes, files and reactions, and fails the next sends
+// while failures > 0.
+type chatChannel struct {
+	mu       sync.Mutex
+	log      []string
+	failures int
+}
+
+func (c *chatChannel) Name() string                                      { return "chat" }
+func (c *chatChannel) Owns(string) bool                                  { return true }
+func (c *chatChannel) Connect(context.Context, channel.Handler) error    { return nil }
+func (c *chatChannel) SetTyping(context.Context, string, bool) error     { return nil }
+func (c *chatChannel) Chats(context.Context) ([]channel.ChatInfo, error) { return nil, nil }
+func (c *chatChannel) Self() string                                      { return "" }
+func (c *chatChannel) Close() error                                      { return nil }
+
+func (c *chatChannel) record(line string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failures > 0 && !strings.HasPrefix(line, "react ") {
+		c.failures--
+		c.log = append(c.log, "failed "+line)
+		return nil, errors.New("the service is down")
+	}
+	c.log = append(c.log, line)
+	return []string{fmt.Sprintf("out-%d", len(c.log))}, nil
+}
+
+func (c *chatChannel) Send(_ context.Context, jid, text string) ([]string, error) {
+	return c.record("send " + text)
+}
+
+func (c *chatChannel) SendQuoting(_ context.Context, jid, text string, q channel.MessageRef) ([]string, error) {
+	return c.record(fmt.Sprintf("quote %s/%s %s", q.ID, q.Sender, text))
+}
+
+func (c *chatChannel) SendFile(_ context.Context, jid string, f channel.File) (string, error) {
+	ids, err := c.record(fmt.Sprintf("file %s %s %s %q %q", f.Name, f.Kind, f.MIME, f.Data, f.Caption))
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+func (c *chatChannel) React(_ context.Context, jid string, to channel.MessageRef, emoji string) error {
+	_, err := c.record("react " + to.ID + " " + emoji)
+	return err
+}
+
+func (c *chatChannel) lines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.log)
+}
+
+// waitLines waits until the channel has recorded want, in order.
+func (c *chatChannel) waitLines(t *testing.T, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(c.lines(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("channel lines:\n got %q\nwant %q", c.lines(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// scriptedAgents start sessions that record each prompt's text and answer
+// with the next of results ("" no reply; "error" a failed run).
+type scriptedAgents struct {
+	mu      sync.Mutex
+	prompts []string
+	results []string
+}
+
+func (a *scriptedAgents) Start(context.Context, store.Group, agent.StartOptions) (Container, error) {
+	return &scriptedSession{a: a, done: make(chan struct{})}, nil
+}
+
+func (a *scriptedAgents) texts() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.prompts)
+}
+
+type scriptedSession struct {
+	a    *scriptedAgents
+	done chan struct{}
+	once sync.Once
+}
+
+func (s *scriptedSession) Prompt(_ context.Context, text string) (ipc.Output, error) {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	s.a.prompts = append(s.a.prompts, text)
+	result := "ok"
+	if len(s.a.results) > 0 {
+		result, s.a.results = s.a.results[0], s.a.results[1:]
+	}
+	if result == "error" {
+		return ipc.Output{IsError: true, Error: "the model failed"}, nil
+	}
+	return ipc.Output{Result: result}, nil
+}
+func (s *scriptedSession) Done() <-chan struct{}   { return s.done }
+func (s *scriptedSession) Close(context.Context) { s.once.Do(func() { close(s.done) }) }
+
+// dirMedia keeps media in a directory, as the runner keeps them in a
+// group's folder.
+type dirMedia struct{ dir string }
+
+func (m dirMedia) SaveMedia(_ context.Context, folder, name string, fetch func(io.Writer) error) (int64, error) {
+	if err := store.ValidateMediaPath("media/" + name); err != nil {
+		return 0, err
+	}
+	p := filepath.Join(m.dir, folder, name)
+	os.MkdirAll(filepath.Dir(p), 0o700)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if err := fetch(f); err != nil {
+		os.Remove(p)
+		return 0, err
+	}
+	st, err := f.Stat()
+	return st.Size(), err
+}
+
+// fakeTranscriber transcribes every voice note as text, and records what
+// it was sent.
+type fakeTranscriber struct {
+	text  string
+	err   error
+	heard [][]byte
+}
+
+func (f *fakeTranscriber) Enabled() bool { return true }
+func (f *fakeTranscriber) Transcribe(_ context.Context, audio io.Reader, name, mimeType string) (string, error) {
+	b, _ := io.ReadAll(audio)
+	f.heard = append(f.heard, b)
+	return f.text, f.err
+}
+
+// chatWorld is a router with every optional part: media, transcriber, a
+// channel that can do everything; groups main and family (trigger @Andy).
+type chatWorld struct {
+	st     *store.Store
+	r      *Router
+	ch     *chatChannel
+	agents *scriptedAgents
+	media  string
+	spool  string
+	chats  *Channels
+}
+
+func newChatWorld(t *testing.T, tr Transcriber, family store.ContainerConfig) *chatWorld {
+	t.Helper()
+	ctx := context.Background()
+	st := openStore(t)
+	st.PutGroup(ctx, store.Group{Folder: "main", Name: "Main", Trigger: "@Andy", IsMain: true, AddedAt: time.Now()})
+	st.BindChat(ctx, "local:main", "main")
+	st.PutGroup(ctx, store.Group{Folder: "family", Name: "Family", Trigger: "@Andy", RequiresTrigger: true, AddedAt: time.Now(), Config: family})
+	st.UpsertChat(ctx, store.Chat{JID: "fam@g.us", Channel: "chat", IsGroup: true, LastActivity: time.Now()})
+	st.BindChat(ctx, "fam@g.us", "family")
+	w := &chatWorld{st: st, ch: &chatChannel{}, agents: &scriptedAgents{}, media: t.TempDir(), spool: t.TempDir()}
+	w.chats = NewChannels(st, "Andy", nil)
+	w.chats.retry = time.Millisecond
+	w.chats.Spool(w.spool, 1<<20)
+	w.chats.Add(w.ch)
+	w.r = New(Options{Store: st, Agents: w.agents, AssistantName: "Andy", MaxConcurrent: 3, IdleTimeout: time.Minute,
+		Caps: Caps{MaxMessages: 50, MaxBytes: 32 << 10, MaxMessageBytes: 4096}, Channels: w.chats,
+		Media: dirMedia{w.media}, MediaMaxBytes: 1 << 20, Transcriber: tr})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { w.r.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func (w *chatWorld) deliver(t *testing.T, m channel.Message) channel.Stored {
+	t.Helper()
+	if m.Timestamp.IsZero() {
+		m.Timestamp = time.Now()
+	}
+	if m.ChatJID == "" {
+		m.ChatJID, m.IsGroup = "fam@g.us", true
+	}
+	if m.Sender == "" {
+		m.Sender, m.SenderName = "49151@s.whatsapp.net", "Carol"
+	}
+	stored, err := w.r.OnMessage(context.Background(), w.ch, m)
+	if err != nil {
+		t.Fatalf("OnMessage(%+v): %v", m, err)
+	}
+	return stored
+}
+
+// waitPrompt waits for the n-th prompt (from 1) and returns it.
+func (w *chatWorld) waitPrompt(t *testing.T, n int) string {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("prompt %d", n), func() bool { return len(w.agents.texts()) >= n })
+	return w.agents.texts()[n-1]
+}
+
+// bytesFetch is a Fetch of data that honours the limit, as adapters must.
+func bytesFetch(data []byte) func(context.Context, io.Writer, int64) error {
+	return func(_ context.Context, w io.Writer, max int64) error {
+		if int64(len(data)) > max {
+			return fmt.Errorf("%d bytes: %w", len(data), channel.ErrTooLarge)
+		}
+		_, err := w.Write(data)
+		return err
+	}
+}
+
+var png = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89")
+
+// A photo is kept in the group's media folder under a name the host
+// chose, and reaches the prompt as a reference inside its message; media
+// over the limit, or that cannot be fetched, are noted and the message is
+// kept all the same.
+func TestInboundMediaReachThePromptByReference(t *testing.T) {
+	w := newChatWorld(t, nil, store.ContainerConfig{})
+	fetched := false
+	stored := w.deliver(t, channel.Message{ID: "M1", Text: "@Andy what is this?", Attachments: []channel.Attachment{
+		{Kind: channel.KindImage, MIME: "image/png", FileName: "../../etc/passwd", Fetch: bytesFetch(png)},
+		{Kind: channel.KindDocument, MIME: "application/pdf", Size: 50 << 20, FileName: "huge.pdf",
+			Fetch: func(context.Context, io.Writer, int64) error { fetched = true; return nil }},
+		{Kind: channel.KindVideo, MIME: "video/mp4", Fetch: bytesFetch(bytes.Repeat([]byte("v"), 2<<20))},
+		{Kind: channel.KindSticker, MIME: "image/webp", Fetch: func(context.Context, io.Writer, int64) error { return errors.New("media server said 404") }},
+	}})
+	if !stored.WillAnswer {
+		t.Fatalf("stored = %+v, want answered", stored)
+	}
+	if fetched {
+		t.Error("media claimed over the limit were fetched")
+	}
+	kept, err := os.ReadFile(filepath.Join(w.media, "family", "M1-0.png"))
+	if err != nil || !bytes.Equal(kept, png) {
+		t.Fatalf("kept photo = %q, %v", kept, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(w.media, "family")); len(entries) != 1 {
+		t.Errorf("media folder holds %d files, want the photo alone (no partial video)", len(entries))
+	}
+	prompt := w.waitPrompt(t, 1)
+	for _, want := range []string{
+		`@Andy what is this?<attachment kind="image" type="image/png" path="/workspace/group/media/M1-0.png" bytes="` + fmt.Sprint(len(png)) + `" name="../../etc/passwd"/>`,
+		`<attachment kind="document" type="application/pdf" name="huge.pdf" note="not fetched: 50.0 MiB is over the limit of 1.0 MiB (MEDIA_MAX_BYTES)"/>`,
+		`<attachment kind="video" type="video/mp4" note="not fetched: over the limit of 1.0 MiB (MEDIA_MAX_BYTES)"/>`,
+		`<attachment kind="sticker" type="image/webp" note="could not be fetched: media server said 404"/>`,
+	} {
+		if !strings.Contains(prompt, want) {
+			t.Errorf("prompt lacks %s:\n%s", want, prompt)
+		}
+	}
+	// A redelivery is not fetched again.
+	again := w.deliver(t, channel.Message{ID: "M1", Text: "@Andy what is this?", Attachments: []channel.Attachment{
+		{Kind: channel.KindImage, MIME: "image/png", Fetch: func(context.Context, io.Writer, int64) error {
+			t.Error("a redelivered message's media were fetched again")
+			return nil
+		}}}})
+	if again.Seq != 0 {
+		t.Errorf("redelivery stored = %+v", again)
+	}
+}
+
+// A voice note is transcribed on the host: the transcript is the message's
+// text (so the trigger counts on it), marked as such, and the audio is kept.
+// With no transcriber, or when transcription fails, the prompt says so.
+func TestVoiceNotes(t *testing.T) {
+	voice := []byte("OggS\x00\x02voice")
+	tr := &fakeTranscriber{text: "@Andy remind me to buy milk"}
+	w := newChatWorld(t, tr, store.ContainerConfig{})
+	stored := w.deliver(t, channel.Message{ID: "V1", Attachments: []channel.Attachment{{Kind: channel.KindVoice, MIME: "audio/ogg; codecs=opus", Fetch: bytesFetch(voice)}}})
+	if !stored.WillAnswer {
+		t.Fatal("a voice note whose transcript starts with the trigger did not ask for an answer")
+	}
+	if len(tr.heard) != 1 || !bytes.Equal(tr.heard[0], voice) {
+		t.Errorf("transcriber heard %q", tr.heard)
+	}
+	prompt := w.waitPrompt(t, 1)
+	want := `transcript="true">@Andy remind me to buy milk<attachment kind="voice" type="audio/ogg" path="/workspace/group/media/V1-0.ogg" bytes="11"/></message>`
+	if !strings.Contains(prompt, want) {
+		t.Errorf("prompt lacks %s:\n%s", want, prompt)
+	}
+
+	tr.err = errors.New("transcription endpoint: 500 Internal Server Error")
+	if s := w.deliver(t, channel.Message{ID: "V2", Attachments: []channel.Attachment{{Kind: channel.KindVoice, MIME: "audio/ogg", Fetch: bytesFetch(voice)}}}); s.WillAnswer {
+		t.Error("an untranscribed voice note in a trigger group asked for an answer")
+	}
+	m, _, _ := w.st.MessageByID(context.Background(), "fam@g.us", "V2")
+	if len(m.Attachments) != 1 || m.Attachments[0].Note != "not transcribed: transcription endpoint: 500 Internal Server Error" || m.Attachments[0].Path == "" {
+		t.Errorf("untranscribed voice note kept as %+v", m.Attachments)
+	}
+
+	plain := newChatWorld(t, nil, store.ContainerConfig{})
+	plain.deliver(t, channel.Message{ChatJID: "local:main", ID: "V3", Attachments: []channel.Attachment{{Kind: channel.KindVoice, MIME: "audio/ogg", Fetch: bytesFetch(voice)}}})
+	if p := plain.waitPrompt(t, 1); !strings.Contains(p, `note="not transcribed: no transcriber is set (TRANSCRIBE_URL)"/>`) {
+		t.Errorf("prompt without a transcriber:\n%s", p)
+	}
+}
+
+// In a trigger group, a reply to the assistant's own message and an
+// @-mention of the account ask for an answer without the trigger word; a
+// reply to someone else's message does not. With trigger_senders, only
+// those senders (and the owner) start runs; the others' messages go along
+// as context.
+func TestRepliesMentionsAndTriggerSenders(t *testing.T) {
+	ctx := context.Background()
+	w := newChatWorld(t, nil, store.ContainerConfig{TriggerSenders: []string{"49151@s.whatsapp.net"}})
+	o := store.NewOutgoing("fam@g.us", "family", "Andy: the shop closes at six")
+	if err := w.st.Enqueue(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.MarkSent(ctx, o, []string{"BOT1"}, "Andy"); err != nil {
+		t.Fatal(err)
+	}
+	w.deliver(t, channel.Message{ID: "H1", Sender: "49170@s.whatsapp.net", SenderName: "Dan", Text: "hello all"})
+	for _, tc := range []struct {
+		m    channel.Message
+		want bool
+	}{
+		{channel.Message{ID: "R1", Text: "and on Sunday?", ReplyTo: "H1"}, false},
+		{channel.Message{ID: "R2", Text: "and on Sunday?", ReplyTo: "BOT1", Quote: "made up"}, true},
+		{channel.Message{ID: "R3", Text: "what do you think?", MentionsSelf: true}, true},
+		{channel.Message{ID: "R4", Sender: "49170@s.whatsapp.net", SenderName: "Dan", Text: "@Andy me too"}, false},
+		{channel.Message{ID: "R5", Sender: "4900@s.whatsapp.net", SenderName: "Owner", FromMe: true, Text: "@Andy and me"}, true},
+	} {
+		if got := w.deliver(t, tc.m); got.WillAnswer != tc.want {
+			t.Errorf("message %s asks for an answer: %v, want %v", tc.m.ID, got.WillAnswer, tc.want)
+		}
+	}
+	r2, _, _ := w.st.MessageByID(ctx, "fam@g.us", "R2")
+	if !r2.Addressed || r2.Quote != "made up" || r2.QuoteSender != "Andy" || r2.ReplyTo != "BOT1" {
+		t.Errorf("the reply to the assistant is stored as %+v", r2)
+	}
+	r1, _, _ := w.st.MessageByID(ctx, "fam@g.us", "R1")
+	if r1.Addressed || r1.Quote != "hello all" || r1.QuoteSender != "49170@s.whatsapp.net" {
+		t.Errorf("the reply to Dan is stored as %+v", r1)
+	}
+	_, evs := kinds(t, w.st, "family")
+	var why []string
+	for _, e := range evs {
+		if e.Kind == store.EventIgnored {
+			why = append(why, e.Detail)
+		}
+	}
+	if len(why) != 3 || !strings.Contains(why[2], "only the senders in trigger_senders") {
+		t.Errorf("reasons for not answering: %q", why)
+	}
+	prompt := w.waitPrompt(t, 1)
+	if !strings.Contains(prompt, `quoted="hello all" quoted_sender="49170@s.whatsapp.net">and on Sunday?`) {
+		t.Errorf("the prompt does not show who was quoted:\n%s", prompt)
+	}
+}
+
+// The message that asked is reacted to (👀 at the start, ✅ when answered,
+// ❌ when the run failed) and, in a group, the reply quotes it; a group can
+// turn reactions off.
+func TestReactionsAndQuotedReplies(t *testing.T) {
+	w := newChatWorld(t, nil, store.ContainerConfig{})
+	w.agents.results = []string{"it is a cat", "error"}
+	w.deliver(t, channel.Message{ID: "Q1", Text: "@Andy what is this?"})
+	w.ch.waitLines(t, "react Q1 👀", "quote Q1/49151@s.whatsapp.net Andy: it is a cat", "react Q1 ✅")
+	w.deliver(t, channel.Message{ID: "Q2", Text: "@Andy and this?"})
+	w.ch.waitLines(t, "react Q1 👀", "quote Q1/49151@s.whatsapp.net Andy: it is a cat", "react Q1 ✅", "react Q2 👀", "react Q2 ❌")
+
+	off := false
+	quiet := newChatWorld(t, nil, store.ContainerConfig{Reactions: &off})
+	quiet.deliver(t, channel.Message{ID: "Q3", Text: "@Andy hi"})
+	quiet.ch.waitLines(t, "quote Q3/49151@s.whatsapp.net Andy: ok")
+	// A chat that is no group gets its reply unquoted.
+	quiet.deliver(t, channel.Message{ID: "Q4", ChatJID: "local:main", Text: "hi"})
+	quiet.ch.waitLines(t, "quote Q3/49151@s.whatsapp.net Andy: ok", "react Q4 👀", "send Andy: ok", "react Q4 ✅")
+}
+
+// A reply the channel cannot deliver is tried again, then given up: the
+// trace says so, it is not sent at the next start, and the group's next
+// prompt tells the agent, once.
+func TestUndeliveredReplyIsToldToTheNextRun(t *testing.T) {
+	ctx := context.Background()
+	w := newChatWorld(t, nil, store.ContainerConfig{})
+	w.ch.failures = deliverAttempts
+	w.agents.results = []string{"the answer", "second", "third"}
+	w.deliver(t, channel.Message{ID: "U1", ChatJID: "local:main", Text: "first"})
+	waitFor(t, "the given-up send", func() bool {
+		return len(slices.DeleteFunc(w.ch.lines(), func(l string) bool { return !strings.HasPrefix(l, "failed ") })) == deliverAttempts
+	})
+	waitFor(t, "the failure traced", func() bool {
+		_, evs := kinds(t, w.st, "main")
+		return slices.ContainsFunc(evs, func(e store.Event) bool {
+			return e.Kind == store.EventFailed && strings.Contains(e.Detail, "could not be delivered") && strings.Contains(e.Detail, "the service is down")
+		})
+	})
+	if unsent, _ := w.st.Unsent(ctx); len(unsent) != 0 {
+		t.Errorf("a given-up reply is still to be sent at the next start: %+v", unsent)
+	}
+	w.deliver(t, channel.Message{ID: "U2", ChatJID: "local:main", Text: "second"})
+	p := w.waitPrompt(t, 2)
+	if !strings.Contains(p, `reason="the service is down">Your earlier message was not delivered: the answer</not_delivered>`) {
+		t.Errorf("second prompt does not tell of the lost reply:\n%s", p)
+	}
+	w.deliver(t, channel.Message{ID: "U3", ChatJID: "local:main", Text: "third"})
+	if p := w.waitPrompt(t, 3); strings.Contains(p, "not_delivered") {
+		t.Errorf("the lost reply was told twice:\n%s", p)
+	}
+}
+
+// A file the agent sends goes from the spool through the channel's
+// FileSender, with its caption; the spooled copy is removed once sent. A
+// channel that cannot send files gives it up at once, with the reason.
+func TestFilesAreDeliveredFromTheSpool(t *testing.T) {
+	ctx := context.Background()
+	w := newChatWorld(t, nil, store.ContainerConfig{})
+	o := store.NewOutgoing("fam@g.us", "family", "Andy: [file plan.pdf]")
+	o.File = &store.OutFile{Spool: o.ID + ".pdf", Name: "plan.pdf", MIME: "application/pdf", Kind: "document", Caption: "the plan"}
+	if err := os.WriteFile(filepath.Join(w.spool, o.File.Spool), []byte("%PDF-1.4"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.Enqueue(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if !w.chats.Deliver(ctx, o) {
+		t.Fatal("the file was not delivered")
+	}
+	if got := w.ch.lines(); !slices.Equal(got, []string{`file plan.pdf document application/pdf "%PDF-1.4" "the plan"`}) {
+		t.Errorf("channel got %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(w.spool, o.File.Spool)); !os.IsNotExist(err) {
+		t.Errorf("the spooled copy is still there: %v", err)
+	}
+
+	textOnly := NewChannels(w.st, "Andy", nil)
+	textOnly.Spool(w.spool, 1<<20)
+	textOnly.Add(&fakeChannel{})
+	o2 := store.NewOutgoing("fam@g.us", "family", "Andy: [file plan.pdf]")
+	o2.File = &store.OutFile{Spool: o2.ID + ".pdf", Name: "plan.pdf", MIME: "application/pdf", Kind: "document"}
+	os.WriteFile(filepath.Join(w.spool, o2.File.Spool), []byte("%PDF-1.4"), 0o600)
+	w.st.Enqueue(ctx, o2)
+	if textOnly.Deliver(ctx, o2) {
+		t.Fatal("a channel without files delivered a file")
+	}
+	und, _ := w.st.Undelivered(ctx, "family")
+	if len(und) != 1 || und[0].Error != "the fake channel cannot send files" {
+		t.Errorf("undelivered = %+v", und)
+	}
+}
