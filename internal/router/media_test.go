@@ -125,7 +125,7 @@ func (s *scriptedSession) Prompt(_ context.Context, text string) (ipc.Output, er
 	}
 	return ipc.Output{Result: result}, nil
 }
-func (s *scriptedSession) Done() <-chan struct{}   { return s.done }
+func (s *scriptedSession) Done() <-chan struct{} { return s.done }
 func (s *scriptedSession) Close(context.Context) { s.once.Do(func() { close(s.done) }) }
 
 // dirMedia keeps media in a directory, as the runner keeps them in a
