@@ -26,7 +26,10 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
   nanoclaw groups set FOLDER KEY=VALUE...       change settings: name, trigger, requires_trigger,
                                                 timeout (seconds), memory_mb, cpus, pids_limit,
                                                 egress (none|allowlist|public), allow (comma list),
-                                                mounts (JSON list of {host_path, container_path, readonly})
+                                                mounts (JSON list of {host_path, container_path, readonly}),
+                                                reactions (on|off: 👀 ✅ ❌ on the message answered),
+                                                trigger_senders (comma list of sender ids who may
+                                                start a run; empty: anyone in the chat)
   nanoclaw groups reset-session FOLDER          forget the group's Claude Code session: its next
                                                 container starts a new conversation
 
@@ -200,13 +203,15 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 		case "egress":
 			a.EgressMode = &value
 		case "allow":
-			list := []string{}
-			for _, item := range strings.Split(value, ",") {
-				if item = strings.TrimSpace(item); item != "" {
-					list = append(list, item)
-				}
+			a.EgressAllow = new(commaList(value))
+		case "trigger_senders":
+			a.TriggerSenders = new(commaList(value))
+		case "reactions":
+			on, ok := map[string]bool{"on": true, "true": true, "off": false, "false": false}[value]
+			if !ok {
+				return a, usagef("reactions: %q is not on or off", value)
 			}
-			a.EgressAllow = &list
+			a.Reactions = &on
 		case "mounts":
 			var mounts []ipc.ExtraMount
 			if err := ipc.DecodeStrict([]byte(value), &mounts); err != nil { // R14: nothing may follow the list
@@ -214,10 +219,21 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			}
 			a.AdditionalMounts = &mounts
 		default:
-			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts)", key)
+			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, trigger_senders)", key)
 		}
 	}
 	return a, nil
+}
+
+// commaList is the non-empty items of a comma-separated list.
+func commaList(value string) []string {
+	list := []string{}
+	for _, item := range strings.Split(value, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			list = append(list, item)
+		}
+	}
+	return list
 }
 
 func (m *Main) printGroup(g ipc.GroupInfo) {
@@ -237,4 +253,6 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 	for _, mt := range g.AdditionalMounts {
 		fmt.Fprintf(w, "mount:     %s -> %s (readonly requested: %v)\n", mt.HostPath, mt.ContainerPath, mt.ReadOnly)
 	}
+	reactions := map[bool]string{true: "on", false: "off"}[g.Reactions]
+	fmt.Fprintf(w, "reactions: %s\ntriggers:  %s\n", reactions, cmp.Or(strings.Join(g.TriggerSenders, ", "), "anyone in the chat"))
 }

@@ -42,6 +42,8 @@ type ConfigureGroupArgs struct {
 	EgressMode       *string       `json:"egress_mode,omitempty"`
 	EgressAllow      *[]string     `json:"egress_allow,omitempty"`
 	AdditionalMounts *[]ExtraMount `json:"additional_mounts,omitempty"`
+	Reactions        *bool         `json:"reactions,omitempty"`
+	TriggerSenders   *[]string     `json:"trigger_senders,omitempty"`
 }
 
 // GroupInfo is a registered group as the tools show it.
@@ -60,6 +62,8 @@ type GroupInfo struct {
 	EgressMode       string       `json:"egress_mode,omitempty"`
 	EgressAllow      []string     `json:"egress_allow,omitempty"`
 	AdditionalMounts []ExtraMount `json:"additional_mounts,omitempty"`
+	Reactions        bool         `json:"reactions"`
+	TriggerSenders   []string     `json:"trigger_senders,omitempty"`
 	Note             string       `json:"note,omitempty"`
 }
 

@@ -234,7 +234,8 @@ func (s *Set) groupInfo(ctx context.Context, g store.Group) ipc.GroupInfo {
 	info := ipc.GroupInfo{Folder: g.Folder, Name: g.Name, Trigger: g.Trigger, RequiresTrigger: g.RequiresTrigger,
 		IsMain: g.IsMain, Chats: chats, AddedAt: g.AddedAt, TimeoutSeconds: g.Config.TimeoutSeconds,
 		MemoryMB: g.Config.MemoryMB, CPUs: g.Config.CPUs, PidsLimit: g.Config.PidsLimit,
-		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow}
+		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow,
+		Reactions: g.Config.ReactionsOn(), TriggerSenders: g.Config.TriggerSenders}
 	for _, m := range g.Config.AdditionalMounts {
 		info.AdditionalMounts = append(info.AdditionalMounts, ipc.ExtraMount(m))
 	}
@@ -265,6 +266,13 @@ func applyConfig(g *store.Group, c ipc.ConfigureGroupArgs) error {
 	set(&g.Config.CPUs, c.CPUs)
 	set(&g.Config.PidsLimit, c.PidsLimit)
 	set(&g.Config.Egress.Allow, c.EgressAllow)
+	if c.Reactions != nil {
+		g.Config.Reactions = nil // on is the default, and is stored as such
+		if !*c.Reactions {
+			g.Config.Reactions = c.Reactions
+		}
+	}
+	set(&g.Config.TriggerSenders, c.TriggerSenders)
 	return g.Validate()
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -396,5 +397,32 @@ func TestSetCommandQuotes(t *testing.T) {
 	want := `nanoclaw groups set family 'name=Bob'\''s group' cpus=1.5 'allow=a.com,10.0.0.0/8:*' 'mounts=[{"host_path":"/srv/x","container_path":"x","readonly":true}]'`
 	if got != want {
 		t.Errorf("setCommand =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// Reactions and trigger_senders are set and shown; reactions on is stored
+// as the default, and a bad sender id changes nothing.
+func TestChatSettings(t *testing.T) {
+	w := newGroupWorld(t)
+	if _, err := w.owner("configure_group", ipc.ConfigureGroupArgs{Folder: "family", Reactions: ptr(false),
+		TriggerSenders: &[]string{"491511@s.whatsapp.net", "491512@s.whatsapp.net"}}); err != nil {
+		t.Fatal(err)
+	}
+	g := w.group(t, "family")
+	if g.Config.ReactionsOn() || !slices.Equal(g.Config.TriggerSenders, []string{"491511@s.whatsapp.net", "491512@s.whatsapp.net"}) {
+		t.Fatalf("config = %+v", g.Config)
+	}
+	info, err := w.model("get_group", ipc.FolderArgs{Folder: "family"})
+	if gi := info.(ipc.GroupInfo); err != nil || gi.Reactions || len(gi.TriggerSenders) != 2 {
+		t.Errorf("get_group = %+v, %v", info, err)
+	}
+	if _, err := w.owner("configure_group", ipc.ConfigureGroupArgs{Folder: "family", TriggerSenders: &[]string{"a b"}}); err == nil {
+		t.Error("a sender id with a space was taken")
+	}
+	if _, err := w.owner("configure_group", ipc.ConfigureGroupArgs{Folder: "family", Reactions: ptr(true), TriggerSenders: &[]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if g := w.group(t, "family"); g.Config.Reactions != nil || len(g.Config.TriggerSenders) != 0 {
+		t.Errorf("config after turning both back = %+v", g.Config)
 	}
 }
