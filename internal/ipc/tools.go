@@ -1,10 +1,14 @@
 package ipc
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Callers says who may call a tool. The host decides who a caller is from
@@ -79,6 +83,17 @@ var Tools = []ToolSpec{
 			"that answer is sent for you.",
 		map[string]string{
 			"text": "The message text, as the chat should show it (plain text; WhatsApp-style *bold* and _italics_ work).",
+		}),
+	NewToolSpec[SendFileArgs]("send_file", Groups|Main,
+		"Send a file from this group's folder (/workspace/group) to this chat right now: a photo, "+
+			"a document, a screenshot, audio or video, with an optional caption. The host detects "+
+			"the file's type from its content and sends it as a picture, audio, video or document. "+
+			"Files the chat sent you are under /workspace/group/media/. Only a regular file inside "+
+			"the folder can be sent: a link (send the file itself), a directory or a file over the "+
+			"host's size limit is refused, and the refusal says why. Your final answer is still sent as text.",
+		map[string]string{
+			"path":    "The file's path: under /workspace/group, or relative to it (e.g. \"report.pdf\" or \"/workspace/group/media/photo.jpg\").",
+			"caption": "Text shown with the file (plain text; WhatsApp-style *bold* and _italics_ work).",
 		}),
 	NewToolSpec[ScheduleTaskArgs]("schedule_task", Groups|Main|Owner,
 		"Schedule work for later: the prompt runs as a full agent in this group's container at the "+
@@ -156,4 +171,32 @@ var Tools = []ToolSpec{
 	NewToolSpec[FolderArgs]("get_group", Main|Owner, "", nil),
 	NewToolSpec[FolderArgs]("unregister_group", Main|Owner, "", nil),
 	NewToolSpec[FolderArgs]("reset_session", Owner, "", nil),
+}
+
+// SendFileArgs are the arguments of the send_file tool.
+type SendFileArgs struct {
+	Path    string `json:"path"`
+	Caption string `json:"caption,omitempty"`
+}
+
+// MaxFilePathBytes bounds send_file's path (Linux's PATH_MAX).
+const MaxFilePathBytes = 4096
+
+// Validate checks send_file's arguments; which paths may be sent is the
+// host's to judge, on the file itself.
+func (a SendFileArgs) Validate() error {
+	switch {
+	case strings.TrimSpace(a.Path) == "":
+		return errors.New("path is empty")
+	case len(a.Path) > MaxFilePathBytes || !utf8.ValidString(a.Path) || strings.ContainsRune(a.Path, 0):
+		return fmt.Errorf("path must be UTF-8 of at most %d bytes without NUL", MaxFilePathBytes)
+	case len(a.Caption) > MaxMessageBytes || !utf8.ValidString(a.Caption):
+		return fmt.Errorf("caption must be UTF-8 of at most %d bytes", MaxMessageBytes)
+	}
+	return nil
+}
+
+// SendFileResult is what send_file returns to the model.
+type SendFileResult struct {
+	Delivered bool `json:"delivered"`
 }

@@ -58,6 +58,12 @@ type Options struct {
 	// Defaults are the limits in force where a group's config says 0 (the
 	// runner's): main's model may lower a limit, never raise it (R6).
 	Defaults store.ContainerConfig
+
+	// Files copies what send_file sends out of the group's folder; nil:
+	// send_file is refused. MediaMaxBytes is the largest file sent
+	// (MEDIA_MAX_BYTES).
+	Files         Files
+	MediaMaxBytes int64
 }
 
 // Set answers every tool of ipc.Tools.
@@ -133,6 +139,8 @@ func (s *Set) call(ctx context.Context, c caller, name string, raw json.RawMessa
 	switch a := args.(type) {
 	case *ipc.SendMessageArgs:
 		return s.sendMessage(ctx, c.Folder, a.Text)
+	case *ipc.SendFileArgs:
+		return s.sendFile(ctx, c.Folder, a)
 	case *ipc.ScheduleTaskArgs:
 		return s.scheduleTask(ctx, c, a)
 	case *ipc.ListTasksArgs:
