@@ -88,7 +88,7 @@ func TestToolsList(t *testing.T) {
 	}
 	slices.Sort(names)
 	want := []string{"cancel_task", "configure_group", "get_task", "list_available_groups", "list_tasks", "pause_task",
-		"refresh_groups", "register_group", "resume_task", "schedule_task", "send_message", "update_task"}
+		"refresh_groups", "register_group", "resume_task", "schedule_task", "send_file", "send_message", "update_task"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tools %v; want %v", names, want)
 	}
@@ -316,7 +316,7 @@ func TestOptionalArgumentsAreNotRequired(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tl := range res.Tools {
-		if tl.Name != "schedule_task" && tl.Name != "update_task" {
+		if tl.Name != "schedule_task" && tl.Name != "update_task" && tl.Name != "send_file" {
 			continue
 		}
 		b, _ := json.Marshal(tl.InputSchema)
@@ -325,9 +325,46 @@ func TestOptionalArgumentsAreNotRequired(t *testing.T) {
 		}
 		json.Unmarshal(b, &schema)
 		slices.Sort(schema.Required)
-		want := map[string][]string{"schedule_task": {"prompt", "schedule_type", "schedule_value"}, "update_task": {"task_id"}}[tl.Name]
+		want := map[string][]string{"schedule_task": {"prompt", "schedule_type", "schedule_value"}, "update_task": {"task_id"},
+			"send_file": {"path"}}[tl.Name]
 		if !slices.Equal(schema.Required, want) {
 			t.Errorf("%s requires %v, want %v", tl.Name, schema.Required, want)
 		}
+	}
+}
+
+// send_file reaches the model with its two arguments, and goes to the host
+// as given; a path no host could accept is answered here.
+func TestSendFileIsOffered(t *testing.T) {
+	fc := &fakeCaller{resp: ipc.ToolResponse{Result: json.RawMessage(`{"delivered":true}`)}}
+	cs := connect(t, fc, ipc.Tools)
+	res, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(res.Tools, func(tl *mcp.Tool) bool { return tl.Name == "send_file" })
+	if i < 0 {
+		t.Fatal("send_file is not offered")
+	}
+	b, _ := json.Marshal(res.Tools[i].InputSchema)
+	var schema struct {
+		Properties map[string]struct {
+			Type        string `json:"type"`
+			Description string `json:"description"`
+		} `json:"properties"`
+	}
+	json.Unmarshal(b, &schema)
+	if len(schema.Properties) != 2 || schema.Properties["path"].Type != "string" || schema.Properties["caption"].Description == "" ||
+		!strings.Contains(res.Tools[i].Description, "/workspace/group/media/") {
+		t.Errorf("send_file: %q, schema %s", res.Tools[i].Description, b)
+	}
+	if r, text := call(t, cs, "send_file", map[string]any{"path": "media/a.jpg", "caption": "look"}); r.IsError || text != `{"delivered":true}` {
+		t.Errorf("send_file: %q (error %v)", text, r.IsError)
+	}
+	if r, text := call(t, cs, "send_file", map[string]any{"path": "a\x00b"}); !r.IsError || !strings.Contains(text, "NUL") {
+		t.Errorf("send_file of a path with NUL: %q (error %v)", text, r.IsError)
+	}
+	if got := fc.Calls(); len(got) != 1 || got[0] != `send_file {"path":"media/a.jpg","caption":"look"}` {
+		t.Errorf("host calls %q", got)
 	}
 }
