@@ -105,7 +105,7 @@ func (m *Main) ownerTool(ctx context.Context, cfg *config.Config, tool string, a
 	}
 	defer st.Close()
 	raw, _ := json.Marshal(args)
-	res, err := daemon.Tools(cfg, st, offline{}, nil, m.Logger).OwnerCall(ctx, tool, raw)
+	res, err := daemon.Tools(cfg, st, offline{}, nil, nil, m.Logger).OwnerCall(ctx, tool, raw)
 	if err != nil {
 		return err
 	}

@@ -113,6 +113,10 @@ func (c *Config) IPCDir() string { return filepath.Join(c.Home, "ipc") }
 // StoreDir holds the database.
 func (c *Config) StoreDir() string { return filepath.Join(c.Home, "store") }
 
+// SpoolDir holds the copies of the files the agents send, until sent:
+// the host's own, never mounted.
+func (c *Config) SpoolDir() string { return filepath.Join(c.Home, "outbox") }
+
 // LogsDir holds the daemon's own logs.
 func (c *Config) LogsDir() string { return filepath.Join(c.Home, "logs") }
 

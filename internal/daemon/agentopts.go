@@ -22,6 +22,7 @@ func AgentOptions(cfg *config.Config, home string) agent.Options {
 		SessionsDir:   at.SessionsDir(),
 		IPCDir:        at.IPCDir(),
 		LogsDir:       at.LogsDir(),
+		SpoolDir:      at.SpoolDir(),
 		Timeout:       cfg.ContainerTimeout,
 		IdleTimeout:   cfg.IdleTimeout,
 		MemoryMB:      cfg.ContainerMemoryMB,

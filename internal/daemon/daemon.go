@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -31,6 +32,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/templates"
 	"github.com/nanoclaw/nanoclaw/internal/tools"
+	"github.com/nanoclaw/nanoclaw/internal/transcribe"
 	"github.com/nanoclaw/nanoclaw/internal/version"
 )
 
@@ -72,14 +74,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	}
 
 	chats := router.NewChannels(st, cfg.AssistantName, log)
+	chats.Spool(cfg.SpoolDir(), cfg.MediaMaxBytes)
 	// R16: a claimed run may wait for its group's turn behind a few runs,
 	// each at most the container timeout, before its own.
 	engine := scheduler.New(scheduler.Options{Store: st, Logger: log,
 		RunLease: max(scheduler.DefaultRunLease, 4*cfg.ContainerTimeout)})
-	tl := Tools(cfg, st, chats, engine.Changed, log)
 	// The runtime is prepared after start (gate.prepare): probing the CLI
 	// and clearing leftovers take longer than the rest of start together.
 	gate := &agentGate{ready: make(chan struct{})}
+	tl := Tools(cfg, st, chats, gate, engine.Changed, log)
 	agentOpts := AgentOptions(cfg, cfg.Home)
 	agentOpts.Gateway.APIKey, agentOpts.Gateway.OAuthToken = cfg.APIKey.Reveal(), cfg.OAuthToken.Reveal()
 	agentOpts.Gateway.Tools, agentOpts.Gateway.OnDenied = tl, status.NewDenials(st, log).Record
@@ -94,10 +97,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 		IdleTimeout:   cfg.IdleTimeout,
 		Channels:      chats,
 		Runs:          engine,
+		Media:         gate,
+		MediaMaxBytes: cfg.MediaMaxBytes,
+		Transcriber:   transcribe.New(transcribe.Options{URL: cfg.TranscribeURL, APIKey: cfg.TranscribeAPIKey.Reveal(), Model: cfg.TranscribeModel}),
 		Logger:        log,
 	})
 
-	loc := local.New(log)
+	loc := local.New(log, local.WithMediaMax(cfg.MediaMaxBytes), local.WithFiles(local.FilesDir(cfg.Home), cfg.MediaRetention))
 	chats.Add(loc)
 	loc.Connect(ctx, rtr)
 	wa, err := whatsapp.New(ctx, st.DB(), whatsapp.Options{Logger: log, SendLimit: channel.NewSendLimit(cfg.SendPerMinute, cfg.SendBurst)})
@@ -127,6 +133,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	log.Info("nanoclaw running", "home", cfg.Home, "assistant", cfg.AssistantName,
 		"database", cfg.DBPath(), "encrypted", st.Encrypted())
 	wg.Go(func() { gate.prepare(ctx, cfg, agentOpts, log) })
+	wg.Go(func() { sweepMedia(ctx, gate, cfg.MediaRetention, log) })
 	routerErr := make(chan error, 1)
 	go func() { routerErr <- rtr.Run(ctx) }()
 	wg.Go(func() {
@@ -166,9 +173,10 @@ func live(started time.Time, chats *router.Channels, rtr *router.Router) *status
 }
 
 // Tools are the host's tools on st as cfg sets them up: the daemon's, and
-// the CLI's when the daemon is down.
-func Tools(cfg *config.Config, st *store.Store, chats tools.Chats, tasksChanged func(), log *slog.Logger) *tools.Set {
+// the CLI's when the daemon is down (files nil: no file is sent).
+func Tools(cfg *config.Config, st *store.Store, chats tools.Chats, files tools.Files, tasksChanged func(), log *slog.Logger) *tools.Set {
 	return tools.New(tools.Options{Store: st, Chats: chats, AssistantName: cfg.AssistantName, Location: cfg.Timezone,
+		Files: files, MediaMaxBytes: cfg.MediaMaxBytes,
 		// R9: what the agents may schedule.
 		Tasks:     tools.TaskLimits{MaxActive: cfg.TaskMaxActive, MaxActiveMain: cfg.TaskMaxActiveMain, MinInterval: cfg.TaskMinInterval},
 		GroupsDir: cfg.GroupsDir(), SessionsDir: cfg.SessionsDir(),
@@ -217,6 +225,49 @@ func (a *agentGate) Start(ctx context.Context, g store.Group, opt agent.StartOpt
 		return nil, err // not a typed nil in an interface
 	}
 	return s, nil
+}
+
+// SaveMedia keeps an inbound message's media through the runner, once
+// there is one (router.MediaKeeper).
+func (a *agentGate) SaveMedia(ctx context.Context, folder, name string, fetch func(io.Writer) error) (int64, error) {
+	select {
+	case <-a.ready:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return a.runner.SaveMedia(ctx, folder, name, fetch)
+}
+
+// SpoolFile copies a file an agent sends through the runner (tools.Files).
+func (a *agentGate) SpoolFile(ctx context.Context, folder, path string, max int64) (store.OutFile, error) {
+	select {
+	case <-a.ready:
+	case <-ctx.Done():
+		return store.OutFile{}, ctx.Err()
+	}
+	return a.runner.SpoolFile(ctx, folder, path, max)
+}
+
+// sweepMedia removes received media older than retention from the groups'
+// folders, at start and then every hour.
+func sweepMedia(ctx context.Context, a *agentGate, retention time.Duration, log *slog.Logger) {
+	select {
+	case <-a.ready:
+	case <-ctx.Done():
+		return
+	}
+	for {
+		if n, err := a.runner.SweepMedia(ctx, retention); err != nil {
+			log.Warn("remove old media", "err", err)
+		} else if n > 0 {
+			log.Info("old media removed", "files", n, "older_than", retention)
+		}
+		select {
+		case <-time.After(time.Hour):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // connectWhatsApp connects the paired account once; whatsmeow reconnects by
