@@ -81,3 +81,16 @@ func TestMainTemplateDistrustsOtherGroupsTasks(t *testing.T) {
 		}
 	}
 }
+
+// Both answering templates say how media reach the model and how it sends
+// a file back, in the prompt's own words.
+func TestTemplatesTeachMedia(t *testing.T) {
+	for _, k := range []Kind{Main, Group} {
+		s := Render(k, "Andy", "@Andy")
+		for _, want := range []string{"<attachment kind=", `path="/workspace/group/media/`, "Read", `transcript="true"`, "`note`", "`send_file`", "<not_delivered>"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("template %d does not mention %q", k, want)
+			}
+		}
+	}
+}
