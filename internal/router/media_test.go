@@ -94,6 +94,7 @@ type scriptedAgents struct {
 	mu      sync.Mutex
 	prompts []string
 	results []string
+	got     chan time.Time // when set, gets the time of each prompt
 }
 
 func (a *scriptedAgents) Start(context.Context, store.Group, agent.StartOptions) (Container, error) {
@@ -116,6 +117,9 @@ func (s *scriptedSession) Prompt(_ context.Context, text string) (ipc.Output, er
 	s.a.mu.Lock()
 	defer s.a.mu.Unlock()
 	s.a.prompts = append(s.a.prompts, text)
+	if s.a.got != nil {
+		s.a.got <- time.Now()
+	}
 	result := "ok"
 	if len(s.a.results) > 0 {
 		result, s.a.results = s.a.results[0], s.a.results[1:]
@@ -178,7 +182,7 @@ type chatWorld struct {
 	chats  *Channels
 }
 
-func newChatWorld(t *testing.T, tr Transcriber, family store.ContainerConfig) *chatWorld {
+func newChatWorld(t testing.TB, tr Transcriber, family store.ContainerConfig) *chatWorld {
 	t.Helper()
 	ctx := context.Background()
 	st := openStore(t)
@@ -202,7 +206,7 @@ func newChatWorld(t *testing.T, tr Transcriber, family store.ContainerConfig) *c
 	return w
 }
 
-func (w *chatWorld) deliver(t *testing.T, m channel.Message) channel.Stored {
+func (w *chatWorld) deliver(t testing.TB, m channel.Message) channel.Stored {
 	t.Helper()
 	if m.Timestamp.IsZero() {
 		m.Timestamp = time.Now()
@@ -469,4 +473,25 @@ func TestFilesAreDeliveredFromTheSpool(t *testing.T) {
 	if len(und) != 1 || und[0].Error != "the fake channel cannot send files" {
 		t.Errorf("undelivered = %+v", und)
 	}
+}
+
+// BenchmarkImageToPrompt reports how long the host takes from a 5 MB
+// photo's arrival to the agent's prompt: the fetch written into the
+// group's media folder by the real runner (os.Root, fsync, the container
+// user's file), the store, the queue and the prompt; no container.
+func BenchmarkImageToPrompt(b *testing.B) {
+	w := newChatWorld(b, nil, store.ContainerConfig{})
+	runner := agent.NewRunner(agent.Options{GroupsDir: b.TempDir(), Store: w.st})
+	w.r.opt.Media = runner
+	w.r.opt.MediaMaxBytes = 25e6
+	w.agents.got = make(chan time.Time, 1)
+	photo := append(slices.Clone(png), bytes.Repeat([]byte{0x42}, 5e6-len(png))...)
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		w.deliver(b, channel.Message{ChatJID: "local:main", ID: fmt.Sprint("P", i), Text: "look",
+			Attachments: []channel.Attachment{{Kind: channel.KindImage, MIME: "image/png", Fetch: bytesFetch(photo)}}})
+		total += (<-w.agents.got).Sub(start)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms-to-prompt")
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t testing.TB) *store.Store {
 	return testenv.OpenStore(t, filepath.Join(t.TempDir(), "db"), store.Options{})
 }
 
