@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +31,8 @@ func TestChatPipedInput(t *testing.T) {
 	if len(msgs) != 2 || msgs[0].Text != "hello" || msgs[1].Text != "twice" || msgs[1].SenderName != "alice" {
 		t.Errorf("stored %+v (empty lines must be skipped)", msgs)
 	}
-	if errOut != "" {
+	// Typing shows as a line a run, stderr not being a terminal.
+	if errOut != "· Andy is typing…\n· Andy is typing…\n" {
 		t.Errorf("stderr %q", errOut)
 	}
 }
@@ -132,13 +135,16 @@ func TestChatTypingStatus(t *testing.T) {
 	if errb.String() != "\r\x1b[K" || out.String() != "Andy: hi\n" {
 		t.Errorf("after reply: stderr %q stdout %q", errb.String(), out.String())
 	}
-	// Without a terminal on stderr, nothing transient is written.
+	// Without a terminal on stderr, nothing transient is written: a line
+	// says typing started, once until it stops.
 	errb.Reset()
 	c.status = false
 	c.show(local.Event{Type: local.EventTyping, Typing: true})
+	c.show(local.Event{Type: local.EventTyping, Typing: true})
 	c.show(local.Event{Type: local.EventTyping})
-	if errb.Len() != 0 {
-		t.Errorf("status written to a non-terminal: %q", errb.String())
+	c.show(local.Event{Type: local.EventTyping, Typing: true})
+	if errb.String() != "· Andy is typing…\n· Andy is typing…\n" {
+		t.Errorf("typing on a non-terminal: %q", errb.String())
 	}
 }
 
@@ -163,5 +169,102 @@ func TestChatStripsEscapeSequences(t *testing.T) {
 	}
 	if errb.String() != "no answer: the agent failed: boomok\n" {
 		t.Errorf("stderr %q", errb.String())
+	}
+}
+
+func TestChatCommands(t *testing.T) {
+	d := controltest.Start(t)
+	dir := t.TempDir()
+	cat := writeFile(t, dir, "cat.png", png)
+	spaced := writeFile(t, dir, "my notes.txt", []byte("milk\n"))
+	in := strings.Join([]string{
+		"/help",
+		"/attach " + cat + " look at her",
+		`/attach "` + spaced + `"`,
+		"/reply earlier-1 yes please",
+		"//slash at the start",
+		"/etc/hosts is broken",
+		"/bogus",
+		"/attach " + filepath.Join(dir, "missing.png"),
+		"/reply bad!id yes",
+		"/attach",
+	}, "\n") + "\n"
+	code, out, errOut := runWith(t, d.Home, strings.NewReader(in), "chat")
+	if code != cli.ExitFailure || !strings.Contains(errOut, "nanoclaw chat: 4 message(s) not sent (see above)") {
+		t.Errorf("exit %d stderr %q", code, errOut)
+	}
+	msgs := d.Router.Messages()
+	if len(msgs) != 5 {
+		t.Fatalf("stored %d messages: %+v", len(msgs), msgs)
+	}
+	if m := msgs[0]; m.Text != "look at her" || len(m.Attachments) != 1 || m.Attachments[0].Kind != "image" || m.Attachments[0].FileName != "cat.png" {
+		t.Errorf("/attach with a caption: %+v", m)
+	}
+	if m := msgs[1]; m.Text != "" || len(m.Attachments) != 1 || m.Attachments[0].FileName != "my notes.txt" {
+		t.Errorf("/attach of a quoted path: %+v", m)
+	}
+	if m := msgs[2]; m.Text != "yes please" || m.ReplyTo != "earlier-1" {
+		t.Errorf("/reply: %+v", m)
+	}
+	if msgs[3].Text != "/slash at the start" || msgs[4].Text != "/etc/hosts is broken" {
+		t.Errorf("texts starting with '/': %q, %q", msgs[3].Text, msgs[4].Text)
+	}
+	for _, want := range []string{
+		"/attach PATH [CAPTION]  send a file",
+		"· sent as message " + msgs[0].ID + "\n",
+		"· sent as message " + msgs[2].ID + "\n",
+		"not sent: unknown command /bogus: /help lists them",
+		"not sent: open " + filepath.Join(dir, "missing.png") + ": no such file or directory",
+		"not sent: /reply ID TEXT: message id",
+		"not sent: /attach PATH [CAPTION]: which file?",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr %q lacks %q", errOut, want)
+		}
+	}
+	// Each stored message started a run, and the chat waited for them all.
+	if strings.Count(out, "Andy: echo") != 5 {
+		t.Errorf("stdout %q", out)
+	}
+}
+
+func TestChatSavesFilesAndShowsReactions(t *testing.T) {
+	d := controltest.Start(t)
+	saveDir := t.TempDir()
+	code, out, errOut := runWith(t, d.Home, strings.NewReader("react file\n"), "chat", "--save-dir", saveDir)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+	saved := filepath.Join(saveDir, controltest.FileName)
+	if want := "Andy: echo react file\nAndy sent report.txt, saved as " + saved + "\n" + controltest.FileCaption + "\n"; out != want {
+		t.Errorf("stdout %q, want %q", out, want)
+	}
+	if data, err := os.ReadFile(saved); err != nil || string(data) != controltest.FileData {
+		t.Errorf("saved: %q, %v", data, err)
+	}
+	id := d.Router.Messages()[0].ID
+	if want := "· Andy reacted 👀 to " + id + "\n· Andy is typing…\n· Andy reacted ✅ to " + id + "\n"; errOut != want {
+		t.Errorf("stderr %q, want %q", errOut, want)
+	}
+
+	code, _, errOut = runWith(t, d.Home, strings.NewReader("hi\n"), "chat", "--save-dir", filepath.Join(saveDir, "nowhere"))
+	if code != cli.ExitUsage || !strings.Contains(errOut, "--save-dir: stat") {
+		t.Errorf("missing --save-dir: exit %d stderr %q", code, errOut)
+	}
+}
+
+// R10: what the model chose for a file's name and a reaction reaches the
+// terminal without escape sequences.
+func TestChatFileAndReactionEventsStripped(t *testing.T) {
+	var errb, out bytes.Buffer
+	c := &chatSession{m: &Main{Stdout: &out, Stderr: &errb}, cfg: &config.Config{AssistantName: "Andy"},
+		saver: &fileSaver{dir: t.TempDir(), from: t.TempDir(), max: 10}}
+	c.show(local.Event{Type: local.EventReaction, ID: "m-1", Emoji: "\x1b]52;c;eA==\x07👀"})
+	c.show(local.Event{Type: local.EventFile, Name: "a\x1b[2Jb.txt", Path: "/etc/passwd"})
+	if want := "· Andy reacted 👀 to m-1\nAndy sent a[2Jb.txt, which could not be saved: "; !strings.HasPrefix(errb.String(), want) {
+		t.Errorf("stderr %q, want it to start with %q", errb.String(), want)
+	}
+	if c.unsaved != 1 || out.Len() != 0 {
+		t.Errorf("unsaved %d, stdout %q", c.unsaved, out.String())
 	}
 }

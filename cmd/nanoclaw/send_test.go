@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,12 @@ import (
 // in as stdin. Not for parallel tests: stdin is a package variable.
 func runWith(t *testing.T, home string, in io.Reader, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runWithEnv(t, home, nil, in, args...)
+}
+
+// runWithEnv is runWith with settings in the environment.
+func runWithEnv(t *testing.T, home string, env map[string]string, in io.Reader, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	old := stdin
 	stdin = in
 	defer func() { stdin = old }()
@@ -30,7 +37,7 @@ func runWith(t *testing.T, home string, in io.Reader, args ...string) (code int,
 		case "NANOCLAW_HOME":
 			return home
 		}
-		return ""
+		return env[k]
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -223,5 +230,155 @@ func TestSendWaitStripsEscapeSequences(t *testing.T) {
 	}
 	if want := "Andy: echo look here redfake evil\n"; out != want {
 		t.Errorf("stdout %q, want %q", out, want)
+	}
+}
+
+// png is the start of a PNG file, enough for the daemon to know it as one.
+var png = append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), make([]byte, 32)...)
+
+// writeFile writes data to a new file name in dir and returns its path.
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSendFile(t *testing.T) {
+	d := controltest.Start(t)
+	dir := t.TempDir()
+	cat, notes := writeFile(t, dir, "cat.png", png), writeFile(t, dir, "notes.txt", []byte("milk\n"))
+
+	code, out, errOut := runWith(t, d.Home, nil, "send", "--wait", "--file", cat, "--caption", "look at her", "--reply-to", "earlier-1")
+	if code != cli.ExitOK || out != "Andy: echo look at her\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	m := d.Router.Messages()[0]
+	if m.Text != "look at her" || m.ReplyTo != "earlier-1" || len(m.Attachments) != 1 {
+		t.Fatalf("stored %+v", m)
+	}
+	if a := m.Attachments[0]; a.Kind != "image" || a.MIME != "image/png" || a.FileName != "cat.png" || a.Size != int64(len(png)) {
+		t.Errorf("attachment %+v", a)
+	}
+	if want := "stored in local:main as message 1 (id " + m.ID + ")\n"; errOut != want {
+		t.Errorf("stderr %q, want %q: the id is what --reply-to names", errOut, want)
+	}
+
+	// Two files, no caption: stdin is not read for a text.
+	code, _, errOut = runWith(t, d.Home, strings.NewReader("not the caption"), "send", "--file", cat, "--file", notes)
+	if code != cli.ExitOK || !strings.Contains(errOut, "stored in local:main as message 2 (id ") {
+		t.Fatalf("two files: exit %d stderr %q", code, errOut)
+	}
+	m = d.Router.Messages()[1]
+	if m.Text != "" || len(m.Attachments) != 2 || m.Attachments[1].FileName != "notes.txt" || m.Attachments[1].Kind != "document" {
+		t.Errorf("stored %+v", m)
+	}
+	// The arguments are the caption as well.
+	code, _, errOut = runWith(t, d.Home, nil, "send", "--file", notes, "the", "list")
+	if code != cli.ExitOK || d.Router.Messages()[2].Text != "the list" {
+		t.Errorf("caption from arguments: exit %d stderr %q, stored %+v", code, errOut, d.Router.Messages()[2])
+	}
+}
+
+func TestSendFileRefusals(t *testing.T) {
+	d := controltest.Start(t)
+	dir := t.TempDir()
+	small := writeFile(t, dir, "small", make([]byte, 700))
+	big := writeFile(t, dir, "big", make([]byte, 1025))
+	empty := writeFile(t, dir, "empty", nil)
+	unreadable := writeFile(t, dir, "secret", []byte("x"))
+	os.Chmod(unreadable, 0)
+	env := map[string]string{"MEDIA_MAX_BYTES": "1KiB"}
+	eleven := []string{"send"}
+	for range 11 {
+		eleven = append(eleven, "--file", small)
+	}
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"send", "--caption", "hi", "text"}, cli.ExitUsage, "--caption goes with --file"},
+		{[]string{"send", "--file", small, "--caption", "hi", "text"}, cli.ExitUsage, "either with --caption or as arguments"},
+		{[]string{"send", "--file", small, "--reply-to", "a b"}, cli.ExitUsage, "--reply-to: message id"},
+		{[]string{"send", "--file", small, "--wait", "--save-dir", filepath.Join(dir, "nowhere")}, cli.ExitUsage, "--save-dir: stat"},
+		{[]string{"send", "--file", small, "--wait", "--save-dir", small}, cli.ExitUsage, "is not a directory"},
+		{[]string{"send", "--file", dir}, cli.ExitFailure, dir + " is a directory: attach the files in it one by one"},
+		{[]string{"send", "--file", filepath.Join(dir, "missing")}, cli.ExitFailure, "no such file or directory"},
+		{[]string{"send", "--file", empty}, cli.ExitFailure, empty + " is empty"},
+		{[]string{"send", "--file", big}, cli.ExitFailure, big + " is 1025 bytes, more than MEDIA_MAX_BYTES (1024 bytes)"},
+		{[]string{"send", "--file", small, "--file", small}, cli.ExitFailure, "is 700 bytes, more than the 324 bytes left of MEDIA_MAX_BYTES (1024 bytes for one message's files)"},
+		{eleven, cli.ExitUsage, "11 files: at most 10"},
+	}
+	if os.Getuid() != 0 { // root reads it anyway
+		cases = append(cases, struct {
+			args []string
+			code int
+			want string
+		}{[]string{"send", "--file", unreadable}, cli.ExitFailure, "permission denied"})
+	}
+	for _, tc := range cases {
+		code, out, errOut := runWithEnv(t, d.Home, env, nil, tc.args...)
+		if code != tc.code || out != "" || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d stdout %q stderr %q, want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+	}
+	if n := len(d.Router.Messages()); n != 0 {
+		t.Errorf("%d messages sent by refused calls", n)
+	}
+}
+
+func TestSendWaitSavesFilesWithoutClobbering(t *testing.T) {
+	d := controltest.Start(t)
+	saveDir := t.TempDir()
+	mine := writeFile(t, saveDir, controltest.FileName, []byte("my own report"))
+	for i, want := range []string{"report (2).txt", "report (3).txt"} {
+		code, out, errOut := runWith(t, d.Home, nil, "send", "--wait", "--save-dir", saveDir, "react", "file")
+		saved := filepath.Join(saveDir, want)
+		wantOut := "Andy: echo react file\nAndy sent report.txt, saved as " + saved + "\n" + controltest.FileCaption + "\n"
+		if code != cli.ExitOK || out != wantOut {
+			t.Fatalf("send %d: exit %d stdout %q stderr %q\nwant stdout %q", i, code, out, errOut, wantOut)
+		}
+		id := d.Router.Messages()[i].ID
+		for _, line := range []string{"· Andy reacted 👀 to " + id + "\n", "· Andy reacted ✅ to " + id + "\n"} {
+			if !strings.Contains(errOut, line) {
+				t.Errorf("send %d: stderr %q lacks %q", i, errOut, line)
+			}
+		}
+		info, err := os.Stat(saved)
+		if data, _ := os.ReadFile(saved); err != nil || string(data) != controltest.FileData || info.Mode().Perm() != 0o600 {
+			t.Errorf("saved file %s: %v, %q", saved, err, data)
+		}
+	}
+	if data, _ := os.ReadFile(mine); string(data) != "my own report" {
+		t.Errorf("the file already there was overwritten: %q", data)
+	}
+}
+
+// The saver copies only files directly in the daemon's files directory,
+// whatever an event names, and nothing a link there leads to outside it.
+func TestFileSaverCopiesOnlyFromTheFilesDirectory(t *testing.T) {
+	from, to, outside := t.TempDir(), t.TempDir(), t.TempDir()
+	secret := writeFile(t, outside, "id_ed25519", []byte("PRIVATE KEY"))
+	os.Symlink(secret, filepath.Join(from, "abc-link.txt"))
+	os.Mkdir(filepath.Join(from, "abc-dir"), 0o700)
+	writeFile(t, from, "abc-big", make([]byte, 11))
+	s := &fileSaver{dir: to, from: from, max: 10}
+	for _, path := range []string{secret, filepath.Join(from, "..", filepath.Base(outside), "id_ed25519"), filepath.Join(from, "abc-link.txt"),
+		filepath.Join(from, "abc-dir"), filepath.Join(from, "abc-big"), "relative"} {
+		if got, err := s.save(local.Event{Type: local.EventFile, Name: "x.txt", Path: path}); err == nil {
+			t.Errorf("saved %s as %s", path, got)
+		}
+	}
+	if left, _ := os.ReadDir(to); len(left) != 0 {
+		t.Errorf("left behind in the save directory: %v", left)
+	}
+	// A name the model chose is cleaned before it is used.
+	writeFile(t, from, "abc-ok", []byte("fine"))
+	got, err := s.save(local.Event{Type: local.EventFile, Name: "../.bashrc", Path: filepath.Join(from, "abc-ok")})
+	if err != nil || got != filepath.Join(to, "bashrc") {
+		t.Errorf("save = %q, %v; want %s", got, err, filepath.Join(to, "bashrc"))
 	}
 }
