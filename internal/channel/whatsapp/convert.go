@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"math"
 	"mime"
@@ -102,6 +103,9 @@ func convert(evt *events.Message, id identity, download downloadFunc) (channel.M
 		return channel.Message{}, false
 	}
 	text := strings.TrimSpace(messageText(msg))
+	if evt.IsViewOnce {
+		download = refuseViewOnce
+	}
 	attachments := mediaOf(msg, download)
 	if text == "" && len(attachments) == 0 {
 		return channel.Message{}, false
@@ -159,6 +163,14 @@ func convert(evt *events.Message, id identity, download downloadFunc) (channel.M
 		}
 	}
 	return m, true
+}
+
+// errViewOnce is the Fetch error of media sent "view once": its sender
+// asked that it not be kept, and the host keeps media for weeks.
+var errViewOnce = errors.New("sent as view once: not downloaded, as its sender asked")
+
+func refuseViewOnce(context.Context, whatsmeow.DownloadableMessage, whatsmeow.File) error {
+	return errViewOnce
 }
 
 // unwrap returns the message a document with a caption wraps (whatsmeow

@@ -195,3 +195,19 @@ func createTemp(t *testing.T) (*os.File, error) {
 	}
 	return f, err
 }
+
+// Media sent "view once" is listed but never downloaded: its sender asked
+// that it not be kept.
+func TestFetchRefusesViewOnce(t *testing.T) {
+	evt := msgEvent(types.MessageInfo{MessageSource: types.MessageSource{Chat: bobPN, Sender: bobPN}}, &waE2E.Message{ImageMessage: downloadable(10)})
+	evt.IsViewOnce = true
+	dl := &fakeDownload{data: []byte("JPEG")}
+	m, ok := convert(evt, testIdentity(), dl.download)
+	if !ok || len(m.Attachments) != 1 {
+		t.Fatalf("converted to %+v, %v", m, ok)
+	}
+	var out bytes.Buffer
+	if err := m.Attachments[0].Fetch(context.Background(), &out, 1000); !errors.Is(err, errViewOnce) || dl.calls != 0 || out.Len() != 0 {
+		t.Errorf("Fetch = %v after %d downloads, %d bytes", err, dl.calls, out.Len())
+	}
+}

@@ -15,6 +15,12 @@
 // acknowledged; whatsmeow keeps its decrypted text in its event buffer
 // (whatsmeow_event_buffer) and handles it again when the server redelivers.
 //
+// Media: photos, stickers, voice notes, audio, video and documents arrive
+// as attachments the host fetches, bounded, with Attachment.Fetch; files,
+// reactions and quoted replies go out through SendFile, React and
+// SendQuoting (see media.go and send.go for what whatsmeow is and is not
+// trusted with).
+//
 // Addresses: WhatsApp names a user by phone number ("15551234567@s.whatsapp.net")
 // or by an opaque LID ("98765@lid"), and the same chat — the account's own
 // self-chat in particular — can arrive under either. The channel maps every
