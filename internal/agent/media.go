@@ -183,8 +183,8 @@ func (r *Runner) groupRoot(folder string) (*os.Root, error) {
 // SweepMedia removes the regular files of every group's media/ last
 // changed more than olderThan ago (MEDIA_RETENTION), and returns how many
 // it removed. Links and directories the agent made there are left alone;
-// nothing is followed. A group whose media cannot be read is logged and
-// skipped; the error joins them all.
+// nothing is followed. A group whose media cannot be read is skipped; the
+// error names each.
 func (r *Runner) SweepMedia(ctx context.Context, olderThan time.Duration) (int, error) {
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("sweep media: retention %s: want a positive duration", olderThan)
@@ -212,7 +212,6 @@ func (r *Runner) SweepMedia(ctx context.Context, olderThan time.Duration) (int, 
 			r.log.Info("old media removed", "group", folder, "files", n, "older_than", olderThan)
 		}
 		if err != nil {
-			r.log.Warn("sweep a group's media", "group", folder, "err", err)
 			errs = append(errs, fmt.Errorf("sweep media of group %s: %w", folder, err))
 		}
 	}
