@@ -47,7 +47,7 @@ const MaxTranscriptBytes = 64 << 10
 const maxResponseBytes = 1 << 20
 
 // ErrDisabled is Transcribe's error when no endpoint is set.
-var ErrDisabled = errors.New("no transcription endpoint is set (TRANSCRIBE_URL)")
+var ErrDisabled = errors.New("voice notes are not transcribed: set TRANSCRIBE_URL to an OpenAI-compatible transcription endpoint")
 
 // Options configure a Client; the zero value of each field but URL takes
 // its default.

@@ -8,6 +8,15 @@
 // It checks what a real endpoint checks — a multipart form with a model and
 // a file, and the key when RequireKey set one — and answers a request that
 // fails a check as OpenAI does, with 400 or 401 and an error body.
+//
+// A daemon under test reaches it like this:
+//
+//	fake := faketranscribe.New()
+//	defer fake.Close()
+//	fake.RequireKey("test-key")
+//	fake.Script(faketranscribe.Text("@Andy what's on today?"))
+//	env = append(env, "TRANSCRIBE_URL="+fake.URL(), "TRANSCRIBE_API_KEY=test-key")
+//	… send the voice note, then fake.Wait(ctx, 1) and fake.Requests()
 package faketranscribe
 
 import (
