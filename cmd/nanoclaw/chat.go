@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
 	"github.com/nanoclaw/nanoclaw/internal/config"
@@ -49,7 +50,7 @@ func (m *Main) runChat(ctx context.Context, args []string) error {
 	group := fs.String("group", "main", "the group folder; the chat is local:FOLDER")
 	sender := fs.String("sender", "", "your name in the chat (default: your user name)")
 	timeout := fs.Duration("timeout", defaultWait, "after the end of piped input, how long to wait for outstanding replies")
-	saveDir := fs.String("save-dir", ".", "the `DIR`ectory files the assistant sends are saved into")
+	saveDir := fs.String("save-dir", ".", "save the files the assistant sends into `DIR`")
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
@@ -242,8 +243,10 @@ func (c *chatSession) post(ctx context.Context, line string) error {
 // without a chat.
 func (c *chatSession) request(text string) (control.MessageRequest, error) {
 	req := control.MessageRequest{Chat: c.chat, Sender: c.sender}
-	word, rest, _ := strings.Cut(text, " ")
-	rest = strings.TrimSpace(rest)
+	word, rest := text, ""
+	if i := strings.IndexFunc(text, unicode.IsSpace); i >= 0 {
+		word, rest = text[:i], strings.TrimSpace(text[i:])
+	}
 	switch {
 	case strings.HasPrefix(text, "//"):
 		text = text[1:]
@@ -267,7 +270,10 @@ func (c *chatSession) request(text string) (control.MessageRequest, error) {
 		}
 		text = caption
 	case word == "/reply":
-		id, reply, _ := strings.Cut(rest, " ")
+		id, reply := rest, ""
+		if i := strings.IndexFunc(rest, unicode.IsSpace); i >= 0 {
+			id, reply = rest[:i], rest[i:]
+		}
 		if err := local.ValidateID(id); err != nil {
 			return req, fmt.Errorf("/reply ID TEXT: %w", err)
 		}
@@ -293,8 +299,10 @@ func splitPath(s string) (path, rest string, err error) {
 		if !ok {
 			return "", "", errors.New(`/attach "PATH: the closing quote is missing`)
 		}
+	} else if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+		path, rest = s[:i], s[i:]
 	} else {
-		path, rest, _ = strings.Cut(s, " ")
+		path = s
 	}
 	if path == "" {
 		return "", "", errors.New("/attach PATH [CAPTION]: which file?")

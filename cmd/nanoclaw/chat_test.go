@@ -181,7 +181,7 @@ func TestChatCommands(t *testing.T) {
 		"/help",
 		"/attach " + cat + " look at her",
 		`/attach "` + spaced + `"`,
-		"/reply earlier-1 yes please",
+		"/reply\tearlier-1 yes please",
 		"//slash at the start",
 		"/etc/hosts is broken",
 		"/bogus",

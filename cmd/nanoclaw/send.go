@@ -100,7 +100,7 @@ func (m *Main) runSend(ctx context.Context, args []string) error {
 	fs.Var(&files, "file", "attach the file at `PATH` (repeat for more); the text is then optional")
 	caption := fs.String("caption", "", "the attached files' caption, instead of the arguments")
 	replyTo := fs.String("reply-to", "", "the `ID` of an earlier message of the chat this one replies to")
-	saveDir := fs.String("save-dir", ".", "with --wait, the `DIR`ectory files the assistant sends are saved into")
+	saveDir := fs.String("save-dir", ".", "with --wait, save the files the assistant sends into `DIR`")
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
