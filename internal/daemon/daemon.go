@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	log.Info("nanoclaw running", "home", cfg.Home, "assistant", cfg.AssistantName,
 		"database", cfg.DBPath(), "encrypted", st.Encrypted())
 	wg.Go(func() { gate.prepare(ctx, cfg, agentOpts, log) })
-	wg.Go(func() { sweepMedia(ctx, gate, cfg.MediaRetention, log) })
+	wg.Go(func() { sweepMedia(ctx, gate, st, cfg, log) })
 	routerErr := make(chan error, 1)
 	go func() { routerErr <- rtr.Run(ctx) }()
 	wg.Go(func() {
@@ -248,19 +248,25 @@ func (a *agentGate) SpoolFile(ctx context.Context, folder, path string, max int6
 	return a.runner.SpoolFile(ctx, folder, path, max)
 }
 
-// sweepMedia removes received media older than retention from the groups'
-// folders, at start and then every hour.
-func sweepMedia(ctx context.Context, a *agentGate, retention time.Duration, log *slog.Logger) {
+// sweepMedia removes received media older than MEDIA_RETENTION from the
+// groups' folders, and spooled copies no unsent message needs, at start and
+// then every hour.
+func sweepMedia(ctx context.Context, a *agentGate, st *store.Store, cfg *config.Config, log *slog.Logger) {
 	select {
 	case <-a.ready:
 	case <-ctx.Done():
 		return
 	}
 	for {
-		if n, err := a.runner.SweepMedia(ctx, retention); err != nil {
+		if n, err := a.runner.SweepMedia(ctx, cfg.MediaRetention); err != nil {
 			log.Warn("remove old media", "err", err)
 		} else if n > 0 {
-			log.Info("old media removed", "files", n, "older_than", retention)
+			log.Info("old media removed", "files", n, "older_than", cfg.MediaRetention)
+		}
+		if n, err := sweepSpool(ctx, st, cfg.SpoolDir(), time.Now().Add(-24*time.Hour)); err != nil {
+			log.Warn("remove spooled files", "err", err)
+		} else if n > 0 {
+			log.Info("spooled files no message needs removed", "files", n)
 		}
 		select {
 		case <-time.After(time.Hour):
@@ -268,6 +274,40 @@ func sweepMedia(ctx context.Context, a *agentGate, retention time.Duration, log 
 			return
 		}
 	}
+}
+
+// sweepSpool removes the spooled copies last changed before cutoff that no
+// unsent message names: a copy whose message was sent or given up is
+// removed then, so these are what a crash between copy and send left.
+func sweepSpool(ctx context.Context, st *store.Store, dir string, cutoff time.Time) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	unsent, err := st.Unsent(ctx)
+	if err != nil {
+		return 0, err
+	}
+	needed := map[string]bool{}
+	for _, o := range unsent {
+		if o.File != nil {
+			needed[o.File.Spool] = true
+		}
+	}
+	removed := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || needed[e.Name()] || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+			removed++
+		}
+	}
+	return removed, nil
 }
 
 // connectWhatsApp connects the paired account once; whatsmeow reconnects by

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
@@ -27,6 +28,9 @@ type Transcriber interface {
 	Enabled() bool
 	Transcribe(ctx context.Context, audio io.Reader, fileName, mimeType string) (string, error)
 }
+
+// fetchTimeout bounds the fetch of one attachment.
+const fetchTimeout = 2 * time.Minute
 
 // extensions name a kept file's type for the tools that read it; the type
 // itself is detected from the content.
@@ -66,12 +70,16 @@ func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Messag
 				voice = new(bytes.Buffer)
 			}
 			name := mediaName(m.ID, i, k.MIME)
-			n, err := r.opt.Media.SaveMedia(ctx, folder, name, func(w io.Writer) error {
+			// The channel waits for this message to be stored: a stalled
+			// download must not hold it, nor the messages behind it, long.
+			fetchCtx, cancel := context.WithTimeout(ctx, fetchTimeout)
+			n, err := r.opt.Media.SaveMedia(fetchCtx, folder, name, func(w io.Writer) error {
 				if voice != nil {
 					w = io.MultiWriter(w, voice)
 				}
-				return a.Fetch(ctx, io.MultiWriter(w, &head), r.opt.MediaMaxBytes)
+				return a.Fetch(fetchCtx, io.MultiWriter(w, &head), r.opt.MediaMaxBytes)
 			})
+			cancel()
 			switch {
 			case errors.Is(err, channel.ErrTooLarge):
 				k.Note = fmt.Sprintf("not fetched: over the limit of %s (MEDIA_MAX_BYTES)", size(r.opt.MediaMaxBytes))
