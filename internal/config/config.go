@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -204,12 +205,24 @@ func Load(getenv func(string) string) (*Config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if u := c.TranscribeURL; u != nil && u.Scheme == "http" && c.TranscribeAPIKey != "" && !loopback(u.Hostname()) {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("TRANSCRIBE_URL is plain http to %s: TRANSCRIBE_API_KEY and the voice notes cross the network unencrypted; use https", u.Hostname()))
+	}
 	if within(c.ConfigDir, c.Home) {
 		// Parts of the data home are mounted into containers; the config dir
 		// holds the credentials and the mount allowlist, so it must stay apart.
 		return nil, fmt.Errorf("NANOCLAW_CONFIG_DIR %s lies inside NANOCLAW_HOME %s: choose a config dir outside the data home", c.ConfigDir, c.Home)
 	}
 	return c, nil
+}
+
+// loopback reports whether host names this machine's loopback.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkFileKeys rejects names the file may not set: unknown ones (a typo would

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -388,6 +389,22 @@ func TestParseSize(t *testing.T) {
 	for _, bad := range []string{"", "MB", "25 mb", "-1MB", "3GiB", "1", "9999999999999999999GB", "25MB5"} {
 		if got, err := parseSize(bad, 1<<10, 2<<30); err == nil {
 			t.Errorf("parseSize(%q) = %d, want an error", bad, got)
+		}
+	}
+}
+
+// A transcription key sent over plain http to another machine is warned
+// about; to loopback (a local whisper server) it is not.
+func TestTranscribeOverHTTPWarns(t *testing.T) {
+	for url, warn := range map[string]bool{"http://192.168.1.5:8000/v1/audio/transcriptions": true,
+		"http://127.0.0.1:8000/v1/audio/transcriptions": false, "https://api.openai.com/v1/audio/transcriptions": false} {
+		getenv, _ := env(t, "TRANSCRIBE_URL", url, "TRANSCRIBE_API_KEY", "sk-x")
+		c, err := Load(getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.Contains(w, "unencrypted") }); got != warn {
+			t.Errorf("%s: warned %v, want %v (%q)", url, got, warn, c.Warnings)
 		}
 	}
 }

@@ -99,8 +99,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 		Runs:          engine,
 		Media:         gate,
 		MediaMaxBytes: cfg.MediaMaxBytes,
-		Transcriber:   transcribe.New(transcribe.Options{URL: cfg.TranscribeURL, APIKey: cfg.TranscribeAPIKey.Reveal(), Model: cfg.TranscribeModel}),
-		Logger:        log,
+		Transcriber: transcribe.New(transcribe.Options{URL: cfg.TranscribeURL, APIKey: cfg.TranscribeAPIKey.Reveal(),
+			Model: cfg.TranscribeModel, MaxAudioBytes: cfg.MediaMaxBytes}),
+		Logger: log,
 	})
 
 	loc := local.New(log, local.WithMediaMax(cfg.MediaMaxBytes), local.WithFiles(local.FilesDir(cfg.Home), cfg.MediaRetention))
