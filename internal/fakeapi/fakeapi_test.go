@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -249,8 +250,8 @@ func TestRequestAccessors(t *testing.T) {
 		!strings.Contains(all, "first question") || !strings.Contains(all, "boom") {
 		t.Errorf("all text %q", all)
 	}
-	want := []ToolResult{{"toolu_1", "marker-42\n", false}, {"toolu_2", "boom", true}}
-	if got := r.ToolResults(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+	want := []ToolResult{{"toolu_1", "marker-42\n", false, nil}, {"toolu_2", "boom", true, nil}}
+	if got := r.ToolResults(); !reflect.DeepEqual(got, want) {
 		t.Errorf("tool results %+v", got)
 	}
 	if n := r.ToolNames(); len(n) != 1 || n[0] != "Bash" {

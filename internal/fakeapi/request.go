@@ -111,13 +111,23 @@ type Block struct {
 	ToolUseID string          `json:"tool_use_id,omitempty"` // tool_result
 	Content   Content         `json:"content,omitempty"`     // tool_result
 	IsError   bool            `json:"is_error,omitempty"`    // tool_result
+	Source    *Source         `json:"source,omitempty"`      // image, document
+}
+
+// Source is where an image or document block's content is: for a file
+// Claude Code read, its bytes, base64.
+type Source struct {
+	Type      string `json:"type"`                 // "base64"
+	MediaType string `json:"media_type,omitempty"` // e.g. "image/png"
+	Data      string `json:"data,omitempty"`
 }
 
 // ToolResult is a tool_result block of a user message, flattened.
 type ToolResult struct {
-	ToolUseID string // the id of the tool_use it answers
-	Content   string // its text content
-	IsError   bool   // whether the tool reported an error
+	ToolUseID string   // the id of the tool_use it answers
+	Content   string   // its text content
+	IsError   bool     // whether the tool reported an error
+	Media     []Source // its image and document blocks (a Read of an image or PDF)
 }
 
 // Model returns the requested model, or "" if the body was not parsed.
@@ -224,7 +234,13 @@ func (r *Request) ToolResults() []ToolResult {
 	var out []ToolResult
 	for _, b := range m.Content {
 		if b.Type == "tool_result" {
-			out = append(out, ToolResult{ToolUseID: b.ToolUseID, Content: b.Content.Text(), IsError: b.IsError})
+			tr := ToolResult{ToolUseID: b.ToolUseID, Content: b.Content.Text(), IsError: b.IsError}
+			for _, c := range b.Content {
+				if c.Source != nil {
+					tr.Media = append(tr.Media, *c.Source)
+				}
+			}
+			out = append(out, tr)
 		}
 	}
 	return out
