@@ -3,9 +3,11 @@ package router
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"strings"
@@ -69,16 +71,24 @@ func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Messag
 			if a.Kind == channel.KindVoice {
 				voice = new(bytes.Buffer)
 			}
-			name := mediaName(m.ID, i, k.MIME)
 			// The channel waits for this message to be stored: a stalled
 			// download must not hold it, nor the messages behind it, long.
 			fetchCtx, cancel := context.WithTimeout(ctx, fetchTimeout)
-			n, err := r.opt.Media.SaveMedia(fetchCtx, folder, name, func(w io.Writer) error {
+			fetch := func(w io.Writer) error {
 				if voice != nil {
 					w = io.MultiWriter(w, voice)
 				}
 				return a.Fetch(fetchCtx, io.MultiWriter(w, &head), r.opt.MediaMaxBytes)
-			})
+			}
+			name := mediaName(m.ID, i, "", k.MIME)
+			n, err := r.opt.Media.SaveMedia(fetchCtx, folder, name, fetch)
+			if errors.Is(err, fs.ErrExist) {
+				// The name is taken (a file the agent made, or this message's
+				// own from before a crash that kept it unacknowledged): the
+				// file is never created, so fetch has not run; another name.
+				name = mediaName(m.ID, i, rand.Text()[:8], k.MIME)
+				n, err = r.opt.Media.SaveMedia(fetchCtx, folder, name, fetch)
+			}
 			cancel()
 			switch {
 			case errors.Is(err, channel.ErrTooLarge):
@@ -122,8 +132,9 @@ func (r *Router) transcribe(ctx context.Context, m *channel.Message, k *store.At
 }
 
 // mediaName is the host's name for attachment i of message id: the id's
-// safe characters, the position, and an extension for the type.
-func mediaName(id string, i int, mimeType string) string {
+// safe characters, the position, a suffix when given, and an extension for
+// the type.
+func mediaName(id string, i int, suffix, mimeType string) string {
 	safe := strings.Map(func(r rune) rune {
 		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' {
 			return r
@@ -134,7 +145,10 @@ func mediaName(id string, i int, mimeType string) string {
 	if !ok {
 		ext = ".bin"
 	}
-	return fmt.Sprintf("%s-%d%s", safe[:min(len(safe), 60)], i, ext)
+	if suffix != "" {
+		suffix = "-" + suffix
+	}
+	return fmt.Sprintf("%s-%d%s%s", safe[:min(len(safe), 60)], i, suffix, ext)
 }
 
 // mediaType is a MIME type without parameters, "" when it is none.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -281,6 +282,18 @@ func TestInboundMediaReachThePromptByReference(t *testing.T) {
 		if !strings.Contains(prompt, want) {
 			t.Errorf("prompt lacks %s:\n%s", want, prompt)
 		}
+	}
+	// A name the host would choose that is taken already (a file the agent
+	// made, or this message's own before a crash) gets another name.
+	os.WriteFile(filepath.Join(w.media, "family", "M2-0.png"), []byte("planted"), 0o600)
+	w.deliver(t, channel.Message{ID: "M2", Text: "and this", Attachments: []channel.Attachment{
+		{Kind: channel.KindImage, MIME: "image/png", Fetch: bytesFetch(png)}}})
+	m2, _, _ := w.st.MessageByID(context.Background(), "fam@g.us", "M2")
+	if len(m2.Attachments) != 1 || !regexp.MustCompile(`^media/M2-0-[A-Z2-7]{8}\.png$`).MatchString(m2.Attachments[0].Path) {
+		t.Errorf("a taken name: kept as %+v", m2.Attachments)
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.media, "family", "M2-0.png")); string(b) != "planted" {
+		t.Errorf("the file in the way was changed: %q", b)
 	}
 	// A redelivery is not fetched again.
 	again := w.deliver(t, channel.Message{ID: "M1", Text: "@Andy what is this?", Attachments: []channel.Attachment{
