@@ -21,7 +21,7 @@ func TestStatusTraceSaysWhyThereWasNoReply(t *testing.T) {
 		t.Fatalf("untriggered send: exit %d: %s", code, errOut)
 	}
 	out, errOut, code := w.nanoclaw("status", "--group", "family")
-	if code != 0 || !strings.Contains(out, "ignored") || !strings.Contains(out, "only a message that starts with @Andy asks for an answer") {
+	if code != 0 || !strings.Contains(out, "ignored") || !strings.Contains(out, "only a message that starts with @Andy, mentions the assistant or replies to it asks for an answer") {
 		t.Fatalf("status --group after an untriggered message: exit %d\n%s\n%s", code, out, errOut)
 	}
 
