@@ -84,6 +84,10 @@ func (s *Store) ListChats(ctx context.Context) ([]Chat, error) {
 // "local:<folder>".
 const LocalChatPrefix = "local:"
 
+// TelegramChatPrefix begins the ids of Telegram chats: "tg:<chat id>", the
+// Bot API's number (negative for groups).
+const TelegramChatPrefix = "tg:"
+
 // The WhatsApp servers of the chats nanoclaw answers in.
 const (
 	whatsAppUser  = "s.whatsapp.net" // a person, by phone number
@@ -105,11 +109,17 @@ func ValidateChatID(jid string) error {
 		}
 		return nil
 	}
+	if id, ok := strings.CutPrefix(jid, TelegramChatPrefix); ok {
+		if n, err := strconv.ParseInt(id, 10, 64); err != nil || n == 0 || strconv.FormatInt(n, 10) != id {
+			return fmt.Errorf("Telegram chat %q: want %sNUMBER, the Bot API's chat id (negative for a group)", jid, TelegramChatPrefix)
+		}
+		return nil
+	}
 	if strings.Contains(jid, "@") {
 		return validateWhatsAppChat(jid)
 	}
-	return fmt.Errorf("chat id %q is neither a local chat (%s<folder>) nor a WhatsApp chat (NUMBER@%s, NUMBER@%s, ID@%s)",
-		jid, LocalChatPrefix, whatsAppUser, whatsAppLID, whatsAppGroup)
+	return fmt.Errorf("chat id %q is none of a local chat (%s<folder>), a WhatsApp chat (NUMBER@%s, NUMBER@%s, ID@%s) or a Telegram chat (%sNUMBER)",
+		jid, LocalChatPrefix, whatsAppUser, whatsAppLID, whatsAppGroup, TelegramChatPrefix)
 }
 
 // validateWhatsAppChat: "DIGITS@s.whatsapp.net", "DIGITS@lid" or
