@@ -53,15 +53,15 @@ type Feature int
 
 // The features the suite checks where a service has them.
 const (
-	Media     Feature = iota // photos and files, in and out
-	Replies                  // replies to a message, in and out (quotes)
-	Mentions                 // @-mentions of the account
-	Typing                   // a typing indicator
-	Reactions                // reactions to a message
-	RateLimits               // the service answers floods with "wait"
-	Reconnect                // the connection can drop and come back
-	Revocation               // the credential can be revoked
-	Acks                     // the service learns what the adapter stored
+	Media      Feature = iota // photos and files, in and out
+	Replies                   // replies to a message, in and out (quotes)
+	Mentions                  // @-mentions of the account
+	Typing                    // a typing indicator
+	Reactions                 // reactions to a message
+	RateLimits                // the service answers floods with "wait"
+	Reconnect                 // the connection can drop and come back
+	Revocation                // the credential can be revoked
+	Acks                      // the service learns what the adapter stored
 )
 
 // Inbound is a message another member sends.
