@@ -193,7 +193,7 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("create %s: %w", t.name, err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex+statusSummaries+mediaColumns)
+	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex+statusSummaries+mediaColumns+telegramTable)
 	return err
 }
 
@@ -242,8 +242,9 @@ CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 	// v7: the trace of each group's steps (events).
 	script(`CREATE TABLE events (` + eventsColumns + `) STRICT;` + eventsIndex),
 	// v8: usage by month, and tasks_folder by state and next run (status);
-	// media, replies and mentions of messages, files and failures of replies.
-	script(statusSummaries + mediaColumns),
+	// media, replies and mentions of messages, files and failures of
+	// replies; the Telegram bot's session.
+	script(statusSummaries + mediaColumns + telegramTable),
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this
