@@ -396,6 +396,11 @@ func (r *Runner) spool(f *os.File, name string, max int64, shown string) (store.
 	if err := hostDir(r.opt.SpoolDir); err != nil {
 		return store.OutFile{}, fmt.Errorf("send file: the spool directory: %w", err)
 	}
+	// Every group's copies wait here until sent: a few files' worth at
+	// most, so agents sending in a loop cannot fill the host's disk.
+	if held := dirBytes(r.opt.SpoolDir); held+max > spoolFiles*max {
+		return store.OutFile{}, fmt.Errorf("send file %s: %s of files wait to be sent already; send it once they are out", shown, byteSize(held))
+	}
 	var b [12]byte
 	rand.Read(b[:])
 	spoolName := hex.EncodeToString(b[:]) + mimeExt[strings.TrimSpace(strings.Split(mime, ";")[0])]
@@ -419,6 +424,22 @@ func (r *Runner) spool(f *os.File, name string, max int64, shown string) (store.
 		return store.OutFile{}, err
 	}
 	return store.OutFile{Spool: spoolName, Name: name, MIME: mime, Kind: kind}, nil
+}
+
+// spoolFiles is how many files of the largest size the spool holds at
+// most, all groups together.
+const spoolFiles = 8
+
+// dirBytes is the size of the regular files in dir.
+func dirBytes(dir string) int64 {
+	entries, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n
 }
 
 // sniffLen is how much of a file its type is detected from (all
@@ -562,4 +583,14 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// DropSpool removes a copy SpoolFile took that no message will send.
+func (r *Runner) DropSpool(name string) {
+	if r.opt.SpoolDir == "" || store.ValidateSpoolName(name) != nil {
+		return
+	}
+	if err := os.Remove(filepath.Join(r.opt.SpoolDir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("remove a copy no message sends", "file", name, "err", err)
+	}
 }

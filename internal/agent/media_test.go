@@ -423,3 +423,29 @@ func TestSweepMediaRemovesOnlyOldFiles(t *testing.T) {
 		t.Error("a retention of 0 was accepted")
 	}
 }
+
+// The spool holds a few files' worth at most, all groups together: agents
+// sending in a loop faster than the chats take them are refused, not
+// given the host's disk.
+func TestSpoolFileIsBounded(t *testing.T) {
+	ctx := context.Background()
+	r, home := mediaRunner(t)
+	const max = 1000
+	groupFile(t, home, "page.txt", bytes.Repeat([]byte("p"), max))
+	var err error
+	copies := 0
+	for range spoolFiles + 2 {
+		if _, err = r.SpoolFile(ctx, "family", "page.txt", max); err != nil {
+			break
+		}
+		copies++
+	}
+	if copies != spoolFiles || err == nil || !strings.Contains(err.Error(), "wait to be sent already") {
+		t.Fatalf("%d copies taken, then %v; want %d, then a refusal", copies, err, spoolFiles)
+	}
+	entries, _ := os.ReadDir(r.opt.SpoolDir)
+	r.DropSpool(entries[0].Name())
+	if _, err := r.SpoolFile(ctx, "family", "page.txt", max); err != nil {
+		t.Errorf("a copy sent (dropped) makes room: %v", err)
+	}
+}

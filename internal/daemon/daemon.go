@@ -249,6 +249,12 @@ func (a *agentGate) SpoolFile(ctx context.Context, folder, path string, max int6
 	return a.runner.SpoolFile(ctx, folder, path, max)
 }
 
+// DropSpool removes a copy SpoolFile took that no message will send.
+func (a *agentGate) DropSpool(name string) {
+	<-a.ready // SpoolFile waited for it
+	a.runner.DropSpool(name)
+}
+
 // sweepMedia removes received media older than MEDIA_RETENTION from the
 // groups' folders, and spooled copies no unsent message needs, at start and
 // then every hour.

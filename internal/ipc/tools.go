@@ -192,8 +192,8 @@ func (a SendFileArgs) Validate() error {
 		return errors.New("path is empty")
 	case len(a.Path) > MaxFilePathBytes || !utf8.ValidString(a.Path) || strings.ContainsRune(a.Path, 0):
 		return fmt.Errorf("path must be UTF-8 of at most %d bytes without NUL", MaxFilePathBytes)
-	case len(a.Caption) > MaxMessageBytes || !utf8.ValidString(a.Caption):
-		return fmt.Errorf("caption must be UTF-8 of at most %d bytes", MaxMessageBytes)
+	case len(a.Caption) > MaxMessageBytes || !utf8.ValidString(a.Caption) || strings.ContainsRune(a.Caption, 0):
+		return fmt.Errorf("caption must be UTF-8 of at most %d bytes without NUL", MaxMessageBytes)
 	}
 	return nil
 }

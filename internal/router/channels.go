@@ -136,7 +136,8 @@ type errCannot struct{ error }
 // Deliver sends a kept message through its chat's channel and marks it
 // sent. A send that fails is tried again, twice, after a pause; then the
 // message is given up (store.MarkFailed): traced, and told to its group's
-// next run. With no channel for the chat connected, or once ctx ends, it
+// next run, as it is when ctx's deadline passes first. With no channel for
+// the chat connected, or when ctx is cancelled (nanoclaw is stopping), it
 // stays unsent: the next start sends it.
 func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 	ch := c.forChat(o.ChatJID)
@@ -155,6 +156,7 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 			}
 		}
 		if ctx.Err() != nil {
+			err = cmp.Or(err, ctx.Err())
 			break
 		}
 		ids, err = c.send(ctx, ch, o)
@@ -163,25 +165,27 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 		}
 		c.log.Warn("send failed", "chat", o.ChatJID, "attempt", attempt+1, "err", err)
 	}
-	if ctx.Err() != nil {
+	switch {
+	case err == nil:
+		// Sent: marked so whatever ctx says now, or the next start would
+		// send it again.
+		if err := c.st.MarkSent(context.WithoutCancel(ctx), o, ids, c.name); err != nil {
+			c.log.Error("mark reply sent", "chat", o.ChatJID, "err", err)
+		}
+		c.dropSpool(o)
+		return true
+	case errors.Is(ctx.Err(), context.Canceled):
 		c.traceUnsent(ctx, o, "nanoclaw was stopping")
 		return false
 	}
-	if err != nil {
-		c.log.Error("send failed; given up", "chat", o.ChatJID, "err", err)
-		if merr := c.st.MarkFailed(context.WithoutCancel(ctx), o.ID, err.Error()); merr != nil {
-			c.log.Error("mark reply failed", "chat", o.ChatJID, "err", merr)
-		}
-		keepTrace(ctx, c.st, c.log, store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed,
-			Detail: "the reply could not be delivered (its agent is told at its next run): " + err.Error()})
-		c.dropSpool(o)
-		return false
+	c.log.Error("send failed; given up", "chat", o.ChatJID, "err", err)
+	if merr := c.st.MarkFailed(context.WithoutCancel(ctx), o.ID, err.Error()); merr != nil {
+		c.log.Error("mark reply failed", "chat", o.ChatJID, "err", merr)
 	}
-	if err := c.st.MarkSent(context.WithoutCancel(ctx), o, ids, c.name); err != nil {
-		c.log.Error("mark reply sent", "chat", o.ChatJID, "err", err)
-	}
+	keepTrace(context.WithoutCancel(ctx), c.st, c.log, store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed,
+		Detail: "the reply could not be delivered (its agent is told at its next run): " + err.Error()})
 	c.dropSpool(o)
-	return true
+	return false
 }
 
 // send sends o once: its file, or its text, quoting the message it

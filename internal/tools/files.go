@@ -17,6 +17,8 @@ type Files interface {
 	// /workspace/group) of the group's folder into the host's spool, if
 	// it is a regular file of at most max bytes, and says what it is.
 	SpoolFile(ctx context.Context, folder, path string, max int64) (store.OutFile, error)
+	// DropSpool removes a copy SpoolFile took that no message will send.
+	DropSpool(name string)
 }
 
 // sendFile sends a file of the group's folder to the chat the group's
@@ -50,11 +52,15 @@ func (s *Set) sendFile(ctx context.Context, folder string, a *ipc.SendFileArgs) 
 	}
 	o := store.NewOutgoing(chat, folder, s.opt.AssistantName+": "+line)
 	o.File = &f
+	// From here the copy is the host's to keep or remove: an agent that
+	// hangs up changes neither (it would leave copies no message names).
+	ctx = context.WithoutCancel(ctx)
 	if err := s.st.Enqueue(ctx, o); err != nil {
-		// The copy stays in the spool; the router's sweep of copies no
-		// row names removes it.
+		s.opt.Files.DropSpool(f.Spool)
 		return ipc.SendFileResult{}, err
 	}
 	s.log.Info("send_file", "group", folder, "chat", chat, "file", f.Name, "kind", f.Kind, "mime", f.MIME, "spool", f.Spool)
+	ctx, cancel := context.WithTimeout(ctx, deliverTimeout)
+	defer cancel()
 	return ipc.SendFileResult{Delivered: s.opt.Chats.Deliver(ctx, o)}, nil
 }

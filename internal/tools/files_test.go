@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -39,16 +41,23 @@ func (c *fileChats) Deliver(_ context.Context, o store.Outgoing) bool {
 
 // fakeFiles records what it was asked to copy, and copies nothing.
 type fakeFiles struct {
-	calls []string // folder + " " + path
-	max   int64
-	err   error
+	calls   []string // folder + " " + path
+	max     int64
+	err     error
+	out     *store.OutFile // what SpoolFile answers; nil: a good PDF
+	dropped []string
 }
+
+func (f *fakeFiles) DropSpool(name string) { f.dropped = append(f.dropped, name) }
 
 func (f *fakeFiles) SpoolFile(_ context.Context, folder, path string, max int64) (store.OutFile, error) {
 	f.calls = append(f.calls, folder+" "+path)
 	f.max = max
 	if f.err != nil {
 		return store.OutFile{}, f.err
+	}
+	if f.out != nil {
+		return *f.out, nil
 	}
 	return store.OutFile{Spool: "0A1B2C.pdf", Name: "plan.pdf", MIME: "application/pdf", Kind: "document"}, nil
 }
@@ -152,5 +161,29 @@ func TestSendFileRefusals(t *testing.T) {
 
 	if unsent, _ := st.Unsent(ctx); len(unsent) != 0 || len(chats.Deliveries()) != 0 {
 		t.Errorf("refusals kept or delivered something: %+v, %+v", unsent, chats.Deliveries())
+	}
+}
+
+// A copy that no message will send is removed at once: an agent cannot
+// fill the host's outbox/ with copies whose message failed to be kept.
+func TestSendFileDropsACopyItCannotKeep(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	if err := st.PutGroup(ctx, store.Group{Folder: "family", Name: "Family", Trigger: "@Andy", AddedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.BindChat(ctx, "local:family", "family")
+	files := &fakeFiles{out: &store.OutFile{Spool: "0A1B2C.pdf", Name: "a/b", MIME: "application/pdf", Kind: "document"}}
+	r := New(Options{Store: st, Chats: &fileChats{}, Files: files, MediaMaxBytes: 1 << 20, AssistantName: "Andy"})
+	raw, _ := json.Marshal(ipc.SendFileArgs{Path: "plan.pdf"})
+	if _, err := r.Call(ctx, gateway.Caller{Folder: "family"}, "send_file", raw); err == nil {
+		t.Fatal("a file whose message cannot be kept was sent")
+	}
+	if !slices.Equal(files.dropped, []string{"0A1B2C.pdf"}) {
+		t.Errorf("copies dropped: %q, want the one taken", files.dropped)
+	}
+	raw, _ = json.Marshal(ipc.SendFileArgs{Path: "plan.pdf", Caption: "hi\x00"})
+	if _, err := r.Call(ctx, gateway.Caller{Folder: "family"}, "send_file", raw); err == nil || len(files.calls) != 1 {
+		t.Errorf("a caption with NUL: %v, %d copies asked for", err, len(files.calls))
 	}
 }

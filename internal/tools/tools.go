@@ -190,11 +190,21 @@ func (s *Set) sendMessage(ctx context.Context, folder, text string) (ipc.SendMes
 		return ipc.SendMessageResult{}, fmt.Errorf("send_message: not sent: %w; or put it in your final answer", err)
 	}
 	o := store.NewOutgoing(chat, folder, s.opt.AssistantName+": "+text)
+	// Kept and sent whether or not the agent waits for the answer: a
+	// message kept but never sent would go out at the next start, out of
+	// its context.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverTimeout)
+	defer cancel()
 	if err := s.st.Enqueue(ctx, o); err != nil {
 		return ipc.SendMessageResult{}, err
 	}
 	return ipc.SendMessageResult{Delivered: s.opt.Chats.Deliver(ctx, o)}, nil
 }
+
+// deliverTimeout bounds the send an agent's tool call makes: a send that
+// waits longer (a chat's send limit, a slow upload) is given up and told to
+// the group's next run.
+const deliverTimeout = 2 * time.Minute
 
 // chatOf is the chat a group's messages and scheduled tasks report to: the
 // chat its work comes from now, or its first chat.
