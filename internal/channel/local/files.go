@@ -231,10 +231,14 @@ func (c *Channel) SendFile(ctx context.Context, jid string, f channel.File) (str
 	if err := os.Chmod(c.filesDir, 0o700); err != nil {
 		return "", fmt.Errorf("local files directory: %w", err)
 	}
-	if c.retention > 0 {
-		if _, err := c.Sweep(c.retention); err != nil {
-			c.log.Warn("remove old local files", "dir", c.filesDir, "err", err)
-		}
+	_, held, files, err := c.sweep(c.retention)
+	if err != nil {
+		c.log.Warn("remove old local files", "dir", c.filesDir, "err", err)
+	}
+	// What agents send here stays for the retention: a few files' worth at
+	// most, so an agent sending in a loop cannot fill the host's disk.
+	if files >= maxHeldFiles || held+int64(len(f.Data)) > heldFiles*c.mediaMax {
+		return "", fmt.Errorf("the local chats' files take %d bytes in %d files already (kept for MEDIA_RETENTION): not sent", held, files)
 	}
 	id, name := newID(), CleanFileName(f.Name)
 	path := filepath.Join(c.filesDir, id+"-"+name)
@@ -258,32 +262,51 @@ func (c *Channel) SendFile(ctx context.Context, jid string, f channel.File) (str
 	return id, nil
 }
 
+// What the files directory holds at most: heldFiles files of the largest
+// size, and maxHeldFiles files.
+const (
+	heldFiles    = 8
+	maxHeldFiles = 1000
+)
+
 // Sweep removes the regular files of the files directory last modified
 // more than olderThan ago, and returns how many it removed. The directory
 // missing is no error.
 func (c *Channel) Sweep(olderThan time.Duration) (int, error) {
+	n, _, _, err := c.sweep(olderThan)
+	return n, err
+}
+
+// sweep is Sweep (olderThan 0: nothing is removed) that also says what the
+// directory holds after it: bytes and files.
+func (c *Channel) sweep(olderThan time.Duration) (removed int, held int64, files int, err error) {
 	if c.filesDir == "" {
-		return 0, nil
+		return 0, 0, 0, nil
 	}
 	entries, err := os.ReadDir(c.filesDir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return 0, 0, 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
-	cutoff, n := time.Now().Add(-olderThan), 0
+	cutoff := time.Now().Add(-olderThan)
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() || !info.ModTime().Before(cutoff) {
+		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		if err := os.Remove(filepath.Join(c.filesDir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return n, err
+		if olderThan > 0 && info.ModTime().Before(cutoff) {
+			if err := os.Remove(filepath.Join(c.filesDir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return removed, held, files, err
+			}
+			removed++
+			continue
 		}
-		n++
+		held += info.Size()
+		files++
 	}
-	return n, nil
+	return removed, held, files, nil
 }
 
 // MaxEmojiBytes is the longest reaction accepted.

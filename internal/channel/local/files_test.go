@@ -306,3 +306,23 @@ func TestReactAndSendQuoting(t *testing.T) {
 	default:
 	}
 }
+
+// What agents send to local chats stays for the retention, so the files
+// directory holds a few files' worth at most: beyond, a send is refused
+// (the router gives it up and tells the agent).
+func TestSendFileIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	c := New(nil, WithMediaMax(1000), WithFiles(dir, time.Hour))
+	f := channel.File{Name: "page.txt", MIME: "text/plain", Kind: channel.KindDocument, Data: bytes.Repeat([]byte("p"), 1000)}
+	sent := 0
+	var err error
+	for range heldFiles + 2 {
+		if _, err = c.SendFile(context.Background(), MainChat, f); err != nil {
+			break
+		}
+		sent++
+	}
+	if sent != heldFiles || err == nil || !strings.Contains(err.Error(), "not sent") {
+		t.Fatalf("%d files sent, then %v; want %d, then a refusal", sent, err, heldFiles)
+	}
+}
