@@ -363,7 +363,7 @@ func TestRepliesMentionsAndTriggerSenders(t *testing.T) {
 		want bool
 	}{
 		{channel.Message{ID: "R1", Text: "and on Sunday?", ReplyTo: "H1"}, false},
-		{channel.Message{ID: "R2", Text: "and on Sunday?", ReplyTo: "BOT1", Quote: "made up"}, true},
+		{channel.Message{ID: "R2", Text: "and on Sunday?", ReplyTo: "BOT1", Quote: "made up", QuoteSender: "4900@s.whatsapp.net"}, true},
 		{channel.Message{ID: "R3", Text: "what do you think?", MentionsSelf: true}, true},
 		{channel.Message{ID: "R4", Sender: "49170@s.whatsapp.net", SenderName: "Dan", Text: "@Andy me too"}, false},
 		{channel.Message{ID: "R5", Sender: "4900@s.whatsapp.net", SenderName: "Owner", FromMe: true, Text: "@Andy and me"}, true},
@@ -373,7 +373,7 @@ func TestRepliesMentionsAndTriggerSenders(t *testing.T) {
 		}
 	}
 	r2, _, _ := w.st.MessageByID(ctx, "fam@g.us", "R2")
-	if !r2.Addressed || r2.Quote != "made up" || r2.QuoteSender != "Andy" || r2.ReplyTo != "BOT1" {
+	if !r2.Addressed || r2.Quote != "Andy: the shop closes at six" || r2.QuoteSender != "Andy" || r2.ReplyTo != "BOT1" {
 		t.Errorf("the reply to the assistant is stored as %+v", r2)
 	}
 	r1, _, _ := w.st.MessageByID(ctx, "fam@g.us", "R1")

@@ -170,8 +170,8 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	return channel.Stored{Seq: seq, WillAnswer: answer}, nil
 }
 
-// quoted completes what m says of the message it replies to from the
-// store, and reports whether m speaks to the assistant without its trigger
+// quoted takes what m says of the message it replies to from the store,
+// when the store has that message, and reports whether m speaks to the assistant without its trigger
 // word: it @-mentions the account, or replies to the assistant's own
 // message (which the store knows by id; a sender's app may claim anything
 // of the quote).
@@ -183,12 +183,9 @@ func (r *Router) quoted(ctx context.Context, m *channel.Message) (replyTo string
 	if err != nil || !found {
 		return sanitize.Clip(m.ReplyTo, 128, ""), m.MentionsSelf
 	}
-	if m.Quote == "" {
-		m.Quote = sanitize.FirstLine(q.Content, 120)
-	}
-	if m.QuoteSender == "" {
-		m.QuoteSender = q.Sender
-	}
+	// What the store has of the quoted message beats what the sender's app
+	// claims of it (R18).
+	m.Quote, m.QuoteSender = sanitize.FirstLine(q.Content, 120), q.Sender
 	return q.ID, m.MentionsSelf || q.IsBot
 }
 
