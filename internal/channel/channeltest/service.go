@@ -1,6 +1,7 @@
 package channeltest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ type Service interface {
 	// what a service cannot do, and says so.
 	Supports(f Feature) bool
 	// Chat is a chat id, in the adapter's form, where the suite's messages
-	// go: a group chat with other members (group) or a direct chat with one.
+	// go: a group chat with other members (group) or a direct chat with one;
+	// "" when the service has no such chat (the local channel has no direct
+	// chats), and the suite leaves that kind out.
 	Chat(group bool) string
 	// Inbound makes another member's message arrive at the adapter and
 	// returns the id the adapter will report it under. It does not wait for
@@ -32,7 +35,8 @@ type Service interface {
 	// the adapter's handler returned from storing it.
 	Acked(id string) bool
 	// Outbound is what the service received from the adapter so far, in
-	// order.
+	// order: what it accepted, so a send it refused (RateLimit) is not in
+	// it. It may lag behind the call that sent it; the suite waits.
 	Outbound() []Outbound
 	// RateLimit makes the service refuse the adapter's next n sends with
 	// its flood answer, asking it to wait retryAfter.
@@ -43,8 +47,9 @@ type Service interface {
 	// Revoke makes the adapter's credential (session, token) invalid from
 	// now on.
 	Revoke()
-	// MaxText is the longest text one message of the service carries; the
-	// adapter splits longer ones.
+	// MaxText is the longest text one message of the service carries, in
+	// characters; the adapter splits longer ones. 0 means no limit: a long
+	// text must then arrive whole, in one message.
 	MaxText() int
 }
 
@@ -63,6 +68,17 @@ const (
 	Revocation                // the credential can be revoked
 	Acks                      // the service learns what the adapter stored
 )
+
+var featureNames = [...]string{"media", "replies", "mentions", "typing", "reactions",
+	"rate limits", "reconnects", "revocation", "acknowledgements"}
+
+// String names the feature, for a skipped check's reason.
+func (f Feature) String() string {
+	if int(f) < len(featureNames) {
+		return featureNames[f]
+	}
+	return fmt.Sprintf("feature %d", int(f))
+}
 
 // Inbound is a message another member sends.
 type Inbound struct {
