@@ -426,3 +426,25 @@ func TestChatSettings(t *testing.T) {
 		t.Errorf("config after turning both back = %+v", g.Config)
 	}
 }
+
+// trigger_senders is the owner's access control: main's model may narrow
+// the list, never clear it or add to it.
+func TestMainModelCannotWidenTriggerSenders(t *testing.T) {
+	w := newGroupWorld(t)
+	list := []string{"491511@s.whatsapp.net", "491512@s.whatsapp.net"}
+	if _, err := w.owner("configure_group", ipc.ConfigureGroupArgs{Folder: "family", TriggerSenders: &list}); err != nil {
+		t.Fatal(err)
+	}
+	for _, widen := range [][]string{{}, {"491511@s.whatsapp.net", "4917@s.whatsapp.net"}} {
+		_, err := w.model("configure_group", ipc.ConfigureGroupArgs{Folder: "family", TriggerSenders: &widen})
+		if err == nil || !strings.Contains(err.Error(), "only the owner") || !strings.Contains(err.Error(), "trigger_senders=") {
+			t.Errorf("main's model set trigger_senders %q: %v", widen, err)
+		}
+	}
+	if _, err := w.model("configure_group", ipc.ConfigureGroupArgs{Folder: "family", TriggerSenders: &[]string{"491512@s.whatsapp.net"}}); err != nil {
+		t.Errorf("main's model may narrow trigger_senders: %v", err)
+	}
+	if g := w.group(t, "family"); !slices.Equal(g.Config.TriggerSenders, []string{"491512@s.whatsapp.net"}) {
+		t.Errorf("trigger_senders = %q", g.Config.TriggerSenders)
+	}
+}

@@ -15,7 +15,7 @@ import (
 // widening says what in next gives a group more than cur does, "" when
 // nothing (R6): a limit above the one in force (0 is defaults'), an egress
 // mode or rule that reaches more, a mount that is new or newly
-// read-write. Whatever cannot be shown to narrow counts as widening.
+// read-write, a trigger_senders list that lets more senders start runs. Whatever cannot be shown to narrow counts as widening.
 func widening(cur, next, defaults store.ContainerConfig) string {
 	limits := []struct {
 		name           string
@@ -42,6 +42,19 @@ func widening(cur, next, defaults store.ContainerConfig) string {
 	}
 	if what := egressWidening(cur.Egress, next.Egress); what != "" {
 		return what
+	}
+	// trigger_senders is the owner's access control: an empty list lets
+	// anyone in the chat start runs, so only a narrower list may come from
+	// main's model.
+	if len(cur.TriggerSenders) > 0 {
+		if len(next.TriggerSenders) == 0 {
+			return "an empty trigger_senders lets anyone in the chat start a run"
+		}
+		for _, s := range next.TriggerSenders {
+			if !slices.Contains(cur.TriggerSenders, s) {
+				return fmt.Sprintf("trigger_senders would let %s start runs", s)
+			}
+		}
 	}
 	for _, m := range next.AdditionalMounts {
 		i := slices.IndexFunc(cur.AdditionalMounts, func(c store.Mount) bool {
@@ -104,9 +117,15 @@ func modeName(m store.EgressMode) string { return cmp.Or(string(m), "default") }
 // setCommand is the owner's command line that asks for the settings c
 // (the inverse of the CLI's parser), for a refusal to show.
 func setCommand(c ipc.ConfigureGroupArgs) string {
-	var allow, mounts *string
+	var allow, mounts, senders, reactions *string
 	if c.EgressAllow != nil {
 		allow = new(strings.Join(*c.EgressAllow, ","))
+	}
+	if c.TriggerSenders != nil {
+		senders = new(strings.Join(*c.TriggerSenders, ","))
+	}
+	if c.Reactions != nil {
+		reactions = new(map[bool]string{true: "on", false: "off"}[*c.Reactions])
 	}
 	if c.AdditionalMounts != nil {
 		b, _ := json.Marshal(*c.AdditionalMounts)
@@ -115,7 +134,7 @@ func setCommand(c ipc.ConfigureGroupArgs) string {
 	words := []string{"nanoclaw", "groups", "set", shellWord(c.Folder), setting("name", c.Name), setting("trigger", c.Trigger),
 		setting("requires_trigger", c.RequiresTrigger), setting("timeout", c.TimeoutSeconds), setting("memory_mb", c.MemoryMB),
 		setting("cpus", c.CPUs), setting("pids_limit", c.PidsLimit), setting("egress", c.EgressMode),
-		setting("allow", allow), setting("mounts", mounts)}
+		setting("allow", allow), setting("mounts", mounts), setting("trigger_senders", senders), setting("reactions", reactions)}
 	return strings.Join(slices.DeleteFunc(words, func(w string) bool { return w == "" }), " ")
 }
 
