@@ -235,7 +235,7 @@ func TestChatSavesFilesAndShowsReactions(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d stderr %q", code, errOut)
 	}
-	saved := filepath.Join(saveDir, controltest.FileName)
+	saved := filepath.Join(saveDir, savedPrefix+controltest.FileName)
 	if want := "Andy: echo react file\nAndy sent report.txt, saved as " + saved + "\n" + controltest.FileCaption + "\n"; out != want {
 		t.Errorf("stdout %q, want %q", out, want)
 	}

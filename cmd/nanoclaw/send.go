@@ -429,7 +429,11 @@ func (s *fileSaver) show(stdout, stderr io.Writer, assistant string, ev local.Ev
 	return true
 }
 
-// save copies the file of event ev into s.dir under its cleaned name, or
+// savedPrefix starts the name of every file saved from a chat.
+const savedPrefix = "nanoclaw-"
+
+// save copies the file of event ev into s.dir under its cleaned name,
+// prefixed, or
 // "name (2).ext" and so on when that exists: nothing is overwritten. Only a
 // regular file directly in s.from is copied, whatever path the event
 // names.
@@ -455,7 +459,10 @@ func (s *fileSaver) save(ev local.Event) (string, error) {
 		return "", err
 	}
 	defer dst.Close()
-	name := local.CleanFileName(ev.Name)
+	// Prefixed: a name the agent chose must not become a file that tools
+	// in this directory load on their own (CLAUDE.md, conftest.py,
+	// Makefile, package.json…).
+	name := savedPrefix + local.CleanFileName(ev.Name)
 	ext := filepath.Ext(name)
 	base := strings.TrimSuffix(name, ext)
 	for n := 1; n <= 1000; n++ {

@@ -333,8 +333,8 @@ func TestSendFileRefusals(t *testing.T) {
 func TestSendWaitSavesFilesWithoutClobbering(t *testing.T) {
 	d := controltest.Start(t)
 	saveDir := t.TempDir()
-	mine := writeFile(t, saveDir, controltest.FileName, []byte("my own report"))
-	for i, want := range []string{"report (2).txt", "report (3).txt"} {
+	mine := writeFile(t, saveDir, savedPrefix+controltest.FileName, []byte("my own report"))
+	for i, want := range []string{savedPrefix + "report (2).txt", savedPrefix + "report (3).txt"} {
 		code, out, errOut := runWith(t, d.Home, nil, "send", "--wait", "--save-dir", saveDir, "react", "file")
 		saved := filepath.Join(saveDir, want)
 		wantOut := "Andy: echo react file\nAndy sent report.txt, saved as " + saved + "\n" + controltest.FileCaption + "\n"
@@ -378,7 +378,7 @@ func TestFileSaverCopiesOnlyFromTheFilesDirectory(t *testing.T) {
 	// A name the model chose is cleaned before it is used.
 	writeFile(t, from, "abc-ok", []byte("fine"))
 	got, err := s.save(local.Event{Type: local.EventFile, Name: "../.bashrc", Path: filepath.Join(from, "abc-ok")})
-	if err != nil || got != filepath.Join(to, "bashrc") {
-		t.Errorf("save = %q, %v; want %s", got, err, filepath.Join(to, "bashrc"))
+	if err != nil || got != filepath.Join(to, savedPrefix+"bashrc") {
+		t.Errorf("save = %q, %v; want %s", got, err, filepath.Join(to, savedPrefix+"bashrc"))
 	}
 }
