@@ -31,7 +31,7 @@ type Transcriber interface {
 	Transcribe(ctx context.Context, audio io.Reader, fileName, mimeType string) (string, error)
 }
 
-// fetchTimeout bounds the fetch of one attachment.
+// fetchTimeout bounds the fetch of one attachment, and its keeping.
 const fetchTimeout = 2 * time.Minute
 
 // extensions name a kept file's type for the tools that read it; the type
@@ -67,29 +67,10 @@ func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Messag
 		case a.Size > r.opt.MediaMaxBytes:
 			k.Note = fmt.Sprintf("not fetched: %s is over the limit of %s (MEDIA_MAX_BYTES)", size(a.Size), size(r.opt.MediaMaxBytes))
 		default:
-			var head sniffer
 			if a.Kind == channel.KindVoice {
 				voice = new(bytes.Buffer)
 			}
-			// The channel waits for this message to be stored: a stalled
-			// download must not hold it, nor the messages behind it, long.
-			fetchCtx, cancel := context.WithTimeout(ctx, fetchTimeout)
-			fetch := func(w io.Writer) error {
-				if voice != nil {
-					w = io.MultiWriter(w, voice)
-				}
-				return a.Fetch(fetchCtx, io.MultiWriter(w, &head), r.opt.MediaMaxBytes)
-			}
-			name := mediaName(m.ID, i, "", k.MIME)
-			n, err := r.opt.Media.SaveMedia(fetchCtx, folder, name, fetch)
-			if errors.Is(err, fs.ErrExist) {
-				// The name is taken (a file the agent made, or this message's
-				// own from before a crash that kept it unacknowledged): the
-				// file is never created, so fetch has not run; another name.
-				name = mediaName(m.ID, i, rand.Text()[:8], k.MIME)
-				n, err = r.opt.Media.SaveMedia(fetchCtx, folder, name, fetch)
-			}
-			cancel()
+			name, n, err := r.saveMedia(ctx, folder, m.ID, i, a, &k, voice)
 			switch {
 			case errors.Is(err, channel.ErrTooLarge):
 				k.Note = fmt.Sprintf("not fetched: over the limit of %s (MEDIA_MAX_BYTES)", size(r.opt.MediaMaxBytes))
@@ -100,9 +81,6 @@ func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Messag
 				voice = nil
 			default:
 				k.Path, k.Bytes = store.MediaDir+"/"+name, n
-				if k.MIME == "" || k.MIME == "application/octet-stream" {
-					k.MIME = mediaType(http.DetectContentType(head.b))
-				}
 			}
 		}
 		if a.Kind == channel.KindVoice && k.Note == "" {
@@ -111,6 +89,84 @@ func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Messag
 		kept = append(kept, k)
 	}
 	return kept
+}
+
+// saveMedia fetches attachment i of message id into the group's media
+// folder and returns the name it is kept under and its size. The type is
+// the content's: the first bytes are read before the file is named, so a
+// file that claims to be a photo but is not gets no photo's extension
+// (Claude Code's Read goes by it); k.MIME is set to what was decided. A
+// voice note is copied into voice too, for transcription.
+func (r *Router) saveMedia(ctx context.Context, folder, id string, i int, a channel.Attachment, k *store.Attachment, voice *bytes.Buffer) (string, int64, error) {
+	// The channel waits for this message to be stored: a stalled download
+	// must not hold it, nor the messages behind it, long.
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	pr, pw := io.Pipe()
+	fetched := make(chan error, 1)
+	go func() {
+		err := a.Fetch(ctx, pw, r.opt.MediaMaxBytes)
+		pw.CloseWithError(err)
+		fetched <- err
+	}()
+	defer func() {
+		pr.CloseWithError(errors.New("not kept"))
+		<-fetched
+	}()
+	head := make([]byte, 512)
+	n, err := io.ReadFull(pr, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", 0, err
+	}
+	head = head[:n]
+	k.MIME = contentType(head, k.MIME)
+	fetch := func(w io.Writer) error {
+		if voice != nil {
+			w = io.MultiWriter(w, voice)
+		}
+		if _, err := w.Write(head); err != nil {
+			return err
+		}
+		_, err := io.Copy(w, pr)
+		return err
+	}
+	name := mediaName(id, i, "", k.MIME)
+	size, err := r.opt.Media.SaveMedia(ctx, folder, name, fetch)
+	if errors.Is(err, fs.ErrExist) {
+		// The name is taken (a file the agent made, or this message's own
+		// from before a crash that kept it unacknowledged): the file is
+		// never created then, so nothing was read yet; another name.
+		name = mediaName(id, i, rand.Text()[:8], k.MIME)
+		size, err = r.opt.Media.SaveMedia(ctx, folder, name, fetch)
+	}
+	return name, size, err
+}
+
+// contentType decides a medium's type from its first bytes and what the
+// sender's app claimed: the claim only where the content agrees or says
+// nothing more (an Opus voice note sniffs as application/ogg; many audio
+// and office files as octet-stream or zip), the content's otherwise.
+func contentType(head []byte, claimed string) string {
+	sniffed := mediaType(http.DetectContentType(head))
+	top := func(t string) string { return strings.SplitN(t, "/", 2)[0] }
+	switch {
+	case claimed == "":
+		return sniffed
+	case claimed == sniffed, top(claimed) == top(sniffed) && top(sniffed) != "text":
+		return claimed
+	case sniffed == "application/octet-stream", sniffed == "application/zip":
+		// The content does not say: a claim of an image or video, which a
+		// reader would open as such, is not taken on trust.
+		if t := top(claimed); t == "image" || t == "video" {
+			return sniffed
+		}
+		return claimed
+	case sniffed == "application/ogg" && top(claimed) == "audio":
+		return claimed
+	case strings.HasPrefix(sniffed, "text/plain") && top(claimed) != "image" && top(claimed) != "video" && top(claimed) != "audio":
+		return claimed // JSON, CSV, code…: text the claim names better
+	}
+	return sniffed
 }
 
 // transcribe makes the voice note's transcript the message's text, or
@@ -169,15 +225,4 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// sniffer keeps the first 512 bytes written to it: what content type
-// detection reads.
-type sniffer struct{ b []byte }
-
-func (s *sniffer) Write(p []byte) (int, error) {
-	if n := 512 - len(s.b); n > 0 {
-		s.b = append(s.b, p[:min(n, len(p))]...)
-	}
-	return len(p), nil
 }

@@ -295,6 +295,14 @@ func TestInboundMediaReachThePromptByReference(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(w.media, "family", "M2-0.png")); string(b) != "planted" {
 		t.Errorf("the file in the way was changed: %q", b)
 	}
+	// The content decides the type, not the sender's claim: a PDF that
+	// claims to be a photo is kept as a PDF.
+	w.deliver(t, channel.Message{ID: "M3", Text: "a photo?", Attachments: []channel.Attachment{
+		{Kind: channel.KindImage, MIME: "image/jpeg", Fetch: bytesFetch([]byte("%PDF-1.7\n%fake photo"))}}})
+	if m3, _, _ := w.st.MessageByID(context.Background(), "fam@g.us", "M3"); len(m3.Attachments) != 1 ||
+		m3.Attachments[0].MIME != "application/pdf" || m3.Attachments[0].Path != "media/M3-0.pdf" {
+		t.Errorf("a PDF claimed as a photo: kept as %+v", m3.Attachments)
+	}
 	// A redelivery is not fetched again.
 	again := w.deliver(t, channel.Message{ID: "M1", Text: "@Andy what is this?", Attachments: []channel.Attachment{
 		{Kind: channel.KindImage, MIME: "image/png", Fetch: func(context.Context, io.Writer, int64) error {
@@ -303,6 +311,28 @@ func TestInboundMediaReachThePromptByReference(t *testing.T) {
 		}}}})
 	if again.Seq != 0 {
 		t.Errorf("redelivery stored = %+v", again)
+	}
+}
+
+// The claim refines what the content cannot tell, and never makes bytes a
+// photo or a video.
+func TestContentType(t *testing.T) {
+	for _, tc := range []struct {
+		head, claim, want string
+	}{
+		{string(png), "image/jpeg", "image/jpeg"}, // both images: the claim is finer
+		{string(png), "", "image/png"},
+		{"%PDF-1.4", "image/jpeg", "application/pdf"},
+		{"OggS\x00\x02", "audio/ogg", "audio/ogg"},
+		{"\x00\x01\x02\x03", "audio/amr", "audio/amr"},
+		{"\x00\x01\x02\x03", "image/png", "application/octet-stream"},
+		{`{"a": 1}`, "application/json", "application/json"},
+		{"plain words", "image/png", "text/plain"},
+		{"PK\x03\x04", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+	} {
+		if got := contentType([]byte(tc.head), tc.claim); got != tc.want {
+			t.Errorf("contentType(%q, %q) = %q, want %q", tc.head, tc.claim, got, tc.want)
+		}
 	}
 }
 
