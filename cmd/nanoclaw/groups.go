@@ -28,6 +28,8 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
                                                 egress (none|allowlist|public), allow (comma list),
                                                 mounts (JSON list of {host_path, container_path, readonly}),
                                                 reactions (on|off: 👀 ✅ ❌ on the message answered),
+                                                mentions (on|off: an @-mention of the account asks
+                                                for an answer; on WhatsApp that is your own account),
                                                 trigger_senders (comma list of sender ids who may
                                                 start a run; empty: anyone in the chat)
   nanoclaw groups reset-session FOLDER          forget the group's Claude Code session: its next
@@ -206,12 +208,12 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			a.EgressAllow = new(commaList(value))
 		case "trigger_senders":
 			a.TriggerSenders = new(commaList(value))
-		case "reactions":
+		case "reactions", "mentions":
 			on, ok := map[string]bool{"on": true, "true": true, "off": false, "false": false}[value]
 			if !ok {
-				return a, usagef("reactions: %q is not on or off", value)
+				return a, usagef("%s: %q is not on or off", key, value)
 			}
-			a.Reactions = &on
+			*map[string]**bool{"reactions": &a.Reactions, "mentions": &a.Mentions}[key] = &on
 		case "mounts":
 			var mounts []ipc.ExtraMount
 			if err := ipc.DecodeStrict([]byte(value), &mounts); err != nil { // R14: nothing may follow the list
@@ -219,7 +221,7 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			}
 			a.AdditionalMounts = &mounts
 		default:
-			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, trigger_senders)", key)
+			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, mentions, trigger_senders)", key)
 		}
 	}
 	return a, nil
@@ -253,6 +255,7 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 	for _, mt := range g.AdditionalMounts {
 		fmt.Fprintf(w, "mount:     %s -> %s (readonly requested: %v)\n", mt.HostPath, mt.ContainerPath, mt.ReadOnly)
 	}
-	reactions := map[bool]string{true: "on", false: "off"}[g.Reactions]
-	fmt.Fprintf(w, "reactions: %s\ntriggers:  %s\n", reactions, cmp.Or(strings.Join(g.TriggerSenders, ", "), "anyone in the chat"))
+	onOff := map[bool]string{true: "on", false: "off"}
+	fmt.Fprintf(w, "reactions: %s\nmentions:  %s\ntriggers:  %s\n", onOff[g.Reactions], onOff[g.Mentions],
+		cmp.Or(strings.Join(g.TriggerSenders, ", "), "anyone in the chat"))
 }

@@ -43,6 +43,7 @@ type ConfigureGroupArgs struct {
 	EgressAllow      *[]string     `json:"egress_allow,omitempty"`
 	AdditionalMounts *[]ExtraMount `json:"additional_mounts,omitempty"`
 	Reactions        *bool         `json:"reactions,omitempty"`
+	Mentions         *bool         `json:"mentions,omitempty"`
 	TriggerSenders   *[]string     `json:"trigger_senders,omitempty"`
 }
 
@@ -63,6 +64,7 @@ type GroupInfo struct {
 	EgressAllow      []string     `json:"egress_allow,omitempty"`
 	AdditionalMounts []ExtraMount `json:"additional_mounts,omitempty"`
 	Reactions        bool         `json:"reactions"`
+	Mentions         bool         `json:"mentions"`
 	TriggerSenders   []string     `json:"trigger_senders,omitempty"`
 	Note             string       `json:"note,omitempty"`
 }

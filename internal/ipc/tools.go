@@ -165,6 +165,7 @@ var Tools = []ToolSpec{
 			"egress_allow":      "The allow list: rules the group has already, or (with egress_mode allowlist) web host names and *.suffixes.",
 			"additional_mounts": "The group's extra host directories [{host_path, container_path, readonly}]: a subset of its current ones.",
 			"reactions":         "false: no status reactions (👀 when a run starts, ✅ answered, ❌ failed) on the message answered; true: them again (the default).",
+			"mentions":          "false: an @-mention of the assistant's account no longer asks for an answer (on WhatsApp that account is the owner's, so people mentioning the owner would start runs); true: it does again (the default).",
 			"trigger_senders":   "The sender ids (as sender_id shows them) who may start a run; the others' messages still go along as context. An empty list: anyone in the chat. Once the owner set a list, you may only remove senders from it.",
 		}),
 	// Not offered to the model: the owner's CLI uses them; main's socket

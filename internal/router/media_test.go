@@ -538,3 +538,20 @@ func BenchmarkImageToPrompt(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms-to-prompt")
 }
+
+// A group can stop counting @-mentions of the account as the trigger (on
+// WhatsApp the account is the owner's own); replies to the assistant
+// still count.
+func TestMentionsOff(t *testing.T) {
+	ctx := context.Background()
+	w := newChatWorld(t, nil, store.ContainerConfig{Mentions: new(false)})
+	o := store.NewOutgoing("fam@g.us", "family", "Andy: hello")
+	w.st.Enqueue(ctx, o)
+	w.st.MarkSent(ctx, o, []string{"BOT1"}, "Andy")
+	if s := w.deliver(t, channel.Message{ID: "N1", Text: "@Dad can you fetch the kids?", MentionsSelf: true}); s.WillAnswer {
+		t.Error("a mention asked for an answer in a group that turned mentions off")
+	}
+	if s := w.deliver(t, channel.Message{ID: "N2", Text: "thanks", ReplyTo: "BOT1"}); !s.WillAnswer {
+		t.Error("a reply to the assistant did not ask for an answer")
+	}
+}

@@ -142,7 +142,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	if !isBot {
 		media = r.keepMedia(ctx, g.Folder, &m)
 	}
-	replyTo, addressed := r.quoted(ctx, &m)
+	replyTo, addressed := r.quoted(ctx, g, &m)
 	seq, inserted, err := r.st.AddMessage(ctx, store.Message{
 		ChatJID: m.ChatJID, ID: m.ID, Sender: m.Sender, SenderName: m.SenderName, Content: m.Text, Quote: m.Quote,
 		Timestamp: m.Timestamp, FromMe: m.FromMe, IsBot: isBot, ReplyTo: replyTo, QuoteSender: m.QuoteSender,
@@ -171,22 +171,24 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 }
 
 // quoted takes what m says of the message it replies to from the store,
-// when the store has that message, and reports whether m speaks to the assistant without its trigger
-// word: it @-mentions the account, or replies to the assistant's own
+// when the store has that message, and reports whether m speaks to the
+// assistant without its trigger word: it @-mentions the account (where the
+// group counts mentions), or replies to the assistant's own
 // message (which the store knows by id; a sender's app may claim anything
 // of the quote).
-func (r *Router) quoted(ctx context.Context, m *channel.Message) (replyTo string, addressed bool) {
+func (r *Router) quoted(ctx context.Context, g store.Group, m *channel.Message) (replyTo string, addressed bool) {
+	mentioned := m.MentionsSelf && g.Config.MentionsOn()
 	if m.ReplyTo == "" {
-		return "", m.MentionsSelf
+		return "", mentioned
 	}
 	q, found, err := r.st.MessageByID(ctx, m.ChatJID, m.ReplyTo)
 	if err != nil || !found {
-		return sanitize.Clip(m.ReplyTo, 128, ""), m.MentionsSelf
+		return sanitize.Clip(m.ReplyTo, 128, ""), mentioned
 	}
 	// What the store has of the quoted message beats what the sender's app
 	// claims of it (R18).
 	m.Quote, m.QuoteSender = sanitize.FirstLine(q.Content, 120), q.Sender
-	return q.ID, m.MentionsSelf || q.IsBot
+	return q.ID, mentioned || q.IsBot
 }
 
 // from says who sent m, for the trace: a display name is the sender's own

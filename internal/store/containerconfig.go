@@ -33,6 +33,10 @@ type ContainerConfig struct {
 	// Reactions says whether the assistant reacts to the message it
 	// answers (👀 working, ✅ answered, ❌ failed); nil means yes.
 	Reactions *bool `json:"reactions,omitempty"`
+	// Mentions says whether an @-mention of the channel's account asks
+	// for an answer as the trigger word does; nil means yes. On WhatsApp
+	// that account is the owner's own, so a mention of the owner counts.
+	Mentions *bool `json:"mentions,omitempty"`
 	// TriggerSenders, when set, are the only senders (ids as the channel
 	// gives them, like "4915112345678@s.whatsapp.net") whose messages start
 	// a run; the owner's always do. Others' messages still go along as
@@ -45,6 +49,9 @@ const MaxTriggerSenders = 100
 
 // ReactionsOn reports whether the group reacts to the messages it answers.
 func (c ContainerConfig) ReactionsOn() bool { return c.Reactions == nil || *c.Reactions }
+
+// MentionsOn reports whether an @-mention of the account asks for an answer.
+func (c ContainerConfig) MentionsOn() bool { return c.Mentions == nil || *c.Mentions }
 
 // MayTrigger reports whether a message of sender (fromOwner: the owner's
 // own) may start a run.

@@ -235,7 +235,7 @@ func (s *Set) groupInfo(ctx context.Context, g store.Group) ipc.GroupInfo {
 		IsMain: g.IsMain, Chats: chats, AddedAt: g.AddedAt, TimeoutSeconds: g.Config.TimeoutSeconds,
 		MemoryMB: g.Config.MemoryMB, CPUs: g.Config.CPUs, PidsLimit: g.Config.PidsLimit,
 		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow,
-		Reactions: g.Config.ReactionsOn(), TriggerSenders: g.Config.TriggerSenders}
+		Reactions: g.Config.ReactionsOn(), Mentions: g.Config.MentionsOn(), TriggerSenders: g.Config.TriggerSenders}
 	for _, m := range g.Config.AdditionalMounts {
 		info.AdditionalMounts = append(info.AdditionalMounts, ipc.ExtraMount(m))
 	}
@@ -270,6 +270,12 @@ func applyConfig(g *store.Group, c ipc.ConfigureGroupArgs) error {
 		g.Config.Reactions = nil // on is the default, and is stored as such
 		if !*c.Reactions {
 			g.Config.Reactions = c.Reactions
+		}
+	}
+	if c.Mentions != nil {
+		g.Config.Mentions = nil
+		if !*c.Mentions {
+			g.Config.Mentions = c.Mentions
 		}
 	}
 	set(&g.Config.TriggerSenders, c.TriggerSenders)

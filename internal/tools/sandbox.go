@@ -117,7 +117,7 @@ func modeName(m store.EgressMode) string { return cmp.Or(string(m), "default") }
 // setCommand is the owner's command line that asks for the settings c
 // (the inverse of the CLI's parser), for a refusal to show.
 func setCommand(c ipc.ConfigureGroupArgs) string {
-	var allow, mounts, senders, reactions *string
+	var allow, mounts, senders, reactions, mentions *string
 	if c.EgressAllow != nil {
 		allow = new(strings.Join(*c.EgressAllow, ","))
 	}
@@ -127,6 +127,9 @@ func setCommand(c ipc.ConfigureGroupArgs) string {
 	if c.Reactions != nil {
 		reactions = new(map[bool]string{true: "on", false: "off"}[*c.Reactions])
 	}
+	if c.Mentions != nil {
+		mentions = new(map[bool]string{true: "on", false: "off"}[*c.Mentions])
+	}
 	if c.AdditionalMounts != nil {
 		b, _ := json.Marshal(*c.AdditionalMounts)
 		mounts = new(string(b))
@@ -134,7 +137,7 @@ func setCommand(c ipc.ConfigureGroupArgs) string {
 	words := []string{"nanoclaw", "groups", "set", shellWord(c.Folder), setting("name", c.Name), setting("trigger", c.Trigger),
 		setting("requires_trigger", c.RequiresTrigger), setting("timeout", c.TimeoutSeconds), setting("memory_mb", c.MemoryMB),
 		setting("cpus", c.CPUs), setting("pids_limit", c.PidsLimit), setting("egress", c.EgressMode),
-		setting("allow", allow), setting("mounts", mounts), setting("trigger_senders", senders), setting("reactions", reactions)}
+		setting("allow", allow), setting("mounts", mounts), setting("trigger_senders", senders), setting("reactions", reactions), setting("mentions", mentions)}
 	return strings.Join(slices.DeleteFunc(words, func(w string) bool { return w == "" }), " ")
 }
 
