@@ -49,7 +49,8 @@ var extensions = map[string]string{
 // is set; its transcript becomes the message's text when the message has
 // none. A failure is noted in the attachment, never a reason to lose the
 // message.
-func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Message) []store.Attachment {
+func (r *Router) keepMedia(ctx context.Context, g store.Group, m *channel.Message) []store.Attachment {
+	folder := g.Folder
 	var kept []store.Attachment
 	for i, a := range m.Attachments {
 		if i == store.MaxAttachments {
@@ -84,7 +85,7 @@ func (r *Router) keepMedia(ctx context.Context, folder string, m *channel.Messag
 			}
 		}
 		if a.Kind == channel.KindVoice && k.Note == "" {
-			r.transcribe(ctx, m, &k, voice)
+			r.transcribe(ctx, g, m, &k, voice)
 		}
 		kept = append(kept, k)
 	}
@@ -171,11 +172,22 @@ func contentType(head []byte, claimed string) string {
 
 // transcribe makes the voice note's transcript the message's text, or
 // notes why there is none.
-func (r *Router) transcribe(ctx context.Context, m *channel.Message, k *store.Attachment, audio *bytes.Buffer) {
-	if r.opt.Transcriber == nil || !r.opt.Transcriber.Enabled() {
+func (r *Router) transcribe(ctx context.Context, g store.Group, m *channel.Message, k *store.Attachment, audio *bytes.Buffer) {
+	switch {
+	case r.opt.Transcriber == nil || !r.opt.Transcriber.Enabled():
 		k.Note = "not transcribed: no transcriber is set (TRANSCRIBE_URL)"
 		return
+	// Transcription costs the owner money and holds the chat's messages
+	// while it runs: only for senders who may start a run, and a group
+	// only so many an hour.
+	case !g.Config.MayTrigger(m.Sender, m.FromMe):
+		k.Note = "not transcribed: only the senders in trigger_senders are"
+		return
+	case r.transcriptions.Check(g.Folder) != nil:
+		k.Note = "not transcribed: this group's voice notes are transcribed 30 at once, then one a minute"
+		return
 	}
+	r.transcriptions.Wait(ctx, g.Folder) // Check passed: takes its place at once
 	text, err := r.opt.Transcriber.Transcribe(ctx, audio, k.Path[len(store.MediaDir)+1:], k.MIME)
 	if err != nil {
 		r.log.Warn("voice note not transcribed", "chat", m.ChatJID, "id", m.ID, "err", err)

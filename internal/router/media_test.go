@@ -555,3 +555,28 @@ func TestMentionsOff(t *testing.T) {
 		t.Error("a reply to the assistant did not ask for an answer")
 	}
 }
+
+// Transcription costs the owner: only senders who may start a run are
+// transcribed, and a group only 30 at once, then one a minute.
+func TestTranscriptionIsBounded(t *testing.T) {
+	voice := []byte("OggS\x00\x02voice")
+	tr := &fakeTranscriber{text: "hello"}
+	w := newChatWorld(t, tr, store.ContainerConfig{TriggerSenders: []string{"49151@s.whatsapp.net"}})
+	note := func(id string) string {
+		m, _, _ := w.st.MessageByID(context.Background(), "fam@g.us", id)
+		if len(m.Attachments) != 1 {
+			t.Fatalf("message %s kept %+v", id, m.Attachments)
+		}
+		return m.Attachments[0].Note
+	}
+	w.deliver(t, channel.Message{ID: "X", Sender: "4917@s.whatsapp.net", Attachments: []channel.Attachment{{Kind: channel.KindVoice, MIME: "audio/ogg", Fetch: bytesFetch(voice)}}})
+	if n := note("X"); !strings.Contains(n, "only the senders in trigger_senders") || len(tr.heard) != 0 {
+		t.Errorf("a voice note of a sender who may not trigger: note %q, %d transcribed", n, len(tr.heard))
+	}
+	for i := range 31 {
+		w.deliver(t, channel.Message{ID: fmt.Sprint("V", i), Attachments: []channel.Attachment{{Kind: channel.KindVoice, MIME: "audio/ogg", Fetch: bytesFetch(voice)}}})
+	}
+	if len(tr.heard) != 30 || !strings.Contains(note("V30"), "30 at once") || note("V29") != "" {
+		t.Errorf("%d of 31 voice notes transcribed; the 31st's note %q", len(tr.heard), note("V30"))
+	}
+}

@@ -73,6 +73,9 @@ type Router struct {
 	mu       sync.Mutex
 	triggers map[string]Trigger
 	tasks    taskRuns // claimed tasks waiting for their group's turn (taskrun.go)
+
+	// transcriptions paces each group's voice-note transcriptions.
+	transcriptions *channel.SendLimit
 	states   states   // what each busy group's worker does (state.go)
 }
 
@@ -90,6 +93,8 @@ func New(opt Options) *Router {
 		ch:       opt.Channels,
 		prefix:   opt.AssistantName + ": ",
 		triggers: make(map[string]Trigger),
+		// 30 at once, then one a minute: a chatty family, not a flood.
+		transcriptions: channel.NewSendLimit(1, 30),
 	}
 	r.q = queue.New(opt.MaxConcurrent, r.work)
 	return r
@@ -140,7 +145,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	}
 	var media []store.Attachment
 	if !isBot {
-		media = r.keepMedia(ctx, g.Folder, &m)
+		media = r.keepMedia(ctx, g, &m)
 	}
 	replyTo, addressed := r.quoted(ctx, g, &m)
 	seq, inserted, err := r.st.AddMessage(ctx, store.Message{
