@@ -580,3 +580,33 @@ func TestTranscriptionIsBounded(t *testing.T) {
 		t.Errorf("%d of 31 voice notes transcribed; the 31st's note %q", len(tr.heard), note("V30"))
 	}
 }
+
+// cancelling is a channel whose send succeeds just as nanoclaw stops.
+type cancelling struct {
+	chatChannel
+	cancel context.CancelFunc
+}
+
+func (c *cancelling) Send(ctx context.Context, jid, text string) ([]string, error) {
+	c.cancel()
+	return c.chatChannel.Send(ctx, jid, text)
+}
+
+// A send that succeeded is marked sent, whatever happens to ctx after: the
+// next start must not send it again.
+func TestSentIsMarkedSentWhileStopping(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st := openStore(t)
+	chats := NewChannels(st, "Andy", nil)
+	chats.Add(&cancelling{cancel: cancel})
+	o := store.NewOutgoing("local:main", "main", "Andy: hello")
+	if err := st.Enqueue(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if !chats.Deliver(ctx, o) {
+		t.Error("a send that succeeded reads as not delivered")
+	}
+	if unsent, _ := st.Unsent(context.Background()); len(unsent) != 0 {
+		t.Errorf("sent, yet kept to be sent again: %+v", unsent)
+	}
+}
