@@ -725,17 +725,17 @@ func pdfDoc() []byte {
 }
 
 // longText is a text of n characters or a few more: numbered words of
-// letters and digits only, so no service's formatting changes them, in
-// lines and paragraphs, so a splitter has places to cut.
+// letters and digits only, so no service's formatting changes them. A few
+// short paragraphs come first, then one longer than any limit: a splitter
+// must cut it between words, close to the limit, where a part one word too
+// long shows.
 func longText(n int) string {
 	var b strings.Builder
 	for i := 0; b.Len() < n; i++ {
 		switch {
 		case i == 0:
-		case i%60 == 0:
+		case i < 60 && i%20 == 0:
 			b.WriteString("\n\n")
-		case i%12 == 0:
-			b.WriteString("\n")
 		default:
 			b.WriteString(" ")
 		}
