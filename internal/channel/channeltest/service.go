@@ -99,14 +99,18 @@ type InMedia struct {
 
 // Outbound is one thing the service received from the adapter.
 type Outbound struct {
-	Kind    OutKind
-	Chat    string
-	Text    string        // the text sent, or a file's caption
+	Kind OutKind
+	Chat string
+	// Text is the text sent, or a file's caption, as the service shows it:
+	// formatting markup the adapter added is taken out.
+	Text    string
 	File    *channel.File // a file's name, kind and bytes, as the service got them (OutFile)
 	ReplyTo string        // the id of the message a text quotes (OutText)
 	Target  string        // the id of the message reacted to (OutReaction)
 	Emoji   string        // the reaction, as the service shows it ("" removed)
-	Typing  bool          // the indicator shown or cleared (OutTyping)
+	// Typing is the indicator shown or cleared (OutTyping). A service whose
+	// indicator lapses unless renewed reports it cleared when it lapsed.
+	Typing bool
 }
 
 // OutKind is the kind of an Outbound.
