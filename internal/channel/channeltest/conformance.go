@@ -50,7 +50,13 @@ type Explainer interface {
 //
 // It makes one channel (s.Channel), connects it to a handler of its own
 // and runs the checks in order on it; revocation, which ends the channel's
-// use, comes last, then Close.
+// use, comes last, then Close. The context given to Connect ends with the
+// connect check: it bounds the connecting only, and the connection lives
+// until Close (the daemon's WhatsApp connection works the same way).
+//
+// Every wait has a deadline of 20 s and polls, so a slow machine slows the
+// suite down but does not fail it; the one absence shown by watching is
+// the acknowledgement of a message being stored (half a second).
 func Conformance(t *testing.T, s Service) {
 	x := &suite{s: s, ch: s.Channel(t), h: newHandler()}
 	t.Cleanup(func() {
