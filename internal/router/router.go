@@ -73,10 +73,10 @@ type Router struct {
 	mu       sync.Mutex
 	triggers map[string]Trigger
 	tasks    taskRuns // claimed tasks waiting for their group's turn (taskrun.go)
+	states   states   // what each busy group's worker does (state.go)
 
 	// transcriptions paces each group's voice-note transcriptions.
 	transcriptions *channel.SendLimit
-	states   states   // what each busy group's worker does (state.go)
 }
 
 // New makes a Router.
