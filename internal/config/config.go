@@ -77,6 +77,7 @@ type Config struct {
 	TranscribeURL    *url.URL      // nil: voice notes are not transcribed
 	TranscribeAPIKey Secret        // host side only, as APIKey
 	TranscribeModel  string
+	TelegramAPIURL   *url.URL // the Bot API server the Telegram channel talks to
 
 	SendPerMinute int // R9: messages a minute to one chat, all senders together
 	SendBurst     int // R9: messages at once to one chat before the pace applies
@@ -207,6 +208,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if u := c.TranscribeURL; u != nil && u.Scheme == "http" && c.TranscribeAPIKey != "" && !loopback(u.Hostname()) {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("TRANSCRIBE_URL is plain http to %s: TRANSCRIBE_API_KEY and the voice notes cross the network unencrypted; use https", u.Hostname()))
+	}
+	if u := c.TelegramAPIURL; u.Scheme == "http" && !loopback(u.Hostname()) {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("TELEGRAM_API_URL is plain http to %s: the bot's token and messages cross the network unencrypted; use https", u.Hostname()))
 	}
 	if within(c.ConfigDir, c.Home) {
 		// Parts of the data home are mounted into containers; the config dir

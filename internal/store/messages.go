@@ -111,7 +111,7 @@ func ValidateChatID(jid string) error {
 	}
 	if id, ok := strings.CutPrefix(jid, TelegramChatPrefix); ok {
 		if n, err := strconv.ParseInt(id, 10, 64); err != nil || n == 0 || strconv.FormatInt(n, 10) != id {
-			return fmt.Errorf("Telegram chat %q: want %sNUMBER, the Bot API's chat id (negative for a group)", jid, TelegramChatPrefix)
+			return fmt.Errorf("chat %q: a Telegram chat id is %sNUMBER, the Bot API's chat id (negative for a group)", jid, TelegramChatPrefix)
 		}
 		return nil
 	}
