@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,29 +204,42 @@ func (s *setup) credential(ctx context.Context, file string) setupStep {
 // readSecret reads the credential from file (its first line), or asks for
 // it on the terminal without echo.
 func (s *setup) readSecret(file string) (string, error) {
+	return s.m.readSecret(file, "--credential-file", "Anthropic API key or Claude Code OAuth token", s.interactive,
+		"no credential: give --credential-file FILE (a file holding the key), or run setup on a terminal")
+}
+
+// readSecret reads a secret from file (its first line; flag names the
+// option that gave it), or, when interactive, asks for it (what) on the
+// terminal without echo; otherwise it fails with none.
+func (m *Main) readSecret(file, flag, what string, interactive bool, none string) (string, error) {
 	var secret string
 	switch {
 	case file != "":
-		data, err := os.ReadFile(file)
+		f, err := os.Open(file)
 		if err != nil {
-			return "", fmt.Errorf("read --credential-file: %w", err)
+			return "", fmt.Errorf("read %s: %w", flag, err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, 64<<10)) // a key, not a document
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", flag, err)
 		}
 		secret, _, _ = strings.Cut(string(data), "\n")
-	case s.interactive:
+	case interactive:
 		f, _ := stdin.(*os.File)
-		fmt.Fprint(s.m.Stdout, "Anthropic API key or Claude Code OAuth token (not shown as you type): ")
+		fmt.Fprintf(m.Stdout, "%s (not shown as you type): ", what)
 		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(s.m.Stdout)
+		fmt.Fprintln(m.Stdout)
 		if err != nil {
-			return "", fmt.Errorf("read the credential: %w", err)
+			return "", fmt.Errorf("read the %s: %w", strings.ToLower(what), err)
 		}
 		secret = string(b)
 	default:
-		return "", errors.New("no credential: give --credential-file FILE (a file holding the key), or run setup on a terminal")
+		return "", errors.New(none)
 	}
 	secret = strings.TrimSpace(secret)
 	if secret == "" {
-		return "", errors.New("the credential is empty")
+		return "", fmt.Errorf("the %s is empty", strings.ToLower(what))
 	}
 	return secret, nil
 }
