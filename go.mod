@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/adhocore/gronx v1.20.4
+	github.com/go-telegram/bot v1.19.0
 	github.com/ncruces/go-sqlite3 v0.37.0
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1
 	lukechampine.com/adiantum v1.1.1
