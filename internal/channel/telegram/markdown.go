@@ -187,8 +187,8 @@ func inline(w *htmlWriter, s string, may allowed) {
 // emphasis finds the emphasis that opens at s[i] ('*' or '_'): its end
 // (after the closing marker), the text inside and the tag ("b" for a
 // double marker, "i" for a single). Like Markdown, a marker opens only
-// before a non-space and closes only after one; '_' only at word
-// boundaries, so snake_case stays as written.
+// before a non-space and closes only after one; and only at word
+// boundaries, so snake_case and 2*3*4 stay as written.
 func emphasis(s string, i int) (end int, inner, tag string, ok bool) {
 	c := s[i]
 	n := run(s[i:], c)
@@ -200,7 +200,7 @@ func emphasis(s string, i int) (end int, inner, tag string, ok bool) {
 	if start >= len(s) || s[start] == ' ' || s[start] == '\t' {
 		return 0, "", "", false
 	}
-	if c == '_' && i > 0 && isWordByte(s[i-1]) {
+	if i > 0 && isWordByte(s[i-1]) {
 		return 0, "", "", false
 	}
 	for j := start + 1; j <= len(s)-n; j++ {
@@ -211,7 +211,7 @@ func emphasis(s string, i int) (end int, inner, tag string, ok bool) {
 		if (j+n < len(s) && s[j+n] == c) || s[j-1] == c {
 			continue
 		}
-		if c == '_' && j+n < len(s) && isWordByte(s[j+n]) {
+		if j+n < len(s) && isWordByte(s[j+n]) {
 			continue
 		}
 		tag = "i"

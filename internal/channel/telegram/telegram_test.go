@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,7 +107,7 @@ func TestInbound(t *testing.T) {
 	first := e.fake.Post(faketelegram.In{Chat: faketelegram.Private(owner), From: owner, Text: "hello"})
 	e.fake.Post(faketelegram.In{Chat: faketelegram.Private(stranger), From: stranger, Text: "who are you?"})
 	e.fake.Post(faketelegram.In{Chat: family, From: stranger, Text: "what's for dinner", MentionBot: true})
-	e.fake.Post(faketelegram.In{Chat: family, From: owner, Text: "pasta", ReplyTo: 3})
+	e.fake.Post(faketelegram.In{Chat: family, From: owner, Text: "pasta", ReplyTo: 3}) // to the mention
 	e.fake.PostRaw(map[string]any{"edited_message": map[string]any{"message_id": 1, "date": 1, "chat": map[string]any{"id": owner.ID, "type": "private"}, "text": "edited"}})
 	e.fake.PostRaw(map[string]any{"message": map[string]any{"message_id": 9, "date": 1, "chat": map[string]any{"id": -100999, "type": "channel", "title": "News"}, "text": "a channel post"}})
 	e.fake.PostRaw(map[string]any{"message": map[string]any{"message_id": 5, "date": 1, "chat": map[string]any{"id": family.ID, "type": "supergroup", "title": "Family"},
@@ -116,10 +117,10 @@ func TestInbound(t *testing.T) {
 
 	want := []channel.Message{
 		{ChatJID: "tg:4242", ID: "1", Sender: "tg:4242", SenderName: "Olive Owner", Text: "hello", FromMe: true},
-		{ChatJID: "tg:777", ID: "1", Sender: "tg:777", SenderName: "Sam", Text: "who are you?"},
-		{ChatJID: "tg:-1001234", ID: "1", Sender: "tg:777", SenderName: "Sam", Text: "@nanoclaw_test_bot what's for dinner", IsGroup: true, MentionsSelf: true},
-		{ChatJID: "tg:-1001234", ID: "2", Sender: "tg:4242", SenderName: "Olive Owner", Text: "pasta", IsGroup: true, FromMe: true, ReplyTo: "3"},
-		{ChatJID: "tg:4242", ID: "2", Sender: "tg:4242", SenderName: "Olive Owner", Text: "bye", FromMe: true},
+		{ChatJID: "tg:777", ID: "2", Sender: "tg:777", SenderName: "Sam", Text: "who are you?"},
+		{ChatJID: "tg:-1001234", ID: "3", Sender: "tg:777", SenderName: "Sam", Text: "@nanoclaw_test_bot what's for dinner", IsGroup: true, MentionsSelf: true},
+		{ChatJID: "tg:-1001234", ID: "4", Sender: "tg:4242", SenderName: "Olive Owner", Text: "pasta", IsGroup: true, FromMe: true, ReplyTo: "3"},
+		{ChatJID: "tg:4242", ID: "5", Sender: "tg:4242", SenderName: "Olive Owner", Text: "bye", FromMe: true},
 	}
 	if len(msgs) != len(want) {
 		t.Fatalf("got %d messages, want %d: %+v", len(msgs), len(want), msgs)
@@ -430,12 +431,12 @@ func TestSend(t *testing.T) {
 	}
 
 	q := e.fake.Post(faketelegram.In{Chat: family, From: stranger, Text: "question"})
-	ids, err = e.ch.SendQuoting(context.Background(), "tg:-1001234", "answer", channel.MessageRef{ID: "1"})
+	ids, err = e.ch.SendQuoting(context.Background(), "tg:-1001234", "answer", channel.MessageRef{ID: strconv.Itoa(q.MessageID)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s = sentBy(e.fake, "sendMessage")
-	if last := s[len(s)-1]; last.Chat != family.ID || last.ReplyTo != q.MessageID || last.Shown != "answer" || ids[0] != "2" {
+	if last := s[len(s)-1]; last.Chat != family.ID || last.ReplyTo != q.MessageID || last.Shown != "answer" || ids[0] != "3" {
 		t.Errorf("quoting sent %+v, ids %v", last, ids)
 	}
 	if _, err := e.ch.SendQuoting(context.Background(), "tg:-1001234", "x", channel.MessageRef{ID: "abc"}); err == nil {

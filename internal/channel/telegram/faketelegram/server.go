@@ -55,10 +55,10 @@ type Server struct {
 	changed  chan struct{} // closed and replaced on every change
 	revoked  bool
 	down     bool
-	nextID   int64         // the next update id
-	pending  []update      // updates not yet forgotten
-	offset   int64         // the highest offset a getUpdates asked for
-	msgIDs   map[int64]int // chat → the last message id
+	nextID   int64    // the next update id
+	pending  []update // updates not yet forgotten
+	offset   int64    // the highest offset a getUpdates asked for
+	lastMsg  int      // the last message id given, in any chat
 	exists   map[[2]int64]bool
 	files    map[string][]byte // file id → content
 	sent     []Sent
@@ -76,7 +76,7 @@ type update struct {
 func New(opts Options) *Server {
 	s := &Server{
 		token: cmp.Or(opts.Token, DefaultToken), username: cmp.Or(opts.Username, DefaultUsername),
-		changed: make(chan struct{}), nextID: 100, msgIDs: map[int64]int{}, exists: map[[2]int64]bool{},
+		changed: make(chan struct{}), nextID: 100, exists: map[[2]int64]bool{},
 		files: map[string][]byte{},
 	}
 	id, _, _ := strings.Cut(s.token, ":")
@@ -281,8 +281,10 @@ type Posted struct {
 func (s *Server) Post(in In) Posted {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgIDs[in.Chat.ID]++
-	id := s.msgIDs[in.Chat.ID]
+	// Message ids are unique in the whole fake, not only in their chat
+	// as Telegram promises: a test can name a message by its id alone.
+	s.lastMsg++
+	id := s.lastMsg
 	s.exists[[2]int64{in.Chat.ID, int64(id)}] = true
 	msg := map[string]any{
 		"message_id": id, "date": time.Now().Unix(),
@@ -660,8 +662,8 @@ func (s *Server) send(w http.ResponseWriter, method string, p params) {
 		out.ReplyTo = r.MessageID
 	}
 	s.mu.Lock()
-	s.msgIDs[chat]++
-	out.MessageID = s.msgIDs[chat]
+	s.lastMsg++
+	out.MessageID = s.lastMsg
 	s.exists[[2]int64{chat, int64(out.MessageID)}] = true
 	s.sent = append(s.sent, out)
 	s.mu.Unlock()
