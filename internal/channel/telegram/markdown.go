@@ -16,7 +16,9 @@ import (
 // cross a line.
 //
 // The output is always well-formed for Telegram: every tag opened is
-// closed in order, no tag sits inside code, no link inside a link.
+// closed in order, and Telegram's nesting rules hold — nothing inside
+// code, no code inside bold, italic or a link (a `span` there stays as
+// written), no link inside a link.
 // shown is false when the message would show nothing (Telegram refuses an
 // empty one): send the text plain then.
 func MarkdownToHTML(md string) (html string, shown bool) {

@@ -21,7 +21,7 @@ const mediaFetchTimeout = 10 * time.Minute
 
 // errBotFileLimit is the Fetch error of a file over the Bot API's download
 // limit: not the host's limit, so it does not wrap channel.ErrTooLarge.
-var errBotFileLimit = fmt.Errorf("Telegram gives bots no file over %d MB: ask the sender to share it another way", botFileLimit>>20)
+var errBotFileLimit = fmt.Errorf("the Bot API gives bots no file over %d MB: ask the sender to share it another way", botFileLimit>>20)
 
 // fetcher is the production fetcher: getFile, then a bounded download.
 func (a *api) fetcher(fileID string, claimed int64) func(ctx context.Context, w io.Writer, max int64) error {

@@ -138,11 +138,11 @@ func Pair(ctx context.Context, st *store.Store, opts PairOptions) (store.Telegra
 	me, err := a.getMe(ctx)
 	switch {
 	case errors.Is(err, errRevoked):
-		return store.TelegramSession{}, errors.New("Telegram refused the token: copy it again from @BotFather (/token) and retry")
+		return store.TelegramSession{}, errors.New("the token was refused by Telegram: copy it again from @BotFather (/token) and retry")
 	case err != nil:
 		var e *apiError
 		if errors.As(err, &e) && e.status == http.StatusNotFound {
-			return store.TelegramSession{}, errors.New("Telegram knows no bot with this token: copy it again from @BotFather (/token) and retry")
+			return store.TelegramSession{}, errors.New("no Telegram bot has this token: copy it again from @BotFather (/token) and retry")
 		}
 		return store.TelegramSession{}, fmt.Errorf("pair telegram: %w", err)
 	case me.Username == "":
@@ -162,7 +162,7 @@ func Pair(ctx context.Context, st *store.Store, opts PairOptions) (store.Telegra
 			case ctx.Err() != nil:
 				return store.TelegramSession{}, fmt.Errorf("pair telegram: no code arrived in time: send %s to @%s in a private chat and run '%s' again", code, me.Username, PairCommand)
 			case errors.Is(err, errRevoked):
-				return store.TelegramSession{}, errors.New("Telegram refused the token while waiting: was it revoked? Copy the new one from @BotFather and retry")
+				return store.TelegramSession{}, errors.New("the token was refused while waiting for the code: was it revoked? Copy the new one from @BotFather and retry")
 			case errors.As(err, &e) && e.status == http.StatusConflict:
 				return store.TelegramSession{}, errors.New("another program fetches this bot's updates (is nanoclaw running, or a webhook set?): stop it and pair again")
 			}

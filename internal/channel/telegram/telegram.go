@@ -48,7 +48,7 @@ const Name = "telegram"
 const PairCommand = "nanoclaw pair telegram"
 
 // ErrNotPaired reports that no Telegram bot is paired yet.
-var ErrNotPaired = errors.New("Telegram is not paired: run '" + PairCommand + "' first")
+var ErrNotPaired = errors.New("telegram is not paired: run '" + PairCommand + "' first")
 
 // ErrRevoked reports that Telegram refused the bot's token (401): revoked
 // with @BotFather, or wrong. The channel stops until paired again.

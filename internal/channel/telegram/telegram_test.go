@@ -715,7 +715,7 @@ func TestPair(t *testing.T) {
 		}
 	}
 	if _, err := Pair(context.Background(), st, PairOptions{Token: "7000001:AAwrong-token_abcdefghijklmnopqrs", ServerURL: fake.URL(), Replace: true}); err == nil ||
-		!strings.Contains(err.Error(), "refused the token") || strings.Contains(err.Error(), "AAwrong") {
+		!strings.Contains(err.Error(), "token was refused") || strings.Contains(err.Error(), "AAwrong") {
 		t.Errorf("Pair with a wrong token = %v", err)
 	}
 }
