@@ -166,6 +166,7 @@ type claudeProc struct {
 	stdin      *os.File
 	events     chan Event    // closed at the end of stdout
 	stdoutDone chan struct{} // closed at the end of stdout, after events
+	stderrDone chan struct{} // closed at the end of stderr
 	exited     chan struct{} // closed once the process was waited for
 	log        *slog.Logger
 
@@ -210,9 +211,9 @@ func startClaude(bin string, args, env []string, dir string, log *slog.Logger) (
 		return nil, fmt.Errorf("start claude code %s: %w", bin, err)
 	}
 	p := &claudeProc{cmd: cmd, pid: cmd.Process.Pid, stdin: inW, events: make(chan Event, 16),
-		stdoutDone: make(chan struct{}), exited: make(chan struct{}), log: log}
+		stdoutDone: make(chan struct{}), stderrDone: make(chan struct{}), exited: make(chan struct{}), log: log}
 	p.wg.Go(func() { p.readStdout(outR) })
-	p.wg.Go(func() { p.readStderr(errR) })
+	p.wg.Go(func() { defer close(p.stderrDone); p.readStderr(errR) })
 	p.wg.Go(p.wait)
 	return p, nil
 }
@@ -334,6 +335,12 @@ func (p *claudeProc) status() string {
 	case <-p.exited:
 	default:
 		return "still running"
+	}
+	// What it said last may still be in the pipe when it is reaped: read
+	// to the end first (a child holding stderr open gets a moment only).
+	select {
+	case <-p.stderrDone:
+	case <-time.After(time.Second):
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -483,7 +483,13 @@ func TestUndeliveredReplyIsToldToTheNextRun(t *testing.T) {
 // channel that cannot send files gives it up at once, with the reason.
 func TestFilesAreDeliveredFromTheSpool(t *testing.T) {
 	ctx := context.Background()
-	w := newChatWorld(t, nil, store.ContainerConfig{})
+	// No router runs here: its first act, sending what is unsent, would
+	// race the Deliver calls below.
+	w := &chatWorld{st: openStore(t), ch: &chatChannel{}, spool: t.TempDir()}
+	w.chats = NewChannels(w.st, "Andy", nil)
+	w.chats.retry = time.Millisecond
+	w.chats.Spool(w.spool, 1<<20)
+	w.chats.Add(w.ch)
 	o := store.NewOutgoing("fam@g.us", "family", "Andy: [file plan.pdf]")
 	o.File = &store.OutFile{Spool: o.ID + ".pdf", Name: "plan.pdf", MIME: "application/pdf", Kind: "document", Caption: "the plan"}
 	if err := os.WriteFile(filepath.Join(w.spool, o.File.Spool), []byte("%PDF-1.4"), 0o600); err != nil {
@@ -508,7 +514,9 @@ func TestFilesAreDeliveredFromTheSpool(t *testing.T) {
 	o2 := store.NewOutgoing("fam@g.us", "family", "Andy: [file plan.pdf]")
 	o2.File = &store.OutFile{Spool: o2.ID + ".pdf", Name: "plan.pdf", MIME: "application/pdf", Kind: "document"}
 	os.WriteFile(filepath.Join(w.spool, o2.File.Spool), []byte("%PDF-1.4"), 0o600)
-	w.st.Enqueue(ctx, o2)
+	if err := w.st.Enqueue(ctx, o2); err != nil {
+		t.Fatal(err)
+	}
 	if textOnly.Deliver(ctx, o2) {
 		t.Fatal("a channel without files delivered a file")
 	}
