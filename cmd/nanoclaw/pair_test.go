@@ -45,12 +45,15 @@ func TestPairUsageErrors(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"pair"}, "name the channel to pair"},
-		{[]string{"pair", "telegram"}, `cannot pair "telegram": only 'whatsapp'`},
+		{[]string{"pair", "signal"}, `cannot pair "signal": pair 'whatsapp' or 'telegram'`},
+		{[]string{"pair", "telegram", "extra"}, `unexpected argument "extra"`},
+		{[]string{"pair", "telegram", "--phone", "+14155550123"}, "--phone is for WhatsApp"},
+		{[]string{"pair", "whatsapp", "--token-file", "t"}, "--token-file is for Telegram"},
 		{[]string{"pair", "whatsapp", "extra"}, `unexpected argument "extra"`},
 		{[]string{"pair", "whatsapp", "--phone", "12ab"}, `--phone: phone number "12ab": unexpected 'a'`},
 		{[]string{"pair", "whatsapp", "--phone", "0151 1234567"}, "starts with 0"},
 		{[]string{"pair", "--phone", "+1234", "whatsapp"}, "4 digits"},
-		{[]string{"pair", "whatsapp", "--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"pair", "whatsapp", "--timeout", "-1s"}, "--timeout must be positive"},
 		{[]string{"pair", "whatsapp", "--timeout", "soon"}, "invalid value"},
 		{[]string{"pair", "whatsapp", "--bogus"}, "flag provided but not defined: -bogus"},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
+	"github.com/nanoclaw/nanoclaw/internal/channel/telegram"
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
@@ -113,12 +114,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	}
 	defer wa.Close()
 	chats.Add(wa)
+	tg, err := telegram.New(ctx, st, telegram.Options{Logger: log, ServerURL: cfg.TelegramAPIURL.String(),
+		SendLimit: channel.NewSendLimit(cfg.SendPerMinute, cfg.SendBurst)})
+	if err != nil {
+		return fmt.Errorf("open the Telegram session: %w", err)
+	}
+	defer tg.Close()
+	chats.Add(tg)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wg.Go(func() { connectWhatsApp(ctx, wa, rtr, st, log) })
+	wg.Go(func() { connectTelegram(ctx, tg, rtr, st, log) })
 	srv := control.NewServer(control.Options{Local: loc, Logger: log,
 		Tools: tl.OwnerCall, // the owner's rights, which no model has (R6)
 		Status: func(ctx context.Context, folder string) (*status.Report, error) {
@@ -164,8 +173,8 @@ func live(started time.Time, chats *router.Channels, rtr *router.Router) *status
 	l := &status.Live{Version: version.Version, Started: started, States: rtr.States()}
 	for _, c := range chats.Statuses() {
 		ch := status.Channel{Name: c.Name, Connected: c.Account != "", Account: c.Account, LastEvent: c.LastEvent}
-		if c.Name == "whatsapp" && !ch.Connected {
-			ch.Note = "not connected: pair it with 'nanoclaw pair whatsapp', or see 'nanoclaw logs'"
+		if (c.Name == whatsapp.Name || c.Name == telegram.Name) && !ch.Connected {
+			ch.Note = fmt.Sprintf("not connected: pair it with 'nanoclaw pair %s', or see 'nanoclaw logs'", c.Name)
 		}
 		l.Channels = append(l.Channels, ch)
 	}
@@ -331,22 +340,49 @@ func connectWhatsApp(ctx context.Context, wa *whatsapp.Channel, rtr *router.Rout
 		}
 		return
 	}
-	self := wa.Self()
-	main, found, err := st.MainGroup(ctx)
-	if err != nil || !found || self == "" {
+	bindOwnerChat(ctx, st, wa.Self(), "WhatsApp", log)
+}
+
+// connectTelegram connects the paired bot; the channel reconnects by
+// itself after that. Not paired is normal. The owner's private chat with
+// the bot reaches main.
+func connectTelegram(ctx context.Context, tg *telegram.Channel, rtr *router.Router, st *store.Store, log *slog.Logger) {
+	err := tg.Connect(ctx, rtr)
+	switch {
+	case errors.Is(err, telegram.ErrNotPaired):
+		log.Debug("Telegram is not paired; 'nanoclaw pair telegram' adds a bot")
 		return
-	}
-	if g, bound, _ := st.GroupForChat(ctx, self); bound {
-		if g.Folder != main.Folder {
-			log.Warn("the WhatsApp self-chat is bound to another group, not main", "group", g.Folder)
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error("Telegram unavailable", "err", err)
 		}
 		return
 	}
-	if err := st.BindChat(ctx, self, main.Folder); err != nil {
-		log.Error("bind the WhatsApp self-chat to main", "err", err)
+	sess, found, err := st.TelegramSession(ctx)
+	if err != nil || !found {
 		return
 	}
-	log.Info("the WhatsApp self-chat reaches the main group", "chat", self)
+	bindOwnerChat(ctx, st, fmt.Sprintf("%s%d", store.TelegramChatPrefix, sess.OwnerChat), "Telegram", log)
+}
+
+// bindOwnerChat binds the owner's own chat on a channel to main, unless it
+// is bound already.
+func bindOwnerChat(ctx context.Context, st *store.Store, chat, channelName string, log *slog.Logger) {
+	main, found, err := st.MainGroup(ctx)
+	if err != nil || !found || chat == "" {
+		return
+	}
+	if g, bound, _ := st.GroupForChat(ctx, chat); bound {
+		if g.Folder != main.Folder {
+			log.Warn("the owner's "+channelName+" chat is bound to another group, not main", "chat", chat, "group", g.Folder)
+		}
+		return
+	}
+	if err := st.BindChat(ctx, chat, main.Folder); err != nil {
+		log.Error("bind the owner's "+channelName+" chat to main", "chat", chat, "err", err)
+		return
+	}
+	log.Info("the owner's "+channelName+" chat reaches the main group", "chat", chat)
 }
 
 // mainFolder and mainChat are the main group made on first start.
