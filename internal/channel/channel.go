@@ -84,6 +84,11 @@ type Attachment struct {
 	Fetch func(ctx context.Context, w io.Writer, max int64) error
 }
 
+// ErrMaybeSent marks a send that failed after the request left: the
+// service may have delivered it. The host does not send it again (that
+// could answer twice): it counts it as sent, and traces the doubt.
+var ErrMaybeSent = errors.New("the connection broke after the message left: it may have arrived")
+
 // ErrTooLarge is the error of an Attachment's Fetch for media larger than
 // the host's limit.
 var ErrTooLarge = errors.New("larger than the media limit")

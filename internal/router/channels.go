@@ -163,6 +163,14 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 		if _, cannot := err.(errCannot); err == nil || cannot {
 			break
 		}
+		if errors.Is(err, channel.ErrMaybeSent) {
+			// Sent again, it could arrive twice: counted as sent.
+			c.log.Warn("send may not have arrived; not sent again", "chat", o.ChatJID, "err", err)
+			keepTrace(context.WithoutCancel(ctx), c.st, c.log, store.Event{Folder: o.Folder, Chat: o.ChatJID, Kind: store.EventFailed,
+				Detail: "the reply may not have arrived (not sent again, so it cannot arrive twice): " + err.Error()})
+			err = nil
+			break
+		}
 		c.log.Warn("send failed", "chat", o.ChatJID, "attempt", attempt+1, "err", err)
 	}
 	switch {

@@ -146,15 +146,14 @@ func (r *Router) saveMedia(ctx context.Context, folder, id string, i int, a chan
 // contentType decides a medium's type from its first bytes and what the
 // sender's app claimed: the claim only where the content agrees or says
 // nothing more (an Opus voice note sniffs as application/ogg; many audio
-// and office files as octet-stream or zip), the content's otherwise.
+// and office files as octet-stream or zip), the content's otherwise (a PNG
+// sent as a "JPEG" photo is a PNG).
 func contentType(head []byte, claimed string) string {
 	sniffed := mediaType(http.DetectContentType(head))
 	top := func(t string) string { return strings.SplitN(t, "/", 2)[0] }
 	switch {
-	case claimed == "":
+	case claimed == "" || claimed == sniffed:
 		return sniffed
-	case claimed == sniffed, top(claimed) == top(sniffed) && top(sniffed) != "text":
-		return claimed
 	case sniffed == "application/octet-stream", sniffed == "application/zip":
 		// The content does not say: a claim of an image or video, which a
 		// reader would open as such, is not taken on trust.

@@ -320,7 +320,7 @@ func TestContentType(t *testing.T) {
 	for _, tc := range []struct {
 		head, claim, want string
 	}{
-		{string(png), "image/jpeg", "image/jpeg"}, // both images: the claim is finer
+		{string(png), "image/jpeg", "image/png"}, // the content knows better
 		{string(png), "", "image/png"},
 		{"%PDF-1.4", "image/jpeg", "application/pdf"},
 		{"OggS\x00\x02", "audio/ogg", "audio/ogg"},

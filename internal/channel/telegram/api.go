@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
+
+	"github.com/nanoclaw/nanoclaw/internal/channel"
 )
 
 // What go-telegram/bot is and is not trusted with:
@@ -193,6 +195,8 @@ func (a *api) call(ctx context.Context, method string, r retry, fn func(ctx cont
 			wait = backoff
 		case info.status == 0 && (r == idempotent || unsent(err)):
 			wait = backoff
+		case info.status == 0:
+			return fmt.Errorf("%w: %w", channel.ErrMaybeSent, e)
 		default:
 			return e
 		}
