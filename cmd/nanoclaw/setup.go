@@ -220,6 +220,9 @@ func (m *Main) readSecret(file, flag, what string, interactive bool, none string
 			return "", fmt.Errorf("read %s: %w", flag, err)
 		}
 		defer f.Close()
+		if info, err := f.Stat(); err == nil && info.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(m.Stderr, "warning: other users can read %s (mode %v): chmod 600 %s, or remove it now\n", file, info.Mode().Perm(), file)
+		}
 		data, err := io.ReadAll(io.LimitReader(f, 64<<10)) // a key, not a document
 		if err != nil {
 			return "", fmt.Errorf("read %s: %w", flag, err)

@@ -347,22 +347,19 @@ func connectWhatsApp(ctx context.Context, wa *whatsapp.Channel, rtr *router.Rout
 // itself after that. Not paired is normal. The owner's private chat with
 // the bot reaches main.
 func connectTelegram(ctx context.Context, tg *telegram.Channel, rtr *router.Router, st *store.Store, log *slog.Logger) {
+	// Bound before the first poll: the owner's messages sent while
+	// nanoclaw was down must find their chat registered.
+	if sess, found, err := st.TelegramSession(ctx); err == nil && found {
+		bindOwnerChat(ctx, st, fmt.Sprintf("%s%d", store.TelegramChatPrefix, sess.OwnerChat), "Telegram", log)
+	}
 	err := tg.Connect(ctx, rtr)
 	switch {
 	case errors.Is(err, telegram.ErrNotPaired):
 		log.Debug("Telegram is not paired; 'nanoclaw pair telegram' adds a bot")
 		return
-	case err != nil:
-		if ctx.Err() == nil {
-			log.Error("Telegram unavailable", "err", err)
-		}
-		return
+	case err != nil && ctx.Err() == nil:
+		log.Error("Telegram unavailable", "err", err)
 	}
-	sess, found, err := st.TelegramSession(ctx)
-	if err != nil || !found {
-		return
-	}
-	bindOwnerChat(ctx, st, fmt.Sprintf("%s%d", store.TelegramChatPrefix, sess.OwnerChat), "Telegram", log)
 }
 
 // bindOwnerChat binds the owner's own chat on a channel to main, unless it

@@ -163,6 +163,13 @@ func (c *Channels) Deliver(ctx context.Context, o store.Outgoing) bool {
 		if _, cannot := err.(errCannot); err == nil || cannot {
 			break
 		}
+		if !errors.Is(err, channel.ErrMaybeSent) && len(ids) > 0 {
+			// Some of it went (a long text's first parts, a file without the
+			// rest of its caption): sent again from the start, those would
+			// arrive twice. Given up, and the agent told.
+			err = fmt.Errorf("only part of it arrived (%d messages): %w", len(ids), err)
+			break
+		}
 		if errors.Is(err, channel.ErrMaybeSent) {
 			// Sent again, it could arrive twice: counted as sent.
 			c.log.Warn("send may not have arrived; not sent again", "chat", o.ChatJID, "err", err)
@@ -210,10 +217,10 @@ func (c *Channels) send(ctx context.Context, ch channel.Channel, o store.Outgoin
 		}
 		id, err := fs.SendFile(ctx, o.ChatJID, channel.File{Name: o.File.Name, MIME: o.File.MIME, Kind: channel.MediaKind(o.File.Kind),
 			Data: data, Caption: o.File.Caption})
-		if err != nil {
+		if id == "" {
 			return nil, err
 		}
-		return []string{id}, nil
+		return []string{id}, err // the file went, perhaps not all of its caption
 	}
 	if q, ok := ch.(channel.Quoter); ok && o.ReplyTo != "" {
 		if m, found, err := c.st.MessageByID(ctx, o.ChatJID, o.ReplyTo); err == nil && found {

@@ -618,3 +618,35 @@ func TestSentIsMarkedSentWhileStopping(t *testing.T) {
 		t.Errorf("sent, yet kept to be sent again: %+v", unsent)
 	}
 }
+
+// partial is a channel whose send gets its first part out, then fails.
+type partial struct {
+	chatChannel
+	sends int
+}
+
+func (c *partial) Send(ctx context.Context, jid, text string) ([]string, error) {
+	c.sends++
+	return []string{"part-1"}, errors.New("part 2 of 2: the service refused it")
+}
+
+// A reply whose first parts went is never sent again from the start (they
+// would arrive twice): it is given up at once, and the agent told.
+func TestPartlySentIsNotSentAgain(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	ch := &partial{}
+	chats := NewChannels(st, "Andy", nil)
+	chats.retry = time.Millisecond
+	chats.Add(ch)
+	o := store.NewOutgoing("local:main", "main", "Andy: a long answer")
+	if err := st.Enqueue(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if chats.Deliver(ctx, o) || ch.sends != 1 {
+		t.Fatalf("a partly sent reply: delivered, or sent %d times", ch.sends)
+	}
+	if und, _ := st.Undelivered(ctx, "main"); len(und) != 1 || !strings.Contains(und[0].Error, "only part of it arrived") {
+		t.Errorf("undelivered = %+v", und)
+	}
+}

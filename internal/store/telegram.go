@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -59,19 +60,35 @@ func (s *Store) TelegramSession(ctx context.Context) (t TelegramSession, found b
 	}, `SELECT token, bot_id, username, owner_chat, update_offset FROM telegram WHERE id = 1`)
 }
 
-// PutTelegramSession keeps t as the paired bot, replacing any other.
-func (s *Store) PutTelegramSession(ctx context.Context, t TelegramSession) error {
+// PutTelegramSession keeps t as the paired bot, replacing any other. When
+// the owner changes, the previous owner's private chat stops reaching any
+// group, in the same transaction: a re-pairing must take main away from
+// whoever had it. formerOwner is that chat ("" when the owner stays).
+func (s *Store) PutTelegramSession(ctx context.Context, t TelegramSession) (formerOwner string, err error) {
 	if err := t.Validate(); err != nil {
+		return "", err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var old int64
+		switch err := tx.QueryRowContext(ctx, `SELECT owner_chat FROM telegram WHERE id = 1`).Scan(&old); {
+		case err == nil && old != t.OwnerChat:
+			formerOwner = TelegramChatPrefix + strconv.FormatInt(old, 10)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM group_chats WHERE jid = ?`, formerOwner); err != nil {
+				return err
+			}
+		case err != nil && !isNoRows(err):
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO telegram (id, token, bot_id, username, owner_chat, update_offset) VALUES (1, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET token = excluded.token, bot_id = excluded.bot_id, username = excluded.username,
+				owner_chat = excluded.owner_chat, update_offset = excluded.update_offset`,
+			t.Token, t.BotID, t.Username, t.OwnerChat, t.Offset)
 		return err
-	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO telegram (id, token, bot_id, username, owner_chat, update_offset) VALUES (1, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET token = excluded.token, bot_id = excluded.bot_id, username = excluded.username,
-			owner_chat = excluded.owner_chat, update_offset = excluded.update_offset`,
-		t.Token, t.BotID, t.Username, t.OwnerChat, t.Offset)
+	})
 	if err != nil {
-		return fmt.Errorf("keep the telegram session: %w", err)
+		return "", fmt.Errorf("keep the telegram session: %w", err)
 	}
-	return nil
+	return formerOwner, nil
 }
 
 // SetTelegramOffset records that every update before offset is stored: the
@@ -84,6 +101,15 @@ func (s *Store) SetTelegramOffset(ctx context.Context, offset int64) error {
 	}
 	_, err = res.RowsAffected()
 	return err
+}
+
+// ResetTelegramOffset sets the offset to offset, lower or not: for when
+// Telegram's update ids start again lower.
+func (s *Store) ResetTelegramOffset(ctx context.Context, offset int64) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE telegram SET update_offset = ? WHERE id = 1`, max(offset, 0)); err != nil {
+		return fmt.Errorf("keep the telegram update offset: %w", err)
+	}
+	return nil
 }
 
 // DeleteTelegramSession forgets the paired bot.

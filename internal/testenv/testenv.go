@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,8 +117,9 @@ func AgentBinary(t testing.TB) string {
 			agentErr = fmt.Errorf("build nanoclaw-agent: %v\n%s", err, out)
 			return
 		}
-		// The container user must be able to read and run it.
-		agentErr = os.Chmod(dir, 0o755)
+		// The container user must be able to read and run it, whatever
+		// umask the test process has (PrepareHome makes it 077).
+		agentErr = errors.Join(os.Chmod(dir, 0o755), os.Chmod(agentPath, 0o755))
 	})
 	if agentErr != nil {
 		t.Fatal(agentErr)

@@ -17,6 +17,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // What go-telegram/bot is and is not trusted with:
@@ -79,6 +80,11 @@ func newAPI(token, serverURL string, hc *http.Client, log *slog.Logger) (*api, e
 		// lasts pollSeconds).
 		hc = &http.Client{}
 	}
+	// Every URL holds the token: a redirect would carry it, in the path
+	// or the Referer, to wherever the answer points.
+	noRedirect := *hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc = &noRedirect
 	base := strings.TrimRight(serverURL, "/")
 	if base == "" {
 		base = DefaultServerURL
@@ -95,8 +101,12 @@ func newAPI(token, serverURL string, hc *http.Client, log *slog.Logger) (*api, e
 }
 
 // callInfo is what doer learned of one call: the answer's HTTP status (0
-// when no answer came).
-type callInfo struct{ status int }
+// when no answer came), and whether the whole request went out (its body
+// read to the end): a call that failed before that cannot have been done.
+type callInfo struct {
+	status int
+	sent   bool
+}
 
 type callKey struct{}
 
@@ -105,15 +115,36 @@ type callKey struct{}
 type doer struct{ hc *http.Client }
 
 func (d doer) Do(req *http.Request) (*http.Response, error) {
+	info, _ := req.Context().Value(callKey{}).(*callInfo)
+	if info != nil && req.Body != nil {
+		req.Body = &sentBody{ReadCloser: req.Body, info: info, size: req.ContentLength}
+	}
 	resp, err := d.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	if info, ok := req.Context().Value(callKey{}).(*callInfo); ok {
-		info.status = resp.StatusCode
+	if info != nil {
+		info.status, info.sent = resp.StatusCode, true
 	}
 	resp.Body = &boundedBody{ReadCloser: resp.Body, left: maxAnswer}
 	return resp, nil
+}
+
+// sentBody marks its call sent once the transport read it whole.
+type sentBody struct {
+	io.ReadCloser
+	info *callInfo
+	size int64 // -1 or 0: unknown, until EOF
+	read int64
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
+	if err == io.EOF || b.size > 0 && b.read >= b.size {
+		b.info.sent = true
+	}
+	return n, err
 }
 
 // boundedBody fails a read past left bytes.
@@ -180,7 +211,9 @@ func (a *api) call(ctx context.Context, method string, r retry, fn func(ctx cont
 		if ctx.Err() != nil {
 			return fmt.Errorf("telegram %s: %w", method, ctx.Err())
 		}
-		e := &apiError{method: method, status: info.status, msg: a.redact(err.Error()), err: err}
+		// The library quotes a body it cannot decode whole (up to 32 MB):
+		// one cleaned line of it is enough for an error.
+		e := &apiError{method: method, status: info.status, msg: sanitize.FirstLine(a.redact(err.Error()), 300), err: err}
 		var wait time.Duration
 		var flood *bot.TooManyRequestsError
 		switch {
@@ -193,7 +226,7 @@ func (a *api) call(ctx context.Context, method string, r retry, fn func(ctx cont
 			}
 		case info.status >= 500:
 			wait = backoff
-		case info.status == 0 && (r == idempotent || unsent(err)):
+		case info.status == 0 && (r == idempotent || unsent(err) || !info.sent):
 			wait = backoff
 		case info.status == 0:
 			return fmt.Errorf("%w: %w", channel.ErrMaybeSent, e)

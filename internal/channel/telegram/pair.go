@@ -15,6 +15,7 @@ import (
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
+	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -179,8 +180,20 @@ func Pair(ctx context.Context, st *store.Store, opts PairOptions) (store.Telegra
 				continue
 			}
 			sess := store.TelegramSession{Token: token, BotID: me.ID, Username: me.Username, OwnerChat: owner, Offset: u.ID + 1}
-			if err := st.PutTelegramSession(ctx, sess); err != nil {
+			former, err := st.PutTelegramSession(ctx, sess)
+			if err != nil {
 				return store.TelegramSession{}, fmt.Errorf("pair telegram: %w", err)
+			}
+			// Who sent the code is who gets main: say so, so an owner can
+			// tell when the code reached someone else.
+			_, name := senderOf(u.Message)
+			who := name
+			if u.Message.From.Username != "" {
+				who += " (@" + sanitize.Name(u.Message.From.Username) + ")"
+			}
+			progress(fmt.Sprintf("the code came from %s, user id %d: that person is now the owner", who, owner))
+			if former != "" {
+				progress(fmt.Sprintf("the previous owner's chat %s no longer reaches any group", former))
 			}
 			// Telegram forgets the code message (and all before it) now,
 			// not at the daemon's first poll.

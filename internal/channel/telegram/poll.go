@@ -24,7 +24,15 @@ func (c *Channel) poll(ctx context.Context, a *api, offset int64) {
 	backoff := minBackoff
 	down := false
 	for ctx.Err() == nil {
+		asked := time.Now()
 		res, retryAfter, err := a.updates(ctx, offset, pollSeconds, allowedUpdates)
+		if err == nil && len(res.updates)+len(res.skipped) == 0 && time.Since(asked) < time.Second {
+			// An empty answer at once, not after the long poll: a server
+			// that does not hold the poll must not be asked in a loop.
+			if a.sleep(ctx, time.Second-time.Since(asked)) != nil {
+				return
+			}
+		}
 		if err == nil {
 			if down {
 				c.log.Info("reconnected to Telegram")
@@ -53,7 +61,7 @@ func (c *Channel) poll(ctx context.Context, a *api, offset int64) {
 			c.fail(ErrRevoked)
 			return
 		case retryAfter > 0:
-			wait = retryAfter
+			wait = min(retryAfter, maxRetryAfter)
 		case errors.As(err, &e) && e.status == http.StatusConflict:
 			c.log.Error("another program fetches this bot's updates (a second nanoclaw on this token, or a webhook): stop it; retrying", "err", err)
 			backoff = min(backoff*2, maxBackoff)
@@ -88,8 +96,13 @@ func (c *Channel) deliver(ctx context.Context, res pollResult, offset int64) (in
 	}
 	slices.SortFunc(items, func(a, b item) int { return int(min(max(a.id-b.id, -1), 1)) })
 	for _, it := range items {
-		if it.id < offset {
-			continue // forgotten already: Telegram should not send it
+		reset := it.id < offset
+		if reset {
+			// Telegram confirms only what is below the offset asked for, so
+			// an update it sends is unconfirmed, whatever its id: its ids
+			// started again lower (it does after a week without updates).
+			// Handled, and the offset follows them down.
+			c.log.Warn("Telegram's update ids started again lower; following them", "update", it.id, "offset", offset)
 		}
 		if it.u == nil {
 			c.log.Warn("skipped a Telegram update this version cannot read", "update", it.id)
@@ -97,7 +110,11 @@ func (c *Channel) deliver(ctx context.Context, res pollResult, offset int64) (in
 			return offset, err
 		}
 		offset = it.id + 1
-		if err := c.st.SetTelegramOffset(ctx, offset); err != nil && ctx.Err() == nil {
+		keep := c.st.SetTelegramOffset
+		if reset {
+			keep = c.st.ResetTelegramOffset
+		}
+		if err := keep(ctx, offset); err != nil && ctx.Err() == nil {
 			// The message is stored; at worst a restart fetches it again,
 			// and the store ignores it then.
 			c.log.Warn("could not keep the Telegram update offset", "offset", offset, "err", err)

@@ -62,6 +62,7 @@ func (c *Channel) sendText(ctx context.Context, jid, text string, replyTo int) (
 	}
 	formatted := reopenFences(parts)
 	ids := make([]string, 0, len(parts))
+	var doubt error
 	for i, part := range parts {
 		if err := c.limit.Wait(ctx, jid); err != nil {
 			return ids, fmt.Errorf("telegram send to %s: part %d of %d: waiting for the chat's send limit (%s): %w", jid, i+1, len(parts), c.limit, err)
@@ -71,12 +72,18 @@ func (c *Channel) sendText(ctx context.Context, jid, text string, replyTo int) (
 			reply = &models.ReplyParameters{MessageID: replyTo, AllowSendingWithoutReply: true}
 		}
 		id, err := a.sendMessage(ctx, chat, part, formatted[i], reply, c.html)
+		if errors.Is(err, channel.ErrMaybeSent) {
+			// This part may have arrived: sent again it could show twice,
+			// so the next parts go on without it, and the doubt is told.
+			doubt = fmt.Errorf("telegram send to %s: part %d of %d: %w", jid, i+1, len(parts), err)
+			continue
+		}
 		if err != nil {
 			return ids, fmt.Errorf("telegram send to %s: part %d of %d: %w", jid, i+1, len(parts), err)
 		}
 		ids = append(ids, strconv.Itoa(id))
 	}
-	return ids, nil
+	return ids, doubt
 }
 
 // sendMessage sends one part: md as HTML, or plain when it shows nothing

@@ -7,12 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-telegram/bot/models"
 
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/channel/channeltest"
@@ -49,7 +52,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.PutTelegramSession(ctx, store.TelegramSession{Token: fake.Token(), BotID: fake.BotID(),
+	if _, err := st.PutTelegramSession(ctx, store.TelegramSession{Token: fake.Token(), BotID: fake.BotID(),
 		Username: fake.Username(), OwnerChat: owner.ID}); err != nil {
 		t.Fatal(err)
 	}
@@ -738,5 +741,48 @@ func TestPairTimesOut(t *testing.T) {
 	}
 	if len(fake.Sent()) != 0 {
 		t.Errorf("the bot answered a stranger: %+v", fake.Sent())
+	}
+}
+
+// Telegram confirms only the updates below the offset asked for: one it
+// sends below the offset (its ids started again lower) is handled, and the
+// offset, kept too, follows it down, rather than the poll asking again and
+// again for what it skips.
+func TestUpdateIDsStartingLowerAreFollowed(t *testing.T) {
+	e := newEnv(t)
+	if err := e.st.SetTelegramOffset(context.Background(), 5000); err != nil {
+		t.Fatal(err)
+	}
+	e.ch.handler, e.ch.api = e.h, &api{log: quiet()}
+	u := &models.Update{ID: 7, Message: &models.Message{ID: 1, Date: int(time.Now().Unix()), Text: "hello",
+		Chat: models.Chat{ID: owner.ID, Type: models.ChatTypePrivate}, From: &models.User{ID: owner.ID, FirstName: "Olga"}}}
+	offset, err := e.ch.deliver(context.Background(), pollResult{updates: []*models.Update{u}}, 5000)
+	if err != nil || offset != 8 || len(e.h.Messages()) != 1 {
+		t.Fatalf("deliver = %d, %v, %d messages; want 8, nil, 1", offset, err, len(e.h.Messages()))
+	}
+	if s, _, _ := e.st.TelegramSession(context.Background()); s.Offset != 8 {
+		t.Errorf("the kept offset is %d, want 8", s.Offset)
+	}
+}
+
+// Every URL holds the token: a redirect is not followed, so the token goes
+// nowhere else, in the path or the Referer.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var hit atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit.Store(true) }))
+	defer elsewhere.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/steal", http.StatusFound)
+	}))
+	defer front.Close()
+	a, err := newAPI(faketelegram.DefaultToken, front.URL, nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.getMe(ctxFor(t, 5*time.Second)); err == nil {
+		t.Error("getMe through a redirect succeeded")
+	}
+	if hit.Load() {
+		t.Error("the redirect was followed: the other host got a request")
 	}
 }
