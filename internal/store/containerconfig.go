@@ -30,6 +30,12 @@ type ContainerConfig struct {
 	// mount allowlist still decides whether each is granted.
 	AdditionalMounts []Mount `json:"additional_mounts,omitempty"`
 
+	// Model is the Claude model the group's agent runs on; "" means the
+	// host's default (MODEL).
+	Model string `json:"model,omitempty"`
+	// Budget caps the group's model usage; zero fields mean no cap.
+	Budget Budget `json:"budget,omitzero"`
+
 	// Reactions says whether the assistant reacts to the message it
 	// answers (👀 working, ✅ answered, ❌ failed); nil means yes.
 	Reactions *bool `json:"reactions,omitempty"`
@@ -42,6 +48,16 @@ type ContainerConfig struct {
 	// a run; the owner's always do. Others' messages still go along as
 	// context.
 	TriggerSenders []string `json:"trigger_senders,omitempty"`
+}
+
+// Budget caps model usage per day and per month (UTC, as usage is
+// counted), in tokens (input, output and cache together) and in dollars
+// (by the host's price table); 0 means no cap.
+type Budget struct {
+	DayTokens   int64   `json:"day_tokens,omitempty"`
+	MonthTokens int64   `json:"month_tokens,omitempty"`
+	DayUSD      float64 `json:"day_usd,omitempty"`
+	MonthUSD    float64 `json:"month_usd,omitempty"`
 }
 
 // MaxTriggerSenders bounds a group's trigger_senders.
@@ -68,6 +84,7 @@ const (
 	EgressNone      EgressMode = "none"      // no network at all
 	EgressAllowlist EgressMode = "allowlist" // only what Allow names
 	EgressPublic    EgressMode = "public"    // the public internet, plus what Allow names
+	EgressAsk       EgressMode = "ask"       // what Allow names; anything else public is asked of the owner
 )
 
 // Egress is a container's network policy.

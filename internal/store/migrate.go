@@ -193,7 +193,7 @@ func createSchema(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("create %s: %w", t.name, err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex+statusSummaries+mediaColumns+telegramTable)
+	_, err := tx.ExecContext(ctx, containerIDs+schemaIndexes+eventsIndex+statusSummaries+mediaColumns+telegramTable+usageCosts+egressApprovals)
 	return err
 }
 
@@ -244,7 +244,7 @@ CREATE INDEX outbox_unsent ON outbox(created_at) WHERE sent_at IS NULL;
 	// v8: usage by month, and tasks_folder by state and next run (status);
 	// media, replies and mentions of messages, files and failures of
 	// replies; the Telegram bot's session.
-	script(statusSummaries + mediaColumns + telegramTable),
+	script(statusSummaries + mediaColumns + telegramTable + usageCosts + egressApprovals),
 }
 
 // SchemaTooNewError reports a database written by a newer NanoClaw: this
