@@ -101,7 +101,7 @@ func FuzzParsePolicy(f *testing.F) {
 			return
 		}
 		switch {
-		case p.Mode != None && p.Mode != Allowlist && p.Mode != Public,
+		case p.Mode != None && p.Mode != Allowlist && p.Mode != Public && p.Mode != Ask,
 			mode != "" && Mode(mode) != p.Mode,
 			mode == "" && p.Mode != DefaultMode,
 			p.Mode == None && len(p.Allow) > 0,

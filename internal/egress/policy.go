@@ -24,6 +24,9 @@ const (
 	// Public: any public internet address on the web ports (80 and 443),
 	// plus the other ports and private addresses rules name.
 	Public Mode = "public"
+	// Ask: what rules name, as under allowlist; any other public
+	// destination is held while the owner is asked (see Decision.Ask).
+	Ask Mode = "ask"
 	// DefaultMode is the mode of an empty mode string.
 	DefaultMode = Public
 )
@@ -55,9 +58,9 @@ func ParsePolicy(mode string, allow []string) (Policy, error) {
 		if len(allow) == 0 {
 			return Policy{}, fmt.Errorf("egress: mode %q needs at least one entry in the allow list", Allowlist)
 		}
-	case Public:
+	case Public, Ask:
 	default:
-		return Policy{}, fmt.Errorf("egress: unknown mode %q (want %q, %q, %q or empty for %q)", mode, None, Allowlist, Public, DefaultMode)
+		return Policy{}, fmt.Errorf("egress: unknown mode %q (want %q, %q, %q, %q or empty for %q)", mode, None, Allowlist, Public, Ask, DefaultMode)
 	}
 	if len(allow) > MaxRules {
 		return Policy{}, fmt.Errorf("egress: %d allow-list entries, max %d", len(allow), MaxRules)
@@ -87,6 +90,11 @@ type Decision struct {
 	// that were checked (IPv4-mapped addresses unmapped). Connect to it and
 	// to nothing else, so a second DNS answer cannot change the destination.
 	Addr netip.Addr
+	// Ask is set (Allowed false) under mode ask when every address passed
+	// except public ones no rule names: the owner may allow the
+	// destination, and then Addr is the address to connect to. Private,
+	// loopback and host addresses never get Ask: they stay refused.
+	Ask bool
 }
 
 func deny(format string, args ...any) Decision {
@@ -117,9 +125,10 @@ func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
 	switch p.mode() {
 	case None:
 		return "egress is off for this group (mode none)", false
-	case Public:
+	case Public, Ask:
 		// Every name may be looked up here (at 443 anyway); Decide then
-		// says why a closed port or a private address is refused.
+		// says why a closed port or a private address is refused. Under
+		// ask the gateway asks the owner first when AskFirst says so.
 		return "", true
 	case Allowlist:
 		if lit.IsValid() {
@@ -172,6 +181,8 @@ type Decider struct {
 //     opened as under public. A domain rule without an exact port, and a
 //     suffix rule, never open a private address: whoever controls the
 //     name's DNS decides where it points;
+//   - under ask: as under allowlist; a public address no rule opens gets
+//     Decision.Ask instead of a refusal, so the owner can be asked;
 //   - under none: never.
 //
 // Addresses no rule can open (cloud metadata, multicast, ...) never pass,
@@ -222,7 +233,7 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 			return deny("%s: %s, never allowed", dest(a.Unmap()), reason)
 		}
 	}
-	why := ""
+	why, ask := "", false
 	for _, a := range addrs {
 		a = a.Unmap()
 		reason, c := classifyOn(a, self)
@@ -234,6 +245,9 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 			by = "allowed by rule " + named.String()
 		case c == public && p.mode() == Public && webPort(port):
 			by = "public address"
+		case c == public && p.mode() == Ask:
+			ask = true
+			continue
 		case c == public:
 			// R4: only reachable under public, on a port no rule opens;
 			// what the container sees says how to open it.
@@ -246,6 +260,9 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 		if why == "" {
 			why = by
 		}
+	}
+	if ask {
+		return Decision{Ask: true, Reason: fmt.Sprintf("%s is not in the group's allow list; only the owner can allow it", joinHostPort(h, port)), Addr: addrs[0].Unmap()}
 	}
 	return Decision{Allowed: true, Reason: why, Addr: addrs[0].Unmap()}
 }
