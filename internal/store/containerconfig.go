@@ -134,7 +134,7 @@ func ParseContainerConfig(data []byte) (ContainerConfig, error) {
 func (c ContainerConfig) Validate() error {
 	if err := cmp.Or(checkRange("timeout_seconds", c.TimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds),
 		checkRange("memory_mb", c.MemoryMB, MinMemoryMB, MaxMemoryMB), checkRange("cpus", c.CPUs, MinCPUs, MaxCPUs),
-		checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit), c.Egress.validate()); err != nil {
+		checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit), c.Egress.validate(), c.Budget.validate()); err != nil {
 		return err
 	}
 	if len(c.TriggerSenders) > MaxTriggerSenders {

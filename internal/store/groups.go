@@ -277,11 +277,17 @@ const DayLayout = "2006-01-02"
 
 // UsageDay is one group's model usage on one day.
 type UsageDay struct {
-	Folder       string
-	Day          string // YYYY-MM-DD
-	Requests     int64  // agent runs
-	InputTokens  int64
-	OutputTokens int64
+	Folder string
+	Day    string // YYYY-MM-DD, UTC
+	// Requests counts the API responses that reported usage.
+	Requests int64
+	// InputTokens are the input tokens neither read from nor written to
+	// the cache (before schema v8: all of them, cache included).
+	InputTokens      int64
+	OutputTokens     int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	CostMicro        int64 // millionths of a US dollar, by the host's price table
 }
 
 // ValidateDay accepts a calendar day written YYYY-MM-DD.
@@ -295,26 +301,40 @@ func ValidateDay(day string) error {
 
 // Validate checks every field of u.
 func (u UsageDay) Validate() error {
-	if u.Requests < 0 || u.InputTokens < 0 || u.OutputTokens < 0 {
-		return errors.New("negative count")
+	if u.Requests < 0 || u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadTokens < 0 || u.CacheWriteTokens < 0 || u.CostMicro < 0 {
+		return errNegative
 	}
 	return cmp.Or(ValidateFolder(u.Folder), ValidateDay(u.Day))
 }
 
-// AddUsage counts one request of the group in folder on day, with its
-// tokens, adding to what the day already has.
+// AddUsage counts one request of the group in folder on day with its
+// input and output tokens and nothing else (see RecordUsage).
 func (s *Store) AddUsage(ctx context.Context, folder, day string, inTokens, outTokens int64) error {
-	u := UsageDay{Folder: folder, Day: day, Requests: 1, InputTokens: inTokens, OutputTokens: outTokens}
+	return s.RecordUsage(ctx, folder, day, inTokens, outTokens, 0, 0, 0)
+}
+
+// RecordUsage counts one API response of the group in folder on day
+// (YYYY-MM-DD, UTC), adding its tokens and cost (micro-dollars) to the
+// day's and the month's rows. The values are plain so that the gateway's
+// recorder interface needs no store type.
+func (s *Store) RecordUsage(ctx context.Context, folder, day string, inTokens, outTokens, cacheRead, cacheWrite, costMicro int64) error {
+	u := UsageDay{Folder: folder, Day: day, Requests: 1, InputTokens: inTokens, OutputTokens: outTokens,
+		CacheReadTokens: cacheRead, CacheWriteTokens: cacheWrite, CostMicro: costMicro}
 	if err := u.Validate(); err != nil {
 		return fmt.Errorf("add usage of group %q on %s: %w", folder, day, err)
 	}
-	// The day's row and the month's (usage_months), together.
+	// The day's row and the month's (usage_months), together: a budget
+	// check never sees one without the other.
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range []struct{ table, key, value string }{{"usage", "day", day}, {"usage_months", "month", day[:7]}} {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO `+r.table+` (folder, `+r.key+`, requests, input_tokens, output_tokens)
-				VALUES (?, ?, 1, ?, ?) ON CONFLICT (folder, `+r.key+`) DO UPDATE SET requests = requests + 1,
-				input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens`,
-				folder, r.value, inTokens, outTokens); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+r.table+` (folder, `+r.key+`, requests, input_tokens, output_tokens,
+				cache_read_tokens, cache_write_tokens, cost_micro)
+				VALUES (?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (folder, `+r.key+`) DO UPDATE SET requests = requests + 1,
+				input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
+				cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+				cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+				cost_micro = cost_micro + excluded.cost_micro`,
+				folder, r.value, inTokens, outTokens, cacheRead, cacheWrite, costMicro); err != nil {
 				return err
 			}
 		}
@@ -327,7 +347,7 @@ func (s *Store) AddUsage(ctx context.Context, folder, day string, inTokens, outT
 }
 
 func scanUsage(sc scanner) (u UsageDay, key string, err error) {
-	err = sc.Scan(&u.Folder, &u.Day, &u.Requests, &u.InputTokens, &u.OutputTokens)
+	err = sc.Scan(&u.Folder, &u.Day, &u.Requests, &u.InputTokens, &u.OutputTokens, &u.CacheReadTokens, &u.CacheWriteTokens, &u.CostMicro)
 	return u, u.Folder + "/" + u.Day, cmp.Or(err, u.Validate())
 }
 
@@ -340,7 +360,7 @@ func (s *Store) Usage(ctx context.Context, folder, fromDay, toDay string) ([]Usa
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return queryList(ctx, s, what, "usage", scanUsage,
-		`SELECT folder, day, requests, input_tokens, output_tokens FROM usage
+		`SELECT folder, day, requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_micro FROM usage
 		WHERE (?1 = '' OR folder = ?1) AND day BETWEEN ?2 AND ?3
 		ORDER BY day, folder`, folder, fromDay, toDay)
 }

@@ -30,16 +30,16 @@ func TestUsage(t *testing.T) {
 		want             []UsageDay
 	}{
 		{"family", "2025-07-01", "2025-07-02", []UsageDay{
-			{"family", "2025-07-01", 2, 150, 15},
-			{"family", "2025-07-02", 1, 1, 2},
+			{"family", "2025-07-01", 2, 150, 15, 0, 0, 0},
+			{"family", "2025-07-02", 1, 1, 2, 0, 0, 0},
 		}},
 		{"", "2025-07-01", "2025-07-01", []UsageDay{
-			{"family", "2025-07-01", 2, 150, 15},
-			{"work", "2025-07-01", 1, 1000, 0},
+			{"family", "2025-07-01", 2, 150, 15, 0, 0, 0},
+			{"work", "2025-07-01", 1, 1000, 0, 0, 0, 0},
 		}},
 		{"work", "2025-01-01", "2025-12-31", []UsageDay{
-			{"work", "2025-06-30", 1, 7, 7},
-			{"work", "2025-07-01", 1, 1000, 0},
+			{"work", "2025-06-30", 1, 7, 7, 0, 0, 0},
+			{"work", "2025-07-01", 1, 1000, 0, 0, 0, 0},
 		}},
 		{"family", "2025-07-04", "2025-07-09", nil},
 	} {
@@ -75,10 +75,10 @@ func TestUsage(t *testing.T) {
 
 	// The database refuses a negative count; planted past its CHECKs, it is
 	// skipped, as is a day the database takes but the calendar does not have.
-	negative := `INSERT INTO usage VALUES ('family', '2025-07-05', 1, -100, 0)`
+	negative := `INSERT INTO usage (folder, day, requests, input_tokens, output_tokens) VALUES ('family', '2025-07-05', 1, -100, 0)`
 	wantRefused(t, s, negative)
 	rawExec(t, s, []string{"ignore_check_constraints=ON"}, negative)
-	rawExec(t, s, nil, `INSERT INTO usage VALUES ('family', '2025-07-32', 1, 100, 0)`)
+	rawExec(t, s, nil, `INSERT INTO usage (folder, day, requests, input_tokens, output_tokens) VALUES ('family', '2025-07-32', 1, 100, 0)`)
 	got, err := s.Usage(ctx, "family", "2025-07-05", "2025-08-01")
 	if err != nil || len(got) != 0 {
 		t.Fatalf("Usage with bad rows = %+v, %v", got, err)
