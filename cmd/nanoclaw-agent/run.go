@@ -22,6 +22,7 @@ func (m *Main) runRun(ctx context.Context, args []string) error {
 	cfg := incontainer.DefaultConfig()
 	fs := m.flagSet("run", "[options]", runHelp)
 	fs.StringVar(&cfg.SessionID, "session", "", "resume this Claude Code session")
+	fs.StringVar(&cfg.Model, "model", "", "the Claude model to run (default: Claude Code's own)")
 	fs.BoolVar(&cfg.Main, "main", false, "this is the main group (global memory is writable)")
 	fs.StringVar(&cfg.Socket, "socket", cfg.Socket, "the gateway socket")
 	fs.StringVar(&cfg.Claude, "claude", cfg.Claude, "the Claude Code program (a bare name is looked up in Claude Code's PATH)")

@@ -54,6 +54,9 @@ type Options struct {
 	MemoryMB    int
 	CPUs        float64
 	PidsLimit   int
+	// Model is the Claude model of groups that do not choose one (MODEL);
+	// "" leaves it to Claude Code.
+	Model string
 
 	// DefaultEgress applies to groups whose config does not choose.
 	DefaultEgress egress.Policy

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"path/filepath"
 	"time"
 
@@ -26,6 +27,9 @@ func (s *Container) spec(p groupPaths, id int, sessionID string) sandbox.Spec {
 	cmd := []string{ipc.ContainerAgentBinary, "run", "--idle", (o.IdleTimeout + time.Minute).String()}
 	if sessionID != "" {
 		cmd = append(cmd, "--session", sessionID)
+	}
+	if model := cmp.Or(c.Model, o.Model); model != "" {
+		cmd = append(cmd, "--model", model)
 	}
 	if s.group.IsMain {
 		cmd = append(cmd, "--main")

@@ -51,7 +51,7 @@ func TestHookSettings(t *testing.T) {
 		pc[0].Hooks[0].Type != "command" || pc[0].Hooks[0].Command != "nanoclaw-agent hook precompact" {
 		t.Errorf("settings %s: want exactly one PreCompact command hook for every trigger", HookSettings)
 	}
-	args := ClaudeArgs("", "/tmp/mcp.json", "")
+	args := ClaudeArgs("", "", "/tmp/mcp.json", "")
 	if args[len(args)-1] != "--settings="+HookSettings {
 		t.Errorf("ClaudeArgs does not pass the hook settings: %q", args)
 	}

@@ -36,9 +36,9 @@ var AllowedTools = []string{
 var DisallowedTools = []string{"CronCreate", "CronDelete", "CronList", "ScheduleWakeup", "RemoteTrigger"}
 
 // ClaudeArgs is Claude Code's argument vector (without the program name).
-// Values that come from outside (session id, memory text, file name) are
-// attached with "=" so none can be read as a flag of its own.
-func ClaudeArgs(sessionID, mcpConfig, memoryFile string) []string {
+// Values that come from outside (session id, model, memory text, file name)
+// are attached with "=" so none can be read as a flag of its own.
+func ClaudeArgs(sessionID, model, mcpConfig, memoryFile string) []string {
 	args := []string{
 		"-p",
 		"--input-format", "stream-json",
@@ -66,6 +66,11 @@ func ClaudeArgs(sessionID, mcpConfig, memoryFile string) []string {
 	}
 	if sessionID != "" {
 		args = append(args, "--resume="+sessionID)
+	}
+	if model != "" {
+		// The group's model (or the host's MODEL); without it Claude Code
+		// picks its own default.
+		args = append(args, "--model="+model)
 	}
 	if memoryFile != "" {
 		// A file on the container's private scratch space, not the text

@@ -42,6 +42,7 @@ type Config struct {
 	Socket    string        // the gateway socket
 	Claude    string        // the Claude Code program
 	SessionID string        // resume this session ("" for a new one)
+	Model     string        // Claude Code's --model ("" for its own default)
 	Main      bool          // the main group (may edit global memory)
 	Idle      time.Duration // end after this long without input
 	StopGrace time.Duration // see DefaultStopGrace
@@ -81,6 +82,11 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.SessionID != "" && !ipc.ValidSessionID(c.SessionID) {
 		return fmt.Errorf("session %q: not a session id (letters, digits, '-' or '_', not starting with '-')", c.SessionID)
+	}
+	if c.Model != "" {
+		if err := ipc.ValidateModel(c.Model); err != nil {
+			return err
+		}
 	}
 	if c.Idle <= 0 {
 		return fmt.Errorf("idle timeout %v: must be positive", c.Idle)

@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	args := ClaudeArgs(cfg.SessionID, mcpConfig, memoryFile)
+	args := ClaudeArgs(cfg.SessionID, cfg.Model, mcpConfig, memoryFile)
 	start := time.Now()
 	p, err := startClaude(claudeBin, args, ClaudeEnv(cfg, proxy), cfg.WorkDir, log.With("part", "claude"))
 	if err != nil {

@@ -351,7 +351,7 @@ func TestRunServesPromptsWithOneWarmProcess(t *testing.T) {
 			mcpPath = v
 		}
 	}
-	if wantArgs := ClaudeArgs("", mcpPath, ""); !slices.Equal(r.Args, wantArgs) {
+	if wantArgs := ClaudeArgs("", "", mcpPath, ""); !slices.Equal(r.Args, wantArgs) {
 		t.Errorf("args %q\nwant %q", r.Args, wantArgs)
 	}
 	for _, a := range []string{"--dangerously-skip-permissions", "--input-format", "--strict-mcp-config"} {
@@ -391,6 +391,8 @@ func TestConfigValidate(t *testing.T) {
 		"relative socket":   func(c *Config) { c.Socket = "gw.sock" },
 		"zero idle":         func(c *Config) { c.Idle = 0 },
 		"no claude program": func(c *Config) { c.Claude = "" },
+		"model flag":        func(c *Config) { c.Model = "--dangerously-skip-permissions" },
+		"model with space":  func(c *Config) { c.Model = "claude sonnet" },
 	}
 	for name, edit := range cases {
 		c := DefaultConfig()
