@@ -60,6 +60,7 @@ type Config struct {
 	Runtime       sandbox.Kind
 	Image         string
 	AgentBinary   string // nanoclaw-agent (static linux build) mounted into containers
+	Model         string // the default Claude model; "" leaves it to Claude Code
 
 	MaxConcurrentContainers int
 	ContainerTimeout        time.Duration // hard limit of one agent run

@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
@@ -84,6 +85,15 @@ var settings = []setting{
 	{Name: "NANOCLAW_IMAGE", Default: "localhost/nanoclaw-agent:latest", Help: "agent container image",
 		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) },
 		show:  func(c *Config) string { return c.Image }},
+	{Name: "MODEL", Help: "the Claude model of groups that choose none (groups set F model=NAME); default: Claude Code's own",
+		apply: func(c *Config, v string) error {
+			c.Model = v
+			if v == "" {
+				return nil
+			}
+			return ipc.ValidateModel(v)
+		},
+		show: func(c *Config) string { return c.Model }},
 	pathSetting("NANOCLAW_AGENT_BINARY", "the static nanoclaw-agent mounted into containers (default: beside the nanoclaw binary)",
 		func(c *Config) *string { return &c.AgentBinary }, func(*Config) string { return besideExecutable("nanoclaw-agent") }),
 	intSetting("MAX_CONCURRENT_CONTAINERS", "3", "agent containers running at once, all groups together", 1, 64,
