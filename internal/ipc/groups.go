@@ -45,6 +45,30 @@ type ConfigureGroupArgs struct {
 	Reactions        *bool         `json:"reactions,omitempty"`
 	Mentions         *bool         `json:"mentions,omitempty"`
 	TriggerSenders   *[]string     `json:"trigger_senders,omitempty"`
+	// Model is the Claude model of the group's runs; "" means the host's
+	// default (MODEL).
+	Model *string `json:"model,omitempty"`
+	// Budget changes the caps given; the owner's alone.
+	Budget *BudgetArgs `json:"budget,omitempty"`
+}
+
+// BudgetArgs change a group's budget caps; absent fields stay, 0 removes
+// a cap.
+type BudgetArgs struct {
+	DayTokens   *int64   `json:"day_tokens,omitempty"`
+	MonthTokens *int64   `json:"month_tokens,omitempty"`
+	DayUSD      *float64 `json:"day_usd,omitempty"`
+	MonthUSD    *float64 `json:"month_usd,omitempty"`
+}
+
+// Budget caps a group's model usage per day and per month (UTC), in tokens
+// (input, output and cache together) and in dollars; 0 means no cap. It
+// mirrors store.Budget, which validates it.
+type Budget struct {
+	DayTokens   int64   `json:"day_tokens,omitempty"`
+	MonthTokens int64   `json:"month_tokens,omitempty"`
+	DayUSD      float64 `json:"day_usd,omitempty"`
+	MonthUSD    float64 `json:"month_usd,omitempty"`
 }
 
 // GroupInfo is a registered group as the tools show it.
@@ -66,6 +90,8 @@ type GroupInfo struct {
 	Reactions        bool         `json:"reactions"`
 	Mentions         bool         `json:"mentions"`
 	TriggerSenders   []string     `json:"trigger_senders,omitempty"`
+	Model            string       `json:"model,omitempty"` // "" = the host's default
+	Budget           Budget       `json:"budget,omitzero"`
 	Note             string       `json:"note,omitempty"`
 }
 

@@ -62,6 +62,11 @@ func (s *Set) changeGroup(ctx context.Context, by store.TaskActor, name, folder 
 		}
 		// R6: main's model acts within sandboxes; it may tighten one, never
 		// loosen it.
+		// A budget bounds what the owner pays: main's model, which a
+		// prompt may steer, neither raises nor lowers it.
+		if g.Config.Budget != before.Budget && !owner {
+			return nil, fmt.Errorf("not permitted: group %q's budget is the owner's to set, on the host: %s", g.Folder, budgetCommand(g.Folder, g.Config.Budget))
+		}
 		if what := widening(before, g.Config, s.opt.Defaults); what != "" && !owner {
 			return nil, fmt.Errorf("not permitted: %s, which would widen the sandbox of group %q; only the owner can do that, on the host: %s",
 				what, g.Folder, setCommand(*c))
@@ -235,7 +240,8 @@ func (s *Set) groupInfo(ctx context.Context, g store.Group) ipc.GroupInfo {
 		IsMain: g.IsMain, Chats: chats, AddedAt: g.AddedAt, TimeoutSeconds: g.Config.TimeoutSeconds,
 		MemoryMB: g.Config.MemoryMB, CPUs: g.Config.CPUs, PidsLimit: g.Config.PidsLimit,
 		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow,
-		Reactions: g.Config.ReactionsOn(), Mentions: g.Config.MentionsOn(), TriggerSenders: g.Config.TriggerSenders}
+		Reactions: g.Config.ReactionsOn(), Mentions: g.Config.MentionsOn(), TriggerSenders: g.Config.TriggerSenders,
+		Model: g.Config.Model, Budget: ipc.Budget(g.Config.Budget)}
 	for _, m := range g.Config.AdditionalMounts {
 		info.AdditionalMounts = append(info.AdditionalMounts, ipc.ExtraMount(m))
 	}
@@ -279,6 +285,23 @@ func applyConfig(g *store.Group, c ipc.ConfigureGroupArgs) error {
 		}
 	}
 	set(&g.Config.TriggerSenders, c.TriggerSenders)
+	if c.Model != nil {
+		// A model changes what the group's runs cost, not what they reach:
+		// main's model may choose it. Its form is checked here; whether the
+		// upstream knows it, by the owner's CLI, which holds the credential.
+		if *c.Model != "" {
+			if err := ipc.ValidateModel(*c.Model); err != nil {
+				return err
+			}
+		}
+		g.Config.Model = *c.Model
+	}
+	if b := c.Budget; b != nil {
+		set(&g.Config.Budget.DayTokens, b.DayTokens)
+		set(&g.Config.Budget.MonthTokens, b.MonthTokens)
+		set(&g.Config.Budget.DayUSD, b.DayUSD)
+		set(&g.Config.Budget.MonthUSD, b.MonthUSD)
+	}
 	return g.Validate()
 }
 
@@ -287,4 +310,10 @@ func set[T any](dst, v *T) {
 	if v != nil {
 		*dst = *v
 	}
+}
+
+// budgetCommand is the owner's command that sets budget b on folder.
+func budgetCommand(folder string, b store.Budget) string {
+	return fmt.Sprintf("nanoclaw groups set %s day_tokens=%d month_tokens=%d day_usd=%v month_usd=%v",
+		shellWord(folder), b.DayTokens, b.MonthTokens, b.DayUSD, b.MonthUSD)
 }
