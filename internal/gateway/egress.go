@@ -41,6 +41,9 @@ type flow struct {
 
 // decide resolves host on the host (unless it is an IP literal or the
 // policy refuses it unresolved) and applies the group's policy (finding 2).
+// Under mode ask, a destination the policy leaves to the owner is held
+// while the owner is asked (ask): a name no rule covers before it is
+// looked up, an address once Decide has found it public.
 func (e *Endpoint) decide(ctx context.Context, f *flow) {
 	h, lit, err := egress.CanonicalHost(f.host)
 	if err == nil {
@@ -49,6 +52,12 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 	if reason, ok := e.policy.Prescreen(f.host, f.port); !ok {
 		f.d = egress.Decision{Reason: reason}
 		return
+	}
+	approved := ""
+	if e.policy.AskFirst(f.host, f.port) {
+		if approved = e.ask(ctx, f); approved == "" {
+			return
+		}
 	}
 	var addrs []netip.Addr
 	if !lit.IsValid() {
@@ -61,6 +70,16 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 		}
 	}
 	f.d = egress.Decide(e.policy, f.host, f.port, addrs)
+	if f.d.Ask {
+		// Decide gives Ask only when every address is public or opened
+		// by a rule: the owner's yes never opens a private address.
+		if approved == "" {
+			if approved = e.ask(ctx, f); approved == "" {
+				return
+			}
+		}
+		f.d.Allowed, f.d.Ask, f.d.Reason = true, false, approved
+	}
 	if f.d.Allowed {
 		// Decide passed every address, so each may be tried in turn.
 		f.addrs = []netip.Addr{f.d.Addr}
@@ -71,6 +90,74 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 		}
 	}
 }
+
+// maxAsks bounds the destinations of one group waiting for the owner at
+// once: each holds a connection slot and a request, and the owner's chat
+// should not fill with questions.
+const maxAsks = 4
+
+// asks is what an Endpoint remembers of its questions to the owner.
+type asks struct {
+	mu      sync.Mutex
+	pending int
+	refused map[string]egress.Verdict // host:port → deny or timeout, for this run
+}
+
+// ask holds the flow while the owner is asked about its destination (at
+// most Options.AskTimeout) and returns why it may go on, or "" after
+// setting f.d to the refusal. A destination refused once in this run is
+// refused again without asking, so an agent that retries cannot flood the
+// owner's chat.
+func (e *Endpoint) ask(ctx context.Context, f *flow) string {
+	target := joinHostPort(f.host, f.port)
+	refuse := func(format string, args ...any) string {
+		f.d = egress.Decision{Reason: fmt.Sprintf(format, args...)}
+		return ""
+	}
+	if e.gw.opt.Approver == nil {
+		return refuse("%s is not in the group's allow list, and there is no one to ask", target)
+	}
+	a := &e.asks
+	a.mu.Lock()
+	v, done := a.refused[target]
+	full := a.pending >= maxAsks
+	if !done && !full {
+		a.pending++
+	}
+	a.mu.Unlock()
+	switch {
+	case done:
+		return refuse("%s: the owner's answer in this run was %s", target, v)
+	case full:
+		return refuse("%s: %d destinations already wait for the owner's answer", target, maxAsks)
+	}
+	defer func() { a.mu.Lock(); a.pending--; a.mu.Unlock() }()
+
+	actx, cancel := context.WithTimeout(ctx, e.gw.opt.AskTimeout)
+	defer cancel()
+	v, err := e.gw.opt.Approver.Ask(actx, e.group.Folder, f.host, f.port)
+	if err != nil {
+		return refuse("%s: cannot ask the owner: %v", target, err)
+	}
+	if v.Allows() {
+		return "allowed by the owner (" + string(v) + ")"
+	}
+	if v != egress.VerdictDeny {
+		v = egress.VerdictTimeout // no answer, or none a verdict names: no
+	}
+	a.mu.Lock()
+	if a.refused == nil {
+		a.refused = map[string]egress.Verdict{}
+	}
+	a.refused[target] = v
+	a.mu.Unlock()
+	if v == egress.VerdictDeny {
+		return refuse("%s: the owner denied it", target)
+	}
+	return refuse("%s: no answer from the owner within %v", target, e.gw.opt.AskTimeout)
+}
+
+func joinHostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
 // begin takes a connection slot of the group and decides; it answers the
 // container and returns false when the flow may not go on.

@@ -36,6 +36,7 @@ type Endpoint struct {
 	path   string
 	srv    *http.Server
 	slots  chan struct{} // one per open egress connection
+	asks   asks          // questions to the owner (mode ask, egress.go)
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).

@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
@@ -73,6 +74,14 @@ type Tools interface {
 	Call(ctx context.Context, caller Caller, name string, args json.RawMessage) (any, error)
 }
 
+// Approver asks the owner about a destination of egress mode ask
+// (internal/router's Approvals in production).
+type Approver interface {
+	// Ask holds until the owner answers for the group in folder about
+	// host:port, or ctx ends, which is no answer (egress.VerdictTimeout).
+	Ask(ctx context.Context, folder, host string, port int) (egress.Verdict, error)
+}
+
 // Resolver looks up a host's addresses; *net.Resolver satisfies it.
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
@@ -107,6 +116,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Resolver resolves egress destinations; nil means net.DefaultResolver.
 	Resolver Resolver
+	// Approver is asked about destinations of groups in egress mode ask;
+	// nil refuses them. AskTimeout bounds the wait for the owner's answer
+	// (default 2 minutes); no answer is a refusal.
+	Approver   Approver
+	AskTimeout time.Duration
 	// Dial connects to an address "ip:port" the egress policy allowed; nil
 	// means a net.Dialer.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
@@ -125,6 +139,10 @@ type Options struct {
 	MaxConns    int
 	BodyTimeout time.Duration
 }
+
+// DefaultAskTimeout is how long a connection of egress mode ask waits for
+// the owner's answer when Options.AskTimeout is not set.
+const DefaultAskTimeout = 2 * time.Minute
 
 // Stats are one group's counters since the Gateway was made.
 type Stats struct {
@@ -163,6 +181,7 @@ func New(opt Options) *Gateway {
 	opt.MaxTunnels = cmp.Or(max(opt.MaxTunnels, 0), 32)
 	opt.TunnelIdle = cmp.Or(max(opt.TunnelIdle, 0), 5*time.Minute)
 	opt.PollTimeout = cmp.Or(max(opt.PollTimeout, 0), 25*time.Second)
+	opt.AskTimeout = cmp.Or(max(opt.AskTimeout, 0), DefaultAskTimeout)
 	opt.MaxConns = cmp.Or(max(opt.MaxConns, 0), defaultMaxConns)
 	opt.BodyTimeout = cmp.Or(max(opt.BodyTimeout, 0), 30*time.Second)
 	g := &Gateway{opt: opt, stats: map[string]Stats{}, open: map[string]*Endpoint{}}
