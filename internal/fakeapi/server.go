@@ -306,7 +306,7 @@ func respond(r *Request, isMessages bool, turn Turn) response {
 	if len(turn.blocks) == 0 {
 		turn = Text(DefaultText) // a React that answered nothing
 	}
-	usage := usageFor(r.Body, turn.blocks)
+	usage := usageFor(r.Body, turn)
 	model := r.Messages.Model
 	if !r.Messages.Stream {
 		b, _ := json.Marshal(fullMessage(turn, r.Seq, model, usage))

@@ -30,7 +30,7 @@ func events(t Turn, seq int, model string, u Usage) []Event {
 		}
 		evs = append(evs, Event{Name: name, Data: b})
 	}
-	start := newMessage(seq, model, nil, nil, usageJSON{InputTokens: u.InputTokens, OutputTokens: 1})
+	start := newMessage(seq, model, nil, nil, u.json(1))
 	add("message_start", map[string]any{"message": start})
 	add("ping", map[string]any{})
 	for i, b := range t.blocks {
@@ -52,7 +52,7 @@ func events(t Turn, seq int, model string, u Usage) []Event {
 	}
 	add("message_delta", map[string]any{
 		"delta": map[string]any{"stop_reason": t.stopReason(), "stop_sequence": nil},
-		"usage": usageJSON{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens},
+		"usage": u.json(u.OutputTokens),
 	})
 	add("message_stop", map[string]any{})
 	return evs

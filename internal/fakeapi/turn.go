@@ -12,6 +12,9 @@ type Turn struct {
 	blocks []reply
 	err    *apiError
 	react  func(*Request) Turn
+	// cacheRead and cacheWrite are the cache tokens the answer reports
+	// (WithCache); 0 by default.
+	cacheRead, cacheWrite int
 }
 
 // reply is one content block of an answer.
@@ -57,6 +60,7 @@ func Combine(parts ...Turn) Turn {
 			panic("fakeapi.Combine: React and Error turns cannot be combined")
 		}
 		t.blocks = append(t.blocks, p.blocks...)
+		t.cacheRead, t.cacheWrite = t.cacheRead+p.cacheRead, t.cacheWrite+p.cacheWrite
 	}
 	return t
 }
@@ -75,6 +79,13 @@ func Error(status int, errType, message string) Turn {
 	return Turn{err: &apiError{status: status, typ: errType, message: message}}
 }
 
+// WithCache makes the answer report read cache tokens read from the prompt
+// cache and write written to it, besides its input and output tokens.
+func (t Turn) WithCache(read, write int) Turn {
+	t.cacheRead, t.cacheWrite = read, write
+	return t
+}
+
 // stopReason is tool_use if the answer calls a tool, otherwise end_turn.
 func (t Turn) stopReason() string {
 	for _, b := range t.blocks {
@@ -87,19 +98,21 @@ func (t Turn) stopReason() string {
 
 // Usage is the token accounting the fake reports for one answer.
 type Usage struct {
-	InputTokens  int `json:"input_tokens"`
-	OutputTokens int `json:"output_tokens"`
+	InputTokens              int `json:"input_tokens"`
+	OutputTokens             int `json:"output_tokens"`
+	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
 }
 
 // usageFor counts tokens the way the fake reports them: one token per four
 // bytes of request body and of answer content, at least one each. It is
 // deterministic for a given request and answer.
-func usageFor(body []byte, blocks []reply) Usage {
+func usageFor(body []byte, t Turn) Usage {
 	out := 0
-	for _, b := range blocks {
+	for _, b := range t.blocks {
 		out += len(b.text) + len(b.name) + len(b.input)
 	}
-	return Usage{InputTokens: len(body)/4 + 1, OutputTokens: out/4 + 1}
+	return Usage{InputTokens: len(body)/4 + 1, OutputTokens: out/4 + 1, CacheReadInputTokens: t.cacheRead, CacheCreationInputTokens: t.cacheWrite}
 }
 
 // message is the JSON shape of a complete (non-streamed) answer and, with
@@ -113,6 +126,12 @@ type message struct {
 	StopReason   *string          `json:"stop_reason"`
 	StopSequence *string          `json:"stop_sequence"`
 	Usage        usageJSON        `json:"usage"`
+}
+
+// json is u as the API writes it, with output tokens so far.
+func (u Usage) json(output int) usageJSON {
+	return usageJSON{InputTokens: u.InputTokens, CacheCreationInputTokens: u.CacheCreationInputTokens,
+		CacheReadInputTokens: u.CacheReadInputTokens, OutputTokens: output}
 }
 
 type usageJSON struct {
@@ -153,7 +172,7 @@ func fullMessage(t Turn, seq int, model string, u Usage) message {
 		content = append(content, blockJSON(b, toolUseID(seq, i)))
 	}
 	stop := t.stopReason()
-	return newMessage(seq, model, content, &stop, usageJSON{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens})
+	return newMessage(seq, model, content, &stop, u.json(u.OutputTokens))
 }
 
 // chunks splits s into pieces of at most n bytes without splitting a UTF-8

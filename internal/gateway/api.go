@@ -111,6 +111,11 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("gateway: request body of %d bytes exceeds %d", r.ContentLength, maxAPIBody))
 		return
 	}
+	// Budgets are checked before the body is read: a refused call costs
+	// nothing. Token counts are free and never refused.
+	if r.URL.Path == "/v1/messages" && !e.withinBudget(r.Context(), w) {
+		return
+	}
 	// One agent makes a call or two at once (a turn, a subagent's); more
 	// is a container spending the key as fast as it can.
 	select {
@@ -156,8 +161,9 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		attrs := []any{"group", e.group.Folder, "method", r.Method, "path", r.URL.Path, "status", call.status,
 			"duration_ms", time.Since(start).Milliseconds()}
 		if call.meter != nil {
-			in, out, _ := call.meter.totals()
-			attrs = append(attrs, "input_tokens", in, "output_tokens", out)
+			t, model, _ := call.meter.totals()
+			attrs = append(attrs, "model", sanitize.Clip(model, 100, "…"), "input_tokens", t.Input, "output_tokens", t.Output,
+				"cache_read_tokens", t.CacheRead, "cache_write_tokens", t.CacheWrite)
 		}
 		gw.opt.Logger.Info("api", attrs...)
 	}()
@@ -226,26 +232,91 @@ func (gw *Gateway) meterResponse(resp *http.Response) error {
 }
 
 // recordUsage counts and stores the tokens of a finished response, if it
-// reported any. Storing happens in the background so the end of the
-// response is not held up by the database.
+// reported any, with their cost by the price table. Storing happens in
+// the background so the end of the response is not held up by the
+// database; until it is stored the Budgeter counts it as pending, so the
+// next call is checked against it already.
 func (gw *Gateway) recordUsage(call *apiCall) {
-	in, out, ok := call.meter.totals()
+	t, model, ok := call.meter.totals()
 	if !ok {
 		return
 	}
 	folder := call.ep.group.Folder
-	gw.count(folder, func(s *Stats) { s.InputTokens += in; s.OutputTokens += out })
+	gw.count(folder, func(s *Stats) { s.InputTokens += t.Input + t.CacheRead + t.CacheWrite; s.OutputTokens += t.Output })
 	if gw.opt.Usage == nil {
 		return
 	}
-	day := time.Now().Format("2006-01-02") // the host's local date
+	cost := gw.cost(model, t)
+	// UTC: budgets' days and months are UTC's, the same on every host.
+	day := time.Now().UTC().Format("2006-01-02")
+	release := func() {}
+	if b := gw.opt.Budget; b != nil {
+		release = b.hold(folder, day, Spend{1, t.Input, t.Output, t.CacheRead, t.CacheWrite, cost})
+	}
 	gw.records.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := gw.opt.Usage.AddUsage(ctx, folder, day, in, out); err != nil {
-			gw.opt.Logger.Error("gateway: record usage", "group", folder, "day", day, "input_tokens", in, "output_tokens", out, "err", err)
+		err := gw.opt.Usage.RecordUsage(ctx, folder, day, t.Input, t.Output, t.CacheRead, t.CacheWrite, cost)
+		release()
+		if err != nil {
+			gw.opt.Logger.Error("gateway: record usage", "group", folder, "day", day, "input_tokens", t.Input, "output_tokens", t.Output,
+				"cache_read_tokens", t.CacheRead, "cache_write_tokens", t.CacheWrite, "cost_micro", cost, "err", err)
+			return
+		}
+		// The owner and the group hear of a budget this call reached now,
+		// not when the next call is refused.
+		if b := gw.opt.Budget; b != nil {
+			if _, _, err := b.OverBudget(ctx, folder); err != nil {
+				gw.opt.Logger.Error("gateway: check budget", "group", folder, "err", err)
+			}
 		}
 	})
+}
+
+// cost is what t of model costs in micro-dollars; a model the price table
+// does not know costs 0, logged once per model.
+func (gw *Gateway) cost(model string, t Tokens) int64 {
+	if p, ok := gw.opt.Prices.Lookup(model); ok {
+		return p.CostMicro(t)
+	}
+	model = sanitize.Clip(model, 100, "…") // the upstream's text
+	gw.mu.Lock()
+	first := !gw.unpriced[model]
+	if first && len(gw.unpriced) < 100 {
+		gw.unpriced[model] = true
+	}
+	gw.mu.Unlock()
+	if first {
+		gw.opt.Logger.Warn("gateway: model not in the price table (PRICES); its calls cost 0 in dollar budgets", "model", model)
+	}
+	return 0
+}
+
+// withinBudget reports whether the endpoint's group may make a Messages
+// call; if not, it has answered the call with the reason.
+func (e *Endpoint) withinBudget(ctx context.Context, w http.ResponseWriter) bool {
+	b := e.gw.opt.Budget
+	if b == nil {
+		return true
+	}
+	folder := e.group.Folder
+	hit, over, err := b.OverBudget(ctx, folder)
+	switch {
+	case err != nil:
+		// Fail closed: a budget that cannot be checked is not spent past.
+		e.gw.opt.Logger.Error("gateway: check budget", "group", folder, "err", err)
+		apiError(w, http.StatusInternalServerError, "api_error", "gateway: the group's budget could not be checked; see the host's log")
+		return false
+	case over:
+		e.gw.count(folder, func(s *Stats) { s.APIRefused++ })
+		msg := hit.Message(folder)
+		e.warn("api refused", "group", folder, "reason", msg)
+		// 400: Claude Code reports it and does not retry (it retries 429,
+		// 529 and 5xx), and no later call of this run can succeed.
+		apiError(w, http.StatusBadRequest, "invalid_request_error", msg)
+		return false
+	}
+	return true
 }
 
 // apiFailed answers a request the upstream did not.

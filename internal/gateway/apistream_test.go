@@ -71,7 +71,7 @@ func TestAPIStreamsIncrementally(t *testing.T) {
 		t.Fatalf("rest of the stream: %q, %v", rest, err)
 	}
 	recs := e.usage.wait(t, 1)
-	want := usageRecord{Folder: "family", Day: time.Now().Format("2006-01-02"), In: 115, Out: 42}
+	want := usageRecord{Folder: "family", Day: time.Now().UTC().Format("2006-01-02"), In: 10, Out: 42, CacheRead: 100, CacheWrite: 5}
 	if len(recs) != 1 || recs[0] != want {
 		t.Fatalf("usage %+v, want [%+v]", recs, want)
 	}
@@ -85,7 +85,8 @@ func TestAPIUsagePerGroup(t *testing.T) {
 	e := newEnv(t, Options{Upstream: mustURL(t, fake.URL()), APIKey: realKey})
 	a := e.open(t, "alpha", true, egress.Policy{})
 	b := e.open(t, "beta", false, egress.Policy{})
-	fake.Script(fakeapi.Text("streamed answer"), fakeapi.Text("a JSON answer, somewhat longer"), fakeapi.Error(529, "overloaded_error", "busy"))
+	fake.Script(fakeapi.Text("streamed answer").WithCache(700, 30), fakeapi.Text("a JSON answer, somewhat longer").WithCache(9, 1000),
+		fakeapi.Error(529, "overloaded_error", "busy"))
 
 	if s, body, _ := do(t, a, http.MethodPost, "/v1/messages", streamBody); s != 200 {
 		t.Fatalf("alpha: %d %s", s, body)
@@ -104,15 +105,16 @@ func TestAPIUsagePerGroup(t *testing.T) {
 	recs := e.usage.wait(t, 0)
 	slices.SortFunc(recs, func(a, b usageRecord) int { return strings.Compare(a.Folder, b.Folder) })
 	reqs := fake.Requests()
-	today := time.Now().Format("2006-01-02")
-	want := []usageRecord{
-		{"alpha", today, int64(reqs[0].Usage.InputTokens), int64(reqs[0].Usage.OutputTokens)},
-		{"beta", today, int64(reqs[1].Usage.InputTokens), int64(reqs[1].Usage.OutputTokens)},
+	today := time.Now().UTC().Format("2006-01-02")
+	var want []usageRecord
+	for i, f := range []string{"alpha", "beta"} {
+		u := reqs[i].Usage
+		want = append(want, usageRecord{f, today, int64(u.InputTokens), int64(u.OutputTokens), int64(u.CacheReadInputTokens), int64(u.CacheCreationInputTokens), 0})
 	}
-	if len(recs) != 2 || recs[0] != want[0] || recs[1] != want[1] || want[0].In == 0 || want[1].Out == 0 {
+	if len(recs) != 2 || recs[0] != want[0] || recs[1] != want[1] || want[0].In == 0 || want[1].Out == 0 || want[0].CacheRead != 700 || want[1].CacheWrite != 1000 {
 		t.Fatalf("usage %+v, want %+v", recs, want)
 	}
-	if st["alpha"].APIRequests != 1 || st["beta"].APIRequests != 3 || st["alpha"].InputTokens != want[0].In || st["beta"].OutputTokens != want[1].Out {
+	if st["alpha"].APIRequests != 1 || st["beta"].APIRequests != 3 || st["alpha"].InputTokens != want[0].In+730 || st["beta"].OutputTokens != want[1].Out {
 		t.Errorf("stats %+v", st)
 	}
 	if lines := e.log.lines(t, "api"); len(lines) != 4 || lines[0]["group"] != "alpha" || lines[0]["output_tokens"] != float64(want[0].Out) {

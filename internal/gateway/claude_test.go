@@ -151,10 +151,10 @@ func TestClaudeCodeThroughGateway(t *testing.T) {
 
 	// Usage: one record per answered Messages request, the fake's numbers.
 	var want []usageRecord
-	today := time.Now().Format("2006-01-02")
+	today := time.Now().UTC().Format("2006-01-02")
 	for _, r := range reqs {
 		if r.Path == "/v1/messages" && r.Status == 200 {
-			want = append(want, usageRecord{"family", today, int64(r.Usage.InputTokens), int64(r.Usage.OutputTokens)})
+			want = append(want, usageRecord{"family", today, int64(r.Usage.InputTokens), int64(r.Usage.OutputTokens), 0, 0, 0})
 		}
 	}
 	got := e.usage.wait(t, len(want))

@@ -40,9 +40,10 @@ import (
 
 // UsageRecorder stores token usage; *store.Store satisfies it.
 type UsageRecorder interface {
-	// AddUsage counts one API response of the group in folder on day
-	// (YYYY-MM-DD, the host's local date) with its tokens.
-	AddUsage(ctx context.Context, folder, day string, inTokens, outTokens int64) error
+	// RecordUsage counts one API response of the group in folder on day
+	// (YYYY-MM-DD, UTC) with its tokens as the API reported them and its
+	// cost in millionths of a dollar.
+	RecordUsage(ctx context.Context, folder, day string, inTokens, outTokens, cacheRead, cacheWrite, costMicro int64) error
 }
 
 // Caller is who made a request: the group the socket belongs to.
@@ -104,6 +105,12 @@ type Options struct {
 	APIKey, OAuthToken string
 	// Usage records tokens per group and day; nil records nothing.
 	Usage UsageRecorder
+	// Prices give each response's cost from its model and tokens; a model
+	// not in it costs 0 (logged once).
+	Prices Prices
+	// Budget refuses a group's Messages calls once its budget or the
+	// host's total is reached; nil enforces none. Usage must be set too.
+	Budget *Budgeter
 	// OnDenied hears of each egress connection refused (the group, the
 	// destination "host:port" and why) for `status`; it must return fast.
 	OnDenied func(folder, target, reason string)
@@ -165,9 +172,10 @@ type Gateway struct {
 	api     *httputil.ReverseProxy
 	records sync.WaitGroup // usage being stored
 
-	mu    sync.Mutex
-	stats map[string]Stats
-	open  map[string]*Endpoint // by folder
+	mu       sync.Mutex
+	stats    map[string]Stats
+	open     map[string]*Endpoint // by folder
+	unpriced map[string]bool      // models the price table lacks, logged once each
 }
 
 // New makes a Gateway; it serves nothing until Open.
@@ -184,7 +192,7 @@ func New(opt Options) *Gateway {
 	opt.AskTimeout = cmp.Or(max(opt.AskTimeout, 0), DefaultAskTimeout)
 	opt.MaxConns = cmp.Or(max(opt.MaxConns, 0), defaultMaxConns)
 	opt.BodyTimeout = cmp.Or(max(opt.BodyTimeout, 0), 30*time.Second)
-	g := &Gateway{opt: opt, stats: map[string]Stats{}, open: map[string]*Endpoint{}}
+	g := &Gateway{opt: opt, stats: map[string]Stats{}, open: map[string]*Endpoint{}, unpriced: map[string]bool{}}
 	g.api = g.newAPIProxy()
 	return g
 }

@@ -346,14 +346,15 @@ type testUsage struct {
 }
 
 type usageRecord struct {
-	Folder, Day string
-	In, Out     int64
+	Folder, Day                    string
+	In, Out, CacheRead, CacheWrite int64
+	Cost                           int64
 }
 
-func (u *testUsage) AddUsage(_ context.Context, folder, day string, in, out int64) error {
+func (u *testUsage) RecordUsage(_ context.Context, folder, day string, in, out, cacheRead, cacheWrite, cost int64) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.records = append(u.records, usageRecord{folder, day, in, out})
+	u.records = append(u.records, usageRecord{folder, day, in, out, cacheRead, cacheWrite, cost})
 	return nil
 }
 

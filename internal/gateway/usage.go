@@ -18,10 +18,11 @@ import (
 //   - a JSON body (application/json) is kept up to maxMeteredJSON and its
 //     top-level "usage" object decoded at the end.
 //
-// Input tokens are input_tokens + cache_creation_input_tokens +
-// cache_read_input_tokens: every prompt token the model processed, cached
-// or not. Output tokens are output_tokens. A response without a usage
-// object (errors, model lists, token counts) records nothing.
+// The four counts are kept apart, as the API reports and bills them:
+// input_tokens, output_tokens, cache_read_input_tokens and
+// cache_creation_input_tokens. The model is the response's own
+// (message_start.message.model, or the body's "model"). A response without
+// a usage object (errors, model lists, token counts) records nothing.
 const (
 	maxMeteredLine = 1 << 20  // longer SSE lines are skipped, not buffered
 	maxMeteredJSON = 16 << 20 // larger JSON bodies are not metered
@@ -35,6 +36,17 @@ type usageJSON struct {
 	OutputTokens             *int64 `json:"output_tokens"`
 }
 
+// Tokens are one response's usage as the API reports it.
+type Tokens struct {
+	Input      int64 // input_tokens: neither read from nor written to the cache
+	Output     int64
+	CacheRead  int64 // cache_read_input_tokens
+	CacheWrite int64 // cache_creation_input_tokens
+}
+
+// Total is every token of the response, as budgets count them.
+func (t Tokens) Total() int64 { return t.Input + t.Output + t.CacheRead + t.CacheWrite }
+
 // usageMeter reads the usage of one response from a copy of its bytes.
 type usageMeter struct {
 	sse      bool
@@ -42,7 +54,8 @@ type usageMeter struct {
 	skipping bool   // SSE: the current line is too long; JSON: the body is
 	seen     bool   // a usage object was found
 
-	input, cacheCreate, cacheRead, output int64
+	tokens Tokens
+	model  string
 }
 
 // newUsageMeter returns a meter for a response of contentType, or nil if
@@ -101,6 +114,7 @@ func (m *usageMeter) line(l []byte) {
 	var ev struct {
 		Type    string `json:"type"`
 		Message struct {
+			Model string     `json:"model"`
 			Usage *usageJSON `json:"usage"`
 		} `json:"message"`
 		Usage *usageJSON `json:"usage"`
@@ -110,6 +124,7 @@ func (m *usageMeter) line(l []byte) {
 	}
 	switch ev.Type {
 	case "message_start":
+		m.model = ev.Message.Model
 		m.merge(ev.Message.Usage)
 	case "message_delta":
 		m.merge(ev.Usage)
@@ -122,9 +137,11 @@ func (m *usageMeter) finish() {
 		return
 	}
 	var body struct {
+		Model string     `json:"model"`
 		Usage *usageJSON `json:"usage"`
 	}
 	if json.Unmarshal(m.buf, &body) == nil {
+		m.model = body.Model
 		m.merge(body.Usage)
 	}
 	m.buf = nil
@@ -140,16 +157,16 @@ func (m *usageMeter) merge(u *usageJSON) {
 			*dst = *v
 		}
 	}
-	set(&m.input, u.InputTokens)
-	set(&m.cacheCreate, u.CacheCreationInputTokens)
-	set(&m.cacheRead, u.CacheReadInputTokens)
-	set(&m.output, u.OutputTokens)
+	set(&m.tokens.Input, u.InputTokens)
+	set(&m.tokens.CacheWrite, u.CacheCreationInputTokens)
+	set(&m.tokens.CacheRead, u.CacheReadInputTokens)
+	set(&m.tokens.Output, u.OutputTokens)
 }
 
-// totals returns the input and output tokens, and whether a usage object
-// was seen at all.
-func (m *usageMeter) totals() (in, out int64, ok bool) {
-	return m.input + m.cacheCreate + m.cacheRead, m.output, m.seen
+// totals returns the tokens and the model the response reported, and
+// whether a usage object was seen at all.
+func (m *usageMeter) totals() (t Tokens, model string, ok bool) {
+	return m.tokens, m.model, m.seen
 }
 
 // meteredBody feeds what the client reads of a response to a meter, and
