@@ -26,6 +26,11 @@ type ContainerConfig struct {
 	PidsLimit int `json:"pids_limit,omitempty"`
 	// Egress says where the container may connect to.
 	Egress Egress `json:"egress,omitzero"`
+	// ApprovedAllow are the destinations ("host:port") the owner answered
+	// "always" to under egress mode ask, kept apart from Egress.Allow so
+	// they can be listed and removed as such. They open only public
+	// addresses, and only under mode ask (approvals.go).
+	ApprovedAllow []string `json:"approved_allow,omitempty"`
 	// AdditionalMounts are extra host directories the group asks for; the
 	// mount allowlist still decides whether each is granted.
 	AdditionalMounts []Mount `json:"additional_mounts,omitempty"`
@@ -134,7 +139,8 @@ func ParseContainerConfig(data []byte) (ContainerConfig, error) {
 func (c ContainerConfig) Validate() error {
 	if err := cmp.Or(checkRange("timeout_seconds", c.TimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds),
 		checkRange("memory_mb", c.MemoryMB, MinMemoryMB, MaxMemoryMB), checkRange("cpus", c.CPUs, MinCPUs, MaxCPUs),
-		checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit), c.Egress.validate(), c.Budget.validate()); err != nil {
+		checkRange("pids_limit", c.PidsLimit, MinPidsLimit, MaxPidsLimit), c.Egress.validate(), c.Budget.validate(),
+		validateApproved(c.ApprovedAllow)); err != nil {
 		return err
 	}
 	if len(c.TriggerSenders) > MaxTriggerSenders {
