@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -31,7 +32,11 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
                                                 mentions (on|off: an @-mention of the account asks
                                                 for an answer; on WhatsApp that is your own account),
                                                 trigger_senders (comma list of sender ids who may
-                                                start a run; empty: anyone in the chat)
+                                                start a run; empty: anyone in the chat),
+                                                model (a Claude model id, checked with the upstream's
+                                                list; default: MODEL, or Claude Code's own),
+                                                day_tokens, month_tokens, day_usd, month_usd (the
+                                                group's budget, UTC days and months; 0: no cap)
   nanoclaw groups reset-session FOLDER          forget the group's Claude Code session: its next
                                                 container starts a new conversation
 
@@ -154,6 +159,11 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if a.Model != nil && *a.Model != "" {
+			if err := m.checkModel(ctx, cfg, *a.Model); err != nil {
+				return err
+			}
+		}
 		var g ipc.GroupInfo
 		if err := m.ownerTool(ctx, cfg, "configure_group", a, &g); err != nil {
 			return err
@@ -214,6 +224,27 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 				return a, usagef("%s: %q is not on or off", key, value)
 			}
 			*map[string]**bool{"reactions": &a.Reactions, "mentions": &a.Mentions}[key] = &on
+		case "model":
+			if value == "default" {
+				value = ""
+			} else if err := ipc.ValidateModel(value); err != nil {
+				return a, usagef("%v", err)
+			}
+			a.Model = &value
+		case "day_tokens", "month_tokens":
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 0 {
+				return a, usagef("%s: %q is not a whole number of tokens (0: no cap)", key, value)
+			}
+			a.Budget = cmp.Or(a.Budget, &ipc.BudgetArgs{})
+			*map[string]**int64{"day_tokens": &a.Budget.DayTokens, "month_tokens": &a.Budget.MonthTokens}[key] = &n
+		case "day_usd", "month_usd":
+			f, err := strconv.ParseFloat(value, 64)
+			if err != nil || !(f >= 0) || math.IsInf(f, 0) {
+				return a, usagef("%s: %q is not an amount of dollars (0: no cap)", key, value)
+			}
+			a.Budget = cmp.Or(a.Budget, &ipc.BudgetArgs{})
+			*map[string]**float64{"day_usd": &a.Budget.DayUSD, "month_usd": &a.Budget.MonthUSD}[key] = &f
 		case "mounts":
 			var mounts []ipc.ExtraMount
 			if err := ipc.DecodeStrict([]byte(value), &mounts); err != nil { // R14: nothing may follow the list
@@ -221,7 +252,7 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			}
 			a.AdditionalMounts = &mounts
 		default:
-			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, mentions, trigger_senders)", key)
+			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, mentions, trigger_senders, model, day_tokens, month_tokens, day_usd, month_usd)", key)
 		}
 	}
 	return a, nil
@@ -258,4 +289,5 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 	onOff := map[bool]string{true: "on", false: "off"}
 	fmt.Fprintf(w, "reactions: %s\nmentions:  %s\ntriggers:  %s\n", onOff[g.Reactions], onOff[g.Mentions],
 		cmp.Or(strings.Join(g.TriggerSenders, ", "), "anyone in the chat"))
+	fmt.Fprintf(w, "model:     %s\nbudget:    %s\n", cmp.Or(g.Model, "default"), describeBudget(g.Budget))
 }

@@ -44,6 +44,7 @@ var commands = []cli.Command[*Main]{
 	{Name: "groups", Summary: "list, add, remove and configure groups", Run: (*Main).runGroups},
 	{Name: "tasks", Summary: "list and manage scheduled tasks", Run: (*Main).runTasks},
 	{Name: "status", Summary: "show what the daemon is doing, and why a group did or did not reply", Run: (*Main).runStatus},
+	{Name: "usage", Summary: "show model usage and its cost per group and day", Run: (*Main).runUsage},
 	{Name: "doctor", Summary: "check the installation and say what to fix (--sandbox: prove the boundary)", Run: (*Main).runDoctor},
 	{Name: "service", Summary: "install, start, stop or remove the background service", Run: (*Main).runService},
 	{Name: "image", Summary: "build the agent container image", Run: (*Main).runImage},
