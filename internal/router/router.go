@@ -57,7 +57,10 @@ type Options struct {
 	// Transcriber turns voice notes into text; nil: they are noted as not
 	// transcribed.
 	Transcriber Transcriber
-	Logger      *slog.Logger
+	// Approvals takes the owner's answers to egress questions from main
+	// (approvals.go); nil: none are taken.
+	Approvals *Approvals
+	Logger    *slog.Logger
 }
 
 // Router turns stored chat messages into agent runs and their answers into
@@ -142,6 +145,11 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	isBot := m.FromMe && strings.HasPrefix(m.Text, r.prefix)
 	if _, dup, err := r.st.MessageByID(ctx, m.ChatJID, m.ID); err == nil && dup {
 		return channel.Stored{}, nil // a redelivery: its media were fetched the first time
+	}
+	// The owner's answer to an egress question is the host's: taken here,
+	// before any agent could see it, and not stored as a message.
+	if taken, err := r.opt.Approvals.Answer(ctx, g, m, isBot); err != nil || taken {
+		return channel.Stored{}, err
 	}
 	var media []store.Attachment
 	if !isBot {
