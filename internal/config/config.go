@@ -65,6 +65,7 @@ type Config struct {
 	MaxConcurrentContainers int
 	ContainerTimeout        time.Duration // hard limit of one agent run
 	IdleTimeout             time.Duration // how long a finished agent waits for follow-ups
+	EgressAskTimeout        time.Duration // how long egress mode ask waits for the owner's answer
 	ContainerMemoryMB       int
 	ContainerCPUs           float64
 	ContainerPidsLimit      int

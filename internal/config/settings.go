@@ -102,6 +102,8 @@ var settings = []setting{
 		func(c *Config) *time.Duration { return &c.ContainerTimeout }),
 	durationSetting("IDLE_TIMEOUT", "30m", "how long a finished agent stays warm for follow-up messages", 0, 24*time.Hour,
 		func(c *Config) *time.Duration { return &c.IdleTimeout }),
+	durationSetting("EGRESS_ASK_TIMEOUT", "2m", "how long a connection of a group in egress mode ask waits for the owner's answer in main; no answer is deny",
+		time.Second, time.Hour, func(c *Config) *time.Duration { return &c.EgressAskTimeout }),
 	intSetting("CONTAINER_MEMORY_MB", "2048", "memory limit of an agent container, MiB", 64, 1<<16,
 		func(c *Config) *int { return &c.ContainerMemoryMB }),
 	{Name: "CONTAINER_CPUS", Default: "2", Help: "CPU limit of an agent container",
