@@ -88,7 +88,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	agentOpts.Gateway.APIKey, agentOpts.Gateway.OAuthToken = cfg.APIKey.Reveal(), cfg.OAuthToken.Reveal()
 	agentOpts.Gateway.Tools, agentOpts.Gateway.OnDenied = tl, status.NewDenials(st, log).Record
 	agentOpts.Store, agentOpts.Logger = st, log
+	// Questions an earlier daemon left open have no connection waiting.
+	if err := st.CloseOpenApprovals(ctx); err != nil {
+		return err
+	}
+	approvals := router.NewApprovals(st, chats, cfg.AssistantName, log)
+	agentOpts.Gateway.Approver, agentOpts.Gateway.AskTimeout = approvals, cfg.EgressAskTimeout
 	rtr := router.New(router.Options{
+		Approvals:     approvals,
 		Store:         st,
 		Agents:        gate,
 		AssistantName: cfg.AssistantName,
