@@ -27,6 +27,9 @@ type Report struct {
 	Tasks    []Task    `json:"next_tasks"`     // the soonest runs, of every group or of the one asked for
 	Denials  []Event   `json:"egress_denials"` // the newest, of every group
 	Errors   []Event   `json:"errors"`         // the newest failures, of every group
+	// Approvals are the newest questions of egress mode ask to the owner
+	// and their answers (approvals.go).
+	Approvals []Approval `json:"egress_approvals"`
 	// Trace is the asked-for group's recent steps, oldest first (--group).
 	Trace []Event `json:"trace"`
 }
@@ -149,6 +152,9 @@ func Collect(ctx context.Context, st *store.Store, folder string, now time.Time,
 		return nil, err
 	}
 	if r.Errors, err = events(ctx, st, folder, maxEvents, store.EventFailed); err != nil {
+		return nil, err
+	}
+	if r.Approvals, err = approvals(ctx, st, folder); err != nil {
 		return nil, err
 	}
 	if folder != "" {
