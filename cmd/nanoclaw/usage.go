@@ -34,7 +34,10 @@ type usageRow struct {
 	OutputTokens int64   `json:"output_tokens"`
 	CacheRead    int64   `json:"cache_read_tokens"`
 	CacheWrite   int64   `json:"cache_write_tokens"`
-	USD          float64 `json:"usd"`
+	// CostMicro is millionths of a dollar, by the host's price table
+	// (PRICES) when each call was counted; USD is the same in dollars.
+	CostMicro int64   `json:"cost_micro"`
+	USD       float64 `json:"usd"`
 }
 
 // add counts u into r.
@@ -44,7 +47,8 @@ func (r *usageRow) add(u usageRow) {
 	r.OutputTokens += u.OutputTokens
 	r.CacheRead += u.CacheRead
 	r.CacheWrite += u.CacheWrite
-	r.USD += u.USD
+	r.CostMicro += u.CostMicro
+	r.USD = float64(r.CostMicro) / 1e6
 }
 
 // usageReport is what usage --json prints.
@@ -125,7 +129,8 @@ func collectUsage(ctx context.Context, st *store.Store, group, from, to string) 
 	}
 	rep := usageReport{From: from, To: to, Group: group, Days: []usageRow{}}
 	for _, u := range days {
-		row := usageRow{Day: u.Day, Folder: u.Folder, Requests: u.Requests, InputTokens: u.InputTokens, OutputTokens: u.OutputTokens}
+		row := usageRow{Day: u.Day, Folder: u.Folder, Requests: u.Requests, InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
+			CacheRead: u.CacheReadTokens, CacheWrite: u.CacheWriteTokens, CostMicro: u.CostMicro, USD: float64(u.CostMicro) / 1e6}
 		rep.Days = append(rep.Days, row)
 		rep.Total.add(row)
 	}
@@ -145,11 +150,18 @@ func (m *Main) printUsage(r usageReport) {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "DAY\tGROUP\tREQUESTS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tUSD\t")
 	line := func(day, folder string, u usageRow) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t\n", day, folder, u.Requests, u.InputTokens, u.OutputTokens, u.CacheRead, u.CacheWrite, u.USD)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", day, folder, u.Requests, u.InputTokens, u.OutputTokens, u.CacheRead, u.CacheWrite, dollars(u.CostMicro))
 	}
 	for _, u := range r.Days {
 		line(u.Day, u.Folder, u)
 	}
 	line("total", "", r.Total)
 	tw.Flush()
+}
+
+// dollars is micro-dollars as dollars and cents, rounded to the nearest
+// cent in integers (a float's 1.275 prints as 1.27).
+func dollars(micro int64) string {
+	cents := (micro + 5_000) / 10_000
+	return fmt.Sprintf("%d.%02d", cents/100, cents%100)
 }

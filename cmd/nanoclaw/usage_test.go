@@ -34,10 +34,11 @@ func TestUsageTableAndJSON(t *testing.T) {
 	today, yesterday, old := now.Format(store.DayLayout), now.AddDate(0, 0, -1).Format(store.DayLayout), now.AddDate(0, 0, -40).Format(store.DayLayout)
 	st := open()
 	for _, u := range []struct {
-		folder, day string
-		in, out     int64
-	}{{"family", today, 100, 20}, {"family", today, 50, 10}, {"main", today, 7, 3}, {"family", yesterday, 1000, 200}, {"main", old, 99999, 99999}} {
-		if err := st.AddUsage(ctx, u.folder, u.day, u.in, u.out); err != nil {
+		folder, day                  string
+		in, out, read, write, micros int64
+	}{{"family", today, 100, 20, 1000, 200, 1_250_000}, {"family", today, 50, 10, 0, 0, 5_000}, {"main", today, 7, 3, 0, 0, 0},
+		{"family", yesterday, 1000, 200, 0, 40, 20_000}, {"main", old, 99999, 99999, 9, 9, 9}} {
+		if err := st.RecordUsage(ctx, u.folder, u.day, u.in, u.out, u.read, u.write, u.micros); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -51,10 +52,10 @@ func TestUsageTableAndJSON(t *testing.T) {
 	fields := func(i int) string { return strings.Join(strings.Fields(lines[i]), " ") }
 	want := []string{
 		"DAY GROUP REQUESTS INPUT OUTPUT CACHE READ CACHE WRITE USD",
-		yesterday + " family 1 1000 200 0 0 0.00",
-		today + " family 2 150 30 0 0 0.00",
+		yesterday + " family 1 1000 200 0 40 0.02",
+		today + " family 2 150 30 1000 200 1.26",
 		today + " main 1 7 3 0 0 0.00",
-		"total 4 1157 233 0 0 0.00",
+		"total 4 1157 233 1000 240 1.28",
 	}
 	if len(lines) != len(want)+1 {
 		t.Fatalf("usage printed %d lines, want %d:\n%s", len(lines), len(want)+1, out)
@@ -73,9 +74,9 @@ func TestUsageTableAndJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("--json printed %q: %v", out, err)
 	}
-	wantRow := usageRow{Day: today, Folder: "family", Requests: 2, InputTokens: 150, OutputTokens: 30}
+	wantRow := usageRow{Day: today, Folder: "family", Requests: 2, InputTokens: 150, OutputTokens: 30, CacheRead: 1000, CacheWrite: 200, CostMicro: 1_255_000, USD: 1.255}
 	if rep.From != today || rep.To != today || rep.Group != "family" || len(rep.Days) != 1 || rep.Days[0] != wantRow ||
-		rep.Total != (usageRow{Requests: 2, InputTokens: 150, OutputTokens: 30}) {
+		rep.Total != (usageRow{Requests: 2, InputTokens: 150, OutputTokens: 30, CacheRead: 1000, CacheWrite: 200, CostMicro: 1_255_000, USD: 1.255}) {
 		t.Errorf("--json = %+v", rep)
 	}
 
