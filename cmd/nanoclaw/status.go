@@ -163,6 +163,21 @@ func (m *Main) printStatus(r *status.Report, cfg *config.Config) {
 	}
 	m.printEvents("RECENT ERRORS", r.Errors, at)
 	m.printEvents("REFUSED DESTINATIONS", r.Denials, at)
+	if len(r.Approvals) > 0 {
+		fmt.Fprintln(out, "\nEGRESS QUESTIONS TO THE OWNER (newest first)")
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, a := range r.Approvals {
+			answer := "waiting"
+			if a.DecidedAt != nil {
+				answer = a.Decision + " at " + at(*a.DecidedAt)
+				if a.DecidedBy != "" {
+					answer += " by " + oneLine(a.DecidedBy, 80)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", at(a.AskedAt), a.Folder, oneLine(a.Target, 80), a.Code, answer)
+		}
+		tw.Flush()
+	}
 	if len(r.Groups) == 1 && r.Trace != nil {
 		if len(r.Trace) == 0 {
 			fmt.Fprintf(out, "\nTRACE OF %s\n  nothing yet: no message reached this group since the trace began\n", r.Groups[0].Folder)
