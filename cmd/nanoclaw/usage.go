@@ -27,13 +27,13 @@ It reads the database, so it works whether or not the daemon runs.`
 
 // usageRow is one group's usage on one day, as usage prints it.
 type usageRow struct {
-	Day          string  `json:"day,omitempty"`
-	Folder       string  `json:"folder,omitempty"`
-	Requests     int64   `json:"requests"`
-	InputTokens  int64   `json:"input_tokens"`
-	OutputTokens int64   `json:"output_tokens"`
-	CacheRead    int64   `json:"cache_read_tokens"`
-	CacheWrite   int64   `json:"cache_write_tokens"`
+	Day          string `json:"day,omitempty"`
+	Folder       string `json:"folder,omitempty"`
+	Requests     int64  `json:"requests"`
+	InputTokens  int64  `json:"input_tokens"`
+	OutputTokens int64  `json:"output_tokens"`
+	CacheRead    int64  `json:"cache_read_tokens"`
+	CacheWrite   int64  `json:"cache_write_tokens"`
 	// CostMicro is millionths of a dollar, by the host's price table
 	// (PRICES) when each call was counted; USD is the same in dollars.
 	CostMicro int64   `json:"cost_micro"`
