@@ -24,9 +24,13 @@ type Report struct {
 	Channels []Channel `json:"channels,omitempty"`
 	Queue    *Queue    `json:"queue,omitempty"`
 	Groups   []Group   `json:"groups"`
-	Tasks    []Task    `json:"next_tasks"`     // the soonest runs, of every group or of the one asked for
-	Denials  []Event   `json:"egress_denials"` // the newest, of every group
-	Errors   []Event   `json:"errors"`         // the newest failures, of every group
+	// Total is what all groups spent together (without its caps: the
+	// host's total budget is a setting, which the CLI adds); nil with
+	// --group.
+	Total   *Spend  `json:"total_spend,omitempty"`
+	Tasks   []Task  `json:"next_tasks"`     // the soonest runs, of every group or of the one asked for
+	Denials []Event `json:"egress_denials"` // the newest, of every group
+	Errors  []Event `json:"errors"`         // the newest failures, of every group
 	// Approvals are the newest questions of egress mode ask to the owner
 	// and their answers (approvals.go).
 	Approvals []Approval `json:"egress_approvals"`
@@ -63,6 +67,24 @@ type Group struct {
 	NextRun     *time.Time `json:"next_run,omitempty"`
 	Today       Usage      `json:"usage_today"`
 	Month       Usage      `json:"usage_month"`
+	Spend       Spend      `json:"spend"` // against the group's budget
+}
+
+// Spend is what was spent today and this month (UTC, as the gateway
+// counts and budgets reset) against a budget.
+type Spend struct {
+	Today Amount `json:"today"`
+	Month Amount `json:"month"`
+}
+
+// Amount is tokens (input, output and cache together, as budgets count
+// them) and dollars (by the host's price table), each with its cap; a cap
+// of 0 means none.
+type Amount struct {
+	Tokens    int64   `json:"tokens"`
+	TokensCap int64   `json:"tokens_cap,omitempty"`
+	USD       float64 `json:"usd"`
+	USDCap    float64 `json:"usd_cap,omitempty"`
 }
 
 // Usage is model usage as the gateway counted it.
@@ -122,22 +144,37 @@ var ErrNoGroup = errors.New("no group")
 // group's alone, with its trace.
 func Collect(ctx context.Context, st *store.Store, folder string, now time.Time, live *Live) (*Report, error) {
 	// Usage days are UTC, as the gateway counts them.
-	acts, err := st.Activity(ctx, folder, now.UTC().Format(store.DayLayout))
+	today := now.UTC().Format(store.DayLayout)
+	acts, err := st.Activity(ctx, folder, today)
 	if err != nil {
 		return nil, err
 	}
 	if folder != "" && len(acts) == 0 {
 		return nil, fmt.Errorf("%w %q: 'nanoclaw groups list' shows the groups", ErrNoGroup, folder)
 	}
+	budgets, err := groupBudgets(ctx, st, folder)
+	if err != nil {
+		return nil, err
+	}
 	r := &Report{Running: live != nil, Groups: []Group{}}
 	for _, a := range acts {
 		row := Group{Folder: a.Folder, Name: a.Name, Main: a.Main, LastMessage: a.LastMessage, LastReply: a.LastReply,
 			Tasks: a.Tasks, NextRun: a.NextRun, Today: Usage(a.Day), Month: Usage(a.Month)}
+		if row.Spend, err = spend(ctx, st, a.Folder, today, budgets[a.Folder]); err != nil {
+			return nil, err
+		}
 		if live != nil {
 			s := live.States[a.Folder]
 			row.State, row.Since = cmp.Or(s.State, "idle"), s.Since
 		}
 		r.Groups = append(r.Groups, row)
+	}
+	if folder == "" {
+		total, err := spend(ctx, st, "", today, store.Budget{})
+		if err != nil {
+			return nil, err
+		}
+		r.Total = &total
 	}
 	tasks, err := st.NextTasks(ctx, folder, maxTasks)
 	if err != nil {
@@ -176,4 +213,30 @@ func events(ctx context.Context, st *store.Store, folder string, limit int, kind
 		out = append(out, Event{At: e.At, Folder: e.Folder, Chat: e.Chat, Seq: e.Seq, Kind: string(e.Kind), Detail: e.Detail})
 	}
 	return out, err
+}
+
+// groupBudgets is each group's budget by folder (of the one group, with
+// folder set).
+func groupBudgets(ctx context.Context, st *store.Store, folder string) (map[string]store.Budget, error) {
+	budgets := map[string]store.Budget{}
+	if folder != "" {
+		g, _, err := st.GetGroup(ctx, folder)
+		budgets[folder] = g.Config.Budget
+		return budgets, err
+	}
+	groups, err := st.ListGroups(ctx)
+	for _, g := range groups {
+		budgets[g.Folder] = g.Config.Budget
+	}
+	return budgets, err
+}
+
+// spend is what folder ("" = all groups) spent on day and in its month,
+// against b.
+func spend(ctx context.Context, st *store.Store, folder, day string, b store.Budget) (Spend, error) {
+	onDay, inMonth, err := st.Spent(ctx, folder, day)
+	return Spend{
+		Today: Amount{Tokens: onDay.Tokens(), TokensCap: b.DayTokens, USD: float64(onDay.CostMicro) / 1e6, USDCap: b.DayUSD},
+		Month: Amount{Tokens: inMonth.Tokens(), TokensCap: b.MonthTokens, USD: float64(inMonth.CostMicro) / 1e6, USDCap: b.MonthUSD},
+	}, err
 }
