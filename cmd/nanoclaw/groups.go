@@ -26,7 +26,9 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
   nanoclaw groups remove FOLDER                 unregister; the folder and its files are kept
   nanoclaw groups set FOLDER KEY=VALUE...       change settings: name, trigger, requires_trigger,
                                                 timeout (seconds), memory_mb, cpus, pids_limit,
-                                                egress (none|allowlist|public), allow (comma list),
+                                                egress (none|allowlist|ask|public), allow (comma list),
+                                                approved (comma list of host:port your "always"
+                                                answers added under egress ask; empty: none),
                                                 mounts (JSON list of {host_path, container_path, readonly}),
                                                 reactions (on|off: 👀 ✅ ❌ on the message answered),
                                                 mentions (on|off: an @-mention of the account asks
@@ -216,6 +218,8 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			a.EgressMode = &value
 		case "allow":
 			a.EgressAllow = new(commaList(value))
+		case "approved":
+			a.ApprovedAllow = new(commaList(value))
 		case "trigger_senders":
 			a.TriggerSenders = new(commaList(value))
 		case "reactions", "mentions":
@@ -252,7 +256,7 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			}
 			a.AdditionalMounts = &mounts
 		default:
-			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, mentions, trigger_senders, model, day_tokens, month_tokens, day_usd, month_usd)", key)
+			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, mentions, trigger_senders, model, day_tokens, month_tokens, day_usd, month_usd, approved)", key)
 		}
 	}
 	return a, nil
@@ -283,6 +287,9 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 		orDefault(g.TimeoutSeconds, g.TimeoutSeconds == 0), orDefault(g.MemoryMB, g.MemoryMB == 0),
 		orDefault(g.CPUs, g.CPUs == 0), orDefault(g.PidsLimit, g.PidsLimit == 0))
 	fmt.Fprintf(w, "egress:    %s %s\n", cmp.Or(g.EgressMode, "default (public)"), strings.Join(g.EgressAllow, ", "))
+	if len(g.ApprovedAllow) > 0 {
+		fmt.Fprintf(w, "approved:  %s (your \"always\" answers; mode ask only; remove with approved=)\n", strings.Join(g.ApprovedAllow, ", "))
+	}
 	for _, mt := range g.AdditionalMounts {
 		fmt.Fprintf(w, "mount:     %s -> %s (readonly requested: %v)\n", mt.HostPath, mt.ContainerPath, mt.ReadOnly)
 	}

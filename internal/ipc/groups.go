@@ -41,6 +41,7 @@ type ConfigureGroupArgs struct {
 	PidsLimit        *int          `json:"pids_limit,omitempty"`
 	EgressMode       *string       `json:"egress_mode,omitempty"`
 	EgressAllow      *[]string     `json:"egress_allow,omitempty"`
+	ApprovedAllow    *[]string     `json:"approved_allow,omitempty"` // replaces what the owner's "always" answers added; only the owner adds
 	AdditionalMounts *[]ExtraMount `json:"additional_mounts,omitempty"`
 	Reactions        *bool         `json:"reactions,omitempty"`
 	Mentions         *bool         `json:"mentions,omitempty"`
@@ -86,6 +87,7 @@ type GroupInfo struct {
 	PidsLimit        int          `json:"pids_limit,omitempty"`
 	EgressMode       string       `json:"egress_mode,omitempty"`
 	EgressAllow      []string     `json:"egress_allow,omitempty"`
+	ApprovedAllow    []string     `json:"approved_allow,omitempty"` // added by the owner's "always" answers (egress mode ask)
 	AdditionalMounts []ExtraMount `json:"additional_mounts,omitempty"`
 	Reactions        bool         `json:"reactions"`
 	Mentions         bool         `json:"mentions"`

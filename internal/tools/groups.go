@@ -239,7 +239,7 @@ func (s *Set) groupInfo(ctx context.Context, g store.Group) ipc.GroupInfo {
 	info := ipc.GroupInfo{Folder: g.Folder, Name: g.Name, Trigger: g.Trigger, RequiresTrigger: g.RequiresTrigger,
 		IsMain: g.IsMain, Chats: chats, AddedAt: g.AddedAt, TimeoutSeconds: g.Config.TimeoutSeconds,
 		MemoryMB: g.Config.MemoryMB, CPUs: g.Config.CPUs, PidsLimit: g.Config.PidsLimit,
-		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow,
+		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow, ApprovedAllow: g.Config.ApprovedAllow,
 		Reactions: g.Config.ReactionsOn(), Mentions: g.Config.MentionsOn(), TriggerSenders: g.Config.TriggerSenders,
 		Model: g.Config.Model, Budget: ipc.Budget(g.Config.Budget)}
 	for _, m := range g.Config.AdditionalMounts {
@@ -272,6 +272,7 @@ func applyConfig(g *store.Group, c ipc.ConfigureGroupArgs) error {
 	set(&g.Config.CPUs, c.CPUs)
 	set(&g.Config.PidsLimit, c.PidsLimit)
 	set(&g.Config.Egress.Allow, c.EgressAllow)
+	set(&g.Config.ApprovedAllow, c.ApprovedAllow)
 	if c.Reactions != nil {
 		g.Config.Reactions = nil // on is the default, and is stored as such
 		if !*c.Reactions {

@@ -43,6 +43,13 @@ func widening(cur, next, defaults store.ContainerConfig) string {
 	if what := egressWidening(cur.Egress, next.Egress); what != "" {
 		return what
 	}
+	// Approved destinations are the owner's answers from main: the model
+	// may drop one, never add one.
+	for _, s := range next.ApprovedAllow {
+		if !slices.Contains(cur.ApprovedAllow, s) {
+			return fmt.Sprintf("approved destination %q is not in the group's current policy", s)
+		}
+	}
 	// trigger_senders is the owner's access control: an empty list lets
 	// anyone in the chat start runs, so only a narrower list may come from
 	// main's model.
@@ -74,7 +81,7 @@ func widening(cur, next, defaults store.ContainerConfig) string {
 // policy counts below an explicit public one, so a change between them
 // is judged the careful way.
 var egressReach = map[store.EgressMode]int{
-	store.EgressNone: 0, store.EgressAllowlist: 1, store.EgressDefault: 2, store.EgressPublic: 3,
+	store.EgressNone: 0, store.EgressAllowlist: 1, store.EgressAsk: 2, store.EgressDefault: 3, store.EgressPublic: 4,
 }
 
 // egressWidening says what in next reaches more than cur, "" when nothing.
@@ -117,9 +124,12 @@ func modeName(m store.EgressMode) string { return cmp.Or(string(m), "default") }
 // setCommand is the owner's command line that asks for the settings c
 // (the inverse of the CLI's parser), for a refusal to show.
 func setCommand(c ipc.ConfigureGroupArgs) string {
-	var allow, mounts, senders, reactions, mentions *string
+	var allow, approved, mounts, senders, reactions, mentions *string
 	if c.EgressAllow != nil {
 		allow = new(strings.Join(*c.EgressAllow, ","))
+	}
+	if c.ApprovedAllow != nil {
+		approved = new(strings.Join(*c.ApprovedAllow, ","))
 	}
 	if c.TriggerSenders != nil {
 		senders = new(strings.Join(*c.TriggerSenders, ","))
@@ -137,7 +147,7 @@ func setCommand(c ipc.ConfigureGroupArgs) string {
 	words := []string{"nanoclaw", "groups", "set", shellWord(c.Folder), setting("name", c.Name), setting("trigger", c.Trigger),
 		setting("requires_trigger", c.RequiresTrigger), setting("timeout", c.TimeoutSeconds), setting("memory_mb", c.MemoryMB),
 		setting("cpus", c.CPUs), setting("pids_limit", c.PidsLimit), setting("egress", c.EgressMode),
-		setting("allow", allow), setting("mounts", mounts), setting("trigger_senders", senders), setting("reactions", reactions), setting("mentions", mentions)}
+		setting("allow", allow), setting("approved", approved), setting("mounts", mounts), setting("trigger_senders", senders), setting("reactions", reactions), setting("mentions", mentions)}
 	return strings.Join(slices.DeleteFunc(words, func(w string) bool { return w == "" }), " ")
 }
 
