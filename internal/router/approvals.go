@@ -150,8 +150,7 @@ func parseAnswer(text string) (egress.Verdict, string, bool) {
 // a chat of the main group whose whole text is an answer to a question
 // the store knows. Then it records the answer (durable before the
 // waiting connection goes on), tells the owner what was done, and reports
-// true: the message is the host's, and is neither stored nor shown to any
-// agent. Anything else — the same words in another chat, from someone
+// true: the message is the host's, shown to no agent. Anything else — the same words in another chat, from someone
 // else, or from the assistant — is an ordinary message (false).
 func (a *Approvals) Answer(ctx context.Context, g store.Group, m channel.Message, isBot bool) (bool, error) {
 	if a == nil || !g.IsMain || !m.FromMe || isBot {

@@ -58,7 +58,8 @@ func newApprovalsEnv(t *testing.T) *approvalsEnv {
 	return &approvalsEnv{st: st, r: r, a: a, ch: ch}
 }
 
-// say hands the router a message and reports whether it was stored.
+// say hands the router a message and reports whether it was stored for
+// the agents (stored, and not as one only the host handles).
 func (e *approvalsEnv) say(t *testing.T, chat, sender string, fromMe bool, text string) bool {
 	t.Helper()
 	e.n++
@@ -67,11 +68,11 @@ func (e *approvalsEnv) say(t *testing.T, chat, sender string, fromMe bool, text 
 		FromMe: fromMe, Timestamp: time.Now(), IsGroup: chat == familyChat}); err != nil {
 		t.Fatal(err)
 	}
-	_, stored, err := e.st.MessageByID(t.Context(), chat, id)
-	if err != nil {
-		t.Fatal(err)
+	m, stored, err := e.st.MessageByID(t.Context(), chat, id)
+	if err != nil || !stored {
+		t.Fatalf("message %q not stored: %v", text, err)
 	}
-	return stored
+	return !m.IsBot
 }
 
 var codeRE = regexp.MustCompile(`"allow ([A-Z0-9]{6})"`)
@@ -117,7 +118,8 @@ func pending(ch <-chan egress.Verdict) bool {
 // Only the owner's own words in main answer: the same words in another
 // chat, from someone else in main, or as the assistant's own message
 // (what send_message sends) are ordinary messages and change nothing.
-// The owner's answer is taken before any agent sees it and not stored.
+// The owner's answer is taken before any agent sees it, and kept as a
+// message no prompt includes.
 func TestOnlyTheOwnerInMainAnswers(t *testing.T) {
 	e := newApprovalsEnv(t)
 	code, verdict := e.ask(t, t.Context(), "api.example.com")
@@ -132,8 +134,9 @@ func TestOnlyTheOwnerInMainAnswers(t *testing.T) {
 		{"the assistant in main", mainChat, ownerID, true, "Andy: allow " + code},
 		{"more words", mainChat, ownerID, true, "allow " + code + " please"},
 	} {
-		if !e.say(t, tc.chat, tc.sender, tc.fromMe, tc.text) {
-			t.Errorf("%s: not stored as an ordinary message", tc.name)
+		// The assistant's own message is the assistant's, as ever.
+		if forAgents := e.say(t, tc.chat, tc.sender, tc.fromMe, tc.text); forAgents != !strings.HasPrefix(tc.text, "Andy: ") {
+			t.Errorf("%s: stored for the agents: %v", tc.name, forAgents)
 		}
 		if !pending(verdict) {
 			t.Fatalf("%s: answered the question", tc.name)
@@ -145,7 +148,7 @@ func TestOnlyTheOwnerInMainAnswers(t *testing.T) {
 	}
 
 	if e.say(t, mainChat, ownerID, true, "  ALLOW "+strings.ToLower(code)+" \n") {
-		t.Error("the owner's answer was stored as a message")
+		t.Error("the owner's answer was stored for the agents")
 	}
 	if v := <-verdict; v != egress.VerdictAllow {
 		t.Fatalf("verdict %q", v)
@@ -160,7 +163,12 @@ func TestOnlyTheOwnerInMainAnswers(t *testing.T) {
 	// A second answer is not taken again, and an unknown code is the
 	// agent's business.
 	if e.say(t, mainChat, ownerID, true, "deny "+code) {
-		t.Error("a second answer was stored")
+		t.Error("a second answer was stored for the agents")
+	}
+	main, _, _ := e.st.GetGroup(t.Context(), "main")
+	work, err := e.r.pending(t.Context(), main)
+	if err != nil || len(work) != 1 || strings.Contains(work[0].prompt.Text, "ALLOW") || strings.Contains(work[0].prompt.Text, "deny "+code) {
+		t.Errorf("main's prompt holds the owner's answers: %+v, %v", work, err)
 	}
 	if !e.say(t, mainChat, ownerID, true, "allow ZZZZZZ") {
 		t.Error("an answer to no question was not passed on")

@@ -147,18 +147,20 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 		return channel.Stored{}, nil // a redelivery: its media were fetched the first time
 	}
 	// The owner's answer to an egress question is the host's: taken here,
-	// before any agent could see it, and not stored as a message.
-	if taken, err := r.opt.Approvals.Answer(ctx, g, m, isBot); err != nil || taken {
+	// before any agent could see it, and kept as a message only the host
+	// handles (is_bot: no prompt includes it, and a redelivery is known).
+	taken, err := r.opt.Approvals.Answer(ctx, g, m, isBot)
+	if err != nil {
 		return channel.Stored{}, err
 	}
 	var media []store.Attachment
-	if !isBot {
+	if !isBot && !taken {
 		media = r.keepMedia(ctx, g, &m)
 	}
 	replyTo, addressed := r.quoted(ctx, g, &m)
 	seq, inserted, err := r.st.AddMessage(ctx, store.Message{
 		ChatJID: m.ChatJID, ID: m.ID, Sender: m.Sender, SenderName: m.SenderName, Content: m.Text, Quote: m.Quote,
-		Timestamp: m.Timestamp, FromMe: m.FromMe, IsBot: isBot, ReplyTo: replyTo, QuoteSender: m.QuoteSender,
+		Timestamp: m.Timestamp, FromMe: m.FromMe, IsBot: isBot || taken, ReplyTo: replyTo, QuoteSender: m.QuoteSender,
 		Addressed: addressed, Attachments: media,
 	})
 	if err != nil {
@@ -167,7 +169,11 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	if !inserted {
 		return channel.Stored{}, nil // a redelivery, or the echo of our own message
 	}
-	if isBot {
+	if taken {
+		keepTrace(ctx, r.st, r.log, store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventIgnored,
+			Detail: "the owner's answer to an egress question, taken by the host"})
+	}
+	if isBot || taken {
 		return channel.Stored{Seq: seq}, nil
 	}
 	answer, why := r.asks(g, store.MessageStart{Sender: m.Sender, FromMe: m.FromMe, Addressed: addressed, Start: m.Text})
