@@ -15,9 +15,14 @@ import (
 // credential, so a typo is an error at groups set rather than every run of
 // the group failing later. When the list cannot be read (offline, no
 // credential yet) a name that looks like a Claude model is accepted, and
-// the owner is told it was not checked.
+// the owner is told it was not checked. So is an empty list.
 func (m *Main) checkModel(ctx context.Context, cfg *config.Config, name string) error {
 	ids, err := gateway.ListModels(ctx, cfg.UpstreamURL, cfg.APIKey.Reveal(), cfg.OAuthToken.Reveal())
+	if err == nil && len(ids) == 0 {
+		// Some proxies in front of the API answer with an empty list: that
+		// is no list to check against, not a refusal of every model.
+		err = fmt.Errorf("%s lists no models", cfg.UpstreamURL.Redacted())
+	}
 	if err != nil {
 		if !strings.HasPrefix(name, "claude-") {
 			return fmt.Errorf("model %q: not checked (%v), and it does not look like a Claude model (claude-...)", name, err)
