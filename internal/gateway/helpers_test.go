@@ -343,6 +343,7 @@ func (h *testHandler) Call(_ context.Context, c Caller, name string, args json.R
 type testUsage struct {
 	mu      sync.Mutex
 	records []usageRecord
+	block   chan struct{} // if set, a record waits for it to close, as a slow database would
 }
 
 type usageRecord struct {
@@ -352,6 +353,9 @@ type usageRecord struct {
 }
 
 func (u *testUsage) RecordUsage(_ context.Context, folder, day string, in, out, cacheRead, cacheWrite, cost int64) error {
+	if u.block != nil {
+		<-u.block
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.records = append(u.records, usageRecord{folder, day, in, out, cacheRead, cacheWrite, cost})
