@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
 
@@ -89,6 +90,11 @@ type Config struct {
 	TaskMaxActive     int           // active or paused tasks a non-main group's agent may have
 	TaskMaxActiveMain int           // the same, per group, for what main's agent schedules
 	TaskMinInterval   time.Duration // shortest interval (or cron frequency) for a non-main group's agent
+
+	// Issue 14: each response's cost, and the total budget of all groups
+	// together (each group's own is in its container config).
+	Prices gateway.Prices
+	Budget gateway.Budget
 
 	Timezone  *time.Location
 	DBKeyFile string

@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/sandbox"
 )
@@ -160,6 +161,15 @@ var settings = []setting{
 	{Name: "TZ", Help: "time zone for schedules (IANA name); default: the host's",
 		apply: func(c *Config, v string) (err error) { c.Timezone, err = loadZone(v); return err },
 		show:  func(c *Config) string { return c.Timezone.String() }},
+	// The total budget of all groups together, which the gateway enforces
+	// (each group's own is in its container config).
+	pricesSetting(),
+	tokenBudgetSetting("BUDGET_DAY_TOKENS", "tokens (input, output and cache) all groups together may use a day (UTC); 0: no cap",
+		func(b *gateway.Budget) *int64 { return &b.DayTokens }),
+	tokenBudgetSetting("BUDGET_MONTH_TOKENS", "the same a month (UTC)", func(b *gateway.Budget) *int64 { return &b.MonthTokens }),
+	usdBudgetSetting("BUDGET_DAY_USD", "dollars (by PRICES) all groups together may spend a day (UTC); 0: no cap",
+		func(b *gateway.Budget) *float64 { return &b.DayUSD }),
+	usdBudgetSetting("BUDGET_MONTH_USD", "the same a month (UTC)", func(b *gateway.Budget) *float64 { return &b.MonthUSD }),
 	pathSetting("NANOCLAW_DB_KEY_FILE", "database key file; when it exists the database is encrypted (default: CONFIG_DIR/db.key)",
 		func(c *Config) *string { return &c.DBKeyFile }, func(c *Config) string { return filepath.Join(c.ConfigDir, "db.key") }),
 	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
