@@ -11,7 +11,7 @@ import (
 // data home's directories under home: cfg.Home for the daemon, a scratch
 // one for the self-test. The gateway gets the upstream and no credential;
 // the caller adds what it needs (the daemon: the credential, the tools,
-// the store).
+// the store, the budgets).
 func AgentOptions(cfg *config.Config, home string) agent.Options {
 	at := *cfg // the same layout, under home
 	at.Home = home
@@ -30,6 +30,6 @@ func AgentOptions(cfg *config.Config, home string) agent.Options {
 		PidsLimit:     cfg.ContainerPidsLimit,
 		DefaultEgress: egress.Policy{Mode: egress.DefaultMode}, // a group that does not choose
 		AllowlistPath: cfg.AllowlistPath(),
-		Gateway:       gateway.Options{Upstream: cfg.UpstreamURL},
+		Gateway:       gateway.Options{Upstream: cfg.UpstreamURL, Prices: cfg.Prices},
 	}
 }

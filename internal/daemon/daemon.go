@@ -88,6 +88,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	agentOpts.Gateway.APIKey, agentOpts.Gateway.OAuthToken = cfg.APIKey.Reveal(), cfg.OAuthToken.Reveal()
 	agentOpts.Gateway.Tools, agentOpts.Gateway.OnDenied = tl, status.NewDenials(st, log).Record
 	agentOpts.Store, agentOpts.Logger = st, log
+	// The gateway's API proxy enforces budgets; the Budgeter is also what
+	// the scheduler may ask (OverBudget). Its OnBudget (nil: each hit is
+	// only logged) is where the router would tell the group and the owner.
+	agentOpts.Gateway.Budget = NewBudgeter(cfg, st, log, nil)
 	// Questions an earlier daemon left open have no connection waiting.
 	if err := st.CloseOpenApprovals(ctx); err != nil {
 		return err
