@@ -311,9 +311,13 @@ func (e *Endpoint) withinBudget(ctx context.Context, w http.ResponseWriter) bool
 		e.gw.count(folder, func(s *Stats) { s.APIRefused++ })
 		msg := hit.Message(folder)
 		e.warn("api refused", "group", folder, "reason", msg)
-		// 400: Claude Code reports it and does not retry (it retries 429,
-		// 529 and 5xx), and no later call of this run can succeed.
-		apiError(w, http.StatusBadRequest, "invalid_request_error", msg)
+		// 402 billing_error, as the API answers an account out of credit:
+		// Claude Code 2.1.332 reports it as "API Error: 402 <message>" and
+		// ends the run without a retry (TestClaudeCodeOverBudget). It
+		// retries 429, 529 and 5xx; a 400 it sends again up to five times
+		// with fewer beta flags; a 403 it reports as "Failed to
+		// authenticate".
+		apiError(w, http.StatusPaymentRequired, "billing_error", msg)
 		return false
 	}
 	return true

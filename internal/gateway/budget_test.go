@@ -149,8 +149,8 @@ func TestBudgetRefusesNextCall(t *testing.T) {
 	used := u.InputTokens + u.OutputTokens + 400
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
 	want := "nanoclaw: group family's daily budget of 300 tokens is reached (" + strconv.Itoa(used) + " tokens used); it resets at " + tomorrow + " 00:00 UTC"
-	if s != http.StatusBadRequest || apiErr.Type != "error" || apiErr.Error.Type != "invalid_request_error" || apiErr.Error.Message != want {
-		t.Fatalf("family's second call: %d %s\nwant 400 invalid_request_error %q", s, body, want)
+	if s != http.StatusPaymentRequired || apiErr.Type != "error" || apiErr.Error.Type != "billing_error" || apiErr.Error.Message != want {
+		t.Fatalf("family's second call: %d %s\nwant 402 billing_error %q", s, body, want)
 	}
 	if n := len(fake.MainRequests()); n != 1 {
 		t.Fatalf("the refused call reached the upstream: %d requests", n)
