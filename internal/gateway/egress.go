@@ -151,8 +151,11 @@ func (e *Endpoint) ask(ctx context.Context, f *flow) string {
 	}
 	a.refused[target] = v
 	a.mu.Unlock()
-	if v == egress.VerdictDeny {
+	switch {
+	case v == egress.VerdictDeny:
 		return refuse("%s: the owner denied it", target)
+	case ctx.Err() != nil:
+		return refuse("%s: the connection ended before the owner answered", target)
 	}
 	return refuse("%s: no answer from the owner within %v", target, e.gw.opt.AskTimeout)
 }
