@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/status"
 )
 
 // printSpend is status's SPEND table: each group's spend today and this
-// month against its budget, and the total of all groups.
-func (m *Main) printSpend(r *status.Report) {
+// month against its budget, and the total of all groups against the host's
+// (BUDGET_*, a setting of this CLI's config as of the daemon's).
+func (m *Main) printSpend(r *status.Report, total gateway.Budget) {
 	fmt.Fprintln(m.Stdout, "\nSPEND  (spent / budget; UTC days and months; tokens are input, output and cache; -: no budget)")
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  FOLDER\tTOKENS TODAY\tUSD TODAY\tTOKENS THIS MONTH\tUSD THIS MONTH")
@@ -19,8 +21,10 @@ func (m *Main) printSpend(r *status.Report) {
 	for _, g := range r.Groups {
 		row(g.Folder, g.Spend)
 	}
-	if r.Total != nil {
-		row("(all groups)", *r.Total)
+	if t := r.Total; t != nil {
+		t.Today.TokensCap, t.Today.USDCap = total.DayTokens, total.DayUSD
+		t.Month.TokensCap, t.Month.USDCap = total.MonthTokens, total.MonthUSD
+		row("(all groups)", *t)
 	}
 	tw.Flush()
 }

@@ -33,6 +33,7 @@ func TestStatusShowsSpendAgainstBudget(t *testing.T) {
 	}
 	st.Close()
 
+	env["BUDGET_MONTH_TOKENS"] = "1000000"
 	code, out, errOut := run(t, env, "status")
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -52,7 +53,7 @@ func TestStatusShowsSpendAgainstBudget(t *testing.T) {
 	for prefix, want := range map[string]string{
 		"family ":       "family 1.5k / 1.0k (reached) 1.50 / - 1.5k / - 1.50 / 20.00",
 		"main ":         "main 20 / - 0.00 / - 20 / - 0.00 / -",
-		"(all groups) ": "(all groups) 1.5k / - 1.50 / - 1.5k / - 1.50 / -",
+		"(all groups) ": "(all groups) 1.5k / - 1.50 / - 1.5k / 1.0M 1.50 / -",
 	} {
 		if got := line(prefix); got != want {
 			t.Errorf("SPEND line %q, want %q\n%s", got, want, spend)

@@ -149,7 +149,7 @@ func (m *Main) printStatus(r *status.Report, cfg *config.Config) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", name, state, at(g.LastMessage), at(g.LastReply), g.Tasks, next, usageCell(g.Today), usageCell(g.Month))
 	}
 	tw.Flush()
-	m.printSpend(r)
+	m.printSpend(r, cfg.Budget)
 	if len(r.Tasks) > 0 {
 		fmt.Fprintln(out, "\nNEXT TASKS")
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
