@@ -38,8 +38,15 @@ func TestParsePrices(t *testing.T) {
 	if c := p["claude-a"].CostMicro(Tokens{Input: 1000, Output: 100, CacheRead: 10000, CacheWrite: 1000}); c != 3000+1500+3000+3750 {
 		t.Errorf("CostMicro = %d", c)
 	}
-	if def, err := ParsePrices(DefaultPrices); err != nil || len(def) < 5 {
+	def, err := ParsePrices(DefaultPrices)
+	if err != nil || len(def) < 5 {
 		t.Errorf("DefaultPrices: %v, %v", def, err)
+	}
+	for model, want := range map[string]float64{"claude-opus-5-5": 4, "claude-opus-5-5-20260101": 4, "claude-opus-5": 15, "claude-sonnet-5-5": 3,
+		"claude-opus-4-5-20251101": 5, "claude-opus-4-1-20250805": 15, "claude-haiku-4-5-20251001": 1} {
+		if p, ok := def.Lookup(model); !ok || p.Input != want {
+			t.Errorf("default price of %s: %+v, %v; want input %v", model, p, ok, want)
+		}
 	}
 	if e, err := ParsePrices(""); err != nil || len(e) != 0 {
 		t.Errorf(`ParsePrices("") = %v, %v`, e, err)

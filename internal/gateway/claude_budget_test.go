@@ -8,6 +8,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,7 +28,11 @@ func TestClaudeCodeOverBudget(t *testing.T) {
 	defer fake.Close()
 	usage := &testUsage{}
 	src := &memBudgets{usage: usage, group: map[string]Budget{"family": {DayTokens: 500}}}
-	e := newEnv(t, Options{Upstream: mustURL(t, fake.URL()), APIKey: realKey, Usage: usage,
+	prices, err := ParsePrices(DefaultPrices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Options{Upstream: mustURL(t, fake.URL()), APIKey: realKey, Usage: usage, Prices: prices,
 		Budget: NewBudgeter(BudgetOptions{Source: src})})
 	e.usage = usage
 	ep := e.open(t, "family", false, egress.Policy{})
@@ -61,5 +66,12 @@ func TestClaudeCodeOverBudget(t *testing.T) {
 	// Not retried: one refusal (a retry would come back within the run).
 	if st := e.gw.Stats()["family"]; st.APIRefused != 1 {
 		t.Errorf("%d calls refused, want 1: Claude Code retried a budget refusal", st.APIRefused)
+	}
+	// The default price of Claude Code's default model is the one Claude
+	// Code itself counts by.
+	e.gw.Close()
+	cost, _ := result["total_cost_usd"].(float64)
+	if recs := usage.wait(t, 1); len(recs) != 1 || recs[0].CacheRead != 600 || recs[0].Cost != int64(math.Round(cost*1e6)) || cost == 0 {
+		t.Errorf("recorded %+v; Claude Code counted $%v", recs, cost)
 	}
 }

@@ -10,7 +10,10 @@
 //   - /v1/... is the Anthropic API, reverse-proxied to the upstream with the
 //     real credential injected; the container holds only a placeholder
 //     (finding 1). Responses stream through unbuffered, and their token
-//     usage is counted per group and day.
+//     usage is counted per group and UTC day, priced by the host's table
+//     (usage.go, prices.go). A Messages call of a group over its budget,
+//     or over the total of all groups, is refused before it goes upstream
+//     (budget.go).
 //   - CONNECT host:port and absolute-URI http:// requests are the egress
 //     proxy: the group's egress.Policy decides, on the addresses the host
 //     resolved, and the connection goes to the checked address (finding 2).

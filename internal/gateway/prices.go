@@ -19,12 +19,18 @@ type Price struct {
 // prefix ("claude-sonnet-4-5" prices "claude-sonnet-4-5-20250929").
 type Prices map[string]Price
 
-// DefaultPrices is the built-in table (PRICES' default): Anthropic's list
-// prices as of late 2025, approximate, per million input / output /
-// cache-read / cache-write (5-minute) tokens. A model none of them names
-// costs 0: its tokens still count against token budgets.
-const DefaultPrices = "claude-opus-4-5=5/25/0.5/6.25,claude-opus-4-1=15/75/1.5/18.75,claude-opus-4=15/75/1.5/18.75," +
-	"claude-sonnet-4-5=3/15/0.3/3.75,claude-sonnet-4=3/15/0.3/3.75,claude-3-7-sonnet=3/15/0.3/3.75," +
+// DefaultPrices is the built-in table (PRICES' default), approximate,
+// per million input / output / cache-read / cache-write (5-minute) tokens:
+// Anthropic's list prices as known when it was written; claude-opus-5-5's
+// from the cost Claude Code 2.1.332 itself reports for it (its cache
+// write assumed 1.25 times input, as for the others). A name prices its
+// dated and later point versions too (Lookup), so an unlisted
+// claude-sonnet-5-5 is priced as claude-sonnet-5. A model none of them
+// names costs 0 (logged once): its tokens still count against token
+// budgets, not against dollar ones.
+const DefaultPrices = "claude-opus-5-5=4/20/0.2/5,claude-opus-5=15/75/1.5/18.75,claude-sonnet-5=3/15/0.3/3.75," +
+	"claude-opus-4-5=5/25/0.5/6.25,claude-opus-4=15/75/1.5/18.75," +
+	"claude-sonnet-4=3/15/0.3/3.75,claude-3-7-sonnet=3/15/0.3/3.75," +
 	"claude-haiku-4-5=1/5/0.1/1.25,claude-3-5-haiku=0.8/4/0.08/1"
 
 // maxPrice bounds one price, dollars per million tokens: far above any
