@@ -17,7 +17,9 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/channel"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/scheduler"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -648,5 +650,39 @@ func TestPartlySentIsNotSentAgain(t *testing.T) {
 	}
 	if und, _ := st.Undelivered(ctx, "main"); len(und) != 1 || !strings.Contains(und[0].Error, "only part of it arrived") {
 		t.Errorf("undelivered = %+v", und)
+	}
+}
+
+// overAll is a Budgets that finds every group over its daily budget.
+type overAll struct{}
+
+func (overAll) OverBudget(context.Context, string) (gateway.BudgetHit, bool, error) {
+	return gateway.BudgetHit{Limit: 500, Spent: 612, Resets: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}, true, nil
+}
+
+// A budget reached: the group's chat is told once that it pauses and
+// until when, the owner in main which budget; a due task of the group is
+// logged as skipped, not run.
+func TestBudgetReached(t *testing.T) {
+	w := newChatWorld(t, nil, store.ContainerConfig{})
+	w.r.opt.Budgets = overAll{}
+	var recorded []error
+	w.r.opt.Runs = recordFunc(func(_ context.Context, task store.Task, _ time.Time, _ string, err error) error {
+		recorded = append(recorded, err)
+		return nil
+	})
+	w.r.BudgetReached("family", gateway.BudgetHit{Limit: 500, Spent: 612, Resets: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
+	waitFor(t, "both told", func() bool { return len(w.ch.lines()) == 2 })
+	lines := strings.Join(w.ch.lines(), "\n")
+	if !strings.Contains(lines, "send Andy: I have used this chat's model budget for now; I answer again after 2026-12-01") ||
+		!strings.Contains(lines, "send Andy: nanoclaw: group family's daily budget of 500 tokens is reached (612 tokens used)") {
+		t.Errorf("told:\n%s", lines)
+	}
+	w.r.RunTask(store.Task{ID: "t1", Folder: "family", ChatJID: "fam@g.us", Prompt: "p"})
+	if len(recorded) != 1 || !errors.Is(recorded[0], scheduler.ErrSkipped) || !strings.Contains(recorded[0].Error(), "budget") {
+		t.Errorf("the task's run: %v", recorded)
+	}
+	if len(w.agents.texts()) != 0 {
+		t.Errorf("an over-budget group's task ran: %q", w.agents.texts())
 	}
 }

@@ -57,6 +57,9 @@ type Options struct {
 	// Transcriber turns voice notes into text; nil: they are noted as not
 	// transcribed.
 	Transcriber Transcriber
+	// Budgets says which groups are over their model budget: their due
+	// tasks are skipped, not run; nil: no budgets.
+	Budgets Budgets
 	// Approvals takes the owner's answers to egress questions from main
 	// (approvals.go); nil: none are taken.
 	Approvals *Approvals

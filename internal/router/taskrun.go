@@ -55,6 +55,9 @@ func (q *taskRuns) done(id string) {
 // messages (the scheduler's Run dispatches to it). It does not block. A task
 // whose previous run is still waiting or running is not queued again.
 func (r *Router) RunTask(t store.Task) {
+	if r.skipOverBudget(t) {
+		return
+	}
 	if !r.tasks.add(t) {
 		r.log.Warn("task already has a run waiting or running; not queued again", "task", t.ID, "group", t.Folder)
 		return
