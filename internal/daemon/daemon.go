@@ -24,6 +24,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
+	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/logfile"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/router"
@@ -88,18 +89,22 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, level slog.L
 	agentOpts.Gateway.APIKey, agentOpts.Gateway.OAuthToken = cfg.APIKey.Reveal(), cfg.OAuthToken.Reveal()
 	agentOpts.Gateway.Tools, agentOpts.Gateway.OnDenied = tl, status.NewDenials(st, log).Record
 	agentOpts.Store, agentOpts.Logger = st, log
-	// The gateway's API proxy enforces budgets; the Budgeter is also what
-	// the scheduler may ask (OverBudget). Its OnBudget (nil: each hit is
-	// only logged) is where the router would tell the group and the owner.
-	agentOpts.Gateway.Budget = NewBudgeter(cfg, st, log, nil)
+	// The gateway's API proxy enforces budgets; the router skips the due
+	// tasks of a group over its budget (OverBudget), and tells the group
+	// and the owner when one is reached (OnBudget, once a period: it is
+	// called only by runs, which the router starts, so after it exists).
+	var rtr *router.Router
+	budgets := NewBudgeter(cfg, st, log, func(folder string, hit gateway.BudgetHit) { rtr.BudgetReached(folder, hit) })
+	agentOpts.Gateway.Budget = budgets
 	// Questions an earlier daemon left open have no connection waiting.
 	if err := st.CloseOpenApprovals(ctx); err != nil {
 		return err
 	}
 	approvals := router.NewApprovals(st, chats, cfg.AssistantName, log)
 	agentOpts.Gateway.Approver, agentOpts.Gateway.AskTimeout = approvals, cfg.EgressAskTimeout
-	rtr := router.New(router.Options{
+	rtr = router.New(router.Options{
 		Approvals:     approvals,
+		Budgets:       budgets,
 		Store:         st,
 		Agents:        gate,
 		AssistantName: cfg.AssistantName,
