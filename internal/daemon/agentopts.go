@@ -23,6 +23,7 @@ func AgentOptions(cfg *config.Config, home string) agent.Options {
 		IPCDir:        at.IPCDir(),
 		LogsDir:       at.LogsDir(),
 		SpoolDir:      at.SpoolDir(),
+		Model:         cfg.Model,
 		Timeout:       cfg.ContainerTimeout,
 		IdleTimeout:   cfg.IdleTimeout,
 		MemoryMB:      cfg.ContainerMemoryMB,

@@ -143,6 +143,11 @@ func (c ContainerConfig) Validate() error {
 		validateApproved(c.ApprovedAllow)); err != nil {
 		return err
 	}
+	if c.Model != "" {
+		if err := ipc.ValidateModel(c.Model); err != nil {
+			return fmt.Errorf("container config: %w", err)
+		}
+	}
 	if len(c.TriggerSenders) > MaxTriggerSenders {
 		return fmt.Errorf("container config: trigger_senders: %d senders, at most %d", len(c.TriggerSenders), MaxTriggerSenders)
 	}
