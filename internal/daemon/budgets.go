@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
@@ -32,6 +33,12 @@ func (b budgetSource) Budgets(ctx context.Context, folder string) (group, total 
 func (b budgetSource) Spent(ctx context.Context, folder, day string) (onDay, inMonth gateway.Spend, err error) {
 	d, m, err := b.st.Spent(ctx, folder, day)
 	return gateway.Spend(d), gateway.Spend(m), err
+}
+
+// MarkBudgetHit notes a budget reached in the store, so that a restart
+// does not tell the group and the owner again in the same period.
+func (b budgetSource) MarkBudgetHit(ctx context.Context, folder, what, period string) (bool, error) {
+	return b.st.MarkBudgetHit(ctx, folder, what, period, time.Now())
 }
 
 // NewBudgeter makes the Budgeter the gateway enforces budgets with and the

@@ -51,4 +51,17 @@ func TestBudgeterFromStore(t *testing.T) {
 	if len(told) != 4 { // family's own; the total to work, to the owner, to gone
 		t.Errorf("told %q", told)
 	}
+	// A restarted daemon does not tell again what it told: the store
+	// marked each.
+	told = nil
+	b = NewBudgeter(cfg, st, nil, func(folder string, h gateway.BudgetHit) { told = append(told, folder+" "+h.What()) })
+	for _, f := range []string{"family", "work"} {
+		if _, over, err := b.OverBudget(ctx, f); !over || err != nil {
+			t.Errorf("%s after a restart: %v, %v", f, over, err)
+		}
+	}
+	// family had not met the total yet: that alone is news.
+	if len(told) != 1 || told[0] != "family total-month-usd" {
+		t.Errorf("after a restart told %q, want only family of the total", told)
+	}
 }

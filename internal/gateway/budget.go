@@ -56,6 +56,17 @@ type BudgetSource interface {
 	Spent(ctx context.Context, folder, day string) (onDay, inMonth Spend, err error)
 }
 
+// BudgetMarker is what a BudgetSource may also do: note a budget found
+// reached durably, so that the group and the owner are told once a period
+// across restarts too (*store.Store's MarkBudgetHit, through the daemon).
+type BudgetMarker interface {
+	// MarkBudgetHit reports whether the budget what ("day-tokens",
+	// "total-month-usd", ...) of folder ("" for the owner's notice of a
+	// total) is marked reached in period (YYYY-MM-DD or YYYY-MM) for the
+	// first time.
+	MarkBudgetHit(ctx context.Context, folder, what, period string) (first bool, err error)
+}
+
 // BudgetHit is a budget found reached.
 type BudgetHit struct {
 	Total  bool      // the host's budget of all groups together, not the group's own
@@ -152,7 +163,7 @@ func (b *Budgeter) OverBudget(ctx context.Context, folder string) (BudgetHit, bo
 	if err != nil || len(hits) == 0 {
 		return BudgetHit{}, false, err
 	}
-	b.tell(folder, hits)
+	b.tell(ctx, folder, hits)
 	worst := hits[0]
 	for _, h := range hits[1:] {
 		if h.Resets.After(worst.Resets) {
@@ -251,8 +262,28 @@ func (b *Budgeter) hold(folder, day string, s Spend) (release func()) {
 	}
 }
 
-// tell calls OnBudget for each hit not told before in its period.
-func (b *Budgeter) tell(folder string, hits []BudgetHit) {
+// What names the budget for BudgetMarker: "day-tokens", "month-usd",
+// "total-day-usd" and so on.
+func (h BudgetHit) What() string {
+	w := "day"
+	if h.Month {
+		w = "month"
+	}
+	if h.USD {
+		w += "-usd"
+	} else {
+		w += "-tokens"
+	}
+	if h.Total {
+		w = "total-" + w
+	}
+	return w
+}
+
+// tell calls OnBudget for each hit not told before in its period: not in
+// this process's memory, and, if the source marks hits, not by an earlier
+// process either.
+func (b *Budgeter) tell(ctx context.Context, folder string, hits []BudgetHit) {
 	now := b.now().UTC()
 	day, month := now.Format("2006-01-02"), now.Format("2006-01")
 	var calls []func()
@@ -279,8 +310,15 @@ func (b *Budgeter) tell(folder string, hits []BudgetHit) {
 			}
 			b.told[k] = true
 			calls = append(calls, func() {
-				b.log.Warn("budget reached", "group", k.folder, "total", h.Total, "month", h.Month, "usd", h.USD,
-					"limit", h.Limit, "spent", h.Spent, "resets", h.Resets)
+				if m, ok := b.src.(BudgetMarker); ok {
+					first, err := m.MarkBudgetHit(ctx, k.folder, h.What(), k.period)
+					if err != nil { // told twice rather than never
+						b.log.Error("gateway: mark budget reached", "group", k.folder, "budget", h.What(), "err", err)
+					} else if !first {
+						return
+					}
+				}
+				b.log.Warn("budget reached", "group", k.folder, "budget", h.What(), "limit", h.Limit, "spent", h.Spent, "resets", h.Resets)
 				b.onHit(k.folder, h)
 			})
 		}

@@ -318,3 +318,46 @@ func TestUnpricedModel(t *testing.T) {
 		t.Errorf("log lines %v, want one naming claude-test", l)
 	}
 }
+
+// markingSource also marks hits durably, as the store does.
+type markingSource struct {
+	fixedSource
+	marks map[string]bool
+	err   error
+}
+
+func (m *markingSource) MarkBudgetHit(_ context.Context, folder, what, period string) (bool, error) {
+	if m.err != nil {
+		return false, m.err
+	}
+	k := folder + "/" + what + "/" + period
+	first := !m.marks[k]
+	m.marks[k] = true
+	return first, nil
+}
+
+// A hit marked by an earlier process is not told again; one that cannot
+// be marked is told rather than lost.
+func TestBudgeterMarksHits(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	src := &markingSource{fixedSource: fixedSource{group: Budget{DayTokens: 10}, total: Budget{MonthTokens: 10},
+		groupDay: Spend{InputTokens: 10}, allMonth: Spend{OutputTokens: 10}}, marks: map[string]bool{}}
+	ctx := context.Background()
+	hits := &hitLog{}
+	NewBudgeter(BudgetOptions{Source: src, OnBudget: hits.add, Now: func() time.Time { return now }}).OverBudget(ctx, "family")
+	if len(hits.get()) != 3 || len(src.marks) != 3 || !src.marks["family/day-tokens/2026-03-10"] ||
+		!src.marks["family/total-month-tokens/2026-03"] || !src.marks["/total-month-tokens/2026-03"] {
+		t.Fatalf("told %q, marked %v", hits.get(), src.marks)
+	}
+	// A restart: a new Budgeter, the same marks.
+	again := &hitLog{}
+	NewBudgeter(BudgetOptions{Source: src, OnBudget: again.add, Now: func() time.Time { return now }}).OverBudget(ctx, "family")
+	if got := again.get(); len(got) != 0 {
+		t.Errorf("told again after a restart: %q", got)
+	}
+	src.err = errors.New("disk full")
+	NewBudgeter(BudgetOptions{Source: src, OnBudget: again.add, Now: func() time.Time { return now }}).OverBudget(ctx, "family")
+	if got := again.get(); len(got) != 3 {
+		t.Errorf("with marks failing, told %q; want all 3", got)
+	}
+}

@@ -36,7 +36,7 @@ func TestMigrationsFreshAndReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
 	s, logs := openTestAt(t, path, nil)
 
-	want := []string{"chats", "container_ids", "cursors", "egress_approvals", "events", "group_chats", "groups", "messages", "outbox", "schema_migrations", "sessions", "task_runs", "tasks", "telegram", "usage", "usage_months"}
+	want := []string{"budget_hits", "chats", "container_ids", "cursors", "egress_approvals", "events", "group_chats", "groups", "messages", "outbox", "schema_migrations", "sessions", "task_runs", "tasks", "telegram", "usage", "usage_months"}
 	if got := tableNames(t, s); !slices.Equal(got, want) {
 		t.Fatalf("tables = %v, want %v", got, want)
 	}

@@ -3,9 +3,11 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // usageCosts is schema step v8's part for budgets (issue 14): cache tokens
@@ -15,7 +17,7 @@ import (
 // in). usage_day and usage_months_month serve the host's total of all
 // groups on a day or in a month, which every budget check of a total
 // budget reads.
-const usageCosts = `
+var usageCosts = `
 ALTER TABLE usage ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0 CHECK (cache_read_tokens >= 0);
 ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0 CHECK (cache_write_tokens >= 0);
 ALTER TABLE usage ADD COLUMN cost_micro INTEGER NOT NULL DEFAULT 0 CHECK (cost_micro >= 0);
@@ -24,7 +26,19 @@ ALTER TABLE usage_months ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 
 ALTER TABLE usage_months ADD COLUMN cost_micro INTEGER NOT NULL DEFAULT 0 CHECK (cost_micro >= 0);
 CREATE INDEX usage_day ON usage(day);
 CREATE INDEX usage_months_month ON usage_months(month);
+CREATE TABLE budget_hits (
+	folder TEXT NOT NULL CHECK (folder = '' OR (`+folderRule("folder")+`)),
+	what   TEXT NOT NULL CHECK (what IN (`+budgetWhats+`)),
+	period TEXT NOT NULL CHECK (period GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]' OR period GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+	at     INTEGER NOT NULL CHECK (at >= 0),
+	PRIMARY KEY (folder, what, period)
+) STRICT;
 `
+
+// budgetWhats are the budgets a hit can be of: the group's own, or
+// "total-" the host's of all groups together.
+const budgetWhats = `'day-tokens', 'day-usd', 'month-tokens', 'month-usd',
+	'total-day-tokens', 'total-day-usd', 'total-month-tokens', 'total-month-usd'`
 
 // Spend is model usage summed over a day or a month: what budgets are
 // checked against.
@@ -63,6 +77,40 @@ func (s *Store) Spent(ctx context.Context, folder, day string) (onDay, inMonth S
 		return Spend{}, Spend{}, fmt.Errorf("spend of group %q on %s: %w", folder, day, err)
 	}
 	return onDay, inMonth, nil
+}
+
+// MarkBudgetHit notes that the budget what ("day-tokens", "total-month-usd",
+// ...; see budgetWhats) of the group in folder ("" for the owner's notice
+// of a total budget) was found reached in period (YYYY-MM-DD or YYYY-MM,
+// UTC). first is true the first time for that period: the group and the
+// owner are told once, across restarts too. Marks of past months are
+// dropped.
+func (s *Store) MarkBudgetHit(ctx context.Context, folder, what, period string, at time.Time) (first bool, err error) {
+	if folder != "" {
+		if err := ValidateFolder(folder); err != nil {
+			return false, fmt.Errorf("budget hit of group %q: %w", folder, err)
+		}
+	}
+	if len(period) < 7 || (len(period) == 7 && ValidateDay(period+"-01") != nil) || (len(period) != 7 && ValidateDay(period) != nil) {
+		return false, fmt.Errorf("budget hit of group %q: period %q is not YYYY-MM-DD or YYYY-MM", folder, period)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM budget_hits WHERE substr(period, 1, 7) < ?`, period[:7]); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO budget_hits (folder, what, period, at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (folder, what, period) DO NOTHING`, folder, what, period, at.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		first = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("budget hit %s of group %q in %s: %w", what, folder, period, err)
+	}
+	return first, nil
 }
 
 // validate checks a budget: each cap 0 (none) or positive and finite.

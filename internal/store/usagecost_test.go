@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRecordUsageAndSpent(t *testing.T) {
@@ -82,6 +83,43 @@ func TestBudgetValidate(t *testing.T) {
 	} {
 		if err := (ContainerConfig{Budget: tc.b}).Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.b, err, tc.want)
+		}
+	}
+}
+
+func TestMarkBudgetHit(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	at := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
+	for i, tc := range []struct {
+		folder, what, period string
+		first                bool
+	}{
+		{"family", "day-tokens", "2025-07-01", true},
+		{"family", "day-tokens", "2025-07-01", false}, // told already
+		{"family", "day-tokens", "2025-07-02", true},  // a new day
+		{"family", "month-usd", "2025-07", true},
+		{"work", "day-tokens", "2025-07-01", true},
+		{"", "total-month-usd", "2025-07", true},
+		{"", "total-month-usd", "2025-07", false},
+		{"family", "month-usd", "2025-07", false},
+		{"family", "month-usd", "2025-08", true}, // drops July's marks
+		{"family", "month-usd", "2025-07", true}, // so July's is new again
+	} {
+		first, err := s.MarkBudgetHit(ctx, tc.folder, tc.what, tc.period, at)
+		if err != nil || first != tc.first {
+			t.Errorf("%d: MarkBudgetHit(%q, %s, %s) = %v, %v; want %v", i, tc.folder, tc.what, tc.period, first, err, tc.first)
+		}
+	}
+	for _, bad := range []struct{ folder, what, period, want string }{
+		{"../x", "day-tokens", "2025-07-01", "invalid group folder"},
+		{"family", "day-tokens", "2025-7-1", "not YYYY-MM-DD or YYYY-MM"},
+		{"family", "day-tokens", "2025-13", "not YYYY-MM-DD or YYYY-MM"},
+		{"family", "day-tokens", "", "not YYYY-MM-DD or YYYY-MM"},
+		{"family", "weekly", "2025-07-01", "CHECK constraint"},
+	} {
+		if _, err := s.MarkBudgetHit(ctx, bad.folder, bad.what, bad.period, at); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("MarkBudgetHit(%q, %q, %q) = %v, want %q", bad.folder, bad.what, bad.period, err, bad.want)
 		}
 	}
 }
