@@ -27,8 +27,8 @@ ALTER TABLE usage_months ADD COLUMN cost_micro INTEGER NOT NULL DEFAULT 0 CHECK 
 CREATE INDEX usage_day ON usage(day);
 CREATE INDEX usage_months_month ON usage_months(month);
 CREATE TABLE budget_hits (
-	folder TEXT NOT NULL CHECK (folder = '' OR (`+folderRule("folder")+`)),
-	what   TEXT NOT NULL CHECK (what IN (`+budgetWhats+`)),
+	folder TEXT NOT NULL CHECK (folder = '' OR (` + folderRule("folder") + `)),
+	what   TEXT NOT NULL CHECK (what IN (` + budgetWhats + `)),
 	period TEXT NOT NULL CHECK (period GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]' OR period GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
 	at     INTEGER NOT NULL CHECK (at >= 0),
 	PRIMARY KEY (folder, what, period)
