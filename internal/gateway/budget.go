@@ -127,10 +127,11 @@ type toldKey struct {
 type BudgetOptions struct {
 	// Source gives budgets and spend; required.
 	Source BudgetSource
-	// OnBudget hears once per period of each budget found reached: with
-	// the group's folder for its own budget; for the total budget once
-	// with folder "" (for the owner) and once with each group's folder
-	// whose call it refused (for that group's chat). It must return fast.
+	// OnBudget hears once per period of each budget found reached (when
+	// a response's usage is stored, or a call is refused): with the
+	// group's folder for its own budget; for the total budget once with
+	// folder "" (for the owner) and once with the folder of each group
+	// found over it (for that group's chat). It must return fast.
 	OnBudget func(folder string, hit BudgetHit)
 	// Logger gets a line per hit; nil means slog.Default().
 	Logger *slog.Logger
