@@ -29,11 +29,37 @@ type Approvals struct {
 
 	mu      sync.Mutex
 	waiting map[string]chan egress.Verdict // open questions, by code
+	asked   map[string][]time.Time         // each group's questions of the last hour
+}
+
+// askPerHour is how many questions one group may put to the owner in an
+// hour: an agent trying name after name must not flood main's chat (and
+// its send limit, which the owner's own replies share).
+const askPerHour = 12
+
+// mayAsk takes a question of the group in folder from its hourly
+// allowance, or says when the next one may be asked.
+func (a *Approvals) mayAsk(folder string, now time.Time) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	recent := a.asked[folder][:0]
+	for _, t := range a.asked[folder] {
+		if now.Sub(t) < time.Hour {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= askPerHour {
+		a.asked[folder] = recent
+		return recent[0].Add(time.Hour), false
+	}
+	a.asked[folder] = append(recent, now)
+	return time.Time{}, true
 }
 
 // NewApprovals makes the Approvals that ask through ch.
 func NewApprovals(st *store.Store, ch *Channels, assistantName string, log *slog.Logger) *Approvals {
-	return &Approvals{st: st, ch: ch, prefix: assistantName + ": ", log: log, waiting: map[string]chan egress.Verdict{}}
+	return &Approvals{st: st, ch: ch, prefix: assistantName + ": ", log: log, waiting: map[string]chan egress.Verdict{},
+		asked: map[string][]time.Time{}}
 }
 
 // deliverTimeout bounds the sending of one question or confirmation; what
@@ -46,6 +72,9 @@ const approvalSendTimeout = 30 * time.Second
 // passes without a question. The question and its answer are recorded in
 // the store before anything is sent or let through.
 func (a *Approvals) Ask(ctx context.Context, folder, host string, port int) (egress.Verdict, error) {
+	if ctx.Err() != nil { // the connection is gone: nobody waits for the answer
+		return egress.VerdictTimeout, nil
+	}
 	g, found, err := a.st.GetGroup(ctx, folder)
 	if err != nil {
 		return "", err
@@ -55,6 +84,10 @@ func (a *Approvals) Ask(ctx context.Context, folder, host string, port int) (egr
 	}
 	if g.Config.Approved(host, port) {
 		return egress.VerdictAlways, nil
+	}
+	if next, ok := a.mayAsk(folder, time.Now()); !ok {
+		a.log.Warn("egress: not asking the owner: the group's questions of the hour are used up", "group", folder, "target", fmt.Sprintf("%s:%d", host, port))
+		return "", fmt.Errorf("group %s asked the owner %d times this hour: not asked again before %s", folder, askPerHour, next.UTC().Format("15:04 UTC"))
 	}
 	main, found, err := a.st.MainGroup(ctx)
 	if err != nil {
@@ -168,7 +201,10 @@ func (a *Approvals) Answer(ctx context.Context, g store.Group, m channel.Message
 	case errors.Is(err, store.ErrDecided):
 		reply = fmt.Sprintf("%s (%s → %s) was already answered: %s.", code, ask.Folder, ask.Target(), ask.Decision)
 	case err != nil:
-		return false, fmt.Errorf("egress answer %s: %w", code, err)
+		// Taken all the same, and said: a message that failed here would be
+		// fetched again and again (Telegram), and the owner can answer anew.
+		a.log.Warn("egress: cannot record the owner's answer", "code", code, "err", err)
+		reply = fmt.Sprintf("Your answer to %s could not be recorded: %s", code, sanitize.FirstLine(err.Error(), 200))
 	default:
 		a.mu.Lock()
 		if w := a.waiting[code]; w != nil {

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -242,5 +243,30 @@ func TestParseAnswer(t *testing.T) {
 		if v != tc.v || code != tc.code || ok != (tc.v != "") {
 			t.Errorf("parseAnswer(%q) = %q %q %v", tc.text, v, code, ok)
 		}
+	}
+}
+
+// An agent trying name after name cannot flood main's chat: a group puts
+// at most askPerHour questions to the owner an hour, and a connection that
+// is gone is not asked about at all.
+func TestQuestionsAreRationed(t *testing.T) {
+	e := newApprovalsEnv(t)
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if v, err := e.a.Ask(gone, "family", "gone.example", 443); err != nil || v != egress.VerdictTimeout || len(e.ch.Texts()) != 0 {
+		t.Fatalf("a connection already gone: %q, %v, %d questions sent", v, err, len(e.ch.Texts()))
+	}
+	for i := range askPerHour {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+		if _, err := e.a.Ask(ctx, "family", fmt.Sprintf("x%d.example", i), 443); err != nil {
+			t.Fatalf("question %d: %v", i+1, err)
+		}
+		cancel()
+	}
+	if _, err := e.a.Ask(t.Context(), "family", "one-more.example", 443); err == nil || !strings.Contains(err.Error(), "this hour") {
+		t.Errorf("a question beyond the hour's allowance: %v", err)
+	}
+	if n := len(e.ch.Texts()); n != askPerHour {
+		t.Errorf("%d questions sent to main, want %d", n, askPerHour)
 	}
 }

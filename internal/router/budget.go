@@ -31,11 +31,11 @@ func (r *Router) overBudget(ctx context.Context, folder string) string {
 	return hit.Message(folder)
 }
 
-// skipOverBudget logs a due task of a group over its budget as skipped,
-// instead of queueing a run whose every call would be refused; it reports
-// whether it did.
-func (r *Router) skipOverBudget(t store.Task) bool {
-	ctx := context.Background()
+// skipOverBudget logs a due task of a group over its budget as skipped
+// when its turn comes, instead of a run whose every call would be
+// refused; it reports whether it did. (Checked in the group's worker, not
+// where the scheduler hands tasks over: that must not wait on the store.)
+func (r *Router) skipOverBudget(ctx context.Context, t store.Task) bool {
 	why := r.overBudget(ctx, t.Folder)
 	if why == "" {
 		return false

@@ -666,11 +666,19 @@ func (overAll) OverBudget(context.Context, string) (gateway.BudgetHit, bool, err
 func TestBudgetReached(t *testing.T) {
 	w := newChatWorld(t, nil, store.ContainerConfig{})
 	w.r.opt.Budgets = overAll{}
+	var mu sync.Mutex
 	var recorded []error
 	w.r.opt.Runs = recordFunc(func(_ context.Context, task store.Task, _ time.Time, _ string, err error) error {
+		mu.Lock()
+		defer mu.Unlock()
 		recorded = append(recorded, err)
 		return nil
 	})
+	runs := func() []error {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(recorded)
+	}
 	w.r.BudgetReached("family", gateway.BudgetHit{Limit: 500, Spent: 612, Resets: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
 	waitFor(t, "both told", func() bool { return len(w.ch.lines()) == 2 })
 	lines := strings.Join(w.ch.lines(), "\n")
@@ -678,9 +686,15 @@ func TestBudgetReached(t *testing.T) {
 		!strings.Contains(lines, "send Andy: nanoclaw: group family's daily budget of 500 tokens is reached (612 tokens used)") {
 		t.Errorf("told:\n%s", lines)
 	}
-	w.r.RunTask(store.Task{ID: "t1", Folder: "family", ChatJID: "fam@g.us", Prompt: "p"})
-	if len(recorded) != 1 || !errors.Is(recorded[0], scheduler.ErrSkipped) || !strings.Contains(recorded[0].Error(), "budget") {
-		t.Errorf("the task's run: %v", recorded)
+	task := store.Task{ID: "t1", Folder: "family", ChatJID: "fam@g.us", Prompt: "p", ScheduleType: store.ScheduleInterval,
+		ScheduleValue: "3600000", Timezone: "UTC", ContextMode: store.ContextIsolated, Status: store.TaskActive, CreatedAt: time.Now()}
+	if err := w.st.CreateTaskWithin(context.Background(), task, store.TaskCaps{}); err != nil {
+		t.Fatal(err)
+	}
+	w.r.RunTask(task)
+	waitFor(t, "the task's run recorded", func() bool { return len(runs()) > 0 })
+	if got := runs(); len(got) != 1 || !errors.Is(got[0], scheduler.ErrSkipped) || !strings.Contains(got[0].Error(), "budget") {
+		t.Errorf("the task's run: %v", got)
 	}
 	if len(w.agents.texts()) != 0 {
 		t.Errorf("an over-budget group's task ran: %q", w.agents.texts())

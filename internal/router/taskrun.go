@@ -55,9 +55,6 @@ func (q *taskRuns) done(id string) {
 // messages (the scheduler's Run dispatches to it). It does not block. A task
 // whose previous run is still waiting or running is not queued again.
 func (r *Router) RunTask(t store.Task) {
-	if r.skipOverBudget(t) {
-		return
-	}
 	if !r.tasks.add(t) {
 		r.log.Warn("task already has a run waiting or running; not queued again", "task", t.ID, "group", t.Folder)
 		return
@@ -86,6 +83,8 @@ func (r *Router) runTask(ctx context.Context, g store.Group, sess Container, cla
 	case t.Folder != g.Folder:
 		r.trace(ctx, g.Folder, t.ChatJID, 0, store.EventSkipped, "scheduled task %s belongs to group %s", t.ID, t.Folder)
 		r.recordRun(ctx, t, start, ipc.Output{}, fmt.Errorf("%w: the task belongs to group %s, not %s", scheduler.ErrSkipped, t.Folder, g.Folder))
+		return sess
+	case r.skipOverBudget(ctx, t):
 		return sess
 	case t.Status != store.TaskActive && t.Status != store.TaskCompleted: // a claimed once task is completed
 		r.log.Info("task not run: it was stopped after its claim", "task", t.ID, "group", g.Folder, "status", t.Status)
