@@ -12,6 +12,7 @@ import (
 
 	"github.com/nanoclaw/nanoclaw/internal/channel/telegram"
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
+	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/daemon"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 	"github.com/nanoclaw/nanoclaw/internal/store"
@@ -96,24 +97,11 @@ func (m *Main) runPair(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := daemon.PrepareHome(cfg, m.Logger); err != nil {
-		return err
-	}
-	// The daemon uses the same WhatsApp session: two clients on one session
-	// knock each other off.
-	unlock, err := daemon.LockHome(cfg)
-	if errors.Is(err, daemon.ErrHomeInUse) {
-		return fmt.Errorf("nanoclaw is running with data home %s: stop it first, then pair", cfg.Home)
-	}
+	st, done, err := m.pairingStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer done()
 
 	say := func(msg string) { fmt.Fprintln(m.Stderr, msg) }
 	acct, err := whatsapp.Pair(ctx, st.DB(), whatsapp.PairOptions{
@@ -164,24 +152,11 @@ func (m *Main) pairTelegram(ctx context.Context, tokenFile string, timeout time.
 	if err != nil {
 		return err
 	}
-	if err := daemon.PrepareHome(cfg, m.Logger); err != nil {
-		return err
-	}
-	// The daemon reads the bot's messages too: two readers take each
-	// other's updates.
-	unlock, err := daemon.LockHome(cfg)
-	if errors.Is(err, daemon.ErrHomeInUse) {
-		return fmt.Errorf("nanoclaw is running with data home %s: stop it first, then pair", cfg.Home)
-	}
+	st, done, err := m.pairingStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer done()
 	code := telegram.NewPairCode()
 	sess, err := telegram.Pair(ctx, st, telegram.PairOptions{Token: token, Code: code, Replace: replace, Timeout: timeout,
 		ServerURL: cfg.TelegramAPIURL.String(), Logger: m.Logger,
@@ -197,4 +172,27 @@ func (m *Main) pairTelegram(ctx context.Context, tokenFile string, timeout time.
 	fmt.Fprintf(m.Stdout, "Your private chat with it (%s%d) is the main group. Start nanoclaw with 'nanoclaw run'.\n\n%s\n",
 		store.TelegramChatPrefix, sess.OwnerChat, telegram.PrivacyNote)
 	return nil
+}
+
+// pairingStore opens the data home's store for pairing, with the home
+// locked: the daemon uses the same session (two WhatsApp clients on one
+// session knock each other off; two readers of a Telegram bot take each
+// other's updates). done unlocks and closes.
+func (m *Main) pairingStore(ctx context.Context, cfg *config.Config) (*store.Store, func(), error) {
+	if err := daemon.PrepareHome(cfg, m.Logger); err != nil {
+		return nil, nil, err
+	}
+	unlock, err := daemon.LockHome(cfg)
+	if errors.Is(err, daemon.ErrHomeInUse) {
+		return nil, nil, fmt.Errorf("nanoclaw is running with data home %s: stop it first, then pair", cfg.Home)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := daemon.OpenStore(ctx, cfg, m.Logger)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); unlock() }, nil
 }
