@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,17 @@ import (
 
 // maxAPICalls bounds a group's API calls in flight at once.
 const maxAPICalls = 8
+
+// apiCallTimeout bounds one API call once it left for the upstream,
+// response included (Claude Code's own API timeout is 10 minutes): the
+// call is cut from the container's connection (its usage is read to the
+// end even if the container leaves), so this is what ends it.
+const apiCallTimeout = 10 * time.Minute
+
+// estimateBytesPerToken turns a request body's size into the input tokens
+// charged when the response never said: a conservative ratio (text runs
+// about 4 bytes a token, JSON syntax adds bytes that are not tokens).
+const estimateBytesPerToken = 3
 
 // maxAPIBody bounds one request to the API: the Messages API's own limit.
 const maxAPIBody = 32 << 20
@@ -38,6 +50,21 @@ type apiCall struct {
 	body   *deadlineBody // nil when the request has none
 	status int
 	meter  *usageMeter // nil when the response carries no usage
+
+	// Of a Messages call, for the estimate charged when its response
+	// ends without its final usage, and for its reservation.
+	messages  bool
+	model     string // the model the request asks for
+	maxTokens int64
+	bodyLen   int64
+	reserved  func() // takes the call's reservation back; nil when none
+}
+
+// settle takes the call's reservation back, if it holds one.
+func (c *apiCall) settle() {
+	if c.reserved != nil {
+		c.reserved()
+	}
 }
 
 type apiCallKey struct{}
@@ -151,8 +178,24 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusForbidden, "permission_error", "gateway: "+err.Error())
 		return
 	}
+	if r.URL.Path == "/v1/messages" {
+		call.messages, call.bodyLen = true, int64(len(body))
+		call.model, call.maxTokens = callEstimate(body)
+		if !e.reserve(r.Context(), w, call) {
+			return
+		}
+		defer call.settle()
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
+	// Finding 1 of the review: a container that hangs up before the
+	// response ends must not hide its cost, so the call to the upstream
+	// does not end with the container's connection; the rest of the
+	// response is read into the meter (meteredBody.Close). It ends with
+	// the endpoint, or at apiCallTimeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), apiCallTimeout)
+	defer cancel()
+	defer context.AfterFunc(e.ctx, cancel)()
 	start := time.Now()
 	gw.count(e.group.Folder, func(s *Stats) { s.APIRequests++ })
 	// Deferred: the proxy aborts the handler with a panic when the
@@ -167,7 +210,7 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		gw.opt.Logger.Info("api", attrs...)
 	}()
-	gw.api.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), apiCallKey{}, call)))
+	gw.api.ServeHTTP(w, r.WithContext(context.WithValue(ctx, apiCallKey{}, call)))
 }
 
 // rewriteAPI sends the request to the upstream with the host's credential
@@ -237,11 +280,25 @@ func (gw *Gateway) meterResponse(resp *http.Response) error {
 // database; until it is stored the Budgeter counts it as pending, so the
 // next call is checked against it already.
 func (gw *Gateway) recordUsage(call *apiCall) {
+	defer call.settle() // after the hold below: the call counts throughout
 	t, model, ok := call.meter.totals()
+	folder := call.ep.group.Folder
+	if call.messages && call.status/100 == 2 && !call.meter.final {
+		// The response ended without its final usage (the upstream cut
+		// it, or even the drain could not reach it): the upstream may
+		// bill it whole, so charge the most it may cost.
+		if !ok {
+			t.Input = call.bodyLen / estimateBytesPerToken
+		}
+		t.Output = max(t.Output, call.maxTokens)
+		model = cmp.Or(model, call.model)
+		ok = true
+		gw.opt.Logger.Warn("gateway: response ended without its usage; charged an estimate", "group", folder,
+			"model", sanitize.Clip(model, 100, "…"), "input_tokens", t.Input, "output_tokens", t.Output)
+	}
 	if !ok {
 		return
 	}
-	folder := call.ep.group.Folder
 	gw.count(folder, func(s *Stats) { s.InputTokens += t.Input + t.CacheRead + t.CacheWrite; s.OutputTokens += t.Output })
 	if gw.opt.Usage == nil {
 		return
@@ -257,12 +314,14 @@ func (gw *Gateway) recordUsage(call *apiCall) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := gw.opt.Usage.RecordUsage(ctx, folder, day, t.Input, t.Output, t.CacheRead, t.CacheWrite, cost)
-		release()
 		if err != nil {
+			// The hold stays: spent is spent, stored or not, and the
+			// budget keeps counting it until the month ends (hold).
 			gw.opt.Logger.Error("gateway: record usage", "group", folder, "day", day, "input_tokens", t.Input, "output_tokens", t.Output,
 				"cache_read_tokens", t.CacheRead, "cache_write_tokens", t.CacheWrite, "cost_micro", cost, "err", err)
 			return
 		}
+		release()
 		// The owner and the group hear of a budget this call reached now,
 		// not when the next call is refused.
 		if b := gw.opt.Budget; b != nil {
@@ -320,6 +379,50 @@ func (e *Endpoint) withinBudget(ctx context.Context, w http.ResponseWriter) bool
 		apiError(w, http.StatusPaymentRequired, "billing_error", msg)
 		return false
 	}
+	return true
+}
+
+// reserve checks the call against the budgets with its estimate and
+// reserves that estimate until the response ends (Budgeter.Reserve says
+// when one is refused); if refused, it has answered the call.
+func (e *Endpoint) reserve(ctx context.Context, w http.ResponseWriter, call *apiCall) bool {
+	b := e.gw.opt.Budget
+	if b == nil {
+		return true
+	}
+	folder := e.group.Folder
+	est := Tokens{Input: call.bodyLen / estimateBytesPerToken, Output: call.maxTokens}
+	price, priced := e.gw.opt.Prices.Lookup(call.model)
+	release, hit, over, err := b.Reserve(ctx, folder, Spend{1, est.Input, est.Output, 0, 0, price.CostMicro(est)}, priced)
+	switch {
+	case errors.Is(err, errUnpriced):
+		e.gw.count(folder, func(s *Stats) { s.APIRefused++ })
+		msg := fmt.Sprintf("nanoclaw: model %q has no price in the host's price table (PRICES), and group %s has a dollar budget: "+
+			"add the model's price to PRICES, or use a priced model", sanitize.Clip(call.model, 100, "…"), folder)
+		e.warn("api refused", "group", folder, "reason", msg)
+		apiError(w, http.StatusPaymentRequired, "billing_error", msg)
+		return false
+	case err != nil:
+		e.gw.opt.Logger.Error("gateway: check budget", "group", folder, "err", err)
+		apiError(w, http.StatusInternalServerError, "api_error", "gateway: the group's budget could not be checked; see the host's log")
+		return false
+	case over && hit.Limit > 0:
+		e.gw.count(folder, func(s *Stats) { s.APIRefused++ })
+		msg := hit.Message(folder)
+		e.warn("api refused", "group", folder, "reason", msg)
+		apiError(w, http.StatusPaymentRequired, "billing_error", msg)
+		return false
+	case over:
+		// Only the estimates of the calls in flight reach a cap: 429, which
+		// Claude Code retries later, when they have ended and their real
+		// usage decides.
+		e.gw.count(folder, func(s *Stats) { s.APIRefused++ })
+		msg := fmt.Sprintf("nanoclaw: group %s's budget would be crossed by the API calls already in flight; try again when they end", folder)
+		e.warn("api refused", "group", folder, "reason", msg)
+		apiError(w, http.StatusTooManyRequests, "rate_limit_error", msg)
+		return false
+	}
+	call.reserved = release
 	return true
 }
 

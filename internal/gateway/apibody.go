@@ -45,6 +45,18 @@ type messagesBody struct {
 	} `json:"messages"`
 }
 
+// callEstimate is what the budgets read of a checked Messages body: the
+// model it asks for and the most output it may be billed (max_tokens; 0
+// when absent, which the API refuses anyway).
+func callEstimate(body []byte) (model string, maxTokens int64) {
+	var b struct {
+		Model     string `json:"model"`
+		MaxTokens int64  `json:"max_tokens"`
+	}
+	json.Unmarshal(body, &b) //nolint:errcheck // checkMessagesBody decoded it already; a field of the wrong type reads as zero
+	return b.Model, max(b.MaxTokens, 0)
+}
+
 // contentBlock is what the check reads of a content block.
 type contentBlock struct {
 	Type   string `json:"type"`
@@ -155,7 +167,7 @@ func checkBlocks(raw json.RawMessage, web bool, depth int) error {
 // first one: so a key that only folds to one of these, and any key twice
 // in one object, is refused — the check and the upstream then read the
 // same thing.
-var checkedKeys = []string{"mcp_servers", "container", "tools", "type", "name", "system", "messages", "content", "source"}
+var checkedKeys = []string{"mcp_servers", "container", "tools", "type", "name", "system", "messages", "content", "source", "model", "max_tokens"}
 
 // freeKeys hold data the API does not act on (a tool's input, its input
 // schema, metadata): keys there may be in any case.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -111,7 +112,10 @@ type Budgeter struct {
 	now     func() time.Time
 	mu      sync.Mutex
 	pending map[pendingKey]Spend // counted, not yet stored
-	told    map[toldKey]bool     // hits OnBudget heard of, this day's and month's
+	// reserved are the estimates of calls in flight (reserve): counted
+	// against the calls that start beside them, never reported as spent.
+	reserved map[pendingKey]Spend
+	told     map[toldKey]bool // hits OnBudget heard of, this day's and month's
 }
 
 type pendingKey struct{ folder, day string }
@@ -142,7 +146,7 @@ type BudgetOptions struct {
 // NewBudgeter makes a Budgeter.
 func NewBudgeter(opt BudgetOptions) *Budgeter {
 	b := &Budgeter{src: opt.Source, onHit: opt.OnBudget, log: opt.Logger, now: opt.Now,
-		pending: map[pendingKey]Spend{}, told: map[toldKey]bool{}}
+		pending: map[pendingKey]Spend{}, reserved: map[pendingKey]Spend{}, told: map[toldKey]bool{}}
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -160,7 +164,7 @@ func NewBudgeter(opt BudgetOptions) *Budgeter {
 // are. An error (the settings or the counts could not be read) is no
 // answer: the proxy refuses the call rather than spend unchecked.
 func (b *Budgeter) OverBudget(ctx context.Context, folder string) (BudgetHit, bool, error) {
-	hits, err := b.hits(ctx, folder)
+	hits, err := b.hits(ctx, folder, nil)
 	if err != nil || len(hits) == 0 {
 		return BudgetHit{}, false, err
 	}
@@ -174,8 +178,10 @@ func (b *Budgeter) OverBudget(ctx context.Context, folder string) (BudgetHit, bo
 	return worst, true, nil
 }
 
-// hits are the budgets reached by the group in folder now.
-func (b *Budgeter) hits(ctx context.Context, folder string) ([]BudgetHit, error) {
+// hits are the budgets reached by the group in folder now. With r, the
+// reservations of calls in flight count too, and r itself is added to
+// them (under the same lock as the check) when nothing is reached.
+func (b *Budgeter) hits(ctx context.Context, folder string, r *reservation) ([]BudgetHit, error) {
 	group, total, err := b.src.Budgets(ctx, folder)
 	if err != nil {
 		return nil, fmt.Errorf("budget of group %q: %w", folder, err)
@@ -183,16 +189,21 @@ func (b *Budgeter) hits(ctx context.Context, folder string) ([]BudgetHit, error)
 	if group.IsZero() && total.IsZero() {
 		return nil, nil
 	}
+	if r != nil && !r.priced && (group.DayUSD > 0 || group.MonthUSD > 0 || total.DayUSD > 0 || total.MonthUSD > 0) {
+		return nil, errUnpriced
+	}
 	now := b.now().UTC()
 	day := now.Format("2006-01-02")
 	dayEnd := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 	monthEnd := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-	var hits []BudgetHit
-	for _, c := range []struct {
+	type counted struct{ onDay, inMonth Spend }
+	var stored [2]counted
+	caps := []struct {
 		b      Budget
 		folder string
 		total  bool
-	}{{group, folder, false}, {total, "", true}} {
+	}{{group, folder, false}, {total, "", true}}
+	for i, c := range caps {
 		if c.b.IsZero() {
 			continue
 		}
@@ -200,8 +211,25 @@ func (b *Budgeter) hits(ctx context.Context, folder string) ([]BudgetHit, error)
 		if err != nil {
 			return nil, fmt.Errorf("spend of group %q: %w", c.folder, err)
 		}
-		d, m := b.pendingFor(c.folder, day)
+		stored[i] = counted{onDay, inMonth}
+	}
+	// The store was read above, outside the lock; pending and reserved
+	// are read, and r added, under it: of two calls starting at once the
+	// second sees the first's reservation.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var hits []BudgetHit
+	for i, c := range caps {
+		if c.b.IsZero() {
+			continue
+		}
+		onDay, inMonth := stored[i].onDay, stored[i].inMonth
+		d, m := sumFor(b.pending, c.folder, day)
 		onDay, inMonth = onDay.add(d), inMonth.add(m)
+		if r != nil {
+			d, m := sumFor(b.reserved, c.folder, day)
+			onDay, inMonth = onDay.add(d), inMonth.add(m)
+		}
 		for _, k := range []struct {
 			month, usd bool
 			limit      float64
@@ -224,15 +252,18 @@ func (b *Budgeter) hits(ctx context.Context, folder string) ([]BudgetHit, error)
 			}
 		}
 	}
+	if r != nil && len(hits) == 0 {
+		r.key = pendingKey{folder, day}
+		b.reserved[r.key] = b.reserved[r.key].add(r.est)
+		r.held = true
+	}
 	return hits, nil
 }
 
-// pendingFor sums the responses counted but not yet stored of folder ("":
-// every group's) on day and in its month.
-func (b *Budgeter) pendingFor(folder, day string) (onDay, inMonth Spend) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k, s := range b.pending {
+// sumFor sums the spends in m of folder ("": every group's) on day and in
+// its month.
+func sumFor(m map[pendingKey]Spend, folder, day string) (onDay, inMonth Spend) {
+	for k, s := range m {
 		if folder != "" && k.folder != folder || k.day[:7] != day[:7] {
 			continue
 		}
@@ -246,21 +277,91 @@ func (b *Budgeter) pendingFor(folder, day string) (onDay, inMonth Spend) {
 
 // hold counts s for folder on day until release is called: from when a
 // response ends until its row is stored, a check sees it already.
+// A response whose row could not be stored is never released: it counts
+// until its month is over, when the next hold forgets it.
 func (b *Budgeter) hold(folder, day string, s Spend) (release func()) {
 	k := pendingKey{folder, day}
 	b.mu.Lock()
+	for old := range b.pending {
+		if old.day[:7] != day[:7] {
+			delete(b.pending, old)
+		}
+	}
 	b.pending[k] = b.pending[k].add(s)
 	b.mu.Unlock()
 	return func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		neg := Spend{-s.Requests, -s.InputTokens, -s.OutputTokens, -s.CacheReadTokens, -s.CacheWriteTokens, -s.CostMicro}
-		if left := b.pending[k].add(neg); left == (Spend{}) {
-			delete(b.pending, k)
-		} else {
-			b.pending[k] = left
-		}
+		subtract(b.pending, k, s)
 	}
+}
+
+// subtract takes s from m[k], deleting what is left at zero.
+func subtract(m map[pendingKey]Spend, k pendingKey, s Spend) {
+	neg := Spend{-s.Requests, -s.InputTokens, -s.OutputTokens, -s.CacheReadTokens, -s.CacheWriteTokens, -s.CostMicro}
+	if left := m[k].add(neg); left == (Spend{}) {
+		delete(m, k)
+	} else {
+		m[k] = left
+	}
+}
+
+// errUnpriced refuses a call whose model the price table lacks while a
+// dollar budget applies: it would cost $0 against it, and the container
+// chooses the model.
+var errUnpriced = errors.New("model not in the price table")
+
+// reservation is the estimate of one call in flight.
+type reservation struct {
+	b      *Budgeter
+	est    Spend
+	priced bool
+	key    pendingKey
+	held   bool
+	once   sync.Once
+}
+
+// Reserve checks whether the group in folder may start a Messages call
+// estimated at est (priced: its model is in the price table) and, if so,
+// reserves est until release. The rule: a call is refused when what was
+// counted (stored, or being stored) plus the reservations of the OTHER
+// calls in flight reaches a cap — its own estimate is not added, so one
+// call at a time may always start while the group is under its caps (a
+// first call asking max_tokens 32000 of a 300-token budget runs, and
+// finishes, as the issue wants), while calls started beside it each
+// count the others' estimates. over with a zero hit means only the
+// reservations reached a cap (try again when they end); a hit with
+// Spent reached means the counted spend did. err is errUnpriced when a
+// dollar budget applies and priced is false, or the source's failure.
+func (b *Budgeter) Reserve(ctx context.Context, folder string, est Spend, priced bool) (release func(), hit BudgetHit, over bool, err error) {
+	r := &reservation{b: b, est: est, priced: priced}
+	hits, err := b.hits(ctx, folder, r)
+	if err != nil {
+		return nil, BudgetHit{}, false, err
+	}
+	if len(hits) > 0 {
+		// Reached by the counted spend alone: the group and the owner
+		// hear of it, as when OverBudget finds it.
+		if h, counted, err := b.OverBudget(ctx, folder); err != nil {
+			return nil, BudgetHit{}, false, err
+		} else if counted {
+			return nil, h, true, nil
+		}
+		return nil, BudgetHit{}, true, nil
+	}
+	return r.release, BudgetHit{}, false, nil
+}
+
+// release takes the reservation back, once.
+func (r *reservation) release() {
+	r.once.Do(func() {
+		if !r.held {
+			return
+		}
+		r.b.mu.Lock()
+		defer r.b.mu.Unlock()
+		subtract(r.b.reserved, r.key, r.est)
+	})
 }
 
 // What names the budget for BudgetMarker: "day-tokens", "month-usd",

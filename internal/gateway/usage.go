@@ -53,6 +53,7 @@ type usageMeter struct {
 	buf      []byte // SSE: the line so far; JSON: the body so far
 	skipping bool   // SSE: the current line is too long; JSON: the body is
 	seen     bool   // a usage object was found
+	final    bool   // the response's final usage was (message_delta's, or the JSON body's)
 
 	tokens Tokens
 	model  string
@@ -128,6 +129,7 @@ func (m *usageMeter) line(l []byte) {
 		m.merge(ev.Message.Usage)
 	case "message_delta":
 		m.merge(ev.Usage)
+		m.final = m.final || ev.Usage != nil
 	}
 }
 
@@ -143,6 +145,7 @@ func (m *usageMeter) finish() {
 	if json.Unmarshal(m.buf, &body) == nil {
 		m.model = body.Model
 		m.merge(body.Usage)
+		m.final = body.Usage != nil
 	}
 	m.buf = nil
 }
@@ -169,10 +172,18 @@ func (m *usageMeter) totals() (t Tokens, model string, ok bool) {
 	return m.tokens, m.model, m.seen
 }
 
+// maxDrain bounds what is read of a response after its client left:
+// far more than a response's final usage ever trails its content by.
+const maxDrain = 32 << 20
+
 // meteredBody feeds what the client reads of a response to a meter, and
-// calls done once when the body ends or is closed. The reverse proxy reads
-// and closes a response body in one goroutine: Read and Close never run at
-// once.
+// calls done once when the body ends or is closed. Closed before its end
+// (the client left, or the proxy gave up writing to it), it reads the
+// rest into the meter first, up to maxDrain: the upstream bills the whole
+// response whether or not anyone reads it, and its usage comes last. The
+// request's context must outlive the client for that (apiRequest detaches
+// it, under a deadline). The reverse proxy reads and closes a response
+// body in one goroutine: Read and Close never run at once.
 type meteredBody struct {
 	io.ReadCloser
 	meter *usageMeter
@@ -190,10 +201,18 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 }
 
 func (b *meteredBody) Close() error {
+	if !b.meter.final {
+		io.Copy(meterWriter{b.meter}, io.LimitReader(b.ReadCloser, maxDrain)) //nolint:errcheck // a cut drain is charged an estimate (recordUsage)
+	}
 	err := b.ReadCloser.Close()
 	b.end()
 	return err
 }
+
+// meterWriter is the meter as an io.Writer, for draining.
+type meterWriter struct{ m *usageMeter }
+
+func (w meterWriter) Write(p []byte) (int, error) { w.m.Write(p); return len(p), nil }
 
 func (b *meteredBody) end() {
 	b.ended.Do(func() {
