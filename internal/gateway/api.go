@@ -21,11 +21,11 @@ import (
 // maxAPICalls bounds a group's API calls in flight at once.
 const maxAPICalls = 8
 
-// apiCallTimeout bounds one API call once it left for the upstream,
-// response included (Claude Code's own API timeout is 10 minutes): the
-// call is cut from the container's connection (its usage is read to the
-// end even if the container leaves), so this is what ends it.
-const apiCallTimeout = 10 * time.Minute
+// drainTimeout bounds how long an API call goes on after its container
+// left (Claude Code's own API timeout is 10 minutes): the call is cut
+// from the container's connection so that its usage is read to the end,
+// and this is what ends it then.
+const drainTimeout = 10 * time.Minute
 
 // estimateBytesPerToken turns a request body's size into the input tokens
 // charged when the response never said: a conservative ratio (text runs
@@ -192,10 +192,17 @@ func (e *Endpoint) apiRequest(w http.ResponseWriter, r *http.Request) {
 	// response ends must not hide its cost, so the call to the upstream
 	// does not end with the container's connection; the rest of the
 	// response is read into the meter (meteredBody.Close). It ends with
-	// the endpoint, or at apiCallTimeout.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), apiCallTimeout)
+	// the endpoint, or drainTimeout after the container left.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 	defer context.AfterFunc(e.ctx, cancel)()
+	defer context.AfterFunc(r.Context(), func() {
+		select {
+		case <-ctx.Done(): // the call ended
+		case <-time.After(drainTimeout):
+			cancel()
+		}
+	})()
 	start := time.Now()
 	gw.count(e.group.Folder, func(s *Stats) { s.APIRequests++ })
 	// Deferred: the proxy aborts the handler with a panic when the
@@ -333,7 +340,8 @@ func (gw *Gateway) recordUsage(call *apiCall) {
 }
 
 // cost is what t of model costs in micro-dollars; a model the price table
-// does not know costs 0, logged once per model.
+// does not know costs 0, logged once per model (a call asking for one is
+// refused while a dollar budget applies: reserve).
 func (gw *Gateway) cost(model string, t Tokens) int64 {
 	if p, ok := gw.opt.Prices.Lookup(model); ok {
 		return p.CostMicro(t)
@@ -346,7 +354,7 @@ func (gw *Gateway) cost(model string, t Tokens) int64 {
 	}
 	gw.mu.Unlock()
 	if first {
-		gw.opt.Logger.Warn("gateway: model not in the price table (PRICES); its calls cost 0 in dollar budgets", "model", model)
+		gw.opt.Logger.Warn("gateway: model not in the price table (PRICES); its calls cost 0 (refused while a dollar budget applies)", "model", model)
 	}
 	return 0
 }

@@ -314,7 +314,7 @@ func TestUnpricedModel(t *testing.T) {
 			t.Errorf("record %+v: want tokens at cost 0", r)
 		}
 	}
-	if l := e.log.lines(t, "gateway: model not in the price table (PRICES); its calls cost 0 in dollar budgets"); len(l) != 1 || l[0]["model"] != "claude-test" {
+	if l := e.log.lines(t, "gateway: model not in the price table (PRICES); its calls cost 0 (refused while a dollar budget applies)"); len(l) != 1 || l[0]["model"] != "claude-test" {
 		t.Errorf("log lines %v, want one naming claude-test", l)
 	}
 }

@@ -27,7 +27,8 @@ type Prices map[string]Price
 // dated and later point versions too (Lookup), so an unlisted
 // claude-sonnet-5-5 is priced as claude-sonnet-5. A model none of them
 // names costs 0 (logged once): its tokens still count against token
-// budgets, not against dollar ones.
+// budgets; while a dollar budget applies (the group's or the total) a call
+// asking for it is refused, as the container chooses the model.
 const DefaultPrices = "claude-opus-5-5=4/20/0.2/5,claude-opus-5=15/75/1.5/18.75,claude-sonnet-5=3/15/0.3/3.75," +
 	"claude-opus-4-5=5/25/0.5/6.25,claude-opus-4=15/75/1.5/18.75," +
 	"claude-sonnet-4=3/15/0.3/3.75,claude-3-7-sonnet=3/15/0.3/3.75," +
