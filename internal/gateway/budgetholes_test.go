@@ -245,3 +245,39 @@ func TestUnstoredUsageStillCounts(t *testing.T) {
 		t.Errorf("after an unstored row: %d %s", s, body)
 	}
 }
+
+// One call at a time may always start while under the caps, whatever its
+// estimate; a second beside it counts the first's; a released reservation
+// counts no more.
+func TestReserveRule(t *testing.T) {
+	src := &memBudgets{usage: &testUsage{}, group: map[string]Budget{"family": {DayTokens: 300}}}
+	b := NewBudgeter(BudgetOptions{Source: src})
+	ctx := context.Background()
+	big := Spend{Requests: 1, InputTokens: 10, OutputTokens: 32000}
+	release, _, over, err := b.Reserve(ctx, "family", big, true)
+	if over || err != nil {
+		t.Fatalf("first call of a 300-token budget asking 32000: over %v, %v", over, err)
+	}
+	if _, hit, over, err := b.Reserve(ctx, "family", Spend{OutputTokens: 1}, true); !over || err != nil || hit.Limit != 0 {
+		t.Fatalf("beside it: over %v, hit %+v, %v; want refused by the reservation alone", over, hit, err)
+	}
+	if _, _, over, _ := b.Reserve(ctx, "work", Spend{OutputTokens: 1}, true); over {
+		t.Fatal("another group is refused by family's reservation")
+	}
+	release()
+	release() // once only
+	r2, _, over, err := b.Reserve(ctx, "family", Spend{OutputTokens: 1}, true)
+	if over || err != nil {
+		t.Fatalf("after release: over %v, %v", over, err)
+	}
+	r2()
+	if _, _, _, err := b.Reserve(ctx, "family", Spend{}, false); err != nil {
+		t.Fatalf("unpriced under token caps: %v", err)
+	}
+	src.mu.Lock()
+	src.total = Budget{MonthUSD: 100}
+	src.mu.Unlock()
+	if _, _, _, err := b.Reserve(ctx, "family", Spend{}, false); !errors.Is(err, errUnpriced) {
+		t.Fatalf("unpriced under the total's dollar cap: %v", err)
+	}
+}
