@@ -25,6 +25,23 @@ var ErrCredentialRefused = errors.New("the upstream refused the credential")
 // proxy sends it. nil means accepted; an error wrapping
 // ErrCredentialRefused means refused; any other error means the upstream
 // could not say (unreachable, or an answer that is no verdict).
+// noRedirects carries the host's own calls to the upstream: Go would carry
+// X-Api-Key to wherever a redirect points, and the API proxy does not
+// follow them either.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// upstreamWords is what the upstream said, as one line to quote: never
+// with the secret in it, never with a terminal's control sequences (R10).
+func upstreamWords(b []byte, apiKey, oauthToken string) string {
+	text := string(b)
+	for _, secret := range []string{apiKey, oauthToken} {
+		if secret != "" {
+			text = strings.ReplaceAll(text, secret, "(the credential)")
+		}
+	}
+	return sanitize.FirstLine(sanitize.Terminal(text), 200)
+}
+
 func CheckCredential(ctx context.Context, upstream *url.URL, apiKey, oauthToken string) error {
 	if apiKey == "" && oauthToken == "" {
 		return fmt.Errorf("%w: no credential is set", ErrCredentialRefused)
@@ -41,10 +58,7 @@ func CheckCredential(ctx context.Context, upstream *url.URL, apiKey, oauthToken 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Anthropic-Version", "2023-06-01")
 	setCredential(req.Header, apiKey, oauthToken)
-	// No redirects: Go would carry X-Api-Key to wherever one points, and the
-	// API proxy does not follow them either.
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach %s: %w", upstream.Redacted(), errors.Unwrap(err))
 	}
@@ -56,15 +70,7 @@ func CheckCredential(ctx context.Context, upstream *url.URL, apiKey, oauthToken 
 	if json.Unmarshal(msg, &e) == nil && e.Error.Message != "" {
 		msg = []byte(e.Error.Message)
 	}
-	// The upstream's words are quoted: never with the secret in them, never
-	// with a terminal's control sequences (R10).
-	text := string(msg)
-	for _, secret := range []string{apiKey, oauthToken} {
-		if secret != "" {
-			text = strings.ReplaceAll(text, secret, "(the credential)")
-		}
-	}
-	why := sanitize.FirstLine(sanitize.Terminal(text), 200)
+	why := upstreamWords(msg, apiKey, oauthToken)
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return nil

@@ -8,10 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
-
-	"github.com/nanoclaw/nanoclaw/internal/sanitize"
 )
 
 // ErrModelsUnreachable is wrapped by ListModels' error when the upstream
@@ -26,7 +23,6 @@ var ErrModelsUnreachable = errors.New("the upstream's model list could not be re
 func ListModels(ctx context.Context, upstream *url.URL, apiKey, oauthToken string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var ids []string
 	after := ""
 	// A handful of pages of 1000 is far more models than there are; the
@@ -44,7 +40,7 @@ func ListModels(ctx context.Context, upstream *url.URL, apiKey, oauthToken strin
 		}
 		req.Header.Set("Anthropic-Version", "2023-06-01")
 		setCredential(req.Header, apiKey, oauthToken)
-		resp, err := client.Do(req)
+		resp, err := noRedirects.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("%w: cannot reach %s: %w", ErrModelsUnreachable, upstream.Redacted(), errors.Unwrap(err))
 		}
@@ -54,14 +50,8 @@ func ListModels(ctx context.Context, upstream *url.URL, apiKey, oauthToken strin
 			return nil, fmt.Errorf("%w: %w", ErrModelsUnreachable, err)
 		}
 		if resp.StatusCode != http.StatusOK {
-			text := string(body)
-			for _, secret := range []string{apiKey, oauthToken} {
-				if secret != "" {
-					text = strings.ReplaceAll(text, secret, "(the credential)")
-				}
-			}
 			return nil, fmt.Errorf("%w: %s answered %d (%s)", ErrModelsUnreachable, upstream.Redacted(), resp.StatusCode,
-				sanitize.FirstLine(sanitize.Terminal(text), 200))
+				upstreamWords(body, apiKey, oauthToken))
 		}
 		var page struct {
 			Data []struct {
