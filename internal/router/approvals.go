@@ -77,7 +77,7 @@ func (a *Approvals) Ask(ctx context.Context, folder, host string, port int) (egr
 	}
 	g, found, err := a.st.GetGroup(ctx, folder)
 	if err != nil {
-		return "", err
+		return a.failed(ctx, err)
 	}
 	if !found {
 		return "", fmt.Errorf("no group %s", folder)
@@ -91,21 +91,21 @@ func (a *Approvals) Ask(ctx context.Context, folder, host string, port int) (egr
 	}
 	main, found, err := a.st.MainGroup(ctx)
 	if err != nil {
-		return "", err
+		return a.failed(ctx, err)
 	}
 	if !found {
 		return "", errors.New("no main group to ask the owner in")
 	}
 	chats, err := a.st.ChatsOfGroup(ctx, main.Folder)
 	if err != nil {
-		return "", err
+		return a.failed(ctx, err)
 	}
 	if len(chats) == 0 {
 		return "", errors.New("the main group has no chat to ask the owner in")
 	}
 	ask, err := a.st.AddApproval(ctx, folder, host, port)
 	if err != nil {
-		return "", err
+		return a.failed(ctx, err)
 	}
 	answer := make(chan egress.Verdict, 1)
 	a.mu.Lock()
@@ -139,6 +139,16 @@ func (a *Approvals) Ask(ctx context.Context, folder, host string, port int) (egr
 	}
 	a.log.Info("egress: no answer from the owner", "group", folder, "target", ask.Target(), "code", ask.Code)
 	return egress.VerdictTimeout, nil
+}
+
+// failed is Ask's answer when the store failed before the owner was
+// asked: a connection that went away meanwhile is simply not answered
+// (the store gave up because of it), anything else is an error.
+func (a *Approvals) failed(ctx context.Context, err error) (egress.Verdict, error) {
+	if ctx.Err() != nil {
+		return egress.VerdictTimeout, nil
+	}
+	return "", err
 }
 
 // question is the text that asks the owner about ask of group g.
