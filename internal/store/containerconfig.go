@@ -40,6 +40,11 @@ type ContainerConfig struct {
 	Model string `json:"model,omitempty"`
 	// Budget caps the group's model usage; zero fields mean no cap.
 	Budget Budget `json:"budget,omitzero"`
+	// Browser runs the group on the browser image (Chromium and
+	// agent-browser, NANOCLAW_BROWSER_IMAGE). Only the owner turns it on:
+	// it is more to attack and more memory, though no more network (the
+	// browser goes through the same egress policy).
+	Browser bool `json:"browser,omitempty"`
 
 	// Reactions says whether the assistant reacts to the message it
 	// answers (👀 working, ✅ answered, ❌ failed); nil means yes.
