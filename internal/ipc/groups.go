@@ -51,6 +51,9 @@ type ConfigureGroupArgs struct {
 	Model *string `json:"model,omitempty"`
 	// Budget changes the caps given; the owner's alone.
 	Budget *BudgetArgs `json:"budget,omitempty"`
+	// Browser runs the group on the browser image; only the owner turns
+	// it on.
+	Browser *bool `json:"browser,omitempty"`
 }
 
 // BudgetArgs change a group's budget caps; absent fields stay, 0 removes
@@ -94,6 +97,7 @@ type GroupInfo struct {
 	TriggerSenders   []string     `json:"trigger_senders,omitempty"`
 	Model            string       `json:"model,omitempty"` // "" = the host's default
 	Budget           Budget       `json:"budget,omitzero"`
+	Browser          bool         `json:"browser,omitempty"`
 	Note             string       `json:"note,omitempty"`
 }
 

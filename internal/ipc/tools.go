@@ -169,6 +169,7 @@ var Tools = []ToolSpec{
 			"trigger_senders":   "The sender ids (as sender_id shows them) who may start a run; the others' messages still go along as context. An empty list: anyone in the chat. Once the owner set a list, you may only remove senders from it.",
 			"model":             "The Claude model of the group's runs, like claude-sonnet-4-5; empty: the host's default. It changes what the group's runs cost, not what they may reach; the group's budget (the owner's alone) still holds.",
 			"approved_allow":    "The destinations (host:port) the owner's \"always\" answers added in egress mode ask: you may only remove some; only the owner adds one.",
+			"browser":           "false: the group's runs no longer have the browser (Chromium and agent-browser). Turning it on is the owner's alone (nanoclaw groups set FOLDER browser=true).",
 			"budget":            "The owner's alone: refused here. The group's caps {day_tokens, month_tokens, day_usd, month_usd} are set on the host (nanoclaw groups set FOLDER day_tokens=N ...).",
 		}),
 	// Not offered to the model: the owner's CLI uses them; main's socket

@@ -241,7 +241,7 @@ func (s *Set) groupInfo(ctx context.Context, g store.Group) ipc.GroupInfo {
 		MemoryMB: g.Config.MemoryMB, CPUs: g.Config.CPUs, PidsLimit: g.Config.PidsLimit,
 		EgressMode: string(g.Config.Egress.Mode), EgressAllow: g.Config.Egress.Allow, ApprovedAllow: g.Config.ApprovedAllow,
 		Reactions: g.Config.ReactionsOn(), Mentions: g.Config.MentionsOn(), TriggerSenders: g.Config.TriggerSenders,
-		Model: g.Config.Model, Budget: ipc.Budget(g.Config.Budget)}
+		Model: g.Config.Model, Budget: ipc.Budget(g.Config.Budget), Browser: g.Config.Browser}
 	for _, m := range g.Config.AdditionalMounts {
 		info.AdditionalMounts = append(info.AdditionalMounts, ipc.ExtraMount(m))
 	}
@@ -286,6 +286,7 @@ func applyConfig(g *store.Group, c ipc.ConfigureGroupArgs) error {
 		}
 	}
 	set(&g.Config.TriggerSenders, c.TriggerSenders)
+	set(&g.Config.Browser, c.Browser)
 	if c.Model != nil {
 		// A model changes what the group's runs cost, not what they reach:
 		// main's model may choose it. Its form is checked here; whether the

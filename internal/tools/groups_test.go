@@ -121,6 +121,7 @@ func TestMainModelCannotWidenSandboxes(t *testing.T) {
 		{"timeout", ipc.ConfigureGroupArgs{Folder: "family", TimeoutSeconds: ptr(7200)}, "timeout_seconds 7200"},
 		{"a new mount", ipc.ConfigureGroupArgs{Folder: "main", AdditionalMounts: mount(w.allowed+"/notes", "notes", true)}, "is new"},
 		{"a read-only mount made read-write", ipc.ConfigureGroupArgs{Folder: "family", AdditionalMounts: mount(w.allowed+"/code", "code", false)}, "would become read-write"},
+		{"the browser turned on", ipc.ConfigureGroupArgs{Folder: "family", Browser: ptr(true)}, "the browser is not on"},
 		{"a mount moved to a new host path", ipc.ConfigureGroupArgs{Folder: "family", AdditionalMounts: mount(w.allowed+"/notes", "code", true)}, "is new"},
 	}
 	for _, c := range cases {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nanoclaw/nanoclaw/internal/egress"
@@ -62,6 +63,11 @@ func widening(cur, next, defaults store.ContainerConfig) string {
 				return fmt.Sprintf("trigger_senders would let %s start runs", s)
 			}
 		}
+	}
+	// The browser reaches no further than curl (the same egress policy),
+	// but it is more to attack from a page and more memory: the owner's.
+	if next.Browser && !cur.Browser {
+		return "the browser is not on for this group"
 	}
 	for _, m := range next.AdditionalMounts {
 		i := slices.IndexFunc(cur.AdditionalMounts, func(c store.Mount) bool {
@@ -124,7 +130,7 @@ func modeName(m store.EgressMode) string { return cmp.Or(string(m), "default") }
 // setCommand is the owner's command line that asks for the settings c
 // (the inverse of the CLI's parser), for a refusal to show.
 func setCommand(c ipc.ConfigureGroupArgs) string {
-	var allow, approved, mounts, senders, reactions, mentions *string
+	var allow, approved, mounts, senders, reactions, mentions, browser *string
 	if c.EgressAllow != nil {
 		allow = new(strings.Join(*c.EgressAllow, ","))
 	}
@@ -140,6 +146,9 @@ func setCommand(c ipc.ConfigureGroupArgs) string {
 	if c.Mentions != nil {
 		mentions = new(map[bool]string{true: "on", false: "off"}[*c.Mentions])
 	}
+	if c.Browser != nil {
+		browser = new(strconv.FormatBool(*c.Browser))
+	}
 	if c.AdditionalMounts != nil {
 		b, _ := json.Marshal(*c.AdditionalMounts)
 		mounts = new(string(b))
@@ -147,7 +156,7 @@ func setCommand(c ipc.ConfigureGroupArgs) string {
 	words := []string{"nanoclaw", "groups", "set", shellWord(c.Folder), setting("name", c.Name), setting("trigger", c.Trigger),
 		setting("requires_trigger", c.RequiresTrigger), setting("timeout", c.TimeoutSeconds), setting("memory_mb", c.MemoryMB),
 		setting("cpus", c.CPUs), setting("pids_limit", c.PidsLimit), setting("egress", c.EgressMode),
-		setting("allow", allow), setting("approved", approved), setting("mounts", mounts), setting("trigger_senders", senders), setting("reactions", reactions), setting("mentions", mentions)}
+		setting("allow", allow), setting("approved", approved), setting("mounts", mounts), setting("trigger_senders", senders), setting("reactions", reactions), setting("mentions", mentions), setting("browser", browser)}
 	return strings.Join(slices.DeleteFunc(words, func(w string) bool { return w == "" }), " ")
 }
 
