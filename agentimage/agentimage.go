@@ -20,6 +20,20 @@ const (
 	LabelDockerfile = "org.nanoclaw.dockerfile.sha256"
 	// LabelBase is the base image given with --base ("" for the default).
 	LabelBase = "org.nanoclaw.base"
+	// LabelVariant is the Dockerfile's stage the image was built to: Agent
+	// or Browser. Both come from one Dockerfile, so its digest alone cannot
+	// tell a browser image from a plain one under the same tag.
+	LabelVariant = "org.nanoclaw.variant"
+)
+
+// The Dockerfile's final stages, each an image (`--target`), and the values
+// of LabelVariant.
+const (
+	// TargetAgent is the image every group runs on.
+	TargetAgent = "agent"
+	// TargetBrowser is TargetAgent plus Chromium and agent-browser, for the
+	// groups the owner gives a browser (about 1 GB more).
+	TargetBrowser = "browser"
 )
 
 // Dockerfile returns agentimage/Dockerfile.

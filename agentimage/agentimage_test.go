@@ -3,6 +3,8 @@ package agentimage
 import (
 	"bytes"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -24,7 +26,7 @@ func TestEmbeddedIsTheFile(t *testing.T) {
 func TestDockerfileRules(t *testing.T) {
 	d := string(Dockerfile())
 	for _, want := range []string{
-		"ARG BASE=debian:bookworm-slim\n", "FROM ${BASE} AS claude-code\n", "\nFROM ${BASE}\n",
+		"ARG BASE=debian:bookworm-slim\n", "FROM ${BASE} AS claude-code\n", "\nFROM ${BASE} AS " + TargetAgent + "\n",
 		"ARG CLAUDE_CODE_VERSION=2.1.332\n", "--no-install-recommends", "rm -rf /var/lib/apt/lists/*",
 		`"--uid", "1000"`, "/home/agent", "USER 1000:1000\n", "WORKDIR /workspace/group\n",
 		`CMD ["/usr/local/bin/nanoclaw-agent", "run"]`,
@@ -46,5 +48,44 @@ func TestDockerfileRules(t *testing.T) {
 	}
 	if _, err := ClaudeCodePlatform("riscv64"); err == nil {
 		t.Error("riscv64 accepted")
+	}
+}
+
+// The browser variant: its stages come after the agent's (docker's classic
+// builder builds every stage before the target, so `--target agent` must not
+// fetch agent-browser), agent-browser is pinned and checked, Chromium comes
+// from Debian, and the image runs as the agent user again.
+func TestDockerfileBrowserStage(t *testing.T) {
+	d := string(Dockerfile())
+	agent := strings.Index(d, "\nFROM ${BASE} AS "+TargetAgent+"\n")
+	fetch := strings.Index(d, "\nFROM ${BASE} AS agent-browser\n")
+	browser := strings.Index(d, "\nFROM "+TargetAgent+" AS "+TargetBrowser+"\n")
+	if agent < 0 || fetch < agent || browser < fetch {
+		t.Fatalf("stages out of order or missing: agent at %d, agent-browser at %d, browser at %d", agent, fetch, browser)
+	}
+	if strings.Count(d, "\nFROM ") != 4 {
+		t.Errorf("want exactly four stages, got %d", strings.Count(d, "\nFROM "))
+	}
+	// The hex of npm's integrity sha512-/agCKB5rw1EE…VEf2fg== of agent-browser 0.41.2.
+	const sum = "fda802281e6bc351042bc48a5a8e3389dedae643b095c96a00b0b43f773af5bb89bca761ae5fdd26429d7cba8619a88d21b5b345daaa4f43f16559305447f67e"
+	stage := d[browser:]
+	for _, want := range []string{"ARG AGENT_BROWSER_VERSION=0.41.2\n", "ARG AGENT_BROWSER_SHA512=" + sum + "\n",
+		"sha512sum --check --strict", `"package/bin/agent-browser-$CLAUDE_CODE_PLATFORM"`, "install -o root -g root -m 0755"} {
+		if !strings.Contains(d[fetch:browser], want) {
+			t.Errorf("agent-browser stage lacks %q", want)
+		}
+	}
+	for _, want := range []string{"apt-get install -y --no-install-recommends chromium fonts-liberation;", "rm -rf /var/lib/apt/lists/*",
+		"COPY --from=agent-browser /agent-browser /usr/local/bin/agent-browser\n", `"-perm", "/6000"`,
+		"ENV AGENT_BROWSER_EXECUTABLE_PATH=/usr/bin/chromium\n"} {
+		if !strings.Contains(stage, want) {
+			t.Errorf("browser stage lacks %q", want)
+		}
+	}
+	// Root during the build only: the last USER is the agent's, and the stage
+	// keeps the agent image's working directory and command.
+	users := regexp.MustCompile(`(?m)^USER .*$`).FindAllString(stage, -1)
+	if len(users) == 0 || users[len(users)-1] != "USER 1000:1000" || !strings.HasSuffix(stage, "WORKDIR /workspace/group\nCMD [\"/usr/local/bin/nanoclaw-agent\", \"run\"]\n") {
+		t.Errorf("browser stage ends as %q, with USER lines %q", stage[max(0, len(stage)-120):], users)
 	}
 }

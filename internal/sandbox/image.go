@@ -54,15 +54,24 @@ type BuildOptions struct {
 	ContextDir string            // absolute path of the build context
 	Dockerfile string            // absolute path of the Dockerfile
 	Tag        string            // the image reference to build
+	Target     string            // the Dockerfile stage to build (--target); "" builds the last
 	BuildArgs  map[string]string // --build-arg KEY=VALUE
 	Labels     map[string]string // --label KEY=VALUE
 }
 
-var labelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
+var (
+	labelKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
+	// stageName is a Dockerfile stage name as docker accepts one (lower case),
+	// bounded, never starting with '-'.
+	stageName = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,62}$`)
+)
 
 func (o *BuildOptions) validate() error {
 	// errors.Join drops the nil ones.
 	errs := []error{checkArgPath("build context", o.ContextDir), checkArgPath("Dockerfile", o.Dockerfile), ValidateImage(o.Tag)}
+	if o.Target != "" && !stageName.MatchString(o.Target) {
+		errs = append(errs, fmt.Errorf("build target %q is not a stage name (lower-case letters, digits, '.', '_', '-')", o.Target))
+	}
 	for _, kv := range []struct {
 		what string
 		key  *regexp.Regexp
@@ -110,6 +119,10 @@ func (r *Runtime) BuildArgs(o BuildOptions, hostNetwork bool) ([]string, error) 
 		a = append(a, "--progress", "plain") // readable in a log, not a terminal UI
 	}
 	a = append(a, "--file", o.Dockerfile, "--tag", o.Tag)
+	if o.Target != "" {
+		// The same flag in docker, podman (buildah) and Apple's CLI.
+		a = append(a, "--target", o.Target)
+	}
 	for _, k := range slices.Sorted(maps.Keys(o.BuildArgs)) {
 		a = append(a, "--build-arg", k+"="+o.BuildArgs[k])
 	}

@@ -226,6 +226,8 @@ func TestRunArgsRejects(t *testing.T) {
 		{"cpu NaN", func(s *Spec) { s.CPUs = math.NaN() }, "CPU limit NaN"},
 		{"cpu infinite", func(s *Spec) { s.CPUs = math.Inf(1) }, "CPU limit +Inf"},
 		{"no pids limit", func(s *Spec) { s.PidsLimit = 0 }, "process limit 0"},
+		{"shm negative", func(s *Spec) { s.ShmMB = -1 }, "/dev/shm size -1 MiB is outside 1..2048"},
+		{"shm above memory", func(s *Spec) { s.ShmMB = 2049 }, "/dev/shm size 2049 MiB is outside 1..2048"},
 		{"cmd NUL", func(s *Spec) { s.Cmd = []string{"run", "a\x00b"} }, "command argument 1 contains a NUL"},
 		{"cmd empty program", func(s *Spec) { s.Cmd = []string{""} }, `command "" is empty`},
 		{"cmd program a flag", func(s *Spec) { s.Cmd = []string{"--privileged"} }, `command "--privileged" is empty or starts with '-'`},
@@ -248,6 +250,40 @@ func TestRunArgsRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A browser's /dev/shm: sized on docker and podman, right before the
+// command's tail; not set at all when ShmMB is 0 (the runtime's 64 MB) or on
+// Apple's CLI, which has no such flag.
+func TestRunArgsShm(t *testing.T) {
+	for _, tc := range []struct {
+		kind  Kind
+		shmMB int
+		want  string // "" for no --shm-size argument
+	}{
+		{Docker, 512, "--shm-size=512m"},
+		{Podman, 512, "--shm-size=512m"},
+		{Podman, 2048, "--shm-size=2048m"}, // up to the memory limit
+		{Docker, 0, ""},
+		{Podman, 0, ""},
+		{Apple, 512, ""},
+	} {
+		s := fullSpec()
+		s.ShmMB = tc.shmMB
+		args, err := (&Runtime{Kind: tc.kind}).RunArgs(s)
+		if err != nil {
+			t.Fatalf("%s ShmMB=%d: %v", tc.kind, tc.shmMB, err)
+		}
+		i := slices.IndexFunc(args, func(a string) bool { return strings.HasPrefix(a, "--shm-size") })
+		switch {
+		case tc.want == "" && i >= 0:
+			t.Errorf("%s ShmMB=%d: unexpected %q", tc.kind, tc.shmMB, args[i])
+		case tc.want != "" && (i < 0 || args[i] != tc.want):
+			t.Errorf("%s ShmMB=%d: want %q in %q", tc.kind, tc.shmMB, tc.want, args)
+		case tc.want != "" && args[i+1] != "--workdir":
+			t.Errorf("%s: %q is not right before the command's tail: %q", tc.kind, tc.want, args)
+		}
 	}
 }
 
@@ -321,10 +357,25 @@ func TestBuildArgs(t *testing.T) {
 			t.Errorf("%s (host network %v):\n got %q\nwant %q", tc.kind, tc.hostNet, got, tc.want)
 		}
 	}
+	// A target goes right after the tag, the same flag on every CLI.
+	targeted := o
+	targeted.Target = "browser"
+	for _, tc := range cases {
+		got, err := (&Runtime{Kind: tc.kind}).BuildArgs(targeted, tc.hostNet)
+		i := slices.Index(tc.want, "--file") + 4
+		want := slices.Insert(slices.Clone(tc.want), i, "--target", "browser")
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s with a target:\n got %q, %v\nwant %q", tc.kind, got, err, want)
+		}
+	}
 	bad := []struct {
 		change func(*BuildOptions)
 		want   string
 	}{
+		{func(o *BuildOptions) { o.Target = "--no-cache" }, `build target "--no-cache" is not a stage name`},
+		{func(o *BuildOptions) { o.Target = "Browser" }, `build target "Browser"`},
+		{func(o *BuildOptions) { o.Target = "a b" }, `build target "a b"`},
+		{func(o *BuildOptions) { o.Target = strings.Repeat("a", 64) }, "is not a stage name"},
 		{func(o *BuildOptions) { o.ContextDir = "ctx" }, `build context "ctx" is not an absolute path`},
 		{func(o *BuildOptions) { o.Dockerfile = "-f" }, "Dockerfile"},
 		{func(o *BuildOptions) { o.Tag = "--squash" }, "invalid image reference"},
