@@ -60,6 +60,7 @@ type Config struct {
 	UpstreamURL   *url.URL // where the gateway forwards the agent's API calls
 	Runtime       sandbox.Kind
 	Image         string
+	BrowserImage  string // Image plus Chromium and agent-browser, for groups with a browser
 	AgentBinary   string // nanoclaw-agent (static linux build) mounted into containers
 	Model         string // the default Claude model; "" leaves it to Claude Code
 

@@ -86,6 +86,10 @@ var settings = []setting{
 	{Name: "NANOCLAW_IMAGE", Default: "localhost/nanoclaw-agent:latest", Help: "agent container image",
 		apply: func(c *Config, v string) error { c.Image = v; return validImage(v) },
 		show:  func(c *Config) string { return c.Image }},
+	{Name: "NANOCLAW_BROWSER_IMAGE", Default: "localhost/nanoclaw-agent-browser:latest",
+		Help:  "agent image with Chromium and agent-browser, for groups with browser=true (nanoclaw image build --browser)",
+		apply: func(c *Config, v string) error { c.BrowserImage = v; return validImage(v) },
+		show:  func(c *Config) string { return c.BrowserImage }},
 	{Name: "MODEL", Help: "the Claude model of groups that choose none (groups set F model=NAME); default: Claude Code's own",
 		apply: func(c *Config, v string) error {
 			c.Model = v
