@@ -401,7 +401,9 @@ var errChanged = errors.New("changed while it was read: try again")
 func readFile(root *os.Root, rel string, lst fs.FileInfo) ([]byte, error) {
 	fd, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		// A link, or another file, put there since the walk: the open
+		// refused to follow it, or found nothing.
+		if now, lerr := root.Lstat(rel); lerr != nil || !os.SameFile(lst, now) || !now.Mode().IsRegular() {
 			return nil, errChanged
 		}
 		return nil, fmt.Errorf("cannot be read (%s)", errText(err))
@@ -499,7 +501,7 @@ func showName(name string) string {
 }
 
 func quote(s string) string {
-	return strconv.Quote(sanitize.Clip(s, 64, "…"))
+	return strconv.Quote(sanitize.Truncate(s, 64)) // Quote escapes what is invalid or unprintable
 }
 
 // cleanDescription makes a description one line for the owner's terminal

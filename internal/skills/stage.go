@@ -81,7 +81,7 @@ func Stage(globalDir, groupDir, dst string) ([]Skill, error) {
 		}
 		return public(all), nil
 	}
-	switch err := exchange(building, dst); {
+	switch err := swap(building, dst); {
 	case err == nil:
 		old = building // it holds the old tree now
 	case errors.Is(err, errNoExchange):
@@ -103,6 +103,9 @@ func Stage(globalDir, groupDir, dst string) ([]Skill, error) {
 	}
 	return public(all), nil
 }
+
+// swap is exchange; tests replace it to take the two-rename way.
+var swap = exchange
 
 // errNoExchange is exchange's answer where the system or file system has
 // no atomic exchange of two names.
