@@ -28,6 +28,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"version"}, cli.ExitOK, "nanoclaw-agent dev", ""},
 		{[]string{"version", "extra"}, cli.ExitUsage, "", "unexpected argument"},
 		{[]string{"run", "--help"}, cli.ExitOK, "test/debug", ""},
+		{[]string{"run", "--help"}, cli.ExitOK, "browser image", ""},
+		{[]string{"run", "--browser=maybe"}, cli.ExitUsage, "", "browser"},
 		{[]string{"run", "--session", "--resume"}, cli.ExitUsage, "", "not a session id"},
 		{[]string{"run", "--session", "../../etc"}, cli.ExitUsage, "", "not a session id"},
 		{[]string{"run", "--listen", "0.0.0.0:3128"}, cli.ExitUsage, "", "loopback"},

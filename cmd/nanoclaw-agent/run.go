@@ -24,6 +24,7 @@ func (m *Main) runRun(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.SessionID, "session", "", "resume this Claude Code session")
 	fs.StringVar(&cfg.Model, "model", "", "the Claude model to run (default: Claude Code's own)")
 	fs.BoolVar(&cfg.Main, "main", false, "this is the main group (global memory is writable)")
+	fs.BoolVar(&cfg.Browser, "browser", false, "the group runs on the browser image: tell agent-browser where Chromium and the proxy are")
 	fs.StringVar(&cfg.Socket, "socket", cfg.Socket, "the gateway socket")
 	fs.StringVar(&cfg.Claude, "claude", cfg.Claude, "the Claude Code program (a bare name is looked up in Claude Code's PATH)")
 	fs.DurationVar(&cfg.Idle, "idle", cfg.Idle, "end after this long without input")

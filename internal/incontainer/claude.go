@@ -109,7 +109,59 @@ func ClaudeEnv(cfg Config, proxy string) []string {
 	if cfg.TZ != "" {
 		env = append(env, "TZ="+cfg.TZ)
 	}
+	if cfg.Browser {
+		env = append(env, BrowserEnv(proxy)...)
+	}
 	return env
+}
+
+// ChromiumPath is Debian's Chromium in the browser image.
+const ChromiumPath = "/usr/bin/chromium"
+
+// ChromiumArgs are the flags agent-browser adds to every Chromium it
+// launches (AGENT_BROWSER_ARGS, one a line).
+var ChromiumArgs = []string{
+	// Chromium's own sandbox needs user namespaces or a setuid helper; with
+	// no capabilities and no-new-privileges it cannot start. The container
+	// is the sandbox (SECURITY.md, known limits).
+	"--no-sandbox",
+	// Field trials, safe-browsing lists, promotions: requests nobody asked
+	// for, each one a refusal or an egress question for the owner.
+	"--disable-background-networking",
+	// Component updates would download code at run time (and be refused).
+	"--disable-component-update",
+	// No Google account, so nothing to sync; the sync service still calls out.
+	"--disable-sync",
+	// The first-run dialog and its requests, in a profile that is always new
+	// (under /tmp, the container's tmpfs).
+	"--no-first-run",
+	// Crash reports would go to Google; a crash shows in the run's log.
+	"--disable-breakpad",
+	// QUIC is UDP, which cannot leave the container (--network none) nor go
+	// through an HTTP proxy: without this Chromium tries it first for some
+	// hosts and only then falls back.
+	"--disable-quic",
+}
+
+// BrowserEnv is agent-browser's environment, for groups on the browser
+// image. proxy is the forwarder's address.
+func BrowserEnv(proxy string) []string {
+	return []string{
+		// The image's Chromium: agent-browser would otherwise look for (and
+		// offer to download) its own.
+		"AGENT_BROWSER_EXECUTABLE_PATH=" + ChromiumPath,
+		// finding 2: the browser's traffic goes through the gateway's egress
+		// policy like curl's; the proxy resolves names, so DNS does too.
+		"AGENT_BROWSER_PROXY=http://" + proxy,
+		// Without this agent-browser takes NO_PROXY (127.0.0.1,localhost) and
+		// a page's scripts could reach loopback ports in the container
+		// directly, Chromium's own DevTools port among them. "<-loopback>"
+		// sends even loopback to the proxy, which refuses it.
+		"AGENT_BROWSER_PROXY_BYPASS=<-loopback>",
+		// Else it fetches chromereleases.googleblog.com at every start.
+		"AGENT_BROWSER_NO_VERSION_CHECK=1",
+		"AGENT_BROWSER_ARGS=" + strings.Join(ChromiumArgs, "\n"),
+	}
 }
 
 // MaxMemoryBytes caps the global memory handed to Claude Code.

@@ -44,6 +44,7 @@ type Config struct {
 	SessionID string        // resume this session ("" for a new one)
 	Model     string        // Claude Code's --model ("" for its own default)
 	Main      bool          // the main group (may edit global memory)
+	Browser   bool          // the group runs on the browser image: agent-browser's environment (BrowserEnv)
 	Idle      time.Duration // end after this long without input
 	StopGrace time.Duration // see DefaultStopGrace
 
@@ -56,6 +57,13 @@ type Config struct {
 	Path      string // PATH for Claude Code
 	TZ        string // TZ for Claude Code ("" leaves it unset)
 	Self      string // this program, started by Claude Code as the MCP server
+
+	// Subreaper makes Run a child subreaper that kills, after every turn
+	// and at its end, whatever a turn left running detached (reaper.go).
+	// It claims every child of this process but Claude Code, so only a
+	// process that is the container's agent sets it: DefaultConfig does;
+	// tests that call Run inside a test binary turn it off.
+	Subreaper bool
 
 	Logger *slog.Logger
 }
@@ -75,6 +83,7 @@ func DefaultConfig() Config {
 		TempDir:   "/tmp",
 		Path:      DefaultPath,
 		Self:      ipc.ContainerAgentBinary,
+		Subreaper: true,
 	}
 }
 

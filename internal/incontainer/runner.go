@@ -47,6 +47,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Subreaper {
+		// Before anything starts: what detaches from Claude Code must land
+		// here, not with the container's init (reaper.go).
+		if err := becomeSubreaper(); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -98,6 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	r := &runner{cfg: cfg, log: log, client: client, p: p, sessionID: cfg.SessionID, started: start}
 	runErr := r.loop(ctx)
 	p.stop(cfg.StopGrace)
+	r.killStrays("end", 0) // Claude Code is gone: nothing of the run is kept
 	log.Info("agent done", "turns", r.turns, "err", runErr)
 	return runErr
 }
@@ -189,12 +197,31 @@ func (r *runner) loop(ctx context.Context) error {
 			if err := r.turn(ctx, pr.in); err != nil {
 				return err
 			}
+			// The answer is posted; what the turn left running detached
+			// goes now (the next prompt is being fetched meanwhile).
+			r.killStrays("turn", r.p.pid)
 			idle.Reset(r.cfg.Idle) // since Go 1.23 no stale tick survives a Reset
 			if ctx.Err() != nil {
 				r.log.Info("stopping: signal")
 				return nil
 			}
 		}
+	}
+}
+
+// killStrays ends what a turn left running outside Claude Code's tree
+// (KillStrays), when this process is the container's subreaper, and logs
+// what it killed. when is "turn" or "end".
+func (r *runner) killStrays(when string, claudePID int) {
+	if !r.cfg.Subreaper {
+		return
+	}
+	killed, err := KillStrays(claudePID, StrayBound)
+	if len(killed) > 0 {
+		r.log.Info("killed what the run left running", "after", when, "processes", len(killed), "names", strayNames(killed))
+	}
+	if err != nil {
+		r.log.Error("processes left running", "after", when, "err", err)
 	}
 }
 

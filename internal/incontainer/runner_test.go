@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "-p" {
 		os.Exit(fakeClaude())
 	}
+	if role := os.Getenv(envReaperRole); role != "" {
+		os.Exit(reaperHelper(role))
+	}
 	os.Exit(m.Run())
 }
 
@@ -187,6 +190,10 @@ func newHarness(t *testing.T, edit func(*Config)) *harness {
 	cfg.ClaudeDir = filepath.Join(cfg.Home, ".claude")
 	cfg.TempDir = base
 	cfg.Self = "/opt/test/nanoclaw-agent"
+	// The test binary is no container's agent: a subreaper's clean-up would
+	// claim every child of the test process (reaper_test.go runs one in a
+	// process of its own).
+	cfg.Subreaper = false
 	cfg.Idle = time.Minute
 	cfg.StopGrace = 5 * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -239,6 +246,13 @@ func (h *harness) result(t *testing.T, within time.Duration) error {
 		t.Fatalf("Run did not return within %v", within)
 		return nil
 	}
+}
+
+// resultAfterClose asks the run to end, as the host does, and waits.
+func (h *harness) resultAfterClose(t *testing.T, within time.Duration) error {
+	t.Helper()
+	h.gw.Send(ipc.Input{Kind: ipc.InputClose})
+	return h.result(t, within)
 }
 
 func (h *harness) output(t *testing.T) ipc.Output {
