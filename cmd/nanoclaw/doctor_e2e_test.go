@@ -38,6 +38,7 @@ func TestDoctorNamesTheFixOfEachBrokenState(t *testing.T) {
 	fake.RequireCredential("sk-ant-good")
 	env, home := homeEnv(t)
 	env = slices.Concat(env, []string{"NANOCLAW_RUNTIME=podman", "NANOCLAW_IMAGE=" + testenv.AgentImage,
+		"NANOCLAW_BROWSER_IMAGE=" + testenv.BrowserImage,
 		"NANOCLAW_AGENT_BINARY=" + testenv.AgentBinary(t), "ANTHROPIC_BASE_URL=" + fake.URL()})
 	good := slices.Concat(env, []string{"ANTHROPIC_API_KEY=sk-ant-good"})
 	d := startDaemon(t, good)
@@ -63,6 +64,10 @@ func TestDoctorNamesTheFixOfEachBrokenState(t *testing.T) {
 			env: slices.Concat(good, []string{"NANOCLAW_IMAGE=localhost/nanoclaw-no-such-image:none"})},
 		{name: "stale image", check: "agent image", fix: "nanoclaw image build",
 			env: slices.Concat(good, []string{"NANOCLAW_IMAGE=" + testenv.BaseImage})},
+		// The plain image under the browser image's name: no group has a
+		// browser, but a group given one would run without it.
+		{name: "browser image of the other variant", check: "browser image", fix: "nanoclaw image build --browser",
+			env: slices.Concat(good, []string{"NANOCLAW_BROWSER_IMAGE=" + testenv.AgentImage})},
 		{name: "bad key", check: "credential", fix: "replace the credential",
 			env: slices.Concat(env, []string{"ANTHROPIC_API_KEY=sk-ant-bad"})},
 		{name: "no key", check: "credential", fix: "nanoclaw setup", env: env},

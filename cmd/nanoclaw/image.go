@@ -18,6 +18,10 @@ const imageHelp = `Manage the agent container image: Claude Code, git, curl, rip
 slim Debian base, run by a non-root user. nanoclaw-agent is not part of it: it
 is mounted in when a container starts, so host and agent never drift apart.
 
+With --browser, the browser image instead: the same plus Chromium and
+agent-browser (about 1 GB more), which groups set to browser=true run on
+('nanoclaw groups set F browser=true'); NANOCLAW_BROWSER_IMAGE names it.
+
 Subcommands:
   build    build the image (see 'nanoclaw image build --help')
   status   say whether the image is there and current: built from this
@@ -27,19 +31,27 @@ const imageBuildHelp = `Build the agent image from the Dockerfile built into thi
 with the container runtime NANOCLAW_RUNTIME selects (auto: podman or docker on
 Linux, Apple's container first on macOS). The runtime's build output goes to
 stderr. The image gets the labels ` + agentimage.LabelDockerfile + ` (the
-Dockerfile's SHA-256) and ` + agentimage.LabelBase + `.
+Dockerfile's SHA-256), ` + agentimage.LabelBase + ` and ` + agentimage.LabelVariant + `
+(` + agentimage.TargetAgent + ` or ` + agentimage.TargetBrowser + `).
 
 It downloads Debian packages and Claude Code's native program (checked against
 a pinned SHA-512) while it builds; the base image must be present or pullable.
 
-With --if-needed it builds only when the image is missing or was built from
-another Dockerfile (its ` + agentimage.LabelDockerfile + ` label differs),
-whatever its base: a second call does nothing.`
+With --browser it builds the browser image (NANOCLAW_BROWSER_IMAGE unless
+--tag): the agent image plus Debian's Chromium and agent-browser (pinned and
+checked the same way), about 1 GB more, for the groups set to browser=true.
+Groups without a browser keep running on the plain image.
+
+With --if-needed it builds only when the image is missing, was built from
+another Dockerfile (its ` + agentimage.LabelDockerfile + ` label differs) or
+is the other variant, whatever its base: a second call does nothing.`
 
 const imageStatusHelp = `Say whether the agent image (NANOCLAW_IMAGE, or --tag) is there and was
 built from the Dockerfile in this nanoclaw binary (its ` + agentimage.LabelDockerfile + `
-label). Current: one line on stdout, exit 0. Missing or stale: what to run,
-exit 1. It builds nothing.`
+label) as the plain agent image (` + agentimage.LabelVariant + `). With --browser, the same
+for the browser image (NANOCLAW_BROWSER_IMAGE, or --tag; Chromium and
+agent-browser, for groups with browser=true). Current: one line on stdout,
+exit 0. Missing or stale: what to run, exit 1. It builds nothing.`
 
 func (m *Main) runImage(ctx context.Context, args []string) error {
 	fs := m.flagSet("image", "<subcommand> [options]", imageHelp)
@@ -59,10 +71,11 @@ func (m *Main) runImage(ctx context.Context, args []string) error {
 }
 
 func (m *Main) runImageBuild(ctx context.Context, args []string) error {
-	fs := m.flagSet("image build", "[--base IMAGE] [--tag IMAGE] [--if-needed]", imageBuildHelp)
+	fs := m.flagSet("image build", "[--browser] [--base IMAGE] [--tag IMAGE] [--if-needed]", imageBuildHelp)
+	browser := fs.Bool("browser", false, "build the browser image (Chromium and agent-browser), for groups with browser=true")
 	base := fs.String("base", "", "base image, a Debian bookworm (default: the Dockerfile's debian:bookworm-slim)")
-	tagFlag := fs.String("tag", "", "image to build (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest)")
-	ifNeeded := fs.Bool("if-needed", false, "build only when the image is missing or was built from another Dockerfile")
+	tagFlag := fs.String("tag", "", "image to build (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest; with --browser $NANOCLAW_BROWSER_IMAGE, localhost/nanoclaw-agent-browser:latest)")
+	ifNeeded := fs.Bool("if-needed", false, "build only when the image is missing, was built from another Dockerfile, or is the other variant")
 	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -71,12 +84,13 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 			return usagef("--base: %v", err)
 		}
 	}
-	rt, tag, err := m.imageRuntime(ctx, *tagFlag)
+	rt, tag, err := m.imageRuntime(ctx, *tagFlag, *browser)
 	if err != nil {
 		return err
 	}
+	target := imageTarget(*browser)
 	if *ifNeeded {
-		st, err := doctor.ImageStatus(ctx, rt, tag)
+		st, err := doctor.ImageStatus(ctx, rt, tag, target)
 		if err != nil {
 			return err
 		}
@@ -101,7 +115,7 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), agentimage.Dockerfile(), 0o644); err != nil {
 		return err
 	}
-	opts := imageBuildOptions(dir, *base, tag, platform)
+	opts := imageBuildOptions(dir, *base, tag, platform, target)
 	fmt.Fprintf(m.Stderr, "nanoclaw image build: building %s with %s (%s)\n", tag, rt.Kind, rt.Bin)
 	start := time.Now()
 	if err := rt.Build(ctx, opts, m.Stderr); err != nil {
@@ -112,29 +126,35 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 }
 
 func (m *Main) runImageStatus(ctx context.Context, args []string) error {
-	fs := m.flagSet("image status", "[--tag IMAGE]", imageStatusHelp)
-	tag := fs.String("tag", "", "image to look at (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest)")
+	fs := m.flagSet("image status", "[--browser] [--tag IMAGE]", imageStatusHelp)
+	browser := fs.Bool("browser", false, "look at the browser image (Chromium and agent-browser)")
+	tag := fs.String("tag", "", "image to look at (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest; with --browser $NANOCLAW_BROWSER_IMAGE)")
 	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	rt, ref, err := m.imageRuntime(ctx, *tag)
+	rt, ref, err := m.imageRuntime(ctx, *tag, *browser)
 	if err != nil {
 		return err
 	}
-	st, err := doctor.ImageStatus(ctx, rt, ref)
+	st, err := doctor.ImageStatus(ctx, rt, ref, imageTarget(*browser))
 	if err != nil {
 		return err
 	}
 	if st != doctor.ImageCurrent {
-		return fmt.Errorf("%s (%s) %s: run 'nanoclaw image build'", ref, rt.Kind, st)
+		build := "nanoclaw image build"
+		if *browser {
+			build += " --browser"
+		}
+		return fmt.Errorf("%s (%s) %s: run '%s'", ref, rt.Kind, st, build)
 	}
 	fmt.Fprintf(m.Stdout, "%s (%s) is current: built from this nanoclaw's Dockerfile\n", ref, rt.Kind)
 	return nil
 }
 
 // imageRuntime validates --tag and returns the runtime the daemon would use
-// and the image: tag, or NANOCLAW_IMAGE when tag is empty.
-func (m *Main) imageRuntime(ctx context.Context, tag string) (*sandbox.Runtime, string, error) {
+// and the image: tag, or NANOCLAW_IMAGE (NANOCLAW_BROWSER_IMAGE for the
+// browser image) when tag is empty.
+func (m *Main) imageRuntime(ctx context.Context, tag string, browser bool) (*sandbox.Runtime, string, error) {
 	if tag != "" {
 		if err := sandbox.ValidateImage(tag); err != nil {
 			return nil, "", usagef("--tag: %v", err)
@@ -148,18 +168,33 @@ func (m *Main) imageRuntime(ctx context.Context, tag string) (*sandbox.Runtime, 
 	if err != nil {
 		return nil, "", err
 	}
+	if browser {
+		return rt, cmp.Or(tag, cfg.BrowserImage), nil
+	}
 	return rt, cmp.Or(tag, cfg.Image), nil
 }
 
-// imageBuildOptions is the build of the agent image from the Dockerfile
-// written into dir.
-func imageBuildOptions(dir, base, tag, platform string) sandbox.BuildOptions {
+// imageTarget is the Dockerfile's stage to build, which is also the image's
+// variant label.
+func imageTarget(browser bool) string {
+	if browser {
+		return agentimage.TargetBrowser
+	}
+	return agentimage.TargetAgent
+}
+
+// imageBuildOptions is the build of the agent image's stage target
+// (agentimage.TargetAgent or TargetBrowser) from the Dockerfile written into
+// dir.
+func imageBuildOptions(dir, base, tag, platform, target string) sandbox.BuildOptions {
 	opts := sandbox.BuildOptions{
 		ContextDir: dir,
 		Dockerfile: filepath.Join(dir, "Dockerfile"),
 		Tag:        tag,
+		Target:     target,
 		BuildArgs:  map[string]string{"CLAUDE_CODE_PLATFORM": platform},
-		Labels:     map[string]string{agentimage.LabelDockerfile: agentimage.DockerfileDigest(), agentimage.LabelBase: base},
+		Labels: map[string]string{agentimage.LabelDockerfile: agentimage.DockerfileDigest(), agentimage.LabelBase: base,
+			agentimage.LabelVariant: target},
 	}
 	if base != "" {
 		opts.BuildArgs["BASE"] = base

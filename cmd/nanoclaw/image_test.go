@@ -21,8 +21,11 @@ func TestImageUsage(t *testing.T) {
 		{[]string{"image", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image <subcommand>", ""},
 		{[]string{"help", "image"}, nil, cli.ExitOK, "build    build the image", ""},
 		{[]string{"help", "image"}, nil, cli.ExitOK, "status   say whether the image is there and current", ""},
-		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image build [--base IMAGE] [--tag IMAGE] [--if-needed]", ""},
-		{[]string{"image", "status", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image status [--tag IMAGE]", ""},
+		{[]string{"help", "image"}, nil, cli.ExitOK, "agent-browser (about 1 GB more), which groups set to browser=true run on", ""},
+		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image build [--browser] [--base IMAGE] [--tag IMAGE] [--if-needed]", ""},
+		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Chromium and agent-browser", ""},
+		{[]string{"image", "status", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image status [--browser] [--tag IMAGE]", ""},
+		{[]string{"image", "status", "--help"}, nil, cli.ExitOK, "NANOCLAW_BROWSER_IMAGE", ""},
 		{[]string{"image"}, nil, cli.ExitUsage, "", "nanoclaw image: missing subcommand (build or status)"},
 		{[]string{"image", "push"}, nil, cli.ExitUsage, "", `unknown subcommand "push"`},
 		{[]string{"image", "--bogus"}, nil, cli.ExitUsage, "", "flag provided but not defined: -bogus"},
@@ -41,6 +44,10 @@ func TestImageUsage(t *testing.T) {
 			"container runtime docker is not usable: docker: not installed"},
 		{[]string{"image", "build"}, nil, cli.ExitFailure, "", "no working container runtime"},
 		{[]string{"image", "build", "--if-needed"}, nil, cli.ExitFailure, "", "no working container runtime"},
+		{[]string{"image", "build", "--browser=maybe"}, nil, cli.ExitUsage, "", "invalid boolean value"},
+		{[]string{"image", "build", "--browser"}, map[string]string{"NANOCLAW_BROWSER_IMAGE": "-x"}, cli.ExitFailure, "", "NANOCLAW_BROWSER_IMAGE"},
+		{[]string{"image", "build", "--browser"}, nil, cli.ExitFailure, "", "no working container runtime"},
+		{[]string{"image", "status", "--browser"}, nil, cli.ExitFailure, "", "no working container runtime"},
 		{[]string{"image", "status"}, nil, cli.ExitFailure, "", "no working container runtime"},
 	}
 	for _, tc := range cases {
@@ -60,8 +67,8 @@ func TestImageUsage(t *testing.T) {
 // What `image build` asks the runtime for: scripts/test-env relies on the
 // labels, and the Dockerfile on the build arguments.
 func TestImageBuildOptions(t *testing.T) {
-	o := imageBuildOptions("/tmp/ctx", "localhost/debian:bookworm-slim", "localhost/nanoclaw-agent:test", "linux-x64")
-	if o.ContextDir != "/tmp/ctx" || o.Dockerfile != "/tmp/ctx/Dockerfile" || o.Tag != "localhost/nanoclaw-agent:test" {
+	o := imageBuildOptions("/tmp/ctx", "localhost/debian:bookworm-slim", "localhost/nanoclaw-agent:test", "linux-x64", imageTarget(false))
+	if o.ContextDir != "/tmp/ctx" || o.Dockerfile != "/tmp/ctx/Dockerfile" || o.Tag != "localhost/nanoclaw-agent:test" || o.Target != "agent" {
 		t.Errorf("options %+v", o)
 	}
 	wantArgs := map[string]string{"BASE": "localhost/debian:bookworm-slim", "CLAUDE_CODE_PLATFORM": "linux-x64"}
@@ -71,13 +78,18 @@ func TestImageBuildOptions(t *testing.T) {
 	wantLabels := map[string]string{
 		"org.nanoclaw.dockerfile.sha256": agentimage.DockerfileDigest(),
 		"org.nanoclaw.base":              "localhost/debian:bookworm-slim",
+		"org.nanoclaw.variant":           "agent",
 	}
 	if !maps.Equal(o.Labels, wantLabels) {
 		t.Errorf("labels %v, want %v", o.Labels, wantLabels)
 	}
 	// Without --base the Dockerfile's own default applies: no BASE argument.
-	o = imageBuildOptions("/tmp/ctx", "", "x", "linux-arm64")
+	// --browser builds the browser stage and says so in its label.
+	o = imageBuildOptions("/tmp/ctx", "", "x", "linux-arm64", imageTarget(true))
 	if _, ok := o.BuildArgs["BASE"]; ok || o.BuildArgs["CLAUDE_CODE_PLATFORM"] != "linux-arm64" || o.Labels["org.nanoclaw.base"] != "" {
 		t.Errorf("without --base: %+v", o)
+	}
+	if o.Target != "browser" || o.Labels["org.nanoclaw.variant"] != "browser" {
+		t.Errorf("browser image: target %q, labels %v", o.Target, o.Labels)
 	}
 }

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/channel/whatsapp"
 	"github.com/nanoclaw/nanoclaw/internal/config"
 	"github.com/nanoclaw/nanoclaw/internal/control"
@@ -39,7 +41,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check {
 	add(Image(ctx, cfg, rt))
 	add(agentBinary(cfg.AgentBinary))
 	add(Credential(ctx, cfg))
-	add(database(ctx, cfg, log)...)
+	dbChecks, browserGroups := database(ctx, cfg, log)
+	add(dbChecks...)
+	add(BrowserImage(ctx, cfg, rt, browserGroups)...)
 	add(running(ctx, cfg))
 	add(FreeDisk(cfg.Home))
 	return checks
@@ -157,7 +161,7 @@ func Image(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime) Check {
 	if rt == nil {
 		return fail(name, "not checked: no container runtime", "fix the container runtime first")
 	}
-	st, err := ImageStatus(ctx, rt, cfg.Image)
+	st, err := ImageStatus(ctx, rt, cfg.Image, agentimage.TargetAgent)
 	switch {
 	case err != nil:
 		return fail(name, err.Error(), "check the container runtime")
@@ -165,6 +169,44 @@ func Image(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime) Check {
 		return fail(name, cfg.Image+" "+string(st), "nanoclaw image build")
 	}
 	return ok(name, cfg.Image+", current")
+}
+
+// BrowserImage: the browser image is current when groups run on it
+// (browserGroups, their folders). It is optional: with no group that has
+// a browser and no such image, there is no line at all.
+func BrowserImage(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime, browserGroups []string) []Check {
+	const name = "browser image"
+	const build = "nanoclaw image build --browser"
+	users := ""
+	if n := len(browserGroups); n > 0 {
+		named := strings.Join(browserGroups[:min(n, 5)], ", ")
+		if n > 5 {
+			named += fmt.Sprintf(" and %d more", n-5)
+		}
+		users = "; groups with browser=true: " + named
+	}
+	if rt == nil {
+		if users == "" {
+			return nil
+		}
+		return []Check{fail(name, "not checked: no container runtime"+users, "fix the container runtime first")}
+	}
+	st, err := ImageStatus(ctx, rt, cfg.BrowserImage, agentimage.TargetBrowser)
+	switch {
+	case err != nil:
+		return []Check{fail(name, err.Error(), "check the container runtime")}
+	case st == ImageMissing && users == "":
+		return nil
+	case st != ImageCurrent && users == "":
+		return []Check{fail(name, cfg.BrowserImage+" "+string(st)+"; no group has browser=true",
+			build+", or remove the image")}
+	case st != ImageCurrent:
+		return []Check{fail(name, cfg.BrowserImage+" "+string(st)+users, build)}
+	}
+	if users == "" {
+		users = "; no group has browser=true"
+	}
+	return []Check{ok(name, cfg.BrowserImage+", current"+users)}
 }
 
 // agentBinary: nanoclaw-agent is there and static, so it runs in any image.
@@ -202,11 +244,12 @@ func Credential(ctx context.Context, cfg *config.Config) Check {
 }
 
 // database: it opens (with its key when encrypted), and WhatsApp's session
-// in it.
-func database(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check {
+// in it. It also returns the folders of the groups with a browser, which
+// BrowserImage checks for.
+func database(ctx context.Context, cfg *config.Config, log *slog.Logger) (checks []Check, browserGroups []string) {
 	const name = "database"
 	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
-		return []Check{ok(name, "none yet: the first start creates it")}
+		return []Check{ok(name, "none yet: the first start creates it")}, nil
 	}
 	st, err := daemon.OpenStore(ctx, cfg, log)
 	if err != nil {
@@ -214,16 +257,25 @@ func database(ctx context.Context, cfg *config.Config, log *slog.Logger) []Check
 		if errors.Is(err, store.ErrWrongKey) {
 			fix = "restore db.key (or NANOCLAW_DB_KEY_FILE) from your copy of the key"
 		}
-		return []Check{fail(name, err.Error(), fix)}
+		return []Check{fail(name, err.Error(), fix)}, nil
 	}
 	defer st.Close()
 	what := "opens"
 	if st.Encrypted() {
 		what = "opens with its key (encrypted)"
 	}
-	checks := []Check{ok(name, cfg.DBPath()+" "+what)}
+	checks = []Check{ok(name, cfg.DBPath()+" "+what)}
+	groups, err := st.ListGroups(ctx)
+	if err != nil {
+		checks = append(checks, fail(name, "list groups: "+err.Error(), "check "+cfg.DBPath()))
+	}
+	for _, g := range groups {
+		if g.Config.Browser {
+			browserGroups = append(browserGroups, g.Folder)
+		}
+	}
 	_, c := whatsappSession(ctx, st.DB())
-	return append(checks, c)
+	return append(checks, c), browserGroups
 }
 
 // WhatsApp is WhatsApp's pairing, read from the database (without

@@ -18,6 +18,11 @@ const BaseImage = "localhost/debian:bookworm-slim"
 // agentimage/Dockerfile, in every runtime under this one name.
 const AgentImage = "localhost/nanoclaw-agent:test"
 
+// BrowserImage is the browser variant of AgentImage (Chromium and
+// agent-browser; `nanoclaw image build --browser`), which scripts/test-env
+// builds beside it, in every runtime under this one name.
+const BrowserImage = "localhost/nanoclaw-agent-browser:test"
+
 // CacheDir is where scripts/test-env keeps what it downloads or builds.
 const CacheDir = "/var/cache/nanoclaw-test"
 
