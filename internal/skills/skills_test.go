@@ -166,6 +166,12 @@ func TestListLeavesOutHostileSkills(t *testing.T) {
 			}
 			t.Cleanup(func() { l.Close() })
 		}, "groups/fam/skills/x/s is a socket: skills hold only files and directories"},
+		{"device", func(t *testing.T, skill string) {
+			// /dev/null's numbers: reading it would be harmless, /dev/zero's endless.
+			if err := syscall.Mknod(filepath.Join(skill, "null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+				t.Skip("cannot make a device node here (not root):", err)
+			}
+		}, "groups/fam/skills/x/null is a device: skills hold only files and directories"},
 		{"hard link", func(t *testing.T, skill string) {
 			outside := filepath.Join(filepath.Dir(filepath.Dir(skill)), "secret.txt")
 			os.WriteFile(outside, []byte("secret"), 0o600)
