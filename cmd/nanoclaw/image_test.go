@@ -2,11 +2,13 @@ package main
 
 import (
 	"maps"
+	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/cli"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 func TestImageUsage(t *testing.T) {
@@ -91,5 +93,41 @@ func TestImageBuildOptions(t *testing.T) {
 	}
 	if o.Target != "browser" || o.Labels["org.nanoclaw.variant"] != "browser" {
 		t.Errorf("browser image: target %q, labels %v", o.Target, o.Labels)
+	}
+}
+
+// The browser image: `image build --browser` builds the browser stage under
+// the given tag, `image status --browser` finds it current, and each variant
+// under the other's name is stale, with the command that fixes it.
+func TestImageBuildBrowser(t *testing.T) {
+	bin := testenv.Runtime(t, "podman")
+	testenv.Image(t, bin, testenv.BrowserImage) // its layers make this build a cached one
+	env, _ := homeEnv(t)
+	tag := freshTag(t, bin, "browser")
+	env = append(env, "NANOCLAW_RUNTIME=podman", "NANOCLAW_IMAGE="+testenv.AgentImage, "NANOCLAW_BROWSER_IMAGE="+tag)
+
+	code, _, errOut := runProgram(t, env, binary, "image", "status", "--browser")
+	if want := "nanoclaw image: " + tag + " (podman) is missing: run 'nanoclaw image build --browser'\n"; code != 1 || errOut != want {
+		t.Fatalf("status of no browser image: exit %d, stderr %q; want 1, %q", code, errOut, want)
+	}
+	code, _, errOut = runProgram(t, env, binary, "image", "build", "--browser", "--if-needed", "--base", testenv.BaseImage)
+	if code != 0 || !strings.Contains(errOut, "nanoclaw image build: built "+tag+" in ") {
+		t.Fatalf("build --browser: exit %d, stderr:\n%s", code, errOut)
+	}
+	code, out, errOut := runProgram(t, env, binary, "image", "status", "--browser")
+	if code != 0 || out != tag+" (podman) is current: built from this nanoclaw's Dockerfile\n" || errOut != "" {
+		t.Errorf("status --browser after the build: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	label, err := exec.Command(bin, "image", "inspect", "--format", `{{index .Config.Labels "org.nanoclaw.variant"}}`, tag).Output()
+	if err != nil || strings.TrimSpace(string(label)) != "browser" {
+		t.Errorf("variant label %q, %v", label, err)
+	}
+	code, _, errOut = runProgram(t, env, binary, "image", "status", "--tag", tag)
+	if want := "nanoclaw image: " + tag + " (podman) is stale (built as another variant): run 'nanoclaw image build'\n"; code != 1 || errOut != want {
+		t.Errorf("the browser image as the agent image: exit %d, stderr %q; want 1, %q", code, errOut, want)
+	}
+	code, _, errOut = runProgram(t, env, binary, "image", "status", "--browser", "--tag", testenv.AgentImage)
+	if want := "nanoclaw image: " + testenv.AgentImage + " (podman) is stale (built as another variant): run 'nanoclaw image build --browser'\n"; code != 1 || errOut != want {
+		t.Errorf("the agent image as the browser image: exit %d, stderr %q; want 1, %q", code, errOut, want)
 	}
 }
