@@ -224,6 +224,8 @@ type claudeProc struct {
 	events     chan Event    // closed at the end of stdout
 	stdoutDone chan struct{} // closed at the end of stdout, after events
 	stderrDone chan struct{} // closed at the end of stderr
+	stdoutR    *os.File      // read ends, closed by release if they never end
+	stderrR    *os.File
 	exited     chan struct{} // closed once the process was waited for
 	log        *slog.Logger
 
@@ -268,7 +270,8 @@ func startClaude(bin string, args, env []string, dir string, log *slog.Logger) (
 		return nil, fmt.Errorf("start claude code %s: %w", bin, err)
 	}
 	p := &claudeProc{cmd: cmd, pid: cmd.Process.Pid, stdin: inW, events: make(chan Event, 16),
-		stdoutDone: make(chan struct{}), stderrDone: make(chan struct{}), exited: make(chan struct{}), log: log}
+		stdoutDone: make(chan struct{}), stderrDone: make(chan struct{}), exited: make(chan struct{}), log: log,
+		stdoutR: outR, stderrR: errR}
 	p.wg.Go(func() { p.readStdout(outR) })
 	p.wg.Go(func() { defer close(p.stderrDone); p.readStderr(errR) })
 	p.wg.Go(p.wait)
@@ -409,7 +412,7 @@ func (p *claudeProc) status() string {
 }
 
 // stop closes stdin, gives Claude Code grace to exit, then ends its whole
-// process group, and returns once every goroutine of p is done.
+// process group. Its output may still be read: release ends that.
 func (p *claudeProc) stop(grace time.Duration) {
 	p.closeInput()
 	if !p.exitsWithin(grace) {
@@ -420,12 +423,33 @@ func (p *claudeProc) stop(grace time.Duration) {
 			<-p.exited
 		}
 	}
+}
+
+// releaseBound is how long release waits for the ends of Claude Code's
+// output once it has exited.
+const releaseBound = 5 * time.Second
+
+// release returns once every goroutine of p is done; call it after stop.
+// A process that left Claude Code's process group holding its stdout or
+// stderr would keep the readers waiting for ever: after releaseBound our
+// read ends are closed under them.
+func (p *claudeProc) release() {
 	// Drain what is left so readStdout can finish.
 	go func() {
 		for range p.events { //nolint:revive // discard
 		}
 	}()
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(releaseBound):
+	}
+	p.log.Warn("claude code's output is held open by a process it left; closing it", "pid", p.pid)
+	p.stdoutR.Close()
+	p.stderrR.Close()
+	<-done
 }
 
 func exitStatus(err error) string {

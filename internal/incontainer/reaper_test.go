@@ -12,15 +12,21 @@ package incontainer
 //	      └─ quick  (setsid; exits on its own: a zombie to reap)
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"time"
 )
 
@@ -303,4 +309,170 @@ func waitPids(dir string, roles ...string) (map[string]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// detachTree starts, from the fake Claude Code, a launcher that leaves the
+// daemon (with its sleeper) and quick running detached and exits; it
+// returns once all have written their pids into dir.
+func detachTree(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	launch, err := startRole(dir, "launch", false)
+	if err != nil {
+		return err
+	}
+	return launch.Wait()
+}
+
+// envRunConfig carries a Config (JSON) to runHelper: a Run as the
+// container's agent, a subreaper, in a process of its own.
+const envRunConfig = "NANOCLAW_TEST_RUN_CONFIG"
+
+func runHelper(config string) int {
+	var cfg Config
+	if err := json.Unmarshal([]byte(config), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "run helper:", err)
+		return 2
+	}
+	cfg.Subreaper = true
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "run helper:", err)
+		return 1
+	}
+	return 0
+}
+
+// A turn that leaves processes running detached: once its answer is
+// posted they are killed and reaped, Claude Code is kept and answers the
+// next prompt, and the run logs what it killed.
+func TestRunKillsWhatATurnLeftRunning(t *testing.T) {
+	h := newHarness(t, nil)
+	cfg := h.cfg
+	cfg.Logger = nil
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	// Queued before the run starts, which also orders the harness's
+	// writes before the gateway's reads for the race detector.
+	h.gw.Prompt("p1", "detach")
+	cmd := exec.Command(self)
+	cmd.Env = []string{envRunConfig + "=" + string(b)}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Error("the run did not end after SIGTERM")
+		}
+	})
+	runLog := func() string { b, _ := os.ReadFile(logf.Name()); return string(b) }
+	if o := h.output(t); o.Result != "detached" || o.IsError {
+		t.Fatalf("output %+v\n%s", o, runLog())
+	}
+	dir := filepath.Join(h.cfg.WorkDir, "reaper")
+	pids, err := waitPids(dir, "daemon", "sleeper", "quick")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left := 0
+		for _, pid := range pids {
+			if _, err := readProc(pid); err == nil {
+				left++ // running, or dead and not reaped
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the detached processes %v still in /proc after the turn\n%s", left, pids, runLog())
+		}
+	}
+	h.gw.Prompt("p2", "hello")
+	if o := h.output(t); o.Result != "echo hello #2" {
+		t.Errorf("output %+v; want the same Claude Code's second answer", o)
+	}
+	recs := h.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d Claude Code processes, want 1", len(recs))
+	}
+	if p, err := readProc(recs[0].PID); err != nil || p.state == 'Z' || p.ppid != cmd.Process.Pid {
+		t.Errorf("Claude Code (pid %d) after the clean-up: %+v, %v", recs[0].PID, p, err)
+	}
+	h.gw.Send(ipc.Input{Kind: ipc.InputClose})
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("run: %v\n%s", err, runLog())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run did not end after close")
+	}
+	var found bool
+	for line := range strings.Lines(runLog()) {
+		var rec struct {
+			Msg       string `json:"msg"`
+			After     string `json:"after"`
+			Processes int    `json:"processes"`
+			Names     string `json:"names"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "killed what the run left running" {
+			found = true
+			if rec.After != "turn" || rec.Processes != 2 || rec.Names != "incontainer.tes ×2" {
+				t.Errorf("clean-up logged %+v; want after=turn processes=2 names=incontainer.tes ×2", rec)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no clean-up logged:\n%s", runLog())
+	}
+}
+
+// Without the subreaper (nothing detached comes back to Run) a process
+// Claude Code left holding its stderr cannot keep Run from ending.
+func TestRunEndsThoughALeftProcessHoldsClaudesOutput(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start(t)
+	h.gw.Prompt("p1", "detach")
+	if o := h.output(t); o.Result != "detached" {
+		t.Fatalf("output %+v", o)
+	}
+	pids, err := waitPids(filepath.Join(h.cfg.WorkDir, "reaper"), "daemon", "sleeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if p, err := readProc(pid); err == nil {
+			t.Cleanup(func() { killSame(p) })
+		}
+	}
+	start := time.Now()
+	if err := h.resultAfterClose(t, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < releaseBound || d > releaseBound+5*time.Second {
+		t.Errorf("Run ended %v after close; want about releaseBound (%v): the daemon holds the output", d, releaseBound)
+	}
 }

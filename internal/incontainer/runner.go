@@ -105,7 +105,10 @@ func Run(ctx context.Context, cfg Config) error {
 	r := &runner{cfg: cfg, log: log, client: client, p: p, sessionID: cfg.SessionID, started: start}
 	runErr := r.loop(ctx)
 	p.stop(cfg.StopGrace)
-	r.killStrays("end", 0) // Claude Code is gone: nothing of the run is kept
+	// Claude Code is gone: nothing of the run is kept. Before release: a
+	// stray may hold Claude Code's output open.
+	r.killStrays("end", 0)
+	p.release()
 	log.Info("agent done", "turns", r.turns, "err", runErr)
 	return runErr
 }

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(envReaperRole); role != "" {
 		os.Exit(reaperHelper(role))
 	}
+	if c := os.Getenv(envRunConfig); c != "" {
+		os.Exit(runHelper(c))
+	}
 	os.Exit(m.Run())
 }
 
@@ -59,6 +62,7 @@ type fakeRecord struct {
 //	slow        answer after 400 ms
 //	api         GET /v1/models at ANTHROPIC_BASE_URL with the key from the environment
 //	ignore-eof  answer; later ignore the end of input and SIGTERM
+//	detach      leave a detached tree behind (reaper_test.go), then answer
 //	anything else: answer "echo <text> #<n>"
 func fakeClaude() int {
 	rec := fakeRecord{PID: os.Getpid(), Args: os.Args[1:], Env: os.Environ()}
@@ -144,6 +148,14 @@ func fakeClaude() int {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			result(fmt.Sprintf("api status %d %s", resp.StatusCode, body))
+		case "detach":
+			// A Bash call that leaves processes running detached, as
+			// `agent-browser open` does (reaper_test.go's roles).
+			if err := detachTree(filepath.Join(rec.Dir, "reaper")); err != nil {
+				result("detach failed: " + err.Error())
+				continue
+			}
+			result("detached")
 		case "ignore-eof":
 			ignoreEOF = true
 			signal.Ignore(syscall.SIGTERM)

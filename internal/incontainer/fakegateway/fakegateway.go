@@ -187,7 +187,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) next(w http.ResponseWriter, r *http.Request) {
-	t := time.NewTimer(g.PollWait)
+	// Under the lock: a test sets PollWait after New, and an agent in
+	// another process may poll before the test's next call of its own.
+	g.mu.Lock()
+	wait := g.PollWait
+	g.mu.Unlock()
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		g.mu.Lock()
