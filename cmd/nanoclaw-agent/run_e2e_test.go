@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -387,5 +388,90 @@ func TestRunWithRealClaudeCode(t *testing.T) {
 	t.Logf("fake saw:\n%s", api.Summary())
 	if t.Failed() {
 		t.Logf("agent a stderr:\n%s\nagent b stderr:\n%s", a.stderr, b.stderr)
+	}
+}
+
+// A Bash call of the real Claude Code that leaves a process running
+// detached (as `agent-browser open` leaves its daemon and Chromium): the
+// agent, a subreaper, kills it once the turn's answer is posted, and
+// keeps Claude Code.
+func TestRunKillsWhatABashCallLeftRunning(t *testing.T) {
+	claude := testenv.ClaudeBinary(t)
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "not root: Claude Code must run as uid 1000 (as in the container) and only root can switch")
+	}
+	buildAgent(t)
+	s := newSandbox(t)
+	api := fakeapi.New()
+	defer api.Close()
+	gw, err := fakegateway.New(s.socket, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	api.Script(
+		fakeapi.ToolUse("Bash", map[string]string{
+			"command":     "setsid sleep 4242 </dev/null >/dev/null 2>&1 & echo started $!",
+			"description": "leave a process running",
+		}),
+		fakeapi.React(func(r *fakeapi.Request) fakeapi.Turn {
+			if res := r.ToolResults(); len(res) == 1 {
+				return fakeapi.Text(strings.TrimSpace(res[0].Content))
+			}
+			return fakeapi.Text("no single tool result")
+		}),
+		fakeapi.Text("second answer"),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	a := startAgent(t, s, claude)
+	gw.Prompt("p1", "start something and leave it")
+	o1, err := gw.Output(ctx)
+	if err != nil {
+		t.Fatalf("%v\nagent stderr:\n%s\nfake:\n%s", err, a.stderr, api.Summary())
+	}
+	pidText, ok := strings.CutPrefix(o1.Result, "started ")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil {
+		t.Fatalf("output 1 = %+v; want the detached process's pid", o1)
+	}
+	t.Cleanup(func() {
+		if cmdline, _ := os.ReadFile("/proc/" + pidText + "/cmdline"); string(cmdline) == "sleep\x004242\x00" {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	claudes := childClaudes(t, a.cmd.Process.Pid, claude)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat("/proc/" + pidText); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := os.ReadFile("/proc/" + pidText + "/stat")
+			t.Fatalf("the detached sleep %d is still there after the turn: %s\nagent stderr:\n%s", pid, st, a.stderr)
+		}
+	}
+	gw.Prompt("p2", "and now?")
+	o2, err := gw.Output(ctx)
+	if err != nil || o2.Result != "second answer" {
+		t.Fatalf("output 2 = %+v, %v; want the same Claude Code's answer", o2, err)
+	}
+	if again := childClaudes(t, a.cmd.Process.Pid, claude); len(claudes) != 1 || len(again) != 1 || again[0] != claudes[0] {
+		t.Errorf("claude code under the agent: %v after the clean-up, %v later; want one and the same", claudes, again)
+	}
+	gw.Send(ipc.Input{Kind: ipc.InputClose})
+	if code := a.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("agent exit code %d after close; want 0\nstderr:\n%s", code, a.stderr)
+	}
+	var logged bool
+	for _, r := range logLines(t, a.stderr.Bytes()) {
+		if r["msg"] == "killed what the run left running" {
+			logged = true
+			if r["after"] != "turn" || r["processes"] != 1.0 || r["names"] != "sleep" {
+				t.Errorf("clean-up logged %v; want after=turn processes=1 names=sleep", r)
+			}
+		}
+	}
+	if !logged {
+		t.Errorf("no clean-up logged:\n%s", a.stderr)
 	}
 }
