@@ -46,7 +46,7 @@ type Spec struct {
 	MemoryMB    int     // memory limit, MiB (swap is not allowed on top)
 	CPUs        float64 // CPU limit; capped at the host's CPU count
 	PidsLimit   int     // process (and thread) limit
-	ShmMB       int     // /dev/shm, MiB (Chromium's shared memory): at most MemoryMB, which its pages count against; 0: the runtime's 64 MiB
+	ShmMB       int     // /dev/shm, MiB (Chromium's shared memory): at most MemoryMB, which its pages count against; 0: the runtime's 64 MB
 	Interactive bool    // keep stdin open (the caller writes the agent's input to it)
 	// Cmd is the program and its arguments, run in place of the image's
 	// ENTRYPOINT and CMD; empty runs the image's own.
