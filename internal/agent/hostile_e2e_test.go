@@ -198,10 +198,16 @@ func TestHostileLeftoverCannotReachTheNextRun(t *testing.T) {
 		old := h.start(g, StartOptions{})
 		// The probe loop outlives the turn: every half second it calls the
 		// API through whatever socket /workspace/ipc holds, and notes the
-		// status (000: no connection).
-		h.bash(old, "nohup sh -c 'for i in $(seq 1 600); do curl -s -o /dev/null -w \"%{http_code}\\n\" --max-time 2 "+
-			"--unix-socket "+ipc.ContainerSocket+" http://gateway/v1/models >> /workspace/group/probe.txt; sleep 0.5; done' "+
-			">/dev/null 2>&1 & echo STARTED")
+		// status (000: no connection). A detached process would be killed
+		// once the turn is posted (incontainer.KillStrays), so the probe runs
+		// as Claude Code's own background job, which lives as long as the run.
+		h.fake.Script(fakeapi.ToolUse("Bash", map[string]any{
+			"command": "for i in $(seq 1 600); do curl -s -o /dev/null -w \"%{http_code}\\n\" --max-time 2 " +
+				"--unix-socket " + ipc.ContainerSocket + " http://gateway/v1/models >> /workspace/group/probe.txt; sleep 0.5; done",
+			"description":       "probe",
+			"run_in_background": true,
+		}), fakeapi.Text("started"))
+		h.prompt(old, "start the probe")
 
 		// The daemon "dies": its side of the socket goes, the container stays.
 		old.ep.Close()
