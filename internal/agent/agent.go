@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,9 +35,12 @@ import (
 
 // Options configure a Runner. Paths are the host's.
 type Options struct {
-	Runtime     *sandbox.Runtime
-	Image       string
-	AgentBinary string // static nanoclaw-agent, mounted read-only into every container
+	Runtime *sandbox.Runtime
+	Image   string
+	// BrowserImage is the image of groups with the browser on: Image plus
+	// Chromium and agent-browser (`nanoclaw image build --browser`).
+	BrowserImage string
+	AgentBinary  string // static nanoclaw-agent, mounted read-only into every container
 
 	GroupsDir   string // groups/<folder> and groups/global
 	SessionsDir string // sessions/<folder>/.claude
@@ -47,6 +49,10 @@ type Options struct {
 	// SpoolDir (outbox/) holds the copies SpoolFile takes of the files the
 	// agents send: the host's own (0700, made when missing), never mounted.
 	SpoolDir string
+	// SkillsDir (skills/) holds, per group, the copies of the owner's
+	// skills its runs mount read-only: the host's own, never writable by a
+	// container (internal/skills).
+	SkillsDir string
 
 	Timeout     time.Duration // longest turn before the container is stopped
 	IdleTimeout time.Duration // how long a warm container waits for a follow-up
@@ -85,7 +91,7 @@ type Runner struct {
 	mu         sync.Mutex
 	containers map[string]*Container // by folder
 	failures   map[string]int        // by folder: resumed runs in a row without a good answer
-	imageOK    atomic.Bool           // the image was seen once; it is not looked up again
+	imagesOK   sync.Map              // image → true once seen; it is not looked up again
 }
 
 // NewRunner makes a Runner; it serves the gateway's input and output
@@ -133,7 +139,7 @@ func (r *Runner) launch(ctx context.Context, s *Container, opt StartOptions) err
 		// Claude Code would retry the gateway's refusal for minutes: say it now.
 		return ErrNoCredential
 	}
-	if err := r.checkImage(ctx); err != nil {
+	if err := r.checkImage(ctx, r.image(g)); err != nil {
 		return err
 	}
 	if err := checkAgentBinary(r.opt.AgentBinary); err != nil {
@@ -241,20 +247,35 @@ func (r *Runner) clearSession(ctx context.Context, folder string) {
 	}
 }
 
-// checkImage fails clearly when the agent image is missing, instead of
-// letting the container start fail with the runtime's own words.
-func (r *Runner) checkImage(ctx context.Context) error {
-	if r.imageOK.Load() {
+// image is the image group g runs on.
+func (r *Runner) image(g store.Group) string {
+	if g.Config.Browser {
+		return r.opt.BrowserImage
+	}
+	return r.opt.Image
+}
+
+// checkImage fails clearly when the image is missing, instead of letting
+// the container start fail with the runtime's own words.
+func (r *Runner) checkImage(ctx context.Context, image string) error {
+	if _, ok := r.imagesOK.Load(image); ok {
 		return nil
 	}
-	exists, err := r.opt.Runtime.ImageExists(ctx, r.opt.Image)
+	build := "nanoclaw image build"
+	if image == r.opt.BrowserImage && image != r.opt.Image {
+		build += " --browser"
+	}
+	if image == "" {
+		return fmt.Errorf("start agent: no image configured: set NANOCLAW_IMAGE and NANOCLAW_BROWSER_IMAGE, or run '%s'", build)
+	}
+	exists, err := r.opt.Runtime.ImageExists(ctx, image)
 	if err != nil {
-		return fmt.Errorf("start agent: look up image %s: %w", r.opt.Image, err)
+		return fmt.Errorf("start agent: look up image %s: %w", image, err)
 	}
 	if !exists {
-		return fmt.Errorf("start agent: the agent image %s does not exist in %s: run 'nanoclaw image build'", r.opt.Image, r.opt.Runtime.Kind)
+		return fmt.Errorf("start agent: the agent image %s does not exist in %s: run '%s'", image, r.opt.Runtime.Kind, build)
 	}
-	r.imageOK.Store(true)
+	r.imagesOK.Store(image, true)
 	return nil
 }
 

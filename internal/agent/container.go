@@ -55,6 +55,7 @@ type Container struct {
 	runDir  string // ipc/<random>: this run's socket directory
 	started time.Time
 	ran     sandbox.Spec // what was started
+	skills  stagedSkills // this run's skill mounts
 
 	// The self-test's probe (selftest.go): its command's arguments after
 	// the program, and where its stdout goes; nil for an agent.
@@ -116,6 +117,12 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 		return err
 	}
 	s.runDir = p.run
+	if s.probe == nil {
+		if s.skills, err = r.stageSkills(g, p); err != nil {
+			s.removeRunDir()
+			return err
+		}
+	}
 
 	policy := r.opt.DefaultEgress
 	if g.Config.Egress.Mode != "" {

@@ -106,6 +106,7 @@ func newHarness(t testing.TB, rtName string, tweak func(*Options)) *harness {
 		SessionsDir:   filepath.Join(h.home, "sessions"),
 		IPCDir:        filepath.Join(h.home, "ipc"),
 		LogsDir:       filepath.Join(h.home, "logs"),
+		SkillsDir:     filepath.Join(h.home, "skills"),
 		Timeout:       90 * time.Second,
 		IdleTimeout:   time.Minute,
 		StopGrace:     2 * time.Second,

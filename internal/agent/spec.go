@@ -23,6 +23,7 @@ func (s *Container) spec(p groupPaths, id int, sessionID string) sandbox.Spec {
 		{Source: p.run, Target: ipc.ContainerIPCDir, ReadOnly: true},
 		{Source: o.AgentBinary, Target: ipc.ContainerAgentBinary, ReadOnly: true},
 	}
+	mounts = append(mounts, s.skills.mounts...)
 	mounts = append(mounts, s.extraMounts()...)
 	cmd := []string{ipc.ContainerAgentBinary, "run", "--idle", (o.IdleTimeout + time.Minute).String()}
 	if sessionID != "" {
@@ -34,12 +35,19 @@ func (s *Container) spec(p groupPaths, id int, sessionID string) sandbox.Spec {
 	if s.group.IsMain {
 		cmd = append(cmd, "--main")
 	}
+	shm := 0 // the runtime's default /dev/shm
+	if c.Browser {
+		// Chromium and agent-browser are in this image only; the agent
+		// points agent-browser at the system Chromium and the forwarder.
+		cmd = append(cmd, "--browser")
+		shm = browserShmMB
+	}
 	if s.probe != nil {
 		cmd = append([]string{ipc.ContainerAgentBinary}, s.probe...)
 	}
 	return sandbox.Spec{
 		Name:    s.name,
-		Image:   o.Image,
+		Image:   s.r.image(s.group),
 		User:    containerUser(id),
 		Workdir: ipc.ContainerGroupDir,
 		Mounts:  mounts,
@@ -47,12 +55,19 @@ func (s *Container) spec(p groupPaths, id int, sessionID string) sandbox.Spec {
 			{Target: "/tmp", SizeMB: 512},
 			{Target: ipc.ContainerHome, SizeMB: 256, Private: true},
 		},
+		ShmMB:     min(shm, positiveOr(c.MemoryMB, o.MemoryMB)/2),
 		MemoryMB:  positiveOr(c.MemoryMB, o.MemoryMB),
 		CPUs:      positiveOr(c.CPUs, o.CPUs),
 		PidsLimit: positiveOr(c.PidsLimit, o.PidsLimit),
 		Cmd:       cmd,
 	}
 }
+
+// browserShmMB is /dev/shm for Chromium (which agent-browser also tells to
+// use /tmp instead, --disable-dev-shm-usage): the runtimes' 64 MB is what
+// makes headless Chromium crash on large pages. Its pages count against
+// the container's memory limit, so it is capped at half of that.
+const browserShmMB = 256
 
 // extraMounts are the group's additional mounts that the allowlist grants.
 // The allowlist is read at every run so edits apply without a restart; a

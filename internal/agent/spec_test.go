@@ -32,3 +32,26 @@ func TestSpecPassesTheModel(t *testing.T) {
 		}
 	}
 }
+
+// A group with the browser runs on the browser image, with /dev/shm sized
+// for Chromium (within its memory) and `--browser`; the others on the
+// agent image, with the runtime's /dev/shm and no browser environment.
+func TestSpecBrowser(t *testing.T) {
+	r := &Runner{opt: Options{Image: "localhost/a:1", BrowserImage: "localhost/b:1", MemoryMB: 2048, AgentBinary: "/opt/nanoclaw-agent"}}
+	for _, c := range []struct {
+		browser  bool
+		memoryMB int
+		image    string
+		shm      int
+	}{
+		{false, 0, "localhost/a:1", 0},
+		{true, 0, "localhost/b:1", browserShmMB},
+		{true, 256, "localhost/b:1", 128},
+	} {
+		s := &Container{r: r, group: store.Group{Folder: "family", Config: store.ContainerConfig{Browser: c.browser, MemoryMB: c.memoryMB}}}
+		spec := s.spec(groupPaths{}, 1000, "")
+		if spec.Image != c.image || spec.ShmMB != c.shm || slices.Contains(spec.Cmd, "--browser") != c.browser {
+			t.Errorf("browser %v, memory %d: image %s, /dev/shm %d MB, command %q", c.browser, c.memoryMB, spec.Image, spec.ShmMB, spec.Cmd)
+		}
+	}
+}

@@ -128,6 +128,10 @@ func (c *Config) StoreDir() string { return filepath.Join(c.Home, "store") }
 // the host's own, never mounted.
 func (c *Config) SpoolDir() string { return filepath.Join(c.Home, "outbox") }
 
+// SkillsDir holds, per group, the read-only copy of the owner's skills
+// its runs mount: the host's own.
+func (c *Config) SkillsDir() string { return filepath.Join(c.Home, "skills") }
+
 // LogsDir holds the daemon's own logs.
 func (c *Config) LogsDir() string { return filepath.Join(c.Home, "logs") }
 

@@ -17,12 +17,14 @@ func AgentOptions(cfg *config.Config, home string) agent.Options {
 	at.Home = home
 	return agent.Options{
 		Image:         cfg.Image,
+		BrowserImage:  cfg.BrowserImage,
 		AgentBinary:   cfg.AgentBinary,
 		GroupsDir:     at.GroupsDir(),
 		SessionsDir:   at.SessionsDir(),
 		IPCDir:        at.IPCDir(),
 		LogsDir:       at.LogsDir(),
 		SpoolDir:      at.SpoolDir(),
+		SkillsDir:     at.SkillsDir(),
 		Model:         cfg.Model,
 		Timeout:       cfg.ContainerTimeout,
 		IdleTimeout:   cfg.IdleTimeout,

@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
+)
+
+// Issue 15, end to end: a group with the browser, the real Claude Code on
+// the browser image, agent-browser scripted through Bash by the fake
+// model. Chromium reaches the page the group's allowlist names only
+// through the gateway (its text comes back to the model; a screenshot
+// lands in the group's folder); a private address, the metadata address,
+// an address of this host and loopback (where the test's page listens) are refused by
+// the gateway with its reason and never dialled; after the turn no
+// browser process is left in the container.
+func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
+	page := "<html><head><title>Luigi's</title></head><body><h1>Luigi's trattoria</h1>" +
+		"<p>TABLE-FOR-TWO-AT-EIGHT</p><button>Book</button></body></html>"
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	}))
+	defer web.Close()
+	hostAddr := ""
+	if as, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range as {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+				hostAddr = n.IP.String()
+				break
+			}
+		}
+	}
+
+	runtimes(t, func(t *testing.T, rtName string) {
+		testenv.Image(t, testenv.Runtime(t, rtName), testenv.BrowserImage)
+		logs := &testenv.Buffer{}
+		edge := &fakeEdge{route: map[string]string{"93.184.215.14:80": strings.TrimPrefix(web.URL, "http://")},
+			table: map[string][]netip.Addr{"luigis.example": {netip.MustParseAddr("93.184.215.14")}}}
+		h := newHarness(t, rtName, func(o *Options) {
+			o.BrowserImage = testenv.BrowserImage
+			o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, t.Output()), nil))
+			o.Gateway.Resolver, o.Gateway.Dial = edge, edge.dial
+			o.MemoryMB, o.PidsLimit = 2048, 512
+		})
+		g := h.group("browse", false, store.ContainerConfig{Browser: true,
+			Egress: store.Egress{Mode: store.EgressAllowlist, Allow: []string{"luigis.example"}}})
+		s := h.start(g, StartOptions{})
+		defer s.Close(context.Background())
+		if s.ran.Image != testenv.BrowserImage || !slices.Contains(s.ran.Cmd, "--browser") || s.ran.ShmMB != browserShmMB {
+			t.Fatalf("the browser group ran image %s, command %v, /dev/shm %d MB", s.ran.Image, s.ran.Cmd, s.ran.ShmMB)
+		}
+
+		out := h.bash(s, "agent-browser open http://luigis.example/ && agent-browser snapshot && agent-browser get text body"+
+			" && agent-browser screenshot /workspace/group/table.png"+
+			` && for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = chromium ] && awk '/^Uid:/ {print "CHROMIUM-UID", $2, $3}' $p/status; done`)
+		uids := regexp.MustCompile(`CHROMIUM-UID (\d+) (\d+)`).FindAllStringSubmatch(out, -1)
+		if len(uids) == 0 {
+			t.Errorf("no Chromium process seen while the browser was open:\n%s", out)
+		}
+		for _, u := range uids {
+			if u[1] == "0" || u[2] == "0" || u[1] != u[2] {
+				t.Errorf("Chromium runs with uid %s, effective %s; want the group's own non-root uid", u[1], u[2])
+			}
+		}
+		for _, want := range []string{"Luigi's trattoria", "TABLE-FOR-TWO-AT-EIGHT", `button "Book"`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the page's %q did not reach the model:\n%s", want, out)
+			}
+		}
+		shot, err := os.ReadFile(filepath.Join(h.runner.opt.GroupsDir, "browse", "table.png"))
+		if err != nil || !bytes.HasPrefix(shot, []byte("\x89PNG\r\n\x1a\n")) {
+			t.Errorf("no PNG screenshot in the group's folder (%d bytes, %v)", len(shot), err)
+		}
+
+		// Refused destinations: each page is the gateway's refusal.
+		// The test's own page listens on the host's loopback: loopback goes
+		// through the gateway too (the proxy bypass list is <-loopback>), and
+		// there it is the host's, never reachable.
+		refused := []string{"10.1.2.3:80", "169.254.169.254:80", strings.TrimPrefix(web.URL, "http://")}
+		if hostAddr != "" {
+			refused = append(refused, hostAddr+":80")
+		}
+		var script []string
+		for _, hp := range refused {
+			script = append(script, fmt.Sprintf("agent-browser open http://%s/; agent-browser get text body", hp))
+		}
+		out = h.bash(s, strings.Join(script, "; "))
+		for _, hp := range refused {
+			if want := "nanoclaw egress: " + hp + " denied"; !strings.Contains(out, want) {
+				t.Errorf("the browser did not get the gateway's refusal %q:\n%s", want, out)
+			}
+		}
+		if got := edge.dialled(); !slices.Equal(slices.Compact(got), []string{"93.184.215.14:80"}) {
+			t.Errorf("the gateway dialled %v; want only the allowed page", got)
+		}
+		denied := map[string]bool{}
+		for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+			var l map[string]any
+			if json.Unmarshal(line, &l) == nil && l["msg"] == "egress" && l["group"] == "browse" && l["allowed"] == false {
+				denied[net.JoinHostPort(fmt.Sprint(l["host"]), fmt.Sprint(l["port"]))] = true
+			}
+		}
+		for _, hp := range refused {
+			if !denied[hp] {
+				t.Errorf("the gateway logged no refusal of %s: %v", hp, denied)
+			}
+		}
+
+		// The turns above left agent-browser's daemon and Chromium running
+		// detached; the agent ends them with each turn.
+		out = h.bash(s, "for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null; echo SETUID:; find / -xdev -type f -perm /6000 2>/dev/null")
+		procs, setuid, _ := strings.Cut(out, "SETUID:")
+		if strings.TrimSpace(setuid) != "" {
+			t.Errorf("the browser image has setuid or setgid programs:\n%s", setuid)
+		}
+		out = procs
+		for _, name := range []string{"chromium", "agent-browser", "chrome_crashpad"} {
+			if strings.Contains(out, name) {
+				t.Errorf("%s still runs after the turn that started it:\n%s", name, out)
+			}
+		}
+		if !strings.Contains(out, "claude") {
+			t.Errorf("the process list does not show Claude Code itself, so it proves nothing:\n%s", out)
+		}
+	})
+}
