@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/mounts"
 	"github.com/nanoclaw/nanoclaw/internal/sanitize"
+	"github.com/nanoclaw/nanoclaw/internal/skills"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
@@ -38,14 +40,20 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
                                                 model (a Claude model id, checked with the upstream's
                                                 list; default: MODEL, or Claude Code's own),
                                                 day_tokens, month_tokens, day_usd, month_usd (the
-                                                group's budget, UTC days and months; 0: no cap)
+                                                group's budget, UTC days and months; 0: no cap),
+                                                browser (true|false: Chromium and agent-browser in
+                                                its runs; build the image with
+                                                'nanoclaw image build --browser')
   nanoclaw groups reset-session FOLDER          forget the group's Claude Code session: its next
                                                 container starts a new conversation
 
 Folder names: lowercase letters, digits and '-', at most 63, not "global".
+Skills: put a folder with SKILL.md (and any files) in groups/global/skills/
+(every group) or groups/FOLDER/skills/ under the data home; each run gets a
+read-only copy, and 'groups show' lists them.
 Chat ids: local:FOLDER, or WhatsApp's NUMBER@s.whatsapp.net, NUMBER@lid, ID@g.us.
 Only here can a sandbox be widened (egress rules, mounts, limits above the
-defaults): the main group's tools may only narrow one. Each mount is checked
+defaults, the browser): the main group's tools may only narrow one. Each mount is checked
 against the mount allowlist when it is set, and again at every run.
 It talks to the running daemon; when the daemon is down it uses the database directly.`
 
@@ -133,7 +141,7 @@ func (m *Main) runGroups(ctx context.Context, args []string) error {
 				fmt.Fprintf(m.Stdout, "verdict:   %s\n", mounts.Describe(v))
 			}
 		}
-		return nil
+		return m.printSkills(cfg, g.Folder)
 	case "add":
 		a := ipc.RegisterGroupArgs{JID: cmp.Or(*jid, "local:"+folder), Name: *name, Folder: folder, Trigger: *trigger}
 		if *noTrigger {
@@ -222,6 +230,12 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			a.ApprovedAllow = new(commaList(value))
 		case "trigger_senders":
 			a.TriggerSenders = new(commaList(value))
+		case "browser":
+			on, err := strconv.ParseBool(value)
+			if err != nil {
+				return a, usagef("browser: %q is not true or false", value)
+			}
+			a.Browser = &on
 		case "reactions", "mentions":
 			on, ok := map[string]bool{"on": true, "true": true, "off": false, "false": false}[value]
 			if !ok {
@@ -256,7 +270,7 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			}
 			a.AdditionalMounts = &mounts
 		default:
-			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, mentions, trigger_senders, model, day_tokens, month_tokens, day_usd, month_usd, approved)", key)
+			return a, usagef("unknown setting %q (name, trigger, requires_trigger, timeout, memory_mb, cpus, pids_limit, egress, allow, mounts, reactions, mentions, trigger_senders, model, day_tokens, month_tokens, day_usd, month_usd, approved, browser)", key)
 		}
 	}
 	return a, nil
@@ -297,4 +311,34 @@ func (m *Main) printGroup(g ipc.GroupInfo) {
 	fmt.Fprintf(w, "reactions: %s\nmentions:  %s\ntriggers:  %s\n", onOff[g.Reactions], onOff[g.Mentions],
 		cmp.Or(strings.Join(g.TriggerSenders, ", "), "anyone in the chat"))
 	fmt.Fprintf(w, "model:     %s\nbudget:    %s\n", cmp.Or(g.Model, "default"), describeBudget(g.Budget))
+	fmt.Fprintf(w, "browser:   %s\n", map[bool]string{true: "on (Chromium and agent-browser; image NANOCLAW_BROWSER_IMAGE)", false: "off"}[g.Browser])
+}
+
+// printSkills lists the skills the group's next run gets, as the host
+// will copy them, and the ones it leaves out with why.
+func (m *Main) printSkills(cfg *config.Config, folder string) error {
+	list, err := skills.List(filepath.Join(cfg.GroupsDir(), "global"), filepath.Join(cfg.GroupsDir(), folder))
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(m.Stdout, "skills:    none (put SKILL.md folders in %s or %s)\n",
+			filepath.Join(cfg.GroupsDir(), "global", "skills"), filepath.Join(cfg.GroupsDir(), folder, "skills"))
+		return nil
+	}
+	for _, s := range list {
+		from := s.From
+		if s.Overrides {
+			from += ", replaces the global one"
+		}
+		switch {
+		case s.Problem != "" && s.Name == "":
+			fmt.Fprintf(m.Stdout, "skills:    none from %s: %s\n", s.From, sanitize.Name(s.Problem))
+		case s.Problem != "":
+			fmt.Fprintf(m.Stdout, "skill:     %s (%s) LEFT OUT: %s\n", sanitize.Name(s.Name), from, sanitize.Name(s.Problem))
+		default:
+			fmt.Fprintf(m.Stdout, "skill:     %s (%s): %s\n", sanitize.Name(s.Name), from, sanitize.Name(s.Description))
+		}
+	}
+	return nil
 }

@@ -145,3 +145,54 @@ func TestGroupsBadSettingsRefusedWhenMade(t *testing.T) {
 		}
 	}
 }
+
+// Issue 15: the owner turns the browser on for one group, and `groups show`
+// lists the skills its next run gets — global and its own, the group's
+// replacing a global one of the same name — and the ones left out, with why.
+func TestGroupsBrowserAndSkills(t *testing.T) {
+	base, env, open := ownerWorld(t)
+	groups := filepath.Join(base, "home", "groups")
+	for path, body := range map[string]string{
+		"global/skills/table-booking/SKILL.md": "---\nname: table-booking\ndescription: Book a table\n---\nsteps\n",
+		"global/skills/house-rules/SKILL.md":   "---\nname: house-rules\ndescription: The global rules\n---\n",
+		"family/skills/house-rules/SKILL.md":   "---\nname: house-rules\ndescription: The family's rules\n---\n",
+		"family/skills/broken/notes.txt":       "no SKILL.md here\n",
+	} {
+		p := filepath.Join(groups, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := run(t, env, "groups", "set", "family", "browser=true")
+	if code != cli.ExitOK || !strings.Contains(out, "browser:   on") {
+		t.Fatalf("groups set browser=true: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = run(t, env, "groups", "show", "family"); code != cli.ExitOK {
+		t.Fatalf("groups show: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"skill:     house-rules (group, replaces the global one): The family's rules",
+		"skill:     table-booking (global): Book a table",
+		"skill:     broken (group) LEFT OUT: ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("groups show lacks %q:\n%s", want, out)
+		}
+	}
+	st := open()
+	g, _, _ := st.GetGroup(context.Background(), "family")
+	st.Close()
+	if !g.Config.Browser {
+		t.Errorf("browser not stored: %+v", g.Config)
+	}
+	if code, _, errOut := run(t, env, "groups", "set", "family", "browser=maybe"); code != cli.ExitUsage || !strings.Contains(errOut, `"maybe" is not true or false`) {
+		t.Errorf("browser=maybe: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := run(t, env, "groups", "show", "main"); code != cli.ExitOK || !strings.Contains(out, "browser:   off") ||
+		!strings.Contains(out, "skill:     table-booking (global)") || strings.Contains(out, "house-rules (group") {
+		t.Errorf("groups show main: exit %d\n%s", code, out)
+	}
+}
