@@ -26,6 +26,13 @@ const (
 	LabelVariant = "org.nanoclaw.variant"
 )
 
+// The build arguments the Dockerfile's LABEL lines take LabelDockerfile and
+// LabelBase from (LabelVariant is each target's own).
+const (
+	ArgDockerfile = "NANOCLAW_DOCKERFILE_SHA256"
+	ArgBase       = "NANOCLAW_BASE"
+)
+
 // The Dockerfile's final stages, each an image (`--target`), and the values
 // of LabelVariant.
 const (

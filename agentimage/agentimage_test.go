@@ -85,7 +85,39 @@ func TestDockerfileBrowserStage(t *testing.T) {
 	// Root during the build only: the last USER is the agent's, and the stage
 	// keeps the agent image's working directory and command.
 	users := regexp.MustCompile(`(?m)^USER .*$`).FindAllString(stage, -1)
-	if len(users) == 0 || users[len(users)-1] != "USER 1000:1000" || !strings.HasSuffix(stage, "WORKDIR /workspace/group\nCMD [\"/usr/local/bin/nanoclaw-agent\", \"run\"]\n") {
+	body, _, _ := strings.Cut(stage, "\nARG "+ArgDockerfile)
+	if len(users) == 0 || users[len(users)-1] != "USER 1000:1000" || !strings.HasSuffix(body, "WORKDIR /workspace/group\nCMD [\"/usr/local/bin/nanoclaw-agent\", \"run\"]\n# As in the agent stage (whose labels this stage inherits and replaces).") {
 		t.Errorf("browser stage ends as %q, with USER lines %q", stage[max(0, len(stage)-120):], users)
+	}
+}
+
+// The labels image status reads are the Dockerfile's own, each final
+// stage's last lines, from the build arguments image build passes: podman
+// ignores --label when its cache answers a build whole, so an older label
+// would stay (containers/podman#10340).
+func TestDockerfileLabels(t *testing.T) {
+	d := string(Dockerfile())
+	for _, target := range []string{TargetAgent, TargetBrowser} {
+		from := strings.Index(d, " AS "+target+"\n")
+		if from < 0 {
+			t.Fatalf("no stage %s", target)
+		}
+		stage := d[from:]
+		if next := strings.Index(stage, "\nFROM "); next >= 0 {
+			stage = stage[:next+1]
+		}
+		// Without the next stage's heading comments.
+		lines := strings.Split(strings.TrimRight(stage, "\n"), "\n")
+		for len(lines) > 0 && (lines[len(lines)-1] == "" || strings.HasPrefix(lines[len(lines)-1], "#")) {
+			lines = lines[:len(lines)-1]
+		}
+		stage = strings.Join(lines, "\n") + "\n"
+		want := "ARG " + ArgDockerfile + "=\"\"\nARG " + ArgBase + "=\"\"\n" +
+			"LABEL " + LabelDockerfile + "=\"${" + ArgDockerfile + "}\" \\\n" +
+			"      " + LabelBase + "=\"${" + ArgBase + "}\" \\\n" +
+			"      " + LabelVariant + "=\"" + target + "\"\n"
+		if !strings.HasSuffix(stage, want) {
+			t.Errorf("stage %s does not end with its labels:\n%s", target, stage[max(0, len(stage)-400):])
+		}
 	}
 }

@@ -192,9 +192,9 @@ func imageBuildOptions(dir, base, tag, platform, target string) sandbox.BuildOpt
 		Dockerfile: filepath.Join(dir, "Dockerfile"),
 		Tag:        tag,
 		Target:     target,
-		BuildArgs:  map[string]string{"CLAUDE_CODE_PLATFORM": platform},
-		Labels: map[string]string{agentimage.LabelDockerfile: agentimage.DockerfileDigest(), agentimage.LabelBase: base,
-			agentimage.LabelVariant: target},
+		// The labels: LABEL lines of the Dockerfile, from these arguments.
+		BuildArgs: map[string]string{"CLAUDE_CODE_PLATFORM": platform,
+			agentimage.ArgDockerfile: agentimage.DockerfileDigest(), agentimage.ArgBase: base},
 	}
 	if base != "" {
 		opts.BuildArgs["BASE"] = base
