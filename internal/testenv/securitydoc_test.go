@@ -18,7 +18,7 @@ func TestSecurityDocNamesRealTests(t *testing.T) {
 	}
 	// `pkg.TestName` or `pkg.FuzzName`; pkg is the last element of a
 	// directory under internal/, cmd/ or the top (container).
-	refs := regexp.MustCompile("`([a-z/]+)\\.((?:Test|Fuzz)[A-Za-z0-9_]+)`").FindAllStringSubmatch(string(doc), -1)
+	refs := regexp.MustCompile("`([a-z/-]+)\\.((?:Test|Fuzz)[A-Za-z0-9_]+)`").FindAllStringSubmatch(string(doc), -1)
 	if len(refs) < 40 {
 		t.Fatalf("SECURITY.md names only %d tests", len(refs))
 	}
