@@ -74,7 +74,8 @@ FUZZ_TARGETS := \
 	internal/gateway:FuzzOutputBody internal/gateway:FuzzToolBody \
 	internal/egress:FuzzParseRule internal/egress:FuzzParsePolicy \
 	internal/egress:FuzzCanonicalHost internal/egress:FuzzDecide \
-	internal/router:FuzzFormatPromptRoundTrip internal/sanitize:FuzzTerminal
+	internal/router:FuzzFormatPromptRoundTrip internal/sanitize:FuzzTerminal \
+	internal/skills:FuzzParseFrontMatter
 FUZZTIME ?= 4s
 
 ## fuzz: each fuzz target for FUZZTIME (default 4s), from its committed seeds
