@@ -282,19 +282,22 @@ func TestTimeoutStopsTheContainer(t *testing.T) {
 
 func TestStartSaysWhatIsMissing(t *testing.T) {
 	cases := []struct {
-		name  string
-		tweak func(*Options)
-		want  string
-		is    error // the router recognises this one
+		name    string
+		tweak   func(*Options)
+		want    string
+		is      error // the router recognises this one
+		browser bool  // a group the owner gave the browser
 	}{
-		{"no credential", func(o *Options) { o.Gateway.APIKey = "" }, "put ANTHROPIC_API_KEY=", ErrNoCredential},
-		{"no image", func(o *Options) { o.Image = "localhost/nanoclaw-agent:missing" }, "run 'nanoclaw image build'", nil},
-		{"no runtime", func(o *Options) { o.Runtime = nil }, "no container runtime", nil},
+		{"no credential", func(o *Options) { o.Gateway.APIKey = "" }, "put ANTHROPIC_API_KEY=", ErrNoCredential, false},
+		{"no image", func(o *Options) { o.Image = "localhost/nanoclaw-agent:missing" }, "run 'nanoclaw image build'", nil, false},
+		{"no runtime", func(o *Options) { o.Runtime = nil }, "no container runtime", nil, false},
+		{"no browser image", func(o *Options) { o.BrowserImage = "localhost/nanoclaw-agent-browser:missing" },
+			"the agent image localhost/nanoclaw-agent-browser:missing does not exist in podman: run 'nanoclaw image build --browser'", nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, "podman", tc.tweak)
-			_, err := h.runner.Start(context.Background(), h.group("nothing", false, store.ContainerConfig{}), StartOptions{})
+			_, err := h.runner.Start(context.Background(), h.group("nothing", false, store.ContainerConfig{Browser: tc.browser}), StartOptions{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to say %q", err, tc.want)
 			}
