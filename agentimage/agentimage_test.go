@@ -86,8 +86,8 @@ func TestDockerfileBrowserStage(t *testing.T) {
 	// Root during the build only: the last USER is the agent's, and the stage
 	// keeps the agent image's working directory and command.
 	users := regexp.MustCompile(`(?m)^USER .*$`).FindAllString(stage, -1)
-	body, _, _ := strings.Cut(stage, "\nARG "+ArgDockerfile)
-	if len(users) == 0 || users[len(users)-1] != "USER 1000:1000" || !strings.HasSuffix(body, "WORKDIR /workspace/group\nCMD [\"/usr/local/bin/nanoclaw-agent\", \"run\"]\n# As in the agent stage (whose labels this stage inherits and replaces).") {
+	body, _, _ := strings.Cut(stage, "# The agent stage's labels are inherited")
+	if len(users) == 0 || users[len(users)-1] != "USER 1000:1000" || !strings.HasSuffix(body, "WORKDIR /workspace/group\nCMD [\"/usr/local/bin/nanoclaw-agent\", \"run\"]\n") {
 		t.Errorf("browser stage ends as %q, with USER lines %q", stage[max(0, len(stage)-120):], users)
 	}
 }
@@ -98,7 +98,14 @@ func TestDockerfileBrowserStage(t *testing.T) {
 // would stay (containers/podman#10340).
 func TestDockerfileLabels(t *testing.T) {
 	d := string(Dockerfile())
-	for _, target := range []string{TargetAgent, TargetBrowser} {
+	agent := "ARG " + ArgDockerfile + "=\"\"\nARG " + ArgBase + "=\"\"\n" +
+		"LABEL " + LabelDockerfile + "=\"${" + ArgDockerfile + "}\" \\\n" +
+		"      " + LabelBase + "=\"${" + ArgBase + "}\" \\\n" +
+		"      " + LabelVariant + "=\"" + TargetAgent + "\"\n"
+	// The browser stage starts FROM the agent stage: its labels are the
+	// agent's but for the variant.
+	browser := "LABEL " + LabelVariant + "=\"" + TargetBrowser + "\"\n"
+	for target, want := range map[string]string{TargetAgent: agent, TargetBrowser: browser} {
 		from := strings.Index(d, " AS "+target+"\n")
 		if from < 0 {
 			t.Fatalf("no stage %s", target)
@@ -113,10 +120,6 @@ func TestDockerfileLabels(t *testing.T) {
 			lines = lines[:len(lines)-1]
 		}
 		stage = strings.Join(lines, "\n") + "\n"
-		want := "ARG " + ArgDockerfile + "=\"\"\nARG " + ArgBase + "=\"\"\n" +
-			"LABEL " + LabelDockerfile + "=\"${" + ArgDockerfile + "}\" \\\n" +
-			"      " + LabelBase + "=\"${" + ArgBase + "}\" \\\n" +
-			"      " + LabelVariant + "=\"" + target + "\"\n"
 		if !strings.HasSuffix(stage, want) {
 			t.Errorf("stage %s does not end with its labels:\n%s", target, stage[max(0, len(stage)-400):])
 		}
