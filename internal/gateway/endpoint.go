@@ -224,6 +224,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// API calls through HTTP_PROXY: it means the gateway itself.
 		r.URL.Scheme, r.URL.Host = "", ""
 	}
+	if fromPage(r.Header) {
+		e.warn("gateway: a web page's request refused", "group", e.group.Folder, "method", r.Method,
+			"target", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…"), "site", sanitize.Name(r.Header.Get("Sec-Fetch-Site")))
+		jsonError(w, http.StatusForbidden, "gateway: a web page may not call the gateway; its tools and the API are the agent's")
+		return
+	}
 	if p := r.URL.Path; strings.HasPrefix(p, "/ipc/") {
 		if r.URL.RawPath != "" || path.Clean(p) != p && path.Clean(p)+"/" != p {
 			jsonError(w, http.StatusBadRequest, fmt.Sprintf("gateway: path %q is not clean", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…")))
@@ -235,6 +241,24 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Anything else is for the API, which refuses all but the calls
 	// Claude Code makes (apiAllowed).
 	e.apiRequest(w, r)
+}
+
+// fromPage reports whether a request for the gateway itself comes from a
+// web page in the group's browser. The browser sends loopback through the
+// proxy like any address, so a page's script that fetches
+// "http://127.0.0.1:3128/ipc/tool/send_message" (or the API, which would
+// add the owner's key, or the agent's prompt queue) arrives here as the
+// agent's own calls do. A browser marks every request a page makes: Fetch
+// Metadata (Sec-Fetch-*) on every request to a loopback URL, Origin on
+// every POST; a page can remove neither (they are forbidden header names).
+// Claude Code, curl and nanoclaw-agent send none of them.
+func fromPage(h http.Header) bool {
+	for _, k := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Origin"} {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // isSelf reports whether an absolute URL names the gateway as the

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +214,56 @@ func TestIPCToolAnswerCapped(t *testing.T) {
 	e.handler.toolRes = map[string]string{"small": "ok"}
 	if s, body, _ := do(t, ep, "POST", ipc.PathToolPrefix+"list_tasks", `{}`); s != 200 || !strings.Contains(body, `"small":"ok"`) {
 		t.Errorf("%d %s", s, body)
+	}
+}
+
+// Issue 15: a web page in the group's browser calls the gateway itself —
+// its tools, the API, the prompt queue — at each loopback name of the
+// forwarder, or through the socket's own form. What a browser marks
+// (Sec-Fetch-*, Origin) is refused before anything is handled; a page's
+// requests to other hosts, and the agent's own unmarked calls, are not.
+func TestPageRequestsRefused(t *testing.T) {
+	e := newEnv(t, Options{})
+	ep := e.open(t, "fam", false, egress.Policy{Mode: egress.Public})
+	body := `{"text":"from-a-page"}`
+	for _, target := range []string{"http://127.0.0.1:3128", "http://localhost:3128", "http://[::1]:3128", ""} {
+		for _, mark := range []string{"Sec-Fetch-Site: cross-site", "Sec-Fetch-Mode: no-cors", "Sec-Fetch-Dest: image", "Sec-Fetch-User: ?1", "Origin: http://evil.test", "Origin: null"} {
+			for _, req := range []string{
+				"POST " + target + "/ipc/tool/send_message HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n",
+				"GET " + target + "/ipc/next HTTP/1.1\r\n",
+				"POST " + target + "/v1/messages HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n",
+			} {
+				raw := req + "Host: 127.0.0.1:3128\r\n" + mark + "\r\n\r\n"
+				if strings.HasPrefix(req, "POST") {
+					raw += body
+				}
+				_, _, resp := rawRequest(t, ep, raw)
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "a web page may not call the gateway") {
+					t.Errorf("%q with %q: %d %s", strings.SplitN(req, "\r\n", 2)[0], mark, resp.StatusCode, b)
+				}
+			}
+		}
+	}
+	if got := e.handler.recorded(); len(got) != 0 {
+		t.Errorf("the host handled a page's request: %v", got)
+	}
+	if !strings.Contains(e.log.String(), "gateway: a web page's request refused") {
+		t.Errorf("no refusal logged:\n%s", e.log.String())
+	}
+	// The agent's own call, unmarked, is served.
+	e.handler.toolRes = ipc.SendMessageResult{Delivered: true}
+	if code, b, _ := do(t, ep, "POST", "/ipc/tool/send_message", body, "Content-Type", "application/json"); code != http.StatusOK {
+		t.Errorf("the agent's own tool call: %d %s", code, b)
+	}
+	// A page's request to another host goes by the egress policy, marks
+	// and all: that is browsing.
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "a page") }))
+	defer site.Close()
+	e.resolver.table["site.example"] = []netip.Addr{netip.MustParseAddr("93.184.215.14")}
+	e.dialer.route["93.184.215.14:80"] = strings.TrimPrefix(site.URL, "http://")
+	_, _, resp := rawRequest(t, ep, "GET http://site.example/ HTTP/1.1\r\nHost: site.example\r\nSec-Fetch-Site: none\r\nSec-Fetch-Mode: navigate\r\n\r\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a page load with its marks: %d", resp.StatusCode)
 	}
 }

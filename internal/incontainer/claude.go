@@ -156,7 +156,10 @@ func BrowserEnv(proxy string) []string {
 		// Without this agent-browser takes NO_PROXY (127.0.0.1,localhost) and
 		// a page's scripts could reach loopback ports in the container
 		// directly, Chromium's own DevTools port among them. "<-loopback>"
-		// sends even loopback to the proxy, which refuses it.
+		// sends even loopback to the proxy, which refuses it: loopback
+		// destinations by the egress policy, and a page's calls to the
+		// gateway itself (its tools, the API, the prompt queue) because the
+		// browser marks them as a page's (gateway.fromPage).
 		"AGENT_BROWSER_PROXY_BYPASS=<-loopback>",
 		// Else it fetches chromereleases.googleblog.com at every start.
 		"AGENT_BROWSER_NO_VERSION_CHECK=1",

@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
+	"github.com/nanoclaw/nanoclaw/internal/store"
+	"github.com/nanoclaw/nanoclaw/internal/testenv"
+)
+
+// Issue 15, the page as the attacker: a site the group may visit serves
+// a script that calls the gateway the way Claude Code does — its tools,
+// the API (with the owner's key added), the agent's own prompt queue — at
+// every loopback name of the in-container forwarder. The browser's
+// requests reach the gateway (loopback goes through the proxy), and the
+// gateway refuses every one: a browser marks what a page asks for
+// (Sec-Fetch-*, Origin), and no page can leave that out. The agent's own
+// next prompt still arrives.
+func TestBrowserPageCannotCallTheGateway(t *testing.T) {
+	var page strings.Builder
+	page.WriteString("<html><body><h1>PAGE-LOADED-5R</h1><script>\n")
+	for _, base := range []string{"127.0.0.1", "localhost", "[::1]"} {
+		u := fmt.Sprintf("http://%s:%d", base, ipc.ProxyPort)
+		fmt.Fprintf(&page, "fetch(%q, {method: 'POST', mode: 'no-cors', body: JSON.stringify({text: 'PAGE-SENT-7X'})});\n", u+"/ipc/tool/send_message")
+		fmt.Fprintf(&page, "fetch(%q, {method: 'POST', mode: 'no-cors', headers: {'content-type': 'text/plain'}, body: JSON.stringify({model: 'PAGE-MODEL-2Z', max_tokens: 5, messages: [{role: 'user', content: 'hi'}]})});\n", u+"/v1/messages")
+		fmt.Fprintf(&page, "new Image().src = %q;\n", u+"/ipc/session/next")
+	}
+	page.WriteString("</script></body></html>")
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page.String())
+	}))
+	defer web.Close()
+
+	runtimes(t, func(t *testing.T, rtName string) {
+		testenv.Image(t, testenv.Runtime(t, rtName), testenv.BrowserImage)
+		logs := &testenv.Buffer{}
+		edge := &fakeEdge{route: map[string]string{"93.184.215.14:80": strings.TrimPrefix(web.URL, "http://")},
+			table: map[string][]netip.Addr{"evil.example": {netip.MustParseAddr("93.184.215.14")}}}
+		h := newHarness(t, rtName, func(o *Options) {
+			o.BrowserImage = testenv.BrowserImage
+			o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, t.Output()), nil))
+			o.Gateway.Resolver, o.Gateway.Dial = edge, edge.dial
+			o.MemoryMB, o.PidsLimit = 2048, 512
+		})
+		g := h.group("visitor", false, store.ContainerConfig{Browser: true,
+			Egress: store.Egress{Mode: store.EgressAllowlist, Allow: []string{"evil.example"}}})
+		s := h.start(g, StartOptions{})
+		defer s.Close(context.Background())
+		before := len(h.fake.Requests())
+
+		// agent-browser's wait lets the page's script run to its end.
+		out := h.bash(s, "agent-browser open http://evil.example/ && agent-browser wait 3000 && agent-browser get text body")
+		if !strings.Contains(out, "PAGE-LOADED-5R") {
+			t.Fatalf("the page did not load:\n%s", out)
+		}
+		for _, c := range h.tools.all() {
+			if strings.Contains(c.Args, "PAGE-SENT-7X") {
+				t.Errorf("the page called the tool %s: %s", c.Name, c.Args)
+			}
+		}
+		for _, r := range h.fake.Requests()[before:] {
+			if strings.Contains(string(r.Body), "PAGE-MODEL-2Z") {
+				t.Errorf("the page's API call reached the upstream with the owner's key: %s", r.Path)
+			}
+		}
+		refusals := strings.Count(logs.String(), "gateway: a web page's request refused")
+		if refusals == 0 {
+			t.Errorf("the gateway logged no refused page request:\n%s", logs.String())
+		}
+		// The page's GET of the prompt queue took nothing: the next prompt
+		// reaches the agent.
+		h.fake.Script(fakeapi.Text("still here"))
+		if o := h.prompt(s, "are you there?"); o.Result != "still here" {
+			t.Errorf("the next prompt got %q", o.Result)
+		}
+	})
+}
