@@ -98,7 +98,7 @@ func TestDockerfileBrowserStage(t *testing.T) {
 // would stay (containers/podman#10340).
 func TestDockerfileLabels(t *testing.T) {
 	d := string(Dockerfile())
-	agent := "ARG " + ArgDockerfile + "=\"\"\nARG " + ArgBase + "=\"\"\n" +
+	agent := "ARG " + ArgDockerfile + "=\"\"\nARG " + ArgBase + "=\"\"\nRUN [\"true\"]\n" +
 		"LABEL " + LabelDockerfile + "=\"${" + ArgDockerfile + "}\" \\\n" +
 		"      " + LabelBase + "=\"${" + ArgBase + "}\" \\\n" +
 		"      " + LabelVariant + "=\"" + TargetAgent + "\"\n"
