@@ -34,11 +34,20 @@ func (r *Runner) stageSkills(g store.Group, p groupPaths) (stagedSkills, error) 
 		return st, nil
 	}
 	// The mount points: real directories, made by the host, so nothing the
-	// agent left in their place decides where a mount goes.
-	groupCover := r.prepareSkillsDir(g, p.group)
-	globalCover := g.IsMain && r.prepareSkillsDir(g, p.global)
-	if err := skills.Prepare(p.claude); err != nil {
-		return st, fmt.Errorf("skills: %w", err)
+	// agent left in their place decides where a mount goes, and none is
+	// left uncovered (writable) because something else was there.
+	dirs := []string{p.claude, p.group}
+	if g.IsMain {
+		dirs = append(dirs, p.global)
+	}
+	for _, dir := range dirs {
+		moved, err := skills.Prepare(dir)
+		if moved != "" {
+			r.log.Warn("skills: moved what was in the place of a skills directory aside", "group", g.Folder, "to", moved)
+		}
+		if err != nil {
+			return st, fmt.Errorf("skills: %w", err)
+		}
 	}
 	if err := hostDir(r.opt.SkillsDir); err != nil {
 		return st, fmt.Errorf("skills: %w", err)
@@ -53,22 +62,11 @@ func (r *Runner) stageSkills(g store.Group, p groupPaths) (stagedSkills, error) 
 			r.log.Warn("skill left out", "group", g.Folder, "skill", s.Name, "from", s.From, "why", s.Problem)
 		}
 	}
-	st.mounts = append(st.mounts, sandbox.Mount{Source: filepath.Join(dst, "merged"), Target: ContainerSkillsDir, ReadOnly: true})
-	if groupCover {
-		st.mounts = append(st.mounts, sandbox.Mount{Source: filepath.Join(dst, "group"), Target: ipc.ContainerGroupDir + "/skills", ReadOnly: true})
-	}
-	if globalCover {
+	st.mounts = append(st.mounts,
+		sandbox.Mount{Source: filepath.Join(dst, "merged"), Target: ContainerSkillsDir, ReadOnly: true},
+		sandbox.Mount{Source: filepath.Join(dst, "group"), Target: ipc.ContainerGroupDir + "/skills", ReadOnly: true})
+	if g.IsMain {
 		st.mounts = append(st.mounts, sandbox.Mount{Source: filepath.Join(dst, "global"), Target: ipc.ContainerGlobalDir + "/skills", ReadOnly: true})
 	}
 	return st, nil
-}
-
-// prepareSkillsDir makes dir/skills a mount point; when something else is
-// in its place it says so and the caller mounts nothing over it.
-func (r *Runner) prepareSkillsDir(g store.Group, dir string) bool {
-	if err := skills.Prepare(dir); err != nil {
-		r.log.Warn("skills: not covered read-only", "group", g.Folder, "err", err)
-		return false
-	}
-	return true
 }

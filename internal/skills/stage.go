@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // The three trees of a staging directory.
@@ -193,40 +194,45 @@ func mkdirIn(root *os.Root, name string) error {
 }
 
 // Prepare makes dir/skills exist as a real directory (0755) through os.Root,
-// so a snapshot can be mounted over it; a symlink or a file there is an
-// error saying to move it away. dir is a host path the host made (a group's
-// folder, groups/global); what is in it may be the container's.
-func Prepare(dir string) error {
+// so a snapshot can be mounted over it. A symlink, a file or anything else
+// there is renamed aside (to skills.moved-TIME, returned as moved) rather
+// than refused: a mount point that cannot be made would leave the skills
+// writable, and an error would stop every run of the group. dir is a host
+// path the host made (a group's folder, groups/global, a Claude state
+// directory); what is in it may be the container's.
+func Prepare(dir string) (moved string, err error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return fmt.Errorf("prepare skills: %w", err)
+		return "", fmt.Errorf("prepare skills: %w", err)
 	}
 	defer root.Close()
 	at := filepath.Join(dir, "skills")
 	st, err := root.Lstat("skills")
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := root.Mkdir("skills", 0o755); err != nil {
-			return fmt.Errorf("prepare skills: %w", err)
-		}
 	case err != nil:
-		return fmt.Errorf("prepare skills: %w", err)
-	case st.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("prepare skills: %s is a symbolic link: move it away (skills must be a real directory)", at)
-	case !st.IsDir():
-		return fmt.Errorf("prepare skills: %s is %s, not a directory: move it away (skills must be a directory)", at, kind(st.Mode()))
+		return "", fmt.Errorf("prepare skills: %w", err)
+	case st.IsDir():
+		return "", nil
 	default:
-		return nil
+		moved = "skills.moved-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+		if err := root.Rename("skills", moved); err != nil {
+			return "", fmt.Errorf("prepare skills: %s is %s, not a directory, and cannot be moved aside: %w", at, kind(st.Mode()), err)
+		}
+		moved = filepath.Join(dir, moved)
+	}
+	if err := root.Mkdir("skills", 0o755); err != nil {
+		return moved, fmt.Errorf("prepare skills: %w", err)
 	}
 	// Fix the mode through a descriptor of the directory just made: a link
 	// the agent swapped in since is refused, not followed.
 	d, err := root.OpenFile("skills", os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_DIRECTORY, 0)
 	if err != nil {
-		return fmt.Errorf("prepare skills: %s changed while it was made: %w", at, err)
+		return moved, fmt.Errorf("prepare skills: %s changed while it was made: %w", at, err)
 	}
 	defer d.Close()
 	if err := d.Chmod(0o755); err != nil {
-		return fmt.Errorf("prepare skills: %w", err)
+		return moved, fmt.Errorf("prepare skills: %w", err)
 	}
-	return nil
+	return moved, nil
 }

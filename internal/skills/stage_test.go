@@ -178,30 +178,48 @@ func TestStageRefusesBadDestination(t *testing.T) {
 func TestPrepare(t *testing.T) {
 	daemonUmask(t)
 	dir := t.TempDir()
-	if err := Prepare(dir); err != nil {
-		t.Fatal(err)
+	if moved, err := Prepare(dir); err != nil || moved != "" {
+		t.Fatal(moved, err)
 	}
 	st, err := os.Lstat(filepath.Join(dir, "skills"))
 	if err != nil || !st.IsDir() || st.Mode().Perm() != 0o755 {
 		t.Fatalf("skills: %v, %v", st.Mode(), err)
 	}
 	os.WriteFile(filepath.Join(dir, "skills", "keep"), nil, 0o644)
-	if err := Prepare(dir); err != nil {
-		t.Fatal(err)
+	if moved, err := Prepare(dir); err != nil || moved != "" {
+		t.Fatal(moved, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "skills", "keep")); err != nil {
 		t.Fatal("an existing skills directory was replaced")
 	}
 
-	link := t.TempDir()
-	os.Symlink("/etc", filepath.Join(link, "skills"))
-	if err := Prepare(link); err == nil || !strings.Contains(err.Error(), "skills is a symbolic link: move it away") {
-		t.Fatalf("symlink: %v", err)
+	// Anything else in its place is moved aside, never followed: the
+	// mount point is a real directory and the link's target is untouched.
+	target := t.TempDir()
+	for name, plant := range map[string]func(string) error{
+		"symlink":    func(p string) error { return os.Symlink(target, p) },
+		"dangling":   func(p string) error { return os.Symlink("/nonexistent", p) },
+		"file":       func(p string) error { return os.WriteFile(p, []byte("x"), 0o644) },
+		"named pipe": func(p string) error { return syscall.Mkfifo(p, 0o644) },
+	} {
+		dir := t.TempDir()
+		if err := plant(filepath.Join(dir, "skills")); err != nil {
+			t.Fatal(err)
+		}
+		moved, err := Prepare(dir)
+		if err != nil || !strings.HasPrefix(moved, filepath.Join(dir, "skills.moved-")) {
+			t.Errorf("%s: moved %q, %v", name, moved, err)
+			continue
+		}
+		if st, err := os.Lstat(filepath.Join(dir, "skills")); err != nil || !st.IsDir() {
+			t.Errorf("%s: skills is not a directory after Prepare: %v", name, err)
+		}
+		if _, err := os.Lstat(moved); err != nil {
+			t.Errorf("%s: what was there is gone: %v", name, err)
+		}
 	}
-	file := t.TempDir()
-	os.WriteFile(filepath.Join(file, "skills"), nil, 0o644)
-	if err := Prepare(file); err == nil || !strings.Contains(err.Error(), "skills is a file, not a directory: move it away") {
-		t.Fatalf("file: %v", err)
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("Prepare wrote through a link: %v", entries)
 	}
 }
 
