@@ -78,7 +78,8 @@ func TestDockerfileBrowserStage(t *testing.T) {
 	for _, want := range []string{"apt-get install -y --no-install-recommends chromium fonts-liberation;", "rm -rf /var/lib/apt/lists/*",
 		"COPY --from=agent-browser /agent-browser /usr/local/bin/agent-browser\n", `"-perm", "/6000"`,
 		"ENV AGENT_BROWSER_EXECUTABLE_PATH=/usr/bin/chromium\n", "> /etc/chromium/policies/managed/nanoclaw.json",
-		`"DefaultSearchProviderEnabled": false, "NetworkPredictionOptions": 2, "BrowserNetworkTimeQueriesEnabled": false, "ComponentUpdatesEnabled": false`} {
+		`"DefaultSearchProviderEnabled": false, "NetworkPredictionOptions": 2, "BrowserNetworkTimeQueriesEnabled": false, "ComponentUpdatesEnabled": false, ` +
+			`"AutofillAddressEnabled": false, "AutofillCreditCardEnabled": false, "PasswordManagerEnabled": false`} {
 		if !strings.Contains(stage, want) {
 			t.Errorf("browser stage lacks %q", want)
 		}

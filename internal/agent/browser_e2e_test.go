@@ -32,7 +32,8 @@ import (
 // browser process is left in the container.
 func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 	page := "<html><head><title>Luigi's</title></head><body><h1>Luigi's trattoria</h1>" +
-		"<p>TABLE-FOR-TWO-AT-EIGHT</p><button>Book</button></body></html>"
+		"<p>TABLE-FOR-TWO-AT-EIGHT</p><form method=post action=/book><input name=name autocomplete=name>" +
+		"<input name=email type=email autocomplete=email><input name=tel type=tel autocomplete=tel><button>Book</button></form></body></html>"
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, page)
