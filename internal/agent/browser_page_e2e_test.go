@@ -34,8 +34,15 @@ func TestBrowserPageCannotCallTheGateway(t *testing.T) {
 		fmt.Fprintf(&page, "fetch(%q, {method: 'POST', mode: 'no-cors', headers: {'content-type': 'text/plain'}, body: JSON.stringify({model: 'PAGE-MODEL-2Z', max_tokens: 5, messages: [{role: 'user', content: 'hi'}]})});\n", u+"/v1/messages")
 		fmt.Fprintf(&page, "new Image().src = %q;\n", u+"/ipc/session/next")
 	}
-	page.WriteString("</script></body></html>")
-	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	// Through a redirect of the page's own site, which keeps the POST body.
+	page.WriteString("fetch('/redirect', {method: 'POST', mode: 'no-cors', body: JSON.stringify({text: 'PAGE-SENT-7X'})});\n")
+	// And as what the browser fetches for the page itself: its icon.
+	fmt.Fprintf(&page, "</script><link rel=icon href=\"http://127.0.0.1:%d/ipc/session/next?icon\"></body></html>", ipc.ProxyPort)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, fmt.Sprintf("http://127.0.0.1:%d/ipc/tool/send_message", ipc.ProxyPort), http.StatusTemporaryRedirect)
+			return
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, page.String())
 	}))
