@@ -411,7 +411,10 @@ func TestRunKillsWhatABashCallLeftRunning(t *testing.T) {
 	defer gw.Close()
 	api.Script(
 		fakeapi.ToolUse("Bash", map[string]string{
-			"command":     "setsid sleep 4242 </dev/null >/dev/null 2>&1 & echo started $!",
+			// Waits until the child is sleep itself, not setsid before its
+			// exec, so the name the clean-up logs is certain.
+			"command": "setsid sleep 4242 </dev/null >/dev/null 2>&1 & p=$!; " +
+				`until [ "$(cat /proc/$p/comm 2>/dev/null)" = sleep ]; do sleep 0.01; done; echo started $p`,
 			"description": "leave a process running",
 		}),
 		fakeapi.React(func(r *fakeapi.Request) fakeapi.Turn {

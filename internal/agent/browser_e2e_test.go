@@ -50,20 +50,7 @@ func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 	}
 
 	runtimes(t, func(t *testing.T, rtName string) {
-		testenv.Image(t, testenv.Runtime(t, rtName), testenv.BrowserImage)
-		logs := &testenv.Buffer{}
-		edge := &fakeEdge{route: map[string]string{"93.184.215.14:80": strings.TrimPrefix(web.URL, "http://")},
-			table: map[string][]netip.Addr{"luigis.example": {netip.MustParseAddr("93.184.215.14")}}}
-		h := newHarness(t, rtName, func(o *Options) {
-			o.BrowserImage = testenv.BrowserImage
-			o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, t.Output()), nil))
-			o.Gateway.Resolver, o.Gateway.Dial = edge, edge.dial
-			o.MemoryMB, o.PidsLimit = 2048, 512
-		})
-		g := h.group("browse", false, store.ContainerConfig{Browser: true,
-			Egress: store.Egress{Mode: store.EgressAllowlist, Allow: []string{"luigis.example"}}})
-		s := h.start(g, StartOptions{})
-		defer s.Close(context.Background())
+		h, s, edge, logs := browserRun(t, rtName, web, "browse", "luigis.example")
 		if s.ran.Image != testenv.BrowserImage || !slices.Contains(s.ran.Cmd, "--browser") || s.ran.ShmMB != browserShmMB {
 			t.Fatalf("the browser group ran image %s, command %v, /dev/shm %d MB", s.ran.Image, s.ran.Cmd, s.ran.ShmMB)
 		}
@@ -149,4 +136,26 @@ func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 			t.Errorf("the process list does not show Claude Code itself, so it proves nothing:\n%s", out)
 		}
 	})
+}
+
+// browserRun starts group folder with the browser, on the browser image,
+// allowed to reach only site, which the gateway's fake edge routes to web
+// (at a public address); the daemon's log, JSON, goes to logs too.
+func browserRun(t *testing.T, rtName string, web *httptest.Server, folder, site string) (*harness, *Container, *fakeEdge, *testenv.Buffer) {
+	t.Helper()
+	testenv.Image(t, testenv.Runtime(t, rtName), testenv.BrowserImage)
+	logs := &testenv.Buffer{}
+	edge := &fakeEdge{route: map[string]string{"93.184.215.14:80": strings.TrimPrefix(web.URL, "http://")},
+		table: map[string][]netip.Addr{site: {netip.MustParseAddr("93.184.215.14")}}}
+	h := newHarness(t, rtName, func(o *Options) {
+		o.BrowserImage = testenv.BrowserImage
+		o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, t.Output()), nil))
+		o.Gateway.Resolver, o.Gateway.Dial = edge, edge.dial
+		o.MemoryMB, o.PidsLimit = 2048, 512
+	})
+	g := h.group(folder, false, store.ContainerConfig{Browser: true,
+		Egress: store.Egress{Mode: store.EgressAllowlist, Allow: []string{site}}})
+	s := h.start(g, StartOptions{})
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return h, s, edge, logs
 }

@@ -1,20 +1,15 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/nanoclaw/nanoclaw/internal/fakeapi"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
-	"github.com/nanoclaw/nanoclaw/internal/store"
-	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
 // Issue 15, the page as the attacker: a site the group may visit serves
@@ -49,20 +44,7 @@ func TestBrowserPageCannotCallTheGateway(t *testing.T) {
 	defer web.Close()
 
 	runtimes(t, func(t *testing.T, rtName string) {
-		testenv.Image(t, testenv.Runtime(t, rtName), testenv.BrowserImage)
-		logs := &testenv.Buffer{}
-		edge := &fakeEdge{route: map[string]string{"93.184.215.14:80": strings.TrimPrefix(web.URL, "http://")},
-			table: map[string][]netip.Addr{"evil.example": {netip.MustParseAddr("93.184.215.14")}}}
-		h := newHarness(t, rtName, func(o *Options) {
-			o.BrowserImage = testenv.BrowserImage
-			o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, t.Output()), nil))
-			o.Gateway.Resolver, o.Gateway.Dial = edge, edge.dial
-			o.MemoryMB, o.PidsLimit = 2048, 512
-		})
-		g := h.group("visitor", false, store.ContainerConfig{Browser: true,
-			Egress: store.Egress{Mode: store.EgressAllowlist, Allow: []string{"evil.example"}}})
-		s := h.start(g, StartOptions{})
-		defer s.Close(context.Background())
+		h, s, _, logs := browserRun(t, rtName, web, "visitor", "evil.example")
 		before := len(h.fake.Requests())
 
 		// agent-browser's wait lets the page's script run to its end.
