@@ -251,9 +251,10 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // agent's own calls do. A browser marks every request a page makes: Fetch
 // Metadata (Sec-Fetch-*) on every request to a loopback URL, Origin on
 // every POST; a page can remove neither (they are forbidden header names).
-// Claude Code, curl and nanoclaw-agent send none of them.
+// Claude Code, curl and nanoclaw-agent send none of them (Sec-Fetch-Mode
+// alone is left out: Node's fetch sends it on every request).
 func fromPage(h http.Header) bool {
-	for _, k := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Origin"} {
+	for _, k := range []string{"Sec-Fetch-Site", "Sec-Fetch-Dest", "Sec-Fetch-User", "Origin"} {
 		if _, ok := h[k]; ok {
 			return true
 		}
