@@ -155,6 +155,10 @@ func TestWokenWhileWarm(t *testing.T) {
 		var q *Queue
 		var running atomic.Int64
 		rounds := make(chan int, 10)
+		// gate holds a woken worker before its Taken, so both Notify calls
+		// below land before it takes the work (one may otherwise come after
+		// Taken and rightly cause a third round).
+		gate := make(chan struct{})
 		q = New(1, func(ctx context.Context, g string, s *Slot) {
 			running.Add(1)
 			defer running.Add(-1)
@@ -165,6 +169,7 @@ func TestWokenWhileWarm(t *testing.T) {
 				rounds <- n
 				select {
 				case <-s.Woken():
+					<-gate
 				case <-time.After(200 * time.Millisecond):
 					return // idle
 				}
@@ -177,6 +182,7 @@ func TestWokenWhileWarm(t *testing.T) {
 		}
 		q.Notify("g") // while warm: the same worker takes it
 		q.Notify("g") // coalesced with the one before
+		gate <- struct{}{}
 		if n := <-rounds; n != 2 {
 			t.Fatalf("second round %d, want 2 (same worker)", n)
 		}
