@@ -39,6 +39,13 @@ const MaxRules = 256
 type Policy struct {
 	Mode  Mode
 	Allow []Rule
+	// PublicOnly refuses every address that is not public, whatever rule
+	// opens it: the policy of the group's browser, since any page the
+	// browser loads can send requests to what its proxy reaches (a
+	// destination the owner opened for the agent, "nas.lan:5000", would be
+	// open to every page's scripts too). Never stored; the gateway sets it
+	// on the browser's socket.
+	PublicOnly bool
 }
 
 // ParsePolicy builds a Policy from its stored form: a mode ("" means
@@ -187,8 +194,9 @@ type Decider struct {
 //
 // Addresses no rule can open (cloud metadata, multicast, ...) never pass,
 // nor does any address of the host's own interfaces except loopback, in
-// any encoding (IPv4-mapped, NAT64, ...). If the host's addresses cannot be
-// read, nothing passes.
+// any encoding (IPv4-mapped, NAT64, ...). Under p.PublicOnly no address
+// but a public one passes. If the host's addresses cannot be read, nothing
+// passes.
 func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Decision {
 	if reason, ok := p.Prescreen(host, port); !ok {
 		return deny("%s", reason)
@@ -237,6 +245,9 @@ func (d Decider) Decide(p Policy, host string, port int, addrs []netip.Addr) Dec
 	for _, a := range addrs {
 		a = a.Unmap()
 		reason, c := classifyOn(a, self)
+		if p.PublicOnly && c != public {
+			return deny("%s: %s; the browser never reaches a non-public address, even one a rule opens for the group, since any page it loads could reach it too (the agent's own tools can)", dest(a), reason)
+		}
 		var by string
 		switch r := p.addrRule(a, port); {
 		case r != nil:
