@@ -37,6 +37,9 @@ type flow struct {
 	down   atomic.Int64 // destination → container
 	err    error        // why an allowed flow failed
 	status int          // HTTP status answered to the container
+	// browser: the flow came on the browser's socket, so the policy is
+	// the group's with PublicOnly.
+	browser bool
 }
 
 // decide resolves host on the host (unless it is an IP literal or the
@@ -69,7 +72,9 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 			return
 		}
 	}
-	f.d = egress.Decide(e.policy, f.host, f.port, addrs)
+	policy := e.policy
+	policy.PublicOnly = f.browser
+	f.d = egress.Decide(policy, f.host, f.port, addrs)
 	if f.d.Ask {
 		// Decide gives Ask only when every address is public or opened
 		// by a rule: the owner's yes never opens a private address.
@@ -212,6 +217,9 @@ func (e *Endpoint) refuse(w http.ResponseWriter, f *flow) {
 func (e *Endpoint) logFlow(f *flow) {
 	attrs := []any{"group", e.group.Folder, "kind", f.kind, "host", sanitize.Clip(f.host, 256, "…"), "port", f.port,
 		"allowed", f.d.Allowed, "reason", f.d.Reason}
+	if f.browser {
+		attrs = append(attrs, "via", "browser")
+	}
 	if f.d.Addr.IsValid() {
 		attrs = append(attrs, "addr", f.d.Addr.String())
 	}
@@ -256,8 +264,9 @@ func (e *Endpoint) dialChecked(ctx context.Context, f *flow) (net.Conn, error) {
 }
 
 // connect serves CONNECT host:port: a byte tunnel, no TLS interception.
-func (e *Endpoint) connect(w http.ResponseWriter, r *http.Request) {
-	f := &flow{kind: "connect", start: time.Now()}
+// browser says it came on the browser's socket.
+func (e *Endpoint) connect(w http.ResponseWriter, r *http.Request, browser bool) {
+	f := &flow{kind: "connect", start: time.Now(), browser: browser}
 	host, portText, err := net.SplitHostPort(r.Host)
 	if err == nil {
 		// Out-of-range ports are left to the policy, which names them.
@@ -370,9 +379,10 @@ func tunnel(ctx context.Context, client, dst net.Conn, idle time.Duration, up, d
 }
 
 // forward serves an absolute-URI plain-HTTP request ("GET http://host/...")
-// through the checked address.
-func (e *Endpoint) forward(w http.ResponseWriter, r *http.Request) {
-	f := &flow{kind: "http", start: time.Now(), host: r.URL.Hostname(), port: 80}
+// through the checked address. browser says it came on the browser's
+// socket.
+func (e *Endpoint) forward(w http.ResponseWriter, r *http.Request, browser bool) {
+	f := &flow{kind: "http", start: time.Now(), host: r.URL.Hostname(), port: 80, browser: browser}
 	var err error
 	if p := r.URL.Port(); p != "" {
 		f.port, err = strconv.Atoi(p)

@@ -35,8 +35,12 @@ type Endpoint struct {
 	policy egress.Policy // where its egress may go
 	path   string
 	srv    *http.Server
-	slots  chan struct{} // one per open egress connection
-	asks   asks          // questions to the owner (mode ask, egress.go)
+	// The browser's socket beside it (ipc.BrowserSocketName): egress only,
+	// to public addresses only (browserProxy).
+	pagePath string
+	pageSrv  *http.Server
+	slots    chan struct{} // one per open egress connection
+	asks     asks          // questions to the owner (mode ask, egress.go)
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
@@ -51,7 +55,7 @@ type Endpoint struct {
 	// long polls, streams and hijacked tunnels alike.
 	ctx    context.Context
 	cancel context.CancelFunc
-	served chan struct{} // closed when srv.Serve returned
+	served chan struct{} // closed when srv.Serve and pageSrv.Serve returned
 
 	mu       sync.Mutex // orders enter against Close
 	handlers sync.WaitGroup
@@ -59,18 +63,19 @@ type Endpoint struct {
 	closeErr error
 }
 
-// Open creates dir (0700) and the socket dir/ipc.SocketName (0600) for g
-// and serves it until Close. When the host runs as root and uid, gid are
-// not negative, dir and socket are handed to that user so the container
-// user, and only it, can connect. A stale socket left by an earlier run is
-// removed; any other file in its place is an error. A group has at most one
-// open Endpoint.
+// Open creates dir (0700) and the sockets dir/ipc.SocketName and
+// dir/ipc.BrowserSocketName (0600) for g and serves them until Close. When
+// the host runs as root and uid, gid are not negative, dir and sockets are
+// handed to that user so the container user, and only it, can connect. A
+// stale socket left by an earlier run is removed; any other file in its
+// place is an error. A group has at most one open Endpoint.
 func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int) (*Endpoint, error) {
 	if g.Folder == "" || strings.ContainsAny(g.Folder, "/\\\x00") || g.Folder == "." || g.Folder == ".." {
 		return nil, fmt.Errorf("gateway: invalid group folder %q", g.Folder)
 	}
 	e := &Endpoint{gw: gw, group: g, policy: policy, path: filepath.Join(dir, ipc.SocketName),
-		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{}),
+		pagePath: filepath.Join(dir, ipc.BrowserSocketName),
+		slots:    make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{}),
 		bodies: bodyBudget{max: maxBufferedBodies}, apiBodies: bodyBudget{max: maxBufferedAPIBodies},
 		apiSlots: make(chan struct{}, maxAPICalls)}
 	gw.mu.Lock()
@@ -82,25 +87,40 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 	gw.mu.Unlock()
 
 	ln, err := listen(dir, e.path, uid, gid)
+	var pageLn net.Listener
+	if err == nil {
+		if pageLn, err = listen(dir, e.pagePath, uid, gid); err != nil {
+			ln.Close()
+			os.Remove(e.path)
+		}
+	}
 	if err != nil {
 		gw.mu.Lock()
 		delete(gw.open, g.Folder)
 		gw.mu.Unlock()
 		return nil, fmt.Errorf("gateway: open socket of group %s: %w", g.Folder, err)
 	}
-	ln = newCapListener(ln, gw.opt.MaxConns, e.refuseAtCap)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.srv = &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return e.ctx },
-		ErrorLog:          slog.NewLogLogger(gw.opt.Logger.Handler(), slog.LevelWarn),
+	serve := func(h http.Handler, ln net.Listener) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			BaseContext:       func(net.Listener) context.Context { return e.ctx },
+			ErrorLog:          slog.NewLogLogger(gw.opt.Logger.Handler(), slog.LevelWarn),
+		}
+	}
+	e.srv, e.pageSrv = serve(e, ln), serve(browserProxy{e}, pageLn)
+	var serving sync.WaitGroup
+	for srv, ln := range map[*http.Server]net.Listener{e.srv: ln, e.pageSrv: pageLn} {
+		serving.Go(func() {
+			srv.Serve(newCapListener(ln, gw.opt.MaxConns, e.refuseAtCap)) //nolint:errcheck // returns ErrServerClosed on Close
+		})
 	}
 	go func() {
-		defer close(e.served)
-		e.srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Close
+		serving.Wait()
+		close(e.served)
 	}()
 	gw.opt.Logger.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(policy.Mode), "rules", len(policy.Allow))
 	return e, nil
@@ -170,7 +190,7 @@ func (e *Endpoint) Close() error {
 		e.mu.Lock()
 		e.cancel()
 		e.mu.Unlock()
-		e.closeErr = e.srv.Close()
+		e.closeErr = errors.Join(e.srv.Close(), e.pageSrv.Close())
 		<-e.served
 		done := make(chan struct{})
 		go func() { e.handlers.Wait(); close(done) }()
@@ -179,8 +199,10 @@ func (e *Endpoint) Close() error {
 		case <-time.After(closeWait):
 			e.gw.opt.Logger.Warn("gateway: requests still running after close", "group", e.group.Folder)
 		}
-		if err := os.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) && e.closeErr == nil {
-			e.closeErr = err
+		for _, p := range []string{e.path, e.pagePath} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && e.closeErr == nil {
+				e.closeErr = err
+			}
 		}
 		e.gw.mu.Lock()
 		if e.gw.open[e.group.Folder] == e {
@@ -212,12 +234,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer e.handlers.Done()
 	if r.Method == http.MethodConnect {
-		e.connect(w, r)
+		e.connect(w, r, false)
 		return
 	}
 	if r.URL.Host != "" {
 		if !isSelf(r.URL) {
-			e.forward(w, r)
+			e.forward(w, r, false)
 			return
 		}
 		// "GET http://127.0.0.1:3128/v1/..." is a client that sends even its
@@ -241,6 +263,34 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Anything else is for the API, which refuses all but the calls
 	// Claude Code makes (apiAllowed).
 	e.apiRequest(w, r)
+}
+
+// browserProxy serves the group's browser socket (ipc.BrowserSocketName),
+// the one the browser's proxy setting leads to: CONNECT and absolute-URI
+// requests under the group's policy with PublicOnly, nothing else. Any
+// page the browser loads can send requests through it, so it reaches
+// neither the gateway itself (tools, the API with the owner's key, the
+// prompt queue) nor a private destination the owner opened for the agent,
+// whatever a page's requests look like: a CONNECT tunnel hides them.
+type browserProxy struct{ e *Endpoint }
+
+func (b browserProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e := b.e
+	if !e.enter() {
+		jsonError(w, http.StatusServiceUnavailable, "gateway: closing")
+		return
+	}
+	defer e.handlers.Done()
+	switch {
+	case r.Method == http.MethodConnect:
+		e.connect(w, r, true)
+	case r.URL.Host != "":
+		e.forward(w, r, true)
+	default:
+		e.warn("gateway: a request on the browser's proxy for the gateway itself refused", "group", e.group.Folder, "method", r.Method,
+			"target", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…"))
+		jsonError(w, http.StatusForbidden, "gateway: the browser's proxy carries web traffic only; the gateway's tools and the API are the agent's")
+	}
 }
 
 // fromPage reports whether a request for the gateway itself comes from a

@@ -25,6 +25,11 @@ const (
 	ContainerIPCDir = "/workspace/ipc"
 	// ContainerSocket is the gateway socket as the container sees it.
 	ContainerSocket = ContainerIPCDir + "/" + SocketName
+	// BrowserSocketName is the browser's socket beside the gateway socket:
+	// the egress proxy alone, to public addresses alone (BrowserProxyPort).
+	BrowserSocketName = "browser.sock"
+	// ContainerBrowserSocket is the browser socket as the container sees it.
+	ContainerBrowserSocket = ContainerIPCDir + "/" + BrowserSocketName
 	// ContainerGroupDir is the group's folder, read-write, the working directory.
 	ContainerGroupDir = "/workspace/group"
 	// ContainerGlobalDir is global memory: read-only except for main.
@@ -47,6 +52,12 @@ const (
 	// nanoclaw-agent forwards bytes to the gateway socket. Claude Code's API
 	// base URL and HTTP(S)_PROXY both point at it.
 	ProxyPort = 3128
+	// BrowserProxyPort is the browser's proxy inside the container: the
+	// forwarder pipes it to the browser socket (BrowserSocketName), which
+	// carries web traffic only, to public addresses only. Any page the
+	// browser loads can make requests through its proxy, so that proxy
+	// reaches less than the agent's own.
+	BrowserProxyPort = 3129
 	// PlaceholderAPIKey is the only credential a container ever holds
 	// (finding 1): the gateway strips it and injects the real one.
 	PlaceholderAPIKey = "nanoclaw-placeholder-key-no-credential-in-this-container"

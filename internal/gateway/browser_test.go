@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// onSocket writes raw HTTP on a new connection to the unix socket path and
+// returns the response's status and body (on a CONNECT's 200, one line
+// echoed through the tunnel).
+func onSocket(t *testing.T, path, raw string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("response to %q: %v", strings.SplitN(raw, "\r\n", 2)[0], err)
+	}
+	if strings.HasPrefix(raw, "CONNECT ") && resp.StatusCode == http.StatusOK {
+		io.WriteString(c, "hello\n")
+		line, _ := br.ReadString('\n')
+		return resp.StatusCode, line
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The browser's socket carries web traffic only, to public addresses only:
+// a destination the owner opened for the group on a private address
+// ("nas.lan:5000", an address rule, loopback) stays closed to it, since a
+// page's scripts could reach it too, and it never serves the gateway's own
+// paths — whatever the request looks like (no page marks here; a CONNECT
+// tunnel hides them anyway). The agent's socket reaches all of it.
+func TestBrowserSocket(t *testing.T) {
+	e := newEnv(t, Options{})
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "page of %s", r.Host) }))
+	defer web.Close()
+	echo := echoServer(t)
+	nasHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "nas admin") }))
+	defer nasHTTP.Close()
+	e.resolver.table["site.example"] = []netip.Addr{netip.MustParseAddr("93.184.215.14")}
+	e.resolver.table["nas.lan"] = []netip.Addr{netip.MustParseAddr("192.168.1.20")}
+	e.dialer.route["93.184.215.14:80"] = strings.TrimPrefix(web.URL, "http://")
+	e.dialer.route["93.184.215.14:443"] = echo
+	e.dialer.route["192.168.1.20:5000"] = strings.TrimPrefix(nasHTTP.URL, "http://")
+	e.dialer.route["10.0.0.7:443"] = echo
+	ep := e.open(t, "fam", false, mustPolicy(t, "public", "nas.lan:5000", "10.0.0.0/24:*"))
+	checkMode(t, ep.pagePath, os.ModeSocket|0o600, os.Geteuid())
+
+	// The web, through the browser's socket.
+	if code, b := onSocket(t, ep.pagePath, "GET http://site.example/ HTTP/1.1\r\nHost: site.example\r\n\r\n"); code != 200 || b != "page of site.example" {
+		t.Errorf("a public page through the browser's socket: %d %q", code, b)
+	}
+	if code, b := onSocket(t, ep.pagePath, "CONNECT site.example:443 HTTP/1.1\r\nHost: site.example:443\r\n\r\n"); code != 200 || b != "echo: hello\n" {
+		t.Errorf("a public CONNECT through the browser's socket: %d %q", code, b)
+	}
+
+	// What the owner opened on private addresses: closed to the browser.
+	private := []string{
+		"GET http://nas.lan:5000/ HTTP/1.1\r\nHost: nas.lan:5000\r\n\r\n",
+		"CONNECT nas.lan:5000 HTTP/1.1\r\nHost: nas.lan:5000\r\n\r\n",
+		"CONNECT 10.0.0.7:443 HTTP/1.1\r\nHost: 10.0.0.7:443\r\n\r\n",
+		"GET http://10.0.0.7:443/ HTTP/1.1\r\nHost: 10.0.0.7:443\r\n\r\n",
+	}
+	for _, raw := range private {
+		if code, b := onSocket(t, ep.pagePath, raw); code != 403 || !strings.Contains(b, "the browser never reaches a non-public address") {
+			t.Errorf("%q on the browser's socket: %d %q", strings.SplitN(raw, "\r\n", 2)[0], code, b)
+		}
+	}
+	if got := e.dialer.addrs(); slices.ContainsFunc(got, func(a string) bool { return !strings.HasPrefix(a, "93.184.215.14:") }) {
+		t.Errorf("the gateway dialled %v for the browser; want only the public site", got)
+	}
+	// ... and open to the agent, by the same rules.
+	for _, raw := range private[:3] {
+		if code, b := onSocket(t, ep.path, raw); code != 200 {
+			t.Errorf("%q on the agent's socket: %d %q", strings.SplitN(raw, "\r\n", 2)[0], code, b)
+		}
+	}
+
+	// The gateway itself: never through the browser's socket.
+	body := `{"text":"from-the-browser"}`
+	for _, req := range []string{
+		"POST /ipc/tool/send_message HTTP/1.1\r\nHost: 127.0.0.1:3129\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body,
+		"GET /ipc/session/next HTTP/1.1\r\nHost: 127.0.0.1:3129\r\n\r\n",
+		"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:3129\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body,
+		"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:3129\r\n\r\n",
+	} {
+		if code, b := onSocket(t, ep.pagePath, req); code != 403 || !strings.Contains(b, "the browser's proxy carries web traffic only") {
+			t.Errorf("%q on the browser's socket: %d %q", strings.SplitN(req, "\r\n", 2)[0], code, b)
+		}
+	}
+	for _, target := range []string{"http://127.0.0.1:3128/ipc/session/next", "http://localhost:3128/ipc/session/next", "http://[::1]:3129/v1/models"} {
+		raw := "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n"
+		if code, b := onSocket(t, ep.pagePath, raw); code != 403 || !strings.Contains(b, "denied") {
+			t.Errorf("%s on the browser's socket: %d %q", target, code, b)
+		}
+	}
+	if got := e.handler.recorded(); len(got) != 0 {
+		t.Errorf("the host handled a request from the browser's socket: %v", got)
+	}
+
+	// The log says which flows were the browser's.
+	var browser, agent int
+	for _, l := range e.log.lines(t, "egress") {
+		if l["via"] == "browser" {
+			browser++
+		} else {
+			agent++
+		}
+	}
+	if browser != 2+len(private)+3 || agent != 3 {
+		b, _ := json.Marshal(e.log.lines(t, "egress"))
+		t.Errorf("egress lines: %d via the browser, %d the agent's; want %d and 3:\n%s", browser, agent, 2+len(private)+3, b)
+	}
+
+	if err := ep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(ep.pagePath); !os.IsNotExist(err) {
+		t.Errorf("the browser's socket is left after Close: %v", err)
+	}
+}
