@@ -82,8 +82,9 @@ func ClaudeArgs(sessionID, model, mcpConfig, memoryFile string) []string {
 }
 
 // ClaudeEnv is Claude Code's whole environment: nothing is inherited. proxy
-// is the forwarder's address (127.0.0.1:port).
-func ClaudeEnv(cfg Config, proxy string) []string {
+// is the forwarder's address (127.0.0.1:port), browserProxy the browser's
+// (used when cfg.Browser).
+func ClaudeEnv(cfg Config, proxy, browserProxy string) []string {
 	url := "http://" + proxy
 	env := []string{
 		"PATH=" + cfg.Path,
@@ -110,7 +111,7 @@ func ClaudeEnv(cfg Config, proxy string) []string {
 		env = append(env, "TZ="+cfg.TZ)
 	}
 	if cfg.Browser {
-		env = append(env, BrowserEnv(proxy)...)
+		env = append(env, BrowserEnv(browserProxy)...)
 	}
 	return env
 }
@@ -144,22 +145,23 @@ var ChromiumArgs = []string{
 }
 
 // BrowserEnv is agent-browser's environment, for groups on the browser
-// image. proxy is the forwarder's address.
+// image. proxy is the browser's forwarder's address.
 func BrowserEnv(proxy string) []string {
 	return []string{
 		// The image's Chromium: agent-browser would otherwise look for (and
 		// offer to download) its own.
 		"AGENT_BROWSER_EXECUTABLE_PATH=" + ChromiumPath,
 		// finding 2: the browser's traffic goes through the gateway's egress
-		// policy like curl's; the proxy resolves names, so DNS does too.
+		// policy like curl's; the proxy resolves names, so DNS does too. It
+		// is the browser's own forwarder, to the browser's socket: any page
+		// can send requests through it, so it reaches public addresses only
+		// and never the gateway itself (gateway.browserProxy).
 		"AGENT_BROWSER_PROXY=http://" + proxy,
 		// Without this agent-browser takes NO_PROXY (127.0.0.1,localhost) and
 		// a page's scripts could reach loopback ports in the container
-		// directly, Chromium's own DevTools port among them. "<-loopback>"
-		// sends even loopback to the proxy, which refuses it: loopback
-		// destinations by the egress policy, and a page's calls to the
-		// gateway itself (its tools, the API, the prompt queue) because the
-		// browser marks them as a page's (gateway.fromPage).
+		// directly, Chromium's own DevTools port and the agent's forwarder
+		// among them. "<-loopback>" sends even loopback to the browser's
+		// proxy, which refuses it.
 		"AGENT_BROWSER_PROXY_BYPASS=<-loopback>",
 		// Else it fetches chromereleases.googleblog.com at every start.
 		"AGENT_BROWSER_NO_VERSION_CHECK=1",

@@ -48,15 +48,20 @@ type Config struct {
 	Idle      time.Duration // end after this long without input
 	StopGrace time.Duration // see DefaultStopGrace
 
-	Listen    string // the forwarder's loopback address, e.g. 127.0.0.1:3128
-	WorkDir   string // Claude Code's working directory (the group folder)
-	GlobalDir string // global memory's folder
-	Home      string // HOME
-	ClaudeDir string // CLAUDE_CONFIG_DIR: Claude Code's state, kept by the host
-	TempDir   string // where the MCP config file is written
-	Path      string // PATH for Claude Code
-	TZ        string // TZ for Claude Code ("" leaves it unset)
-	Self      string // this program, started by Claude Code as the MCP server
+	Listen string // the forwarder's loopback address, e.g. 127.0.0.1:3128
+	// The browser's forwarder (Browser only): its loopback address and the
+	// socket it pipes to, which serves web traffic to public addresses
+	// only (ipc.BrowserProxyPort).
+	BrowserListen string
+	BrowserSocket string
+	WorkDir       string // Claude Code's working directory (the group folder)
+	GlobalDir     string // global memory's folder
+	Home          string // HOME
+	ClaudeDir     string // CLAUDE_CONFIG_DIR: Claude Code's state, kept by the host
+	TempDir       string // where the MCP config file is written
+	Path          string // PATH for Claude Code
+	TZ            string // TZ for Claude Code ("" leaves it unset)
+	Self          string // this program, started by Claude Code as the MCP server
 
 	// Subreaper makes Run a child subreaper that kills, after every turn
 	// and at its end, whatever a turn left running detached (reaper.go).
@@ -71,19 +76,21 @@ type Config struct {
 // DefaultConfig is a run inside the container.
 func DefaultConfig() Config {
 	return Config{
-		Socket:    ipc.ContainerSocket,
-		Claude:    "claude",
-		Idle:      DefaultIdle,
-		StopGrace: DefaultStopGrace,
-		Listen:    net.JoinHostPort("127.0.0.1", strconv.Itoa(ipc.ProxyPort)),
-		WorkDir:   ipc.ContainerGroupDir,
-		GlobalDir: ipc.ContainerGlobalDir,
-		Home:      ipc.ContainerHome,
-		ClaudeDir: ipc.ContainerClaudeDir,
-		TempDir:   "/tmp",
-		Path:      DefaultPath,
-		Self:      ipc.ContainerAgentBinary,
-		Subreaper: true,
+		Socket:        ipc.ContainerSocket,
+		Claude:        "claude",
+		Idle:          DefaultIdle,
+		StopGrace:     DefaultStopGrace,
+		Listen:        net.JoinHostPort("127.0.0.1", strconv.Itoa(ipc.ProxyPort)),
+		BrowserListen: net.JoinHostPort("127.0.0.1", strconv.Itoa(ipc.BrowserProxyPort)),
+		BrowserSocket: ipc.ContainerBrowserSocket,
+		WorkDir:       ipc.ContainerGroupDir,
+		GlobalDir:     ipc.ContainerGlobalDir,
+		Home:          ipc.ContainerHome,
+		ClaudeDir:     ipc.ContainerClaudeDir,
+		TempDir:       "/tmp",
+		Path:          DefaultPath,
+		Self:          ipc.ContainerAgentBinary,
+		Subreaper:     true,
 	}
 }
 
@@ -103,17 +110,24 @@ func (c Config) Validate() error {
 	if c.StopGrace <= 0 {
 		return fmt.Errorf("stop grace %v: must be positive", c.StopGrace)
 	}
-	host, _, err := net.SplitHostPort(c.Listen)
-	if err != nil {
-		return fmt.Errorf("listen address %q: %w", c.Listen, err)
+	listens := map[string]string{"listen": c.Listen}
+	paths := map[string]string{"socket": c.Socket, "workdir": c.WorkDir, "global dir": c.GlobalDir,
+		"home": c.Home, "claude dir": c.ClaudeDir, "temp dir": c.TempDir, "agent binary": c.Self}
+	if c.Browser {
+		listens["browser listen"], paths["browser socket"] = c.BrowserListen, c.BrowserSocket
 	}
-	// finding 2: the forwarder hands out the gateway; it must never be
-	// reachable from anything but this container's loopback.
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("listen address %q: must be a loopback IP", c.Listen)
+	for name, addr := range listens {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("%s address %q: %w", name, addr, err)
+		}
+		// finding 2: the forwarder hands out the gateway; it must never be
+		// reachable from anything but this container's loopback.
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("%s address %q: must be a loopback IP", name, addr)
+		}
 	}
-	for name, p := range map[string]string{"socket": c.Socket, "workdir": c.WorkDir, "global dir": c.GlobalDir,
-		"home": c.Home, "claude dir": c.ClaudeDir, "temp dir": c.TempDir, "agent binary": c.Self} {
+	for name, p := range paths {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("%s %q: must be an absolute path", name, p)
 		}

@@ -59,16 +59,29 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("forwarder: %w", err)
 	}
-	proxy := ln.Addr().String()
+	proxy, browserProxy := ln.Addr().String(), ""
 	fctx, stopFwd := context.WithCancel(context.Background())
 	var fwdDone sync.WaitGroup
-	fwdDone.Go(func() {
-		if err := Forward(fctx, ln, cfg.Socket, 0, log.With("part", "forwarder")); err != nil {
-			log.Error("forwarder stopped", "err", err)
-		}
-	})
 	defer fwdDone.Wait()
 	defer stopFwd()
+	forward := func(ln net.Listener, socket, part string) {
+		fwdDone.Go(func() {
+			if err := Forward(fctx, ln, socket, 0, log.With("part", part)); err != nil {
+				log.Error("forwarder stopped", "part", part, "err", err)
+			}
+		})
+	}
+	forward(ln, cfg.Socket, "forwarder")
+	if cfg.Browser {
+		// The browser's own way out: a page's requests go where the
+		// browser's socket lets them, never to the agent's (ipc.BrowserProxyPort).
+		bln, err := net.Listen("tcp", cfg.BrowserListen)
+		if err != nil {
+			return fmt.Errorf("browser forwarder: %w", err)
+		}
+		browserProxy = bln.Addr().String()
+		forward(bln, cfg.BrowserSocket, "browser-forwarder")
+	}
 
 	tmp, err := os.MkdirTemp(cfg.TempDir, "nanoclaw-agent-")
 	if err != nil {
@@ -93,7 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	args := ClaudeArgs(cfg.SessionID, cfg.Model, mcpConfig, memoryFile)
 	start := time.Now()
-	p, err := startClaude(claudeBin, args, ClaudeEnv(cfg, proxy), cfg.WorkDir, log.With("part", "claude"))
+	p, err := startClaude(claudeBin, args, ClaudeEnv(cfg, proxy, browserProxy), cfg.WorkDir, log.With("part", "claude"))
 	if err != nil {
 		return err
 	}

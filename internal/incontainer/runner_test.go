@@ -408,17 +408,19 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 	cases := map[string]func(*Config){
-		"session flag":      func(c *Config) { c.SessionID = "--dangerous" },
-		"session path":      func(c *Config) { c.SessionID = "../x" },
-		"public listen":     func(c *Config) { c.Listen = "0.0.0.0:3128" },
-		"host name listen":  func(c *Config) { c.Listen = "localhost:3128" },
-		"no port":           func(c *Config) { c.Listen = "127.0.0.1" },
-		"relative workdir":  func(c *Config) { c.WorkDir = "group" },
-		"relative socket":   func(c *Config) { c.Socket = "gw.sock" },
-		"zero idle":         func(c *Config) { c.Idle = 0 },
-		"no claude program": func(c *Config) { c.Claude = "" },
-		"model flag":        func(c *Config) { c.Model = "--dangerously-skip-permissions" },
-		"model with space":  func(c *Config) { c.Model = "claude sonnet" },
+		"session flag":            func(c *Config) { c.SessionID = "--dangerous" },
+		"session path":            func(c *Config) { c.SessionID = "../x" },
+		"public listen":           func(c *Config) { c.Listen = "0.0.0.0:3128" },
+		"host name listen":        func(c *Config) { c.Listen = "localhost:3128" },
+		"no port":                 func(c *Config) { c.Listen = "127.0.0.1" },
+		"relative workdir":        func(c *Config) { c.WorkDir = "group" },
+		"relative socket":         func(c *Config) { c.Socket = "gw.sock" },
+		"zero idle":               func(c *Config) { c.Idle = 0 },
+		"no claude program":       func(c *Config) { c.Claude = "" },
+		"model flag":              func(c *Config) { c.Model = "--dangerously-skip-permissions" },
+		"model with space":        func(c *Config) { c.Model = "claude sonnet" },
+		"public browser listen":   func(c *Config) { c.Browser, c.BrowserListen = true, "0.0.0.0:3129" },
+		"relative browser socket": func(c *Config) { c.Browser, c.BrowserSocket = true, "br.sock" },
 	}
 	for name, edit := range cases {
 		c := DefaultConfig()
