@@ -28,8 +28,10 @@ import (
 // through the gateway (its text comes back to the model; a screenshot
 // lands in the group's folder); a private address, the metadata address,
 // an address of this host and loopback (where the test's page listens) are refused by
-// the gateway with its reason and never dialled; after the turn no
-// browser process is left in the container.
+// the gateway with its reason and never dialled, and so is a private
+// destination the owner opened for the group ("nas.lan:5000"), which the
+// agent's own curl reaches; after the turn no browser process is left in
+// the container.
 func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 	page := "<html><head><title>Luigi's</title></head><body><h1>Luigi's trattoria</h1>" +
 		"<p>TABLE-FOR-TWO-AT-EIGHT</p><form method=post action=/book><input name=name autocomplete=name>" +
@@ -50,7 +52,7 @@ func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 	}
 
 	runtimes(t, func(t *testing.T, rtName string) {
-		h, s, edge, logs := browserRun(t, rtName, web, "browse", "luigis.example")
+		h, s, edge, logs := browserRun(t, rtName, web, "browse", "luigis.example", "nas.lan:5000")
 		if s.ran.Image != testenv.BrowserImage || !slices.Contains(s.ran.Cmd, "--browser") || s.ran.ShmMB != browserShmMB {
 			t.Fatalf("the browser group ran image %s, command %v, /dev/shm %d MB", s.ran.Image, s.ran.Cmd, s.ran.ShmMB)
 		}
@@ -98,6 +100,22 @@ func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 		if got := edge.dialled(); !slices.Equal(slices.Compact(got), []string{"93.184.215.14:80"}) {
 			t.Errorf("the gateway dialled %v; want only the allowed page", got)
 		}
+
+		// What the owner opened on a private address is the agent's, not
+		// the browser's: any page the browser loads could reach it too.
+		out = h.bash(s, "agent-browser open http://nas.lan:5000/; agent-browser get text body; echo CURL:; curl -sS http://nas.lan:5000/")
+		browser, agent, _ := strings.Cut(out, "CURL:")
+		if want := "nanoclaw egress: nas.lan:5000 denied: nas.lan resolves to 192.168.1.20: private (RFC 1918); the browser never reaches"; !strings.Contains(browser, want) ||
+			strings.Contains(browser, "TABLE-FOR-TWO-AT-EIGHT") {
+			t.Errorf("the browser did not get the refusal %q:\n%s", want, browser)
+		}
+		if !strings.Contains(agent, "TABLE-FOR-TWO-AT-EIGHT") {
+			t.Errorf("the agent's curl did not reach what the owner opened:\n%s", agent)
+		}
+		if got := slices.DeleteFunc(edge.dialled(), func(a string) bool { return a == "93.184.215.14:80" }); !slices.Equal(got, []string{"192.168.1.20:5000"}) {
+			t.Errorf("the gateway dialled %v besides the page; want 192.168.1.20:5000 once, for curl", got)
+		}
+		refused = append(refused, "nas.lan:5000")
 		denied := map[string]bool{}
 		for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
 			var l map[string]any
@@ -140,13 +158,20 @@ func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 
 // browserRun starts group folder with the browser, on the browser image,
 // allowed to reach only site, which the gateway's fake edge routes to web
-// (at a public address); the daemon's log, JSON, goes to logs too.
-func browserRun(t *testing.T, rtName string, web *httptest.Server, folder, site string) (*harness, *Container, *fakeEdge, *testenv.Buffer) {
+// (at a public address), and each name:port of private, which it routes
+// to web too (at the private address 192.168.1.20); the daemon's log,
+// JSON, goes to logs too.
+func browserRun(t *testing.T, rtName string, web *httptest.Server, folder, site string, private ...string) (*harness, *Container, *fakeEdge, *testenv.Buffer) {
 	t.Helper()
 	testenv.Image(t, testenv.Runtime(t, rtName), testenv.BrowserImage)
 	logs := &testenv.Buffer{}
 	edge := &fakeEdge{route: map[string]string{"93.184.215.14:80": strings.TrimPrefix(web.URL, "http://")},
 		table: map[string][]netip.Addr{site: {netip.MustParseAddr("93.184.215.14")}}}
+	for _, hp := range private {
+		name, port, _ := net.SplitHostPort(hp)
+		edge.table[name] = []netip.Addr{netip.MustParseAddr("192.168.1.20")}
+		edge.route["192.168.1.20:"+port] = strings.TrimPrefix(web.URL, "http://")
+	}
 	h := newHarness(t, rtName, func(o *Options) {
 		o.BrowserImage = testenv.BrowserImage
 		o.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, t.Output()), nil))
@@ -154,7 +179,7 @@ func browserRun(t *testing.T, rtName string, web *httptest.Server, folder, site 
 		o.MemoryMB, o.PidsLimit = 2048, 512
 	})
 	g := h.group(folder, false, store.ContainerConfig{Browser: true,
-		Egress: store.Egress{Mode: store.EgressAllowlist, Allow: []string{site}}})
+		Egress: store.Egress{Mode: store.EgressAllowlist, Allow: append([]string{site}, private...)}})
 	s := h.start(g, StartOptions{})
 	t.Cleanup(func() { s.Close(context.Background()) })
 	return h, s, edge, logs

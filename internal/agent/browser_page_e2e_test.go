@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,10 +18,11 @@ import (
 // a script that calls the gateway the way Claude Code does — its tools,
 // the API (with the owner's key added), the agent's own prompt queue — at
 // every loopback name of the in-container forwarder. The browser's
-// requests reach the gateway (loopback goes through the proxy), and the
-// gateway refuses every one: a browser marks what a page asks for
-// (Sec-Fetch-*, Origin), and no page can leave that out. The agent's own
-// next prompt still arrives.
+// requests reach the gateway (loopback goes through the browser's proxy)
+// on the browser's socket, which serves web traffic to public addresses
+// only: every one is refused there, and none reaches the agent's socket
+// (where the page's marks, Sec-Fetch-* and Origin, would be refused too).
+// The agent's own next prompt still arrives.
 func TestBrowserPageCannotCallTheGateway(t *testing.T) {
 	var page strings.Builder
 	page.WriteString("<html><body><h1>PAGE-LOADED-5R</h1><script>\n")
@@ -62,9 +65,22 @@ func TestBrowserPageCannotCallTheGateway(t *testing.T) {
 				t.Errorf("the page's API call reached the upstream with the owner's key: %s", r.Path)
 			}
 		}
-		refusals := strings.Count(logs.String(), "gateway: a web page's request refused")
-		if refusals == 0 {
+		refused := 0
+		for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+			var l map[string]any
+			if json.Unmarshal(line, &l) != nil || l["msg"] != "egress" || l["port"] != float64(ipc.ProxyPort) {
+				continue
+			}
+			if l["allowed"] != false || l["via"] != "browser" {
+				t.Errorf("a request for the forwarder's port went on the agent's socket or through: %s", line)
+			}
+			refused++
+		}
+		if refused == 0 {
 			t.Errorf("the gateway logged no refused page request:\n%s", logs.String())
+		}
+		if strings.Contains(logs.String(), "gateway: a web page's request refused") {
+			t.Errorf("a page's request reached the agent's socket:\n%s", logs.String())
 		}
 		// The page's GET of the prompt queue took nothing: the next prompt
 		// reaches the agent.
