@@ -237,6 +237,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.connect(w, r, false)
 		return
 	}
+	byURL := false
 	if r.URL.Host != "" {
 		if !isSelf(r.URL) {
 			e.forward(w, r, false)
@@ -244,17 +245,26 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// "GET http://127.0.0.1:3128/v1/..." is a client that sends even its
 		// API calls through HTTP_PROXY: it means the gateway itself.
-		r.URL.Scheme, r.URL.Host = "", ""
+		r.URL.Scheme, r.URL.Host, byURL = "", "", true
 	}
 	if fromPage(r.Header) {
 		e.warn("gateway: a web page's request refused", "group", e.group.Folder, "method", r.Method,
 			"target", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…"), "site", sanitize.Name(r.Header.Get("Sec-Fetch-Site")))
-		jsonError(w, http.StatusForbidden, "gateway: a web page may not call the gateway; its tools and the API are the agent's")
+		forbidden(w, "gateway: a web page may not call the gateway; its tools and the API are the agent's")
 		return
 	}
 	if p := r.URL.Path; strings.HasPrefix(p, "/ipc/") {
 		if r.URL.RawPath != "" || path.Clean(p) != p && path.Clean(p)+"/" != p {
 			jsonError(w, http.StatusBadRequest, fmt.Sprintf("gateway: path %q is not clean", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…")))
+			return
+		}
+		if byURL || r.Host != ipc.GatewayHost {
+			// Only nanoclaw-agent's own calls: not a URL that some tool
+			// followed to the forwarder, which could take the agent's next
+			// prompt or post as the agent (ipc.GatewayHost).
+			e.warn("gateway: an IPC request that came by a URL refused", "group", e.group.Folder, "method", r.Method,
+				"target", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…"), "host", sanitize.Clip(r.Host, 256, "…"))
+			forbidden(w, "gateway: /ipc answers nanoclaw-agent alone, on the socket; a request that came by a URL (a followed redirect) is refused")
 			return
 		}
 		e.ipcRequest(w, r)
@@ -289,8 +299,16 @@ func (b browserProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		e.warn("gateway: a request on the browser's proxy for the gateway itself refused", "group", e.group.Folder, "method", r.Method,
 			"target", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…"))
-		jsonError(w, http.StatusForbidden, "gateway: the browser's proxy carries web traffic only; the gateway's tools and the API are the agent's")
+		forbidden(w, "gateway: the browser's proxy carries web traffic only; the gateway's tools and the API are the agent's")
 	}
+}
+
+// forbidden refuses a request the gateway will not read: its connection
+// closes after the answer, so the answer does not wait for a body the
+// client may never finish sending.
+func forbidden(w http.ResponseWriter, msg string) {
+	w.Header().Set("Connection", "close")
+	jsonError(w, http.StatusForbidden, msg)
 }
 
 // fromPage reports whether a request for the gateway itself comes from a

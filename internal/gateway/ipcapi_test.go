@@ -267,3 +267,48 @@ func TestPageRequestsRefused(t *testing.T) {
 		t.Errorf("a page load with its marks: %d", resp.StatusCode)
 	}
 }
+
+// /ipc answers nanoclaw-agent's own calls alone: those come on the socket
+// with Host ipc.GatewayHost. A tool that follows a URL to the forwarder (a
+// remote server's redirect to http://127.0.0.1:3128/ipc/..., which curl -L
+// or git follows straight to the forwarder) sends the URL's host, and a
+// client that sends it through the proxy sends an absolute URL: neither
+// takes the agent's next prompt or posts as the agent, even with no page's
+// marks.
+func TestIPCByURLRefused(t *testing.T) {
+	e := newEnv(t, Options{})
+	ep := e.open(t, "fam", false, egress.Policy{Mode: egress.Public})
+	body := `{"text":"by-a-redirect"}`
+	out := `{"input_id":"i1","result":"by-a-redirect"}`
+	for _, req := range []string{
+		"GET /ipc/session/next HTTP/1.1\r\nHost: 127.0.0.1:3128\r\n\r\n",
+		"GET /ipc/session/next HTTP/1.1\r\nHost: localhost:3128\r\n\r\n",
+		"GET /ipc/session/next HTTP/1.1\r\nHost: [::1]:3128\r\n\r\n",
+		"GET /ipc/session/next HTTP/1.1\r\nHost: gateway:3128\r\n\r\n",
+		"GET /ipc/session/next HTTP/1.1\r\nHost: GATEWAY\r\n\r\n",
+		"GET /ipc/session/next HTTP/1.0\r\n\r\n",
+		"GET http://127.0.0.1:3128/ipc/session/next HTTP/1.1\r\nHost: gateway\r\n\r\n",
+		"GET http://localhost:3128/ipc/session/next HTTP/1.1\r\nHost: localhost:3128\r\n\r\n",
+		"POST /ipc/tool/send_message HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body,
+		"POST /ipc/session/output HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(out)) + "\r\n\r\n" + out,
+		// Half a body: the refusal does not wait for the rest.
+		"POST /ipc/tool/send_message HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+	} {
+		_, _, resp := rawRequest(t, ep, req)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "a request that came by a URL (a followed redirect) is refused") {
+			t.Errorf("%q: %d %s", strings.SplitN(req, "\r\n", 3)[:2], resp.StatusCode, b)
+		}
+	}
+	if got := e.handler.recorded(); len(got) != 0 {
+		t.Errorf("the host handled a request that came by a URL: %v", got)
+	}
+	if !strings.Contains(e.log.String(), "gateway: an IPC request that came by a URL refused") {
+		t.Errorf("no refusal logged:\n%s", e.log.String())
+	}
+	// The agent's own poll gets the prompt none of them took.
+	e.handler.inputs <- ipc.Input{Kind: ipc.InputPrompt, ID: "p1", Text: "the owner's message"}
+	if code, b, _ := do(t, ep, "GET", ipc.PathNext, ""); code != http.StatusOK || !strings.Contains(b, "the owner's message") {
+		t.Errorf("the agent's own poll: %d %s", code, b)
+	}
+}

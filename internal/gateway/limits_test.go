@@ -183,7 +183,7 @@ func TestSocketConnCap(t *testing.T) {
 	}
 	// The listener takes connections in the order they came: these two
 	// hold the slots, so the third is over the cap.
-	_, _, resp := rawRequest(t, ep, "POST "+ipc.PathToolPrefix+"send_message HTTP/1.1\r\nHost: g\r\nContent-Length: 12\r\n\r\n{\"text\":\"x\"}")
+	_, _, resp := rawRequest(t, ep, "POST "+ipc.PathToolPrefix+"send_message HTTP/1.1\r\nHost: gateway\r\nContent-Length: 12\r\n\r\n{\"text\":\"x\"}")
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" ||
 		string(body) != `{"error":"gateway: too many connections on this socket (at most 2 at once); retry shortly"}` {
@@ -233,7 +233,7 @@ func TestSocketBodyTimeout(t *testing.T) {
 		{ipc.PathToolPrefix + "send_message", `"tool send_message: arguments: body not complete within 300ms"`},
 		{"/v1/messages?beta=true", `{"error":{"message":"gateway: request body not complete within 300ms","type":"timeout_error"},"type":"error"}`},
 	} {
-		_, _, resp := rawRequest(t, ep, "POST "+tc.path+" HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"input_id\":")
+		_, _, resp := rawRequest(t, ep, "POST "+tc.path+" HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"input_id\":")
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), tc.want) {
 			t.Errorf("half-sent body to %s: %d %s; want 408 with %s", tc.path, resp.StatusCode, body, tc.want)

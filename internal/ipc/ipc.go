@@ -66,6 +66,13 @@ const (
 // Gateway paths besides the API proxy (/v1/...) and the egress proxy
 // (CONNECT and absolute-URI requests).
 const (
+	// GatewayHost is the Host of every /ipc request: nanoclaw-agent sends
+	// them on the socket itself, never by a URL, and the gateway refuses
+	// any other. A request that reaches the forwarder by a URL (a redirect
+	// curl -L or git follows to http://127.0.0.1:3128/ipc/...) carries the
+	// URL's host, and one by another name goes through the egress proxy.
+	GatewayHost = "gateway"
+
 	// PathNext (GET) long-polls for the agent's next input: 200 with an
 	// Input, or 204 when nothing came within the poll time (ask again).
 	PathNext = "/ipc/session/next"

@@ -221,7 +221,7 @@ func (c *Client) once(ctx context.Context, method, path string, body []byte, tim
 	defer cancel()
 	// The host part is never dialled (DialContext goes to the socket); it
 	// only names the peer in logs and errors.
-	req, err := http.NewRequestWithContext(ctx, method, "http://gateway"+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+ipc.GatewayHost+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
