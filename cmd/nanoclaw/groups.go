@@ -26,7 +26,7 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
   nanoclaw groups add FOLDER [--jid JID] [--name NAME] [--trigger WORD] [--no-trigger]
                                                 register a chat (default local:FOLDER) as a group
   nanoclaw groups remove FOLDER                 unregister; the folder and its files are kept
-  nanoclaw groups set FOLDER KEY=VALUE...       change settings: name, trigger, requires_trigger,
+  nanoclaw groups set FOLDER KEY=VALUE...       change settings: name, trigger, requires_trigger (on|off),
                                                 timeout (seconds), memory_mb, cpus, pids_limit,
                                                 egress (none|allowlist|ask|public), allow (comma list),
                                                 approved (comma list of host:port your "always"
@@ -41,7 +41,7 @@ const groupsHelp = `List, add, remove and configure groups (the owner's rights, 
                                                 list; default: MODEL, or Claude Code's own),
                                                 day_tokens, month_tokens, day_usd, month_usd (the
                                                 group's budget, UTC days and months; 0: no cap),
-                                                browser (true|false: Chromium and agent-browser in
+                                                browser (on|off: Chromium and agent-browser in
                                                 its runs; build the image with
                                                 'nanoclaw image build --browser')
   nanoclaw groups reset-session FOLDER          forget the group's Claude Code session: its next
@@ -204,12 +204,13 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			a.Name = &value
 		case "trigger":
 			a.Trigger = &value
-		case "requires_trigger":
-			b, err := strconv.ParseBool(value)
-			if err != nil {
-				return a, usagef("requires_trigger: %q is not true or false", value)
+		case "requires_trigger", "browser", "reactions", "mentions":
+			on, ok := map[string]bool{"on": true, "true": true, "off": false, "false": false}[value]
+			if !ok {
+				return a, usagef("%s: %q is not on or off (or true, false)", key, value)
 			}
-			a.RequiresTrigger = &b
+			*map[string]**bool{"requires_trigger": &a.RequiresTrigger, "browser": &a.Browser,
+				"reactions": &a.Reactions, "mentions": &a.Mentions}[key] = &on
 		case "timeout", "memory_mb", "pids_limit":
 			n, err := strconv.Atoi(value)
 			if err != nil {
@@ -230,18 +231,6 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 			a.ApprovedAllow = new(commaList(value))
 		case "trigger_senders":
 			a.TriggerSenders = new(commaList(value))
-		case "browser":
-			on, err := strconv.ParseBool(value)
-			if err != nil {
-				return a, usagef("browser: %q is not true or false", value)
-			}
-			a.Browser = &on
-		case "reactions", "mentions":
-			on, ok := map[string]bool{"on": true, "true": true, "off": false, "false": false}[value]
-			if !ok {
-				return a, usagef("%s: %q is not on or off", key, value)
-			}
-			*map[string]**bool{"reactions": &a.Reactions, "mentions": &a.Mentions}[key] = &on
 		case "model":
 			if value == "default" {
 				value = ""

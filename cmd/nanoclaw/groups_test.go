@@ -188,8 +188,11 @@ func TestGroupsBrowserAndSkills(t *testing.T) {
 	if !g.Config.Browser {
 		t.Errorf("browser not stored: %+v", g.Config)
 	}
-	if code, _, errOut := run(t, env, "groups", "set", "family", "browser=maybe"); code != cli.ExitUsage || !strings.Contains(errOut, `"maybe" is not true or false`) {
+	if code, _, errOut := run(t, env, "groups", "set", "family", "browser=maybe"); code != cli.ExitUsage || !strings.Contains(errOut, `browser: "maybe" is not on or off (or true, false)`) {
 		t.Errorf("browser=maybe: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := run(t, env, "groups", "set", "family", "browser=off"); code != cli.ExitOK || !strings.Contains(out, "browser:   off") {
+		t.Errorf("browser=off: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, out, _ := run(t, env, "groups", "show", "main"); code != cli.ExitOK || !strings.Contains(out, "browser:   off") ||
 		!strings.Contains(out, "skill:     table-booking (global)") || strings.Contains(out, "house-rules (group") {
