@@ -229,9 +229,12 @@ func (c *chatSession) post(ctx context.Context, line string) error {
 		c.clearStatus()
 		fmt.Fprintf(c.m.Stderr, "· sent as message %s\n", r.ID)
 	}
-	if r.WillAnswer {
+	switch {
+	case r.WillAnswer:
 		c.pending = max(c.pending, r.Seq)
-	} else {
+	case r.Taken != "":
+		// nanoclaw's answer shows in the chat as it is sent to main.
+	default:
 		c.clearStatus()
 		fmt.Fprintln(c.m.Stderr, notAnsweredNote(c.cfg))
 	}

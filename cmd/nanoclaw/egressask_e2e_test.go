@@ -90,11 +90,13 @@ func TestEgressAskThroughTheDaemon(t *testing.T) {
 		t.Fatalf("the owner was not asked about %s; the daemon's log:\n%s", target, log)
 		return ""
 	}
-	owner := func(chat, text string) {
+	owner := func(chat, text string) string {
 		t.Helper()
-		if _, errOut, code := w.nanoclaw("send", "--group", chat, text); code != 0 {
+		_, errOut, code := w.nanoclaw("send", "--group", chat, text)
+		if code != 0 {
 			t.Fatalf("send %q to %s: exit %d: %s", text, chat, code, errOut)
 		}
+		return errOut
 	}
 	answer := func(ch <-chan string) string {
 		t.Helper()
@@ -110,14 +112,18 @@ func TestEgressAskThroughTheDaemon(t *testing.T) {
 	// allow: past the owner, to the host's lookup.
 	res := fetch("fetch allowed.invalid")
 	code := question("allowed.invalid:80")
-	owner("family", "allow "+code) // the group's own chat: no answer
+	if said := owner("family", "allow "+code); strings.Contains(said, "taken by nanoclaw") { // the group's own chat: no answer
+		t.Errorf("allow in the group's chat was taken: %q", said)
+	}
 	time.Sleep(time.Second)
 	select {
 	case s := <-res:
 		t.Fatalf("answered before the owner: %q", s)
 	default:
 	}
-	owner("main", "allow "+code)
+	if said, want := owner("main", "allow "+code), "taken by nanoclaw, not the assistant: Allowed once: family → allowed.invalid:80."; !strings.Contains(said, want) {
+		t.Errorf("send said %q; want %q", said, want)
+	}
 	if out := answer(res); !strings.Contains(out, "cannot resolve allowed.invalid") || strings.Contains(out, "owner") {
 		t.Errorf("after allow: %q", out)
 	}
@@ -125,7 +131,9 @@ func TestEgressAskThroughTheDaemon(t *testing.T) {
 	// deny
 	res = fetch("fetch denied.invalid")
 	denied := question("denied.invalid:80")
-	owner("main", "deny "+denied)
+	if said := owner("main", "deny "+denied); !strings.Contains(said, "taken by nanoclaw, not the assistant: Denied: family → denied.invalid:80.") {
+		t.Errorf("send said %q", said)
+	}
 	if out := answer(res); !strings.Contains(out, "denied.invalid:80: the owner denied it") {
 		t.Errorf("after deny: %q", out)
 	}

@@ -164,6 +164,8 @@ func (m *Main) runSend(ctx context.Context, args []string) error {
 		switch {
 		case r.Duplicate:
 			fmt.Fprintln(m.Stderr, duplicateNote(r.ID, r.Chat))
+		case r.Taken != "":
+			fmt.Fprintln(m.Stderr, takenNote(r.Taken))
 		case !r.WillAnswer:
 			fmt.Fprintln(m.Stderr, notAnsweredNote(cfg))
 		default:
@@ -201,6 +203,10 @@ func (m *Main) runSend(ctx context.Context, args []string) error {
 		case local.EventStored:
 			if ev.Duplicate {
 				fmt.Fprintln(m.Stderr, duplicateNote(ev.ID, ev.Chat))
+				return nil
+			}
+			if ev.Taken != "" {
+				fmt.Fprintln(m.Stderr, takenNote(ev.Taken))
 				return nil
 			}
 			if !ev.WillAnswer {
@@ -292,6 +298,12 @@ func storedNote(chat string, seq int64, id string) string {
 // notAnsweredNote explains a stored message that starts no run.
 func notAnsweredNote(cfg *config.Config) string {
 	return fmt.Sprintf("stored; it does not start with %s, so no reply — it will be part of the next catch-up", cfg.Trigger())
+}
+
+// takenNote is what nanoclaw did with a message it took itself: the
+// owner's answer to an egress question, not a message for the assistant.
+func takenNote(answer string) string {
+	return "taken by nanoclaw, not the assistant: " + sanitize.Terminal(answer)
 }
 
 // duplicateNote explains a retry of a message stored before.

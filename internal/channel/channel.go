@@ -143,10 +143,13 @@ type ChatInfo struct {
 // Stored is what became of an inbound message. Seq is its position in its
 // chat when it was stored now; 0 when nothing new was stored (a
 // redelivery, the echo of the assistant's own message, or a chat no group
-// is bound to). WillAnswer says whether it starts a run.
+// is bound to). WillAnswer says whether it starts a run. Taken is set when
+// the host took the message itself, so no run starts: the owner's answer
+// to an egress question, and Taken is what the host told the chat of it.
 type Stored struct {
 	Seq        int64
 	WillAnswer bool
+	Taken      string
 }
 
 // Handler receives a channel's events. OnMessage returns only when the

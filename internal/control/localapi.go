@@ -55,6 +55,9 @@ type Receipt struct {
 	Seq        int64  `json:"seq"`
 	WillAnswer bool   `json:"will_answer"`
 	Duplicate  bool   `json:"duplicate,omitempty"`
+	// Taken is what the host answered when it took the message itself
+	// (the owner's answer to an egress question): no run starts.
+	Taken string `json:"taken,omitempty"`
 }
 
 // notRegistered is the 404 of a message to a chat no group is bound to.
@@ -130,7 +133,7 @@ func (s *Server) postLocalMessage(w http.ResponseWriter, r *http.Request) {
 		stored.Duplicate = true
 	}
 	if !q.Wait {
-		ipc.WriteJSON(w, http.StatusOK, Receipt{Chat: q.Chat, ID: stored.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer, Duplicate: stored.Duplicate})
+		ipc.WriteJSON(w, http.StatusOK, Receipt{Chat: q.Chat, ID: stored.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer, Duplicate: stored.Duplicate, Taken: stored.Taken})
 		return
 	}
 

@@ -192,22 +192,23 @@ func parseAnswer(text string) (egress.Verdict, string, bool) {
 // when it is one: the owner's own message (not the assistant's, isBot) in
 // a chat of the main group whose whole text is an answer to a question
 // the store knows. Then it records the answer (durable before the
-// waiting connection goes on), tells the owner what was done, and reports
-// true: the message is the host's, shown to no agent. Anything else — the same words in another chat, from someone
-// else, or from the assistant — is an ordinary message (false).
-func (a *Approvals) Answer(ctx context.Context, g store.Group, m channel.Message, isBot bool) (bool, error) {
+// waiting connection goes on), tells the owner what was done, and returns
+// what it told: the message is the host's, shown to no agent. Anything
+// else — the same words in another chat, from someone else, or from the
+// assistant — is an ordinary message ("").
+func (a *Approvals) Answer(ctx context.Context, g store.Group, m channel.Message, isBot bool) (string, error) {
 	if a == nil || !g.IsMain || !m.FromMe || isBot {
-		return false, nil
+		return "", nil
 	}
 	v, code, ok := parseAnswer(m.Text)
 	if !ok {
-		return false, nil
+		return "", nil
 	}
 	ask, err := a.st.DecideApproval(ctx, code, v, sanitize.Clip(fmt.Sprintf("%s in %s", m.Sender, m.ChatJID), 300, ""))
 	var reply string
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return false, nil // no question of ours: words for the agent
+		return "", nil // no question of ours: words for the agent
 	case errors.Is(err, store.ErrDecided):
 		reply = fmt.Sprintf("%s (%s → %s) was already answered: %s.", code, ask.Folder, ask.Target(), ask.Decision)
 	case err != nil:
@@ -230,5 +231,5 @@ func (a *Approvals) Answer(ctx context.Context, g store.Group, m channel.Message
 		reply = fmt.Sprintf(reply, ask.Folder, ask.Target())
 	}
 	a.send(ctx, m.ChatJID, g.Folder, reply)
-	return true, nil
+	return reply, nil
 }

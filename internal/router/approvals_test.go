@@ -65,13 +65,22 @@ func (e *approvalsEnv) say(t *testing.T, chat, sender string, fromMe bool, text 
 	t.Helper()
 	e.n++
 	id := "m" + strings.Repeat("x", e.n)
-	if _, err := e.r.OnMessage(t.Context(), e.ch, channel.Message{ChatJID: chat, ID: id, Sender: sender, Text: text,
-		FromMe: fromMe, Timestamp: time.Now(), IsGroup: chat == familyChat}); err != nil {
+	got, err := e.r.OnMessage(t.Context(), e.ch, channel.Message{ChatJID: chat, ID: id, Sender: sender, Text: text,
+		FromMe: fromMe, Timestamp: time.Now(), IsGroup: chat == familyChat})
+	if err != nil {
 		t.Fatal(err)
 	}
 	m, stored, err := e.st.MessageByID(t.Context(), chat, id)
 	if err != nil || !stored {
 		t.Fatalf("message %q not stored: %v", text, err)
+	}
+	// The channel learns that the host took an answer, and what it said.
+	if hosts := m.IsBot && !strings.HasPrefix(text, "Andy: "); hosts != (got.Taken != "") || hosts && got.WillAnswer {
+		t.Errorf("%q: stored %+v, the host's: %v", text, got, hosts)
+	} else if hosts {
+		if texts := e.ch.Texts(); len(texts) == 0 || !strings.Contains(texts[len(texts)-1], got.Taken) {
+			t.Errorf("%q: Taken %q is not what the chat was told (%q)", text, got.Taken, texts)
+		}
 	}
 	return !m.IsBot
 }

@@ -152,10 +152,11 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 	// The owner's answer to an egress question is the host's: taken here,
 	// before any agent could see it, and kept as a message only the host
 	// handles (is_bot: no prompt includes it, and a redelivery is known).
-	taken, err := r.opt.Approvals.Answer(ctx, g, m, isBot)
+	answered, err := r.opt.Approvals.Answer(ctx, g, m, isBot)
 	if err != nil {
 		return channel.Stored{}, err
 	}
+	taken := answered != ""
 	var media []store.Attachment
 	if !isBot && !taken {
 		media = r.keepMedia(ctx, g, &m)
@@ -177,7 +178,7 @@ func (r *Router) OnMessage(ctx context.Context, ch channel.Channel, m channel.Me
 			Detail: "the owner's answer to an egress question, taken by the host"})
 	}
 	if isBot || taken {
-		return channel.Stored{Seq: seq}, nil
+		return channel.Stored{Seq: seq, Taken: answered}, nil
 	}
 	answer, why := r.asks(g, store.MessageStart{Sender: m.Sender, FromMe: m.FromMe, Addressed: addressed, Start: m.Text})
 	stored := store.Event{Folder: g.Folder, Chat: m.ChatJID, Seq: seq, Kind: store.EventStored, Detail: from(m)}

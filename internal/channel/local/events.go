@@ -36,6 +36,9 @@ type Event struct {
 	Seq int64 `json:"seq,omitempty"`
 	// WillAnswer says whether the stored message starts a run (stored).
 	WillAnswer bool `json:"will_answer,omitempty"`
+	// Taken is what the host told the chat when it took the stored
+	// message itself (the owner's answer to an egress question; stored).
+	Taken string `json:"taken,omitempty"`
 	// Duplicate marks a stored event for a message whose id was stored
 	// before, so nothing new was stored (only in control streams: the
 	// channel itself publishes no event then).

@@ -369,7 +369,7 @@ func (c *Channel) Deliver(ctx context.Context, d Draft) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("store message %s in %s: %w", d.ID, d.Chat, err)
 	}
-	ev := Event{Type: EventStored, Chat: d.Chat, ID: d.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer, Time: now}
+	ev := Event{Type: EventStored, Chat: d.Chat, ID: d.ID, Seq: stored.Seq, WillAnswer: stored.WillAnswer, Taken: stored.Taken, Time: now}
 	if ev.Seq != 0 {
 		c.publish(ev)
 	}
