@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // onSocket writes raw HTTP on a new connection to the unix socket path and
@@ -21,20 +18,8 @@ import (
 // echoed through the tunnel).
 func onSocket(t *testing.T, path, raw string) (int, string) {
 	t.Helper()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, br, resp := rawOn(t, path, raw)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("response to %q: %v", strings.SplitN(raw, "\r\n", 2)[0], err)
-	}
 	if strings.HasPrefix(raw, "CONNECT ") && resp.StatusCode == http.StatusOK {
 		io.WriteString(c, "hello\n")
 		line, _ := br.ReadString('\n')

@@ -216,7 +216,13 @@ func do(t *testing.T, ep *Endpoint, method, path string, body string, header ...
 // connection and the response head.
 func rawRequest(t *testing.T, ep *Endpoint, raw string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	c, err := net.Dial("unix", ep.path)
+	return rawOn(t, ep.path, raw)
+}
+
+// rawOn is rawRequest on the unix socket at path.
+func rawOn(t *testing.T, path, raw string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
