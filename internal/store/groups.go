@@ -174,6 +174,59 @@ func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
 	return nil
 }
 
+// MoveChat moves what is bound to chat from onto chat to, which the
+// chat's service says replaced it (a Telegram group that became a
+// supergroup gets a new id, and the old one takes no more messages): the
+// group from was bound to is then reached from to, and the tasks and the
+// unsent replies that named from name to. It returns that group's folder,
+// or "" when from is not bound to one (nothing changes). A to bound to
+// another group is an error and changes nothing; a to already bound to the
+// same group loses nothing. The messages stored under from stay there.
+func (s *Store) MoveChat(ctx context.Context, from, to string) (string, error) {
+	if err := cmp.Or(checkJID(from), checkJID(to)); err != nil {
+		return "", fmt.Errorf("move chat %q to %q: %w", from, to, err)
+	}
+	if from == to {
+		return "", fmt.Errorf("move chat %q to itself", from)
+	}
+	var folder string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT folder FROM group_chats WHERE jid = ?`, from).Scan(&folder)
+		if isNoRows(err) {
+			folder = ""
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var current string
+		err = tx.QueryRowContext(ctx, `SELECT folder FROM group_chats WHERE jid = ?`, to).Scan(&current)
+		switch {
+		case err == nil && current != folder:
+			return fmt.Errorf("%q is already %w, %q", to, ErrBoundElsewhere, current)
+		case err == nil:
+		case isNoRows(err):
+			if _, err := tx.ExecContext(ctx, `INSERT INTO group_chats (jid, folder) VALUES (?, ?)`, to, folder); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_chats WHERE jid = ?`, from); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET chat_jid = ? WHERE chat_jid = ?`, to, from); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE outbox SET chat_jid = ? WHERE chat_jid = ? AND sent_at IS NULL`, to, from)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("move chat %q to %q: %w", from, to, err)
+	}
+	return folder, nil
+}
+
 // GroupForChat returns the group the chat jid is bound to; found is false
 // for an unregistered chat.
 func (s *Store) GroupForChat(ctx context.Context, jid string) (g Group, found bool, err error) {

@@ -440,3 +440,82 @@ func TestMainGroupBadRow(t *testing.T) {
 	}
 	wantSkipLogged(t, logs, "groups", "main")
 }
+
+// A chat the service replaced (a Telegram group become a supergroup) takes
+// its group, tasks and unsent replies to its new id; its history stays.
+func TestMoveChat(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	mustPutGroup(t, s, testGroup("family"))
+	mustPutGroup(t, s, testGroup("work"))
+	for jid, folder := range map[string]string{"tg:-100": "family", "tg:-200": "work", "tg:-300": "work"} {
+		if err := s.BindChat(ctx, jid, folder); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task := testTask("t1", "family")
+	task.ChatJID = "tg:-100"
+	if err := s.CreateTaskWithin(ctx, task, TaskCaps{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AddMessage(ctx, Message{ChatJID: "tg:-100", ID: "m1", Timestamp: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []Outgoing{{ID: "sent", ChatJID: "tg:-100", Folder: "family", Content: "a", CreatedAt: time.Now()}, {ID: "unsent", ChatJID: "tg:-100", Folder: "family", Content: "b", CreatedAt: time.Now()}} {
+		if err := s.Enqueue(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.MarkSent(ctx, Outgoing{ID: "sent", ChatJID: "tg:-100", Folder: "family"}, []string{"1"}, "bot"); err != nil {
+		t.Fatal(err)
+	}
+
+	history := len(messagesOf(t, s, "tg:-100"))
+	folder, err := s.MoveChat(ctx, "tg:-100", "tg:-1001234")
+	if err != nil || folder != "family" {
+		t.Fatalf("MoveChat = %q, %v", folder, err)
+	}
+	if g, found, _ := s.GroupForChat(ctx, "tg:-1001234"); !found || g.Folder != "family" {
+		t.Error("the new chat does not reach the group")
+	}
+	if _, found, _ := s.GroupForChat(ctx, "tg:-100"); found {
+		t.Error("the old chat still reaches the group")
+	}
+	if got, _, _ := s.GetTask(ctx, "t1"); got.ChatJID != "tg:-1001234" {
+		t.Errorf("task chat %q", got.ChatJID)
+	}
+	var unsent, sent string
+	s.DB().QueryRow(`SELECT chat_jid FROM outbox WHERE id = 'unsent'`).Scan(&unsent)
+	s.DB().QueryRow(`SELECT chat_jid FROM outbox WHERE id = 'sent'`).Scan(&sent)
+	if unsent != "tg:-1001234" || sent != "tg:-100" {
+		t.Errorf("outbox: unsent in %q, sent in %q; want the unsent one moved only", unsent, sent)
+	}
+	if n := len(messagesOf(t, s, "tg:-100")); n != history || n == 0 {
+		t.Errorf("history of the old chat: %d messages, want %d", n, history)
+	}
+
+	// Again (the service's second word of it): nothing is bound to the old
+	// id any more.
+	if folder, err := s.MoveChat(ctx, "tg:-100", "tg:-1001234"); err != nil || folder != "" {
+		t.Errorf("second MoveChat = %q, %v", folder, err)
+	}
+	// Onto a chat of another group: refused, nothing changes.
+	if _, err := s.MoveChat(ctx, "tg:-1001234", "tg:-200"); err == nil || !errors.Is(err, ErrBoundElsewhere) || !strings.Contains(err.Error(), `"tg:-200" is already bound to another group, "work"`) {
+		t.Errorf("move onto another group's chat: %v", err)
+	}
+	if g, _, _ := s.GroupForChat(ctx, "tg:-1001234"); g.Folder != "family" {
+		t.Error("a refused move changed the binding")
+	}
+	// Onto a chat of the same group: the old binding goes, nothing else.
+	if folder, err := s.MoveChat(ctx, "tg:-200", "tg:-300"); err != nil || folder != "work" {
+		t.Errorf("move within a group = %q, %v", folder, err)
+	}
+	if chats, _ := s.ChatsOfGroup(ctx, "work"); !reflect.DeepEqual(chats, []string{"tg:-300"}) {
+		t.Errorf("work's chats %v", chats)
+	}
+	for _, bad := range [][2]string{{"tg:-1", "tg:-1"}, {"", "tg:-1"}, {"tg:-1", "a\x00b"}} {
+		if _, err := s.MoveChat(ctx, bad[0], bad[1]); err == nil {
+			t.Errorf("MoveChat(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+}

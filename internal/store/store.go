@@ -54,6 +54,10 @@ var ErrWrongKey = errors.New("cannot decrypt: wrong key, or the file is not encr
 // ErrNotFound reports that a row to change or delete does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrBoundElsewhere is MoveChat's refusal to move a chat onto one bound to
+// another group.
+var ErrBoundElsewhere = errors.New("bound to another group")
+
 // Options configures Open.
 type Options struct {
 	// Key encrypts the database at rest (finding 11). nil means unencrypted;

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-telegram/bot/models"
+
+	"github.com/nanoclaw/nanoclaw/internal/store"
 )
 
 // allowedUpdates are the updates the bot asks for: messages, and its own
@@ -129,6 +131,9 @@ func (c *Channel) handle(ctx context.Context, u *models.Update) error {
 	c.mu.Lock()
 	h, self, a := c.handler, c.self, c.api
 	c.mu.Unlock()
+	if err := c.migrated(ctx, u.Message); err != nil {
+		return err
+	}
 	m, info, ok := convert(u, self, a.fetcher)
 	if info.JID != "" {
 		c.onChat(info)
@@ -138,6 +143,29 @@ func (c *Channel) handle(ctx context.Context, u *models.Update) error {
 	}
 	if _, err := h.OnMessage(ctx, c, m); err != nil {
 		return err
+	}
+	return nil
+}
+
+// migrated moves a group's registration when msg says its Telegram group
+// became a supergroup, which has a new id (the old one takes no more
+// messages): the service message in the old chat, so only the registered
+// chat itself can move its registration. Its tasks and unsent replies
+// follow (store.MoveChat).
+func (c *Channel) migrated(ctx context.Context, msg *models.Message) error {
+	if msg == nil || msg.MigrateToChatID == 0 || msg.Chat.Type != models.ChatTypeGroup || msg.MigrateToChatID == msg.Chat.ID {
+		return nil
+	}
+	from, to := chatID(msg.Chat.ID), chatID(msg.MigrateToChatID)
+	folder, err := c.st.MoveChat(ctx, from, to)
+	switch {
+	case errors.Is(err, store.ErrBoundElsewhere):
+		c.log.Error("a Telegram group became a supergroup whose new id is registered to another group; its registration stays with the old id, which takes no more messages",
+			"from", from, "to", to, "err", err)
+	case err != nil:
+		return err // the update comes again
+	case folder != "":
+		c.log.Warn("a Telegram group became a supergroup: its registration moved to the new id", "group", folder, "from", from, "to", to)
 	}
 	return nil
 }

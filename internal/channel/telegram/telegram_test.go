@@ -786,3 +786,58 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 		t.Error("the redirect was followed: the other host got a request")
 	}
 }
+
+// A group that becomes a supergroup gets a new id, and its old one takes
+// no more messages: the service message in the old chat moves its
+// registration (and its tasks and unsent replies, store.MoveChat) to the
+// new id, so the group goes on answering. Only the registered chat's own
+// service message moves it, and never onto another group's chat.
+func TestSupergroupMigrationMovesTheRegistration(t *testing.T) {
+	e := connected(t)
+	ctx := context.Background()
+	for _, g := range []string{"family", "work"} {
+		if err := e.st.PutGroup(ctx, store.Group{Folder: g, Name: g, Trigger: "@Andy", AddedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for jid, g := range map[string]string{"tg:-555": "family", "tg:-666": "work", "tg:-1006660000": "work"} {
+		if err := e.st.BindChat(ctx, jid, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migrate := func(chat faketelegram.Chat, to int64) {
+		t.Helper()
+		upd := e.fake.PostRaw(map[string]any{"message": map[string]any{"message_id": 40, "date": 1,
+			"chat": map[string]any{"id": chat.ID, "type": chat.Type, "title": chat.Title},
+			"from": map[string]any{"id": owner.ID, "first_name": "Olive"}, "migrate_to_chat_id": to}})
+		e.wait(t, "the migration handled", func() bool { return e.fake.Acked(upd) })
+	}
+	bound := func(jid string) string {
+		g, _, err := e.st.GroupForChat(ctx, jid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Folder
+	}
+
+	// A supergroup's claim to migrate, and an unregistered group's: nothing.
+	migrate(faketelegram.Chat{ID: -1006660000, Type: "supergroup", Title: "Work"}, -1005550000)
+	migrate(faketelegram.Chat{ID: -777, Type: "group", Title: "Strangers"}, -1005550000)
+	if g := bound("tg:-1005550000"); g != "" {
+		t.Fatalf("tg:-1005550000 bound to %q by a message not from the registered group", g)
+	}
+	// The registered group's own word: moved.
+	migrate(faketelegram.Chat{ID: -555, Type: "group", Title: "Family"}, -1005550000)
+	if g, old := bound("tg:-1005550000"), bound("tg:-555"); g != "family" || old != "" {
+		t.Fatalf("after the migration the new id is bound to %q, the old one to %q", g, old)
+	}
+	e.fake.Post(faketelegram.In{Chat: faketelegram.Chat{ID: -1005550000, Type: "supergroup", Title: "Family"}, From: owner, Text: "@Andy still there?"})
+	if msgs := e.waitMessages(t, 1); msgs[0].ChatJID != "tg:-1005550000" {
+		t.Errorf("message stored in %s", msgs[0].ChatJID)
+	}
+	// Onto another group's chat: refused, nothing moves.
+	migrate(faketelegram.Chat{ID: -666, Type: "group", Title: "Work"}, -1005550000)
+	if g, old := bound("tg:-1005550000"), bound("tg:-666"); g != "family" || old != "work" {
+		t.Errorf("a migration onto family's chat: new id bound to %q, old to %q", g, old)
+	}
+}
