@@ -237,7 +237,9 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.connect(w, r, false)
 		return
 	}
-	byURL := false
+	// Any request-target but a path ("http:///ipc/..." has no host, yet is
+	// a URL) came by a URL.
+	byURL := !strings.HasPrefix(r.RequestURI, "/")
 	if r.URL.Host != "" {
 		if !isSelf(r.URL) {
 			e.forward(w, r, false)
@@ -245,7 +247,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// "GET http://127.0.0.1:3128/v1/..." is a client that sends even its
 		// API calls through HTTP_PROXY: it means the gateway itself.
-		r.URL.Scheme, r.URL.Host, byURL = "", "", true
+		r.URL.Scheme, r.URL.Host = "", ""
 	}
 	if fromPage(r.Header) {
 		e.warn("gateway: a web page's request refused", "group", e.group.Folder, "method", r.Method,
@@ -311,16 +313,17 @@ func forbidden(w http.ResponseWriter, msg string) {
 	jsonError(w, http.StatusForbidden, msg)
 }
 
-// fromPage reports whether a request for the gateway itself comes from a
-// web page in the group's browser. The browser sends loopback through the
-// proxy like any address, so a page's script that fetches
-// "http://127.0.0.1:3128/ipc/tool/send_message" (or the API, which would
-// add the owner's key, or the agent's prompt queue) arrives here as the
-// agent's own calls do. A browser marks every request a page makes: Fetch
-// Metadata (Sec-Fetch-*) on every request to a loopback URL, Origin on
-// every POST; a page can remove neither (they are forbidden header names).
-// Claude Code, curl and nanoclaw-agent send none of them (Sec-Fetch-Mode
-// alone is left out: Node's fetch sends it on every request).
+// fromPage reports whether a request for the gateway itself carries a web
+// page's marks. It is a second line: the group's browser has its own
+// socket, which never serves the gateway (browserProxy), and /ipc answers
+// only Host ipc.GatewayHost. A browser marks what a page asks of an origin
+// it trusts (Fetch Metadata, Sec-Fetch-*, on requests to 127.0.0.1 or
+// localhost; Origin on POSTs), and a page can remove neither (forbidden
+// header names); but it sends no Fetch Metadata to an origin it does not
+// trust, such as http://[::ffff:127.0.0.1]:3128 or http://0.0.0.0:3128, so
+// a GET from a page may come unmarked. Claude Code, curl and
+// nanoclaw-agent send none of them (Sec-Fetch-Mode alone is left out:
+// Node's fetch sends it on every request).
 func fromPage(h http.Header) bool {
 	for _, k := range []string{"Sec-Fetch-Site", "Sec-Fetch-Dest", "Sec-Fetch-User", "Origin"} {
 		if _, ok := h[k]; ok {

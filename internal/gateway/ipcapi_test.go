@@ -289,6 +289,8 @@ func TestIPCByURLRefused(t *testing.T) {
 		"GET /ipc/session/next HTTP/1.0\r\n\r\n",
 		"GET http://127.0.0.1:3128/ipc/session/next HTTP/1.1\r\nHost: gateway\r\n\r\n",
 		"GET http://localhost:3128/ipc/session/next HTTP/1.1\r\nHost: localhost:3128\r\n\r\n",
+		"GET http:///ipc/session/next HTTP/1.1\r\nHost: gateway\r\n\r\n",
+		"GET HTTP:///ipc/session/next HTTP/1.1\r\nHost: gateway\r\n\r\n",
 		"POST /ipc/tool/send_message HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body,
 		"POST /ipc/session/output HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(out)) + "\r\n\r\n" + out,
 		// Half a body: the refusal does not wait for the rest.
