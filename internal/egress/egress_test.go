@@ -230,12 +230,14 @@ func TestCanonicalHost(t *testing.T) {
 }
 
 // The browser's policy (PublicOnly): what a rule opens for the group on a
-// private address stays closed to the browser, since any page it loads
-// could send requests there; public destinations pass as for the agent.
+// private address, or on a port but 80 and 443, stays closed to the
+// browser, since any page it loads could send requests there (a home
+// server's public IPv6 address is public); public web destinations pass as
+// for the agent.
 func TestDecidePublicOnly(t *testing.T) {
 	for _, p := range []Policy{
-		policy(t, "public", "192.168.1.10:8080", "10.0.0.0/24", "nas.lan:5000", "127.0.0.1:11434", "api.example.com"),
-		policy(t, "allowlist", "192.168.1.10:8080", "10.0.0.0/24:*", "nas.lan:5000", "127.0.0.1:11434", "api.example.com"),
+		policy(t, "public", "192.168.1.10:80", "10.0.0.0/24:*", "nas.lan:5000", "nas.lan:443", "127.0.0.1:443", "api.example.com", "93.184.215.14:8443"),
+		policy(t, "allowlist", "192.168.1.10:80", "10.0.0.0/24:*", "nas.lan:5000", "nas.lan:443", "127.0.0.1:443", "api.example.com", "93.184.215.14:8443"),
 	} {
 		for _, tc := range []struct {
 			host  string
@@ -243,28 +245,38 @@ func TestDecidePublicOnly(t *testing.T) {
 			addrs []netip.Addr
 			want  string // "" = allowed; otherwise part of the reason
 		}{
-			{"192.168.1.10", 8080, nil, "192.168.1.10: private (RFC 1918); the browser never reaches a non-public address, even one a rule opens"},
-			{"10.0.0.7", 80, nil, "the browser never reaches"},
-			{"nas.lan", 5000, addrs("192.168.1.20"), "nas.lan resolves to 192.168.1.20: private (RFC 1918); the browser never reaches"},
-			{"127.0.0.1", 11434, nil, "loopback"},
-			{"::ffff:127.0.0.1", 11434, nil, "loopback"},
-			{"nas.lan", 5000, addrs("1.1.1.1"), ""},
-			{"api.example.com", 443, addrs("93.184.215.14"), ""},
+			{"192.168.1.10", 80, nil, "192.168.1.10: private (RFC 1918); the browser never reaches a non-public address, even one a rule opens"},
+			{"10.0.0.7", 443, nil, "the browser never reaches"},
+			{"nas.lan", 443, addrs("192.168.1.20"), "nas.lan resolves to 192.168.1.20: private (RFC 1918); the browser never reaches"},
+			{"127.0.0.1", 443, nil, "loopback"},
+			{"::ffff:127.0.0.1", 443, nil, "loopback"},
 			{"api.example.com", 443, addrs("93.184.215.14", "10.0.0.9"), "the browser never reaches"},
+			// Ports: a home server on its public IPv6 address, a public
+			// address at another port.
+			{"nas.lan", 5000, addrs("2a02:8070:1:2::20"), "port 5000: the browser reaches ports 80 and 443 only"},
+			{"nas.lan", 5000, addrs("1.1.1.1"), "port 5000: the browser reaches ports 80 and 443 only"},
+			{"93.184.215.14", 8443, nil, "port 8443: the browser reaches ports 80 and 443 only"},
+			{"10.0.0.7", 6379, nil, "port 6379: the browser reaches"},
+			{"nas.lan", 443, addrs("1.1.1.1"), ""},
+			{"api.example.com", 443, addrs("93.184.215.14"), ""},
 			{"169.254.169.254", 80, nil, "never allowed"},
 		} {
 			open := noHost.Decide(p, tc.host, tc.port, tc.addrs)
 			browser := p
 			browser.PublicOnly = true
 			d := noHost.Decide(browser, tc.host, tc.port, tc.addrs)
+			_, screened := browser.Prescreen(tc.host, tc.port)
 			if tc.want == "" {
-				if !d.Allowed || !open.Allowed {
+				if !d.Allowed || !open.Allowed || !screened {
 					t.Errorf("%s %s:%d: browser %+v, agent %+v; want both allowed", p.Mode, tc.host, tc.port, d, open)
 				}
 				continue
 			}
 			if d.Allowed || !strings.Contains(d.Reason, tc.want) {
 				t.Errorf("%s %s:%d: browser %+v; want refused with %q", p.Mode, tc.host, tc.port, d, tc.want)
+			}
+			if strings.Contains(tc.want, "port") && screened {
+				t.Errorf("%s %s:%d: Prescreen lets the browser look it up (or ask the owner)", p.Mode, tc.host, tc.port)
 			}
 			if strings.Contains(tc.want, "browser") && !open.Allowed {
 				t.Errorf("%s %s:%d: the agent's own policy refuses it too (%s), so the case proves nothing", p.Mode, tc.host, tc.port, open.Reason)

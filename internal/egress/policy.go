@@ -39,12 +39,13 @@ const MaxRules = 256
 type Policy struct {
 	Mode  Mode
 	Allow []Rule
-	// PublicOnly refuses every address that is not public, whatever rule
-	// opens it: the policy of the group's browser, since any page the
-	// browser loads can send requests to what its proxy reaches (a
-	// destination the owner opened for the agent, "nas.lan:5000", would be
-	// open to every page's scripts too). Never stored; the gateway sets it
-	// on the browser's socket.
+	// PublicOnly refuses every address that is not public and every port
+	// but 80 and 443, whatever rule opens them: the policy of the group's
+	// browser, since any page the browser loads can send requests to what
+	// its proxy reaches (a destination the owner opened for the agent,
+	// "nas.lan:5000" or "192.168.1.10:8080", would be open to every page's
+	// scripts too, and a home server's public IPv6 address is public).
+	// Never stored; the gateway sets it on the browser's socket.
 	PublicOnly bool
 }
 
@@ -109,7 +110,8 @@ func deny(format string, args ...any) Decision {
 }
 
 // Prescreen decides what can be decided before host is resolved. It says
-// no to invalid hosts and ports, to everything under none, and under
+// no to invalid hosts and ports (under PublicOnly every port but 80 and
+// 443), to everything under none, and under
 // allowlist to a name no name rule covers at that port (and to an IP
 // literal no address rule covers): such names are never looked up, so a
 // group cannot leak data through DNS queries for names nothing allows.
@@ -117,6 +119,9 @@ func deny(format string, args ...any) Decision {
 func (p Policy) Prescreen(host string, port int) (reason string, ok bool) {
 	if port < 1 || port > 65535 {
 		return fmt.Sprintf("port %d out of range", port), false
+	}
+	if p.PublicOnly && !webPort(port) {
+		return fmt.Sprintf("port %d: the browser reaches ports 80 and 443 only, even where a rule opens another for the group, since any page it loads could reach it too (the agent's own tools can)", port), false
 	}
 	h, lit, err := CanonicalHost(host)
 	if err != nil {
