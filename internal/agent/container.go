@@ -133,7 +133,7 @@ func (s *Container) start(ctx context.Context, opt StartOptions) error {
 	// R13: each run has its own socket directory, and only that directory
 	// is mounted: a container of an earlier run (one a killed daemon left
 	// behind) holds the old directory, and can never reach this socket.
-	ep, err := r.gw.Open(gateway.Caller{Folder: g.Folder, IsMain: g.IsMain}, policy, p.run, id, id)
+	ep, err := r.gw.Open(gateway.Caller{Folder: g.Folder, IsMain: g.IsMain, Browser: g.Config.Browser}, policy, p.run, id, id)
 	if err != nil {
 		s.removeRunDir()
 		return fmt.Errorf("open gateway: %w", err)

@@ -8,9 +8,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/egress"
 )
 
 // onSocket writes raw HTTP on a new connection to the unix socket path and
@@ -48,7 +51,7 @@ func TestBrowserSocket(t *testing.T) {
 	e.dialer.route["93.184.215.14:443"] = echo
 	e.dialer.route["192.168.1.20:5000"] = strings.TrimPrefix(nasHTTP.URL, "http://")
 	e.dialer.route["10.0.0.7:443"] = echo
-	ep := e.open(t, "fam", false, mustPolicy(t, "public", "nas.lan:5000", "10.0.0.0/24:*"))
+	ep := openBrowser(t, e, "fam", mustPolicy(t, "public", "nas.lan:5000", "10.0.0.0/24:*"))
 	checkMode(t, ep.pagePath, os.ModeSocket|0o600, os.Geteuid())
 
 	// The web, through the browser's socket.
@@ -67,7 +70,7 @@ func TestBrowserSocket(t *testing.T) {
 		"GET http://10.0.0.7:443/ HTTP/1.1\r\nHost: 10.0.0.7:443\r\n\r\n",
 	}
 	for _, raw := range private {
-		if code, b := onSocket(t, ep.pagePath, raw); code != 403 || !strings.Contains(b, "the browser never reaches a non-public address") {
+		if code, b := onSocket(t, ep.pagePath, raw); code != 403 || !strings.Contains(b, "the browser never reaches a non-public address") && !strings.Contains(b, "the browser reaches ports 80 and 443 only") {
 			t.Errorf("%q on the browser's socket: %d %q", strings.SplitN(raw, "\r\n", 2)[0], code, b)
 		}
 	}
@@ -103,9 +106,10 @@ func TestBrowserSocket(t *testing.T) {
 		t.Errorf("the host handled a request from the browser's socket: %v", got)
 	}
 
-	// The log says which flows were the browser's.
+	// The log says which flows were the browser's (a tunnel's line comes
+	// once the gateway sees it closed).
 	var browser, agent int
-	for _, l := range e.log.lines(t, "egress") {
+	for _, l := range e.log.waitLines(t, "egress", 2+len(private)+3+3) {
 		if l["via"] == "browser" {
 			browser++
 		} else {
@@ -122,5 +126,74 @@ func TestBrowserSocket(t *testing.T) {
 	}
 	if _, err := os.Lstat(ep.pagePath); !os.IsNotExist(err) {
 		t.Errorf("the browser's socket is left after Close: %v", err)
+	}
+}
+
+// openBrowser opens the endpoint of a group with a browser.
+func openBrowser(t *testing.T, e *env, folder string, p egress.Policy) *Endpoint {
+	t.Helper()
+	ep, err := e.gw.Open(Caller{Folder: folder, Browser: true}, p, filepath.Join(e.dir, "ipc", folder), -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+// Only a group with a browser has the browser's socket.
+func TestNoBrowserNoBrowserSocket(t *testing.T) {
+	e := newEnv(t, Options{})
+	ep := e.open(t, "plain", false, egress.Policy{})
+	if _, err := os.Lstat(ep.pagePath); !os.IsNotExist(err) {
+		t.Errorf("a group without a browser has %s: %v", ep.pagePath, err)
+	}
+}
+
+// A page cannot use up what the agent needs: the browser has its own
+// connection slots, and its own questions to the owner, each said to be a
+// page's.
+func TestBrowserHasItsOwnSlotsAndQuestions(t *testing.T) {
+	e, _, ap := askEnv(t, Options{MaxTunnels: 4})
+	ep := openBrowser(t, e, "shop", mustPolicy(t, "ask", "a.example"))
+	for i := range 2 { // the browser's slots: half of MaxTunnels
+		c, _, resp := rawOn(t, ep.pagePath, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n")
+		if resp.StatusCode != 200 {
+			t.Fatalf("the browser's tunnel %d: %s", i, resp.Status)
+		}
+		defer c.Close()
+	}
+	if code, b := onSocket(t, ep.pagePath, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"); code != 429 || !strings.Contains(b, "too many open connections (max 2 per group)") {
+		t.Errorf("the browser's third tunnel: %d %q", code, b)
+	}
+	if code, b := onSocket(t, ep.path, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"); code != 200 {
+		t.Errorf("the agent's tunnel beside the browser's: %d %q", code, b)
+	}
+
+	// A question from a page says so; the agent's does not (asked by
+	// another browser group: shop's browser slots are all taken).
+	ep = openBrowser(t, e, "shop2", mustPolicy(t, "ask", "a.example"))
+	res := make(chan int, 2)
+	go func() {
+		code, _ := onSocket(t, ep.pagePath, "CONNECT new.example:443 HTTP/1.1\r\nHost: new.example:443\r\n\r\n")
+		res <- code
+	}()
+	q := ap.next(t)
+	if !q.browser || q.folder != "shop2" || q.host != "new.example" {
+		t.Errorf("the page's question %+v", q)
+	}
+	q.answer <- egress.VerdictDeny
+	go func() {
+		code, _ := onSocket(t, ep.path, "CONNECT new.example:443 HTTP/1.1\r\nHost: new.example:443\r\n\r\n")
+		res <- code
+	}()
+	q = ap.next(t)
+	if q.browser {
+		t.Errorf("the agent's question %+v is said to be a page's", q)
+	}
+	q.answer <- egress.VerdictDeny
+	for range 2 {
+		if code := <-res; code != 403 {
+			t.Errorf("a denied CONNECT: %d", code)
+		}
 	}
 }

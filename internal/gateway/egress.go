@@ -52,12 +52,14 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 	if err == nil {
 		f.host = h
 	}
-	if reason, ok := e.policy.Prescreen(f.host, f.port); !ok {
+	policy := e.policy
+	policy.PublicOnly = f.browser
+	if reason, ok := policy.Prescreen(f.host, f.port); !ok {
 		f.d = egress.Decision{Reason: reason}
 		return
 	}
 	approved := ""
-	if e.policy.AskFirst(f.host, f.port) {
+	if policy.AskFirst(f.host, f.port) {
 		if approved = e.ask(ctx, f); approved == "" {
 			return
 		}
@@ -72,8 +74,6 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 			return
 		}
 	}
-	policy := e.policy
-	policy.PublicOnly = f.browser
 	f.d = egress.Decide(policy, f.host, f.port, addrs)
 	if f.d.Ask {
 		// Decide gives Ask only when every address is public or opened
@@ -123,6 +123,9 @@ func (e *Endpoint) ask(ctx context.Context, f *flow) string {
 		return refuse("%s is not in the group's allow list, and there is no one to ask", target)
 	}
 	a := &e.asks
+	if f.browser {
+		a = &e.pageAsks // a page cannot use up the agent's questions
+	}
 	a.mu.Lock()
 	v, done := a.refused[target]
 	full := a.pending >= maxAsks
@@ -140,7 +143,7 @@ func (e *Endpoint) ask(ctx context.Context, f *flow) string {
 
 	actx, cancel := context.WithTimeout(ctx, e.gw.opt.AskTimeout)
 	defer cancel()
-	v, err := e.gw.opt.Approver.Ask(actx, e.group.Folder, f.host, f.port)
+	v, err := e.gw.opt.Approver.Ask(actx, e.group.Folder, f.host, f.port, f.browser)
 	if err != nil {
 		return refuse("%s: cannot ask the owner: %v", target, err)
 	}
@@ -171,16 +174,16 @@ func joinHostPort(host string, port int) string { return net.JoinHostPort(host, 
 // container and returns false when the flow may not go on.
 func (e *Endpoint) begin(w http.ResponseWriter, r *http.Request, f *flow) bool {
 	select {
-	case e.slots <- struct{}{}:
+	case e.slotsOf(f) <- struct{}{}:
 	default:
-		f.d = egress.Decision{Reason: fmt.Sprintf("too many open connections (max %d per group)", cap(e.slots))}
+		f.d = egress.Decision{Reason: fmt.Sprintf("too many open connections (max %d per group)", cap(e.slotsOf(f)))}
 		f.status = http.StatusTooManyRequests
 		e.refuse(w, f)
 		return false
 	}
 	e.decide(r.Context(), f)
 	if !f.d.Allowed {
-		<-e.slots
+		<-e.slotsOf(f)
 		f.status = http.StatusForbidden
 		e.refuse(w, f)
 		return false
@@ -191,10 +194,19 @@ func (e *Endpoint) begin(w http.ResponseWriter, r *http.Request, f *flow) bool {
 
 // end releases the slot of an allowed flow, counts its bytes and logs it.
 func (e *Endpoint) end(f *flow) {
-	<-e.slots
+	<-e.slotsOf(f)
 	up, down := f.up.Load(), f.down.Load()
 	e.gw.count(e.group.Folder, func(s *Stats) { s.Active--; s.BytesUp += up; s.BytesDown += down })
 	e.logFlow(f)
+}
+
+// slotsOf is the pool of connection slots f takes one of: the browser's
+// own, so a page cannot use up the agent's.
+func (e *Endpoint) slotsOf(f *flow) chan struct{} {
+	if f.browser {
+		return e.pageSlots
+	}
+	return e.slots
 }
 
 func (e *Endpoint) refuse(w http.ResponseWriter, f *flow) {

@@ -19,6 +19,7 @@ import (
 type question struct {
 	folder, host string
 	port         int
+	browser      bool     // a page in the group's browser asks
 	looked       []string // lookups the resolver had seen when the question came
 	answer       chan egress.Verdict
 }
@@ -36,8 +37,8 @@ func newApprover(res *testResolver) *testApprover {
 	return &testApprover{res: res, q: make(chan question, 16)}
 }
 
-func (a *testApprover) Ask(ctx context.Context, folder, host string, port int) (egress.Verdict, error) {
-	q := question{folder: folder, host: host, port: port, looked: a.res.looked(), answer: make(chan egress.Verdict, 1)}
+func (a *testApprover) Ask(ctx context.Context, folder, host string, port int, browser bool) (egress.Verdict, error) {
+	q := question{folder: folder, host: host, port: port, browser: browser, looked: a.res.looked(), answer: make(chan egress.Verdict, 1)}
 	a.mu.Lock()
 	a.all = append(a.all, q)
 	a.mu.Unlock()

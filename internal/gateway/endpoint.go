@@ -35,12 +35,16 @@ type Endpoint struct {
 	policy egress.Policy // where its egress may go
 	path   string
 	srv    *http.Server
-	// The browser's socket beside it (ipc.BrowserSocketName): egress only,
-	// to public addresses only (browserProxy).
-	pagePath string
-	pageSrv  *http.Server
-	slots    chan struct{} // one per open egress connection
-	asks     asks          // questions to the owner (mode ask, egress.go)
+	// The browser's socket beside it (ipc.BrowserSocketName), for a
+	// group with a browser (Caller.Browser): egress only, to public
+	// addresses only (browserProxy), with its own connection slots and
+	// questions to the owner.
+	pagePath  string
+	pageSrv   *http.Server // nil without a browser
+	pageSlots chan struct{}
+	pageAsks  asks
+	slots     chan struct{} // one per open egress connection
+	asks      asks          // questions to the owner (mode ask, egress.go)
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
@@ -63,8 +67,9 @@ type Endpoint struct {
 	closeErr error
 }
 
-// Open creates dir (0700) and the sockets dir/ipc.SocketName and
-// dir/ipc.BrowserSocketName (0600) for g and serves them until Close. When
+// Open creates dir (0700) and the socket dir/ipc.SocketName (0600) for g,
+// and for a group with a browser dir/ipc.BrowserSocketName, and serves them
+// until Close. When
 // the host runs as root and uid, gid are not negative, dir and sockets are
 // handed to that user so the container user, and only it, can connect. A
 // stale socket left by an earlier run is removed; any other file in its
@@ -74,8 +79,8 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 		return nil, fmt.Errorf("gateway: invalid group folder %q", g.Folder)
 	}
 	e := &Endpoint{gw: gw, group: g, policy: policy, path: filepath.Join(dir, ipc.SocketName),
-		pagePath: filepath.Join(dir, ipc.BrowserSocketName),
-		slots:    make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{}),
+		pagePath: filepath.Join(dir, ipc.BrowserSocketName), pageSlots: make(chan struct{}, max(gw.opt.MaxTunnels/2, 1)),
+		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{}),
 		bodies: bodyBudget{max: maxBufferedBodies}, apiBodies: bodyBudget{max: maxBufferedAPIBodies},
 		apiSlots: make(chan struct{}, maxAPICalls)}
 	gw.mu.Lock()
@@ -88,7 +93,7 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 
 	ln, err := listen(dir, e.path, uid, gid)
 	var pageLn net.Listener
-	if err == nil {
+	if err == nil && g.Browser {
 		if pageLn, err = listen(dir, e.pagePath, uid, gid); err != nil {
 			ln.Close()
 			os.Remove(e.path)
@@ -111,9 +116,14 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 			ErrorLog:          slog.NewLogLogger(gw.opt.Logger.Handler(), slog.LevelWarn),
 		}
 	}
-	e.srv, e.pageSrv = serve(e, ln), serve(browserProxy{e}, pageLn)
+	e.srv = serve(e, ln)
+	listeners := map[*http.Server]net.Listener{e.srv: ln}
+	if pageLn != nil {
+		e.pageSrv = serve(browserProxy{e}, pageLn)
+		listeners[e.pageSrv] = pageLn
+	}
 	var serving sync.WaitGroup
-	for srv, ln := range map[*http.Server]net.Listener{e.srv: ln, e.pageSrv: pageLn} {
+	for srv, ln := range listeners {
 		serving.Go(func() {
 			srv.Serve(newCapListener(ln, gw.opt.MaxConns, e.refuseAtCap)) //nolint:errcheck // returns ErrServerClosed on Close
 		})
@@ -122,7 +132,11 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 		serving.Wait()
 		close(e.served)
 	}()
-	gw.opt.Logger.Info("gateway socket open", "group", g.Folder, "path", e.path, "egress", string(policy.Mode), "rules", len(policy.Allow))
+	attrs := []any{"group", g.Folder, "path", e.path, "egress", string(policy.Mode), "rules", len(policy.Allow)}
+	if e.pageSrv != nil {
+		attrs = append(attrs, "browser_path", e.pagePath)
+	}
+	gw.opt.Logger.Info("gateway socket open", attrs...)
 	return e, nil
 }
 
@@ -190,7 +204,10 @@ func (e *Endpoint) Close() error {
 		e.mu.Lock()
 		e.cancel()
 		e.mu.Unlock()
-		e.closeErr = errors.Join(e.srv.Close(), e.pageSrv.Close())
+		e.closeErr = e.srv.Close()
+		if e.pageSrv != nil {
+			e.closeErr = errors.Join(e.closeErr, e.pageSrv.Close())
+		}
 		<-e.served
 		done := make(chan struct{})
 		go func() { e.handlers.Wait(); close(done) }()

@@ -53,6 +53,9 @@ type UsageRecorder interface {
 type Caller struct {
 	Folder string
 	IsMain bool
+	// Browser: the group runs a browser, so its Endpoint also serves the
+	// browser's socket (ipc.BrowserSocketName).
+	Browser bool
 }
 
 // Handler is the host's side of /ipc. Every method gets the caller's group
@@ -83,7 +86,8 @@ type Tools interface {
 type Approver interface {
 	// Ask holds until the owner answers for the group in folder about
 	// host:port, or ctx ends, which is no answer (egress.VerdictTimeout).
-	Ask(ctx context.Context, folder, host string, port int) (egress.Verdict, error)
+	// browser says a page in the group's browser asks, not the agent.
+	Ask(ctx context.Context, folder, host string, port int, browser bool) (egress.Verdict, error)
 }
 
 // Resolver looks up a host's addresses; *net.Resolver satisfies it.

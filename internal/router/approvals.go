@@ -71,7 +71,7 @@ const approvalSendTimeout = 30 * time.Second
 // recorded as a timeout. A destination the owner answered "always" before
 // passes without a question. The question and its answer are recorded in
 // the store before anything is sent or let through.
-func (a *Approvals) Ask(ctx context.Context, folder, host string, port int) (egress.Verdict, error) {
+func (a *Approvals) Ask(ctx context.Context, folder, host string, port int, browser bool) (egress.Verdict, error) {
 	if ctx.Err() != nil { // the connection is gone: nobody waits for the answer
 		return egress.VerdictTimeout, nil
 	}
@@ -117,7 +117,7 @@ func (a *Approvals) Ask(ctx context.Context, folder, host string, port int) (egr
 		a.mu.Unlock()
 	}()
 	a.log.Info("egress: asking the owner", "group", folder, "target", ask.Target(), "code", ask.Code)
-	text := question(g, ask, ctx)
+	text := question(g, ask, browser, ctx)
 	for _, chat := range chats {
 		a.send(ctx, chat, main.Folder, text)
 	}
@@ -152,12 +152,16 @@ func (a *Approvals) failed(ctx context.Context, err error) (egress.Verdict, erro
 }
 
 // question is the text that asks the owner about ask of group g.
-func question(g store.Group, ask store.Approval, ctx context.Context) string {
+func question(g store.Group, ask store.Approval, browser bool, ctx context.Context) string {
 	wait := ""
 	if dl, ok := ctx.Deadline(); ok {
 		wait = fmt.Sprintf(" No answer within %v means deny.", time.Until(dl).Round(time.Second))
 	}
-	return fmt.Sprintf("Group %q (%s) wants to connect to %s. Answer \"allow %s\" (this once), \"always %s\" (from now on, for this group) or \"deny %s\".%s",
+	who := "wants"
+	if browser {
+		who = "has a web page in its browser that wants" // what a page asks for, not the agent
+	}
+	return fmt.Sprintf("Group %q (%s) "+who+" to connect to %s. Answer \"allow %s\" (this once), \"always %s\" (from now on, for this group) or \"deny %s\".%s",
 		sanitize.Clip(g.Name, 80, "…"), g.Folder, ask.Target(), ask.Code, ask.Code, ask.Code, wait)
 }
 

@@ -91,10 +91,20 @@ var codeRE = regexp.MustCompile(`"allow ([A-Z0-9]{6})"`)
 // question sent to main) and where its verdict will come.
 func (e *approvalsEnv) ask(t *testing.T, ctx context.Context, host string) (string, <-chan egress.Verdict) {
 	t.Helper()
+	return e.askAs(t, ctx, host, false)
+}
+
+// askAs is ask, for a page in the group's browser when browser is set.
+func (e *approvalsEnv) askAs(t *testing.T, ctx context.Context, host string, browser bool) (string, <-chan egress.Verdict) {
+	t.Helper()
+	who := `Group "Family" (family) wants`
+	if browser {
+		who = `Group "Family" (family) has a web page in its browser that wants`
+	}
 	before := len(e.ch.Texts())
 	out := make(chan egress.Verdict, 1)
 	go func() {
-		v, err := e.a.Ask(ctx, "family", host, 443)
+		v, err := e.a.Ask(ctx, "family", host, 443, browser)
 		if err != nil {
 			t.Error(err)
 		}
@@ -105,7 +115,7 @@ func (e *approvalsEnv) ask(t *testing.T, ctx context.Context, host string) (stri
 		if texts := e.ch.Texts(); len(texts) > before {
 			q := texts[before]
 			m := codeRE.FindStringSubmatch(q)
-			if m == nil || !strings.Contains(q, `Group "Family" (family) wants to connect to `+host+":443") || !strings.HasPrefix(q, "Andy: ") {
+			if m == nil || !strings.Contains(q, who+" to connect to "+host+":443") || !strings.HasPrefix(q, "Andy: ") {
 				t.Fatalf("question %q", q)
 			}
 			return m[1], out
@@ -203,7 +213,7 @@ func TestAlwaysDenyAndTimeout(t *testing.T) {
 		t.Fatalf("approved %v", g.Config.ApprovedAllow)
 	}
 	sent := len(e.ch.Texts())
-	if v, err := e.a.Ask(t.Context(), "family", "api.example.com", 443); err != nil || v != egress.VerdictAlways {
+	if v, err := e.a.Ask(t.Context(), "family", "api.example.com", 443, false); err != nil || v != egress.VerdictAlways {
 		t.Fatalf("again: %q %v", v, err)
 	}
 	if len(e.ch.Texts()) != sent {
@@ -262,7 +272,7 @@ func TestQuestionsAreRationed(t *testing.T) {
 	e := newApprovalsEnv(t)
 	gone, cancel := context.WithCancel(t.Context())
 	cancel()
-	if v, err := e.a.Ask(gone, "family", "gone.example", 443); err != nil || v != egress.VerdictTimeout || len(e.ch.Texts()) != 0 {
+	if v, err := e.a.Ask(gone, "family", "gone.example", 443, false); err != nil || v != egress.VerdictTimeout || len(e.ch.Texts()) != 0 {
 		t.Fatalf("a connection already gone: %q, %v, %d questions sent", v, err, len(e.ch.Texts()))
 	}
 	for i := range askPerHour {
@@ -271,7 +281,7 @@ func TestQuestionsAreRationed(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		errc := make(chan error, 1)
 		go func() {
-			_, err := e.a.Ask(ctx, "family", fmt.Sprintf("x%d.example", i), 443)
+			_, err := e.a.Ask(ctx, "family", fmt.Sprintf("x%d.example", i), 443, false)
 			errc <- err
 		}()
 		for deadline := time.Now().Add(10 * time.Second); len(e.ch.Texts()) <= i && time.Now().Before(deadline); {
@@ -282,10 +292,21 @@ func TestQuestionsAreRationed(t *testing.T) {
 			t.Fatalf("question %d: %v", i+1, err)
 		}
 	}
-	if _, err := e.a.Ask(t.Context(), "family", "one-more.example", 443); err == nil || !strings.Contains(err.Error(), "this hour") {
+	if _, err := e.a.Ask(t.Context(), "family", "one-more.example", 443, false); err == nil || !strings.Contains(err.Error(), "this hour") {
 		t.Errorf("a question beyond the hour's allowance: %v", err)
 	}
 	if n := len(e.ch.Texts()); n != askPerHour {
 		t.Errorf("%d questions sent to main, want %d", n, askPerHour)
+	}
+}
+
+// A page in the group's browser asks as the page, so the owner knows it is
+// not the agent's own wish.
+func TestBrowserQuestionSaysSo(t *testing.T) {
+	e := newApprovalsEnv(t)
+	code, verdict := e.askAs(t, t.Context(), "shop.example", true)
+	e.say(t, mainChat, ownerID, true, "deny "+code)
+	if v := <-verdict; v != egress.VerdictDeny {
+		t.Fatalf("verdict %q", v)
 	}
 }
