@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 )
 
 func TestEmbeddedIsTheFile(t *testing.T) {
@@ -79,7 +82,8 @@ func TestDockerfileBrowserStage(t *testing.T) {
 		"COPY --from=agent-browser /agent-browser /usr/local/bin/agent-browser\n", `"-perm", "/6000"`,
 		"ENV AGENT_BROWSER_EXECUTABLE_PATH=/usr/bin/chromium\n", "> /etc/chromium/policies/managed/nanoclaw.json",
 		`"DefaultSearchProviderEnabled": false, "NetworkPredictionOptions": 2, "BrowserNetworkTimeQueriesEnabled": false, "ComponentUpdatesEnabled": false, ` +
-			`"AutofillAddressEnabled": false, "AutofillCreditCardEnabled": false, "PasswordManagerEnabled": false`} {
+			`"AutofillAddressEnabled": false, "AutofillCreditCardEnabled": false, "PasswordManagerEnabled": false, ` +
+			`"ProxySettings": {"ProxyMode": "fixed_servers", "ProxyServer": "http://127.0.0.1:` + strconv.Itoa(ipc.BrowserProxyPort) + `", "ProxyBypassList": "<-loopback>"}}`} {
 		if !strings.Contains(stage, want) {
 			t.Errorf("browser stage lacks %q", want)
 		}
