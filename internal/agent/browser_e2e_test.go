@@ -16,8 +16,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/nanoclaw/nanoclaw/internal/incontainer"
+	"github.com/nanoclaw/nanoclaw/internal/ipc"
 	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
@@ -29,7 +32,7 @@ import (
 // lands in the group's folder); a private address, the metadata address,
 // an address of this host and loopback (where the test's page listens) are refused by
 // the gateway with its reason and never dialled, and so is a private
-// destination the owner opened for the group ("nas.lan:5000"), which the
+// destination the owner opened for the group ("nas.lan:80"), which the
 // agent's own curl reaches; after the turn no browser process is left in
 // the container.
 func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
@@ -52,9 +55,16 @@ func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 	}
 
 	runtimes(t, func(t *testing.T, rtName string) {
-		h, s, edge, logs := browserRun(t, rtName, web, "browse", "luigis.example", "nas.lan:5000")
+		h, s, edge, logs := browserRun(t, rtName, web, "browse", "luigis.example", "nas.lan:80")
 		if s.ran.Image != testenv.BrowserImage || !slices.Contains(s.ran.Cmd, "--browser") || s.ran.ShmMB != browserShmMB {
 			t.Fatalf("the browser group ran image %s, command %v, /dev/shm %d MB", s.ran.Image, s.ran.Cmd, s.ran.ShmMB)
+		}
+		// The browser's socket beside the agent's, as private.
+		agentSock, err1 := os.Lstat(filepath.Join(s.runDir, ipc.SocketName))
+		browserSock, err2 := os.Lstat(filepath.Join(s.runDir, ipc.BrowserSocketName))
+		if err1 != nil || err2 != nil || browserSock.Mode() != os.ModeSocket|0o600 ||
+			browserSock.Sys().(*syscall.Stat_t).Uid != agentSock.Sys().(*syscall.Stat_t).Uid {
+			t.Errorf("the browser's socket: %v (%v); the agent's: %v (%v)", browserSock, err2, agentSock, err1)
 		}
 
 		out := h.bash(s, "agent-browser open http://luigis.example/ && agent-browser snapshot && agent-browser get text body"+
@@ -103,19 +113,41 @@ func TestBrowserGoesThroughTheGatewayAndEndsWithTheTurn(t *testing.T) {
 
 		// What the owner opened on a private address is the agent's, not
 		// the browser's: any page the browser loads could reach it too.
-		out = h.bash(s, "agent-browser open http://nas.lan:5000/; agent-browser get text body; echo CURL:; curl -sS http://nas.lan:5000/")
+		out = h.bash(s, "agent-browser open http://nas.lan/; agent-browser get text body; echo CURL:; curl -sS http://nas.lan/")
 		browser, agent, _ := strings.Cut(out, "CURL:")
-		if want := "nanoclaw egress: nas.lan:5000 denied: nas.lan resolves to 192.168.1.20: private (RFC 1918); the browser never reaches"; !strings.Contains(browser, want) ||
+		if want := "nanoclaw egress: nas.lan:80 denied: nas.lan resolves to 192.168.1.20: private (RFC 1918); the browser never reaches"; !strings.Contains(browser, want) ||
 			strings.Contains(browser, "TABLE-FOR-TWO-AT-EIGHT") {
 			t.Errorf("the browser did not get the refusal %q:\n%s", want, browser)
 		}
 		if !strings.Contains(agent, "TABLE-FOR-TWO-AT-EIGHT") {
 			t.Errorf("the agent's curl did not reach what the owner opened:\n%s", agent)
 		}
-		if got := slices.DeleteFunc(edge.dialled(), func(a string) bool { return a == "93.184.215.14:80" }); !slices.Equal(got, []string{"192.168.1.20:5000"}) {
-			t.Errorf("the gateway dialled %v besides the page; want 192.168.1.20:5000 once, for curl", got)
+		if got := slices.DeleteFunc(edge.dialled(), func(a string) bool { return a == "93.184.215.14:80" }); !slices.Equal(got, []string{"192.168.1.20:80"}) {
+			t.Errorf("the gateway dialled %v besides the page; want 192.168.1.20:80 once, for curl", got)
 		}
-		refused = append(refused, "nas.lan:5000")
+		refused = append(refused, "nas.lan:80")
+
+		// A Chromium started by hand, with the agent's HTTP_PROXY in its
+		// environment and another proxy on its command line, still goes by
+		// the image's policy: the browser's proxy, never the agent's. (Its
+		// flags otherwise agent-browser's: without them it calls Google's
+		// update servers, which the browser's socket refuses too.)
+		out = h.bash(s, "for u in http://nas.lan/ http://127.0.0.1:3128/ipc/session/next; do echo \"== $u\"; "+
+			"timeout 60 chromium --headless "+strings.Join(incontainer.ChromiumArgs, " ")+
+			" --proxy-server=http://127.0.0.1:3128 --dump-dom $u 2>/dev/null; done")
+		for _, want := range []string{"nanoclaw egress: nas.lan:80 denied: nas.lan resolves to 192.168.1.20: private (RFC 1918); the browser never reaches",
+			"nanoclaw egress: 127.0.0.1:3128 denied"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("chromium by hand did not get the browser's refusal %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "TABLE-FOR-TWO-AT-EIGHT") || strings.Contains(out, `"error"`) {
+			t.Errorf("chromium by hand reached what only the agent may:\n%s", out)
+		}
+		if got := slices.DeleteFunc(edge.dialled(), func(a string) bool { return a == "93.184.215.14:80" }); len(got) != 1 {
+			t.Errorf("the gateway dialled %v besides the page; want curl's one dial only", got)
+		}
+		refused = append(refused, "127.0.0.1:3128")
 		denied := map[string]bool{}
 		for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
 			var l map[string]any

@@ -131,7 +131,6 @@ func TestHostileLocalUser(t *testing.T) {
 			{filepath.Join(h.runner.opt.SessionsDir, "alpha", ".claude"), uidA, os.ModeDir | 0o700},
 			{a.runDir, uidA, os.ModeDir | 0o700},
 			{filepath.Join(a.runDir, ipc.SocketName), uidA, os.ModeSocket | 0o600},
-			{filepath.Join(a.runDir, ipc.BrowserSocketName), uidA, os.ModeSocket | 0o600},
 		} {
 			st, err := os.Lstat(c.path)
 			if err != nil {
@@ -154,8 +153,7 @@ func TestHostileLocalUser(t *testing.T) {
 		if out, err := asOther("/usr/bin/ls", root+"/workspace/group"); err == nil {
 			t.Errorf("uid %d listed the group's folder through %s:\n%s", other, root, out)
 		}
-		for _, sock := range []string{root + ipc.ContainerSocket, filepath.Join(a.runDir, ipc.SocketName),
-			root + ipc.ContainerBrowserSocket, filepath.Join(a.runDir, ipc.BrowserSocketName)} {
+		for _, sock := range []string{root + ipc.ContainerSocket, filepath.Join(a.runDir, ipc.SocketName)} {
 			out, err := asOther("/usr/bin/curl", "-sS", "--max-time", "5", "--unix-socket", sock,
 				"-d", "{}", "http://gateway"+ipc.PathToolPrefix+"list_tasks")
 			if err == nil || strings.Contains(out, "{") {

@@ -153,6 +153,9 @@ func (g *Gateway) violation(w http.ResponseWriter, status int, format string, ar
 // requests refused, the rest to api.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case strings.HasPrefix(r.URL.Path, "/ipc/") && (r.Host != ipc.GatewayHost || !strings.HasPrefix(r.RequestURI, "/")):
+		// The host's gateway answers /ipc only on the socket, Host gateway.
+		g.violation(w, http.StatusForbidden, "%s %s with Host %q (want %q, on the socket)", r.Method, r.RequestURI, r.Host, ipc.GatewayHost)
 	case r.URL.Path == ipc.PathNext:
 		if r.Method != http.MethodGet {
 			g.violation(w, http.StatusMethodNotAllowed, "%s %s", r.Method, r.URL.Path)
