@@ -263,7 +263,9 @@ func decodings(a netip.Addr) []netip.Addr {
 // rule may open, in any encoding; loopback or a private address that no
 // rule names; a public address on a port other than 80 and 443 that no rule
 // opens (under public), or anything no rule names (under allowlist). An
-// allowed decision connects to the first address checked.
+// allowed decision connects to the first address checked. Under
+// PublicOnly (the browser's) it allows no more, and only public addresses
+// at ports 80 and 443.
 func FuzzDecide(f *testing.F) {
 	v4 := func(s string) []byte { a := netip.MustParseAddr(s).As4(); return append([]byte{0}, a[:]...) }
 	v6 := func(s string) []byte { a := netip.MustParseAddr(s).As16(); return append([]byte{1}, a[:]...) }
@@ -320,6 +322,24 @@ func FuzzDecide(f *testing.F) {
 			addrs, answer = append(addrs, a), answer[1+n:]
 		}
 		got := d.Decide(p, host, port, addrs)
+		// The browser's policy never allows more than the agent's, and only
+		// public addresses at ports 80 and 443.
+		browser := p
+		browser.PublicOnly = true
+		if b := d.Decide(browser, host, port, addrs); b.Allowed {
+			if !got.Allowed || b.Addr != got.Addr || !webPort(port) {
+				t.Fatalf("PublicOnly %s %v: %q:%d allowed (%+v) beyond the agent's %+v", p.Mode, p.Allow, host, port, b, got)
+			}
+			seen := addrs
+			if _, lit, _ := CanonicalHost(host); lit.IsValid() {
+				seen = []netip.Addr{lit}
+			}
+			for _, a := range seen {
+				if _, c := classifyOn(a.Unmap(), fuzzSelf); c != public {
+					t.Fatalf("PublicOnly %s %v: %q:%d allowed to %v, not public: %+v", p.Mode, p.Allow, host, port, a, b)
+				}
+			}
+		}
 		if !got.Allowed {
 			if got.Addr.IsValid() || got.Reason == "" {
 				t.Fatalf("refusal %+v", got)
