@@ -20,13 +20,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nanoclaw ./cmd/nanoclaw
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/nanoclaw-agent ./cmd/nanoclaw-agent
 
-## run: build; make sure a container runtime works and the agent image is current (installing podman, building the image, when missing); then start the daemon in the foreground
-# On a ready machine the two checks cost about half a second: `podman info` and
-# one `image inspect`. Without a credential the daemon still starts, and the
+## run: build; make sure a container runtime works and the agent image is current (installing podman, building the image, when missing), and the browser image too when a group has browser=true; then start the daemon in the foreground
+# On a ready machine the checks cost about half a second: `podman info` and
+# `image inspect`s. Without a credential the daemon still starts, and the
 # local chat answers with the line that says how to add one.
 run: build
 	@./scripts/runtime
 	@./bin/nanoclaw image status >/dev/null 2>&1 || { $(IMAGE_IF_NEEDED); }
+	@./bin/nanoclaw image status --browser --if-used >/dev/null 2>&1 || { $(IMAGE_IF_NEEDED) --browser; }
 	./bin/nanoclaw run
 
 ## image: build the agent image when it is missing or stale, with progress (on Debian as root FROM a Debian base made offline, so no image registry is needed)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -51,7 +52,11 @@ built from the Dockerfile in this nanoclaw binary (its ` + agentimage.LabelDocke
 label) as the plain agent image (` + agentimage.LabelVariant + `). With --browser, the same
 for the browser image (NANOCLAW_BROWSER_IMAGE, or --tag; Chromium and
 agent-browser, for groups with browser=true). Current: one line on stdout,
-exit 0. Missing or stale: what to run, exit 1. It builds nothing.`
+exit 0. Missing or stale: what to run, exit 1. It builds nothing.
+
+With --browser --if-used, a browser image no group uses (no group has
+browser=true) is fine too: exit 0, whatever its state ('make run' builds
+the browser image exactly when a group needs it and it is missing or stale).`
 
 func (m *Main) runImage(ctx context.Context, args []string) error {
 	fs := m.flagSet("image", "<subcommand> [options]", imageHelp)
@@ -126,11 +131,34 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 }
 
 func (m *Main) runImageStatus(ctx context.Context, args []string) error {
-	fs := m.flagSet("image status", "[--browser] [--tag IMAGE]", imageStatusHelp)
+	fs := m.flagSet("image status", "[--browser [--if-used]] [--tag IMAGE]", imageStatusHelp)
 	browser := fs.Bool("browser", false, "look at the browser image (Chromium and agent-browser)")
+	ifUsed := fs.Bool("if-used", false, "with --browser: exit 0 when no group has browser=true")
 	tag := fs.String("tag", "", "image to look at (default: $NANOCLAW_IMAGE, localhost/nanoclaw-agent:latest; with --browser $NANOCLAW_BROWSER_IMAGE)")
 	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if *ifUsed && !*browser {
+		return usagef("--if-used goes with --browser")
+	}
+	if err := validTag(*tag); err != nil {
+		return err
+	}
+	if *ifUsed {
+		// Before the runtime is asked anything: with no browser group this
+		// is all (make run asks it at every start).
+		cfg, err := m.loadConfig()
+		if err != nil {
+			return err
+		}
+		used, err := doctor.BrowserGroups(ctx, cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		if len(used) == 0 {
+			fmt.Fprintf(m.Stdout, "%s: no group has browser=true, so it is not needed\n", cmp.Or(*tag, cfg.BrowserImage))
+			return nil
+		}
 	}
 	rt, ref, err := m.imageRuntime(ctx, *tag, *browser)
 	if err != nil {
@@ -155,10 +183,8 @@ func (m *Main) runImageStatus(ctx context.Context, args []string) error {
 // and the image: tag, or NANOCLAW_IMAGE (NANOCLAW_BROWSER_IMAGE for the
 // browser image) when tag is empty.
 func (m *Main) imageRuntime(ctx context.Context, tag string, browser bool) (*sandbox.Runtime, string, error) {
-	if tag != "" {
-		if err := sandbox.ValidateImage(tag); err != nil {
-			return nil, "", usagef("--tag: %v", err)
-		}
+	if err := validTag(tag); err != nil {
+		return nil, "", err
 	}
 	cfg, err := m.loadConfig()
 	if err != nil {
@@ -172,6 +198,17 @@ func (m *Main) imageRuntime(ctx context.Context, tag string, browser bool) (*san
 		return rt, cmp.Or(tag, cfg.BrowserImage), nil
 	}
 	return rt, cmp.Or(tag, cfg.Image), nil
+}
+
+// validTag checks --tag ("" is none).
+func validTag(tag string) error {
+	if tag == "" {
+		return nil
+	}
+	if err := sandbox.ValidateImage(tag); err != nil {
+		return usagef("--tag: %v", err)
+	}
+	return nil
 }
 
 // imageTarget is the Dockerfile's stage to build, which is also the image's

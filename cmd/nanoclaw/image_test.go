@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/cli"
+	"github.com/nanoclaw/nanoclaw/internal/store"
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
@@ -26,7 +31,7 @@ func TestImageUsage(t *testing.T) {
 		{[]string{"help", "image"}, nil, cli.ExitOK, "agent-browser (about 1 GB more), which groups set to browser=true run on", ""},
 		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image build [--browser] [--base IMAGE] [--tag IMAGE] [--if-needed]", ""},
 		{[]string{"image", "build", "--help"}, nil, cli.ExitOK, "Chromium and agent-browser", ""},
-		{[]string{"image", "status", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image status [--browser] [--tag IMAGE]", ""},
+		{[]string{"image", "status", "--help"}, nil, cli.ExitOK, "Usage: nanoclaw image status [--browser [--if-used]] [--tag IMAGE]", ""},
 		{[]string{"image", "status", "--help"}, nil, cli.ExitOK, "NANOCLAW_BROWSER_IMAGE", ""},
 		{[]string{"image"}, nil, cli.ExitUsage, "", "nanoclaw image: missing subcommand (build or status)"},
 		{[]string{"image", "push"}, nil, cli.ExitUsage, "", `unknown subcommand "push"`},
@@ -100,7 +105,7 @@ func TestImageBuildOptions(t *testing.T) {
 func TestImageBuildBrowser(t *testing.T) {
 	bin := testenv.Runtime(t, "podman")
 	testenv.Image(t, bin, testenv.BrowserImage) // its layers make this build a cached one
-	env, _ := homeEnv(t)
+	env, home := homeEnv(t)
 	tag := freshTag(t, bin, "browser")
 	env = append(env, "NANOCLAW_RUNTIME=podman", "NANOCLAW_IMAGE="+testenv.AgentImage, "NANOCLAW_BROWSER_IMAGE="+tag)
 
@@ -108,11 +113,37 @@ func TestImageBuildBrowser(t *testing.T) {
 	if want := "nanoclaw image: " + tag + " (podman) is missing: run 'nanoclaw image build --browser'\n"; code != 1 || errOut != want {
 		t.Fatalf("status of no browser image: exit %d, stderr %q; want 1, %q", code, errOut, want)
 	}
+	// --if-used: missing is fine while no group has the browser, and is
+	// what to fix once one has ('make run' builds it then).
+	code, out, errOut := runProgram(t, env, binary, "image", "status", "--browser", "--if-used")
+	if code != 0 || out != tag+": no group has browser=true, so it is not needed\n" {
+		t.Errorf("status --if-used with no database: exit %d, %q %q", code, out, errOut)
+	}
+	db := filepath.Join(home, ".nanoclaw", "store", "nanoclaw.db")
+	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.PutGroup(context.Background(), store.Group{Folder: "shop", Name: "Shop", Trigger: "@Andy", AddedAt: time.Now(), Config: store.ContainerConfig{Browser: true}})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runProgram(t, env, binary, "image", "status", "--browser", "--if-used")
+	if want := "nanoclaw image: " + tag + " (podman) is missing: run 'nanoclaw image build --browser'\n"; code != 1 || errOut != want {
+		t.Errorf("status --if-used with a browser group: exit %d, stderr %q; want 1, %q", code, errOut, want)
+	}
+	if code, _, errOut := runProgram(t, env, binary, "image", "status", "--if-used"); code != cli.ExitUsage || !strings.Contains(errOut, "--if-used goes with --browser") {
+		t.Errorf("--if-used alone: exit %d, %q", code, errOut)
+	}
 	code, _, errOut = runProgram(t, env, binary, "image", "build", "--browser", "--if-needed", "--base", testenv.BaseImage)
 	if code != 0 || !strings.Contains(errOut, "nanoclaw image build: built "+tag+" in ") {
 		t.Fatalf("build --browser: exit %d, stderr:\n%s", code, errOut)
 	}
-	code, out, errOut := runProgram(t, env, binary, "image", "status", "--browser")
+	code, out, errOut = runProgram(t, env, binary, "image", "status", "--browser", "--if-used")
 	if code != 0 || out != tag+" (podman) is current: built from this nanoclaw's Dockerfile\n" || errOut != "" {
 		t.Errorf("status --browser after the build: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

@@ -265,17 +265,41 @@ func database(ctx context.Context, cfg *config.Config, log *slog.Logger) (checks
 		what = "opens with its key (encrypted)"
 	}
 	checks = []Check{ok(name, cfg.DBPath()+" "+what)}
-	groups, err := st.ListGroups(ctx)
+	browserGroups, err = withBrowser(ctx, st)
 	if err != nil {
-		checks = append(checks, fail(name, "list groups: "+err.Error(), "check "+cfg.DBPath()))
-	}
-	for _, g := range groups {
-		if g.Config.Browser {
-			browserGroups = append(browserGroups, g.Folder)
-		}
+		checks = append(checks, fail(name, err.Error(), "check "+cfg.DBPath()))
 	}
 	_, c := whatsappSession(ctx, st.DB())
 	return append(checks, c), browserGroups
+}
+
+// BrowserGroups returns the folders of the groups with browser=true in the
+// database cfg names; none when there is no database yet (it is never
+// created here).
+func BrowserGroups(ctx context.Context, cfg *config.Config, log *slog.Logger) ([]string, error) {
+	if _, err := os.Stat(cfg.DBPath()); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	st, err := daemon.OpenStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return withBrowser(ctx, st)
+}
+
+func withBrowser(ctx context.Context, st *store.Store) ([]string, error) {
+	groups, err := st.ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	var folders []string
+	for _, g := range groups {
+		if g.Config.Browser {
+			folders = append(folders, g.Folder)
+		}
+	}
+	return folders, nil
 }
 
 // WhatsApp is WhatsApp's pairing, read from the database (without
