@@ -205,9 +205,12 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 		case "trigger":
 			a.Trigger = &value
 		case "requires_trigger", "browser", "reactions", "mentions":
-			on, ok := map[string]bool{"on": true, "true": true, "off": false, "false": false}[value]
+			on, ok := map[string]bool{"on": true, "off": false}[value]
 			if !ok {
-				return a, usagef("%s: %q is not on or off (or true, false)", key, value)
+				var err error
+				if on, err = strconv.ParseBool(value); err != nil { // true, false, 1, 0, …
+					return a, usagef("%s: %q is not on or off (or true, false)", key, value)
+				}
 			}
 			*map[string]**bool{"requires_trigger": &a.RequiresTrigger, "browser": &a.Browser,
 				"reactions": &a.Reactions, "mentions": &a.Mentions}[key] = &on

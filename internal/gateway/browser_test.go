@@ -162,7 +162,7 @@ func TestBrowserHasItsOwnSlotsAndQuestions(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	if code, b := onSocket(t, ep.pagePath, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"); code != 429 || !strings.Contains(b, "too many open connections (max 2 per group)") {
+	if code, b := onSocket(t, ep.pagePath, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"); code != 429 || !strings.Contains(b, "too many open connections (max 2 for the browser)") {
 		t.Errorf("the browser's third tunnel: %d %q", code, b)
 	}
 	if code, b := onSocket(t, ep.path, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"); code != 200 {

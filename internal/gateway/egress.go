@@ -176,7 +176,11 @@ func (e *Endpoint) begin(w http.ResponseWriter, r *http.Request, f *flow) bool {
 	select {
 	case e.slotsOf(f) <- struct{}{}:
 	default:
-		f.d = egress.Decision{Reason: fmt.Sprintf("too many open connections (max %d per group)", cap(e.slotsOf(f)))}
+		whose := "per group"
+		if f.browser {
+			whose = "for the browser"
+		}
+		f.d = egress.Decision{Reason: fmt.Sprintf("too many open connections (max %d %s)", cap(e.slotsOf(f)), whose)}
 		f.status = http.StatusTooManyRequests
 		e.refuse(w, f)
 		return false

@@ -216,7 +216,11 @@ func (e *Endpoint) Close() error {
 		case <-time.After(closeWait):
 			e.gw.opt.Logger.Warn("gateway: requests still running after close", "group", e.group.Folder)
 		}
-		for _, p := range []string{e.path, e.pagePath} {
+		paths := []string{e.path}
+		if e.pageSrv != nil {
+			paths = append(paths, e.pagePath)
+		}
+		for _, p := range paths {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && e.closeErr == nil {
 				e.closeErr = err
 			}

@@ -138,7 +138,8 @@ type Options struct {
 	// Dial connects to an address "ip:port" the egress policy allowed; nil
 	// means a net.Dialer.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
-	// MaxTunnels bounds a group's open egress connections (default 32);
+	// MaxTunnels bounds a group's open egress connections (default 32),
+	// and half as many more of its browser's (on the browser's socket);
 	// TunnelIdle closes one when neither side sent anything for that long
 	// (default 5 minutes).
 	MaxTunnels int
@@ -146,8 +147,8 @@ type Options struct {
 	// PollTimeout bounds one long poll of ipc.PathNext (default 25
 	// seconds).
 	PollTimeout time.Duration
-	// MaxConns bounds the connections open at once on one group's socket
-	// (default defaultMaxConns); one more is answered 503 and closed
+	// MaxConns bounds the connections open at once on each of a group's
+	// sockets (default defaultMaxConns); one more is answered 503 and closed
 	// without reading it. BodyTimeout bounds reading one request's body
 	// (default 30 seconds): a body not complete by then is cut.
 	MaxConns    int

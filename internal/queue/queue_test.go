@@ -169,7 +169,11 @@ func TestWokenWhileWarm(t *testing.T) {
 				rounds <- n
 				select {
 				case <-s.Woken():
-					<-gate
+					select {
+					case <-gate:
+					case <-ctx.Done():
+						return
+					}
 				case <-time.After(200 * time.Millisecond):
 					return // idle
 				}

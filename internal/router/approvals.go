@@ -37,22 +37,32 @@ type Approvals struct {
 // its send limit, which the owner's own replies share).
 const askPerHour = 12
 
-// mayAsk takes a question of the group in folder from its hourly
-// allowance, or says when the next one may be asked.
-func (a *Approvals) mayAsk(folder string, now time.Time) (time.Time, bool) {
+// pageAskPerHour is the hourly allowance of the pages in a group's
+// browser, apart from the agent's: a page that pulls in a dozen hosts
+// cannot use up the questions the agent needs.
+const pageAskPerHour = askPerHour / 2
+
+// mayAsk takes a question of the group in folder (of a page in its
+// browser, when browser) from its hourly allowance, or says when the next
+// one may be asked.
+func (a *Approvals) mayAsk(folder string, browser bool, now time.Time) (time.Time, bool) {
+	key, allowance := folder, askPerHour
+	if browser {
+		key, allowance = folder+" browser", pageAskPerHour // no folder has a space
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	recent := a.asked[folder][:0]
-	for _, t := range a.asked[folder] {
+	recent := a.asked[key][:0]
+	for _, t := range a.asked[key] {
 		if now.Sub(t) < time.Hour {
 			recent = append(recent, t)
 		}
 	}
-	if len(recent) >= askPerHour {
-		a.asked[folder] = recent
+	if len(recent) >= allowance {
+		a.asked[key] = recent
 		return recent[0].Add(time.Hour), false
 	}
-	a.asked[folder] = append(recent, now)
+	a.asked[key] = append(recent, now)
 	return time.Time{}, true
 }
 
@@ -85,9 +95,13 @@ func (a *Approvals) Ask(ctx context.Context, folder, host string, port int, brow
 	if g.Config.Approved(host, port) {
 		return egress.VerdictAlways, nil
 	}
-	if next, ok := a.mayAsk(folder, time.Now()); !ok {
-		a.log.Warn("egress: not asking the owner: the group's questions of the hour are used up", "group", folder, "target", fmt.Sprintf("%s:%d", host, port))
-		return "", fmt.Errorf("group %s asked the owner %d times this hour: not asked again before %s", folder, askPerHour, next.UTC().Format("15:04 UTC"))
+	if next, ok := a.mayAsk(folder, browser, time.Now()); !ok {
+		who, n := "group "+folder, askPerHour
+		if browser {
+			who, n = "the pages in group "+folder+"'s browser", pageAskPerHour
+		}
+		a.log.Warn("egress: not asking the owner: the questions of the hour are used up", "group", folder, "browser", browser, "target", fmt.Sprintf("%s:%d", host, port))
+		return "", fmt.Errorf("%s asked the owner %d times this hour: not asked again before %s", who, n, next.UTC().Format("15:04 UTC"))
 	}
 	main, found, err := a.st.MainGroup(ctx)
 	if err != nil {

@@ -266,8 +266,9 @@ func TestParseAnswer(t *testing.T) {
 }
 
 // An agent trying name after name cannot flood main's chat: a group puts
-// at most askPerHour questions to the owner an hour, and a connection that
-// is gone is not asked about at all.
+// at most askPerHour questions to the owner an hour, the pages in its
+// browser pageAskPerHour more, apart, so they cannot use up the agent's;
+// and a connection that is gone is not asked about at all.
 func TestQuestionsAreRationed(t *testing.T) {
 	e := newApprovalsEnv(t)
 	gone, cancel := context.WithCancel(t.Context())
@@ -275,28 +276,40 @@ func TestQuestionsAreRationed(t *testing.T) {
 	if v, err := e.a.Ask(gone, "family", "gone.example", 443, false); err != nil || v != egress.VerdictTimeout || len(e.ch.Texts()) != 0 {
 		t.Fatalf("a connection already gone: %q, %v, %d questions sent", v, err, len(e.ch.Texts()))
 	}
-	for i := range askPerHour {
-		// Each question goes unanswered: the connection goes away once
-		// the question is in main's chat, however slow the machine is.
+	asked := 0
+	unanswered := func(host string, browser bool) {
+		t.Helper()
+		// The question goes unanswered: the connection goes away once it
+		// is in main's chat, however slow the machine is.
 		ctx, cancel := context.WithCancel(t.Context())
 		errc := make(chan error, 1)
 		go func() {
-			_, err := e.a.Ask(ctx, "family", fmt.Sprintf("x%d.example", i), 443, false)
+			_, err := e.a.Ask(ctx, "family", host, 443, browser)
 			errc <- err
 		}()
-		for deadline := time.Now().Add(10 * time.Second); len(e.ch.Texts()) <= i && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(10 * time.Second); len(e.ch.Texts()) <= asked && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()
 		if err := <-errc; err != nil {
-			t.Fatalf("question %d: %v", i+1, err)
+			t.Fatalf("question %q: %v", host, err)
 		}
+		asked++
 	}
-	if _, err := e.a.Ask(t.Context(), "family", "one-more.example", 443, false); err == nil || !strings.Contains(err.Error(), "this hour") {
+	for i := range pageAskPerHour {
+		unanswered(fmt.Sprintf("cdn%d.example", i), true)
+	}
+	if _, err := e.a.Ask(t.Context(), "family", "one-more-cdn.example", 443, true); err == nil || !strings.Contains(err.Error(), "the pages in group family's browser asked the owner") {
+		t.Errorf("a page's question beyond the hour's allowance: %v", err)
+	}
+	for i := range askPerHour {
+		unanswered(fmt.Sprintf("x%d.example", i), false)
+	}
+	if _, err := e.a.Ask(t.Context(), "family", "one-more.example", 443, false); err == nil || !strings.Contains(err.Error(), "group family asked the owner 12 times this hour") {
 		t.Errorf("a question beyond the hour's allowance: %v", err)
 	}
-	if n := len(e.ch.Texts()); n != askPerHour {
-		t.Errorf("%d questions sent to main, want %d", n, askPerHour)
+	if n := len(e.ch.Texts()); n != askPerHour+pageAskPerHour {
+		t.Errorf("%d questions sent to main, want %d", n, askPerHour+pageAskPerHour)
 	}
 }
 

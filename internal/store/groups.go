@@ -177,11 +177,13 @@ func (s *Store) BindChat(ctx context.Context, jid, folder string) error {
 // MoveChat moves what is bound to chat from onto chat to, which the
 // chat's service says replaced it (a Telegram group that became a
 // supergroup gets a new id, and the old one takes no more messages): the
-// group from was bound to is then reached from to, and the tasks and the
-// unsent replies that named from name to. It returns that group's folder,
-// or "" when from is not bound to one (nothing changes). A to bound to
-// another group is an error and changes nothing; a to already bound to the
-// same group loses nothing. The messages stored under from stay there.
+// group from is bound to is then reached from to as well, and the tasks
+// and the unsent replies that named from name to (a reply no longer quotes:
+// its quote is in from). It returns that group's folder, or "" when from
+// is not bound to one (nothing changes). A to bound to another group is an
+// error and changes nothing. from stays bound, with its messages: what it
+// holds unanswered is still answered, and the channel sends the answers on
+// to to.
 func (s *Store) MoveChat(ctx context.Context, from, to string) (string, error) {
 	if err := cmp.Or(checkJID(from), checkJID(to)); err != nil {
 		return "", fmt.Errorf("move chat %q to %q: %w", from, to, err)
@@ -212,13 +214,10 @@ func (s *Store) MoveChat(ctx context.Context, from, to string) (string, error) {
 		default:
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM group_chats WHERE jid = ?`, from); err != nil {
-			return err
-		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET chat_jid = ? WHERE chat_jid = ?`, to, from); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE outbox SET chat_jid = ? WHERE chat_jid = ? AND sent_at IS NULL`, to, from)
+		_, err = tx.ExecContext(ctx, `UPDATE outbox SET chat_jid = ?, reply_to = '' WHERE chat_jid = ? AND sent_at IS NULL`, to, from)
 		return err
 	})
 	if err != nil {

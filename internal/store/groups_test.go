@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -442,7 +443,8 @@ func TestMainGroupBadRow(t *testing.T) {
 }
 
 // A chat the service replaced (a Telegram group become a supergroup) takes
-// its group, tasks and unsent replies to its new id; its history stays.
+// its group, tasks and unsent replies to its new id; it stays bound, with
+// its history and what it holds unanswered.
 func TestMoveChat(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
@@ -478,26 +480,35 @@ func TestMoveChat(t *testing.T) {
 	if g, found, _ := s.GroupForChat(ctx, "tg:-1001234"); !found || g.Folder != "family" {
 		t.Error("the new chat does not reach the group")
 	}
-	if _, found, _ := s.GroupForChat(ctx, "tg:-100"); found {
-		t.Error("the old chat still reaches the group")
+	if g, _, _ := s.GroupForChat(ctx, "tg:-100"); g.Folder != "family" {
+		t.Error("the old chat no longer reaches the group: its unanswered messages would be lost")
+	}
+	if pending, _ := s.ChatsWithPending(ctx); !slices.Contains(pending, "tg:-100") {
+		t.Errorf("chats with pending messages %v: the old chat's backlog is gone", pending)
 	}
 	if got, _, _ := s.GetTask(ctx, "t1"); got.ChatJID != "tg:-1001234" {
 		t.Errorf("task chat %q", got.ChatJID)
 	}
-	var unsent, sent string
-	s.DB().QueryRow(`SELECT chat_jid FROM outbox WHERE id = 'unsent'`).Scan(&unsent)
+	var unsent, sent, quote string
+	s.DB().QueryRow(`SELECT chat_jid, reply_to FROM outbox WHERE id = 'unsent'`).Scan(&unsent, &quote)
 	s.DB().QueryRow(`SELECT chat_jid FROM outbox WHERE id = 'sent'`).Scan(&sent)
-	if unsent != "tg:-1001234" || sent != "tg:-100" {
-		t.Errorf("outbox: unsent in %q, sent in %q; want the unsent one moved only", unsent, sent)
+	if unsent != "tg:-1001234" || sent != "tg:-100" || quote != "" {
+		t.Errorf("outbox: unsent in %q quoting %q, sent in %q; want the unsent one moved only, without its quote (in the old chat)", unsent, quote, sent)
 	}
 	if n := len(messagesOf(t, s, "tg:-100")); n != history || n == 0 {
 		t.Errorf("history of the old chat: %d messages, want %d", n, history)
 	}
 
-	// Again (the service's second word of it): nothing is bound to the old
-	// id any more.
-	if folder, err := s.MoveChat(ctx, "tg:-100", "tg:-1001234"); err != nil || folder != "" {
+	// Again (the update fetched a second time): nothing changes.
+	if folder, err := s.MoveChat(ctx, "tg:-100", "tg:-1001234"); err != nil || folder != "family" {
 		t.Errorf("second MoveChat = %q, %v", folder, err)
+	}
+	if chats, _ := s.ChatsOfGroup(ctx, "family"); !reflect.DeepEqual(chats, []string{"tg:-100", "tg:-1001234"}) {
+		t.Errorf("family's chats %v", chats)
+	}
+	// From a chat bound to nothing: nothing.
+	if folder, err := s.MoveChat(ctx, "tg:-999", "tg:-1009990000"); err != nil || folder != "" {
+		t.Errorf("MoveChat of an unbound chat = %q, %v", folder, err)
 	}
 	// Onto a chat of another group: refused, nothing changes.
 	if _, err := s.MoveChat(ctx, "tg:-1001234", "tg:-200"); err == nil || !errors.Is(err, ErrBoundElsewhere) || !strings.Contains(err.Error(), `"tg:-200" is already bound to another group, "work"`) {
@@ -506,11 +517,11 @@ func TestMoveChat(t *testing.T) {
 	if g, _, _ := s.GroupForChat(ctx, "tg:-1001234"); g.Folder != "family" {
 		t.Error("a refused move changed the binding")
 	}
-	// Onto a chat of the same group: the old binding goes, nothing else.
+	// Onto a chat of the same group: both stay.
 	if folder, err := s.MoveChat(ctx, "tg:-200", "tg:-300"); err != nil || folder != "work" {
 		t.Errorf("move within a group = %q, %v", folder, err)
 	}
-	if chats, _ := s.ChatsOfGroup(ctx, "work"); !reflect.DeepEqual(chats, []string{"tg:-300"}) {
+	if chats, _ := s.ChatsOfGroup(ctx, "work"); !reflect.DeepEqual(chats, []string{"tg:-200", "tg:-300"}) {
 		t.Errorf("work's chats %v", chats)
 	}
 	for _, bad := range [][2]string{{"tg:-1", "tg:-1"}, {"", "tg:-1"}, {"tg:-1", "a\x00b"}} {

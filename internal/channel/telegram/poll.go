@@ -147,11 +147,11 @@ func (c *Channel) handle(ctx context.Context, u *models.Update) error {
 	return nil
 }
 
-// migrated moves a group's registration when msg says its Telegram group
-// became a supergroup, which has a new id (the old one takes no more
-// messages): the service message in the old chat, so only the registered
-// chat itself can move its registration. Its tasks and unsent replies
-// follow (store.MoveChat).
+// migrated binds a group to the new id when msg says its Telegram group
+// became a supergroup (the old id takes no more messages): the service
+// message in the old chat, so only the registered chat itself moves its
+// registration. Its tasks and unsent replies follow, and what the old chat
+// holds unanswered is answered at the new id (store.MoveChat, sendsMoved).
 func (c *Channel) migrated(ctx context.Context, msg *models.Message) error {
 	if msg == nil || msg.MigrateToChatID == 0 || msg.Chat.Type != models.ChatTypeGroup || msg.MigrateToChatID == msg.Chat.ID {
 		return nil
@@ -165,7 +165,7 @@ func (c *Channel) migrated(ctx context.Context, msg *models.Message) error {
 	case err != nil:
 		return err // the update comes again
 	case folder != "":
-		c.log.Warn("a Telegram group became a supergroup: its registration moved to the new id", "group", folder, "from", from, "to", to)
+		c.log.Warn("a Telegram group became a supergroup: the group is reached at its new id", "group", folder, "from", from, "to", to)
 	}
 	return nil
 }

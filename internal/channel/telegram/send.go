@@ -36,6 +36,20 @@ func (c *Channel) SendQuoting(ctx context.Context, jid, text string, q channel.M
 	return c.sendText(ctx, jid, text, id)
 }
 
+// sendsMoved reports the supergroup Telegram says chat jid became, when err
+// is its refusal of a send for that reason (400 with migrate_to_chat_id):
+// nothing was sent, and the send goes to the new id. The registration moved
+// when the service message came (store.MoveChat); this covers a reply
+// addressed to the old id before, or from the old chat's backlog.
+func (c *Channel) sendsMoved(jid string, err error) (int64, bool) {
+	var m *bot.MigrateError
+	if !errors.As(err, &m) || m.MigrateToChatID == 0 || int64(m.MigrateToChatID) >= 0 {
+		return 0, false
+	}
+	c.log.Info("the Telegram group became a supergroup; sending to its new id", "from", jid, "to", chatID(int64(m.MigrateToChatID)))
+	return int64(m.MigrateToChatID), true
+}
+
 // messageID parses a Telegram message id.
 func messageID(s string) (int, error) {
 	id, err := strconv.Atoi(s)
@@ -72,6 +86,12 @@ func (c *Channel) sendText(ctx context.Context, jid, text string, replyTo int) (
 			reply = &models.ReplyParameters{MessageID: replyTo, AllowSendingWithoutReply: true}
 		}
 		id, err := a.sendMessage(ctx, chat, part, formatted[i], reply, c.html)
+		if to, ok := c.sendsMoved(jid, err); ok {
+			// Nothing was sent: the same part goes to the new id, without
+			// its quote (the quoted message is in the old chat).
+			chat, reply = to, nil
+			id, err = a.sendMessage(ctx, chat, part, formatted[i], reply, c.html)
+		}
 		if errors.Is(err, channel.ErrMaybeSent) {
 			// This part may have arrived: sent again it could show twice,
 			// so the next parts go on without it, and the doubt is told.
@@ -157,15 +177,23 @@ func (c *Channel) SendFile(ctx context.Context, jid string, f channel.File) (str
 	if err := c.limit.Wait(ctx, jid); err != nil {
 		return "", fmt.Errorf("telegram send file to %s: waiting for the chat's send limit (%s): %w", jid, c.limit, err)
 	}
-	method, send := fileMethod(a, chat, f, caption)
-	var msg *models.Message
-	err = a.call(ctx, method, onlyUnsent, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
-		defer cancel()
-		var err error
-		msg, err = send(ctx)
-		return err
-	})
+	upload := func(chat int64) (*models.Message, error) {
+		method, send := fileMethod(a, chat, f, caption)
+		var msg *models.Message
+		err := a.call(ctx, method, onlyUnsent, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+			defer cancel()
+			var err error
+			msg, err = send(ctx)
+			return err
+		})
+		return msg, err
+	}
+	msg, err := upload(chat)
+	if to, ok := c.sendsMoved(jid, err); ok {
+		msg, err = upload(to)
+		jid = chatID(to)
+	}
 	if err != nil {
 		return "", fmt.Errorf("telegram send file to %s: %w", jid, err)
 	}

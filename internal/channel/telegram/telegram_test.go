@@ -788,10 +788,12 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 }
 
 // A group that becomes a supergroup gets a new id, and its old one takes
-// no more messages: the service message in the old chat moves its
-// registration (and its tasks and unsent replies, store.MoveChat) to the
-// new id, so the group goes on answering. Only the registered chat's own
-// service message moves it, and never onto another group's chat.
+// no more messages: the service message in the old chat binds the group to
+// the new id too (its tasks and unsent replies follow, store.MoveChat), so
+// the group goes on answering; a reply still addressed to the old id is
+// sent to the new one, which Telegram names when it refuses it. Only the
+// registered chat's own service message binds, never onto another group's
+// chat.
 func TestSupergroupMigrationMovesTheRegistration(t *testing.T) {
 	e := connected(t)
 	ctx := context.Background()
@@ -826,14 +828,26 @@ func TestSupergroupMigrationMovesTheRegistration(t *testing.T) {
 	if g := bound("tg:-1005550000"); g != "" {
 		t.Fatalf("tg:-1005550000 bound to %q by a message not from the registered group", g)
 	}
-	// The registered group's own word: moved.
+	// The registered group's own word: bound at the new id, the old one
+	// kept for what it holds unanswered.
+	e.fake.Migrate(-555, -1005550000)
 	migrate(faketelegram.Chat{ID: -555, Type: "group", Title: "Family"}, -1005550000)
-	if g, old := bound("tg:-1005550000"), bound("tg:-555"); g != "family" || old != "" {
+	if g, old := bound("tg:-1005550000"), bound("tg:-555"); g != "family" || old != "family" {
 		t.Fatalf("after the migration the new id is bound to %q, the old one to %q", g, old)
 	}
 	e.fake.Post(faketelegram.In{Chat: faketelegram.Chat{ID: -1005550000, Type: "supergroup", Title: "Family"}, From: owner, Text: "@Andy still there?"})
 	if msgs := e.waitMessages(t, 1); msgs[0].ChatJID != "tg:-1005550000" {
 		t.Errorf("message stored in %s", msgs[0].ChatJID)
+	}
+	// An answer to the old chat's backlog, and a file, go to the new id.
+	if _, err := e.ch.SendQuoting(ctx, "tg:-555", "yes, still here", channel.MessageRef{ID: "12"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ch.SendFile(ctx, "tg:-555", channel.File{Name: "a.pdf", MIME: "application/pdf", Kind: channel.KindDocument, Data: []byte("%PDF-1.4")}); err != nil {
+		t.Fatal(err)
+	}
+	if sent := e.fake.Sent(); len(sent) != 2 || sent[0].Chat != -1005550000 || sent[0].Shown != "yes, still here" || sent[1].Chat != -1005550000 || sent[1].Method != "sendDocument" {
+		t.Errorf("sent %+v; want both at the new id", sent)
 	}
 	// Onto another group's chat: refused, nothing moves.
 	migrate(faketelegram.Chat{ID: -666, Type: "group", Title: "Work"}, -1005550000)

@@ -65,6 +65,7 @@ type Server struct {
 	calls    []Call
 	flood    []time.Duration // the next sends' 429s
 	failures []int           // the next sends' 5xx statuses
+	migrated map[int64]int64 // chat → the supergroup it became
 }
 
 type update struct {
@@ -83,6 +84,18 @@ func New(opts Options) *Server {
 	s.botID, _ = strconv.ParseInt(id, 10, 64)
 	s.ts = httptest.NewServer(s)
 	return s
+}
+
+// Migrate makes group chat from the supergroup to, as Telegram does: sends
+// to from are refused with a 400 that names to (the service message in the
+// old chat is the test's to post).
+func (s *Server) Migrate(from, to int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.migrated == nil {
+		s.migrated = map[int64]int64{}
+	}
+	s.migrated[from] = to
 }
 
 // URL is the server URL to give the channel, e.g. "http://127.0.0.1:34567".
@@ -605,6 +618,17 @@ func (s *Server) send(w http.ResponseWriter, method string, p params) {
 	chat := p.int("chat_id")
 	if chat == 0 {
 		s.answerErr(w, method, http.StatusBadRequest, "Bad Request: chat not found", 0)
+		return
+	}
+	s.mu.Lock()
+	to := s.migrated[chat]
+	s.mu.Unlock()
+	if to != 0 {
+		s.record(method, 0, http.StatusBadRequest)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error_code": 400, //nolint:errcheck // the client is gone
+			"description": "Bad Request: group chat was upgraded to a supergroup chat", "parameters": map[string]any{"migrate_to_chat_id": to}})
 		return
 	}
 	out := Sent{Method: method, Chat: chat, ParseMode: p.get("parse_mode"), Time: time.Now()}
