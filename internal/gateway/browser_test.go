@@ -197,3 +197,30 @@ func TestBrowserHasItsOwnSlotsAndQuestions(t *testing.T) {
 		}
 	}
 }
+
+// A page refused in a loop does not crowd the agent's refusals out of the
+// daemon's log: the browser's socket has its own allowance of lines.
+func TestBrowserRefusalsDoNotSilenceTheAgents(t *testing.T) {
+	e := newEnv(t, Options{})
+	ep := openBrowser(t, e, "shop", mustPolicy(t, "allowlist", "a.example"))
+	for range maxWarnLines + 5 {
+		if code, _ := onSocket(t, ep.pagePath, "CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n\r\n"); code != 403 {
+			t.Fatalf("the page's CONNECT: %d", code)
+		}
+	}
+	if code, _ := onSocket(t, ep.path, "CONNECT 10.9.9.9:443 HTTP/1.1\r\nHost: 10.9.9.9:443\r\n\r\n"); code != 403 {
+		t.Fatalf("the agent's CONNECT: %d", code)
+	}
+	var page, agent int
+	for _, l := range e.log.lines(t, "egress") {
+		switch l["host"] {
+		case "10.0.0.1":
+			page++
+		case "10.9.9.9":
+			agent++
+		}
+	}
+	if page != maxWarnLines || agent != 1 {
+		t.Errorf("logged %d of the page's refusals (want %d, the rest counted) and %d of the agent's (want 1)", page, maxWarnLines, agent)
+	}
+}

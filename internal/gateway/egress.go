@@ -249,9 +249,12 @@ func (e *Endpoint) logFlow(f *flow) {
 	if f.err != nil {
 		attrs = append(attrs, "err", f.err.Error())
 	}
-	if f.d.Allowed && f.err == nil {
+	switch {
+	case f.d.Allowed && f.err == nil:
 		e.gw.opt.Logger.Info("egress", attrs...)
-	} else {
+	case f.browser:
+		e.warnPage("egress", attrs...)
+	default:
 		e.warn("egress", attrs...)
 	}
 }

@@ -39,12 +39,13 @@ type Endpoint struct {
 	// group with a browser (Caller.Browser): egress only, to public
 	// addresses only (browserProxy), with its own connection slots and
 	// questions to the owner.
-	pagePath  string
-	pageSrv   *http.Server // nil without a browser
-	pageSlots chan struct{}
-	pageAsks  asks
-	slots     chan struct{} // one per open egress connection
-	asks      asks          // questions to the owner (mode ask, egress.go)
+	pagePath     string
+	pageSrv      *http.Server // nil without a browser
+	pageSlots    chan struct{}
+	pageAsks     asks
+	pageWarnings logGate
+	slots        chan struct{} // one per open egress connection
+	asks         asks          // questions to the owner (mode ask, egress.go)
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
@@ -320,7 +321,7 @@ func (b browserProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Host != "":
 		e.forward(w, r, true)
 	default:
-		e.warn("gateway: a request on the browser's proxy for the gateway itself refused", "group", e.group.Folder, "method", r.Method,
+		e.warnPage("gateway: a request on the browser's proxy for the gateway itself refused", "group", e.group.Folder, "method", r.Method,
 			"target", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…"))
 		forbidden(w, "gateway: the browser's proxy carries web traffic only; the gateway's tools and the API are the agent's")
 	}
