@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -132,12 +131,7 @@ func TestBrowserSocket(t *testing.T) {
 // openBrowser opens the endpoint of a group with a browser.
 func openBrowser(t *testing.T, e *env, folder string, p egress.Policy) *Endpoint {
 	t.Helper()
-	ep, err := e.gw.Open(Caller{Folder: folder, Browser: true}, p, filepath.Join(e.dir, "ipc", folder), -1, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	return e.openAs(t, Caller{Folder: folder, Browser: true}, p)
 }
 
 // Only a group with a browser has the browser's socket.

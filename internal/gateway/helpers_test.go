@@ -175,7 +175,13 @@ func newEnv(t *testing.T, opt Options) *env {
 // open opens an endpoint for folder with policy p.
 func (e *env) open(t *testing.T, folder string, isMain bool, p egress.Policy) *Endpoint {
 	t.Helper()
-	ep, err := e.gw.Open(Caller{Folder: folder, IsMain: isMain}, p, filepath.Join(e.dir, "ipc", folder), -1, -1)
+	return e.openAs(t, Caller{Folder: folder, IsMain: isMain}, p)
+}
+
+// openAs opens the endpoint of caller c with policy p.
+func (e *env) openAs(t *testing.T, c Caller, p egress.Policy) *Endpoint {
+	t.Helper()
+	ep, err := e.gw.Open(c, p, filepath.Join(e.dir, "ipc", c.Folder), -1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
