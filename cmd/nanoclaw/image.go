@@ -95,11 +95,11 @@ func (m *Main) runImageBuild(ctx context.Context, args []string) error {
 	}
 	target := imageTarget(*browser)
 	if *ifNeeded {
-		st, err := doctor.ImageStatus(ctx, rt, tag, target)
+		st, err := agentimage.Status(ctx, rt, tag, target)
 		if err != nil {
 			return err
 		}
-		if st == doctor.ImageCurrent {
+		if st == agentimage.Current {
 			fmt.Fprintf(m.Stderr, "nanoclaw image build: %s (%s) is current: built from this Dockerfile; nothing to do\n", tag, rt.Kind)
 			return nil
 		}
@@ -164,11 +164,11 @@ func (m *Main) runImageStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := doctor.ImageStatus(ctx, rt, ref, imageTarget(*browser))
+	st, err := agentimage.Status(ctx, rt, ref, imageTarget(*browser))
 	if err != nil {
 		return err
 	}
-	if st != doctor.ImageCurrent {
+	if st != agentimage.Current {
 		build := "nanoclaw image build"
 		if *browser {
 			build += " --browser"

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/egress"
 	"github.com/nanoclaw/nanoclaw/internal/gateway"
 	"github.com/nanoclaw/nanoclaw/internal/ipc"
@@ -256,24 +257,29 @@ func (r *Runner) image(g store.Group) string {
 }
 
 // checkImage fails clearly when the image is missing, instead of letting
-// the container start fail with the runtime's own words.
+// the container start fail with the runtime's own words. An image another
+// nanoclaw built (its Claude Code, its Chromium policy) still runs, and the
+// log says how to rebuild it, once.
 func (r *Runner) checkImage(ctx context.Context, image string) error {
 	if _, ok := r.imagesOK.Load(image); ok {
 		return nil
 	}
-	build := "nanoclaw image build"
+	build, variant := "nanoclaw image build", agentimage.TargetAgent
 	if image == r.opt.BrowserImage && image != r.opt.Image {
-		build += " --browser"
+		build, variant = build+" --browser", agentimage.TargetBrowser
 	}
 	if image == "" {
 		return fmt.Errorf("start agent: no image configured: set NANOCLAW_IMAGE and NANOCLAW_BROWSER_IMAGE, or run '%s'", build)
 	}
-	exists, err := r.opt.Runtime.ImageExists(ctx, image)
+	st, err := agentimage.Status(ctx, r.opt.Runtime, image, variant)
 	if err != nil {
 		return fmt.Errorf("start agent: look up image %s: %w", image, err)
 	}
-	if !exists {
+	if st == agentimage.Missing {
 		return fmt.Errorf("start agent: the agent image %s does not exist in %s: run '%s'", image, r.opt.Runtime.Kind, build)
+	}
+	if st != agentimage.Current {
+		r.log.Warn("the image was not built by this nanoclaw: run '"+build+"' (make run does it)", "image", image, "state", string(st))
 	}
 	r.imagesOK.Store(image, true)
 	return nil

@@ -310,3 +310,20 @@ func TestStartSaysWhatIsMissing(t *testing.T) {
 		})
 	}
 }
+
+// An image another nanoclaw built (here, one without its labels) still
+// runs, and the log says, once, how to rebuild it; the current image says
+// nothing.
+func TestStaleImageIsSaid(t *testing.T) {
+	logs := &testenv.Buffer{}
+	h := newHarness(t, "podman", func(o *Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+	for _, image := range []string{testenv.BaseImage, testenv.BaseImage, testenv.AgentImage} {
+		if err := h.runner.checkImage(t.Context(), image); err != nil {
+			t.Fatalf("%s: %v", image, err)
+		}
+	}
+	const said = `"msg":"the image was not built by this nanoclaw: run 'nanoclaw image build' (make run does it)","image":"` + testenv.BaseImage + `","state":"is stale (built from another Dockerfile)"`
+	if n := strings.Count(logs.String(), said); n != 1 || strings.Count(logs.String(), "not built by this nanoclaw") != 1 {
+		t.Errorf("said %d times (want once, of the base image only):\n%s", n, logs.String())
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nanoclaw/nanoclaw/agentimage"
 	"github.com/nanoclaw/nanoclaw/internal/agent"
 	"github.com/nanoclaw/nanoclaw/internal/channel"
 	"github.com/nanoclaw/nanoclaw/internal/channel/local"
@@ -454,8 +455,12 @@ func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 			}
 		}
 	}
-	if ok, err := rt.ImageExists(ctx, cfg.Image); err == nil && !ok {
+	switch st, err := agentimage.Status(ctx, rt, cfg.Image, agentimage.TargetAgent); {
+	case err != nil:
+	case st == agentimage.Missing:
 		log.Error("agent image missing: run 'nanoclaw image build'", "image", cfg.Image)
+	case st != agentimage.Current:
+		log.Warn("the agent image was not built by this nanoclaw: run 'nanoclaw image build' (make run does it)", "image", cfg.Image, "state", string(st))
 	}
 	if _, err := os.Stat(cfg.AgentBinary); err != nil {
 		log.Error("nanoclaw-agent binary missing: run 'make build' or set NANOCLAW_AGENT_BINARY", "path", cfg.AgentBinary)

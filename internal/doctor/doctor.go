@@ -161,11 +161,11 @@ func Image(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime) Check {
 	if rt == nil {
 		return fail(name, "not checked: no container runtime", "fix the container runtime first")
 	}
-	st, err := ImageStatus(ctx, rt, cfg.Image, agentimage.TargetAgent)
+	st, err := agentimage.Status(ctx, rt, cfg.Image, agentimage.TargetAgent)
 	switch {
 	case err != nil:
 		return fail(name, err.Error(), "check the container runtime")
-	case st != ImageCurrent:
+	case st != agentimage.Current:
 		return fail(name, cfg.Image+" "+string(st), "nanoclaw image build")
 	}
 	return ok(name, cfg.Image+", current")
@@ -191,16 +191,16 @@ func BrowserImage(ctx context.Context, cfg *config.Config, rt *sandbox.Runtime, 
 		}
 		return []Check{fail(name, "not checked: no container runtime"+users, "fix the container runtime first")}
 	}
-	st, err := ImageStatus(ctx, rt, cfg.BrowserImage, agentimage.TargetBrowser)
+	st, err := agentimage.Status(ctx, rt, cfg.BrowserImage, agentimage.TargetBrowser)
 	switch {
 	case err != nil:
 		return []Check{fail(name, err.Error(), "check the container runtime")}
-	case st == ImageMissing && users == "":
+	case st == agentimage.Missing && users == "":
 		return nil
-	case st != ImageCurrent && users == "":
+	case st != agentimage.Current && users == "":
 		return []Check{fail(name, cfg.BrowserImage+" "+string(st)+"; no group has browser=true",
 			build+", or remove the image")}
-	case st != ImageCurrent:
+	case st != agentimage.Current:
 		return []Check{fail(name, cfg.BrowserImage+" "+string(st)+users, build)}
 	}
 	if users == "" {

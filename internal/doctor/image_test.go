@@ -15,32 +15,6 @@ import (
 	"github.com/nanoclaw/nanoclaw/internal/testenv"
 )
 
-// An image is current only when both its Dockerfile digest and its variant
-// are this binary's: a plain agent image under the browser image's name (or
-// the reverse) is stale, as is one without the variant label.
-func TestImageState(t *testing.T) {
-	digest := agentimage.DockerfileDigest()
-	for _, tc := range []struct {
-		labels  map[string]string
-		found   bool
-		variant string
-		want    ImageState
-	}{
-		{nil, false, agentimage.TargetAgent, ImageMissing},
-		{map[string]string{agentimage.LabelDockerfile: digest, agentimage.LabelVariant: "agent"}, true, agentimage.TargetAgent, ImageCurrent},
-		{map[string]string{agentimage.LabelDockerfile: digest, agentimage.LabelVariant: "browser"}, true, agentimage.TargetBrowser, ImageCurrent},
-		{map[string]string{agentimage.LabelDockerfile: digest, agentimage.LabelVariant: "agent"}, true, agentimage.TargetBrowser, ImageOtherVariant},
-		{map[string]string{agentimage.LabelDockerfile: digest, agentimage.LabelVariant: "browser"}, true, agentimage.TargetAgent, ImageOtherVariant},
-		{map[string]string{agentimage.LabelDockerfile: digest}, true, agentimage.TargetAgent, ImageOtherVariant},
-		{map[string]string{agentimage.LabelDockerfile: "0123", agentimage.LabelVariant: "agent"}, true, agentimage.TargetAgent, ImageStale},
-		{nil, true, agentimage.TargetAgent, ImageStale},
-	} {
-		if got := imageState(tc.labels, tc.found, tc.variant); got != tc.want {
-			t.Errorf("labels %v (found %v) as %s: %q, want %q", tc.labels, tc.found, tc.variant, got, tc.want)
-		}
-	}
-}
-
 // Without a runtime the browser image is checked only for the groups that
 // need it.
 func TestBrowserImageWithoutRuntime(t *testing.T) {
@@ -54,7 +28,7 @@ func TestBrowserImageWithoutRuntime(t *testing.T) {
 	}
 }
 
-// BrowserImage and ImageStatus against images in podman, labelled as
+// BrowserImage and agentimage.Status against images in podman, labelled as
 // `nanoclaw image build` labels them.
 func TestBrowserImageE2E(t *testing.T) {
 	bin := testenv.Runtime(t, "podman")
@@ -79,10 +53,10 @@ func TestBrowserImageE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st, err := ImageStatus(ctx, rt, tag(agentimage.TargetBrowser), agentimage.TargetBrowser); err != nil || st != ImageCurrent {
+	if st, err := agentimage.Status(ctx, rt, tag(agentimage.TargetBrowser), agentimage.TargetBrowser); err != nil || st != agentimage.Current {
 		t.Errorf("browser image as browser: %q, %v", st, err)
 	}
-	if st, err := ImageStatus(ctx, rt, tag(agentimage.TargetBrowser), agentimage.TargetAgent); err != nil || st != ImageOtherVariant {
+	if st, err := agentimage.Status(ctx, rt, tag(agentimage.TargetBrowser), agentimage.TargetAgent); err != nil || st != agentimage.OtherVariant {
 		t.Errorf("browser image as agent: %q, %v", st, err)
 	}
 	missing := "localhost/nanoclaw-doctor-image-test:none"
