@@ -123,6 +123,17 @@ func TestImageBuildBrowser(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// A database it cannot read is no reason to build.
+	if err := os.WriteFile(db, []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runProgram(t, env, binary, "image", "status", "--browser", "--if-used")
+	if code != 0 || out != "" || !strings.Contains(errOut, "cannot tell whether a group has browser=true") {
+		t.Errorf("status --if-used with an unreadable database: exit %d, %q %q", code, out, errOut)
+	}
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
 	st, err := store.Open(context.Background(), db, store.Options{})
 	if err != nil {
 		t.Fatal(err)
