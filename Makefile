@@ -27,7 +27,7 @@ build:
 run: build
 	@./scripts/runtime
 	@./bin/nanoclaw image status >/dev/null 2>&1 || { $(IMAGE_IF_NEEDED); }
-	@./bin/nanoclaw image status --browser --if-used >/dev/null 2>&1 || { $(IMAGE_IF_NEEDED) --browser; }
+	@./bin/nanoclaw image status --browser --if-used >/dev/null || { $(IMAGE_IF_NEEDED) --browser || echo "make run: the browser image could not be built (see above); groups with the browser will not start until 'nanoclaw image build --browser' succeeds" >&2; }
 	./bin/nanoclaw run
 
 ## image: build the agent image when it is missing or stale, with progress (on Debian as root FROM a Debian base made offline, so no image registry is needed)

@@ -205,7 +205,7 @@ func parseSettings(folder string, words []string) (ipc.ConfigureGroupArgs, error
 		case "trigger":
 			a.Trigger = &value
 		case "requires_trigger", "browser", "reactions", "mentions":
-			on, ok := map[string]bool{"on": true, "off": false}[value]
+			on, ok := map[string]bool{"on": true, "off": false}[strings.ToLower(value)]
 			if !ok {
 				var err error
 				if on, err = strconv.ParseBool(value); err != nil { // true, false, 1, 0, …

@@ -271,14 +271,15 @@ func (r *Runner) checkImage(ctx context.Context, image string) error {
 	if image == "" {
 		return fmt.Errorf("start agent: no image configured: set NANOCLAW_IMAGE and NANOCLAW_BROWSER_IMAGE, or run '%s'", build)
 	}
-	st, err := agentimage.Status(ctx, r.opt.Runtime, image, variant)
+	exists, err := r.opt.Runtime.ImageExists(ctx, image)
 	if err != nil {
 		return fmt.Errorf("start agent: look up image %s: %w", image, err)
 	}
-	if st == agentimage.Missing {
+	if !exists {
 		return fmt.Errorf("start agent: the agent image %s does not exist in %s: run '%s'", image, r.opt.Runtime.Kind, build)
 	}
-	if st != agentimage.Current {
+	// Its labels, where the runtime shows them (Apple's container does not).
+	if st, err := agentimage.Status(ctx, r.opt.Runtime, image, variant); err == nil && st != agentimage.Current {
 		r.log.Warn("the image was not built by this nanoclaw: run '"+build+"' (make run does it)", "image", image, "state", string(st))
 	}
 	r.imagesOK.Store(image, true)

@@ -455,11 +455,10 @@ func prepareRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 			}
 		}
 	}
-	switch st, err := agentimage.Status(ctx, rt, cfg.Image, agentimage.TargetAgent); {
-	case err != nil:
-	case st == agentimage.Missing:
+	if ok, err := rt.ImageExists(ctx, cfg.Image); err == nil && !ok {
 		log.Error("agent image missing: run 'nanoclaw image build'", "image", cfg.Image)
-	case st != agentimage.Current:
+	} else if st, err := agentimage.Status(ctx, rt, cfg.Image, agentimage.TargetAgent); err == nil && ok && st != agentimage.Current {
+		// Its labels, where the runtime shows them (Apple's container does not).
 		log.Warn("the agent image was not built by this nanoclaw: run 'nanoclaw image build' (make run does it)", "image", cfg.Image, "state", string(st))
 	}
 	if _, err := os.Stat(cfg.AgentBinary); err != nil {

@@ -30,6 +30,7 @@ type Approvals struct {
 	mu      sync.Mutex
 	waiting map[string]chan egress.Verdict // open questions, by code
 	asked   map[string][]time.Time         // each group's questions of the last hour
+	said    map[string]time.Time           // when a refusal beyond the allowance was last logged (sayOnce)
 }
 
 // askPerHour is how many questions one group may put to the owner in an
@@ -66,10 +67,24 @@ func (a *Approvals) mayAsk(folder string, browser bool, now time.Time) (time.Tim
 	return time.Time{}, true
 }
 
+// sayOnce reports whether the refusal of a question beyond the allowance
+// may be logged now: at most once a minute for each allowance, so a page or
+// an agent asking in a loop does not flood the log.
+func (a *Approvals) sayOnce(folder string, browser bool, now time.Time) bool {
+	key := fmt.Sprint(folder, browser)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last, ok := a.said[key]; ok && now.Sub(last) < time.Minute {
+		return false
+	}
+	a.said[key] = now
+	return true
+}
+
 // NewApprovals makes the Approvals that ask through ch.
 func NewApprovals(st *store.Store, ch *Channels, assistantName string, log *slog.Logger) *Approvals {
 	return &Approvals{st: st, ch: ch, prefix: assistantName + ": ", log: log, waiting: map[string]chan egress.Verdict{},
-		asked: map[string][]time.Time{}}
+		asked: map[string][]time.Time{}, said: map[string]time.Time{}}
 }
 
 // deliverTimeout bounds the sending of one question or confirmation; what
@@ -100,7 +115,9 @@ func (a *Approvals) Ask(ctx context.Context, folder, host string, port int, brow
 		if browser {
 			who, n = "the pages in group "+folder+"'s browser", pageAskPerHour
 		}
-		a.log.Warn("egress: not asking the owner: the questions of the hour are used up", "group", folder, "browser", browser, "target", fmt.Sprintf("%s:%d", host, port))
+		if a.sayOnce(folder, browser, time.Now()) {
+			a.log.Warn("egress: not asking the owner: the questions of the hour are used up (said at most once a minute)", "group", folder, "browser", browser, "target", fmt.Sprintf("%s:%d", host, port))
+		}
 		return "", fmt.Errorf("%s asked the owner %d times this hour: not asked again before %s", who, n, next.UTC().Format("15:04 UTC"))
 	}
 	main, found, err := a.st.MainGroup(ctx)

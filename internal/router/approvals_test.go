@@ -323,3 +323,28 @@ func TestBrowserQuestionSaysSo(t *testing.T) {
 		t.Fatalf("verdict %q", v)
 	}
 }
+
+// A question refused beyond the allowance is logged at most once a minute
+// for each allowance: a page or an agent asking in a loop does not flood
+// the daemon's log.
+func TestRefusalBeyondTheAllowanceSaidOnceAMinute(t *testing.T) {
+	a := NewApprovals(nil, nil, "Andy", slog.New(slog.DiscardHandler))
+	now := time.Now()
+	for _, tc := range []struct {
+		folder  string
+		browser bool
+		at      time.Duration
+		want    bool
+	}{
+		{"family", true, 0, true},
+		{"family", true, time.Second, false},
+		{"family", false, time.Second, true}, // the agent's own allowance
+		{"work", true, time.Second, true},
+		{"family", true, 59 * time.Second, false},
+		{"family", true, 61 * time.Second, true},
+	} {
+		if got := a.sayOnce(tc.folder, tc.browser, now.Add(tc.at)); got != tc.want {
+			t.Errorf("%s (browser %v) at +%v: said %v, want %v", tc.folder, tc.browser, tc.at, got, tc.want)
+		}
+	}
+}
