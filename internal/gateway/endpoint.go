@@ -60,7 +60,7 @@ type Endpoint struct {
 	// long polls, streams and hijacked tunnels alike.
 	ctx    context.Context
 	cancel context.CancelFunc
-	served chan struct{} // closed when srv.Serve and pageSrv.Serve returned
+	served chan struct{} // closed when srv.Serve (and pageSrv.Serve) returned
 
 	mu       sync.Mutex // orders enter against Close
 	handlers sync.WaitGroup
@@ -70,11 +70,11 @@ type Endpoint struct {
 
 // Open creates dir (0700) and the socket dir/ipc.SocketName (0600) for g,
 // and for a group with a browser dir/ipc.BrowserSocketName, and serves them
-// until Close. When
-// the host runs as root and uid, gid are not negative, dir and sockets are
-// handed to that user so the container user, and only it, can connect. A
-// stale socket left by an earlier run is removed; any other file in its
-// place is an error. A group has at most one open Endpoint.
+// until Close. When the host runs as root and uid, gid are not negative,
+// dir and sockets are handed to that user so the container user, and only
+// it, can connect. A stale socket left by an earlier run is removed; any
+// other file in its place is an error. A group has at most one open
+// Endpoint.
 func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int) (*Endpoint, error) {
 	if g.Folder == "" || strings.ContainsAny(g.Folder, "/\\\x00") || g.Folder == "." || g.Folder == ".." {
 		return nil, fmt.Errorf("gateway: invalid group folder %q", g.Folder)
