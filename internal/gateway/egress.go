@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -101,6 +102,22 @@ func (e *Endpoint) decide(ctx context.Context, f *flow) {
 // should not fill with questions.
 const maxAsks = 4
 
+// share is what one of an Endpoint's sockets may hold of the host.
+type share struct {
+	slots    chan struct{} // one per open egress connection
+	asks     asks          // questions to the owner (mode ask)
+	warnings logGate       // refusal and tool lines in the daemon's log
+}
+
+// shareOf is the share f draws on: the browser's own for a flow on its
+// socket, so a page cannot use up the agent's.
+func (e *Endpoint) shareOf(f *flow) *share {
+	if f.browser {
+		return &e.page
+	}
+	return &e.agent
+}
+
 // asks is what an Endpoint remembers of its questions to the owner.
 type asks struct {
 	mu      sync.Mutex
@@ -122,10 +139,7 @@ func (e *Endpoint) ask(ctx context.Context, f *flow) string {
 	if e.gw.opt.Approver == nil {
 		return refuse("%s is not in the group's allow list, and there is no one to ask", target)
 	}
-	a := &e.asks
-	if f.browser {
-		a = &e.pageAsks // a page cannot use up the agent's questions
-	}
+	a := &e.shareOf(f).asks
 	a.mu.Lock()
 	v, done := a.refused[target]
 	full := a.pending >= maxAsks
@@ -174,20 +188,20 @@ func joinHostPort(host string, port int) string { return net.JoinHostPort(host, 
 // container and returns false when the flow may not go on.
 func (e *Endpoint) begin(w http.ResponseWriter, r *http.Request, f *flow) bool {
 	select {
-	case e.slotsOf(f) <- struct{}{}:
+	case e.shareOf(f).slots <- struct{}{}:
 	default:
 		whose := "per group"
 		if f.browser {
 			whose = "for the browser"
 		}
-		f.d = egress.Decision{Reason: fmt.Sprintf("too many open connections (max %d %s)", cap(e.slotsOf(f)), whose)}
+		f.d = egress.Decision{Reason: fmt.Sprintf("too many open connections (max %d %s)", cap(e.shareOf(f).slots), whose)}
 		f.status = http.StatusTooManyRequests
 		e.refuse(w, f)
 		return false
 	}
 	e.decide(r.Context(), f)
 	if !f.d.Allowed {
-		<-e.slotsOf(f)
+		<-e.shareOf(f).slots
 		f.status = http.StatusForbidden
 		e.refuse(w, f)
 		return false
@@ -198,19 +212,10 @@ func (e *Endpoint) begin(w http.ResponseWriter, r *http.Request, f *flow) bool {
 
 // end releases the slot of an allowed flow, counts its bytes and logs it.
 func (e *Endpoint) end(f *flow) {
-	<-e.slotsOf(f)
+	<-e.shareOf(f).slots
 	up, down := f.up.Load(), f.down.Load()
 	e.gw.count(e.group.Folder, func(s *Stats) { s.Active--; s.BytesUp += up; s.BytesDown += down })
 	e.logFlow(f)
-}
-
-// slotsOf is the pool of connection slots f takes one of: the browser's
-// own, so a page cannot use up the agent's.
-func (e *Endpoint) slotsOf(f *flow) chan struct{} {
-	if f.browser {
-		return e.pageSlots
-	}
-	return e.slots
 }
 
 func (e *Endpoint) refuse(w http.ResponseWriter, f *flow) {
@@ -249,13 +254,10 @@ func (e *Endpoint) logFlow(f *flow) {
 	if f.err != nil {
 		attrs = append(attrs, "err", f.err.Error())
 	}
-	switch {
-	case f.d.Allowed && f.err == nil:
+	if f.d.Allowed && f.err == nil {
 		e.gw.opt.Logger.Info("egress", attrs...)
-	case f.browser:
-		e.warnPage("egress", attrs...)
-	default:
-		e.warn("egress", attrs...)
+	} else {
+		e.gatedBy(&e.shareOf(f).warnings, slog.LevelWarn, "egress", attrs...)
 	}
 }
 

@@ -37,15 +37,12 @@ type Endpoint struct {
 	srv    *http.Server
 	// The browser's socket beside it (ipc.BrowserSocketName), for a
 	// group with a browser (Caller.Browser): egress only, to public
-	// addresses only (browserProxy), with its own connection slots and
-	// questions to the owner.
-	pagePath     string
-	pageSrv      *http.Server // nil without a browser
-	pageSlots    chan struct{}
-	pageAsks     asks
-	pageWarnings logGate
-	slots        chan struct{} // one per open egress connection
-	asks         asks          // questions to the owner (mode ask, egress.go)
+	// addresses only (browserProxy).
+	pagePath string
+	pageSrv  *http.Server // nil without a browser
+	// What each socket's requests may hold: the agent's, and the
+	// browser's apart, so a page cannot use up the agent's (shareOf).
+	agent, page share
 
 	// R3: what the socket's container can make the host hold is bounded
 	// (limits.go).
@@ -54,7 +51,6 @@ type Endpoint struct {
 	apiSlots      chan struct{} // one per API call in flight
 	refusals      atomic.Int64  // refused at the caps since the last log line
 	refusalLogged atomic.Int64  // unix nanoseconds of that line
-	warnings      logGate       // the refusal lines it has the daemon log
 
 	// ctx is every request's base context: Close cancels it, which ends
 	// long polls, streams and hijacked tunnels alike.
@@ -80,8 +76,8 @@ func (gw *Gateway) Open(g Caller, policy egress.Policy, dir string, uid, gid int
 		return nil, fmt.Errorf("gateway: invalid group folder %q", g.Folder)
 	}
 	e := &Endpoint{gw: gw, group: g, policy: policy, path: filepath.Join(dir, ipc.SocketName),
-		pagePath: filepath.Join(dir, ipc.BrowserSocketName), pageSlots: make(chan struct{}, max(gw.opt.MaxTunnels/2, 1)),
-		slots: make(chan struct{}, gw.opt.MaxTunnels), served: make(chan struct{}),
+		pagePath: filepath.Join(dir, ipc.BrowserSocketName), served: make(chan struct{}),
+		agent: share{slots: make(chan struct{}, gw.opt.MaxTunnels)}, page: share{slots: make(chan struct{}, max(gw.opt.MaxTunnels/2, 1))},
 		bodies: bodyBudget{max: maxBufferedBodies}, apiBodies: bodyBudget{max: maxBufferedAPIBodies},
 		apiSlots: make(chan struct{}, maxAPICalls)}
 	gw.mu.Lock()
@@ -321,7 +317,7 @@ func (b browserProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Host != "":
 		e.forward(w, r, true)
 	default:
-		e.warnPage("gateway: a request on the browser's proxy for the gateway itself refused", "group", e.group.Folder, "method", r.Method,
+		e.gatedBy(&e.page.warnings, slog.LevelWarn, "gateway: a request on the browser's proxy for the gateway itself refused", "group", e.group.Folder, "method", r.Method,
 			"target", sanitize.Clip(r.URL.EscapedPath(), maxLoggedTarget, "…"))
 		forbidden(w, "gateway: the browser's proxy carries web traffic only; the gateway's tools and the API are the agent's")
 	}

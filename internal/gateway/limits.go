@@ -293,18 +293,14 @@ func (g *logGate) pass(now time.Time) (ok bool, dropped int) {
 // warn writes a refusal line of the endpoint's, within its logGate.
 func (e *Endpoint) warn(msg string, attrs ...any) { e.gated(slog.LevelWarn, msg, attrs...) }
 
-// warnPage is warn for a line of the browser's socket, within a logGate of
-// its own: a page cannot crowd the agent's refusals out of the log.
-func (e *Endpoint) warnPage(msg string, attrs ...any) {
-	e.gatedBy(&e.pageWarnings, slog.LevelWarn, msg, attrs...)
-}
-
 // gated writes a line the container can make the host write at will (a
 // refusal, a tool call), within the endpoint's logGate.
 func (e *Endpoint) gated(level slog.Level, msg string, attrs ...any) {
-	e.gatedBy(&e.warnings, level, msg, attrs...)
+	e.gatedBy(&e.agent.warnings, level, msg, attrs...)
 }
 
+// gatedBy writes such a line within the logGate g: the agent's socket's,
+// or the browser's, so a page cannot crowd the agent's lines out of the log.
 func (e *Endpoint) gatedBy(g *logGate, level slog.Level, msg string, attrs ...any) {
 	ok, dropped := g.pass(time.Now())
 	if !ok {

@@ -47,9 +47,9 @@ const pageAskPerHour = askPerHour / 2
 // browser, when browser) from its hourly allowance, or says when the next
 // one may be asked.
 func (a *Approvals) mayAsk(folder string, browser bool, now time.Time) (time.Time, bool) {
-	key, allowance := folder, askPerHour
+	key, allowance := allowanceKey(folder, browser), askPerHour
 	if browser {
-		key, allowance = folder+" browser", pageAskPerHour // no folder has a space
+		allowance = pageAskPerHour
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -67,11 +67,20 @@ func (a *Approvals) mayAsk(folder string, browser bool, now time.Time) (time.Tim
 	return time.Time{}, true
 }
 
+// allowanceKey names a group's allowance of questions: the agent's, or
+// its browser's pages' (no folder has a space).
+func allowanceKey(folder string, browser bool) string {
+	if browser {
+		return folder + " browser"
+	}
+	return folder
+}
+
 // sayOnce reports whether the refusal of a question beyond the allowance
 // may be logged now: at most once a minute for each allowance, so a page or
 // an agent asking in a loop does not flood the log.
 func (a *Approvals) sayOnce(folder string, browser bool, now time.Time) bool {
-	key := fmt.Sprint(folder, browser)
+	key := allowanceKey(folder, browser)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if last, ok := a.said[key]; ok && now.Sub(last) < time.Minute {
